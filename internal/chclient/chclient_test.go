@@ -1,0 +1,108 @@
+package chclient
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/driftwatch/driftwatch/internal/testenv"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		want    Target
+		wantErr string
+	}{
+		{name: "native with defaults", cfg: Config{URL: "clickhouse://ch"},
+			want: Target{Protocol: clickhouse.Native, Addrs: []string{"ch:9000"}, Database: "default", User: "default"}},
+		{name: "http with database and credentials", cfg: Config{URL: "http://alice:pw@127.0.0.1:8123/driftwatch"},
+			want: Target{Protocol: clickhouse.HTTP, Addrs: []string{"127.0.0.1:8123"}, Database: "driftwatch", User: "alice", Password: "pw"}},
+		{name: "https default port", cfg: Config{URL: "https://ch.example/db"},
+			want: Target{Protocol: clickhouse.HTTP, Secure: true, Addrs: []string{"ch.example:8443"}, Database: "db", User: "default"}},
+		{name: "host list and tcp scheme", cfg: Config{URL: "tcp://a:9440,b/db"},
+			want: Target{Protocol: clickhouse.Native, Addrs: []string{"a:9440", "b:9000"}, Database: "db", User: "default"}},
+		{name: "separate credentials win", cfg: Config{URL: "http://alice:pw@h/db", User: "bob", Password: "other"},
+			want: Target{Protocol: clickhouse.HTTP, Addrs: []string{"h:8123"}, Database: "db", User: "bob", Password: "other"}},
+		{name: "bad scheme", cfg: Config{URL: "postgres://u:secret@h/db"}, wantErr: `parse ClickHouse URL postgres://u:xxxxx@h/db: scheme "postgres" is not one of clickhouse, tcp, http, https`},
+		{name: "no host", cfg: Config{URL: "http:///db"}, wantErr: "parse ClickHouse URL http:///db: host is missing"},
+		{name: "nested path", cfg: Config{URL: "http://h/a/b"}, wantErr: "parse ClickHouse URL http://h/a/b: path must be a single database name"},
+		{name: "bad host keeps the password out", cfg: Config{URL: "http://u:secret@%zz/db"}, wantErr: `parse ClickHouse URL http://u:xxxxx@%zz/db: "%zz:8123" is not host:port`},
+		{name: "bad port", cfg: Config{URL: "http://h:99999/db"}, wantErr: `parse ClickHouse URL http://h:99999/db: "h:99999" is not host:port`},
+		{name: "empty", cfg: Config{}, wantErr: "parse ClickHouse URL: expected clickhouse://host:9000/db or http://host:8123/db"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Parse(tt.cfg)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://u:secret@h:8123/db": "http://u:xxxxx@h:8123/db",
+		"clickhouse://u@h/db":       "clickhouse://u@h/db",
+		"http://h/db":               "http://h/db",
+		"http://u:secret@%zz/db":    "http://u:xxxxx@%zz/db",
+		"http://u:secret@a:1,b:2/x": "http://u:xxxxx@a:1,b:2/x",
+		"garbage%zz":                "<unparseable>",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestQuoteIdent(t *testing.T) {
+	if got := QuoteIdent("we`ird\\"); got != "`we\\`ird\\\\`" {
+		t.Errorf("QuoteIdent = %s", got)
+	}
+}
+
+// TestOpenAgainstServer connects to the ClickHouse the environment names
+// (the embedded server under `make test`), creates a database and reads
+// an error code back.
+func TestOpenAgainstServer(t *testing.T) {
+	base := testenv.ClickHouseURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db := "chclient_test_" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "_")
+	u := strings.TrimRight(base[:strings.LastIndex(base, "/")+1], "/") + "/" + db
+	if strings.Count(base, "/") < 3 {
+		u = strings.TrimRight(base, "/") + "/" + db
+	}
+	conn, err := Open(ctx, Config{URL: u}, true)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", Redact(u), err)
+	}
+	defer conn.Close()
+	defer conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+QuoteIdent(db))
+	var got string
+	if err := conn.QueryRow(ctx, "SELECT currentDatabase()").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != db {
+		t.Errorf("currentDatabase() = %q, want %q", got, db)
+	}
+	err = conn.Exec(ctx, "SELECT * FROM no_such_table_here")
+	if code := Code(err); code != 60 { // UNKNOWN_TABLE
+		t.Errorf("Code(%v) = %d, want 60", err, code)
+	}
+}
