@@ -1,0 +1,43 @@
+# driftwatch — see README.md. `make run` starts the local stack, `make test`
+# runs every test against a real Kafka broker and the embedded ClickHouse.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := $(CURDIR)/bin
+export CHDB_LIB_PATH ?= $(CURDIR)/.deps/chdb/libchdb.so
+
+.PHONY: all deps build run test test-unit lint bench fuzz clean help
+
+all: build
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+deps: ## install what is missing: libchdb, Kafka jars, Java, Prometheus, Alertmanager, docker-compose
+	@bash scripts/deps.sh
+
+build: ## build every service into bin/
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./services/...
+
+run: deps build ## start Kafka, the embedded ClickHouse and every driftwatch service in the foreground
+	@bash scripts/run.sh
+
+test: deps build ## start Kafka and ClickHouse on test ports, run all tests (race detector on), stop them
+	@bash scripts/test.sh
+
+test-unit: ## tests that need no services (integration tests skip)
+	$(GO) test -count=1 ./...
+
+lint: ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+bench: deps build ## benchmarks against the real stack (figures printed, never asserted)
+	@BENCH=1 bash scripts/test.sh
+
+fuzz: ## run every fuzz target briefly (FUZZTIME, default 20s each)
+	@bash scripts/fuzz.sh
+
+clean: ## remove built binaries and local data (keeps downloaded dependencies)
+	rm -rf $(BIN) .data
