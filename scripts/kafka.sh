@@ -1,0 +1,429 @@
+#!/usr/bin/env bash
+# Runs the single-node Apache Kafka 4.x broker (KRaft: broker and controller
+# in one JVM) that driftwatch uses for development and tests.
+#
+#   scripts/kafka.sh deps     copy the broker jars (deploy/kafka/pom.xml) into .deps/kafka/libs
+#   scripts/kafka.sh start    start in the background; returns once the broker answers metadata
+#   scripts/kafka.sh stop     SIGTERM, wait, then SIGKILL; fine when nothing runs
+#   scripts/kafka.sh status   say whether it runs; exit 0 if ready, 1 if running but not answering, 3 if stopped
+#   scripts/kafka.sh run      run in the foreground (for `make run`), logging to the console too
+#
+# Settings (environment, or flags after the command; flags win):
+#   KAFKA_PORT             --port N             client listener (default 9092)
+#   KAFKA_CONTROLLER_PORT  --controller-port N  KRaft controller listener (default 9093)
+#   KAFKA_DATA_DIR         --data-dir DIR       data, config, pid file and kafka.log (default <repo>/.data/kafka)
+#   KAFKA_HOST             --host ADDR          address to bind and advertise (default 127.0.0.1)
+#   KAFKA_START_TIMEOUT    seconds start waits for readiness (default 60)
+#   KAFKA_STOP_TIMEOUT     seconds stop waits after SIGTERM before SIGKILL (default 30)
+#   KAFKA_HEAP_OPTS        JVM heap flags (default -Xms256m -Xmx512m)
+#   KAFKA_JVM_OPTS         extra JVM flags, after (so overriding) the script's own
+#   JAVA_HOME              the JDK to use; otherwise Java 17 if installed, else `java` on PATH
+#
+# Works from any directory and as any user that can write the data dir.
+set -euo pipefail
+
+script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
+repo_root=$(cd -- "$script_dir/.." && pwd -P)
+pom="$repo_root/deploy/kafka/pom.xml"
+template="$repo_root/deploy/kafka/server.properties.tmpl"
+log4j_config="$repo_root/deploy/kafka/log4j2.properties"
+libs_dir="$repo_root/.deps/kafka/libs"
+stamp="$libs_dir/.pom.sha256"
+
+die() {
+	printf 'kafka.sh: error: %s\n' "$*" >&2
+	exit 1
+}
+
+info() {
+	printf 'kafka.sh: %s\n' "$*" >&2
+}
+
+usage() {
+	sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2
+}
+
+# ---------------------------------------------------------------- settings
+
+port=${KAFKA_PORT:-9092}
+controller_port=${KAFKA_CONTROLLER_PORT:-9093}
+data_dir=${KAFKA_DATA_DIR:-$repo_root/.data/kafka}
+host=${KAFKA_HOST:-127.0.0.1}
+start_timeout=${KAFKA_START_TIMEOUT:-60}
+stop_timeout=${KAFKA_STOP_TIMEOUT:-30}
+
+parse_flags() {
+	while (($# > 0)); do
+		case $1 in
+		--port) port=${2:?--port needs a value}; shift 2 ;;
+		--port=*) port=${1#*=}; shift ;;
+		--controller-port) controller_port=${2:?--controller-port needs a value}; shift 2 ;;
+		--controller-port=*) controller_port=${1#*=}; shift ;;
+		--data-dir) data_dir=${2:?--data-dir needs a value}; shift 2 ;;
+		--data-dir=*) data_dir=${1#*=}; shift ;;
+		--host) host=${2:?--host needs a value}; shift 2 ;;
+		--host=*) host=${1#*=}; shift ;;
+		-h | --help) usage; exit 0 ;;
+		*) die "unknown flag $1 (see scripts/kafka.sh --help)" ;;
+		esac
+	done
+}
+
+validate_port() { # name value
+	local name=$1 value=$2
+	if ! [[ $value =~ ^[0-9]+$ ]] || ((value < 1 || value > 65535)); then
+		die "$name must be a TCP port number 1-65535, got '$value'"
+	fi
+}
+
+validate_settings() {
+	validate_port KAFKA_PORT "$port"
+	validate_port KAFKA_CONTROLLER_PORT "$controller_port"
+	[[ $port != "$controller_port" ]] ||
+		die "KAFKA_PORT and KAFKA_CONTROLLER_PORT are both $port; they need two different ports"
+	[[ $start_timeout =~ ^[0-9]+$ ]] || die "KAFKA_START_TIMEOUT must be whole seconds, got '$start_timeout'"
+	[[ $stop_timeout =~ ^[0-9]+$ ]] || die "KAFKA_STOP_TIMEOUT must be whole seconds, got '$stop_timeout'"
+	[[ -n $data_dir ]] || die "KAFKA_DATA_DIR is empty"
+	# The path ends up in a Java properties file, where a backslash escapes.
+	[[ $data_dir != *[$'\\\n']* ]] || die "KAFKA_DATA_DIR must not contain a backslash or newline: '$data_dir'"
+	[[ $data_dir == /* ]] || data_dir="$PWD/$data_dir"
+	[[ $host =~ ^[A-Za-z0-9.:-]+$ ]] || die "KAFKA_HOST must be a host name or IP address, got '$host'"
+	pid_file="$data_dir/kafka.pid"
+	config="$data_dir/server.properties"
+	log_file="$data_dir/kafka.log"
+	out_file="$data_dir/kafka.out"
+	format_file="$data_dir/format.env"
+}
+
+# ---------------------------------------------------------------- deps
+
+jars_present() {
+	compgen -G "$libs_dir/kafka_2.13-*.jar" >/dev/null &&
+		compgen -G "$libs_dir/kafka-server-[0-9]*.jar" >/dev/null &&
+		compgen -G "$libs_dir/log4j-core-*.jar" >/dev/null
+}
+
+pom_sum() {
+	sha256sum "$pom" | cut -d' ' -f1
+}
+
+cmd_deps() {
+	if jars_present && [[ -f $stamp && $(<"$stamp") == "$(pom_sum)" ]]; then
+		return 0
+	fi
+	command -v mvn >/dev/null || die "mvn is not installed; it fetches the Kafka jars named in deploy/kafka/pom.xml"
+	info "fetching the Kafka broker jars named in deploy/kafka/pom.xml into .deps/kafka/libs"
+	local tmp
+	if ! mkdir -p "$repo_root/.deps/kafka" || ! tmp=$(mktemp -d "$repo_root/.deps/kafka/libs.tmp.XXXXXX"); then
+		die "cannot write $repo_root/.deps/kafka; run scripts/kafka.sh deps as a user who can"
+	fi
+	# mktemp makes the directory private; the jars are for every user.
+	chmod 0755 "$tmp"
+	# A fresh directory, swapped in whole, so jars of an older pin never
+	# linger on the classpath.
+	# Maven 3.8 in quiet mode still prints bare colour resets: drop them.
+	if ! mvn -q -B -f "$pom" dependency:copy-dependencies \
+		-DincludeScope=runtime -DoutputDirectory="$tmp" 2>&1 | sed $'s/\e\\[0m//g' >&2; then
+		rm -rf "$tmp"
+		die "mvn could not copy the Kafka jars (see its output above)"
+	fi
+	pom_sum >"$tmp/.pom.sha256"
+	rm -rf "$libs_dir"
+	mv "$tmp" "$libs_dir"
+	info "$(find "$libs_dir" -name '*.jar' | wc -l) jars in .deps/kafka/libs"
+}
+
+# ---------------------------------------------------------------- java
+
+find_java() {
+	local candidate
+	if [[ -n ${JAVA_HOME:-} ]]; then
+		java="$JAVA_HOME/bin/java"
+		[[ -x $java ]] || die "JAVA_HOME=$JAVA_HOME has no bin/java"
+	else
+		java=
+		for candidate in /usr/lib/jvm/java-17-openjdk*/bin/java /usr/lib/jvm/*-17-*/bin/java; do
+			if [[ -x $candidate ]]; then
+				java=$candidate
+				break
+			fi
+		done
+		if [[ -z $java ]]; then
+			java=$(command -v java) || die "no Java found: install a JDK 17+ or set JAVA_HOME"
+		fi
+	fi
+	local version
+	version=$("$java" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
+	if ! [[ $version =~ ^[0-9]+$ ]] || ((version < 17)); then
+		die "$java is Java '${version:-unknown}'; the Kafka 4 broker needs Java 17 or newer (set JAVA_HOME)"
+	fi
+}
+
+# ---------------------------------------------------------------- process
+
+# Prints the broker's pid when the pid file names a live Kafka broker.
+running_pid() {
+	local pid
+	[[ -f $pid_file ]] || return 1
+	pid=$(<"$pid_file")
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	alive "$pid" || return 1
+	# Guard against a recycled pid: the process must be our broker.
+	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
+	printf '%s\n' "$pid"
+}
+
+port_in_use() { # port
+	if command -v ss >/dev/null; then
+		[[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]
+	else
+		(exec 3<>"/dev/tcp/$host/$1") 2>/dev/null
+	fi
+}
+
+check_ports_free() {
+	local name p pid
+	for name in KAFKA_PORT KAFKA_CONTROLLER_PORT; do
+		if [[ $name == KAFKA_PORT ]]; then p=$port; else p=$controller_port; fi
+		if port_in_use "$p"; then
+			if pid=$(running_pid); then
+				die "port $p ($name) is already in use by the Kafka broker started from $data_dir (pid $pid); run scripts/kafka.sh stop, or pick other ports"
+			fi
+			die "port $p ($name) is already in use by another process; stop it or set $name to a free port"
+		fi
+	done
+}
+
+render_config() {
+	mkdir -p "$data_dir/logs"
+	local tmpl
+	tmpl=$(<"$template")
+	tmpl=${tmpl//@KAFKA_HOST@/"$host"}
+	tmpl=${tmpl//@KAFKA_PORT@/"$port"}
+	tmpl=${tmpl//@KAFKA_CONTROLLER_PORT@/"$controller_port"}
+	tmpl=${tmpl//@KAFKA_LOG_DIRS@/"$data_dir/logs"}
+	[[ $tmpl != *@KAFKA_* ]] || die "BUG: $template has a placeholder kafka.sh does not fill"
+	printf '%s\n' "$tmpl" >"$config"
+}
+
+# A Kafka cluster id is a UUID in unpadded URL-safe base64 (22 characters);
+# making it here saves a JVM start of `kafka-storage random-uuid`.
+random_cluster_id() {
+	head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
+}
+
+# The standalone voter set recorded at format time holds the controller
+# endpoint; a data dir formatted for another controller port would not match.
+check_formatted_port() {
+	local formatted_port=
+	[[ -f $format_file ]] || return 0
+	formatted_port=$(sed -n 's/^controller_port=//p' "$format_file")
+	if [[ -n $formatted_port && $formatted_port != "$controller_port" ]]; then
+		die "$data_dir was formatted for controller port $formatted_port, not $controller_port; use KAFKA_CONTROLLER_PORT=$formatted_port or a fresh KAFKA_DATA_DIR"
+	fi
+}
+
+format_storage() {
+	[[ -f $data_dir/logs/meta.properties ]] && return 0
+	local cluster_id
+	cluster_id=$(random_cluster_id)
+	info "formatting $data_dir/logs (cluster id $cluster_id, standalone controller)"
+	if ! "$java" -Xmx256m -XX:TieredStopAtLevel=1 -Dlog4j2.configurationFile="$log4j_config" -Dkafka.logs.dir="$data_dir" \
+		-cp "$libs_dir/*" kafka.tools.StorageTool format \
+		--config "$config" --cluster-id "$cluster_id" --standalone >>"$out_file" 2>&1; then
+		tail -n 30 "$out_file" >&2 || true
+		die "formatting the storage in $data_dir/logs failed (output above, in $out_file)"
+	fi
+	printf 'cluster_id=%s\ncontroller_port=%s\n' "$cluster_id" "$controller_port" >"$format_file"
+}
+
+java_args() {
+	local heap=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
+	local -a extra=()
+	# Word splitting is the point: these hold several flags.
+	# shellcheck disable=SC2206
+	extra=($heap ${KAFKA_JVM_OPTS:-})
+	# C1 only (TieredStopAtLevel=1): on 2 cores the broker is ready about a
+	# third sooner, and a development broker never needs C2's peak speed.
+	# KAFKA_JVM_OPTS come last, so they can override any of these.
+	args=(
+		-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:TieredStopAtLevel=1 -XX:+ExitOnOutOfMemoryError
+		-Djava.awt.headless=true
+		-Dlog4j2.configurationFile="$log4j_config"
+		-Dkafka.logs.dir="$data_dir"
+		"$@"
+		"${extra[@]}"
+		-cp "$libs_dir/*" kafka.Kafka "$config"
+	)
+}
+
+# Sends a Metadata v4 request for all topics over /dev/tcp and succeeds when
+# the answer carries our correlation id and at least one live broker. Kafka 4
+# removed Metadata v0-v3, so v4 is the oldest version it answers.
+metadata_ready() {
+	local reply
+	# size=16, api_key=3, api_version=4, correlation_id=0x2a, client_id="k",
+	# topics=null (-1: all topics), allow_auto_topic_creation=false
+	# shellcheck disable=SC2016 # $1 and $2 expand in the inner bash.
+	reply=$(timeout 3 bash -c '
+		exec 3<>"/dev/tcp/$1/$2" || exit 1
+		printf "\x00\x00\x00\x10\x00\x03\x00\x04\x00\x00\x00\x2a\x00\x01k\xff\xff\xff\xff\x00" >&3
+		head -c 16 <&3 | od -An -tx1 -v
+	' _ "$host" "$port" 2>/dev/null) || return 1
+	# Reply: size(4) correlation_id(4) throttle_time_ms(4) broker_count(4)
+	local -a b
+	read -r -a b <<<"$reply"
+	((${#b[@]} == 16)) || return 1
+	[[ ${b[4]}${b[5]}${b[6]}${b[7]} == 0000002a ]] || return 1
+	((16#${b[12]}${b[13]}${b[14]}${b[15]} >= 1))
+}
+
+wait_ready() { # pid
+	local pid=$1 started=$SECONDS
+	while ((SECONDS - started < start_timeout)); do
+		if ! alive "$pid"; then
+			show_logs
+			rm -f "$pid_file"
+			die "the broker (pid $pid) exited during startup; log: $log_file"
+		fi
+		if metadata_ready; then
+			return 0
+		fi
+		sleep 0.25
+	done
+	show_logs
+	stop_pid "$pid"
+	die "the broker did not answer metadata on $host:$port within ${start_timeout}s, so it was stopped; log: $log_file"
+}
+
+show_logs() {
+	local f
+	for f in "$out_file" "$log_file"; do
+		if [[ -s $f ]]; then
+			printf -- '--- last lines of %s ---\n' "$f" >&2
+			tail -n 40 "$f" >&2
+		fi
+	done
+}
+
+prepare() {
+	local pid
+	# Ports first: a second start should name the port it cannot have.
+	check_ports_free
+	if pid=$(running_pid); then
+		die "the Kafka broker from $data_dir is already running (pid $pid) on other ports; run scripts/kafka.sh stop first"
+	fi
+	check_formatted_port
+	cmd_deps
+	find_java
+	render_config
+	: >"$out_file"
+	format_storage
+}
+
+# ---------------------------------------------------------------- commands
+
+cmd_start() {
+	local pid
+	prepare
+	local -a args
+	java_args
+	local begin_ns
+	begin_ns=$(date +%s%N)
+	# setsid: the broker must outlive this shell and ignore its terminal's signals.
+	setsid "$java" "${args[@]}" >>"$out_file" 2>&1 </dev/null &
+	pid=$!
+	printf '%s\n' "$pid" >"$pid_file"
+	info "started the broker (pid $pid), waiting up to ${start_timeout}s for $host:$port to answer metadata"
+	wait_ready "$pid"
+	local ms=$((($(date +%s%N) - begin_ns) / 1000000))
+	info "ready: brokers $host:$port (controller $host:$controller_port) after ${ms} ms; data $data_dir; log $log_file"
+	info "export DRIFTWATCH_KAFKA_BROKERS=$host:$port"
+}
+
+cmd_run() {
+	prepare
+	local -a args
+	java_args -Ddriftwatch.kafka.console=INFO
+	printf '%s\n' "$$" >"$pid_file"
+	info "running the broker in the foreground on $host:$port (controller $host:$controller_port); log $log_file"
+	exec "$java" "${args[@]}"
+}
+
+# alive succeeds while pid runs. A process whose threads have all exited but
+# that nobody has reaped yet (a zombie with one task left) counts as gone; a
+# JVM's main thread turns zombie while its other threads still hold sockets.
+alive() { # pid
+	local state tasks
+	kill -0 "$1" 2>/dev/null || return 1
+	state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
+	[[ $state == Z ]] || return 0
+	tasks=$(find "/proc/$1/task" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+	((tasks > 1))
+}
+
+# stop_pid sends SIGTERM, waits up to stop_timeout for a clean shutdown,
+# then sends SIGKILL.
+stop_pid() { # pid
+	local pid=$1 started=$SECONDS begin_ns
+	begin_ns=$(date +%s%N)
+	info "stopping the broker (pid $pid)"
+	kill -TERM "$pid" 2>/dev/null || true
+	while alive "$pid"; do
+		if ((SECONDS - started >= stop_timeout)); then
+			info "still running after ${stop_timeout}s; sending SIGKILL"
+			kill -KILL "$pid" 2>/dev/null || true
+			while alive "$pid" && ((SECONDS - started < stop_timeout + 10)); do sleep 0.1; done
+			break
+		fi
+		sleep 0.1
+	done
+	alive "$pid" && die "pid $pid survived SIGKILL"
+	# The listeners close as the process ends; wait briefly so that a start
+	# right after this finds the ports free.
+	local until=$((SECONDS + 5))
+	while { port_in_use "$port" || port_in_use "$controller_port"; } && ((SECONDS < until)); do sleep 0.1; done
+	rm -f "$pid_file"
+	info "stopped after $((($(date +%s%N) - begin_ns) / 1000000)) ms"
+}
+
+cmd_stop() {
+	local pid
+	if ! pid=$(running_pid); then
+		rm -f "$pid_file"
+		info "not running (data dir $data_dir)"
+		return 0
+	fi
+	stop_pid "$pid"
+}
+
+cmd_status() {
+	local pid
+	if ! pid=$(running_pid); then
+		echo "stopped (data dir $data_dir)"
+		return 3
+	fi
+	if metadata_ready; then
+		echo "running (pid $pid), ready on $host:$port, controller $host:$controller_port, data $data_dir"
+		return 0
+	fi
+	echo "running (pid $pid) but not answering metadata on $host:$port; log $log_file"
+	return 1
+}
+
+main() {
+	local cmd=${1:-}
+	(($# > 0)) && shift
+	case $cmd in
+	deps) parse_flags "$@"; cmd_deps ;;
+	start) parse_flags "$@"; validate_settings; cmd_start ;;
+	run) parse_flags "$@"; validate_settings; cmd_run ;;
+	stop) parse_flags "$@"; validate_settings; cmd_stop ;;
+	status) parse_flags "$@"; validate_settings; cmd_status ;;
+	-h | --help | help) usage ;;
+	'') usage; exit 2 ;;
+	*) usage; die "unknown command '$cmd'" ;;
+	esac
+}
+
+main "$@"
