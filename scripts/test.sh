@@ -5,6 +5,7 @@
 # race detector against them, and stops them whatever happens.
 #
 # Settings: GOTESTFLAGS (extra go test flags), PKGS (default ./...),
+# TEST_FUZZTIME (each fuzz target's run after the tests, default 10s; 0 skips),
 # BENCH=1 (run benchmarks instead of tests), KEEP_STACK=1 (leave it running).
 set -euo pipefail
 
@@ -40,4 +41,9 @@ if [[ ${BENCH:-0} == 1 ]]; then
 	go test -run '^$' -bench . -benchtime 1x -timeout 60m ${GOTESTFLAGS:-} ${PKGS:-./...}
 else
 	go test -race -count=1 -timeout 30m ${GOTESTFLAGS:-} ${PKGS:-./...}
+	# Every fuzz target briefly, beyond its committed corpus (which the run
+	# above already replayed). TEST_FUZZTIME=0 skips this.
+	if [[ ${TEST_FUZZTIME:-10s} != 0 && -z ${PKGS:-} ]]; then
+		FUZZTIME=${TEST_FUZZTIME:-10s} bash scripts/fuzz.sh
+	fi
 fi
