@@ -1,0 +1,153 @@
+// Package migration creates and updates driftwatch's ClickHouse tables from
+// the DDL in deploy/clickhouse. Every statement is idempotent (CREATE … IF
+// NOT EXISTS, then ALTER … MODIFY TTL to the configured retention), so
+// services apply it at start and `driftwatch migrate` can run at any time.
+package migration
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"sort"
+	"strings"
+	"text/template"
+
+	"github.com/driftwatch/driftwatch/deploy"
+)
+
+// Options are the settings the DDL templates take.
+type Options struct {
+	// RetentionDays is how long raw events are kept (TTL on event time).
+	RetentionDays int
+	// RollupRetentionDays is how long the per-minute rollups are kept.
+	RollupRetentionDays int
+}
+
+// Defaults are 90 days of raw events and 400 days of rollups.
+func Defaults() Options { return Options{RetentionDays: 90, RollupRetentionDays: 400} }
+
+// Validate reports bad retention settings, naming the YAML keys.
+func (o Options) Validate() error {
+	var errs []error
+	if o.RetentionDays < 1 || o.RetentionDays > 36500 {
+		errs = append(errs, fmt.Errorf("retention_days: must be from 1 to 36500, got %d", o.RetentionDays))
+	}
+	if o.RollupRetentionDays < 1 || o.RollupRetentionDays > 36500 {
+		errs = append(errs, fmt.Errorf("rollup_retention_days: must be from 1 to 36500, got %d", o.RollupRetentionDays))
+	}
+	return errors.Join(errs...)
+}
+
+// Execer is the part of a clickhouse-go connection Apply needs.
+type Execer interface {
+	Exec(ctx context.Context, query string, args ...any) error
+}
+
+// Statement is one DDL statement and the file it came from.
+type Statement struct {
+	File string
+	SQL  string
+}
+
+// Statements renders the DDL for opts, in the order it must run: each file
+// in name order, its statements in file order, followed by the TTL updates
+// that bring existing tables to the configured retention.
+func Statements(opts Options) ([]Statement, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	names, err := fs.Glob(deploy.ClickHouseDDL, "clickhouse/*.sql")
+	if err != nil {
+		return nil, fmt.Errorf("list DDL files: %w", err)
+	}
+	sort.Strings(names)
+	var out, ttls []Statement
+	for _, name := range names {
+		raw, err := fs.ReadFile(deploy.ClickHouseDDL, name)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		tmpl, err := template.New(name).Option("missingkey=error").Parse(string(raw))
+		if err != nil {
+			return nil, fmt.Errorf("parse template %s: %w", name, err)
+		}
+		var b bytes.Buffer
+		if err := tmpl.Execute(&b, opts); err != nil {
+			return nil, fmt.Errorf("render %s: %w", name, err)
+		}
+		for _, s := range Split(b.String()) {
+			out = append(out, Statement{File: name, SQL: s})
+			if ttl := ttlUpdate(s); ttl != "" {
+				ttls = append(ttls, Statement{File: name, SQL: ttl})
+			}
+		}
+	}
+	return append(out, ttls...), nil
+}
+
+var (
+	createTable = regexp.MustCompile(`(?is)^CREATE TABLE IF NOT EXISTS\s+(\w+)`)
+	ttlClause   = regexp.MustCompile(`(?m)^TTL (.+)$`)
+)
+
+// ttlUpdate returns the ALTER that sets a created table's TTL, so that a
+// changed retention reaches tables created earlier.
+func ttlUpdate(stmt string) string {
+	m := createTable.FindStringSubmatch(stmt)
+	t := ttlClause.FindStringSubmatch(stmt)
+	if m == nil || t == nil {
+		return ""
+	}
+	return fmt.Sprintf("ALTER TABLE %s MODIFY TTL %s SETTINGS materialize_ttl_after_modify = 0", m[1], strings.TrimSpace(t[1]))
+}
+
+// Split cuts a SQL script into statements at semicolons that end a line,
+// dropping comment-only lines and empty statements. The DDL files keep to
+// that shape (a test checks it).
+func Split(script string) []string {
+	var out []string
+	var cur strings.Builder
+	for _, line := range strings.Split(script, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, "--") {
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
+		if strings.HasSuffix(trimmed, ";") {
+			if s := strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"); strings.TrimSpace(s) != "" {
+				out = append(out, s)
+			}
+			cur.Reset()
+		}
+	}
+	if s := strings.TrimSpace(cur.String()); s != "" {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Apply runs every statement in order. It stops at the first failure and
+// names the file and the start of the statement.
+func Apply(ctx context.Context, conn Execer, opts Options) error {
+	stmts, err := Statements(opts)
+	if err != nil {
+		return err
+	}
+	for _, s := range stmts {
+		if err := conn.Exec(ctx, s.SQL); err != nil {
+			return fmt.Errorf("apply %s (%s): %w", s.File, firstLine(s.SQL), err)
+		}
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(s)
+}

@@ -1,0 +1,101 @@
+package migration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/driftwatch/driftwatch/internal/chclient"
+	"github.com/driftwatch/driftwatch/internal/testenv"
+)
+
+func TestSplit(t *testing.T) {
+	got := Split("-- comment; with a semicolon\nCREATE TABLE a (x String COMMENT 'a;b');\n\n-- c\nCREATE VIEW v AS SELECT 1;\nSELECT 2")
+	want := []string{"CREATE TABLE a (x String COMMENT 'a;b')", "CREATE VIEW v AS SELECT 1", "SELECT 2"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Split = %q, want %q", got, want)
+	}
+}
+
+func TestStatementsRenderRetention(t *testing.T) {
+	stmts, err := Statements(Options{RetentionDays: 7, RollupRetentionDays: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	for _, s := range stmts {
+		all.WriteString(s.SQL + "\n")
+		if strings.Contains(s.SQL, "{{") {
+			t.Errorf("%s: unrendered template in %q", s.File, firstLine(s.SQL))
+		}
+	}
+	for _, want := range []string{
+		"ALTER TABLE inferences MODIFY TTL toDateTime(timestamp) + INTERVAL 7 DAY",
+		"ALTER TABLE inferences_per_minute MODIFY TTL minute + INTERVAL 30 DAY",
+		"CREATE VIEW IF NOT EXISTS inferences_labeled",
+	} {
+		if !strings.Contains(all.String(), want) {
+			t.Errorf("DDL lacks %q", want)
+		}
+	}
+	if _, err := Statements(Options{RetentionDays: 0, RollupRetentionDays: 1}); err == nil || err.Error() != "retention_days: must be from 1 to 36500, got 0" {
+		t.Errorf("bad retention: %v", err)
+	}
+}
+
+// TestApplyIsIdempotent applies the DDL twice to a fresh database on the
+// real engine, then changes the retention and checks the TTL moved.
+func TestApplyIsIdempotent(t *testing.T) {
+	base := testenv.ClickHouseURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	db := fmt.Sprintf("migration_test_%d", time.Now().UnixNano())
+	conn, err := chclient.Open(ctx, chclient.Config{URL: withDatabase(base, db)}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	defer conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
+	for i := 0; i < 2; i++ {
+		if err := Apply(ctx, conn, Defaults()); err != nil {
+			t.Fatalf("apply #%d: %v", i+1, err)
+		}
+	}
+	if err := Apply(ctx, conn, Options{RetentionDays: 3, RollupRetentionDays: 5}); err != nil {
+		t.Fatalf("apply with new retention: %v", err)
+	}
+	var ddl string
+	if err := conn.QueryRow(ctx, "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = 'inferences'").Scan(&ddl); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(ddl, "toIntervalDay(3)") {
+		t.Errorf("TTL not updated: %s", ddl)
+	}
+	var tables []string
+	rows, err := conn.Query(ctx, "SELECT name FROM system.tables WHERE database = currentDatabase() ORDER BY name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, n)
+	}
+	want := "[business_metrics business_metrics_per_minute business_metrics_per_minute_mv inferences inferences_labeled inferences_per_minute inferences_per_minute_mv outcomes outcomes_per_minute outcomes_per_minute_mv]"
+	if fmt.Sprint(tables) != want {
+		t.Errorf("tables = %v\nwant     %s", tables, want)
+	}
+}
+
+func withDatabase(base, db string) string {
+	i := strings.Index(base, "://")
+	rest := base[i+3:]
+	if j := strings.IndexAny(rest, "/?"); j >= 0 {
+		rest = rest[:j]
+	}
+	return base[:i+3] + rest + "/" + db
+}
