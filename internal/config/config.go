@@ -272,8 +272,8 @@ func applyEnv(fields []field, lookup func(string) (string, bool)) error {
 type flagValue struct{ f field }
 
 func (fv *flagValue) String() string {
-	if fv == nil || !fv.f.v.IsValid() {
-		return ""
+	if fv == nil || !fv.f.v.IsValid() || fv.f.v.IsZero() {
+		return "" // flag.PrintDefaults shows no default for zero values
 	}
 	return format(fv.f.v)
 }

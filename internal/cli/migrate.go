@@ -1,0 +1,60 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/driftwatch/driftwatch/internal/chclient"
+	"github.com/driftwatch/driftwatch/internal/config"
+	"github.com/driftwatch/driftwatch/internal/migration"
+)
+
+type migrateConfig struct {
+	config.Common    `yaml:",inline"`
+	migration.Config `yaml:",inline"`
+	DryRun           bool `yaml:"dry_run" flag:"dry-run" help:"print the statements instead of running them"`
+}
+
+func (c *migrateConfig) Validate() error {
+	return joinErrs(c.Common.Validate(), c.Config.Options().Validate())
+}
+
+func init() {
+	register(command{
+		name:    "migrate",
+		summary: "create or update driftwatch's ClickHouse database and tables (idempotent)",
+		usage: `driftwatch migrate creates the database named in the ClickHouse URL and every
+driftwatch table and view in it, and sets their retention. It is safe to run
+at any time; services also run it when they start.`,
+		cfg: func() config.Validator {
+			return &migrateConfig{Common: config.DefaultCommon("127.0.0.1:0"), Config: migration.DefaultConfig()}
+		},
+		run: func(ctx context.Context, c config.Validator, env Env) error {
+			cfg := c.(*migrateConfig)
+			if cfg.DryRun {
+				stmts, err := migration.Statements(cfg.Options())
+				if err != nil {
+					return err
+				}
+				for _, s := range stmts {
+					fmt.Fprintf(env.Stdout, "-- %s\n%s;\n\n", s.File, s.SQL)
+				}
+				return nil
+			}
+			start := time.Now()
+			conn, err := chclient.Open(ctx, chclient.Config{URL: cfg.ClickHouseURL, User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword.Reveal()}, true)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			stmts, _ := migration.Statements(cfg.Options())
+			if err := migration.Apply(ctx, conn, cfg.Options()); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "migrated %s: %d statements in %s (retention %d days, rollups %d days)\n",
+				chclient.Redact(cfg.ClickHouseURL), len(stmts), time.Since(start).Round(time.Millisecond), cfg.RetentionDays, cfg.RollupRetentionDays)
+			return nil
+		},
+	})
+}
