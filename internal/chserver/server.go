@@ -1,0 +1,284 @@
+// Package chserver serves the ClickHouse HTTP interface over the ClickHouse
+// engine embedded through libchdb (package chdb), so clickhouse-go/v2 with
+// Protocol HTTP, curl and other HTTP clients work against it as against a
+// ClickHouse server.
+//
+// Requests follow ClickHouse's HTTP semantics: the query comes from the
+// `query` URL parameter and/or the body (concatenated; for an INSERT the
+// body is the data), `database`, `default_format`, `query_id`,
+// `client_protocol_version`, `param_<name>` query parameters and any
+// ClickHouse setting are taken from URL parameters. Native output is
+// re-encoded for the client's protocol revision. INSERT data is streamed
+// into the engine chunk by chunk, never held whole in memory.
+//
+// Metrics (registered on Options.Registerer):
+//
+//	driftwatch_clickhouse_embedded_requests_total{kind,outcome}   requests by statement kind
+//	    (select, insert, other, ping) and outcome (ok, error, unauthorized, too_large,
+//	    bad_request, panic)
+//	driftwatch_clickhouse_embedded_request_duration_seconds{kind} request latency
+//	driftwatch_clickhouse_embedded_inserted_rows_total            rows written by INSERTs
+package chserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/driftwatch/driftwatch/internal/chdb"
+)
+
+// DefaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes
+// is zero.
+const DefaultMaxBodyBytes int64 = 4 << 30
+
+// Options configures a Server.
+type Options struct {
+	// Addr is the HTTP listen address, e.g. 127.0.0.1:8123.
+	Addr string
+	// LibPath is the path of libchdb.so; DataPath the engine's data
+	// directory. Both are ignored when Engine is set.
+	LibPath, DataPath string
+	// Sessions is the number of engine sessions (parallel queries); 0
+	// means 4.
+	Sessions int
+	// User and Password are the one account the server accepts.
+	User, Password string
+	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Logger receives the server's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the server's metrics; nil means none.
+	Registerer prometheus.Registerer
+	// Gatherer, when set, is served on /metrics.
+	Gatherer prometheus.Gatherer
+	// OnListen, when set, is called with the bound address once the
+	// server accepts connections.
+	OnListen func(addr net.Addr)
+	// Engine replaces libchdb, for tests of the HTTP layer.
+	Engine Engine
+	// ShutdownTimeout bounds the drain of in-flight requests; 0 means 30s.
+	ShutdownTimeout time.Duration
+}
+
+// Validate reports every problem with the options at once.
+func (o Options) Validate() error {
+	var errs []error
+	if o.Addr == "" {
+		errs = append(errs, errors.New("Addr: empty listen address"))
+	}
+	if o.Engine == nil && o.LibPath == "" {
+		errs = append(errs, errors.New("LibPath: empty (run `make deps`, or set -lib / CHDB_LIB_PATH)"))
+	}
+	if o.User == "" {
+		errs = append(errs, errors.New("User: empty user name"))
+	}
+	if o.MaxBodyBytes < 0 {
+		errs = append(errs, fmt.Errorf("MaxBodyBytes: %d is negative", o.MaxBodyBytes))
+	}
+	if o.Sessions < 0 {
+		errs = append(errs, fmt.Errorf("Sessions: %d is negative", o.Sessions))
+	}
+	return errors.Join(errs...)
+}
+
+// Engine runs SQL for the server: libchdb in production, a fake in tests.
+type Engine interface {
+	// Acquire takes a session for one request; Release hands it back,
+	// broken when its state could not be restored.
+	Acquire(ctx context.Context) (Session, error)
+	Release(s Session, broken bool)
+	Close() error
+}
+
+// Session is one engine session: it runs one statement at a time and
+// keeps its current database and settings between statements.
+type Session interface {
+	Query(sql, format string, params map[string]string) (*chdb.Result, error)
+	StreamInsert(insert, format string) (Inserter, error)
+}
+
+// Inserter receives the data of a streaming INSERT.
+type Inserter interface {
+	io.Writer
+	Done() (*chdb.Result, error)
+	Cancel()
+}
+
+// Server is the embedded ClickHouse HTTP server.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+
+	mu       sync.Mutex
+	engine   Engine
+	settings map[string]bool    // valid setting names; nil accepts all
+	sessDB   map[Session]string // current database of each session
+	timezone string
+}
+
+// New validates opts and returns a server; the engine is loaded by Run.
+func New(opts Options) (*Server, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("clickhouse-embedded options: %w", err)
+	}
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.Sessions == 0 {
+		opts.Sessions = 4
+	}
+	if opts.ShutdownTimeout == 0 {
+		opts.ShutdownTimeout = 30 * time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		opts:     opts,
+		log:      log,
+		metrics:  newMetrics(opts.Registerer),
+		engine:   opts.Engine,
+		sessDB:   map[Session]string{},
+		timezone: "UTC",
+	}
+	return s, nil
+}
+
+// Run listens on Options.Addr, loads the engine, and serves until ctx ends;
+// then it drains in-flight requests and closes the engine, which flushes
+// its data to Options.DataPath.
+func (s *Server) Run(ctx context.Context) error {
+	// Listen before loading the engine: a taken port fails in
+	// milliseconds instead of after booting ClickHouse.
+	ln, err := net.Listen("tcp", s.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (is another server using that address? choose one with -http): %w", s.opts.Addr, err)
+	}
+	defer ln.Close()
+
+	if s.engine == nil {
+		conn, err := chdb.Open(chdb.Options{LibPath: s.opts.LibPath, DataPath: s.opts.DataPath, Sessions: s.opts.Sessions})
+		if err != nil {
+			return fmt.Errorf("start embedded ClickHouse: %w", err)
+		}
+		s.engine = &chdbEngine{conn: conn}
+	}
+	defer func() {
+		if err := s.engine.Close(); err != nil {
+			s.log.Error("close engine", "err", err)
+		}
+	}()
+	if err := s.loadServerInfo(ctx); err != nil {
+		return err
+	}
+
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("clickhouse-embedded listening", "http", ln.Addr().String(), "path", s.opts.DataPath)
+	if s.opts.OnListen != nil {
+		s.opts.OnListen(ln.Addr())
+	}
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve HTTP on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	s.log.Info("clickhouse-embedded shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("drain HTTP requests: %w", err)
+	}
+	return nil
+}
+
+// loadServerInfo asks the engine which settings exist, so URL parameters
+// can be told apart from settings, and for its time zone.
+func (s *Server) loadServerInfo(ctx context.Context) error {
+	sess, err := s.engine.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire engine session: %w", err)
+	}
+	defer s.engine.Release(sess, false)
+	res, err := sess.Query("SELECT name FROM system.settings", "TabSeparated", nil)
+	if err != nil {
+		return fmt.Errorf("list engine settings: %w", err)
+	}
+	names := map[string]bool{}
+	for _, line := range splitLines(string(res.Data)) {
+		names[line] = true
+	}
+	tz, err := sess.Query("SELECT timezone()", "TabSeparated", nil)
+	if err != nil {
+		return fmt.Errorf("query engine time zone: %w", err)
+	}
+	s.mu.Lock()
+	if len(names) > 0 {
+		s.settings = names
+	}
+	if lines := splitLines(string(tz.Data)); len(lines) == 1 {
+		s.timezone = lines[0]
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Handler returns the HTTP handler; Run serves it. It needs the engine, so
+// outside Run it works only with Options.Engine set.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ping", s.ping)
+	if s.opts.Gatherer != nil {
+		mux.Handle("/metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("/", s.serveQuery)
+	return mux
+}
+
+func (s *Server) ping(w http.ResponseWriter, _ *http.Request) {
+	s.metrics.requests.WithLabelValues("ping", "ok").Inc()
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	_, _ = io.WriteString(w, "Ok.\n")
+}
+
+// chdbEngine adapts *chdb.Conn to Engine.
+type chdbEngine struct{ conn *chdb.Conn }
+
+func (e *chdbEngine) Acquire(ctx context.Context) (Session, error) {
+	s, err := e.conn.Session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return chdbSession{s}, nil
+}
+
+func (e *chdbEngine) Release(s Session, broken bool) { e.conn.Release(s.(chdbSession).s, broken) }
+func (e *chdbEngine) Close() error                   { return e.conn.Close() }
+
+type chdbSession struct{ s *chdb.Session }
+
+func (c chdbSession) Query(sql, format string, params map[string]string) (*chdb.Result, error) {
+	return c.s.QueryParams(sql, format, params)
+}
+
+func (c chdbSession) StreamInsert(insert, format string) (Inserter, error) {
+	return c.s.StreamInsert(insert, format)
+}
