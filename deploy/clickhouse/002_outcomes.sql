@@ -9,7 +9,8 @@ CREATE TABLE IF NOT EXISTS outcomes
     timestamp       DateTime64(3, 'UTC') COMMENT 'when the ground truth became known',
     actual_label    Nullable(String) COMMENT 'true class label, for classifiers',
     actual_value    Nullable(Float64) COMMENT 'true value, for regressors',
-    kafka_partition Int32 COMMENT 'source partition of the driftwatch outcomes topic',
+    kafka_topic     LowCardinality(String) COMMENT 'source Kafka topic',
+    kafka_partition Int32 COMMENT 'source partition in kafka_topic',
     kafka_offset    Int64 COMMENT 'source offset in that partition',
     ingested_at     DateTime64(3, 'UTC') COMMENT 'when ingest wrote the row'
 )

@@ -7,7 +7,8 @@ CREATE TABLE IF NOT EXISTS business_metrics
     timestamp       DateTime64(3, 'UTC') COMMENT 'event time of the measurement',
     model_id        LowCardinality(String) COMMENT 'model the KPI is attributed to; empty when global',
     segment         Map(String, String) COMMENT 'low-cardinality segment labels',
-    kafka_partition Int32 COMMENT 'source partition of the driftwatch business-metrics topic',
+    kafka_topic     LowCardinality(String) COMMENT 'source Kafka topic',
+    kafka_partition Int32 COMMENT 'source partition in kafka_topic',
     kafka_offset    Int64 COMMENT 'source offset in that partition',
     ingested_at     DateTime64(3, 'UTC') COMMENT 'when ingest wrote the row'
 )

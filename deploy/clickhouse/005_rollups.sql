@@ -12,7 +12,7 @@ CREATE TABLE IF NOT EXISTS inferences_per_minute
     scored          SimpleAggregateFunction(sum, UInt64) COMMENT 'inferences with a prediction_score',
     value_sum       SimpleAggregateFunction(sum, Float64) COMMENT 'sum of prediction_value',
     valued          SimpleAggregateFunction(sum, UInt64) COMMENT 'inferences with a prediction_value',
-    null_features   SimpleAggregateFunction(sum, UInt64) COMMENT 'features sent as null, summed over inferences',
+    missing_features SimpleAggregateFunction(sum, UInt64) COMMENT 'features sent as null, summed over inferences',
     latency_ms_quantiles AggregateFunction(quantiles(0.5, 0.9, 0.99), Float64) COMMENT 'latency quantiles state: quantilesMerge(0.5, 0.9, 0.99)(latency_ms_quantiles)'
 )
 ENGINE = AggregatingMergeTree
@@ -31,7 +31,7 @@ AS SELECT
     countIf(prediction_score IS NOT NULL) AS scored,
     sum(ifNull(prediction_value, 0)) AS value_sum,
     countIf(prediction_value IS NOT NULL) AS valued,
-    sum(length(features_null)) AS null_features,
+    sum(length(missing_features)) AS missing_features,
     quantilesStateIf(0.5, 0.9, 0.99)(ifNull(latency_ms, 0), latency_ms IS NOT NULL) AS latency_ms_quantiles
 FROM inferences
 GROUP BY model_id, model_version, minute;

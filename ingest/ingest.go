@@ -1,0 +1,295 @@
+// Package ingest moves events from Kafka into ClickHouse, exactly once as
+// far as an analyst can tell: every valid event ends up in its table once
+// (under FINAL), every invalid one in the dead-letter topic with the reason.
+//
+// One pipeline per event topic (inferences, outcomes, business-metrics),
+// each in its own consumer group, runs this loop:
+//
+//  1. fetch messages until the batch has BatchRows rows or is BatchAge old;
+//  2. decode each with schemas (one Decoder per pipeline) and append it to an
+//     Arrow record; an invalid event is set aside as a dead letter carrying
+//     its original key, value and headers plus the reason headers below; an
+//     event whose event_id is already in the batch is dropped;
+//  3. insert the record with clickhouse-go (arrowch), with an
+//     insert_deduplication_token naming the topic and the offset range of
+//     every partition in the batch, so a retry of an insert that did reach
+//     ClickHouse is dropped;
+//  4. write the dead letters, then commit the offsets.
+//
+// A failure in 3, 4 or the commit is retried with capped exponential backoff
+// and jitter; meanwhile the pipeline fetches nothing (memory stays at one
+// batch) and commits nothing. A crash anywhere before the commit makes Kafka
+// redeliver the batch; the tables are ReplacingMergeTree on event_id, so a
+// redelivered batch never double-counts under FINAL. Shutdown flushes the
+// batch in hand and commits it, within ShutdownTimeout.
+//
+// Dead-letter headers: driftwatch-reason (a schemas.Reason code),
+// driftwatch-error (the message), driftwatch-source-topic,
+// driftwatch-source-partition, driftwatch-source-offset,
+// driftwatch-dead-lettered-at (RFC 3339).
+//
+// Metrics (labels: topic, one of the three event topics; reason, one of
+// schemas.Reasons()):
+//
+//	driftwatch_ingest_events_consumed_total{topic}         messages read
+//	driftwatch_ingest_events_written_total{topic}          rows ClickHouse acknowledged
+//	driftwatch_ingest_events_dead_lettered_total{topic,reason}
+//	driftwatch_ingest_duplicates_dropped_total{topic}      same event_id twice in a batch
+//	driftwatch_ingest_unknown_fields_total{topic}          tolerated unknown fields
+//	driftwatch_ingest_insert_errors_total{topic}           failed insert attempts
+//	driftwatch_ingest_dead_letter_errors_total{topic}      failed dead-letter writes
+//	driftwatch_ingest_commit_errors_total{topic}           failed offset commits
+//	driftwatch_ingest_batch_rows{topic}                    histogram of rows per insert
+//	driftwatch_ingest_flush_duration_seconds{topic}        histogram of insert+dead letters+commit
+//	driftwatch_ingest_consumer_lag{topic}                  messages not yet read
+//	driftwatch_ingest_freshness_seconds                    now − newest event timestamp written
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/driftwatch/driftwatch/internal/kafkaio"
+	"github.com/driftwatch/driftwatch/schemas"
+)
+
+// Dead-letter header keys.
+const (
+	HeaderReason          = "driftwatch-reason"
+	HeaderError           = "driftwatch-error"
+	HeaderSourceTopic     = "driftwatch-source-topic"
+	HeaderSourcePartition = "driftwatch-source-partition"
+	HeaderSourceOffset    = "driftwatch-source-offset"
+	HeaderDeadLetteredAt  = "driftwatch-dead-lettered-at"
+)
+
+// DeadLetterTopic is the name (without prefix) of the dead-letter topic.
+const DeadLetterTopic = "dead-letters"
+
+// Options configure an Ingester.
+type Options struct {
+	// Kafka says where the brokers are and the topic prefix.
+	Kafka kafkaio.Options
+	// Group is the consumer group prefix; each topic's group is
+	// Group + "." + the topic's short name. Default "driftwatch-ingest".
+	Group string
+	// Conn is the ClickHouse connection, in the database holding the tables.
+	Conn driver.Conn
+	// Kinds are the event kinds to ingest; default inference, outcome and
+	// business metric.
+	Kinds []schemas.Kind
+	// BatchRows and BatchAge close a batch, whichever comes first.
+	// Defaults 50,000 and 1s.
+	BatchRows int
+	BatchAge  time.Duration
+	// RetryMin and RetryMax bound the backoff between failed attempts.
+	// Defaults 100ms and 30s.
+	RetryMin, RetryMax time.Duration
+	// OpTimeout bounds one insert, dead-letter write or commit attempt.
+	// Default 60s.
+	OpTimeout time.Duration
+	// ShutdownTimeout bounds the final flush. Default 30s.
+	ShutdownTimeout time.Duration
+	// Limits are the decoder's limits (zero fields take schemas' defaults).
+	Limits schemas.Limits
+	// Registerer receives the metrics; required.
+	Registerer prometheus.Registerer
+	// Logger; slog.Default when nil.
+	Logger *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+
+	// newReader and newWriter replace kafka-go in unit tests.
+	newReader func(topic, group string) (Reader, error)
+	newWriter func(topic string) (Writer, error)
+}
+
+func (o *Options) setDefaults() {
+	if o.Group == "" {
+		o.Group = "driftwatch-ingest"
+	}
+	if len(o.Kinds) == 0 {
+		o.Kinds = []schemas.Kind{schemas.KindInference, schemas.KindOutcome, schemas.KindBusinessMetric}
+	}
+	if o.BatchRows == 0 {
+		o.BatchRows = 50000
+	}
+	if o.BatchAge == 0 {
+		o.BatchAge = time.Second
+	}
+	if o.RetryMin == 0 {
+		o.RetryMin = 100 * time.Millisecond
+	}
+	if o.RetryMax == 0 {
+		o.RetryMax = 30 * time.Second
+	}
+	if o.OpTimeout == 0 {
+		o.OpTimeout = time.Minute
+	}
+	if o.ShutdownTimeout == 0 {
+		o.ShutdownTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+func (o *Options) validate() error {
+	var errs []error
+	if o.Conn == nil && o.newReader == nil {
+		errs = append(errs, errors.New("ingest: Conn is required"))
+	}
+	if o.Registerer == nil {
+		errs = append(errs, errors.New("ingest: Registerer is required"))
+	}
+	if o.BatchRows < 1 {
+		errs = append(errs, fmt.Errorf("ingest: BatchRows must be at least 1, got %d", o.BatchRows))
+	}
+	if o.BatchAge <= 0 || o.RetryMin <= 0 || o.RetryMax < o.RetryMin || o.OpTimeout <= 0 || o.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("ingest: BatchAge, RetryMin, OpTimeout and ShutdownTimeout must be positive and RetryMax at least RetryMin"))
+	}
+	for _, k := range o.Kinds {
+		switch k {
+		case schemas.KindInference, schemas.KindOutcome, schemas.KindBusinessMetric:
+		default:
+			errs = append(errs, fmt.Errorf("ingest: kind %s is not an ingested event kind", k))
+		}
+	}
+	if o.newReader == nil {
+		if err := o.Kafka.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Ingester runs one pipeline per event topic.
+type Ingester struct {
+	opts      Options
+	m         *metrics
+	pipelines []*pipeline
+	readers   []Reader
+	dlq       Writer
+	closers   []func() error
+}
+
+// New validates opts and creates the Kafka readers and the dead-letter
+// writer. It does not contact Kafka or ClickHouse yet.
+func New(opts Options) (*Ingester, error) {
+	opts.setDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	ing := &Ingester{opts: opts}
+	if opts.newReader == nil {
+		opts.newReader = func(topic, group string) (Reader, error) { return kafkaio.NewReader(opts.Kafka, topic, group) }
+	}
+	if opts.newWriter == nil {
+		opts.newWriter = func(topic string) (Writer, error) {
+			w, err := kafkaio.NewWriter(opts.Kafka, topic)
+			if err != nil {
+				return nil, err
+			}
+			ing.closers = append(ing.closers, w.Close)
+			return w, nil
+		}
+	}
+	dlq, err := opts.newWriter(DeadLetterTopic)
+	if err != nil {
+		return nil, fmt.Errorf("dead-letter writer: %w", err)
+	}
+	ing.dlq = dlq
+	var mu sync.Mutex
+	lags := func() map[string]int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		out := map[string]int64{}
+		for _, p := range ing.pipelines {
+			out[p.topic] = p.reader.Stats().Lag
+		}
+		return out
+	}
+	ing.m = newMetrics(opts.Registerer, opts.Now, lags)
+	for _, kind := range opts.Kinds {
+		dec, err := schemas.NewDecoder(schemas.Options{Limits: opts.Limits, Now: opts.Now})
+		if err != nil {
+			ing.Close()
+			return nil, err
+		}
+		r, err := opts.newReader(kind.Topic(), opts.Group+"."+kind.Topic())
+		if err != nil {
+			ing.Close()
+			return nil, fmt.Errorf("reader for %s: %w", kind.Topic(), err)
+		}
+		ing.readers = append(ing.readers, r)
+		topic := opts.Kafka.Topic(kind.Topic())
+		mu.Lock()
+		ing.pipelines = append(ing.pipelines, &pipeline{
+			topic: topic, kind: kind, reader: r, dlq: dlq, opts: &ing.opts, m: ing.m,
+			log: opts.Logger.With("topic", topic), tbl: newTable(kind, opts.Conn, dec, opts.Now),
+			prefix: opts.Kafka.Prefix(),
+		})
+		mu.Unlock()
+	}
+	return ing, nil
+}
+
+// Topics returns the full names of the topics the Ingester reads and
+// writes, for creating them.
+func (ing *Ingester) Topics() []string {
+	out := []string{ing.opts.Kafka.Topic(DeadLetterTopic)}
+	for _, p := range ing.pipelines {
+		out = append(out, p.topic)
+	}
+	return out
+}
+
+// Run runs every pipeline until ctx ends, then flushes and commits what
+// each holds. It returns the first pipeline error; the others are stopped.
+func (ing *Ingester) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	errs := make([]error, len(ing.pipelines))
+	for i, p := range ing.pipelines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.run(ctx); err != nil {
+				errs[i] = err
+				cancel(err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Close leaves the consumer groups and closes the writer.
+func (ing *Ingester) Close() error {
+	var errs []error
+	for _, r := range ing.readers {
+		if err := r.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, c := range ing.closers {
+		if err := c(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var _ Reader = (*kafka.Reader)(nil)

@@ -1,0 +1,164 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/driftwatch/driftwatch/internal/chclient"
+	"github.com/driftwatch/driftwatch/internal/config"
+	"github.com/driftwatch/driftwatch/internal/kafkaio"
+	"github.com/driftwatch/driftwatch/internal/migration"
+	"github.com/driftwatch/driftwatch/internal/service"
+	"github.com/driftwatch/driftwatch/schemas"
+)
+
+// Config is the ingest service's configuration.
+type Config struct {
+	config.Common    `yaml:",inline"`
+	migration.Config `yaml:",inline"`
+
+	ConsumerGroup   string        `yaml:"consumer_group" env:"DRIFTWATCH_INGEST_CONSUMER_GROUP" flag:"consumer-group" help:"consumer group prefix; each topic gets <prefix>.<topic>"`
+	BatchRows       int           `yaml:"batch_rows" env:"DRIFTWATCH_INGEST_BATCH_ROWS" flag:"batch-rows" help:"rows per ClickHouse insert (a batch also closes at batch_age)"`
+	BatchAge        time.Duration `yaml:"batch_age" env:"DRIFTWATCH_INGEST_BATCH_AGE" flag:"batch-age" help:"longest a batch waits before it is inserted"`
+	RetryMax        time.Duration `yaml:"retry_max" env:"DRIFTWATCH_INGEST_RETRY_MAX" flag:"retry-max" help:"longest backoff between retries while ClickHouse or Kafka is down"`
+	MaxFeatures     int           `yaml:"max_features" env:"DRIFTWATCH_INGEST_MAX_FEATURES" flag:"max-features" help:"most features one inference may carry"`
+	MaxEventBytes   int           `yaml:"max_event_bytes" env:"DRIFTWATCH_INGEST_MAX_EVENT_BYTES" flag:"max-event-bytes" help:"largest event accepted, in bytes"`
+	MaxFutureSkew   time.Duration `yaml:"max_future_skew" env:"DRIFTWATCH_INGEST_MAX_FUTURE_SKEW" flag:"max-future-skew" help:"how far in the future an event timestamp may be"`
+	TopicPartitions int           `yaml:"topic_partitions" env:"DRIFTWATCH_INGEST_TOPIC_PARTITIONS" flag:"topic-partitions" help:"partitions of topics ingest creates when they do not exist"`
+}
+
+// DefaultConfig returns the ingest defaults (HTTP on 127.0.0.1:9101).
+func DefaultConfig() *Config {
+	return &Config{
+		Common: config.DefaultCommon("127.0.0.1:9101"), Config: migration.DefaultConfig(),
+		ConsumerGroup: "driftwatch-ingest", BatchRows: 50000, BatchAge: time.Second, RetryMax: 30 * time.Second,
+		MaxFeatures: schemas.DefaultMaxFeatures, MaxEventBytes: schemas.DefaultMaxBytes, MaxFutureSkew: schemas.DefaultMaxFutureSkew,
+		TopicPartitions: 3,
+	}
+}
+
+// Validate reports every invalid setting.
+func (c *Config) Validate() error {
+	errs := []error{c.Common.Validate(), c.Config.Options().Validate()}
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.ConsumerGroup == "" {
+		bad("consumer_group: must not be empty")
+	}
+	if c.BatchRows < 1 || c.BatchRows > 10_000_000 {
+		bad("batch_rows: must be from 1 to 10000000, got %d", c.BatchRows)
+	}
+	if c.BatchAge < 10*time.Millisecond {
+		bad("batch_age: must be at least 10ms, got %s", c.BatchAge)
+	}
+	if c.RetryMax < 100*time.Millisecond {
+		bad("retry_max: must be at least 100ms, got %s", c.RetryMax)
+	}
+	if c.MaxFeatures < 1 {
+		bad("max_features: must be at least 1, got %d", c.MaxFeatures)
+	}
+	if c.MaxEventBytes < 256 {
+		bad("max_event_bytes: must be at least 256, got %d", c.MaxEventBytes)
+	}
+	if c.MaxFutureSkew < 0 {
+		bad("max_future_skew: must not be negative, got %s", c.MaxFutureSkew)
+	}
+	if c.TopicPartitions < 1 {
+		bad("topic_partitions: must be at least 1, got %d", c.TopicPartitions)
+	}
+	return errors.Join(errs...)
+}
+
+// RunService runs the ingest service until ctx ends: HTTP endpoints,
+// ClickHouse schema, Kafka topics, then the pipelines. It waits for
+// ClickHouse and Kafka at start, retrying, rather than failing when one of
+// them is still starting.
+func RunService(ctx context.Context, cfg *Config) error {
+	log := cfg.Logger("ingest")
+	srv, err := service.New(service.Options{Name: "ingest", Addr: cfg.HTTPAddr, Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
+	if err != nil {
+		return err
+	}
+	if err := srv.Listen(); err != nil {
+		return err
+	}
+	httpDone := make(chan error, 1)
+	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHTTP()
+	go func() { httpDone <- srv.Run(httpCtx) }()
+	defer func() { stopHTTP(); <-httpDone }()
+
+	chCfg := chclient.Config{URL: cfg.ClickHouseURL, User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword.Reveal()}
+	var conn driver.Conn
+	if err := waitFor(ctx, log, "connect to ClickHouse "+chclient.Redact(cfg.ClickHouseURL), func(ctx context.Context) error {
+		c, err := chclient.Open(ctx, chCfg, true)
+		if err != nil {
+			return err
+		}
+		if err := migration.Apply(ctx, c, cfg.Config.Options()); err != nil {
+			c.Close()
+			return err
+		}
+		conn = c
+		return nil
+	}); err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	kopts := kafkaio.Options{Brokers: cfg.KafkaBrokers, TopicPrefix: cfg.TopicPrefix, ClientID: "driftwatch-ingest", Logger: log}
+	ing, err := New(Options{
+		Kafka: kopts, Group: cfg.ConsumerGroup, Conn: conn, BatchRows: cfg.BatchRows, BatchAge: cfg.BatchAge,
+		RetryMax: cfg.RetryMax, ShutdownTimeout: cfg.ShutdownTimeout, Registerer: srv.Registry(), Logger: log,
+		Limits: schemas.Limits{MaxFeatures: cfg.MaxFeatures, MaxBytes: cfg.MaxEventBytes, MaxFutureSkew: cfg.MaxFutureSkew},
+	})
+	if err != nil {
+		return err
+	}
+	defer ing.Close()
+	var specs []kafkaio.TopicSpec
+	for _, t := range ing.Topics() {
+		specs = append(specs, kafkaio.TopicSpec{Name: t, Partitions: cfg.TopicPartitions})
+	}
+	if err := waitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
+		return kafkaio.EnsureTopics(ctx, cfg.KafkaBrokers, specs)
+	}); err != nil {
+		return err
+	}
+
+	srv.AddCheck("clickhouse", func(ctx context.Context) error { return conn.Ping(ctx) })
+	srv.AddCheck("kafka", func(ctx context.Context) error { return kafkaio.Ping(ctx, cfg.KafkaBrokers) })
+	srv.SetReady(true)
+	log.Info("ingesting", "topics", ing.Topics(), "clickhouse", chclient.Redact(cfg.ClickHouseURL), "batch_rows", cfg.BatchRows, "batch_age", cfg.BatchAge)
+	err = ing.Run(ctx)
+	srv.SetReady(false)
+	return err
+}
+
+// waitFor retries op with backoff (1s doubling to 15s) until it succeeds or
+// ctx ends, logging each failure.
+func waitFor(ctx context.Context, log *slog.Logger, what string, op func(context.Context) error) error {
+	delay := time.Second
+	for {
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := op(octx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		log.Warn("waiting", "op", what, "retry_in", delay, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, err)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 15*time.Second)
+	}
+}
