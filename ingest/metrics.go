@@ -45,8 +45,7 @@ func newMetrics(reg prometheus.Registerer, now func() time.Time, lag func() map[
 		Buckets: prometheus.ExponentialBuckets(1, 4, 10)}, []string{"topic"})
 	m.flushSeconds = f.NewHistogramVec(prometheus.HistogramOpts{Name: "driftwatch_ingest_flush_duration_seconds", Help: "Time to insert a batch, write its dead letters and commit its offsets, retries included.",
 		Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}, []string{"topic"})
-	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "driftwatch_ingest_freshness_seconds", Help: "Now minus the newest event timestamp written, over all topics; 0 before the first write.",
-	}, func() float64 {
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "driftwatch_ingest_freshness_seconds", Help: "Now minus the newest event timestamp written, over all topics; 0 before the first write."}, func() float64 {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		var newest time.Time
