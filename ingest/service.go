@@ -111,6 +111,17 @@ func RunService(ctx context.Context, cfg *Config) error {
 	defer conn.Close()
 
 	kopts := kafkaio.Options{Brokers: cfg.KafkaBrokers, TopicPrefix: cfg.TopicPrefix, ClientID: "driftwatch-ingest", Logger: log}
+	// Topics first: readers created before their topic exists log errors
+	// until it does.
+	var specs []kafkaio.TopicSpec
+	for _, t := range append([]string{DeadLetterTopic}, topicNames(nil)...) {
+		specs = append(specs, kafkaio.TopicSpec{Name: kopts.Topic(t), Partitions: cfg.TopicPartitions})
+	}
+	if err := waitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
+		return kafkaio.EnsureTopics(ctx, cfg.KafkaBrokers, specs)
+	}); err != nil {
+		return err
+	}
 	ing, err := New(Options{
 		Kafka: kopts, Group: cfg.ConsumerGroup, Conn: conn, BatchRows: cfg.BatchRows, BatchAge: cfg.BatchAge,
 		RetryMax: cfg.RetryMax, ShutdownTimeout: cfg.ShutdownTimeout, Registerer: srv.Registry(), Logger: log,
@@ -120,15 +131,6 @@ func RunService(ctx context.Context, cfg *Config) error {
 		return err
 	}
 	defer ing.Close()
-	var specs []kafkaio.TopicSpec
-	for _, t := range ing.Topics() {
-		specs = append(specs, kafkaio.TopicSpec{Name: t, Partitions: cfg.TopicPartitions})
-	}
-	if err := waitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
-		return kafkaio.EnsureTopics(ctx, cfg.KafkaBrokers, specs)
-	}); err != nil {
-		return err
-	}
 
 	srv.AddCheck("clickhouse", func(ctx context.Context) error { return conn.Ping(ctx) })
 	srv.AddCheck("kafka", func(ctx context.Context) error { return kafkaio.Ping(ctx, cfg.KafkaBrokers) })
@@ -161,4 +163,17 @@ func waitFor(ctx context.Context, log *slog.Logger, what string, op func(context
 		}
 		delay = min(2*delay, 15*time.Second)
 	}
+}
+
+// topicNames returns the short topic names of kinds (all ingested kinds
+// when nil).
+func topicNames(kinds []schemas.Kind) []string {
+	if kinds == nil {
+		kinds = []schemas.Kind{schemas.KindInference, schemas.KindOutcome, schemas.KindBusinessMetric}
+	}
+	out := make([]string, len(kinds))
+	for i, k := range kinds {
+		out[i] = k.Topic()
+	}
+	return out
 }

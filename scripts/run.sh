@@ -24,8 +24,10 @@ stopping=0
 shutdown() {
 	((stopping)) && return
 	stopping=1
-	echo
-	echo "run.sh: stopping…" >&2
+	# Finish the shutdown even if a second Ctrl-C comes or whatever reads
+	# our output (a pipe to tee, say) has gone away.
+	trap '' INT PIPE
+	echo "run.sh: stopping…" >&2 || true
 	local i
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
 		kill -TERM "${pids[i]}" 2>/dev/null || true
@@ -33,8 +35,8 @@ shutdown() {
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
 		wait "${pids[i]}" 2>/dev/null || true
 	done
-	bash scripts/stack.sh stop || true
-	echo "run.sh: stopped" >&2
+	bash scripts/stack.sh stop 2>/dev/null || bash scripts/stack.sh stop >/dev/null 2>&1 || true
+	echo "run.sh: stopped" >&2 || true
 }
 trap shutdown EXIT
 trap 'exit 130' INT TERM
@@ -49,7 +51,10 @@ start() { # name port command...
 		exit 1
 	fi
 	mkdir -p "$STACK_DIR/logs"
-	"$@" > >(sed -u "s/^/[$name] /") 2>&1 &
+	# In a session of its own, so Ctrl-C reaches only this script, which
+	# then stops each process once: a service that saw the terminal's
+	# SIGINT and then our SIGTERM would take it as "exit at once".
+	setsid "$@" > >(sed -u "s/^/[$name] /") 2>&1 &
 	pids+=($!)
 	names+=("$name")
 }
