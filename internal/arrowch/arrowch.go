@@ -10,11 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apache/arrow/go/v15/arrow"
-	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
 )
 
 // Insert inserts an Arrow record into table with clickhouse-go's
@@ -102,60 +102,117 @@ func columnValues(col arrow.Array, nullable bool) (any, error) {
 		if !ok {
 			return nil, fmt.Errorf("list of %s is not supported", a.ListValues().DataType())
 		}
-		offs := a.Offsets()
+		// Offsets is the whole offsets buffer, not the slice's part.
+		offs := a.Offsets()[a.Offset():]
 		out := make([][]string, n)
+		if n == 0 {
+			return out, nil
+		}
+		// One backing array for every row: the rows are its sub-slices.
+		first := int(offs[0])
+		flat := make([]string, int(offs[n])-first)
+		for j := range flat {
+			flat[j] = vals.Value(first + j)
+		}
 		for i := range n {
-			row := make([]string, 0, offs[i+1]-offs[i])
-			for j := offs[i]; j < offs[i+1]; j++ {
-				row = append(row, vals.Value(int(j)))
-			}
-			out[i] = row
+			lo, hi := int(offs[i])-first, int(offs[i+1])-first
+			out[i] = flat[lo:hi:hi]
 		}
 		return out, nil
 	case *array.Map:
-		keys, ok := a.Keys().(*array.String)
-		if !ok {
-			return nil, fmt.Errorf("map with %s keys is not supported", a.Keys().DataType())
-		}
-		offs := a.Offsets()
-		out := make([]mapRow, n)
-		for i := range n {
-			out[i] = mapRow{keys: keys, items: a.Items(), start: int(offs[i]), end: int(offs[i+1])}
-		}
-		return out, nil
+		return mapValues(a)
 	}
 	return nil, fmt.Errorf("arrow type %s is not supported", col.DataType())
 }
 
+// mapValues converts a map array into one mapRow per row. clickhouse-go's
+// Map column appends each row through reflection and then entry by entry
+// through interfaces, so everything on that path is shaped not to
+// allocate: the rows are pointers into one backing array (a pointer in an
+// interface is stored as is), each row is its own iterator, and keys and
+// values are returned as *string and *float64 pointing at the row's
+// scratch field or straight into the Arrow buffer.
+func mapValues(a *array.Map) (any, error) {
+	keys, ok := a.Keys().(*array.String)
+	if !ok {
+		return nil, fmt.Errorf("map with %s keys is not supported", a.Keys().DataType())
+	}
+	col := &mapColumn{keys: keys}
+	switch items := a.Items().(type) {
+	case *array.Float64:
+		col.floats = items
+		col.floatVals = items.Float64Values()
+	case *array.String:
+		col.strings = items
+	default:
+		return nil, fmt.Errorf("map with %s items is not supported", a.Items().DataType())
+	}
+	n := a.Len()
+	// Offsets is the whole offsets buffer, not the slice's part; they
+	// index the entries struct, whose own offset Keys and Items ignore.
+	offs := a.Offsets()[a.Offset():]
+	base := a.ListValues().Data().Offset()
+	rows := make([]mapRow, n)
+	out := make([]*mapRow, n)
+	for i := range n {
+		rows[i] = mapRow{col: col, start: base + int(offs[i]), end: base + int(offs[i+1])}
+		out[i] = &rows[i]
+	}
+	return out, nil
+}
+
+// mapColumn is what the rows of one map array share.
+type mapColumn struct {
+	keys      *array.String
+	floats    *array.Float64 // items, when they are Float64
+	floatVals []float64      // floats' values, indexed like floats
+	strings   *array.String  // items, when they are String
+}
+
 // mapRow is one row of an Arrow map array seen as clickhouse-go's
-// IterableOrderedMap, which Map columns append entry by entry.
+// IterableOrderedMap, which Map columns append entry by entry. A row is
+// its own MapIterator: clickhouse-go drains one row's iterator before it
+// asks for the next row's, so no iterator is allocated per row. Key and
+// Value return pointers that stay valid until the next call to Next; the
+// column copies what they point at at once.
 type mapRow struct {
-	keys       *array.String
-	items      arrow.Array
+	col        *mapColumn
 	start, end int
+	i          int
+	key, str   string // scratch for Key and for String items
 }
 
 // Put exists to satisfy column.IterableOrderedMap; rows are read-only.
-func (m mapRow) Put(any, any) { panic("BUG: mapRow is read-only") }
+func (m *mapRow) Put(any, any) { panic("BUG: mapRow is read-only") }
 
-// Iterator walks the row's entries in order.
-func (m mapRow) Iterator() column.MapIterator {
-	return &mapIter{row: m, i: m.start - 1}
+// Iterator rewinds the row and returns it.
+func (m *mapRow) Iterator() column.MapIterator {
+	m.i = m.start - 1
+	return m
 }
 
-type mapIter struct {
-	row mapRow
-	i   int
+// Next advances to the row's next entry.
+func (m *mapRow) Next() bool { m.i++; return m.i < m.end }
+
+// Key returns the current entry's key as a *string.
+func (m *mapRow) Key() any {
+	m.key = m.col.keys.Value(m.i)
+	return &m.key
 }
 
-func (it *mapIter) Next() bool { it.i++; return it.i < it.row.end }
-func (it *mapIter) Key() any   { return it.row.keys.Value(it.i) }
-func (it *mapIter) Value() any {
-	switch v := it.row.items.(type) {
-	case *array.Float64:
-		return v.Value(it.i)
-	case *array.String:
-		return v.Value(it.i)
+// Value returns the current entry's value as a *float64 into the Arrow
+// buffer or a *string, or nil for a null item (which clickhouse-go stores
+// as the type's zero value).
+func (m *mapRow) Value() any {
+	if c := m.col; c.floats != nil {
+		if c.floats.IsNull(m.i) {
+			return nil
+		}
+		return &c.floatVals[m.i]
 	}
-	panic(fmt.Sprintf("BUG: map items of type %s", it.row.items.DataType()))
+	if m.col.strings.IsNull(m.i) {
+		return nil
+	}
+	m.str = m.col.strings.Value(m.i)
+	return &m.str
 }

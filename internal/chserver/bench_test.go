@@ -2,6 +2,7 @@ package chserver_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +18,11 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
 
+	"github.com/driftwatch/driftwatch/internal/arrowch"
 	"github.com/driftwatch/driftwatch/internal/chdb"
 	"github.com/driftwatch/driftwatch/internal/testenv"
 )
@@ -35,21 +41,60 @@ var benchFeatureNames = func() []string {
 	return n
 }()
 
-func benchRow(i int) ([10]float64, map[string]float64) {
-	var cols [10]float64
-	for c := range cols {
-		cols[c] = float64(i)*0.001 + float64(c)
+// benchRecord builds the benchmark rows as ingest batches them: an Arrow
+// record of ten float64 columns and a map<utf8, float64> of 20 features,
+// keys sorted. Row i holds f<c> = i*0.001 + c and feature_<k> =
+// i%1000 + k/10.
+func benchRecord() arrow.Record {
+	fields := make([]arrow.Field, 0, 11)
+	for c := 0; c < 10; c++ {
+		fields = append(fields, arrow.Field{Name: fmt.Sprintf("f%d", c), Type: arrow.PrimitiveTypes.Float64})
 	}
-	m := make(map[string]float64, 20)
-	for k, name := range benchFeatureNames {
-		m[name] = float64(i%1000) + float64(k)/10
+	fields = append(fields, arrow.Field{Name: "features", Type: arrow.MapOf(arrow.BinaryTypes.String, arrow.PrimitiveTypes.Float64)})
+	b := array.NewRecordBuilder(memory.NewGoAllocator(), arrow.NewSchema(fields, nil))
+	defer b.Release()
+	for c := 0; c < 10; c++ {
+		fb := b.Field(c).(*array.Float64Builder)
+		fb.Reserve(benchRows)
+		for i := 0; i < benchRows; i++ {
+			fb.UnsafeAppend(float64(i)*0.001 + float64(c))
+		}
 	}
-	return cols, m
+	mb := b.Field(10).(*array.MapBuilder)
+	kb := mb.KeyBuilder().(*array.StringBuilder)
+	ib := mb.ItemBuilder().(*array.Float64Builder)
+	mb.Reserve(benchRows)
+	kb.Reserve(benchRows * len(benchFeatureNames))
+	ib.Reserve(benchRows * len(benchFeatureNames))
+	for i := 0; i < benchRows; i++ {
+		mb.Append(true)
+		for k, name := range benchFeatureNames {
+			kb.Append(name)
+			ib.UnsafeAppend(float64(i%1000) + float64(k)/10)
+		}
+	}
+	return b.NewRecord()
 }
 
-// writeNativeFile writes the benchmark rows as a revision-0 Native file,
-// the format libchdb reads directly.
-func writeNativeFile(b *testing.B, path string) {
+// featureRow is row i of the benchmark's features in key order, for
+// clickhouse-go's block encoder.
+type featureRow int
+
+func (r featureRow) Put(any, any) {}
+func (r featureRow) Iterator() column.MapIterator {
+	return &featureIter{row: int(r), k: -1}
+}
+
+type featureIter struct{ row, k int }
+
+func (it *featureIter) Next() bool { it.k++; return it.k < len(benchFeatureNames) }
+func (it *featureIter) Key() any   { return benchFeatureNames[it.k] }
+func (it *featureIter) Value() any { return float64(it.row%1000) + float64(it.k)/10 }
+
+// writeNativeFile writes the benchmark rows, the same values in the same
+// order as benchRecord, as a revision-0 Native file in blocks of 100,000
+// rows: the format libchdb reads directly.
+func writeNativeFile(b *testing.B, path string, rec arrow.Record) {
 	b.Helper()
 	f, err := os.Create(path)
 	if err != nil {
@@ -63,15 +108,20 @@ func writeNativeFile(b *testing.B, path string) {
 			if err := block.AddColumn(fmt.Sprintf("f%d", c), "Float64"); err != nil {
 				b.Fatal(err)
 			}
+			vals := rec.Column(c).(*array.Float64).Float64Values()[start : start+blockRows]
+			if _, err := block.Columns[c].Append(vals); err != nil {
+				b.Fatal(err)
+			}
 		}
 		if err := block.AddColumn("features", column.Type("Map(String, Float64)")); err != nil {
 			b.Fatal(err)
 		}
-		for i := start; i < start+blockRows; i++ {
-			cols, m := benchRow(i)
-			if err := block.Append(cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8], cols[9], m); err != nil {
-				b.Fatal(err)
-			}
+		rows := make([]featureRow, blockRows)
+		for i := range rows {
+			rows[i] = featureRow(start + i)
+		}
+		if _, err := block.Columns[10].Append(rows); err != nil {
+			b.Fatal(err)
 		}
 		buf := &chproto.Buffer{}
 		if err := block.Encode(buf, 0); err != nil {
@@ -83,18 +133,44 @@ func writeNativeFile(b *testing.B, path string) {
 	}
 }
 
+// benchFingerprint identifies a benchmark table's contents exactly,
+// whatever order its rows are stored in; benchSpot reads one row back.
+const (
+	benchFingerprint = "SELECT count(), groupBitXor(cityHash64(f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, features)) FROM %s FORMAT TSV"
+	benchSpot        = "SELECT round(f0, 6), round(f9, 6), round(features['feature_07'], 6), length(features) FROM %s ORDER BY f0 LIMIT 1 OFFSET 123456 FORMAT TSV"
+	// Row 123456: f0 = 123.456, f9 = 132.456, feature_07 = 456 + 0.7.
+	benchSpotWant = "123.456\t132.456\t456.7\t20\n"
+)
+
 // BenchmarkInsert1M compares a clickhouse-go batch insert of 1,000,000 rows
 // (10 Float64 columns and a Map(String, Float64) of 20 features) through a
 // clickhouse-embedded process against loading the same rows into libchdb
-// in this process from a Native file. The server side includes the
-// client's own encoding, as a real ingest pays it; the direct side is the
-// engine alone. It also reports the same Native file POSTed over plain
-// HTTP (http_native_rows/s, http_ratio): the server's share without
-// clickhouse-go's client-side encoding. Run with -benchtime=1x.
+// in this process from a Native file. The rows start as an Arrow record,
+// built before the clock starts as the direct side's file is, and go
+// through arrowch.Insert, the path ingest uses: the server side's time
+// covers converting and appending the columns, clickhouse-go's encoding,
+// the HTTP transfer and the server's insert; the direct side is the engine
+// alone. Both tables are checked to hold the same rows.
+//
+// Figures, all in one run so that they share the machine's state:
+//   - server_rows/s, direct_rows/s, ratio: one clickhouse-go batch of all
+//     1,000,000 rows against the direct load.
+//   - pipelined_rows/s, pipelined_ratio: the same record inserted as 8
+//     batches of 125,000 rows by 2 goroutines, so that clickhouse-go
+//     encodes one batch while the server inserts another, as a client at
+//     scale would.
+//   - http_native_rows/s, http_ratio: the direct side's Native file POSTed
+//     over plain HTTP, the server's share without clickhouse-go.
+//
+// Run with -benchtime=1x; set CHSERVER_BENCH_ADDR to choose the server's
+// listen address.
 func BenchmarkInsert1M(b *testing.B) {
 	lib := testenv.Env(b, "CHDB_LIB_PATH", "path of libchdb.so (run `make deps`)")
 	bin := buildServer(b)
-	addr := freeAddr(b)
+	addr := os.Getenv("CHSERVER_BENCH_ADDR")
+	if addr == "" {
+		addr = freeAddr(b)
+	}
 	cmd, out := startServer(b, bin, "-http", addr, "-path", b.TempDir(), "-lib", lib)
 	defer stopServer(b, cmd, out)
 
@@ -104,88 +180,118 @@ func BenchmarkInsert1M(b *testing.B) {
 	}
 	defer conn.Close()
 
+	// Both sides' inputs are made before the clock starts: the record
+	// ingest would hold, and the Native file of the same rows.
+	rec := benchRecord()
+	defer rec.Release()
 	dir := b.TempDir()
 	nativePath := filepath.Join(dir, "rows.native")
-	writeNativeFile(b, nativePath)
+	writeNativeFile(b, nativePath, rec)
+	const pipeBatches = 8
+	slices := make([]arrow.Record, pipeBatches)
+	for i := range slices {
+		slices[i] = rec.NewSlice(int64(i*benchRows/pipeBatches), int64((i+1)*benchRows/pipeBatches))
+		defer slices[i].Release()
+	}
+
 	direct, err := chdb.Open(chdb.Options{LibPath: lib, DataPath: filepath.Join(dir, "direct")})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer direct.Close()
 	ctx := context.Background()
-
-	// Columns are built before the clock starts, as the direct side's
-	// file is: both sides time the insert, not the making of the data.
-	// The columnar Append is how a batch of Arrow records is handed over.
-	var cols [10][]float64
-	for c := range cols {
-		cols[c] = make([]float64, benchRows)
-	}
-	maps := make([]map[string]float64, benchRows)
-	distinct := make([]map[string]float64, 1000)
-	for i := 0; i < benchRows; i++ {
-		row, m := benchRow(i)
-		for c := range cols {
-			cols[c][i] = row[c]
+	directQuery := func(q string) string {
+		res, err := direct.Query(ctx, q, "")
+		if err != nil {
+			b.Fatalf("direct: %s: %v", q, err)
 		}
-		if distinct[i%1000] == nil {
-			distinct[i%1000] = m
+		return string(res.Data)
+	}
+	serverQuery := func(q string) string {
+		res, err := http.Post("http://"+addr+"/", "text/plain", strings.NewReader(q))
+		if err != nil {
+			b.Fatal(err)
 		}
-		maps[i] = distinct[i%1000]
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusOK {
+			b.Fatalf("server: %s: %d %s", q, res.StatusCode, body)
+		}
+		return string(body)
+	}
+	// check compares a server table with the direct one.
+	check := func(what, table, directTable string) {
+		want := directQuery(fmt.Sprintf(benchFingerprint, directTable))
+		if !strings.HasPrefix(want, fmt.Sprint(benchRows)+"\t") {
+			b.Fatalf("direct table holds %q", want)
+		}
+		if got := serverQuery(fmt.Sprintf(benchFingerprint, table)); got != want {
+			b.Fatalf("%s: table fingerprint %q, direct %q", what, got, want)
+		}
+		if got := serverQuery(fmt.Sprintf(benchSpot, table)); got != benchSpotWant {
+			b.Fatalf("%s: row 123456 is %q, want %q", what, got, benchSpotWant)
+		}
+	}
+	// settle waits until the server's background merges of earlier
+	// inserts are done, so they do not eat into the next measurement.
+	settle := func() {
+		for i := 0; i < 600; i++ {
+			if strings.TrimSpace(serverQuery("SELECT count() FROM system.merges")) == "0" {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 
-	var serverTime, directTime, httpTime time.Duration
+	var serverTime, directTime, pipeTime, httpTime time.Duration
 	b.ResetTimer()
 	for n := 0; n < b.N; n++ {
 		table := fmt.Sprintf("bench_%d", n)
 		// Direct first, so neither side runs while the other's
 		// background merges still use the CPU.
-		if _, err := direct.Query(ctx, "CREATE TABLE "+table+" "+benchSchema, ""); err != nil {
-			b.Fatal(err)
-		}
+		directQuery("CREATE TABLE " + table + " " + benchSchema)
 		start := time.Now()
-		q := fmt.Sprintf("INSERT INTO %s SELECT * FROM file('%s', 'Native')", table, strings.ReplaceAll(nativePath, "'", "\\'"))
-		if _, err := direct.Query(ctx, q, ""); err != nil {
-			b.Fatal(err)
-		}
+		directQuery(fmt.Sprintf("INSERT INTO %s SELECT * FROM file('%s', 'Native')", table, strings.ReplaceAll(nativePath, "'", "\\'")))
 		directTime += time.Since(start)
-		res, err := direct.Query(ctx, "SELECT count() FROM "+table, "TSV")
-		if err != nil || strings.TrimSpace(string(res.Data)) != fmt.Sprint(benchRows) {
-			b.Fatalf("direct table holds %q rows (%v)", res.Data, err)
+		if got := directQuery(fmt.Sprintf(benchSpot, table)); got != benchSpotWant {
+			b.Fatalf("direct: row 123456 is %q, want %q", got, benchSpotWant)
 		}
 
-		if err := conn.Exec(ctx, "CREATE TABLE "+table+" "+benchSchema); err != nil {
-			b.Fatal(err)
-		}
+		// One batch of the whole record.
+		serverQuery("CREATE TABLE " + table + " " + benchSchema)
 		start = time.Now()
-		batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+table)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for c := range cols {
-			if err := batch.Column(c).Append(cols[c]); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := batch.Column(10).Append(maps); err != nil {
-			b.Fatal(err)
-		}
-		appended := time.Since(start)
-		if err := batch.Send(); err != nil {
+		if err := arrowch.Insert(ctx, conn, table, rec, ""); err != nil {
 			b.Fatal(err)
 		}
 		serverTime += time.Since(start)
-		b.Logf("server side: append %v, send %v", appended, time.Since(start)-appended)
-		var count uint64
-		if err := conn.QueryRow(ctx, "SELECT count() FROM "+table).Scan(&count); err != nil || count != benchRows {
-			b.Fatalf("server table holds %d rows (%v)", count, err)
+		check("single batch", table, table)
+		settle()
+
+		// 8 batches from 2 goroutines.
+		serverQuery("CREATE TABLE " + table + "_pipe " + benchSchema)
+		start = time.Now()
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for g := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := g; i < pipeBatches && errs[g] == nil; i += 2 {
+					errs[g] = arrowch.Insert(ctx, conn, table+"_pipe", slices[i], "")
+				}
+			}()
 		}
+		wg.Wait()
+		pipeTime += time.Since(start)
+		if err := errors.Join(errs...); err != nil {
+			b.Fatal(err)
+		}
+		check("pipelined", table+"_pipe", table)
+		settle()
 
 		// The same Native bytes streamed over plain HTTP: the server's
 		// own share, without clickhouse-go's row encoding.
-		if err := conn.Exec(ctx, "CREATE TABLE "+table+"_http "+benchSchema); err != nil {
-			b.Fatal(err)
-		}
+		serverQuery("CREATE TABLE " + table + "_http " + benchSchema)
 		f, err := os.Open(nativePath)
 		if err != nil {
 			b.Fatal(err)
@@ -202,14 +308,19 @@ func BenchmarkInsert1M(b *testing.B) {
 			b.Fatalf("HTTP insert: %d %s", res2.StatusCode, body)
 		}
 		httpTime += time.Since(start)
+		check("plain HTTP", table+"_http", table)
+		b.Logf("seconds: direct %.3f, single batch %.3f, pipelined %.3f, plain HTTP %.3f",
+			directTime.Seconds(), serverTime.Seconds(), pipeTime.Seconds(), httpTime.Seconds())
+		settle()
 	}
 	b.StopTimer()
-	serverRate := float64(benchRows*b.N) / serverTime.Seconds()
-	directRate := float64(benchRows*b.N) / directTime.Seconds()
-	b.ReportMetric(serverRate, "server_rows/s")
+	rate := func(d time.Duration) float64 { return float64(benchRows*b.N) / d.Seconds() }
+	directRate := rate(directTime)
+	b.ReportMetric(rate(serverTime), "server_rows/s")
 	b.ReportMetric(directRate, "direct_rows/s")
-	b.ReportMetric(serverRate/directRate, "ratio")
-	httpRate := float64(benchRows*b.N) / httpTime.Seconds()
-	b.ReportMetric(httpRate, "http_native_rows/s")
-	b.ReportMetric(httpRate/directRate, "http_ratio")
+	b.ReportMetric(rate(serverTime)/directRate, "ratio")
+	b.ReportMetric(rate(pipeTime), "pipelined_rows/s")
+	b.ReportMetric(rate(pipeTime)/directRate, "pipelined_ratio")
+	b.ReportMetric(rate(httpTime), "http_native_rows/s")
+	b.ReportMetric(rate(httpTime)/directRate, "http_ratio")
 }

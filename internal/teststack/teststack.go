@@ -1,0 +1,268 @@
+// Package teststack starts real components as separate processes for tests
+// that must stop, kill or restart them — a private Kafka broker (through
+// scripts/kafka.sh), a private clickhouse-embedded, a driftwatch service
+// binary — so that such a test never disturbs the shared stack other
+// packages' tests use. Each helper registers its cleanup with t.Cleanup.
+//
+// Missing prerequisites (the Kafka jars, libchdb) are reported through
+// testenv.Unavailable: a skip outside CI, a failure under CI=true.
+package teststack
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/driftwatch/driftwatch/internal/testenv"
+)
+
+// RepoRoot returns the directory holding go.mod.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+var buildMu sync.Mutex
+
+// Build compiles the main package at pkg (for example
+// "./services/ingest") into a temporary directory and returns the binary.
+func Build(t testing.TB, pkg string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = RepoRoot(t)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+// Kafka is a private single-node broker.
+type Kafka struct {
+	Port, ControllerPort int
+	DataDir              string
+	root                 string
+}
+
+// Brokers returns the bootstrap address.
+func (k *Kafka) Brokers() []string { return []string{"127.0.0.1:" + strconv.Itoa(k.Port)} }
+
+// StartKafka starts a broker on free ports with its own data directory.
+func StartKafka(t testing.TB) *Kafka {
+	t.Helper()
+	root := RepoRoot(t)
+	if m, _ := filepath.Glob(filepath.Join(root, ".deps/kafka/libs/kafka_2.13-*.jar")); len(m) == 0 {
+		testenv.Unavailable(t, "the Kafka jars are not in .deps/kafka/libs (run `make deps`)")
+	}
+	k := &Kafka{Port: FreePort(t), ControllerPort: FreePort(t), DataDir: filepath.Join(t.TempDir(), "kafka"), root: root}
+	t.Cleanup(func() { k.run(t, "stop") })
+	k.Start(t)
+	return k
+}
+
+// Start starts the broker again after Stop (same ports, same data).
+func (k *Kafka) Start(t testing.TB) { t.Helper(); k.run(t, "start") }
+
+// Stop stops the broker gracefully.
+func (k *Kafka) Stop(t testing.TB) { t.Helper(); k.run(t, "stop") }
+
+func (k *Kafka) run(t testing.TB, verb string) {
+	t.Helper()
+	cmd := exec.Command("bash", filepath.Join(k.root, "scripts/kafka.sh"), verb)
+	cmd.Env = append(os.Environ(), "KAFKA_PORT="+strconv.Itoa(k.Port), "KAFKA_CONTROLLER_PORT="+strconv.Itoa(k.ControllerPort), "KAFKA_DATA_DIR="+k.DataDir)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kafka.sh %s: %v\n%s", verb, err, b)
+	}
+}
+
+// Process is a started binary.
+type Process struct {
+	Name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+// Start runs bin with args and env (added to the test's environment) and
+// stops it with SIGTERM at cleanup. Its output is kept for Output.
+func Start(t testing.TB, name, bin string, env []string, args ...string) *Process {
+	t.Helper()
+	p := &Process{Name: name, out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(30 * time.Second):
+			p.Kill()
+		}
+		if t.Failed() {
+			t.Logf("output of %s:\n%s", name, tail(p.out.String(), 4000))
+		}
+	})
+	return p
+}
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig os.Signal) { _ = p.cmd.Process.Signal(sig) }
+
+// Kill sends SIGKILL and waits for the process to end.
+func (p *Process) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// Wait waits up to d for the process to exit and returns its error.
+func (p *Process) Wait(t testing.TB, d time.Duration) error {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(d):
+		t.Fatalf("%s did not exit within %s", p.Name, d)
+		return nil
+	}
+}
+
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Output returns what the process printed so far.
+func (p *Process) Output() string { return p.out.String() }
+
+// ClickHouse is a private clickhouse-embedded server.
+type ClickHouse struct {
+	Port    int
+	DataDir string
+	bin     string
+	lib     string
+	proc    *Process
+}
+
+// URL returns the HTTP URL of database db.
+func (c *ClickHouse) URL(db string) string { return fmt.Sprintf("http://127.0.0.1:%d/%s", c.Port, db) }
+
+// StartClickHouse builds and starts clickhouse-embedded on a free port.
+func StartClickHouse(t testing.TB) *ClickHouse {
+	t.Helper()
+	lib := testenv.Env(t, "CHDB_LIB_PATH", "path of libchdb.so (run `make deps`)")
+	c := &ClickHouse{Port: FreePort(t), DataDir: filepath.Join(t.TempDir(), "clickhouse"), bin: Build(t, "./services/clickhouse-embedded"), lib: lib}
+	c.Start(t)
+	return c
+}
+
+// Start starts the server (again, after Stop) and waits for /ping.
+func (c *ClickHouse) Start(t testing.TB) {
+	t.Helper()
+	c.proc = Start(t, "clickhouse-embedded", c.bin, nil, "-http", "127.0.0.1:"+strconv.Itoa(c.Port), "-path", c.DataDir, "-lib", c.lib)
+	WaitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/ping", c.Port), 60*time.Second, c.proc)
+}
+
+// Stop stops the server with SIGTERM and waits for it to exit.
+func (c *ClickHouse) Stop(t testing.TB) {
+	t.Helper()
+	c.proc.Signal(syscall.SIGTERM)
+	_ = c.proc.Wait(t, 60*time.Second)
+}
+
+// WaitHTTP polls url until it answers 200, failing after d or when proc
+// (if not nil) exits first.
+func WaitHTTP(t testing.TB, url string, d time.Duration, proc *Process) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		cancel()
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if proc != nil && proc.Exited() {
+			t.Fatalf("%s exited while waiting for %s:\n%s", proc.Name, url, tail(proc.Output(), 4000))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	msg := ""
+	if proc != nil {
+		msg = tail(proc.Output(), 4000)
+	}
+	t.Fatalf("%s did not answer 200 within %s\n%s", url, d, msg)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
