@@ -39,6 +39,7 @@
 //	driftwatch_ingest_insert_errors_total{topic}           failed insert attempts
 //	driftwatch_ingest_dead_letter_errors_total{topic}      failed dead-letter writes
 //	driftwatch_ingest_commit_errors_total{topic}           failed offset commits
+//	driftwatch_ingest_fetch_errors_total{topic}            failed fetches (broker down, rebalance)
 //	driftwatch_ingest_batch_rows{topic}                    histogram of rows per insert
 //	driftwatch_ingest_flush_duration_seconds{topic}        histogram of insert+dead letters+commit
 //	driftwatch_ingest_consumer_lag{topic}                  messages not yet read

@@ -23,6 +23,7 @@ type metrics struct {
 	insertErrors  *prometheus.CounterVec
 	dlqErrors     *prometheus.CounterVec
 	commitErrors  *prometheus.CounterVec
+	fetchErrors   *prometheus.CounterVec
 	batchRows     *prometheus.HistogramVec
 	flushSeconds  *prometheus.HistogramVec
 
@@ -41,6 +42,7 @@ func newMetrics(reg prometheus.Registerer, now func() time.Time, lag func() map[
 	m.insertErrors = f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_ingest_insert_errors_total", Help: "Failed ClickHouse insert attempts (each is retried)."}, []string{"topic"})
 	m.dlqErrors = f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_ingest_dead_letter_errors_total", Help: "Failed attempts to write the dead-letter topic (each is retried)."}, []string{"topic"})
 	m.commitErrors = f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_ingest_commit_errors_total", Help: "Failed offset commits (each is retried)."}, []string{"topic"})
+	m.fetchErrors = f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_ingest_fetch_errors_total", Help: "Failed fetches from Kafka (each is retried)."}, []string{"topic"})
 	m.batchRows = f.NewHistogramVec(prometheus.HistogramOpts{Name: "driftwatch_ingest_batch_rows", Help: "Rows per ClickHouse insert.",
 		Buckets: prometheus.ExponentialBuckets(1, 4, 10)}, []string{"topic"})
 	m.flushSeconds = f.NewHistogramVec(prometheus.HistogramOpts{Name: "driftwatch_ingest_flush_duration_seconds", Help: "Time to insert a batch, write its dead letters and commit its offsets, retries included.",

@@ -107,7 +107,21 @@ func (p *pipeline) fill(ctx context.Context) error {
 			if errors.Is(err, context.DeadlineExceeded) {
 				return nil // the batch is old enough
 			}
-			return fmt.Errorf("fetch from %s: %w", p.topic, err)
+			// The broker is unreachable or the group is rebalancing:
+			// kafka-go reconnects by itself, so wait and fetch again.
+			// The batch in hand stays uncommitted until it is flushed.
+			p.m.fetchErrors.WithLabelValues(p.topic).Inc()
+			if p.errLog.allow(p.opts.Now()) {
+				p.log.Warn("fetch failed, retrying", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-fctx.Done():
+				return nil
+			case <-time.After(p.opts.RetryMin * 5):
+			}
+			continue
 		}
 		p.track(msg)
 		p.m.consumed.WithLabelValues(p.topic).Inc()

@@ -1,0 +1,276 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/driftwatch/driftwatch/internal/kafkaio"
+	"github.com/driftwatch/driftwatch/internal/testenv"
+	"github.com/driftwatch/driftwatch/schemas"
+)
+
+func TestGenConfig(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  string
+		wantErr  []string
+	}{
+		{name: "defaults are valid", args: []string{"-check-config"}, wantOut: "start: auto"},
+		{name: "changes as a comma list", args: []string{"-check-config", "-change", "mean_shift:f0:2.0@50000,concept_drift@+1m,model-0/missing:c1:0.2"},
+			wantOut: "- concept_drift@+1m"},
+		{name: "regression with everything set", args: []string{"-check-config", "-task", "regression", "-models", "4", "-rate", "500", "-duplicate-share", "0.1",
+			"-malformed-share", "0.1", "-outcome-share", "0.5", "-label-delay", "1h", "-label-delay-dist", "fixed", "-start", "2024-05-01T00:00:00Z", "-business-bucket", "0"}},
+		{name: "unknown change kind", args: []string{"-change", "wobble:f0:1"}, wantCode: 2, wantErr: []string{`changes: change "wobble:f0:1": unknown kind`}},
+		{name: "change of a missing feature", args: []string{"-change", "mean_shift:f20:1"}, wantCode: 2, wantErr: []string{`"f20" is not a numeric feature`}},
+		{name: "change of a missing model", args: []string{"-models", "2", "-change", "model-2/concept_drift"}, wantCode: 2, wantErr: []string{`model "model-2"`}},
+		{name: "negative rate", args: []string{"-rate", "-5"}, wantCode: 2, wantErr: []string{"rate: must not be negative"}},
+		{name: "shares over 1", args: []string{"-malformed-share", "0.6", "-duplicate-share", "0.6"}, wantCode: 2, wantErr: []string{"duplicate_share, malformed_share"}},
+		{name: "bad start", args: []string{"-start", "yesterday"}, wantCode: 2, wantErr: []string{`start: "yesterday" is neither`}},
+		{name: "bad task", args: []string{"-task", "ranking"}, wantCode: 2, wantErr: []string{`task: "ranking"`}},
+		{name: "ids without manifest", args: []string{"-manifest-ids"}, wantCode: 2, wantErr: []string{"manifest_ids: needs -manifest"}},
+		{name: "every problem at once", args: []string{"-models", "0", "-partitions", "0", "-events", "-1", "-kafka-brokers", "nohost"}, wantCode: 2,
+			wantErr: []string{"models:", "partitions:", "events:", "kafka_brokers:"}},
+		{name: "not a number", args: []string{"-seed", "x"}, wantCode: 2, wantErr: []string{`"x" is not an integer`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errs := run(append([]string{"gen"}, tt.args...), nil)
+			if code != tt.wantCode || !strings.Contains(out, tt.wantOut) {
+				t.Fatalf("code %d, stdout %q, stderr %q; want code %d, stdout with %q", code, out, errs, tt.wantCode, tt.wantOut)
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(errs, w) {
+					t.Errorf("stderr %q does not contain %q", errs, w)
+				}
+			}
+		})
+	}
+}
+
+func TestGenStartAndStep(t *testing.T) {
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name      string
+		mod       func(*genConfig)
+		wantStart time.Time
+		wantStep  time.Duration
+	}{
+		{name: "auto, finite and unpaced: ends now", mod: func(c *genConfig) { c.Events = 1000 }, wantStart: now.Add(-10 * time.Second), wantStep: 10 * time.Millisecond},
+		{name: "auto, paced: starts now, step from rate", mod: func(c *genConfig) { c.Rate = 200 }, wantStart: now, wantStep: 5 * time.Millisecond},
+		{name: "auto, endless", mod: func(c *genConfig) { c.Events = 0 }, wantStart: now, wantStep: 10 * time.Millisecond},
+		{name: "explicit", mod: func(c *genConfig) { c.Start = "2024-02-03T04:05:06Z"; c.Step = time.Second; c.Rate = 50 },
+			wantStart: time.Date(2024, 2, 3, 4, 5, 6, 0, time.UTC), wantStep: time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := defaultGenConfig()
+			tt.mod(c)
+			lc, err := c.loadgenConfig(now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !lc.Start.Equal(tt.wantStart) || lc.Step != tt.wantStep {
+				t.Errorf("start %s step %s, want %s and %s", lc.Start, lc.Step, tt.wantStart, tt.wantStep)
+			}
+		})
+	}
+}
+
+// readTopic reads want messages from topic with a fresh consumer group and
+// then checks that no more arrive.
+func readTopic(t *testing.T, opts kafkaio.Options, topic string, want int64) []kafka.Message {
+	t.Helper()
+	r, err := kafkaio.NewReader(opts, topic, fmt.Sprintf("gen-test-%d", time.Now().UnixNano()))
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var msgs []kafka.Message
+	for int64(len(msgs)) < want {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			t.Errorf("%s: read %d of %d messages: %v", topic, len(msgs), want, err)
+			return msgs
+		}
+		msgs = append(msgs, m)
+	}
+	extra, cancel2 := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel2()
+	if m, err := r.FetchMessage(extra); err == nil {
+		t.Errorf("%s: more than the %d messages the manifest counts, for example %q", topic, want, m.Value)
+	}
+	return msgs
+}
+
+// deleteTopics removes the topics gen created under prefix.
+func deleteTopics(t *testing.T, brokers []string, prefix string) {
+	names := make([]string, len(genTopics))
+	for i, n := range genTopics {
+		names[i] = prefix + n
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	res, err := c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: names})
+	if err != nil {
+		t.Logf("delete topics %v: %v", names, err)
+		return
+	}
+	for name, err := range res.Errors {
+		if err != nil {
+			t.Logf("delete topic %s: %v", name, err)
+		}
+	}
+}
+
+func schemaOf(m kafka.Message) (string, bool) {
+	for _, h := range m.Headers {
+		if h.Key == schemas.SchemaHeader {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}
+
+func TestGenAgainstKafka(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	prefix := fmt.Sprintf("gentest%d.", time.Now().UnixNano())
+	t.Cleanup(func() { deleteTopics(t, brokers, prefix) })
+	manifest := filepath.Join(t.TempDir(), "manifest.json")
+	args := []string{"gen", "-kafka-brokers", strings.Join(brokers, ","), "-topic-prefix", prefix,
+		"-events", "2000", "-seed", "9", "-models", "2", "-start", "2024-03-01T00:00:00Z", "-step", "10ms",
+		"-malformed-share", "0.05", "-duplicate-share", "0.03", "-label-delay", "2s", "-business-bucket", "5s",
+		"-drain", "-manifest", manifest, "-manifest-ids"}
+	code, out, errs := run(args, nil)
+	if code != 0 || !strings.Contains(out, "driftwatch gen: sent ") {
+		t.Fatalf("gen: code %d, stdout %q, stderr %q", code, out, errs)
+	}
+	t.Log(strings.TrimSpace(out))
+	data, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m genManifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	st := m.Stats
+	if st.Ticks != 2000 || m.Sent != st.Messages || !m.Drained || m.Interrupted || int64(len(m.InferenceIDs)) != st.Inferences {
+		t.Fatalf("manifest: %s", data[:min(len(data), 2000)])
+	}
+
+	opts := kafkaio.Options{Brokers: brokers, TopicPrefix: prefix}
+	got := map[string][]kafka.Message{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, topic := range []string{"inferences", "outcomes", "business-metrics"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msgs := readTopic(t, opts, topic, st.Topics[topic])
+			mu.Lock()
+			got[topic] = msgs
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for _, topic := range []string{"outcomes", "business-metrics"} {
+		for _, msg := range got[topic] {
+			if h, _ := schemaOf(msg); h != "driftwatch."+strings.TrimSuffix(topic, "s")+".v1" {
+				t.Fatalf("%s: schema header %q", topic, h)
+			}
+		}
+	}
+
+	// Every valid inference decodes, and the set of their ids is the
+	// manifest's; malformed ones fail with some reason.
+	dec, err := schemas.NewDecoder(schemas.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inf schemas.Inference
+	ids := map[string]bool{}
+	var v1, rejected int64
+	for _, msg := range got["inferences"] {
+		h, ok := schemaOf(msg)
+		if !ok {
+			t.Fatalf("inference without a schema header: %q", msg.Value)
+		}
+		if _, err := schemas.KindForMessage(h, msg.Topic, prefix); err != nil {
+			rejected++
+			continue
+		}
+		v1++
+		if _, err := dec.DecodeInference(msg.Value, &inf); err != nil {
+			rejected++
+			continue
+		}
+		if inf.ModelID != string(msg.Key) {
+			t.Errorf("key %q, model_id %q", msg.Key, inf.ModelID)
+		}
+		ids[inf.EventID] = true
+	}
+	if rejected != st.MalformedCount() {
+		t.Errorf("%d inferences rejected, the manifest counts %d malformed", rejected, st.MalformedCount())
+	}
+	if want := st.Topics["inferences"] - st.Malformed[schemas.ReasonUnsupportedSchema]; v1 != want {
+		t.Errorf("%d inferences with header driftwatch.inference.v1, want %d", v1, want)
+	}
+	if len(ids) != len(m.InferenceIDs) {
+		t.Errorf("%d distinct valid inference ids in Kafka, %d in the manifest", len(ids), len(m.InferenceIDs))
+	}
+	for _, id := range m.InferenceIDs {
+		if !ids[id] {
+			t.Fatalf("manifest id %s not in Kafka", id)
+		}
+	}
+
+	t.Run("interrupt stops cleanly", func(t *testing.T) {
+		cfg := defaultGenConfig()
+		cfg.KafkaBrokers, cfg.TopicPrefix = brokers, prefix
+		cfg.Events, cfg.Rate, cfg.Seed = 0, 2000, 10
+		cfg.Manifest = filepath.Join(t.TempDir(), "m.json")
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		defer cancel()
+		var stdout, stderr bytes.Buffer
+		if err := runGen(ctx, cfg, Env{Stdout: &stdout, Stderr: &stderr}); err != nil {
+			t.Fatalf("gen after interrupt: %v", err)
+		}
+		data, err := os.ReadFile(cfg.Manifest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m genManifest
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatal(err)
+		}
+		// At 2000/s for about 1.5s; every generated message was sent.
+		if !m.Interrupted || m.Sent != m.Stats.Messages || m.Stats.Ticks < 1000 || m.Stats.Ticks > 4000 {
+			t.Errorf("manifest after interrupt: interrupted %v, sent %d of %d, %d inferences", m.Interrupted, m.Sent, m.Stats.Messages, m.Stats.Ticks)
+		}
+		if !strings.Contains(stderr.String(), "1s elapsed") {
+			t.Errorf("no progress line on stderr: %q", stderr.String())
+		}
+	})
+}
