@@ -202,6 +202,7 @@ func New(opts Options) (*Ingester, error) {
 			if err != nil {
 				return nil, err
 			}
+			w.BatchBytes = DeadLetterMaxBytes
 			ing.closers = append(ing.closers, w.Close)
 			return w, nil
 		}

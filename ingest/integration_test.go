@@ -52,9 +52,10 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	var specs []kafkaio.TopicSpec
-	for _, n := range []string{"inferences", "outcomes", "business-metrics", "dead-letters"} {
+	for _, n := range []string{"inferences", "outcomes", "business-metrics"} {
 		specs = append(specs, kafkaio.TopicSpec{Name: s.kopts.Topic(n), Partitions: 3})
 	}
+	specs = append(specs, DeadLetterTopicSpec(s.kopts, 3))
 	if err := kafkaio.EnsureTopics(ctx, brokers, specs); err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +70,23 @@ func (s *stack) produce(t *testing.T, topic string, msgs ...kafka.Message) {
 	}
 	defer w.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatalf("produce to %s: %v", topic, err)
+	}
+}
+
+// produceBig is produce with room for oversized events (the malformed
+// too_large ones exceed the writer's default 1 MiB batch limit).
+func (s *stack) produceBig(t *testing.T, topic string, msgs ...kafka.Message) {
+	t.Helper()
+	w, err := kafkaio.NewWriter(s.kopts, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.BatchBytes = 4 << 20
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		t.Fatalf("produce to %s: %v", topic, err)

@@ -210,7 +210,15 @@ func (p *pipeline) flush(ctx context.Context) error {
 		p.m.setNewest(p.topic, p.tbl.newest())
 	}
 	if len(p.pending) > 0 {
-		if err := p.retry(ctx, "write dead letters", func(ctx context.Context) error { return p.dlq.WriteMessages(ctx, p.pending...) }, p.m.dlqErrors); err != nil {
+		write := func(ctx context.Context) error {
+			err := p.dlq.WriteMessages(ctx, p.pending...)
+			if err != nil && tooLarge(err) && shrinkDeadLetters(p.pending) {
+				p.log.Warn("dead-letter topic refused an oversized value; truncated it (the source offset is in the headers)", "max_bytes", deadLetterTruncateBytes)
+				err = p.dlq.WriteMessages(ctx, p.pending...)
+			}
+			return err
+		}
+		if err := p.retry(ctx, "write dead letters", write, p.m.dlqErrors); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -114,9 +115,10 @@ func RunService(ctx context.Context, cfg *Config) error {
 	// Topics first: readers created before their topic exists log errors
 	// until it does.
 	var specs []kafkaio.TopicSpec
-	for _, t := range append([]string{DeadLetterTopic}, topicNames(nil)...) {
+	for _, t := range topicNames(nil) {
 		specs = append(specs, kafkaio.TopicSpec{Name: kopts.Topic(t), Partitions: cfg.TopicPartitions})
 	}
+	specs = append(specs, DeadLetterTopicSpec(kopts, cfg.TopicPartitions))
 	if err := waitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
 		return kafkaio.EnsureTopics(ctx, cfg.KafkaBrokers, specs)
 	}); err != nil {
@@ -176,4 +178,11 @@ func topicNames(kinds []schemas.Kind) []string {
 		out[i] = k.Topic()
 	}
 	return out
+}
+
+// DeadLetterTopicSpec is how ingest creates the dead-letter topic: large
+// enough for any event a source topic accepted, with its headers.
+func DeadLetterTopicSpec(kopts kafkaio.Options, partitions int) kafkaio.TopicSpec {
+	return kafkaio.TopicSpec{Name: kopts.Topic(DeadLetterTopic), Partitions: partitions,
+		Configs: map[string]string{"max.message.bytes": strconv.Itoa(DeadLetterMaxBytes)}}
 }

@@ -1,0 +1,110 @@
+package ingest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/driftwatch/driftwatch/internal/loadgen"
+	"github.com/driftwatch/driftwatch/schemas"
+)
+
+// TestMalformedEventsGoToDeadLetters sends 1 % malformed events of every
+// kind loadgen knows (broken JSON, wrong types, NaN, missing fields,
+// oversized, bad timestamps, invalid UTF-8, …) among valid ones: each must
+// arrive in the dead-letter topic with its reason, and every valid event in
+// ClickHouse.
+func TestMalformedEventsGoToDeadLetters(t *testing.T) {
+	s := newStack(t)
+	cfg := loadgen.DefaultConfig()
+	cfg.Seed = uint64(time.Now().UnixNano())
+	cfg.Models = 2
+	cfg.MalformedShare = 0.01
+	cfg.DuplicateShare = 0.01
+	cfg.Start = time.Now().UTC().Add(-time.Hour)
+	cfg.Step = time.Millisecond
+	cfg.Outcomes.Share = 0.1
+	cfg.RecordIDs = true
+	gen, err := loadgen.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ticks = 30_000
+	byTopic := map[string][]kafka.Message{}
+	wantReason := map[string]schemas.Reason{} // value → reason
+	for gen.Ticks() < ticks {
+		ev := gen.Next()
+		m := kafka.Message{Key: ev.Key, Value: ev.Value}
+		for _, h := range ev.Headers {
+			m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
+		}
+		byTopic[ev.Topic] = append(byTopic[ev.Topic], m)
+		if ev.Malformed != "" {
+			wantReason[string(ev.Value)] = ev.Malformed
+		}
+	}
+	st := gen.Stats()
+	if len(wantReason) < 200 {
+		t.Fatalf("only %d malformed events generated", len(wantReason))
+	}
+	for topic, msgs := range byTopic {
+		s.produceBig(t, topic, msgs...)
+	}
+
+	reg := prometheus.NewRegistry()
+	ing, err := New(Options{Kafka: s.kopts, Group: "g", Conn: s.conn, BatchRows: 5000, BatchAge: 200 * time.Millisecond, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ing.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		ing.Close()
+	}()
+
+	// Every dead letter, matched to the event it came from.
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: s.brokers, Topic: s.kopts.Topic("dead-letters"), GroupID: "check", StartOffset: kafka.FirstOffset, MaxWait: 200 * time.Millisecond, MaxBytes: 8 << 20})
+	defer r.Close()
+	rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer rcancel()
+	seen := map[schemas.Reason]int{}
+	for got := 0; got < len(wantReason); got++ {
+		m, err := r.ReadMessage(rctx)
+		if err != nil {
+			t.Fatalf("read dead letter %d of %d: %v", got+1, len(wantReason), err)
+		}
+		want, ok := wantReason[string(m.Value)]
+		if !ok {
+			t.Fatalf("dead letter for a valid event: %.200s (reason %s)", m.Value, header(m, HeaderReason))
+		}
+		if got := header(m, HeaderReason); got != string(want) {
+			t.Errorf("dead letter %.80q: reason %s (%s), want %s", m.Value, got, header(m, HeaderError), want)
+		}
+		seen[want]++
+	}
+	for _, r := range schemas.Reasons() {
+		if seen[r] == 0 {
+			t.Errorf("no dead letter with reason %s among %d", r, len(wantReason))
+		}
+	}
+	want := uint64(st.Inferences)
+	deadline := time.Now().Add(time.Minute)
+	for s.count(t, "SELECT count() FROM inferences FINAL") < want && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if n := s.count(t, "SELECT count() FROM inferences FINAL"); n != want {
+		t.Errorf("inferences FINAL = %d, want the %d valid ones", n, want)
+	}
+	if n := s.count(t, "SELECT uniqExact(event_id) FROM inferences"); n != uint64(len(gen.InferenceIDs())) {
+		t.Errorf("distinct inference ids = %d, want %d", n, len(gen.InferenceIDs()))
+	}
+	t.Logf("%d valid inferences, %d malformed by reason %v", want, len(wantReason), seen)
+}
