@@ -26,7 +26,7 @@ func TestDispatch(t *testing.T) {
 		wantOut  string
 		wantErr  string
 	}{
-		{name: "no command shows help", args: nil, wantCode: 2, wantOut: "  migrate  create or update"},
+		{name: "no command shows help", args: nil, wantCode: 2, wantOut: "create or update driftwatch's ClickHouse"},
 		{name: "help", args: []string{"help"}, wantCode: 0, wantOut: "Usage: driftwatch <command>"},
 		{name: "help for a command", args: []string{"help", "migrate"}, wantCode: 0, wantErr: "-retention-days"},
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantErr: `driftwatch: unknown command "frobnicate"`},

@@ -23,7 +23,9 @@ import (
 
 // genConfig is the configuration of `driftwatch gen`.
 type genConfig struct {
-	config.Common       `yaml:",inline"`
+	config.Kafka        `yaml:",inline"`
+	config.Logging      `yaml:",inline"`
+	ShutdownTimeout     time.Duration `yaml:"shutdown_timeout" env:"DRIFTWATCH_SHUTDOWN_TIMEOUT" flag:"shutdown-timeout" help:"how long sending what was generated may take after Ctrl-C"`
 	Seed                int64         `yaml:"seed" flag:"seed" help:"random seed: the same seed and settings produce the same events, ids included"`
 	Models              int           `yaml:"models" flag:"models" help:"number of models (model-0, model-1, …)"`
 	NumericFeatures     int           `yaml:"numeric_features" flag:"numeric-features" help:"numeric features per model (f0, f1, …)"`
@@ -52,7 +54,9 @@ type genConfig struct {
 func defaultGenConfig() *genConfig {
 	lc := loadgen.DefaultConfig()
 	return &genConfig{
-		Common:              config.DefaultCommon("127.0.0.1:0"),
+		Kafka:               config.DefaultKafka(),
+		Logging:             config.DefaultLogging(),
+		ShutdownTimeout:     30 * time.Second,
 		Seed:                1,
 		Models:              lc.Models,
 		NumericFeatures:     lc.NumericFeatures,
@@ -143,7 +147,10 @@ func (c *genConfig) loadgenConfig(now time.Time) (loadgen.Config, error) {
 
 func (c *genConfig) Validate() error {
 	_, err := c.loadgenConfig(time.Now())
-	return joinErrs(c.Common.Validate(), err)
+	if c.ShutdownTimeout <= 0 {
+		err = joinErrs(err, fmt.Errorf("shutdown_timeout: must be positive, got %s", c.ShutdownTimeout))
+	}
+	return joinErrs(c.Kafka.Validate(), c.Logging.Validate(), err)
 }
 
 func init() {

@@ -11,13 +11,14 @@ import (
 )
 
 type migrateConfig struct {
-	config.Common    `yaml:",inline"`
-	migration.Config `yaml:",inline"`
-	DryRun           bool `yaml:"dry_run" flag:"dry-run" help:"print the statements instead of running them"`
+	config.ClickHouse `yaml:",inline"`
+	config.Logging    `yaml:",inline"`
+	migration.Config  `yaml:",inline"`
+	DryRun            bool `yaml:"dry_run" flag:"dry-run" help:"print the statements instead of running them"`
 }
 
 func (c *migrateConfig) Validate() error {
-	return joinErrs(c.Common.Validate(), c.Config.Options().Validate())
+	return joinErrs(c.ClickHouse.Validate(), c.Logging.Validate(), c.Config.Options().Validate())
 }
 
 func init() {
@@ -28,7 +29,7 @@ func init() {
 driftwatch table and view in it, and sets their retention. It is safe to run
 at any time; services also run it when they start.`,
 		cfg: func() config.Validator {
-			return &migrateConfig{Common: config.DefaultCommon("127.0.0.1:0"), Config: migration.DefaultConfig()}
+			return &migrateConfig{ClickHouse: config.DefaultClickHouse(), Logging: config.DefaultLogging(), Config: migration.DefaultConfig()}
 		},
 		run: func(ctx context.Context, c config.Validator, env Env) error {
 			cfg := c.(*migrateConfig)

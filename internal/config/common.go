@@ -12,83 +12,136 @@ import (
 	"time"
 )
 
+// Kafka says where the Kafka cluster is and how topics are named.
+type Kafka struct {
+	KafkaBrokers []string `yaml:"kafka_brokers" env:"DRIFTWATCH_KAFKA_BROKERS" flag:"kafka-brokers" help:"Kafka bootstrap brokers, comma-separated host:port"`
+	TopicPrefix  string   `yaml:"topic_prefix" env:"DRIFTWATCH_TOPIC_PREFIX" flag:"topic-prefix" help:"prefix of every Kafka topic name"`
+}
+
+// ClickHouse says where ClickHouse is and who to connect as.
+type ClickHouse struct {
+	ClickHouseURL      string `yaml:"clickhouse_url" env:"DRIFTWATCH_CLICKHOUSE_URL" flag:"clickhouse-url" help:"ClickHouse URL: clickhouse://host:9000/db (native) or http://host:8123/db"`
+	ClickHouseUser     string `yaml:"clickhouse_user" env:"DRIFTWATCH_CLICKHOUSE_USER" flag:"clickhouse-user" help:"ClickHouse user (overrides the URL's)"`
+	ClickHousePassword Secret `yaml:"clickhouse_password" env:"DRIFTWATCH_CLICKHOUSE_PASSWORD" flag:"clickhouse-password" help:"ClickHouse password (overrides the URL's; prefer the environment, flags show in ps)"`
+}
+
+// Logging chooses the log level and format.
+type Logging struct {
+	LogLevel  string `yaml:"log_level" env:"DRIFTWATCH_LOG_LEVEL" flag:"log-level" help:"log level: debug, info, warn or error"`
+	LogFormat string `yaml:"log_format" env:"DRIFTWATCH_LOG_FORMAT" flag:"log-format" help:"log format: text or json"`
+}
+
 // Common holds the settings every driftwatch service shares; services embed
 // it with `yaml:",inline"`. The environment names are the contract in
-// DESIGN.md.
+// DESIGN.md. Commands that need only some of them (a CLI command that
+// talks to Kafka alone) embed the parts: Kafka, ClickHouse, Logging.
 type Common struct {
-	KafkaBrokers       []string      `yaml:"kafka_brokers" env:"DRIFTWATCH_KAFKA_BROKERS" flag:"kafka-brokers" help:"Kafka bootstrap brokers, comma-separated host:port"`
-	ClickHouseURL      string        `yaml:"clickhouse_url" env:"DRIFTWATCH_CLICKHOUSE_URL" flag:"clickhouse-url" help:"ClickHouse URL: clickhouse://host:9000/db (native) or http://host:8123/db"`
-	ClickHouseUser     string        `yaml:"clickhouse_user" env:"DRIFTWATCH_CLICKHOUSE_USER" flag:"clickhouse-user" help:"ClickHouse user (overrides the URL's)"`
-	ClickHousePassword Secret        `yaml:"clickhouse_password" env:"DRIFTWATCH_CLICKHOUSE_PASSWORD" flag:"clickhouse-password" help:"ClickHouse password (overrides the URL's; prefer the environment, flags show in ps)"`
-	HTTPAddr           string        `yaml:"http_addr" env:"DRIFTWATCH_HTTP_ADDR" flag:"http-addr" help:"listen address for /healthz, /readyz, /metrics and the API"`
-	TopicPrefix        string        `yaml:"topic_prefix" env:"DRIFTWATCH_TOPIC_PREFIX" flag:"topic-prefix" help:"prefix of every Kafka topic name"`
-	LogLevel           string        `yaml:"log_level" env:"DRIFTWATCH_LOG_LEVEL" flag:"log-level" help:"log level: debug, info, warn or error"`
-	LogFormat          string        `yaml:"log_format" env:"DRIFTWATCH_LOG_FORMAT" flag:"log-format" help:"log format: text or json"`
-	ShutdownTimeout    time.Duration `yaml:"shutdown_timeout" env:"DRIFTWATCH_SHUTDOWN_TIMEOUT" flag:"shutdown-timeout" help:"how long a graceful shutdown (flush, commit, close) may take"`
+	Kafka           `yaml:",inline"`
+	ClickHouse      `yaml:",inline"`
+	HTTPAddr        string `yaml:"http_addr" env:"DRIFTWATCH_HTTP_ADDR" flag:"http-addr" help:"listen address for /healthz, /readyz, /metrics and the API"`
+	Logging         `yaml:",inline"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"DRIFTWATCH_SHUTDOWN_TIMEOUT" flag:"shutdown-timeout" help:"how long a graceful shutdown (flush, commit, close) may take"`
 }
+
+// DefaultKafka returns the local-development Kafka defaults.
+func DefaultKafka() Kafka {
+	return Kafka{KafkaBrokers: []string{"127.0.0.1:9092"}, TopicPrefix: "driftwatch."}
+}
+
+// DefaultClickHouse returns the local-development ClickHouse defaults.
+func DefaultClickHouse() ClickHouse {
+	return ClickHouse{ClickHouseURL: "http://127.0.0.1:8123/driftwatch"}
+}
+
+// DefaultLogging returns info-level text logs.
+func DefaultLogging() Logging { return Logging{LogLevel: "info", LogFormat: "text"} }
 
 // DefaultCommon returns the local-development defaults from DESIGN.md with
 // the service's own HTTP address.
 func DefaultCommon(httpAddr string) Common {
 	return Common{
-		KafkaBrokers:    []string{"127.0.0.1:9092"},
-		ClickHouseURL:   "http://127.0.0.1:8123/driftwatch",
+		Kafka:           DefaultKafka(),
+		ClickHouse:      DefaultClickHouse(),
 		HTTPAddr:        httpAddr,
-		TopicPrefix:     "driftwatch.",
-		LogLevel:        "info",
-		LogFormat:       "text",
+		Logging:         DefaultLogging(),
 		ShutdownTimeout: 30 * time.Second,
 	}
 }
 
+type problems []error
+
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+}
+
+// Validate reports every invalid Kafka setting, each naming its YAML key.
+func (k *Kafka) Validate() error {
+	var p problems
+	if len(k.KafkaBrokers) == 0 {
+		p.add("kafka_brokers", "at least one broker is required")
+	}
+	for _, b := range k.KafkaBrokers {
+		if err := checkHostPort(b); err != nil {
+			p.add("kafka_brokers", "%q: %v", b, err)
+		}
+	}
+	if !validTopicPrefix(k.TopicPrefix) {
+		p.add("topic_prefix", "%q may hold only letters, digits, '.', '_' and '-'", k.TopicPrefix)
+	}
+	return errors.Join(p...)
+}
+
+// Validate reports an invalid ClickHouse URL without echoing a password.
+func (c *ClickHouse) Validate() error {
+	if err := CheckClickHouseURL(c.ClickHouseURL); err != nil {
+		return fmt.Errorf("clickhouse_url: %w", err)
+	}
+	return nil
+}
+
+// Validate reports an invalid log level or format.
+func (l *Logging) Validate() error {
+	var p problems
+	if _, err := parseLevel(l.LogLevel); err != nil {
+		p.add("log_level", "%v", err)
+	}
+	if l.LogFormat != "text" && l.LogFormat != "json" {
+		p.add("log_format", "%q is neither text nor json", l.LogFormat)
+	}
+	return errors.Join(p...)
+}
+
 // Validate reports every invalid shared setting, each naming its YAML key.
 func (c *Common) Validate() error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
-	}
-	if len(c.KafkaBrokers) == 0 {
-		bad("kafka_brokers", "at least one broker is required")
-	}
-	for _, b := range c.KafkaBrokers {
-		if err := checkHostPort(b); err != nil {
-			bad("kafka_brokers", "%q: %v", b, err)
-		}
-	}
-	if err := CheckClickHouseURL(c.ClickHouseURL); err != nil {
-		bad("clickhouse_url", "%v", err)
-	}
+	p := problems{c.Kafka.Validate(), c.ClickHouse.Validate()}
 	if err := checkHostPort(c.HTTPAddr); err != nil {
-		bad("http_addr", "%q: %v", c.HTTPAddr, err)
+		p.add("http_addr", "%q: %v", c.HTTPAddr, err)
 	}
-	if strings.ContainsAny(c.TopicPrefix, " /\\,") || len(c.TopicPrefix) > 200 {
-		bad("topic_prefix", "%q may hold only letters, digits, '.', '_' and '-'", c.TopicPrefix)
-	} else {
-		for _, r := range c.TopicPrefix {
-			if !(r == '.' || r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-				bad("topic_prefix", "%q may hold only letters, digits, '.', '_' and '-'", c.TopicPrefix)
-				break
-			}
+	p = append(p, c.Logging.Validate())
+	if c.ShutdownTimeout <= 0 {
+		p.add("shutdown_timeout", "must be positive, got %s", c.ShutdownTimeout)
+	}
+	return errors.Join(p...)
+}
+
+func validTopicPrefix(s string) bool {
+	if len(s) > 200 {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '.' || r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
 		}
 	}
-	if _, err := parseLevel(c.LogLevel); err != nil {
-		bad("log_level", "%v", err)
-	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		bad("log_format", "%q is neither text nor json", c.LogFormat)
-	}
-	if c.ShutdownTimeout <= 0 {
-		bad("shutdown_timeout", "must be positive, got %s", c.ShutdownTimeout)
-	}
-	return errors.Join(errs...)
+	return true
 }
 
 // Logger builds the service's logger from LogLevel and LogFormat.
-func (c *Common) Logger(service string) *slog.Logger {
-	lvl, _ := parseLevel(c.LogLevel)
+func (l *Logging) Logger(service string) *slog.Logger {
+	lvl, _ := parseLevel(l.LogLevel)
 	hopts := &slog.HandlerOptions{Level: lvl}
 	var h slog.Handler = slog.NewTextHandler(os.Stderr, hopts)
-	if c.LogFormat == "json" {
+	if l.LogFormat == "json" {
 		h = slog.NewJSONHandler(os.Stderr, hopts)
 	}
 	return slog.New(h).With("service", service)

@@ -61,9 +61,9 @@ func TestLoadPrecedence(t *testing.T) {
 			env:  map[string]string{"DRIFTWATCH_CONFIG": "testdata/good.yaml"},
 			want: func(c *testConfig) {
 				*c = testConfig{Common: Common{
-					KafkaBrokers: []string{"kafka-1:9092", "kafka-2:9092"}, ClickHouseURL: "clickhouse://ch.internal:9000/driftwatch",
-					ClickHouseUser: "ingest", ClickHousePassword: "s3cret-from-file", HTTPAddr: "0.0.0.0:9101",
-					TopicPrefix: "prod.driftwatch.", LogLevel: "debug", LogFormat: "json", ShutdownTimeout: 45 * time.Second,
+					Kafka:      Kafka{KafkaBrokers: []string{"kafka-1:9092", "kafka-2:9092"}, TopicPrefix: "prod.driftwatch."},
+					ClickHouse: ClickHouse{ClickHouseURL: "clickhouse://ch.internal:9000/driftwatch", ClickHouseUser: "ingest", ClickHousePassword: "s3cret-from-file"},
+					HTTPAddr:   "0.0.0.0:9101", Logging: Logging{LogLevel: "debug", LogFormat: "json"}, ShutdownTimeout: 45 * time.Second,
 				}, BatchRows: 20000}
 			},
 		},
@@ -136,9 +136,9 @@ func TestLoadErrors(t *testing.T) {
 			want: `invalid configuration:
   kafka_brokers: "kafka-1": not host:port
   kafka_brokers: "kafka-2:port": port "port" is not a number from 0 to 65535
+  topic_prefix: "bad prefix" may hold only letters, digits, '.', '_' and '-'
   clickhouse_url: scheme "postgres" is not one of clickhouse, tcp, http, https
   http_addr: "9101": not host:port
-  topic_prefix: "bad prefix" may hold only letters, digits, '.', '_' and '-'
   log_level: "loud" is not one of debug, info, warn, error
   log_format: "xml" is neither text nor json
   shutdown_timeout: must be positive, got 0s
