@@ -9,7 +9,8 @@
 // optional). Supported field types are string, bool, int, int64, float64,
 // time.Duration, []string (comma-separated in env and flags) and Secret.
 // Nested structs without a yaml key (embedded) are walked, so every service
-// embeds [Common].
+// embeds [Common]. Fields with neither an env nor a flag tag — nested
+// sections, maps, lists of structs — are set by the YAML file only.
 package config
 
 import (
@@ -195,6 +196,12 @@ func collect(v reflect.Value) ([]field, error) {
 		key := strings.Split(sf.Tag.Get("yaml"), ",")[0]
 		if key == "-" {
 			continue
+		}
+		if sf.Tag.Get("env") == "" && sf.Tag.Get("flag") == "" && sf.Type.Kind() != reflect.Struct {
+			continue // a YAML-only setting (maps, lists of structs): the file sets it
+		}
+		if sf.Type.Kind() == reflect.Struct && sf.Type != durationType && key != "" {
+			continue // a nested YAML section without flags
 		}
 		if sf.Type.Kind() == reflect.Struct && sf.Type != durationType {
 			sub, err := collect(fv)

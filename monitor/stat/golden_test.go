@@ -1,0 +1,320 @@
+package stat
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// -update regenerates testdata/golden.json with the reference script; it
+// needs the venv from `bash scripts/deps.sh python`.
+var update = flag.Bool("update", false, "regenerate testdata/golden.json with testdata/golden.py (needs .deps/venv)")
+
+const (
+	valueRelTol = 1e-9
+	pvalueAbs   = 1e-6
+)
+
+type goldenSample struct {
+	Values []float64 `json:"values"`
+	Counts []int64   `json:"counts"`
+}
+
+func (g goldenSample) sample() Sample {
+	if g.Values == nil {
+		g.Values = []float64{}
+	}
+	return Sample{Values: g.Values, Counts: g.Counts}
+}
+
+type goldenExpect struct {
+	Value        *float64 `json:"value"`
+	PValue       *float64 `json:"pvalue"`
+	PValueMethod string   `json:"pvalue_method"`
+	Error        string   `json:"error"`
+}
+
+type golden struct {
+	Bins    int `json:"bins"`
+	Numeric []struct {
+		Name          string                  `json:"name"`
+		Reference     goldenSample            `json:"reference"`
+		Current       goldenSample            `json:"current"`
+		Edges         []float64               `json:"edges"`
+		BinsReference []int64                 `json:"bins_reference"`
+		BinsCurrent   []int64                 `json:"bins_current"`
+		Expected      map[string]goldenExpect `json:"expected"`
+	} `json:"numeric"`
+	Categorical []struct {
+		Name      string                  `json:"name"`
+		Reference map[string]int64        `json:"reference"`
+		Current   map[string]int64        `json:"current"`
+		Expected  map[string]goldenExpect `json:"expected"`
+	} `json:"categorical"`
+	BH []struct {
+		Ps       []float64 `json:"ps"`
+		Q        float64   `json:"q"`
+		Adjusted []float64 `json:"adjusted"`
+		Reject   []bool    `json:"reject"`
+	} `json:"benjamini_hochberg"`
+	AD3 []struct {
+		Samples []goldenSample `json:"samples"`
+		Value   float64        `json:"value"`
+		PValue  float64        `json:"pvalue"`
+	} `json:"anderson_darling_k3"`
+	KSTwo []struct {
+		N  int64   `json:"n"`
+		X  float64 `json:"x"`
+		SF float64 `json:"sf"`
+	} `json:"kstwo_sf"`
+	Smirnov []struct {
+		N  int64   `json:"n"`
+		X  float64 `json:"x"`
+		SF float64 `json:"sf"`
+	} `json:"smirnov_sf"`
+	Chi2 []struct {
+		DF float64 `json:"df"`
+		X  float64 `json:"x"`
+		SF float64 `json:"sf"`
+	} `json:"chi2_sf"`
+	CvMInf []struct {
+		X   float64 `json:"x"`
+		CDF float64 `json:"cdf"`
+	} `json:"cvm_cdf_inf"`
+}
+
+func loadGolden(t testing.TB) golden {
+	t.Helper()
+	path := filepath.Join("testdata", "golden.json")
+	if *update {
+		py := filepath.Join("..", "..", ".deps", "venv", "bin", "python")
+		cmd := exec.Command(py, filepath.Join("testdata", "golden.py"))
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("regenerate golden file (run `bash scripts/deps.sh python` first): %v", err)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g golden
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatalf("decode %s: %v", path, err)
+	}
+	return g
+}
+
+func closeRel(got, want float64) bool {
+	return math.Abs(got-want) <= valueRelTol*math.Abs(want)+1e-12
+}
+
+// check compares one method's outcome with scipy's.
+func check(t *testing.T, method string, res Result, err error, want goldenExpect) {
+	t.Helper()
+	if want.Error != "" {
+		sentinel := map[string]error{"insufficient": ErrInsufficient, "undefined": ErrUndefined, "invalid": ErrInvalid}[want.Error]
+		if !errors.Is(err, sentinel) {
+			t.Errorf("%s: error %v, want %s (result %+v)", method, err, want.Error, res)
+		}
+		return
+	}
+	if err != nil {
+		t.Errorf("%s: unexpected error %v", method, err)
+		return
+	}
+	if res.Method != method {
+		t.Errorf("Method = %q, want %q", res.Method, method)
+	}
+	if !closeRel(res.Value, *want.Value) {
+		t.Errorf("%s value = %.17g, want %.17g (rel err %.3g)", method, res.Value, *want.Value, math.Abs(res.Value-*want.Value)/math.Abs(*want.Value))
+	}
+	if want.PValue == nil {
+		if res.HasPValue() {
+			t.Errorf("%s p-value = %v, want none (NaN)", method, res.PValue)
+		}
+		return
+	}
+	if d := math.Abs(res.PValue - *want.PValue); !(d <= pvalueAbs) {
+		t.Errorf("%s p-value = %.17g, want %.17g (abs err %.3g)", method, res.PValue, *want.PValue, d)
+	}
+	if want.PValueMethod != "" && res.PValueMethod != want.PValueMethod {
+		t.Errorf("%s p-value method = %q, want %q", method, res.PValueMethod, want.PValueMethod)
+	}
+}
+
+func TestGoldenNumeric(t *testing.T) {
+	g := loadGolden(t)
+	if g.Bins != DefaultBins {
+		t.Fatalf("golden file uses %d bins, package default is %d", g.Bins, DefaultBins)
+	}
+	for _, c := range g.Numeric {
+		t.Run(c.Name, func(t *testing.T) {
+			ref, cur := c.Reference.sample(), c.Current.sample()
+			// Both shapes ClickHouse can hand over must give the same numbers.
+			for _, form := range []struct {
+				name     string
+				ref, cur Sample
+			}{{"as_given", ref, cur}, {"reshaped", reshape(ref), reshape(cur)}} {
+				t.Run(form.name, func(t *testing.T) {
+					r, err := KS(form.ref, form.cur)
+					check(t, MethodKS, r, err, c.Expected[MethodKS])
+					r, err = Wasserstein(form.ref, form.cur)
+					check(t, MethodWasserstein, r, err, c.Expected[MethodWasserstein])
+					r, err = WassersteinNorm(form.ref, form.cur)
+					check(t, MethodWassersteinNorm, r, err, c.Expected[MethodWassersteinNorm])
+					r, err = AndersonDarling(form.ref, form.cur)
+					check(t, MethodAndersonDarling, r, err, c.Expected[MethodAndersonDarling])
+					r, err = CramerVonMises(form.ref, form.cur)
+					check(t, MethodCramerVonMises, r, err, c.Expected[MethodCramerVonMises])
+				})
+			}
+			if c.Edges == nil {
+				return
+			}
+			edges, err := QuantileEdges(ref, DefaultBins)
+			if err != nil {
+				t.Fatalf("QuantileEdges: %v", err)
+			}
+			if len(edges) != len(c.Edges) {
+				t.Fatalf("edges = %v, want %v", edges, c.Edges)
+			}
+			for i := range edges {
+				if !closeRel(edges[i], c.Edges[i]) {
+					t.Errorf("edge %d = %.17g, want %.17g", i, edges[i], c.Edges[i])
+				}
+			}
+			br, bc := BinCounts(c.Edges, ref), BinCounts(c.Edges, cur)
+			if !equalInts(br, c.BinsReference) || !equalInts(bc, c.BinsCurrent) {
+				t.Errorf("bin counts = %v / %v, want %v / %v", br, bc, c.BinsReference, c.BinsCurrent)
+			}
+			counts := Counts{Reference: c.BinsReference, Current: c.BinsCurrent}
+			r, err := PSI(counts)
+			check(t, MethodPSI, r, err, c.Expected[MethodPSI])
+			r, err = JensenShannon(counts)
+			check(t, MethodJensenShannon, r, err, c.Expected[MethodJensenShannon])
+			r, err = Hellinger(counts)
+			check(t, MethodHellinger, r, err, c.Expected[MethodHellinger])
+		})
+	}
+}
+
+// reshape turns one row per value into value→count and the other way round.
+func reshape(s Sample) Sample {
+	if s.Counts != nil {
+		var rows []float64
+		for i, v := range s.Values {
+			for range s.Counts[i] {
+				rows = append(rows, v)
+			}
+		}
+		return Sample{Values: rows}
+	}
+	var out Sample
+	out.Values, out.Counts = []float64{}, []int64{}
+	for _, v := range s.Values {
+		if n := len(out.Values); n > 0 && out.Values[n-1] == v {
+			out.Counts[n-1]++
+			continue
+		}
+		out.Values = append(out.Values, v)
+		out.Counts = append(out.Counts, 1)
+	}
+	return out
+}
+
+func equalInts(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestGoldenCategorical(t *testing.T) {
+	g := loadGolden(t)
+	for _, c := range g.Categorical {
+		t.Run(c.Name, func(t *testing.T) {
+			counts := CategoryCounts(c.Reference, c.Current)
+			for _, m := range []struct {
+				name string
+				f    func(Counts) (Result, error)
+			}{
+				{MethodPSI, PSI}, {MethodJensenShannon, JensenShannon}, {MethodHellinger, Hellinger},
+				{MethodChiSquare, ChiSquare}, {MethodLInfinity, LInfinity}, {MethodUnseenShare, UnseenShare},
+			} {
+				r, err := m.f(counts)
+				check(t, m.name, r, err, c.Expected[m.name])
+			}
+		})
+	}
+}
+
+func TestGoldenBenjaminiHochberg(t *testing.T) {
+	g := loadGolden(t)
+	for i, c := range g.BH {
+		adj, rej, err := BenjaminiHochberg(c.Ps, c.Q)
+		if err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		for j := range adj {
+			if !closeRel(adj[j], c.Adjusted[j]) || rej[j] != c.Reject[j] {
+				t.Errorf("case %d p[%d]=%v: adjusted %v reject %v, want %v %v", i, j, c.Ps[j], adj[j], rej[j], c.Adjusted[j], c.Reject[j])
+			}
+		}
+		if len(adj) != len(c.Adjusted) {
+			t.Errorf("case %d: %d adjusted, want %d", i, len(adj), len(c.Adjusted))
+		}
+	}
+}
+
+// The distribution functions are checked far tighter than the 1e-6 the
+// p-values need, so a drift in one branch shows up before it matters.
+func TestGoldenDistributions(t *testing.T) {
+	g := loadGolden(t)
+	for _, c := range g.KSTwo {
+		if got := kolmogorovSF(c.N, c.X); math.Abs(got-c.SF) > 1e-10 {
+			t.Errorf("kstwo.sf(%v, %d) = %.17g, want %.17g", c.X, c.N, got, c.SF)
+		}
+	}
+	for _, c := range g.Smirnov {
+		if got := smirnovSF(c.N, c.X); math.Abs(got-c.SF) > 1e-12+1e-10*c.SF {
+			t.Errorf("smirnov(%d, %v) = %.17g, want %.17g", c.N, c.X, got, c.SF)
+		}
+	}
+	for _, c := range g.Chi2 {
+		if got := chi2SF(c.X, c.DF); math.Abs(got-c.SF) > 1e-13+1e-10*c.SF {
+			t.Errorf("chi2.sf(%v, %v) = %.17g, want %.17g", c.X, c.DF, got, c.SF)
+		}
+	}
+	for _, c := range g.CvMInf {
+		if got := cvmCDFInf(c.X); math.Abs(got-c.CDF) > 1e-10 {
+			t.Errorf("_cdf_cvm_inf(%v) = %.17g, want %.17g", c.X, got, c.CDF)
+		}
+	}
+}
+
+func TestGoldenAndersonDarlingK3(t *testing.T) {
+	g := loadGolden(t)
+	if len(g.AD3) == 0 {
+		t.Fatal("no k = 3 cases in golden file")
+	}
+	for i, c := range g.AD3 {
+		r, err := AndersonDarling(c.Samples[0].sample(), c.Samples[1].sample(), c.Samples[2].sample())
+		if err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		if !closeRel(r.Value, c.Value) || math.Abs(r.PValue-c.PValue) > pvalueAbs {
+			t.Errorf("case %d: %v, %v; want %v, %v", i, r.Value, r.PValue, c.Value, c.PValue)
+		}
+	}
+}

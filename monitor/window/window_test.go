@@ -1,0 +1,182 @@
+package window
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/driftwatch/driftwatch/internal/chclient"
+	"github.com/driftwatch/driftwatch/internal/migration"
+	"github.com/driftwatch/driftwatch/internal/testenv"
+	"github.com/driftwatch/driftwatch/monitor/stat"
+)
+
+func openDB(t *testing.T) driver.Conn {
+	t.Helper()
+	base := testenv.ClickHouseURL(t)
+	ctx := context.Background()
+	db := fmt.Sprintf("window_test_%d", time.Now().UnixNano())
+	conn, err := chclient.Open(ctx, chclient.Config{URL: base[:strings.LastIndex(base, "/")] + "/" + db}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db); conn.Close() })
+	if err := migration.Apply(ctx, conn, migration.Defaults()); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// TestComputeMatchesGo inserts rows with known values and checks that the
+// aggregates ClickHouse computes equal the same aggregates computed in Go
+// from the raw rows with package stat.
+func TestComputeMatchesGo(t *testing.T) {
+	conn := openDB(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	t0 := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
+	ref := Span{t0, t0.Add(time.Hour)}
+	cur := Span{t0.Add(time.Hour), t0.Add(2 * time.Hour)}
+	type row struct {
+		ts      time.Time
+		a, b    float64
+		hasB    bool
+		color   string
+		score   float64
+		label   string
+		version string
+	}
+	var rows []row
+	for i := 0; i < 3000; i++ {
+		inCur := i >= 1500
+		r := row{ts: t0.Add(time.Duration(i) * 2400 * time.Millisecond), version: "v1"}
+		r.a = rng.NormFloat64()
+		if inCur {
+			r.a += 0.5
+		}
+		r.a = float64(int(r.a*100)) / 100 // ties
+		r.b, r.hasB = float64(rng.IntN(5)), rng.Float64() > 0.1
+		r.color = []string{"red", "green", "blue"}[rng.IntN(3)]
+		if inCur && rng.Float64() < 0.1 {
+			r.color = "purple" // unseen in the reference
+		}
+		r.score = rng.Float64()
+		r.label = map[bool]string{true: "yes", false: "no"}[r.score > 0.5]
+		rows = append(rows, r)
+	}
+	// Rows of another model and outside both windows must not count.
+	var vals []string
+	for i, r := range rows {
+		num := fmt.Sprintf("{'a':%g}", r.a)
+		if r.hasB {
+			num = fmt.Sprintf("{'a':%g,'b':%g}", r.a, r.b)
+		}
+		vals = append(vals, fmt.Sprintf("('e%d','m1','%s','p%d','%s',%s,{'color':'%s'},[],'%s',%g,NULL,{},{},NULL,'t',0,%d,now64(3))",
+			i, r.version, i, r.ts.Format("2006-01-02 15:04:05.000"), num, r.color, r.label, r.score, i))
+	}
+	vals = append(vals, fmt.Sprintf("('x1','m2','v1','p','%s',{'a':100},{},[],'no',0.1,NULL,{},{},NULL,'t',0,1,now64(3))", t0.Add(time.Minute).Format("2006-01-02 15:04:05.000")),
+		fmt.Sprintf("('x2','m1','v1','p','%s',{'a':100},{},[],'no',0.1,NULL,{},{},NULL,'t',0,1,now64(3))", t0.Add(-time.Minute).Format("2006-01-02 15:04:05.000")))
+	if err := conn.Exec(context.Background(), "INSERT INTO inferences (event_id, model_id, model_version, prediction_id, timestamp, features_numeric, features_categorical, missing_features, prediction_label, prediction_score, prediction_value, prediction_probabilities, segment, latency_ms, kafka_topic, kafka_partition, kafka_offset, ingested_at) VALUES "+strings.Join(vals, ",")); err != nil {
+		t.Fatal(err)
+	}
+
+	snap, err := Compute(context.Background(), conn, "m1", ref, cur, Options{Samples: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.RefRows != 1500 || snap.CurRows != 1500 {
+		t.Fatalf("rows = %d/%d, want 1500/1500", snap.RefRows, snap.CurRows)
+	}
+	pick := func(get func(row) (float64, bool), span Span) []float64 {
+		var out []float64
+		for _, r := range rows {
+			if v, ok := get(r); ok && span.Contains(r.ts) {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	numeric := map[string]func(row) (float64, bool){
+		"a":          func(r row) (float64, bool) { return r.a, true },
+		"b":          func(r row) (float64, bool) { return r.b, r.hasB },
+		ScoreFeature: func(r row) (float64, bool) { return r.score, true },
+	}
+	if len(snap.Numeric) != 3 {
+		t.Fatalf("numeric features %d, want 3", len(snap.Numeric))
+	}
+	for _, n := range snap.Numeric {
+		get := numeric[n.Feature]
+		refS, _ := stat.NewSample(pick(get, ref))
+		curS, _ := stat.NewSample(pick(get, cur))
+		edges, err := stat.QuantileEdges(refS, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(edges) != fmt.Sprint(n.Edges) {
+			t.Errorf("%s: edges %v, Go %v", n.Feature, n.Edges, edges)
+		}
+		if fmt.Sprint(stat.BinCounts(edges, refS)) != fmt.Sprint(n.RefBins) || fmt.Sprint(stat.BinCounts(edges, curS)) != fmt.Sprint(n.CurBins) {
+			t.Errorf("%s: bins %v %v, Go %v %v", n.Feature, n.RefBins, n.CurBins, stat.BinCounts(edges, refS), stat.BinCounts(edges, curS))
+		}
+		if n.RefN != refS.N() || n.CurN != curS.N() {
+			t.Errorf("%s: n %d/%d, Go %d/%d", n.Feature, n.RefN, n.CurN, refS.N(), curS.N())
+		}
+		// The samples are the windows themselves (below the cap): KS on
+		// them equals KS on the raw rows.
+		ksCH, err1 := stat.KS(stat.Sample{Values: n.RefValues, Counts: n.RefCounts}, stat.Sample{Values: n.CurValues, Counts: n.CurCounts})
+		ksGo, err2 := stat.KS(refS, curS)
+		if err1 != nil || err2 != nil || ksCH.Value != ksGo.Value || ksCH.PValue != ksGo.PValue {
+			t.Errorf("%s: KS %+v (%v), Go %+v (%v)", n.Feature, ksCH, err1, ksGo, err2)
+		}
+		var out int64
+		for _, v := range curS.Values {
+			if v < refS.Values[0] || v > refS.Values[len(refS.Values)-1] {
+				out++
+			}
+		}
+		if n.CurOutOfRange != out {
+			t.Errorf("%s: out of range %d, Go %d", n.Feature, n.CurOutOfRange, out)
+		}
+	}
+	for _, c := range snap.Categorical {
+		want := map[string][2]int64{}
+		for _, r := range rows {
+			v := r.color
+			if c.Feature == LabelFeature {
+				v = r.label
+			}
+			x := want[v]
+			if ref.Contains(r.ts) {
+				x[0]++
+			} else if cur.Contains(r.ts) {
+				x[1]++
+			}
+			want[v] = x
+		}
+		for i, cat := range c.Categories {
+			if got := [2]int64{c.RefCounts[i], c.CurCounts[i]}; got != want[cat] {
+				t.Errorf("%s=%s: counts %v, want %v", c.Feature, cat, got, want[cat])
+			}
+		}
+		if len(c.Categories) != len(want) {
+			t.Errorf("%s: categories %v, want %v", c.Feature, c.Categories, want)
+		}
+	}
+	t.Logf("numeric a: edges %v ref %v cur %v; cats %+v", snap.Numeric[0].Edges, snap.Numeric[0].RefBins, snap.Numeric[0].CurBins, snap.Categorical)
+	if len(snap.Categorical) != 2 {
+		t.Errorf("categorical features %d, want 2", len(snap.Categorical))
+	}
+}
+
+func TestNoReference(t *testing.T) {
+	conn := openDB(t)
+	now := time.Now().UTC()
+	_, err := Compute(context.Background(), conn, "nobody", Span{now.Add(-2 * time.Hour), now.Add(-time.Hour)}, Span{now.Add(-time.Hour), now}, Options{})
+	if err != ErrNoReference {
+		t.Errorf("err = %v, want ErrNoReference", err)
+	}
+}
