@@ -1,0 +1,473 @@
+// Package policy turns one window's aggregates into drift verdicts: which
+// methods run, their thresholds, when a result is "insufficient", how
+// p-values are corrected across features, and when a drift counts as
+// sustained. It is pure: the monitor feeds it aggregates and history and
+// writes out what it returns.
+//
+// Noise control, and why:
+//
+//   - Every method has a default threshold (p-value tests 0.05, distances
+//     0.1, PSI 0.2), overridable per model and per feature.
+//   - A feature with fewer than MinSamples rows in either window is
+//     "insufficient", never "drifted": small windows swing by chance.
+//   - p-values of one method are adjusted with Benjamini–Hochberg across the
+//     window's features before they are compared with the threshold: with
+//     60 features and a 0.05 test, three would "drift" by chance every
+//     window without it.
+//   - A feature is drifted in a window when every one of its decision
+//     methods says so — by default a test (KS, chi-square) and PSI: the
+//     shift must be both statistically significant and large enough to
+//     matter. Large windows make every test significant; PSI alone is blind
+//     to sample size. Together they page for real shifts.
+//   - A feature counts as drifted for alerts and triggers (sustained) only
+//     after Consecutive windows in a row (default 2), so one odd window
+//     does not page anybody.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/driftwatch/driftwatch/monitor/stat"
+	"github.com/driftwatch/driftwatch/monitor/window"
+)
+
+// Statuses of a result.
+const (
+	StatusOK           = "ok"
+	StatusDrifted      = "drifted"
+	StatusInsufficient = "insufficient"
+	StatusUndefined    = "undefined"
+)
+
+// Kinds of a result.
+const (
+	KindDrift           = "drift"
+	KindPredictionDrift = "prediction_drift"
+	KindDataQuality     = "data_quality"
+)
+
+// Data-quality checks (the method column of data_quality rows).
+const (
+	CheckMissingShare    = "missing_share"
+	CheckOutOfRangeShare = "out_of_range_share"
+	CheckVolumeRatio     = "volume_ratio"
+)
+
+// ModelFeature is the feature name of model-level checks (volume).
+const ModelFeature = "__all"
+
+// Config is the drift policy, for every model or, in Models, one model.
+type Config struct {
+	// NumericMethods and CategoricalMethods run on every feature.
+	NumericMethods     []string `yaml:"numeric_methods"`
+	CategoricalMethods []string `yaml:"categorical_methods"`
+	// DecideNumeric and DecideCategorical are the methods that must all
+	// flag a feature for it to be drifted; each must also be run.
+	DecideNumeric     []string `yaml:"decide_numeric"`
+	DecideCategorical []string `yaml:"decide_categorical"`
+	// Thresholds per method: a p-value below it, or a distance at or above
+	// it, is drift. Missing methods take DefaultThresholds.
+	Thresholds map[string]float64 `yaml:"thresholds"`
+	// Features overrides thresholds per feature: feature → method → value.
+	Features map[string]map[string]float64 `yaml:"features"`
+	// MinSamples is the fewest rows per window and feature for a verdict.
+	MinSamples int64 `yaml:"min_samples"`
+	// Consecutive is how many windows in a row a feature must drift before
+	// it counts as sustained.
+	Consecutive int `yaml:"consecutive"`
+	// MissingShareIncrease, OutOfRangeShare and the volume bounds are the
+	// data-quality thresholds.
+	MissingShareIncrease float64 `yaml:"missing_share_increase"`
+	OutOfRangeShare      float64 `yaml:"out_of_range_share"`
+	VolumeRatioMin       float64 `yaml:"volume_ratio_min"`
+	VolumeRatioMax       float64 `yaml:"volume_ratio_max"`
+}
+
+// DefaultThresholds are the per-method defaults.
+var DefaultThresholds = map[string]float64{
+	stat.MethodPSI: 0.2, stat.MethodKS: 0.05, stat.MethodChiSquare: 0.05, stat.MethodAndersonDarling: 0.05,
+	stat.MethodCramerVonMises: 0.05, stat.MethodJensenShannon: 0.1, stat.MethodHellinger: 0.1,
+	stat.MethodWassersteinNorm: 0.1, stat.MethodLInfinity: 0.1, stat.MethodUnseenShare: 0.1,
+	stat.MethodWasserstein: math.Inf(1), // in the column's units: set one per feature to use it
+}
+
+// Default returns the default policy.
+func Default() Config {
+	return Config{
+		NumericMethods:     []string{stat.MethodKS, stat.MethodPSI, stat.MethodWassersteinNorm, stat.MethodJensenShannon},
+		CategoricalMethods: []string{stat.MethodChiSquare, stat.MethodPSI, stat.MethodJensenShannon, stat.MethodUnseenShare},
+		DecideNumeric:      []string{stat.MethodKS, stat.MethodPSI},
+		DecideCategorical:  []string{stat.MethodChiSquare, stat.MethodPSI},
+		Thresholds:         map[string]float64{},
+		MinSamples:         100,
+		Consecutive:        2,
+
+		MissingShareIncrease: 0.1,
+		OutOfRangeShare:      0.05,
+		VolumeRatioMin:       0.5,
+		VolumeRatioMax:       2,
+	}
+}
+
+var numericMethods = map[string]bool{stat.MethodKS: true, stat.MethodPSI: true, stat.MethodWasserstein: true, stat.MethodWassersteinNorm: true,
+	stat.MethodJensenShannon: true, stat.MethodHellinger: true, stat.MethodAndersonDarling: true, stat.MethodCramerVonMises: true}
+var categoricalMethods = map[string]bool{stat.MethodChiSquare: true, stat.MethodPSI: true, stat.MethodJensenShannon: true,
+	stat.MethodHellinger: true, stat.MethodLInfinity: true, stat.MethodUnseenShare: true}
+var pValueMethods = map[string]bool{stat.MethodKS: true, stat.MethodChiSquare: true, stat.MethodAndersonDarling: true, stat.MethodCramerVonMises: true}
+
+// Validate names every bad setting under prefix (for example "policy").
+func (c Config) Validate(prefix string) error {
+	var errs []error
+	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf(prefix+"."+f, a...)) }
+	for _, m := range c.NumericMethods {
+		if !numericMethods[m] {
+			bad("numeric_methods: %q is not a numeric method (one of %s)", m, strings.Join(sortedKeys(numericMethods), ", "))
+		}
+	}
+	for _, m := range c.CategoricalMethods {
+		if !categoricalMethods[m] {
+			bad("categorical_methods: %q is not a categorical method (one of %s)", m, strings.Join(sortedKeys(categoricalMethods), ", "))
+		}
+	}
+	for _, m := range c.DecideNumeric {
+		if !slices.Contains(c.NumericMethods, m) {
+			bad("decide_numeric: %q is not among numeric_methods", m)
+		}
+	}
+	for _, m := range c.DecideCategorical {
+		if !slices.Contains(c.CategoricalMethods, m) {
+			bad("decide_categorical: %q is not among categorical_methods", m)
+		}
+	}
+	if len(c.DecideNumeric) == 0 || len(c.DecideCategorical) == 0 {
+		bad("decide_numeric and decide_categorical: each needs at least one method")
+	}
+	for m, v := range c.Thresholds {
+		if !numericMethods[m] && !categoricalMethods[m] {
+			bad("thresholds: unknown method %q", m)
+		} else if !(v > 0) {
+			bad("thresholds.%s: must be positive, got %g", m, v)
+		}
+	}
+	for f, ms := range c.Features {
+		for m, v := range ms {
+			if !numericMethods[m] && !categoricalMethods[m] {
+				bad("features.%s: unknown method %q", f, m)
+			} else if !(v > 0) {
+				bad("features.%s.%s: must be positive, got %g", f, m, v)
+			}
+		}
+	}
+	if c.MinSamples < 1 {
+		bad("min_samples: must be at least 1, got %d", c.MinSamples)
+	}
+	if c.Consecutive < 1 {
+		bad("consecutive: must be at least 1, got %d", c.Consecutive)
+	}
+	if c.VolumeRatioMin < 0 || c.VolumeRatioMax <= c.VolumeRatioMin {
+		bad("volume_ratio_min/max: need 0 <= min < max, got %g and %g", c.VolumeRatioMin, c.VolumeRatioMax)
+	}
+	return errors.Join(errs...)
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Threshold returns the threshold for method on feature.
+func (c Config) Threshold(feature, method string) float64 {
+	if v, ok := c.Features[feature][method]; ok {
+		return v
+	}
+	if v, ok := c.Thresholds[method]; ok {
+		return v
+	}
+	return DefaultThresholds[method]
+}
+
+// Row is one result: a drift_results row.
+type Row struct {
+	Feature          string
+	Kind             string
+	Method           string
+	Value            float64
+	PValue           float64 // NaN when none
+	PValueAdjusted   float64 // NaN when none
+	Threshold        float64
+	Drifted          bool
+	Sustained        bool
+	Status           string
+	Samples          int64
+	ReferenceSamples int64
+}
+
+// Verdict is one window's outcome.
+type Verdict struct {
+	Rows []Row
+	// Drifted lists the features drifted in this window (decision methods
+	// agree), Sustained those drifted for Consecutive windows; both sorted.
+	Drifted, Sustained []string
+	// Insufficient lists features without enough rows for a verdict.
+	Insufficient []string
+	// QualityIssues lists "feature/check" pairs beyond their thresholds.
+	QualityIssues []string
+}
+
+// History says whether each feature was drifted in the windows before this
+// one, oldest first.
+type History map[string][]bool
+
+// Evaluate computes every configured method on snap and decides.
+func Evaluate(snap *window.Snapshot, c Config, hist History) Verdict {
+	var v Verdict
+	var rows []Row
+	byFeature := map[string][]int{} // feature → indexes into rows
+	add := func(r Row) {
+		byFeature[r.Feature] = append(byFeature[r.Feature], len(rows))
+		rows = append(rows, r)
+	}
+	kindOf := func(f string) string {
+		if f == window.ScoreFeature || f == window.LabelFeature {
+			return KindPredictionDrift
+		}
+		return KindDrift
+	}
+	for _, n := range snap.Numeric {
+		counts := stat.Counts{Reference: n.RefBins, Current: n.CurBins}
+		ref := stat.Sample{Values: n.RefValues, Counts: n.RefCounts}
+		cur := stat.Sample{Values: n.CurValues, Counts: n.CurCounts}
+		for _, m := range c.NumericMethods {
+			r := Row{Feature: n.Feature, Kind: kindOf(n.Feature), Method: m, Threshold: c.Threshold(n.Feature, m), Samples: n.CurN, ReferenceSamples: n.RefN}
+			if n.CurN < c.MinSamples || n.RefN < c.MinSamples {
+				r.Status, r.Value, r.PValue = StatusInsufficient, math.NaN(), math.NaN()
+				add(r)
+				continue
+			}
+			var res stat.Result
+			var err error
+			switch m {
+			case stat.MethodPSI:
+				res, err = stat.PSI(counts)
+			case stat.MethodJensenShannon:
+				res, err = stat.JensenShannon(counts)
+			case stat.MethodHellinger:
+				res, err = stat.Hellinger(counts)
+			case stat.MethodKS:
+				res, err = stat.KS(ref, cur)
+			case stat.MethodWasserstein:
+				res, err = stat.Wasserstein(ref, cur)
+			case stat.MethodWassersteinNorm:
+				res, err = stat.WassersteinNorm(ref, cur)
+			case stat.MethodAndersonDarling:
+				res, err = stat.AndersonDarling(ref, cur)
+			case stat.MethodCramerVonMises:
+				res, err = stat.CramerVonMises(ref, cur)
+			}
+			add(fill(r, res, err))
+		}
+	}
+	for _, cf := range snap.Categorical {
+		counts := stat.Counts{Labels: cf.Categories, Reference: cf.RefCounts, Current: cf.CurCounts}
+		for _, m := range c.CategoricalMethods {
+			r := Row{Feature: cf.Feature, Kind: kindOf(cf.Feature), Method: m, Threshold: c.Threshold(cf.Feature, m), Samples: cf.CurN, ReferenceSamples: cf.RefN}
+			if cf.CurN < c.MinSamples || cf.RefN < c.MinSamples {
+				r.Status, r.Value, r.PValue = StatusInsufficient, math.NaN(), math.NaN()
+				add(r)
+				continue
+			}
+			var res stat.Result
+			var err error
+			switch m {
+			case stat.MethodPSI:
+				res, err = stat.PSI(counts)
+			case stat.MethodJensenShannon:
+				res, err = stat.JensenShannon(counts)
+			case stat.MethodHellinger:
+				res, err = stat.Hellinger(counts)
+			case stat.MethodChiSquare:
+				res, err = stat.ChiSquare(counts)
+			case stat.MethodLInfinity:
+				res, err = stat.LInfinity(counts)
+			case stat.MethodUnseenShare:
+				res, err = stat.UnseenShare(counts)
+			}
+			add(fill(r, res, err))
+		}
+	}
+
+	// Benjamini–Hochberg per method across the window's features.
+	byMethod := map[string][]int{}
+	for i, r := range rows {
+		if pValueMethods[r.Method] && r.Status == "" {
+			byMethod[r.Method] = append(byMethod[r.Method], i)
+		}
+	}
+	for _, idx := range byMethod {
+		ps := make([]float64, len(idx))
+		for j, i := range idx {
+			ps[j] = rows[i].PValue
+		}
+		adj, _, err := stat.BenjaminiHochberg(ps, 0.05)
+		for j, i := range idx {
+			if err != nil {
+				rows[i].PValueAdjusted = rows[i].PValue
+			} else {
+				rows[i].PValueAdjusted = adj[j]
+			}
+		}
+	}
+	for i := range rows {
+		r := &rows[i]
+		if r.Status != "" {
+			continue
+		}
+		if pValueMethods[r.Method] {
+			r.Drifted = r.PValueAdjusted < r.Threshold
+		} else {
+			r.PValueAdjusted = math.NaN()
+			r.Drifted = r.Value >= r.Threshold
+		}
+		r.Status = StatusOK
+		if r.Drifted {
+			r.Status = StatusDrifted
+		}
+	}
+
+	// Feature verdicts: every decision method must agree.
+	features := make([]string, 0, len(byFeature))
+	for f := range byFeature {
+		features = append(features, f)
+	}
+	sort.Strings(features)
+	numeric := map[string]bool{}
+	for _, n := range snap.Numeric {
+		numeric[n.Feature] = true
+	}
+	for _, f := range features {
+		decide := c.DecideCategorical
+		if numeric[f] {
+			decide = c.DecideNumeric
+		}
+		drifted, insufficient := true, false
+		for _, m := range decide {
+			found := false
+			for _, i := range byFeature[f] {
+				if rows[i].Method != m {
+					continue
+				}
+				found = true
+				switch rows[i].Status {
+				case StatusInsufficient, StatusUndefined:
+					insufficient = true
+					drifted = false
+				case StatusOK:
+					drifted = false
+				}
+			}
+			if !found {
+				drifted = false
+			}
+		}
+		if insufficient {
+			v.Insufficient = append(v.Insufficient, f)
+			continue
+		}
+		if !drifted {
+			continue
+		}
+		v.Drifted = append(v.Drifted, f)
+		past := hist[f]
+		sustained := len(past) >= c.Consecutive-1
+		for k := 0; k < c.Consecutive-1 && sustained; k++ {
+			sustained = past[len(past)-1-k]
+		}
+		if sustained {
+			v.Sustained = append(v.Sustained, f)
+			for _, i := range byFeature[f] {
+				if slices.Contains(decide, rows[i].Method) {
+					rows[i].Sustained = true
+				}
+			}
+		}
+	}
+
+	rows = append(rows, quality(snap, c, &v)...)
+	v.Rows = rows
+	return v
+}
+
+func fill(r Row, res stat.Result, err error) Row {
+	switch {
+	case errors.Is(err, stat.ErrInsufficient):
+		r.Status, r.Value, r.PValue = StatusInsufficient, math.NaN(), math.NaN()
+	case err != nil:
+		r.Status, r.Value, r.PValue = StatusUndefined, math.NaN(), math.NaN()
+	default:
+		r.Value, r.PValue = res.Value, res.PValue
+	}
+	return r
+}
+
+// quality computes the data-quality rows.
+func quality(snap *window.Snapshot, c Config, v *Verdict) []Row {
+	var rows []Row
+	share := func(part, whole int64) float64 {
+		if whole == 0 {
+			return math.NaN()
+		}
+		return float64(part) / float64(whole)
+	}
+	check := func(feature, method string, value, threshold float64, bad bool, samples, ref int64) {
+		status := StatusOK
+		if math.IsNaN(value) {
+			status = StatusInsufficient
+			bad = false
+		} else if bad {
+			status = StatusDrifted
+			v.QualityIssues = append(v.QualityIssues, feature+"/"+method)
+		}
+		rows = append(rows, Row{Feature: feature, Kind: KindDataQuality, Method: method, Value: value, PValue: math.NaN(), PValueAdjusted: math.NaN(),
+			Threshold: threshold, Drifted: bad, Sustained: bad, Status: status, Samples: samples, ReferenceSamples: ref})
+	}
+	missing := func(feature string, refN, curN int64) {
+		if feature == window.ScoreFeature || feature == window.LabelFeature {
+			return
+		}
+		cur := 1 - share(curN, snap.CurRows)
+		ref := 1 - share(refN, snap.RefRows)
+		check(feature, CheckMissingShare, cur, ref+c.MissingShareIncrease, cur-ref > c.MissingShareIncrease && snap.CurRows >= c.MinSamples, snap.CurRows, snap.RefRows)
+	}
+	for _, n := range snap.Numeric {
+		missing(n.Feature, n.RefN, n.CurN)
+		if n.CurN >= c.MinSamples {
+			s := share(n.CurOutOfRange, n.CurN)
+			check(n.Feature, CheckOutOfRangeShare, s, c.OutOfRangeShare, s > c.OutOfRangeShare, n.CurN, n.RefN)
+		}
+	}
+	for _, cf := range snap.Categorical {
+		missing(cf.Feature, cf.RefN, cf.CurN)
+	}
+	refDur := snap.Reference.End.Sub(snap.Reference.Start).Seconds()
+	curDur := snap.Current.End.Sub(snap.Current.Start).Seconds()
+	ratio := math.NaN()
+	if snap.RefRows > 0 && refDur > 0 && curDur > 0 {
+		ratio = (float64(snap.CurRows) / curDur) / (float64(snap.RefRows) / refDur)
+	}
+	bad := ratio < c.VolumeRatioMin || ratio > c.VolumeRatioMax
+	threshold := c.VolumeRatioMin
+	if ratio > c.VolumeRatioMax {
+		threshold = c.VolumeRatioMax
+	}
+	check(ModelFeature, CheckVolumeRatio, ratio, threshold, bad, snap.CurRows, snap.RefRows)
+	return rows
+}
