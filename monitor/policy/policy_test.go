@@ -43,7 +43,7 @@ func normal(rng *rand.Rand, n int, mean float64) []float64 {
 
 func snapshot(rows int, nums ...window.Numeric) *window.Snapshot {
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	return &window.Snapshot{Model: "m", Reference: window.Span{t0, t0.Add(time.Hour)}, Current: window.Span{t0.Add(time.Hour), t0.Add(2 * time.Hour)},
+	return &window.Snapshot{Model: "m", Reference: window.Span{Start: t0, End: t0.Add(time.Hour)}, Current: window.Span{Start: t0.Add(time.Hour), End: t0.Add(2 * time.Hour)},
 		RefRows: int64(rows), CurRows: int64(rows), Numeric: nums}
 }
 

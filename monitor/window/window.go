@@ -93,8 +93,8 @@ type Numeric struct {
 	CurOutOfRange int64
 	// RefValues/RefCounts and CurValues/CurCounts are value→count samples,
 	// ascending (capped at SampleCap rows; see SampledRef/SampledCur).
-	RefValues, CurValues []float64
-	RefCounts, CurCounts []int64
+	RefValues, CurValues   []float64
+	RefCounts, CurCounts   []int64
 	SampledRef, SampledCur bool
 }
 

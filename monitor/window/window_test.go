@@ -39,8 +39,8 @@ func TestComputeMatchesGo(t *testing.T) {
 	conn := openDB(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	t0 := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
-	ref := Span{t0, t0.Add(time.Hour)}
-	cur := Span{t0.Add(time.Hour), t0.Add(2 * time.Hour)}
+	ref := Span{Start: t0, End: t0.Add(time.Hour)}
+	cur := Span{Start: t0.Add(time.Hour), End: t0.Add(2 * time.Hour)}
 	type row struct {
 		ts      time.Time
 		a, b    float64
@@ -175,7 +175,7 @@ func TestComputeMatchesGo(t *testing.T) {
 func TestNoReference(t *testing.T) {
 	conn := openDB(t)
 	now := time.Now().UTC()
-	_, err := Compute(context.Background(), conn, "nobody", Span{now.Add(-2 * time.Hour), now.Add(-time.Hour)}, Span{now.Add(-time.Hour), now}, Options{})
+	_, err := Compute(context.Background(), conn, "nobody", Span{Start: now.Add(-2 * time.Hour), End: now.Add(-time.Hour)}, Span{Start: now.Add(-time.Hour), End: now}, Options{})
 	if err != ErrNoReference {
 		t.Errorf("err = %v, want ErrNoReference", err)
 	}

@@ -1,0 +1,286 @@
+// Package monitor evaluates every model's rolling windows: it has
+// ClickHouse aggregate the reference and current windows (package window),
+// decides drift and data quality (package policy, statistics from package
+// stat), writes every result to drift_results, exports the latest ones to
+// Prometheus, and publishes retrain triggers through a gate of dedup keys,
+// cooldowns and a daily maximum.
+//
+// Windows are by event time. The current window is [end − Window, end),
+// end moving in steps of Step (tumbling when Step = Window, sliding when
+// smaller). The reference of a model is, by default, the first Reference
+// of its data (ReferenceMode "first": the period a model is trusted in
+// when it goes live); "previous" compares with the window before the
+// current one; per-model fixed periods come from the configuration.
+// Models are discovered from the data: any model_id with inferences in the
+// last Lookback is evaluated.
+//
+// Metrics (besides the exporter's series, see the README):
+//
+//	driftwatch_monitor_evaluations_total{outcome}       ok, no_reference, waiting, error
+//	driftwatch_monitor_evaluation_duration_seconds      histogram per model window
+//	driftwatch_monitor_triggers_total{reason,outcome}   published, duplicate, cooldown, daily_max
+//	driftwatch_monitor_series_dropped_total             series over the per-instance limit
+package monitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/driftwatch/driftwatch/monitor/policy"
+	"github.com/driftwatch/driftwatch/monitor/window"
+	"github.com/driftwatch/driftwatch/schemas"
+)
+
+// Reference modes.
+const (
+	ReferenceFirst    = "first"
+	ReferencePrevious = "previous"
+	ReferenceFixed    = "fixed"
+)
+
+// ModelConfig overrides the defaults for one model.
+type ModelConfig struct {
+	// Reference is a fixed reference period for the model (for example its
+	// training period); zero means the instance's ReferenceMode.
+	ReferenceStart time.Time `yaml:"reference_start"`
+	ReferenceEnd   time.Time `yaml:"reference_end"`
+	// Policy replaces the instance's drift policy for this model when set.
+	Policy *policy.Config `yaml:"policy"`
+}
+
+// Options configure a Monitor.
+type Options struct {
+	Conn driver.Conn
+	// Triggers receives retrain triggers (the retrain-triggers topic).
+	Triggers interface {
+		WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+	}
+	Window, Step  time.Duration
+	ReferenceMode string
+	Reference     time.Duration
+	Lookback      time.Duration
+	Policy        policy.Config
+	Models        map[string]ModelConfig
+	Trigger       TriggerConfig
+	Aggregation   window.Options
+	// MaxFeaturesPerModel and MaxSeries bound the exported series.
+	MaxFeaturesPerModel, MaxSeries int
+	Registerer                     prometheus.Registerer
+	Logger                         *slog.Logger
+	Now                            func() time.Time
+}
+
+// Monitor evaluates windows.
+type Monitor struct {
+	opts     Options
+	log      *slog.Logger
+	exp      *exporter
+	gate     *gate
+	evals    *prometheus.CounterVec
+	duration prometheus.Histogram
+	triggers *prometheus.CounterVec
+	first    map[string]time.Time
+}
+
+// New validates opts.
+func New(opts Options) (*Monitor, error) {
+	if opts.Conn == nil || opts.Triggers == nil || opts.Registerer == nil {
+		return nil, errors.New("monitor: Conn, Triggers and Registerer are required")
+	}
+	if opts.Window <= 0 || opts.Step <= 0 || opts.Reference <= 0 || opts.Lookback <= 0 {
+		return nil, errors.New("monitor: Window, Step, Reference and Lookback must be positive")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxFeaturesPerModel == 0 {
+		opts.MaxFeaturesPerModel = 50
+	}
+	if opts.MaxSeries == 0 {
+		opts.MaxSeries = 10000
+	}
+	opts.Aggregation.Samples = true
+	f := promauto.With(opts.Registerer)
+	return &Monitor{
+		opts: opts, log: opts.Logger,
+		exp:      newExporter(opts.Registerer, opts.MaxFeaturesPerModel, opts.MaxSeries),
+		gate:     &gate{conn: opts.Conn, writer: opts.Triggers, cfg: opts.Trigger},
+		evals:    f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_evaluations_total", Help: "Model windows evaluated, by outcome."}, []string{"outcome"}),
+		duration: f.NewHistogram(prometheus.HistogramOpts{Name: "driftwatch_monitor_evaluation_duration_seconds", Help: "Time to evaluate one model window (queries, statistics, writes).", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		triggers: f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_triggers_total", Help: "Retrain trigger decisions by reason and outcome."}, []string{"reason", "outcome"}),
+		first:    map[string]time.Time{},
+	}, nil
+}
+
+// Result is one evaluated window.
+type Result struct {
+	Snapshot  *window.Snapshot
+	Verdict   policy.Verdict
+	Decisions []Decision
+	// Skipped says why nothing was evaluated ("" when evaluated).
+	Skipped string
+}
+
+// Models returns the models with inferences in the lookback before now.
+func (m *Monitor) Models(ctx context.Context, now time.Time) ([]string, error) {
+	rows, err := m.opts.Conn.Query(ctx, fmt.Sprintf("SELECT DISTINCT model_id FROM inferences WHERE timestamp >= toDateTime64('%s', 3, 'UTC') ORDER BY model_id",
+		now.Add(-m.opts.Lookback).UTC().Format("2006-01-02 15:04:05.000")))
+	if err != nil {
+		return nil, fmt.Errorf("discover models: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("discover models: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+func (m *Monitor) reference(ctx context.Context, model string, cur window.Span) (window.Span, error) {
+	if mc, ok := m.opts.Models[model]; ok && !mc.ReferenceStart.IsZero() {
+		return window.Span{Start: mc.ReferenceStart, End: mc.ReferenceEnd}, nil
+	}
+	if m.opts.ReferenceMode == ReferencePrevious {
+		return window.Span{Start: cur.Start.Add(-m.opts.Window), End: cur.Start}, nil
+	}
+	first, ok := m.first[model]
+	if !ok {
+		if err := m.opts.Conn.QueryRow(ctx, "SELECT min(timestamp) FROM inferences WHERE model_id = "+window.Quote(model)).Scan(&first); err != nil {
+			return window.Span{}, fmt.Errorf("first event of %s: %w", model, err)
+		}
+		m.first[model] = first
+	}
+	return window.Span{Start: first, End: first.Add(m.opts.Reference)}, nil
+}
+
+// Evaluate evaluates model's window ending at end: aggregates, verdict,
+// drift_results, Prometheus, triggers.
+func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Result, error) {
+	start := time.Now()
+	defer func() { m.duration.Observe(time.Since(start).Seconds()) }()
+	cur := window.Span{Start: end.Add(-m.opts.Window), End: end}
+	ref, err := m.reference(ctx, model, cur)
+	if err != nil {
+		m.evals.WithLabelValues("error").Inc()
+		return Result{}, err
+	}
+	if cur.Start.Before(ref.End) {
+		m.evals.WithLabelValues("waiting").Inc()
+		return Result{Skipped: "the current window overlaps the reference " + ref.String()}, nil
+	}
+	snap, err := window.Compute(ctx, m.opts.Conn, model, ref, cur, m.opts.Aggregation)
+	if errors.Is(err, window.ErrNoReference) {
+		m.evals.WithLabelValues("no_reference").Inc()
+		return Result{Snapshot: snap, Skipped: "no rows in the reference " + ref.String()}, nil
+	}
+	if err != nil {
+		m.evals.WithLabelValues("error").Inc()
+		return Result{}, err
+	}
+	pol := m.opts.Policy
+	if mc, ok := m.opts.Models[model]; ok && mc.Policy != nil {
+		pol = *mc.Policy
+	}
+	var ends []time.Time
+	for k := pol.Consecutive - 1; k >= 1; k-- {
+		ends = append(ends, end.Add(-time.Duration(k)*m.opts.Step))
+	}
+	hist, err := history(ctx, m.opts.Conn, model, ends)
+	if err != nil {
+		m.evals.WithLabelValues("error").Inc()
+		return Result{}, err
+	}
+	v := policy.Evaluate(snap, pol, hist)
+	now := m.opts.Now()
+	if err := writeResults(ctx, m.opts.Conn, snap, v, now); err != nil {
+		m.evals.WithLabelValues("error").Inc()
+		return Result{}, err
+	}
+	m.exp.update(model, snap.CurRows, v)
+	res := Result{Snapshot: snap, Verdict: v}
+	var version string
+	_ = m.opts.Conn.QueryRow(ctx, fmt.Sprintf("SELECT argMax(model_version, timestamp) FROM inferences WHERE model_id = %s AND timestamp >= toDateTime64('%s', 3, 'UTC') AND timestamp < toDateTime64('%s', 3, 'UTC')",
+		window.Quote(model), cur.Start.UTC().Format("2006-01-02 15:04:05.000"), cur.End.UTC().Format("2006-01-02 15:04:05.000"))).Scan(&version)
+	for _, t := range candidates(m.opts.Trigger, snap, v, version, now) {
+		sortedEvidence(t.Evidence)
+		d, err := m.gate.decide(ctx, t, false)
+		if err != nil {
+			m.evals.WithLabelValues("error").Inc()
+			return res, err
+		}
+		m.triggers.WithLabelValues(string(t.Reason), d.Outcome).Inc()
+		res.Decisions = append(res.Decisions, d)
+		if d.Outcome == "published" {
+			m.log.Info("retrain trigger published", "model", model, "reason", t.Reason, "features", len(t.Evidence), "window", cur.String(), "dedup_key", t.DedupKey)
+		}
+	}
+	m.evals.WithLabelValues("ok").Inc()
+	if len(v.Sustained) > 0 || len(v.QualityIssues) > 0 {
+		m.log.Info("drift", "model", model, "window", cur.String(), "sustained", v.Sustained, "drifted", v.Drifted, "quality", v.QualityIssues)
+	}
+	return res, nil
+}
+
+// Manual publishes a manual trigger for model (through the same gate: a
+// repeated key is a duplicate, the daily maximum applies).
+func (m *Monitor) Manual(ctx context.Context, model, version, key, note string) (Decision, error) {
+	now := m.opts.Now().UTC()
+	if key == "" {
+		key = dedupKey("manual", model, now)
+	} else {
+		key = dedupKey("manual", model, key)
+	}
+	t := &schemas.RetrainTrigger{TriggerID: key[:32], ModelID: model, ModelVersion: version, Reason: schemas.TriggerManual, CreatedAt: now,
+		Window: schemas.TimeRange{From: now.Add(-m.opts.Window), To: now}, Reference: schemas.TimeRange{From: now.Add(-m.opts.Window), To: now},
+		Policy: "manual", DedupKey: key}
+	if note != "" {
+		t.Evidence = []schemas.Evidence{{Check: "manual", Feature: note}}
+	}
+	d, err := m.gate.decide(ctx, t, true)
+	if err == nil {
+		m.triggers.WithLabelValues(string(t.Reason), d.Outcome).Inc()
+	}
+	return d, err
+}
+
+// Run evaluates every model each Step until ctx ends. Each round's window
+// ends at the latest Step boundary.
+func (m *Monitor) Run(ctx context.Context) error {
+	for {
+		now := m.opts.Now()
+		end := now.Truncate(m.opts.Step)
+		models, err := m.Models(ctx, now)
+		if err != nil {
+			m.log.Warn("model discovery failed", "err", err)
+		}
+		for _, model := range models {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if _, err := m.Evaluate(ctx, model, end); err != nil && ctx.Err() == nil {
+				m.log.Warn("evaluation failed", "model", model, "window_end", end, "err", err)
+			}
+		}
+		wait := end.Add(m.opts.Step).Sub(m.opts.Now())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(max(wait, time.Second)):
+		}
+	}
+}

@@ -1,0 +1,213 @@
+package monitor
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/driftwatch/driftwatch/monitor/policy"
+	"github.com/driftwatch/driftwatch/monitor/window"
+	"github.com/driftwatch/driftwatch/schemas"
+)
+
+// TriggerConfig gates retrain triggers.
+type TriggerConfig struct {
+	// FeatureDrift fires when at least MinDriftedFeatures input features
+	// are drifted for the configured number of consecutive windows.
+	FeatureDrift       bool `yaml:"feature_drift"`
+	MinDriftedFeatures int  `yaml:"min_drifted_features"`
+	// PredictionDrift fires on sustained drift of the score or the label.
+	PredictionDrift bool `yaml:"prediction_drift"`
+	// DataQuality fires on any data-quality issue (off by default: bad
+	// data is usually a pipeline bug, not a reason to retrain).
+	DataQuality bool `yaml:"data_quality"`
+	// Schedule fires every Schedule per model regardless of drift; 0 is off.
+	Schedule time.Duration `yaml:"schedule"`
+	// Cooldown is the least time between two triggers of one model, and
+	// DailyMax the most triggers per model and UTC day; manual triggers
+	// respect DailyMax only.
+	Cooldown time.Duration `yaml:"cooldown"`
+	DailyMax int           `yaml:"daily_max"`
+}
+
+// DefaultTriggerConfig returns the defaults.
+func DefaultTriggerConfig() TriggerConfig {
+	return TriggerConfig{FeatureDrift: true, MinDriftedFeatures: 1, PredictionDrift: true, Cooldown: 6 * time.Hour, DailyMax: 3}
+}
+
+// Validate names every bad setting.
+func (c TriggerConfig) Validate(prefix string) error {
+	var errs []string
+	if c.MinDriftedFeatures < 1 {
+		errs = append(errs, fmt.Sprintf("%s.min_drifted_features: must be at least 1, got %d", prefix, c.MinDriftedFeatures))
+	}
+	if c.Cooldown < 0 || c.Schedule < 0 {
+		errs = append(errs, prefix+".cooldown and schedule: must not be negative")
+	}
+	if c.DailyMax < 1 {
+		errs = append(errs, fmt.Sprintf("%s.daily_max: must be at least 1, got %d", prefix, c.DailyMax))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+// Decision is what the trigger gate decided for one candidate.
+type Decision struct {
+	Trigger *schemas.RetrainTrigger
+	// Outcome: published, duplicate, cooldown or daily_max.
+	Outcome string
+}
+
+// candidates turns a verdict into the triggers its policies ask for.
+func candidates(c TriggerConfig, snap *window.Snapshot, v policy.Verdict, version string, now time.Time) []*schemas.RetrainTrigger {
+	var out []*schemas.RetrainTrigger
+	evidence := func(features []string, kinds ...string) []schemas.Evidence {
+		want := map[string]bool{}
+		for _, f := range features {
+			want[f] = true
+		}
+		var ev []schemas.Evidence
+		for _, r := range v.Rows {
+			if !want[r.Feature] || !r.Drifted || !contains(kinds, r.Kind) {
+				continue
+			}
+			e := schemas.Evidence{Check: r.Kind, Feature: r.Feature, Method: r.Method, Value: r.Value, Threshold: finite(r.Threshold), Samples: r.Samples}
+			if !math.IsNaN(r.PValue) {
+				p := r.PValue
+				e.PValue = &p
+			}
+			ev = append(ev, e)
+		}
+		return ev
+	}
+	mk := func(reason schemas.TriggerReason, policyName string, ev []schemas.Evidence) *schemas.RetrainTrigger {
+		key := dedupKey(policyName, snap.Model, snap.Current.End)
+		return &schemas.RetrainTrigger{
+			TriggerID: key[:32], ModelID: snap.Model, ModelVersion: version, Reason: reason, CreatedAt: now.UTC(),
+			Window:    schemas.TimeRange{From: snap.Current.Start, To: snap.Current.End},
+			Reference: schemas.TimeRange{From: snap.Reference.Start, To: snap.Reference.End},
+			Evidence:  ev, Policy: policyName, DedupKey: key,
+		}
+	}
+	var inputs, preds []string
+	for _, f := range v.Sustained {
+		if f == window.ScoreFeature || f == window.LabelFeature {
+			preds = append(preds, f)
+		} else {
+			inputs = append(inputs, f)
+		}
+	}
+	if c.FeatureDrift && len(inputs) >= c.MinDriftedFeatures {
+		out = append(out, mk(schemas.TriggerFeatureDrift, "feature_drift", evidence(inputs, policy.KindDrift)))
+	}
+	if c.PredictionDrift && len(preds) > 0 {
+		out = append(out, mk(schemas.TriggerPredictionDrift, "prediction_drift", evidence(preds, policy.KindPredictionDrift)))
+	}
+	if c.DataQuality && len(v.QualityIssues) > 0 {
+		var fs []string
+		for _, q := range v.QualityIssues {
+			fs = append(fs, q[:strings.LastIndex(q, "/")])
+		}
+		out = append(out, mk(schemas.TriggerDataQuality, "data_quality", evidence(fs, policy.KindDataQuality)))
+	}
+	return out
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// dedupKey is the same for the same decision: a monitor that evaluates the
+// same window again (after a restart) produces the same key.
+func dedupKey(parts ...any) string {
+	h := sha256.New()
+	for _, p := range parts {
+		switch v := p.(type) {
+		case time.Time:
+			fmt.Fprintf(h, "%d|", v.UnixMilli())
+		default:
+			fmt.Fprintf(h, "%v|", v)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// gate decides and publishes: a trigger whose dedup_key is already in
+// retrain_triggers is a duplicate; then cooldown and the daily maximum.
+// Publishing writes Kafka first and the table second, so a crash between
+// the two republishes (with the same dedup_key, which the trainer ignores)
+// rather than losing the trigger.
+type gate struct {
+	conn   driver.Conn
+	writer interface {
+		WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+	}
+	cfg TriggerConfig
+}
+
+func (g *gate) decide(ctx context.Context, t *schemas.RetrainTrigger, manual bool) (Decision, error) {
+	var dup uint64
+	if err := g.conn.QueryRow(ctx, "SELECT count() FROM retrain_triggers WHERE model_id = "+window.Quote(t.ModelID)+" AND dedup_key = "+window.Quote(t.DedupKey)).Scan(&dup); err != nil {
+		return Decision{}, fmt.Errorf("look up trigger %s: %w", t.DedupKey, err)
+	}
+	if dup > 0 {
+		return Decision{Trigger: t, Outcome: "duplicate"}, nil
+	}
+	var last time.Time
+	var today uint64
+	day := t.CreatedAt.UTC().Truncate(24 * time.Hour)
+	q := fmt.Sprintf("SELECT max(created_at), countIf(created_at >= toDateTime64('%s', 3, 'UTC')) FROM retrain_triggers WHERE model_id = %s",
+		day.Format("2006-01-02 15:04:05"), window.Quote(t.ModelID))
+	if err := g.conn.QueryRow(ctx, q).Scan(&last, &today); err != nil {
+		return Decision{}, fmt.Errorf("read trigger history of %s: %w", t.ModelID, err)
+	}
+	if int(today) >= g.cfg.DailyMax {
+		return Decision{Trigger: t, Outcome: "daily_max"}, nil
+	}
+	if !manual && last.Unix() > 0 && t.CreatedAt.Sub(last) < g.cfg.Cooldown {
+		return Decision{Trigger: t, Outcome: "cooldown"}, nil
+	}
+	if err := t.Validate(); err != nil {
+		return Decision{}, fmt.Errorf("BUG: invalid trigger: %w", err)
+	}
+	body, err := json.Marshal(t)
+	if err != nil {
+		return Decision{}, fmt.Errorf("encode trigger: %w", err)
+	}
+	msg := kafka.Message{Key: []byte(t.ModelID), Value: body, Headers: []kafka.Header{{Key: schemas.SchemaHeader, Value: []byte(schemas.KindRetrainTrigger.SchemaName())}}}
+	if err := g.writer.WriteMessages(ctx, msg); err != nil {
+		return Decision{}, fmt.Errorf("publish trigger for %s: %w", t.ModelID, err)
+	}
+	ev, _ := json.Marshal(t.Evidence)
+	if err := g.conn.Exec(ctx, "INSERT INTO retrain_triggers (trigger_id, dedup_key, model_id, model_version, reason, policy, window_start, window_end, reference_start, reference_end, evidence, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		t.TriggerID, t.DedupKey, t.ModelID, t.ModelVersion, string(t.Reason), t.Policy, t.Window.From, t.Window.To, t.Reference.From, t.Reference.To, string(ev), t.CreatedAt); err != nil {
+		return Decision{}, fmt.Errorf("record trigger for %s: %w", t.ModelID, err)
+	}
+	return Decision{Trigger: t, Outcome: "published"}, nil
+}
+
+// sortedEvidence orders evidence for stable output.
+func sortedEvidence(ev []schemas.Evidence) {
+	sort.Slice(ev, func(i, j int) bool {
+		if ev[i].Feature != ev[j].Feature {
+			return ev[i].Feature < ev[j].Feature
+		}
+		return ev[i].Method < ev[j].Method
+	})
+}
