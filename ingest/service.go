@@ -95,7 +95,7 @@ func RunService(ctx context.Context, cfg *Config) error {
 
 	chCfg := chclient.Config{URL: cfg.ClickHouseURL, User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword.Reveal()}
 	var conn driver.Conn
-	if err := waitFor(ctx, log, "connect to ClickHouse "+chclient.Redact(cfg.ClickHouseURL), func(ctx context.Context) error {
+	if err := WaitFor(ctx, log, "connect to ClickHouse "+chclient.Redact(cfg.ClickHouseURL), func(ctx context.Context) error {
 		c, err := chclient.Open(ctx, chCfg, true)
 		if err != nil {
 			return err
@@ -119,7 +119,7 @@ func RunService(ctx context.Context, cfg *Config) error {
 		specs = append(specs, kafkaio.TopicSpec{Name: kopts.Topic(t), Partitions: cfg.TopicPartitions})
 	}
 	specs = append(specs, DeadLetterTopicSpec(kopts, cfg.TopicPartitions))
-	if err := waitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
+	if err := WaitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
 		return kafkaio.EnsureTopics(ctx, cfg.KafkaBrokers, specs)
 	}); err != nil {
 		return err
@@ -143,9 +143,10 @@ func RunService(ctx context.Context, cfg *Config) error {
 	return err
 }
 
-// waitFor retries op with backoff (1s doubling to 15s) until it succeeds or
-// ctx ends, logging each failure.
-func waitFor(ctx context.Context, log *slog.Logger, what string, op func(context.Context) error) error {
+// WaitFor retries op with backoff (1s doubling to 15s) until it succeeds or
+// ctx ends, logging each failure; services use it for their dependencies at
+// start.
+func WaitFor(ctx context.Context, log *slog.Logger, what string, op func(context.Context) error) error {
 	delay := time.Second
 	for {
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -2,6 +2,9 @@ package monitor
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -247,6 +250,61 @@ func TestDriftEndToEnd(t *testing.T) {
 	// drift_results holds every window's rows, with the verdicts.
 	if n := w.count(t, "SELECT count() FROM drift_results FINAL WHERE method = 'verdict' AND feature = 'f3' AND sustained"); n < 3 {
 		t.Errorf("sustained f3 verdicts %d, want >= 3", n)
+	}
+	testAPI(t, m2, w)
+}
+
+func call(t *testing.T, h http.Handler, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var out map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		t.Fatalf("%s %s: %d %q: %v", method, path, rec.Code, rec.Body.String(), err)
+	}
+	return rec.Code, out
+}
+
+func testAPI(t *testing.T, m *Monitor, w *world) {
+	h := m.API()
+	code, out := call(t, h, "GET", "/api/v1/models", "")
+	models, _ := out["models"].([]any)
+	if code != 200 || len(models) != 1 || models[0].(map[string]any)["model_id"] != "model-0" {
+		t.Errorf("models: %d %v", code, out)
+	}
+	code, out = call(t, h, "GET", "/api/v1/models/model-0/results", "")
+	if rows, _ := out["results"].([]any); code != 200 || len(rows) < 50 {
+		t.Errorf("results: %d, %d rows", code, len(rows))
+	}
+	code, out = call(t, h, "GET", "/api/v1/models/model-0/features/f3/history?method=psi&limit=5", "")
+	hist, _ := out["history"].([]any)
+	if code != 200 || len(hist) != 5 || hist[0].(map[string]any)["method"] != "psi" {
+		t.Errorf("history: %d %v", code, out)
+	}
+	if code, out = call(t, h, "GET", "/api/v1/models/model-0/features/f3/history?limit=zero", ""); code != 400 {
+		t.Errorf("bad limit: %d %v", code, out)
+	}
+	code, out = call(t, h, "GET", "/api/v1/triggers?model=model-0", "")
+	if trig, _ := out["triggers"].([]any); code != 200 || len(trig) != 1 || trig[0].(map[string]any)["reason"] != "feature_drift" {
+		t.Errorf("triggers: %d %v", code, out)
+	}
+	code, out = call(t, h, "POST", "/api/v1/models/model-0/triggers", `{"note":"new data","idempotency_key":"ticket-42"}`)
+	if code != 201 || out["outcome"] != "published" {
+		t.Errorf("manual: %d %v", code, out)
+	}
+	code, out = call(t, h, "POST", "/api/v1/models/model-0/triggers", `{"note":"new data","idempotency_key":"ticket-42"}`)
+	if code != 200 || out["outcome"] != "duplicate" {
+		t.Errorf("manual again: %d %v", code, out)
+	}
+	if code, out = call(t, h, "POST", "/api/v1/models/bad%20model/triggers", ``); code != 400 {
+		t.Errorf("bad model: %d %v", code, out)
+	}
+	if code, out = call(t, h, "POST", "/api/v1/models/model-0/triggers", `{"nope":1}`); code != 400 {
+		t.Errorf("unknown field: %d %v", code, out)
+	}
+	if n := w.triggersSent(t); n != 2 {
+		t.Errorf("Kafka holds %d triggers, want 2 (drift + manual)", n)
 	}
 }
 

@@ -30,7 +30,9 @@ type TriggerConfig struct {
 	// DataQuality fires on any data-quality issue (off by default: bad
 	// data is usually a pipeline bug, not a reason to retrain).
 	DataQuality bool `yaml:"data_quality"`
-	// Schedule fires every Schedule per model regardless of drift; 0 is off.
+	// Schedule fires for every model at each multiple of Schedule since the
+	// Unix epoch (a window ending at midnight UTC for 24h), whatever the
+	// drift; cooldown and the daily maximum still apply. 0 is off.
 	Schedule time.Duration `yaml:"schedule"`
 	// Cooldown is the least time between two triggers of one model, and
 	// DailyMax the most triggers per model and UTC day; manual triggers
@@ -113,6 +115,9 @@ func candidates(c TriggerConfig, snap *window.Snapshot, v policy.Verdict, versio
 	}
 	if c.PredictionDrift && len(preds) > 0 {
 		out = append(out, mk(schemas.TriggerPredictionDrift, "prediction_drift", evidence(preds, policy.KindPredictionDrift)))
+	}
+	if c.Schedule > 0 && snap.Current.End.Equal(snap.Current.End.Truncate(c.Schedule)) {
+		out = append(out, mk(schemas.TriggerSchedule, "schedule", nil))
 	}
 	if c.DataQuality && len(v.QualityIssues) > 0 {
 		var fs []string

@@ -1,0 +1,286 @@
+package monitor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/driftwatch/driftwatch/monitor/window"
+	"github.com/driftwatch/driftwatch/schemas"
+)
+
+// API serves monitor's JSON API (described in monitor/openapi.yaml):
+//
+//	GET  /api/v1/models                                   models and their latest window
+//	GET  /api/v1/models/{model}/results                   latest results of every feature and method
+//	GET  /api/v1/models/{model}/features/{feature}/history?method=psi&limit=100
+//	GET  /api/v1/triggers?model=M&limit=100                recent retrain triggers
+//	POST /api/v1/models/{model}/triggers                  a manual trigger
+func (m *Monitor) API() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/models", m.apiModels)
+	mux.HandleFunc("GET /api/v1/models/{model}/results", m.apiResults)
+	mux.HandleFunc("GET /api/v1/models/{model}/features/{feature}/history", m.apiHistory)
+	mux.HandleFunc("GET /api/v1/triggers", m.apiTriggers)
+	mux.HandleFunc("POST /api/v1/models/{model}/triggers", m.apiManual)
+	return mux
+}
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func fail(w http.ResponseWriter, status int, format string, args ...any) {
+	writeJSON(w, status, apiError{Error: fmt.Sprintf(format, args...)})
+}
+
+func limitParam(r *http.Request) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return 100, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 10000 {
+		return 0, fmt.Errorf("limit must be an integer from 1 to 10000, got %q", s)
+	}
+	return n, nil
+}
+
+func validModel(w http.ResponseWriter, model string) bool {
+	if err := (&schemas.RetrainTrigger{TriggerID: "x", ModelID: model, Reason: schemas.TriggerManual, CreatedAt: time.Unix(1, 0), DedupKey: "x"}).Validate(); err != nil {
+		fail(w, http.StatusBadRequest, "model %q: must be 1-128 characters of letters, digits and ._:-", model)
+		return false
+	}
+	return true
+}
+
+// ModelSummary is one entry of GET /api/v1/models.
+type ModelSummary struct {
+	ModelID         string     `json:"model_id"`
+	LastWindowStart time.Time  `json:"last_window_start"`
+	LastWindowEnd   time.Time  `json:"last_window_end"`
+	DriftedFeatures []string   `json:"drifted_features"`
+	SustainedDrift  []string   `json:"sustained_features"`
+	Samples         uint64     `json:"samples"`
+	LastTriggerAt   *time.Time `json:"last_trigger_at,omitempty"`
+}
+
+func (m *Monitor) apiModels(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	rows, err := m.opts.Conn.Query(ctx, `
+		SELECT model_id, window_start, window_end,
+		       groupArrayIf(feature, drifted), groupArrayIf(feature, sustained), max(samples)
+		FROM drift_results FINAL
+		WHERE method = 'verdict' AND (model_id, window_end) IN (SELECT model_id, max(window_end) FROM drift_results WHERE method = 'verdict' GROUP BY model_id)
+		GROUP BY model_id, window_start, window_end ORDER BY model_id`)
+	if err != nil {
+		fail(w, http.StatusBadGateway, "query drift_results: %v", err)
+		return
+	}
+	defer rows.Close()
+	out := []ModelSummary{}
+	for rows.Next() {
+		var s ModelSummary
+		if err := rows.Scan(&s.ModelID, &s.LastWindowStart, &s.LastWindowEnd, &s.DriftedFeatures, &s.SustainedDrift, &s.Samples); err != nil {
+			fail(w, http.StatusBadGateway, "read drift_results: %v", err)
+			return
+		}
+		out = append(out, s)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"models": out})
+}
+
+// ResultRow is one drift_results row in the API.
+type ResultRow struct {
+	Feature        string    `json:"feature"`
+	Kind           string    `json:"kind"`
+	Method         string    `json:"method"`
+	Value          *float64  `json:"value"`
+	PValue         *float64  `json:"p_value"`
+	PValueAdjusted *float64  `json:"p_value_adjusted"`
+	Threshold      float64   `json:"threshold"`
+	Drifted        bool      `json:"drifted"`
+	Sustained      bool      `json:"sustained"`
+	Status         string    `json:"status"`
+	Samples        uint64    `json:"samples"`
+	WindowStart    time.Time `json:"window_start"`
+	WindowEnd      time.Time `json:"window_end"`
+}
+
+const resultCols = "feature, kind, method, value, p_value, p_value_adjusted, threshold, drifted, sustained, status, samples, window_start, window_end"
+
+func (m *Monitor) queryRows(ctx context.Context, q string) ([]ResultRow, error) {
+	rows, err := m.opts.Conn.Query(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []ResultRow{}
+	for rows.Next() {
+		var r ResultRow
+		var v float64
+		if err := rows.Scan(&r.Feature, &r.Kind, &r.Method, &v, &r.PValue, &r.PValueAdjusted, &r.Threshold, &r.Drifted, &r.Sustained, &r.Status, &r.Samples, &r.WindowStart, &r.WindowEnd); err != nil {
+			return nil, err
+		}
+		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+			r.Value = &v
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (m *Monitor) apiResults(w http.ResponseWriter, r *http.Request) {
+	model := r.PathValue("model")
+	if !validModel(w, model) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	q := fmt.Sprintf("SELECT %s FROM drift_results FINAL WHERE model_id = %s AND window_end = (SELECT max(window_end) FROM drift_results WHERE model_id = %s) ORDER BY kind, feature, method",
+		resultCols, window.Quote(model), window.Quote(model))
+	rows, err := m.queryRows(ctx, q)
+	if err != nil {
+		fail(w, http.StatusBadGateway, "query drift_results: %v", err)
+		return
+	}
+	if len(rows) == 0 {
+		fail(w, http.StatusNotFound, "no results for model %q", model)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "results": rows})
+}
+
+func (m *Monitor) apiHistory(w http.ResponseWriter, r *http.Request) {
+	model, feature := r.PathValue("model"), r.PathValue("feature")
+	if !validModel(w, model) {
+		return
+	}
+	limit, err := limitParam(r)
+	if err != nil {
+		fail(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	method := r.URL.Query().Get("method")
+	cond := ""
+	if method != "" {
+		cond = " AND method = " + window.Quote(method)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	q := fmt.Sprintf("SELECT %s FROM drift_results FINAL WHERE model_id = %s AND feature = %s%s ORDER BY window_end DESC, method LIMIT %d",
+		resultCols, window.Quote(model), window.Quote(feature), cond, limit)
+	rows, err := m.queryRows(ctx, q)
+	if err != nil {
+		fail(w, http.StatusBadGateway, "query drift_results: %v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "feature": feature, "history": rows})
+}
+
+// TriggerRow is one retrain trigger in the API.
+type TriggerRow struct {
+	TriggerID   string          `json:"trigger_id"`
+	ModelID     string          `json:"model_id"`
+	Version     string          `json:"model_version"`
+	Reason      string          `json:"reason"`
+	Policy      string          `json:"policy"`
+	WindowStart time.Time       `json:"window_start"`
+	WindowEnd   time.Time       `json:"window_end"`
+	Evidence    json.RawMessage `json:"evidence"`
+	CreatedAt   time.Time       `json:"created_at"`
+	DedupKey    string          `json:"dedup_key"`
+}
+
+func (m *Monitor) apiTriggers(w http.ResponseWriter, r *http.Request) {
+	limit, err := limitParam(r)
+	if err != nil {
+		fail(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	cond := ""
+	if model := r.URL.Query().Get("model"); model != "" {
+		if !validModel(w, model) {
+			return
+		}
+		cond = " WHERE model_id = " + window.Quote(model)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	rows, err := m.opts.Conn.Query(ctx, fmt.Sprintf("SELECT trigger_id, model_id, model_version, reason, policy, window_start, window_end, evidence, created_at, dedup_key FROM retrain_triggers FINAL%s ORDER BY created_at DESC LIMIT %d", cond, limit))
+	if err != nil {
+		fail(w, http.StatusBadGateway, "query retrain_triggers: %v", err)
+		return
+	}
+	defer rows.Close()
+	out := []TriggerRow{}
+	for rows.Next() {
+		var t TriggerRow
+		var ev string
+		if err := rows.Scan(&t.TriggerID, &t.ModelID, &t.Version, &t.Reason, &t.Policy, &t.WindowStart, &t.WindowEnd, &ev, &t.CreatedAt, &t.DedupKey); err != nil {
+			fail(w, http.StatusBadGateway, "read retrain_triggers: %v", err)
+			return
+		}
+		t.Evidence = json.RawMessage(ev)
+		if !json.Valid(t.Evidence) {
+			t.Evidence = json.RawMessage("[]")
+		}
+		out = append(out, t)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"triggers": out})
+}
+
+// ManualRequest is the body of POST /api/v1/models/{model}/triggers.
+type ManualRequest struct {
+	ModelVersion   string `json:"model_version"`
+	Note           string `json:"note"`
+	IdempotencyKey string `json:"idempotency_key"`
+}
+
+func (m *Monitor) apiManual(w http.ResponseWriter, r *http.Request) {
+	model := r.PathValue("model")
+	if !validModel(w, model) {
+		return
+	}
+	var req ManualRequest
+	if r.ContentLength != 0 {
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			fail(w, http.StatusBadRequest, "request body: %v", err)
+			return
+		}
+	}
+	if len(req.Note) > 1024 || len(req.IdempotencyKey) > 256 {
+		fail(w, http.StatusBadRequest, "note is limited to 1024 bytes and idempotency_key to 256")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	d, err := m.Manual(ctx, model, req.ModelVersion, req.IdempotencyKey, req.Note)
+	if err != nil {
+		fail(w, http.StatusBadGateway, "%v", err)
+		return
+	}
+	status := http.StatusCreated
+	switch d.Outcome {
+	case "duplicate":
+		status = http.StatusOK
+	case "daily_max":
+		status = http.StatusTooManyRequests
+	}
+	writeJSON(w, status, map[string]any{"outcome": d.Outcome, "trigger": d.Trigger})
+}
