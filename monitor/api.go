@@ -22,12 +22,26 @@ import (
 //	POST /api/v1/models/{model}/triggers                  a manual trigger
 func (m *Monitor) API() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/models", m.apiModels)
-	mux.HandleFunc("GET /api/v1/models/{model}/results", m.apiResults)
-	mux.HandleFunc("GET /api/v1/models/{model}/features/{feature}/history", m.apiHistory)
-	mux.HandleFunc("GET /api/v1/triggers", m.apiTriggers)
-	mux.HandleFunc("POST /api/v1/models/{model}/triggers", m.apiManual)
+	for _, r := range m.routes() {
+		mux.HandleFunc(r.method+" "+r.path, r.h)
+	}
 	return mux
+}
+
+type route struct {
+	method, path string
+	h            http.HandlerFunc
+}
+
+// routes is the API; a test keeps monitor/openapi.yaml in step with it.
+func (m *Monitor) routes() []route {
+	return []route{
+		{"GET", "/api/v1/models", m.apiModels},
+		{"GET", "/api/v1/models/{model}/results", m.apiResults},
+		{"GET", "/api/v1/models/{model}/features/{feature}/history", m.apiHistory},
+		{"GET", "/api/v1/triggers", m.apiTriggers},
+		{"POST", "/api/v1/models/{model}/triggers", m.apiManual},
+	}
 }
 
 type apiError struct {
