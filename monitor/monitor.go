@@ -259,8 +259,13 @@ func (m *Monitor) Manual(ctx context.Context, model, version, key, note string) 
 }
 
 // Run evaluates every model each Step until ctx ends. Each round's window
-// ends at the latest Step boundary.
+// ends at the latest Step boundary. A model's windows missed since its last
+// evaluation (at start: the Consecutive−1 windows before the current one,
+// so hysteresis has its history at once) are evaluated first, oldest first,
+// at most catchUp of them.
 func (m *Monitor) Run(ctx context.Context) error {
+	const catchUp = 10
+	last := map[string]time.Time{}
 	for {
 		now := m.opts.Now()
 		end := now.Truncate(m.opts.Step)
@@ -269,11 +274,29 @@ func (m *Monitor) Run(ctx context.Context) error {
 			m.log.Warn("model discovery failed", "err", err)
 		}
 		for _, model := range models {
-			if ctx.Err() != nil {
-				return nil
+			from, ok := last[model]
+			if !ok {
+				c := m.opts.Policy.Consecutive
+				if mc, has := m.opts.Models[model]; has && mc.Policy != nil {
+					c = mc.Policy.Consecutive
+				}
+				from = end.Add(-time.Duration(c) * m.opts.Step)
 			}
-			if _, err := m.Evaluate(ctx, model, end); err != nil && ctx.Err() == nil {
-				m.log.Warn("evaluation failed", "model", model, "window_end", end, "err", err)
+			first := from.Add(m.opts.Step)
+			if oldest := end.Add(-time.Duration(catchUp-1) * m.opts.Step); first.Before(oldest) {
+				first = oldest
+			}
+			for e := first; !e.After(end); e = e.Add(m.opts.Step) {
+				if ctx.Err() != nil {
+					return nil
+				}
+				if _, err := m.Evaluate(ctx, model, e); err != nil {
+					if ctx.Err() == nil {
+						m.log.Warn("evaluation failed", "model", model, "window_end", e, "err", err)
+					}
+					break // retry from here next round
+				}
+				last[model] = e
 			}
 		}
 		wait := end.Add(m.opts.Step).Sub(m.opts.Now())

@@ -309,3 +309,38 @@ func testAPI(t *testing.T, m *Monitor, w *world) {
 }
 
 func ingestLimits() schemas.Limits { return schemas.Limits{} }
+
+// TestRunCatchesUp starts Run after the drift began: its first round
+// evaluates the window before the current one too, so the drift is
+// sustained — and triggers — at once instead of one step later.
+func TestRunCatchesUp(t *testing.T) {
+	w := newWorld(t)
+	w.start = time.Now().UTC().Truncate(time.Hour).Add(-40 * time.Hour)
+	w.fill(t, 6, 1000, "mean_shift:f1:2.5@+4h")
+	tw, err := kafkaio.NewWriter(w.kopts, "retrain-triggers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tw.Close()
+	m, err := New(Options{Conn: w.conn, Triggers: tw, Window: time.Hour, Step: time.Hour, ReferenceMode: ReferenceFirst, Reference: time.Hour,
+		Lookback: 48 * time.Hour, Policy: policy.Default(), Trigger: DefaultTriggerConfig(), Registerer: prometheus.NewRegistry(),
+		Now: func() time.Time { return w.start.Add(6*time.Hour + time.Minute) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	deadline := time.Now().Add(time.Minute)
+	for w.count(t, "SELECT count() FROM retrain_triggers") == 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if n := w.count(t, "SELECT count() FROM retrain_triggers"); n != 1 {
+		t.Errorf("triggers %d, want 1", n)
+	}
+	if n := w.count(t, "SELECT uniqExact(window_end) FROM drift_results WHERE method = 'verdict'"); n != 2 {
+		t.Errorf("evaluated %d windows, want 2 (the current one and the one before)", n)
+	}
+}
