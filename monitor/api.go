@@ -20,6 +20,8 @@ import (
 //	GET  /api/v1/models/{model}/features/{feature}/history?method=psi&limit=100
 //	GET  /api/v1/triggers?model=M&limit=100                recent retrain triggers
 //	POST /api/v1/models/{model}/triggers                  a manual trigger
+//	GET  /api/v1/models/{model}/performance?metric=roc_auc&limit=100  newest value per window
+//	GET  /api/v1/models/{model}/correlations              latest business correlations, every lag
 func (m *Monitor) API() http.Handler {
 	mux := http.NewServeMux()
 	for _, r := range m.routes() {
@@ -41,7 +43,97 @@ func (m *Monitor) routes() []route {
 		{"GET", "/api/v1/models/{model}/features/{feature}/history", m.apiHistory},
 		{"GET", "/api/v1/triggers", m.apiTriggers},
 		{"POST", "/api/v1/models/{model}/triggers", m.apiManual},
+		{"GET", "/api/v1/models/{model}/performance", m.apiPerformance},
+		{"GET", "/api/v1/models/{model}/correlations", m.apiCorrelations},
 	}
+}
+
+// PerformanceRow is one window's newest value of a metric.
+type PerformanceRow struct {
+	WindowStart   time.Time `json:"window_start"`
+	WindowEnd     time.Time `json:"window_end"`
+	Metric        string    `json:"metric"`
+	Value         float64   `json:"value"`
+	Samples       uint64    `json:"samples"`
+	LabelCoverage float64   `json:"label_coverage"`
+	ComputedAt    time.Time `json:"computed_at"`
+	Computations  uint64    `json:"computations"`
+}
+
+func (m *Monitor) apiPerformance(w http.ResponseWriter, r *http.Request) {
+	model := r.PathValue("model")
+	if !validModel(w, model) {
+		return
+	}
+	limit, err := limitParam(r)
+	if err != nil {
+		fail(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	cond := ""
+	if metric := r.URL.Query().Get("metric"); metric != "" {
+		cond = " AND metric = " + window.Quote(metric)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	rows, err := m.opts.Conn.Query(ctx, fmt.Sprintf("SELECT window_start, window_end, metric, value, samples, label_coverage, computed_at, computations FROM performance_latest WHERE model_id = %s%s ORDER BY window_start DESC, metric LIMIT %d",
+		window.Quote(model), cond, limit))
+	if err != nil {
+		fail(w, http.StatusBadGateway, "query performance_latest: %v", err)
+		return
+	}
+	defer rows.Close()
+	out := []PerformanceRow{}
+	for rows.Next() {
+		var p PerformanceRow
+		if err := rows.Scan(&p.WindowStart, &p.WindowEnd, &p.Metric, &p.Value, &p.Samples, &p.LabelCoverage, &p.ComputedAt, &p.Computations); err != nil {
+			fail(w, http.StatusBadGateway, "read performance_latest: %v", err)
+			return
+		}
+		out = append(out, p)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "performance": out})
+}
+
+// CorrelationRow is one lag of a model/business metric correlation.
+type CorrelationRow struct {
+	ModelMetric    string    `json:"model_metric"`
+	BusinessMetric string    `json:"business_metric"`
+	Method         string    `json:"method"`
+	Lag            uint16    `json:"lag"`
+	Value          float64   `json:"value"`
+	PValue         float64   `json:"p_value"`
+	Samples        uint64    `json:"samples"`
+	BucketSeconds  uint32    `json:"bucket_seconds"`
+	WindowStart    time.Time `json:"window_start"`
+	WindowEnd      time.Time `json:"window_end"`
+}
+
+func (m *Monitor) apiCorrelations(w http.ResponseWriter, r *http.Request) {
+	model := r.PathValue("model")
+	if !validModel(w, model) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	rows, err := m.opts.Conn.Query(ctx, fmt.Sprintf(`SELECT model_metric, business_metric, method, lag, value, p_value, samples, bucket_seconds, window_start, window_end
+		FROM business_correlations FINAL WHERE model_id = %s AND window_end = (SELECT max(window_end) FROM business_correlations WHERE model_id = %s)
+		ORDER BY business_metric, model_metric, method, lag`, window.Quote(model), window.Quote(model)))
+	if err != nil {
+		fail(w, http.StatusBadGateway, "query business_correlations: %v", err)
+		return
+	}
+	defer rows.Close()
+	out := []CorrelationRow{}
+	for rows.Next() {
+		var c CorrelationRow
+		if err := rows.Scan(&c.ModelMetric, &c.BusinessMetric, &c.Method, &c.Lag, &c.Value, &c.PValue, &c.Samples, &c.BucketSeconds, &c.WindowStart, &c.WindowEnd); err != nil {
+			fail(w, http.StatusBadGateway, "read business_correlations: %v", err)
+			return
+		}
+		out = append(out, c)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "correlations": out})
 }
 
 type apiError struct {

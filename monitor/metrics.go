@@ -21,6 +21,7 @@ import (
 type exporter struct {
 	mu          sync.Mutex
 	byModel     map[string][]prometheus.Metric
+	extra       map[string][]prometheus.Metric // performance series per model
 	maxFeatures int
 	maxSeries   int
 	dropped     prometheus.Counter
@@ -30,7 +31,7 @@ type exporter struct {
 
 func newExporter(reg prometheus.Registerer, maxFeatures, maxSeries int) *exporter {
 	e := &exporter{
-		byModel: map[string][]prometheus.Metric{}, maxFeatures: maxFeatures, maxSeries: maxSeries,
+		byModel: map[string][]prometheus.Metric{}, extra: map[string][]prometheus.Metric{}, maxFeatures: maxFeatures, maxSeries: maxSeries,
 		score:    prometheus.NewDesc("driftwatch_drift_score", "Latest drift statistic per model, feature and method (the statistic itself for tests: KS D, chi-square X², …; p-values are in drift_results).", []string{"model", "feature", "method"}, nil),
 		detected: prometheus.NewDesc("driftwatch_drift_detected", "1 while a feature is drifted for the configured number of consecutive windows.", []string{"model", "feature"}, nil),
 		samples:  prometheus.NewDesc("driftwatch_window_samples", "Rows in the latest current window.", []string{"model"}, nil),
@@ -46,6 +47,10 @@ func (e *exporter) Describe(ch chan<- *prometheus.Desc) {
 	ch <- e.detected
 	ch <- e.samples
 	ch <- e.quality
+	p := perfDescs()
+	ch <- p.perf
+	ch <- p.coverage
+	ch <- p.corr
 }
 
 func (e *exporter) Collect(ch chan<- prometheus.Metric) {
@@ -56,6 +61,18 @@ func (e *exporter) Collect(ch chan<- prometheus.Metric) {
 			ch <- m
 		}
 	}
+	for _, ms := range e.extra {
+		for _, m := range ms {
+			ch <- m
+		}
+	}
+}
+
+// setExtra replaces a model's performance series.
+func (e *exporter) setExtra(model string, ms []prometheus.Metric) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.extra[model] = ms
 }
 
 func (e *exporter) seriesCount(except string) int {

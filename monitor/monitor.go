@@ -70,6 +70,7 @@ type Options struct {
 	Policy        policy.Config
 	Models        map[string]ModelConfig
 	Trigger       TriggerConfig
+	Performance   PerformanceConfig
 	Aggregation   window.Options
 	// MaxFeaturesPerModel and MaxSeries bound the exported series.
 	MaxFeaturesPerModel, MaxSeries int
@@ -88,6 +89,7 @@ type Monitor struct {
 	duration prometheus.Histogram
 	triggers *prometheus.CounterVec
 	first    map[string]time.Time
+	perfDesc perfMetrics
 }
 
 // New validates opts.
@@ -120,6 +122,7 @@ func New(opts Options) (*Monitor, error) {
 		duration: f.NewHistogram(prometheus.HistogramOpts{Name: "driftwatch_monitor_evaluation_duration_seconds", Help: "Time to evaluate one model window (queries, statistics, writes).", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 		triggers: f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_triggers_total", Help: "Retrain trigger decisions by reason and outcome."}, []string{"reason", "outcome"}),
 		first:    map[string]time.Time{},
+		perfDesc: perfDescs(),
 	}, nil
 }
 
@@ -266,6 +269,7 @@ func (m *Monitor) Manual(ctx context.Context, model, version, key, note string) 
 func (m *Monitor) Run(ctx context.Context) error {
 	const catchUp = 10
 	last := map[string]time.Time{}
+	lastPerf := map[string]time.Time{}
 	for {
 		now := m.opts.Now()
 		end := now.Truncate(m.opts.Step)
@@ -297,6 +301,15 @@ func (m *Monitor) Run(ctx context.Context) error {
 					break // retry from here next round
 				}
 				last[model] = e
+			}
+			if p := m.opts.Performance; p.Enabled && (lastPerf[model].IsZero() || !end.Truncate(p.Window).Equal(lastPerf[model])) {
+				if _, err := m.EvaluatePerformance(ctx, model, end.Truncate(p.Window)); err != nil {
+					if ctx.Err() == nil {
+						m.log.Warn("performance evaluation failed", "model", model, "err", err)
+					}
+				} else {
+					lastPerf[model] = end.Truncate(p.Window)
+				}
 			}
 		}
 		wait := end.Add(m.opts.Step).Sub(m.opts.Now())

@@ -32,6 +32,7 @@ type world struct {
 	kopts   kafkaio.Options
 	conn    driver.Conn
 	start   time.Time
+	base    map[string]int // valid events already sent per topic
 }
 
 func newWorld(t *testing.T) *world {

@@ -34,9 +34,10 @@ type Config struct {
 	ExportFeatures int           `yaml:"export_features" env:"DRIFTWATCH_MONITOR_EXPORT_FEATURES" flag:"export-features" help:"most features per model exported to Prometheus (most drifted first)"`
 	MaxSeries      int           `yaml:"max_series" env:"DRIFTWATCH_MONITOR_MAX_SERIES" flag:"max-series" help:"most drift series this instance exports"`
 
-	Policy   policy.Config          `yaml:"policy"`
-	Triggers TriggerConfig          `yaml:"triggers"`
-	Models   map[string]ModelConfig `yaml:"models"`
+	Policy      policy.Config          `yaml:"policy"`
+	Triggers    TriggerConfig          `yaml:"triggers"`
+	Performance PerformanceConfig      `yaml:"performance"`
+	Models      map[string]ModelConfig `yaml:"models"`
 }
 
 // DefaultConfig returns the monitor defaults (HTTP on 127.0.0.1:9102).
@@ -45,13 +46,13 @@ func DefaultConfig() *Config {
 		Common: config.DefaultCommon("127.0.0.1:9102"), Config: migration.DefaultConfig(),
 		Window: time.Hour, Step: time.Minute, ReferenceMode: ReferenceFirst, Reference: 24 * time.Hour, Lookback: 7 * 24 * time.Hour,
 		Bins: 10, SampleCap: 100_000, MaxFeatures: 200, ExportFeatures: 50, MaxSeries: 10_000,
-		Policy: policy.Default(), Triggers: DefaultTriggerConfig(),
+		Policy: policy.Default(), Triggers: DefaultTriggerConfig(), Performance: DefaultPerformanceConfig(),
 	}
 }
 
 // Validate reports every invalid setting.
 func (c *Config) Validate() error {
-	errs := []error{c.Common.Validate(), c.Config.Options().Validate(), c.Policy.Validate("policy"), c.Triggers.Validate("triggers")}
+	errs := []error{c.Common.Validate(), c.Config.Options().Validate(), c.Policy.Validate("policy"), c.Triggers.Validate("triggers"), c.Performance.Validate("performance")}
 	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) }
 	if c.Window < time.Second || c.Step < time.Second {
 		bad("window and step: must be at least 1s, got %s and %s", c.Window, c.Step)
@@ -127,7 +128,7 @@ func RunService(ctx context.Context, cfg *Config) error {
 	defer tw.Close()
 	m, err := New(Options{
 		Conn: conn, Triggers: tw, Window: cfg.Window, Step: cfg.Step, ReferenceMode: cfg.ReferenceMode, Reference: cfg.Reference,
-		Lookback: cfg.Lookback, Policy: cfg.Policy, Models: cfg.Models, Trigger: cfg.Triggers,
+		Lookback: cfg.Lookback, Policy: cfg.Policy, Models: cfg.Models, Trigger: cfg.Triggers, Performance: cfg.Performance,
 		Aggregation:         window.Options{Bins: cfg.Bins, SampleCap: cfg.SampleCap, MaxFeatures: cfg.MaxFeatures},
 		MaxFeaturesPerModel: cfg.ExportFeatures, MaxSeries: cfg.MaxSeries, Registerer: srv.Registry(), Logger: log,
 	})

@@ -1,0 +1,388 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/driftwatch/driftwatch/monitor/correlate"
+	"github.com/driftwatch/driftwatch/monitor/perf"
+	"github.com/driftwatch/driftwatch/monitor/window"
+	"github.com/driftwatch/driftwatch/schemas"
+)
+
+// PerformanceConfig says how live performance and its correlation with
+// business metrics are computed and when they trigger a retrain.
+type PerformanceConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// Window is the length of a performance window (tumbling, by event
+	// time of the inferences); Recompute windows back are re-evaluated
+	// every round, so late labels correct them.
+	Window    time.Duration `yaml:"window"`
+	Recompute int           `yaml:"recompute"`
+	// Horizon is how long after its inference an outcome still counts.
+	Horizon time.Duration `yaml:"horizon"`
+	// PositiveLabel makes classifiers binary (this class against the rest);
+	// empty means multiclass with macro averages.
+	PositiveLabel string `yaml:"positive_label"`
+	// Metric is the primary metric the drop policy watches; empty picks
+	// roc_auc for binary classifiers, f1 for multiclass, rmse for regressors.
+	Metric string `yaml:"metric"`
+	// Drop is how much worse than in the reference the primary metric must
+	// be (absolute) for a performance trigger, in a window with at least
+	// MinLabelled labelled rows.
+	Drop        float64 `yaml:"drop"`
+	MinLabelled int64   `yaml:"min_labelled"`
+	// CoverageAge: driftwatch_label_coverage reports the newest window
+	// that ended at least this long ago (younger ones are still waiting
+	// for their labels).
+	CoverageAge time.Duration `yaml:"coverage_age"`
+	// Bucket, Buckets and MaxLag shape the business correlation: Buckets
+	// buckets of Bucket, lags 0..MaxLag.
+	Bucket  time.Duration `yaml:"bucket"`
+	Buckets int           `yaml:"buckets"`
+	MaxLag  int           `yaml:"max_lag"`
+	// BusinessTrigger turns a performance drop into a "business" trigger
+	// when a business metric follows the primary metric with |r| ≥
+	// MinCorrelation (p < 0.05) at its best lag: the drop costs money.
+	BusinessTrigger bool    `yaml:"business_trigger"`
+	MinCorrelation  float64 `yaml:"min_correlation"`
+}
+
+// DefaultPerformanceConfig returns the defaults.
+func DefaultPerformanceConfig() PerformanceConfig {
+	return PerformanceConfig{Enabled: true, Window: time.Hour, Recompute: 24, Horizon: 7 * 24 * time.Hour, PositiveLabel: "1",
+		Drop: 0.05, MinLabelled: 200, CoverageAge: time.Hour, Bucket: time.Hour, Buckets: 48, MaxLag: 6, BusinessTrigger: true, MinCorrelation: 0.7}
+}
+
+// Validate names every bad setting.
+func (c PerformanceConfig) Validate(prefix string) error {
+	var errs []error
+	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf(prefix+"."+f, a...)) }
+	if c.Window < time.Second || c.Bucket < time.Second {
+		bad("window and bucket: must be at least 1s")
+	}
+	if c.Recompute < 1 || c.Buckets < 3 || c.MaxLag < 0 || c.MaxLag > c.Buckets-3 {
+		bad("recompute ≥ 1, buckets ≥ 3 and 0 ≤ max_lag ≤ buckets−3 are required, got %d, %d, %d", c.Recompute, c.Buckets, c.MaxLag)
+	}
+	if c.Horizon < 0 || c.CoverageAge < 0 {
+		bad("horizon and coverage_age: must not be negative")
+	}
+	if !(c.Drop > 0) || c.MinLabelled < 1 || c.MinCorrelation < 0 || c.MinCorrelation > 1 {
+		bad("drop > 0, min_labelled ≥ 1 and 0 ≤ min_correlation ≤ 1 are required")
+	}
+	if c.Metric != "" && !contains([]string{perf.MetricAccuracy, perf.MetricPrecision, perf.MetricRecall, perf.MetricF1, perf.MetricROCAUC,
+		perf.MetricLogLoss, perf.MetricBrier, perf.MetricMAE, perf.MetricRMSE, perf.MetricMAPE, perf.MetricR2}, c.Metric) {
+		bad("metric: %q is not a performance metric", c.Metric)
+	}
+	return errors.Join(errs...)
+}
+
+// PerformanceResult is one round of performance evaluation for a model.
+type PerformanceResult struct {
+	Windows      []perf.Result
+	Reference    perf.Result
+	Primary      string
+	Correlations []CorrelationResult
+	Decisions    []Decision
+}
+
+// CorrelationResult is the best lag of one model/business metric pair.
+type CorrelationResult struct {
+	ModelMetric, BusinessMetric, Method string
+	Lags                                []correlate.Lag
+	Best                                correlate.Lag
+	BestErr                             error
+}
+
+type perfMetrics struct {
+	perf, coverage, corr *prometheus.Desc
+}
+
+func (m *Monitor) task(ctx context.Context, model string) (perf.Task, error) {
+	var scored, valued uint64
+	if err := m.opts.Conn.QueryRow(ctx, "SELECT countIf(prediction_score IS NOT NULL OR prediction_label IS NOT NULL), countIf(prediction_value IS NOT NULL) FROM inferences WHERE model_id = "+window.Quote(model)).Scan(&scored, &valued); err != nil {
+		return "", fmt.Errorf("detect the task of %s: %w", model, err)
+	}
+	if valued > scored {
+		return perf.Regression, nil
+	}
+	return perf.Classification, nil
+}
+
+func primaryMetric(c PerformanceConfig, task perf.Task) string {
+	switch {
+	case c.Metric != "":
+		return c.Metric
+	case task == perf.Regression:
+		return perf.MetricRMSE
+	case c.PositiveLabel != "":
+		return perf.MetricROCAUC
+	}
+	return perf.MetricF1
+}
+
+// EvaluatePerformance scores model's last Recompute performance windows
+// ending at end (a Window boundary) and its reference, writes them to
+// performance_results, correlates the primary metric and the mean
+// prediction with the model's business metrics, exports the series, and
+// passes a performance drop through the trigger gate.
+func (m *Monitor) EvaluatePerformance(ctx context.Context, model string, end time.Time) (PerformanceResult, error) {
+	c := m.opts.Performance
+	var res PerformanceResult
+	task, err := m.task(ctx, model)
+	if err != nil {
+		return res, err
+	}
+	opts := perf.Options{Task: task, Horizon: c.Horizon}
+	if task == perf.Classification {
+		opts.PositiveLabel = c.PositiveLabel
+	}
+	res.Primary = primaryMetric(c, task)
+	now := m.opts.Now()
+	for k := c.Recompute - 1; k >= 0; k-- {
+		w := window.Span{Start: end.Add(-time.Duration(k+1) * c.Window), End: end.Add(-time.Duration(k) * c.Window)}
+		r, err := perf.Compute(ctx, m.opts.Conn, model, w, opts)
+		if err != nil {
+			return res, fmt.Errorf("performance of %s in %s: %w", model, w, err)
+		}
+		if r.Inferences > 0 {
+			res.Windows = append(res.Windows, r)
+		}
+	}
+	if err := perf.Write(ctx, m.opts.Conn, now, res.Windows...); err != nil {
+		return res, err
+	}
+	ref, err := m.reference(ctx, model, window.Span{Start: end.Add(-c.Window), End: end})
+	if err != nil {
+		return res, err
+	}
+	if res.Reference, err = perf.Compute(ctx, m.opts.Conn, model, ref, opts); err != nil {
+		return res, fmt.Errorf("reference performance of %s: %w", model, err)
+	}
+	if err := m.correlate(ctx, model, end, opts, &res); err != nil {
+		return res, err
+	}
+	m.exportPerformance(model, end, res)
+
+	// The drop policy: the newest window with enough labels against the
+	// reference, in the primary metric's direction.
+	refM, ok := res.Reference.Metric(res.Primary)
+	if !ok || refM.Status != perf.StatusOK || res.Reference.Labelled < c.MinLabelled {
+		return res, nil
+	}
+	for i := len(res.Windows) - 1; i >= 0; i-- {
+		w := res.Windows[i]
+		cur, ok := w.Metric(res.Primary)
+		if !ok || cur.Status != perf.StatusOK || w.Labelled < c.MinLabelled || w.Window.Start.Before(ref.End) {
+			continue
+		}
+		worse := refM.Value - cur.Value
+		if !perf.HigherIsBetter(res.Primary) {
+			worse = -worse
+		}
+		if worse <= c.Drop {
+			break
+		}
+		reason, policyName := schemas.TriggerPerformance, "performance"
+		ev := []schemas.Evidence{{Check: "performance", Method: res.Primary, Value: cur.Value, Threshold: refM.Value, Samples: w.Labelled}}
+		for _, cr := range res.Correlations {
+			if cr.ModelMetric == res.Primary && cr.BestErr == nil && math.Abs(cr.Best.Value) >= c.MinCorrelation && cr.Best.PValue < 0.05 {
+				p := cr.Best.PValue
+				ev = append(ev, schemas.Evidence{Check: "business_correlation", Feature: cr.BusinessMetric, Method: fmt.Sprintf("%s_lag_%d", cr.Method, cr.Best.Lag),
+					Value: cr.Best.Value, Threshold: c.MinCorrelation, PValue: &p, Samples: int64(cr.Best.N)})
+				if c.BusinessTrigger {
+					reason, policyName = schemas.TriggerBusiness, "business"
+				}
+			}
+		}
+		key := dedupKey("performance", model, w.Window.End)
+		t := &schemas.RetrainTrigger{TriggerID: key[:32], ModelID: model, ModelVersion: w.Version, Reason: reason, CreatedAt: now.UTC(),
+			Window: schemas.TimeRange{From: w.Window.Start, To: w.Window.End}, Reference: schemas.TimeRange{From: ref.Start, To: ref.End},
+			Evidence: ev, Policy: policyName, DedupKey: key}
+		d, err := m.gate.decide(ctx, t, false)
+		if err != nil {
+			return res, err
+		}
+		m.triggers.WithLabelValues(string(t.Reason), d.Outcome).Inc()
+		res.Decisions = append(res.Decisions, d)
+		if d.Outcome == "published" {
+			m.log.Info("retrain trigger published", "model", model, "reason", reason, "metric", res.Primary, "value", cur.Value, "reference", refM.Value, "window", w.Window.String())
+		}
+		break
+	}
+	return res, nil
+}
+
+// correlate correlates the primary metric and the mean prediction per
+// bucket with each business metric of the model (or global), lags
+// 0..MaxLag, and writes business_correlations.
+func (m *Monitor) correlate(ctx context.Context, model string, end time.Time, opts perf.Options, res *PerformanceResult) error {
+	c := m.opts.Performance
+	last := end.Truncate(c.Bucket)
+	span := window.Span{Start: last.Add(-time.Duration(c.Buckets) * c.Bucket), End: last}
+	metrics, err := m.businessMetrics(ctx, model, span)
+	if err != nil || len(metrics) == 0 {
+		return err
+	}
+	buckets, err := perf.Buckets(ctx, m.opts.Conn, model, span, c.Bucket, opts)
+	if err != nil {
+		return fmt.Errorf("bucketed performance of %s: %w", model, err)
+	}
+	series := map[string][]float64{res.Primary: perf.Values(buckets, res.Primary)}
+	if mean, err := m.meanPrediction(ctx, model, span); err == nil {
+		series["prediction_mean"] = mean
+	} else {
+		return err
+	}
+	batch, err := m.opts.Conn.PrepareBatch(ctx, "INSERT INTO business_correlations (model_id, model_metric, business_metric, lag, method, value, p_value, samples, bucket_seconds, window_start, window_end, computed_at)")
+	if err != nil {
+		return fmt.Errorf("prepare business_correlations insert: %w", err)
+	}
+	defer batch.Abort() //nolint:errcheck // a no-op after Send
+	now := m.opts.Now()
+	rows := 0
+	for _, bm := range metrics {
+		biz, err := m.businessSeries(ctx, model, bm, span)
+		if err != nil {
+			return err
+		}
+		for _, mm := range []string{res.Primary, "prediction_mean"} {
+			for _, method := range []string{correlate.MethodPearson, correlate.MethodSpearman} {
+				lags, err := correlate.Lagged(method, series[mm], biz, c.MaxLag)
+				if err != nil {
+					return fmt.Errorf("correlate %s with %s: %w", mm, bm, err)
+				}
+				cr := CorrelationResult{ModelMetric: mm, BusinessMetric: bm, Method: method, Lags: lags}
+				cr.Best, cr.BestErr = correlate.BestLag(lags)
+				res.Correlations = append(res.Correlations, cr)
+				for _, l := range lags {
+					if l.Err != nil {
+						continue
+					}
+					if err := batch.Append(model, mm, bm, uint16(l.Lag), method, l.Value, l.PValue, uint64(l.N), uint32(c.Bucket/time.Second), span.Start, span.End, now); err != nil {
+						return fmt.Errorf("append correlation: %w", err)
+					}
+					rows++
+				}
+			}
+		}
+	}
+	if rows == 0 {
+		return nil
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert business correlations of %s: %w", model, err)
+	}
+	return nil
+}
+
+func (m *Monitor) businessMetrics(ctx context.Context, model string, span window.Span) ([]string, error) {
+	rows, err := m.opts.Conn.Query(ctx, fmt.Sprintf("SELECT DISTINCT metric FROM business_metrics WHERE model_id IN (%s, '') AND timestamp >= %s AND timestamp < %s ORDER BY metric",
+		window.Quote(model), tsLit(span.Start), tsLit(span.End)))
+	if err != nil {
+		return nil, fmt.Errorf("list business metrics of %s: %w", model, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+func tsLit(t time.Time) string {
+	return "toDateTime64('" + t.UTC().Format("2006-01-02 15:04:05.000") + "', 3, 'UTC')"
+}
+
+// bucketSeries runs q, which returns (bucket start, value) rows, and lays
+// them on the span's grid, NaN where a bucket has no row.
+func (m *Monitor) bucketSeries(ctx context.Context, q string, span window.Span) ([]float64, error) {
+	c := m.opts.Performance
+	rows, err := m.opts.Conn.Query(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var at []time.Time
+	var vals []float64
+	for rows.Next() {
+		var t time.Time
+		var v float64
+		if err := rows.Scan(&t, &v); err != nil {
+			return nil, err
+		}
+		at, vals = append(at, t), append(vals, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return correlate.Align(span.Start, c.Bucket, c.Buckets, at, vals)
+}
+
+func (m *Monitor) businessSeries(ctx context.Context, model, metric string, span window.Span) ([]float64, error) {
+	q := fmt.Sprintf("SELECT toDateTime64(toStartOfInterval(timestamp, INTERVAL %d SECOND), 3, 'UTC') AS b, avg(value) FROM business_metrics FINAL WHERE metric = %s AND model_id IN (%s, '') AND timestamp >= %s AND timestamp < %s GROUP BY b ORDER BY b",
+		int(m.opts.Performance.Bucket/time.Second), window.Quote(metric), window.Quote(model), tsLit(span.Start), tsLit(span.End))
+	s, err := m.bucketSeries(ctx, q, span)
+	if err != nil {
+		return nil, fmt.Errorf("business series %s of %s: %w", metric, model, err)
+	}
+	return s, nil
+}
+
+func (m *Monitor) meanPrediction(ctx context.Context, model string, span window.Span) ([]float64, error) {
+	q := fmt.Sprintf("SELECT toDateTime64(toStartOfInterval(timestamp, INTERVAL %d SECOND), 3, 'UTC') AS b, avg(coalesce(prediction_score, prediction_value)) FROM inferences WHERE model_id = %s AND timestamp >= %s AND timestamp < %s AND coalesce(prediction_score, prediction_value) IS NOT NULL GROUP BY b ORDER BY b",
+		int(m.opts.Performance.Bucket/time.Second), window.Quote(model), tsLit(span.Start), tsLit(span.End))
+	s, err := m.bucketSeries(ctx, q, span)
+	if err != nil {
+		return nil, fmt.Errorf("mean prediction of %s: %w", model, err)
+	}
+	return s, nil
+}
+
+// exportPerformance publishes the newest window with labels, the label
+// coverage of the newest window older than CoverageAge, and the best-lag
+// correlations.
+func (m *Monitor) exportPerformance(model string, end time.Time, res PerformanceResult) {
+	var ms []prometheus.Metric
+	for i := len(res.Windows) - 1; i >= 0; i-- {
+		w := res.Windows[i]
+		if w.Labelled == 0 {
+			continue
+		}
+		for _, mt := range w.Metrics {
+			if mt.Status == perf.StatusOK {
+				ms = append(ms, prometheus.MustNewConstMetric(m.perfDesc.perf, prometheus.GaugeValue, mt.Value, model, mt.Name))
+			}
+		}
+		break
+	}
+	for i := len(res.Windows) - 1; i >= 0; i-- {
+		if w := res.Windows[i]; !w.Window.End.After(end.Add(-m.opts.Performance.CoverageAge)) {
+			ms = append(ms, prometheus.MustNewConstMetric(m.perfDesc.coverage, prometheus.GaugeValue, w.LabelCoverage, model))
+			break
+		}
+	}
+	for _, cr := range res.Correlations {
+		if cr.BestErr == nil && cr.Method == correlate.MethodPearson {
+			ms = append(ms, prometheus.MustNewConstMetric(m.perfDesc.corr, prometheus.GaugeValue, cr.Best.Value, model, cr.ModelMetric, cr.BusinessMetric))
+		}
+	}
+	m.exp.setExtra(model, ms)
+}
+
+func perfDescs() perfMetrics {
+	return perfMetrics{
+		perf:     prometheus.NewDesc("driftwatch_performance", "Latest performance metric of the newest window with labels.", []string{"model", "metric"}, nil),
+		coverage: prometheus.NewDesc("driftwatch_label_coverage", "Share of inferences with a label, in the newest performance window older than coverage_age.", []string{"model"}, nil),
+		corr:     prometheus.NewDesc("driftwatch_business_correlation", "Pearson r at the best lag between a model metric and a business metric.", []string{"model", "model_metric", "business_metric"}, nil),
+	}
+}
