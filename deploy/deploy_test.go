@@ -2,16 +2,22 @@ package deploy
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/driftwatch/driftwatch/internal/testenv"
+	"github.com/driftwatch/driftwatch/internal/teststack"
 )
 
 // The tests run in deploy/, so paths are relative to it.
@@ -204,11 +210,174 @@ func TestAlertmanagerConfig(t *testing.T) {
 	run(t, amtool, "check-config", alertmanagerConfig)
 	for _, labels := range [][]string{
 		{"alertname=DriftwatchServiceDown", "severity=page"},
-		{"alertname=FeatureDrift", "severity=warning", "model=churn"},
+		{"alertname=DriftwatchFeatureDrift", "severity=warning", "model=churn", "feature=f3", "job=driftwatch-monitor"},
+		{"alertname=DriftwatchIngestLag", "severity=warning", "job=driftwatch-ingest", "topic=driftwatch.inferences"},
 		{"alertname=Unclassified"},
 	} {
 		args := append([]string{"config", "routes", "test", "--config.file=" + alertmanagerConfig,
 			"--verify.receivers=" + defaultReceiverName}, labels...)
 		run(t, amtool, args...)
 	}
+}
+
+type ruleFile struct {
+	Groups []struct {
+		Name  string `yaml:"name"`
+		Rules []struct {
+			Alert       string            `yaml:"alert"`
+			Expr        string            `yaml:"expr"`
+			For         string            `yaml:"for"`
+			Labels      map[string]string `yaml:"labels"`
+			Annotations map[string]string `yaml:"annotations"`
+		} `yaml:"rules"`
+	} `yaml:"groups"`
+}
+
+type ruleTestFile struct {
+	Tests []struct {
+		Name          string `yaml:"name"`
+		AlertRuleTest []struct {
+			Alertname string `yaml:"alertname"`
+			ExpAlerts []any  `yaml:"exp_alerts"`
+		} `yaml:"alert_rule_test"`
+	} `yaml:"tests"`
+}
+
+// TestAlertRulesShape checks what promtool does not: every alert has a
+// severity Alertmanager routes on, a summary and a description, and the
+// unit tests show each alert both firing and staying silent.
+func TestAlertRulesShape(t *testing.T) {
+	alerts := map[string]bool{}
+	for _, file := range glob(t, prometheusRuleGlob) {
+		var rf ruleFile
+		readYAML(t, file, &rf)
+		for _, g := range rf.Groups {
+			for _, r := range g.Rules {
+				if r.Alert == "" {
+					continue
+				}
+				if alerts[r.Alert] {
+					t.Errorf("%s: alert %s defined twice", file, r.Alert)
+				}
+				alerts[r.Alert] = true
+				if s := r.Labels["severity"]; s != "page" && s != "warning" {
+					t.Errorf("%s: alert %s has severity %q, want page or warning (alertmanager.yml routes on them)", file, r.Alert, s)
+				}
+				for _, a := range []string{"summary", "description"} {
+					if strings.TrimSpace(r.Annotations[a]) == "" {
+						t.Errorf("%s: alert %s has no %s annotation", file, r.Alert, a)
+					}
+				}
+			}
+		}
+	}
+	fires, silent := map[string]bool{}, map[string]bool{}
+	for _, file := range glob(t, prometheusTestGlob) {
+		var tf ruleTestFile
+		readYAML(t, file, &tf)
+		for _, tc := range tf.Tests {
+			for _, at := range tc.AlertRuleTest {
+				if !alerts[at.Alertname] {
+					t.Errorf("%s, test %q: no rule defines alert %s", file, tc.Name, at.Alertname)
+				}
+				if len(at.ExpAlerts) > 0 {
+					fires[at.Alertname] = true
+				} else {
+					silent[at.Alertname] = true
+				}
+			}
+		}
+	}
+	for a := range alerts {
+		if !fires[a] {
+			t.Errorf("no test in %s shows alert %s firing", prometheusTestGlob, a)
+		}
+		if !silent[a] {
+			t.Errorf("no test in %s shows alert %s not firing", prometheusTestGlob, a)
+		}
+	}
+}
+
+// TestAlertmanagerInhibition runs the real Alertmanager with
+// alertmanager.yml, posts alerts as Prometheus would and reads back which
+// ones it mutes: with ingest down, ingest's own warnings and the monitor's
+// model warnings are inhibited, an unrelated service's warning and the page
+// itself are not.
+func TestAlertmanagerInhibition(t *testing.T) {
+	am := tool(t, "prometheus-alertmanager", installHint)
+	addr := "127.0.0.1:" + strconv.Itoa(teststack.FreePort(t))
+	cfg, err := filepath.Abs(alertmanagerConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc := teststack.Start(t, "alertmanager", am, nil, "--config.file="+cfg, "--storage.path="+t.TempDir(),
+		"--web.listen-address="+addr, "--cluster.listen-address=")
+	teststack.WaitHTTP(t, "http://"+addr+"/-/ready", 30*time.Second, proc)
+
+	alerts := []map[string]string{
+		{"alertname": "DriftwatchServiceDown", "severity": "page", "job": "driftwatch-ingest", "instance": "127.0.0.1:9101"},
+		{"alertname": "DriftwatchIngestLag", "severity": "warning", "job": "driftwatch-ingest", "topic": "driftwatch.inferences"},
+		{"alertname": "DriftwatchDataQuality", "severity": "warning", "job": "driftwatch-monitor", "model": "churn", "feature": "__all", "check": "volume_ratio"},
+		{"alertname": "DriftwatchFeatureDrift", "severity": "warning", "job": "driftwatch-monitor", "model": "churn", "feature": "f3"},
+		{"alertname": "TrainerWarning", "severity": "warning", "job": "driftwatch-trainer"},
+	}
+	want := map[string]string{ // alertname → state
+		"DriftwatchServiceDown": "active", "DriftwatchIngestLag": "suppressed", "DriftwatchDataQuality": "suppressed",
+		"DriftwatchFeatureDrift": "suppressed", "TrainerWarning": "active",
+	}
+	var post []map[string]any
+	for _, l := range alerts {
+		post = append(post, map[string]any{"labels": l, "startsAt": time.Now().Add(-time.Minute).Format(time.RFC3339)})
+	}
+	body, _ := json.Marshal(post)
+	resp, err := http.Post("http://"+addr+"/api/v2/alerts", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /api/v2/alerts: %s", resp.Status)
+	}
+	// The inhibitor learns of new alerts asynchronously: poll until the
+	// states settle.
+	var mismatch []string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		mismatch = inhibitionMismatch(t, addr, want)
+		if len(mismatch) == 0 {
+			return
+		}
+	}
+	t.Errorf("after 10s:\n%s", strings.Join(mismatch, "\n"))
+}
+
+// inhibitionMismatch returns how Alertmanager's alerts differ from want
+// (alertname → state).
+func inhibitionMismatch(t *testing.T, addr string, want map[string]string) []string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/api/v2/alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got []struct {
+		Labels map[string]string `json:"labels"`
+		Status struct {
+			State       string   `json:"state"`
+			InhibitedBy []string `json:"inhibitedBy"`
+		} `json:"status"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	if len(got) != len(want) {
+		out = append(out, fmt.Sprintf("Alertmanager holds %d alerts, want %d", len(got), len(want)))
+	}
+	for _, a := range got {
+		name := a.Labels["alertname"]
+		if a.Status.State != want[name] {
+			out = append(out, fmt.Sprintf("%s: state %s (inhibited by %v), want %s", name, a.Status.State, a.Status.InhibitedBy, want[name]))
+		}
+	}
+	return out
 }
