@@ -49,6 +49,7 @@ func (e *exporter) Describe(ch chan<- *prometheus.Desc) {
 	ch <- e.quality
 	p := perfDescs()
 	ch <- p.perf
+	ch <- p.reference
 	ch <- p.coverage
 	ch <- p.corr
 }

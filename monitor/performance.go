@@ -100,7 +100,7 @@ type CorrelationResult struct {
 }
 
 type perfMetrics struct {
-	perf, coverage, corr *prometheus.Desc
+	perf, reference, coverage, corr *prometheus.Desc
 }
 
 func (m *Monitor) task(ctx context.Context, model string) (perf.Task, error) {
@@ -365,6 +365,11 @@ func (m *Monitor) exportPerformance(model string, end time.Time, res Performance
 		}
 		break
 	}
+	for _, mt := range res.Reference.Metrics {
+		if mt.Status == perf.StatusOK && res.Reference.Labelled > 0 {
+			ms = append(ms, prometheus.MustNewConstMetric(m.perfDesc.reference, prometheus.GaugeValue, mt.Value, model, mt.Name))
+		}
+	}
 	for i := len(res.Windows) - 1; i >= 0; i-- {
 		if w := res.Windows[i]; !w.Window.End.After(end.Add(-m.opts.Performance.CoverageAge)) {
 			ms = append(ms, prometheus.MustNewConstMetric(m.perfDesc.coverage, prometheus.GaugeValue, w.LabelCoverage, model))
@@ -381,8 +386,9 @@ func (m *Monitor) exportPerformance(model string, end time.Time, res Performance
 
 func perfDescs() perfMetrics {
 	return perfMetrics{
-		perf:     prometheus.NewDesc("driftwatch_performance", "Latest performance metric of the newest window with labels.", []string{"model", "metric"}, nil),
-		coverage: prometheus.NewDesc("driftwatch_label_coverage", "Share of inferences with a label, in the newest performance window older than coverage_age.", []string{"model"}, nil),
-		corr:     prometheus.NewDesc("driftwatch_business_correlation", "Pearson r at the best lag between a model metric and a business metric.", []string{"model", "model_metric", "business_metric"}, nil),
+		perf:      prometheus.NewDesc("driftwatch_performance", "Latest performance metric of the newest window with labels.", []string{"model", "metric"}, nil),
+		reference: prometheus.NewDesc("driftwatch_performance_reference", "The same metric over the model's reference period, for comparison in alert rules.", []string{"model", "metric"}, nil),
+		coverage:  prometheus.NewDesc("driftwatch_label_coverage", "Share of inferences with a label, in the newest performance window older than coverage_age.", []string{"model"}, nil),
+		corr:      prometheus.NewDesc("driftwatch_business_correlation", "Pearson r at the best lag between a model metric and a business metric.", []string{"model", "model_metric", "business_metric"}, nil),
 	}
 }
