@@ -370,7 +370,13 @@ func (m *Monitor) exportPerformance(model string, end time.Time, res Performance
 			ms = append(ms, prometheus.MustNewConstMetric(m.perfDesc.reference, prometheus.GaugeValue, mt.Value, model, mt.Name))
 		}
 	}
-	for i := len(res.Windows) - 1; i >= 0; i-- {
+	// A model that never had a label (labels not wired up yet) exports no
+	// coverage: the alert is for labels that stopped, not for none ever.
+	labelled := res.Reference.Labelled
+	for _, w := range res.Windows {
+		labelled += w.Labelled
+	}
+	for i := len(res.Windows) - 1; i >= 0 && labelled > 0; i-- {
 		if w := res.Windows[i]; !w.Window.End.After(end.Add(-m.opts.Performance.CoverageAge)) {
 			ms = append(ms, prometheus.MustNewConstMetric(m.perfDesc.coverage, prometheus.GaugeValue, w.LabelCoverage, model))
 			break
