@@ -28,7 +28,7 @@ CHDB_TARBALL_SHA256="c0d32b129e988f2b9a9a31c9141aecf5e1e2453f9a079efc4d36ab8e3f9
 
 # Python packages for the reference scripts that check driftwatch's
 # statistics (STYLE.md rule 17). Pinned so reference numbers do not move.
-PYTHON_PACKAGES=(numpy==2.2.6 scipy==1.15.3 scikit-learn==1.6.1)
+PYTHON_PACKAGES=(numpy==2.2.6 scipy==1.15.3 scikit-learn==1.6.1 evidently==0.7.23 pandas==2.2.3)
 
 DEFAULT=(java maven npm libchdb kafka prometheus alertmanager docker-compose)
 ALL=("${DEFAULT[@]}" python)

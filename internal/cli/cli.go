@@ -47,7 +47,13 @@ func Main(args []string, env Env) int {
 	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
 		if len(args) > 1 {
-			if c, ok := commands[args[1]]; ok {
+			name := args[1]
+			if len(args) > 2 {
+				if _, ok := commands[name+" "+args[2]]; ok {
+					name += " " + args[2]
+				}
+			}
+			if c, ok := commands[name]; ok {
 				return Main([]string{c.name, "-help"}, env)
 			}
 		}
@@ -58,6 +64,12 @@ func Main(args []string, env Env) int {
 		return 0
 	}
 	c, ok := commands[args[0]]
+	// A command named by two words ("bench ingest") takes both.
+	if len(args) > 1 {
+		if c2, ok2 := commands[args[0]+" "+args[1]]; ok2 {
+			c, ok, args = c2, true, append([]string{c2.name}, args[2:]...)
+		}
+	}
 	if !ok {
 		fmt.Fprintf(env.Stderr, "driftwatch: unknown command %q\n\n", args[0])
 		printHelp(env.Stderr)

@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -47,8 +48,10 @@ const (
 type Options struct {
 	// Bins is the number of reference-quantile bins (default 10).
 	Bins int
-	// SampleCap is the most rows per feature and window the rank tests
-	// see; above it ClickHouse hands over a uniform sample (default 100,000).
+	// SampleCap is about the most rows per feature and window the rank
+	// tests see (default 100,000); above it ClickHouse hands over a uniform
+	// Bernoulli sample of rate SampleCap/n, keyed by a hash of event_id, so
+	// its size varies by a few hundred rows and it is the same every run.
 	SampleCap int
 	// MaxFeatures caps the numeric and the categorical features examined,
 	// the most frequent in the reference first (default 200 each).
@@ -92,7 +95,7 @@ type Numeric struct {
 	// CurOutOfRange counts current rows outside [RefMin, RefMax].
 	CurOutOfRange int64
 	// RefValues/RefCounts and CurValues/CurCounts are value→count samples,
-	// ascending (capped at SampleCap rows; see SampledRef/SampledCur).
+	// ascending (about SampleCap rows at most; see SampledRef/SampledCur).
 	RefValues, CurValues   []float64
 	RefCounts, CurCounts   []int64
 	SampledRef, SampledCur bool
@@ -121,6 +124,15 @@ type Snapshot struct {
 var ErrNoReference = errors.New("the reference window holds no rows")
 
 // Compute runs the window queries for model and returns the aggregates.
+//
+// It reads the table four times, each time once for every feature: the
+// row counts of the two windows; then, in parallel, the numeric features'
+// counts, reference range and reference quantile edges, and the
+// categorical features' per-category counts; then one query that counts
+// the numeric rows per bin of those edges and collects the samples. The
+// prediction score and label ride along with the map features (one ARRAY
+// JOIN over the map and the prediction column), so they cost no read of
+// their own.
 func Compute(ctx context.Context, conn driver.Conn, model string, ref, cur Span, opts Options) (*Snapshot, error) {
 	opts.defaults()
 	s := &Snapshot{Model: model, Reference: ref, Current: cur}
@@ -131,24 +143,34 @@ func Compute(ctx context.Context, conn driver.Conn, model string, ref, cur Span,
 	if s.RefRows == 0 {
 		return s, ErrNoReference
 	}
-	num, err := q.numeric(ctx, numericSource{arrayJoin: "ARRAY JOIN mapKeys(features_numeric) AS k, mapValues(features_numeric) AS v"})
-	if err != nil {
-		return nil, err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg             sync.WaitGroup
+		numErr, catErr error
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if s.Categorical, catErr = q.categorical(ctx); catErr != nil {
+			cancel()
+		}
+	}()
+	num, numErr := q.numericEdges(ctx)
+	if numErr == nil {
+		numErr = q.numericBins(ctx, num)
 	}
-	score, err := q.numeric(ctx, numericSource{selectKV: "'" + ScoreFeature + "' AS k, assumeNotNull(prediction_score) AS v", where: "prediction_score IS NOT NULL"})
-	if err != nil {
-		return nil, err
+	if numErr != nil {
+		cancel()
 	}
-	s.Numeric = append(num, score...)
-	cat, err := q.categorical(ctx, "ARRAY JOIN mapKeys(features_categorical) AS k, mapValues(features_categorical) AS v", "", "")
-	if err != nil {
-		return nil, err
+	wg.Wait()
+	if numErr != nil {
+		return nil, numErr
 	}
-	label, err := q.categorical(ctx, "", "'"+LabelFeature+"' AS k, assumeNotNull(prediction_label) AS v", "prediction_label IS NOT NULL")
-	if err != nil {
-		return nil, err
+	if catErr != nil {
+		return nil, catErr
 	}
-	s.Categorical = append(cat, label...)
+	s.Numeric = num
 	return s, nil
 }
 
@@ -190,48 +212,48 @@ func (q *querier) rows(ctx context.Context, s *Snapshot) error {
 	return nil
 }
 
-// numericSource says where (k, v) pairs come from: an ARRAY JOIN over a
-// map, or a single expression pair.
-type numericSource struct {
-	arrayJoin string
-	selectKV  string
-	where     string
+// numericPairs is the FROM clause giving one (is_cur, k, v) row per
+// numeric feature value of the two windows, the prediction score as
+// feature ScoreFeature, and with hash also h, a uniform number in [0, 1)
+// per event (the sampling key). The score is a second, narrow read under
+// UNION ALL: cheaper than concatenating it onto every row's map arrays.
+func (q *querier) numericPairs(hash bool) string {
+	h, hDef := "", ""
+	if hash {
+		h, hDef = ", h", ", cityHash64(event_id) / 18446744073709551616 AS h"
+	}
+	return fmt.Sprintf("(SELECT is_cur%[1]s, k, v FROM (SELECT %[3]s AS is_cur%[2]s, features_numeric %[4]s) "+
+		"ARRAY JOIN mapKeys(features_numeric) AS k, mapValues(features_numeric) AS v "+
+		"UNION ALL SELECT %[3]s AS is_cur%[2]s, %[5]s AS k, assumeNotNull(prediction_score) AS v %[4]s AND prediction_score IS NOT NULL)",
+		h, hDef, q.inCur(), q.base(), Quote(ScoreFeature))
 }
 
-func (src numericSource) from(q *querier, cols string) string {
-	where := ""
-	if src.where != "" {
-		where = " AND " + src.where
-	}
-	if src.arrayJoin != "" {
-		return fmt.Sprintf("SELECT %s FROM (SELECT timestamp, features_numeric %s) %s", cols, q.base()+where, src.arrayJoin)
-	}
-	return fmt.Sprintf("SELECT %s FROM (SELECT timestamp, %s %s)", cols, src.selectKV, q.base()+where)
-}
-
-func (q *querier) numeric(ctx context.Context, src numericSource) ([]Numeric, error) {
-	// 1. Reference edges and range, the most frequent features first.
+// numericEdges returns the numeric features present in the reference, the
+// most frequent first (capped at MaxFeatures) and the score last, with
+// their row counts in both windows, reference range and bin edges.
+func (q *querier) numericEdges(ctx context.Context) ([]Numeric, error) {
 	qs := make([]string, q.opts.Bins-1)
 	for i := range qs {
 		qs[i] = strconv.FormatFloat(float64(i+1)/float64(q.opts.Bins), 'g', -1, 64)
 	}
-	sql := src.from(q, fmt.Sprintf("k, count() AS n, min(v), max(v), quantilesExactInclusive(%s)(v)", strings.Join(qs, ", "))) +
-		fmt.Sprintf(" WHERE %s GROUP BY k ORDER BY n DESC, k LIMIT %d", q.inRef(), q.opts.MaxFeatures)
+	sql := fmt.Sprintf("SELECT k, countIf(NOT is_cur) AS n, countIf(is_cur), minIf(v, NOT is_cur), maxIf(v, NOT is_cur), quantilesExactInclusiveIf(%s)(v, NOT is_cur) FROM %s "+
+		"GROUP BY k HAVING n > 0 ORDER BY k = %s DESC, n DESC, k LIMIT %d",
+		strings.Join(qs, ", "), q.numericPairs(false), Quote(ScoreFeature), q.opts.MaxFeatures+1)
 	rows, err := q.conn.Query(ctx, sql)
 	if err != nil {
 		return nil, fmt.Errorf("reference quantiles of %s: %w", q.model, err)
 	}
+	defer rows.Close()
 	var out []Numeric
-	index := map[string]int{}
+	var score *Numeric
 	for rows.Next() {
 		var (
 			f        string
-			n        uint64
+			n, c     uint64
 			lo, hi   float64
 			quantile []float64
 		)
-		if err := rows.Scan(&f, &n, &lo, &hi, &quantile); err != nil {
-			rows.Close()
+		if err := rows.Scan(&f, &n, &c, &lo, &hi, &quantile); err != nil {
 			return nil, fmt.Errorf("read reference quantiles of %s: %w", q.model, err)
 		}
 		edges := make([]float64, 0, len(quantile))
@@ -240,116 +262,175 @@ func (q *querier) numeric(ctx context.Context, src numericSource) ([]Numeric, er
 				edges = append(edges, e)
 			}
 		}
-		index[f] = len(out)
-		out = append(out, Numeric{Feature: f, Edges: edges, RefN: int64(n), RefMin: lo, RefMax: hi,
-			RefBins: make([]int64, len(edges)+1), CurBins: make([]int64, len(edges)+1)})
+		x := Numeric{Feature: f, Edges: edges, RefN: int64(n), CurN: int64(c), RefMin: lo, RefMax: hi,
+			RefBins: make([]int64, len(edges)+1), CurBins: make([]int64, len(edges)+1)}
+		switch {
+		case f == ScoreFeature:
+			score = &x
+		case len(out) < q.opts.MaxFeatures:
+			out = append(out, x)
+		}
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read reference quantiles of %s: %w", q.model, err)
 	}
-	if len(out) == 0 {
-		return nil, nil
-	}
-
-	// 2. Bin counts of both windows, current counts and out-of-range rows.
-	var edgeMap, minMap, maxMap strings.Builder
-	for i, n := range out {
-		if i > 0 {
-			edgeMap.WriteString(", ")
-			minMap.WriteString(", ")
-			maxMap.WriteString(", ")
-		}
-		fmt.Fprintf(&edgeMap, "%s, %s", Quote(n.Feature), floatArray(n.Edges))
-		fmt.Fprintf(&minMap, "%s, %s", Quote(n.Feature), lit(n.RefMin))
-		fmt.Fprintf(&maxMap, "%s, %s", Quote(n.Feature), lit(n.RefMax))
-	}
-	sql = fmt.Sprintf("WITH map(%s) AS E, map(%s) AS LO, map(%s) AS HI ", edgeMap.String(), minMap.String(), maxMap.String()) +
-		src.from(q, fmt.Sprintf("k, %s AS is_cur, arrayCount(e -> e <= v, E[k]) AS bin, count(), countIf(v < LO[k] OR v > HI[k])", q.inCur())) +
-		" WHERE mapContains(E, k) GROUP BY k, is_cur, bin"
-	rows, err = q.conn.Query(ctx, sql)
-	if err != nil {
-		return nil, fmt.Errorf("bin counts of %s: %w", q.model, err)
-	}
-	for rows.Next() {
-		var (
-			f          string
-			isCur      bool
-			bin        uint32
-			n, outside uint64
-		)
-		if err := rows.Scan(&f, &isCur, &bin, &n, &outside); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read bin counts of %s: %w", q.model, err)
-		}
-		x := &out[index[f]]
-		if int(bin) >= len(x.RefBins) {
-			rows.Close()
-			return nil, fmt.Errorf("BUG: bin %d of %s beyond %d edges", bin, f, len(x.Edges))
-		}
-		if isCur {
-			x.CurBins[bin] += int64(n)
-			x.CurN += int64(n)
-			x.CurOutOfRange += int64(outside)
-		} else {
-			x.RefBins[bin] += int64(n)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read bin counts of %s: %w", q.model, err)
-	}
-	if !q.opts.Samples {
-		return out, nil
-	}
-
-	// 3. Value→count samples, capped: below the cap every row, above it a
-	// uniform sample of SampleCap rows (groupArraySample, fixed seed).
-	// A reservoir as large as the window keeps every row, so below the cap
-	// the sample is the window itself.
-	sql = src.from(q, fmt.Sprintf("k, %s AS is_cur, count() AS n, arraySort(groupArraySample(%d, 20261127)(v))", q.inCur(), q.opts.SampleCap)) +
-		fmt.Sprintf(" WHERE k IN (%s) GROUP BY k, is_cur", quoteList(keys(index)))
-	rows, err = q.conn.Query(ctx, sql)
-	if err != nil {
-		return nil, fmt.Errorf("samples of %s: %w", q.model, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			f     string
-			isCur bool
-			n     uint64
-			vals  []float64
-		)
-		if err := rows.Scan(&f, &isCur, &n, &vals); err != nil {
-			return nil, fmt.Errorf("read samples of %s: %w", q.model, err)
-		}
-		v, c := compress(vals)
-		x := &out[index[f]]
-		if isCur {
-			x.CurValues, x.CurCounts, x.SampledCur = v, c, int(n) > q.opts.SampleCap
-		} else {
-			x.RefValues, x.RefCounts, x.SampledRef = v, c, int(n) > q.opts.SampleCap
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read samples of %s: %w", q.model, err)
+	if score != nil {
+		out = append(out, *score)
 	}
 	return out, nil
 }
 
-func (q *querier) categorical(ctx context.Context, arrayJoin, selectKV, where string) ([]Categorical, error) {
-	var inner string
-	w := ""
-	if where != "" {
-		w = " AND " + where
+// numericBins fills in the bin counts, the current rows out of the
+// reference range and, with Options.Samples, the value samples.
+//
+// Bins: the number of a feature's edges at or below the value, as a sum of
+// comparisons with per-feature constants looked up by transform — much
+// cheaper per row than indexing a map of edge arrays. Edges are padded to
+// Bins-1 with NaN, which no value is at or above.
+//
+// Samples: below SampleCap rows a window's values are all there; above it,
+// rows whose h is below SampleCap/n, a Bernoulli sample of about SampleCap
+// rows, uniform and the same on every run (h hashes the event_id). They
+// are collected per bin and sorted there: bins are value ranges, so the
+// bins in order give the sorted sample.
+func (q *querier) numericBins(ctx context.Context, out []Numeric) error {
+	if len(out) == 0 {
+		return nil
 	}
-	if arrayJoin != "" {
-		inner = fmt.Sprintf("(SELECT timestamp, features_categorical %s) %s", q.base()+w, arrayJoin)
-	} else {
-		inner = fmt.Sprintf("(SELECT timestamp, %s %s)", selectKV, q.base()+w)
+	nb := q.opts.Bins - 1
+	idx := make([]string, len(out))
+	keys := make([]string, len(out))
+	lo := make([]float64, len(out))
+	hi := make([]float64, len(out))
+	refRate := make([]float64, len(out))
+	curRate := make([]float64, len(out))
+	edges := make([][]float64, nb)
+	for i, n := range out {
+		idx[i] = strconv.Itoa(i + 1)
+		keys[i] = Quote(n.Feature)
+		lo[i], hi[i] = n.RefMin, n.RefMax
+		refRate[i] = sampleRate(q.opts.SampleCap, n.RefN)
+		curRate[i] = sampleRate(q.opts.SampleCap, n.CurN)
+		for j := range nb {
+			e := math.NaN()
+			if j < len(n.Edges) {
+				e = n.Edges[j]
+			}
+			edges[j] = append(edges[j], e)
+		}
 	}
-	sql := fmt.Sprintf("SELECT k, v, countIf(%s) AS r, countIf(%s) AS c FROM %s GROUP BY k, v ORDER BY k, r + c DESC, v", q.inRef(), q.inCur(), inner)
+	ids := "CAST([" + strings.Join(idx, ", ") + "], 'Array(UInt32)')"
+	per := func(xs []float64) string {
+		return fmt.Sprintf("transform(idx, %s, %s, toFloat64(nan))", ids, floatArray(xs))
+	}
+	bin := make([]string, nb)
+	for j := range nb {
+		bin[j] = fmt.Sprintf("(v >= %s)", per(edges[j]))
+	}
+	sample, keep, h := "", "", ""
+	if q.opts.Samples {
+		sample = ", arraySort(groupArrayIf(v, keep))"
+		keep = fmt.Sprintf(", if(is_cur, %s, %s) AS rate, rate >= 1 OR h < rate AS keep", per(curRate), per(refRate))
+		h = "h, "
+	}
+	sql := fmt.Sprintf("SELECT idx, is_cur, bin, count(), countIf(is_cur AND (v < %s OR v > %s))%s FROM ("+
+		"SELECT is_cur, v, idx, toUInt32(%s) AS bin%s "+
+		"FROM (SELECT is_cur, %sv, transform(k, [%s], %s, toUInt32(0)) AS idx FROM %s) WHERE idx > 0"+
+		") GROUP BY idx, is_cur, bin",
+		per(lo), per(hi), sample, strings.Join(bin, " + "), keep, h, strings.Join(keys, ", "), ids, q.numericPairs(q.opts.Samples))
+	rows, err := q.conn.Query(ctx, sql)
+	if err != nil {
+		return fmt.Errorf("bin counts of %s: %w", q.model, err)
+	}
+	defer rows.Close()
+	// samples[i][w][b]: feature i, window w (1 = current), bin b.
+	samples := make([][2][][]float64, len(out))
+	for rows.Next() {
+		var (
+			id         uint32
+			isCur      bool
+			b          uint32
+			n, outside uint64
+			vals       []float64
+		)
+		dest := []any{&id, &isCur, &b, &n, &outside}
+		if q.opts.Samples {
+			dest = append(dest, &vals)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("read bin counts of %s: %w", q.model, err)
+		}
+		if id < 1 || int(id) > len(out) {
+			return fmt.Errorf("BUG: feature index %d beyond %d features", id, len(out))
+		}
+		x := &out[id-1]
+		if int(b) >= len(x.RefBins) {
+			return fmt.Errorf("BUG: bin %d of %s beyond %d edges", b, x.Feature, len(x.Edges))
+		}
+		w := 0
+		if isCur {
+			w = 1
+			x.CurBins[b] += int64(n)
+			x.CurOutOfRange += int64(outside)
+		} else {
+			x.RefBins[b] += int64(n)
+		}
+		if q.opts.Samples {
+			s := &samples[id-1][w]
+			if *s == nil {
+				*s = make([][]float64, len(x.RefBins))
+			}
+			(*s)[b] = vals
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read bin counts of %s: %w", q.model, err)
+	}
+	if !q.opts.Samples {
+		return nil
+	}
+	for i := range out {
+		x := &out[i]
+		x.RefValues, x.RefCounts = compress(concatSorted(samples[i][0]))
+		x.CurValues, x.CurCounts = compress(concatSorted(samples[i][1]))
+		x.SampledRef, x.SampledCur = x.RefN > int64(q.opts.SampleCap), x.CurN > int64(q.opts.SampleCap)
+	}
+	return nil
+}
+
+// sampleRate is the share of a window's n rows the samples keep.
+func sampleRate(limit int, n int64) float64 {
+	if n <= int64(limit) {
+		return 1
+	}
+	return float64(limit) / float64(n)
+}
+
+// concatSorted joins per-bin sorted samples in bin order. Bins are
+// ascending value ranges, so the result is sorted; NaN (bin 0, sorted
+// last by ClickHouse) is the exception, hence the check.
+func concatSorted(bins [][]float64) []float64 {
+	var n int
+	for _, b := range bins {
+		n += len(b)
+	}
+	out := make([]float64, 0, n)
+	for _, b := range bins {
+		out = append(out, b...)
+	}
+	if !slices.IsSorted(out) {
+		slices.Sort(out)
+	}
+	return out
+}
+
+func (q *querier) categorical(ctx context.Context) ([]Categorical, error) {
+	// The label is a second, narrow read under UNION ALL, like the score.
+	sql := fmt.Sprintf("SELECT k, v, countIf(NOT is_cur) AS r, countIf(is_cur) AS c FROM ("+
+		"SELECT is_cur, k, v FROM (SELECT %[1]s AS is_cur, features_categorical %[2]s) "+
+		"ARRAY JOIN mapKeys(features_categorical) AS k, mapValues(features_categorical) AS v "+
+		"UNION ALL SELECT %[1]s AS is_cur, %[3]s AS k, assumeNotNull(prediction_label) AS v %[2]s AND prediction_label IS NOT NULL"+
+		") GROUP BY k, v ORDER BY k, r + c DESC, v", q.inCur(), q.base(), Quote(LabelFeature))
 	rows, err := q.conn.Query(ctx, sql)
 	if err != nil {
 		return nil, fmt.Errorf("category counts of %s: %w", q.model, err)
@@ -369,7 +450,9 @@ func (q *querier) categorical(ctx context.Context, arrayJoin, selectKV, where st
 		if x == nil {
 			x = &Categorical{Feature: f}
 			byFeature[f] = x
-			order = append(order, f)
+			if f != LabelFeature {
+				order = append(order, f)
+			}
 		}
 		x.RefN += int64(r)
 		x.CurN += int64(c)
@@ -390,16 +473,20 @@ func (q *querier) categorical(ctx context.Context, arrayJoin, selectKV, where st
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read category counts of %s: %w", q.model, err)
 	}
-	// The most frequent features in the reference first, capped.
+	// The most frequent features in the reference first, capped; the label
+	// last, whatever its reference count.
 	sort.SliceStable(order, func(i, j int) bool { return byFeature[order[i]].RefN > byFeature[order[j]].RefN })
 	if len(order) > q.opts.MaxFeatures {
 		order = order[:q.opts.MaxFeatures]
 	}
-	out := make([]Categorical, 0, len(order))
+	out := make([]Categorical, 0, len(order)+1)
 	for _, f := range order {
-		if byFeature[f].RefN > 0 || f == LabelFeature {
+		if byFeature[f].RefN > 0 {
 			out = append(out, *byFeature[f])
 		}
+	}
+	if l := byFeature[LabelFeature]; l != nil {
+		out = append(out, *l)
 	}
 	return out, nil
 }
@@ -417,23 +504,6 @@ func compress(sorted []float64) ([]float64, []int64) {
 		c = append(c, 1)
 	}
 	return v, c
-}
-
-func keys(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
-
-func quoteList(ss []string) string {
-	q := make([]string, len(ss))
-	for i, s := range ss {
-		q[i] = Quote(s)
-	}
-	return strings.Join(q, ", ")
 }
 
 func lit(x float64) string {

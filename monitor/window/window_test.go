@@ -166,6 +166,51 @@ func TestComputeMatchesGo(t *testing.T) {
 			t.Errorf("%s: categories %v, want %v", c.Feature, c.Categories, want)
 		}
 	}
+	// Above the cap the samples are a Bernoulli sample of about SampleCap
+	// rows of the window: ascending, drawn from the window's values, the
+	// same on a second run; bins and counts stay exact.
+	capped, err := Compute(context.Background(), conn, "m1", ref, cur, Options{Samples: true, SampleCap: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Compute(context.Background(), conn, "m1", ref, cur, Options{Samples: true, SampleCap: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range capped.Numeric {
+		get := numeric[n.Feature]
+		for w, s := range []struct {
+			span    Span
+			values  []float64
+			counts  []int64
+			sampled bool
+			n       int64
+		}{{ref, n.RefValues, n.RefCounts, n.SampledRef, n.RefN}, {cur, n.CurValues, n.CurCounts, n.SampledCur, n.CurN}} {
+			in := map[float64]int64{}
+			for _, v := range pick(get, s.span) {
+				in[v]++
+			}
+			var rows int64
+			for j, v := range s.values {
+				rows += s.counts[j]
+				if j > 0 && !(s.values[j-1] < v) {
+					t.Errorf("%s window %d: sample not ascending at %d", n.Feature, w, j)
+				}
+				if s.counts[j] > in[v] {
+					t.Errorf("%s window %d: %g sampled %d times, the window has it %d times", n.Feature, w, v, s.counts[j], in[v])
+				}
+			}
+			if !s.sampled || rows < 350 || rows > 650 {
+				t.Errorf("%s window %d: %d of %d rows sampled (sampled=%v), want about 500", n.Feature, w, rows, s.n, s.sampled)
+			}
+		}
+		if fmt.Sprint(n.RefBins, n.CurBins) != fmt.Sprint(snap.Numeric[i].RefBins, snap.Numeric[i].CurBins) {
+			t.Errorf("%s: capped bins %v %v, uncapped %v %v", n.Feature, n.RefBins, n.CurBins, snap.Numeric[i].RefBins, snap.Numeric[i].CurBins)
+		}
+		if fmt.Sprint(n.CurValues, n.CurCounts) != fmt.Sprint(again.Numeric[i].CurValues, again.Numeric[i].CurCounts) {
+			t.Errorf("%s: the sample differs between two runs", n.Feature)
+		}
+	}
 	t.Logf("numeric a: edges %v ref %v cur %v; cats %+v", snap.Numeric[0].Edges, snap.Numeric[0].RefBins, snap.Numeric[0].CurBins, snap.Categorical)
 	if len(snap.Categorical) != 2 {
 		t.Errorf("categorical features %d, want 2", len(snap.Categorical))
