@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/driftwatch/driftwatch/internal/chclient"
+	"github.com/driftwatch/driftwatch/internal/config"
+	"github.com/driftwatch/driftwatch/internal/kafkaio"
+	"github.com/driftwatch/driftwatch/retrain"
+	"github.com/driftwatch/driftwatch/schemas"
+)
+
+type retrainConfig struct {
+	config.Kafka   `yaml:",inline"`
+	config.Logging `yaml:",inline"`
+	Model          string `yaml:"model" flag:"model" help:"model to retrain (required)"`
+	Reason         string `yaml:"reason" flag:"reason" help:"free text recorded as the trigger's policy"`
+}
+
+func (c *retrainConfig) Validate() error {
+	var errs []error
+	if c.Model == "" {
+		errs = append(errs, errors.New("model: required (-model M)"))
+	}
+	return joinErrs(append(errs, c.Kafka.Validate(), c.Logging.Validate())...)
+}
+
+type modelsConfig struct {
+	config.ClickHouse `yaml:",inline"`
+	config.Logging    `yaml:",inline"`
+	Model             string `yaml:"model" flag:"model" help:"list only this model's versions"`
+	JSON              bool   `yaml:"json" flag:"json" help:"print JSON instead of a table"`
+}
+
+func (c *modelsConfig) Validate() error {
+	return joinErrs(c.ClickHouse.Validate(), c.Logging.Validate())
+}
+
+// manualTrigger is the trigger `driftwatch retrain` publishes; its dedup
+// key is unique, so every manual request runs once.
+func manualTrigger(model, policy string, now time.Time) schemas.RetrainTrigger {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	id := "manual-" + hex.EncodeToString(b[:])
+	if policy == "" {
+		policy = "manual"
+	}
+	return schemas.RetrainTrigger{TriggerID: id, ModelID: model, Reason: schemas.TriggerManual, CreatedAt: now.UTC(), Policy: policy, DedupKey: id,
+		Window: schemas.TimeRange{From: now.UTC(), To: now.UTC()}, Reference: schemas.TimeRange{From: now.UTC(), To: now.UTC()}}
+}
+
+func init() {
+	register(command{
+		name:    "retrain",
+		summary: "publish a manual retrain trigger for a model (the trainer service runs it)",
+		usage: `driftwatch retrain -model M publishes a manual retrain trigger for model M to
+<prefix>retrain-triggers. The trainer service runs it ahead of other triggers
+(manual has the highest priority); follow it with driftwatch models -model M.`,
+		cfg: func() config.Validator {
+			return &retrainConfig{Kafka: config.DefaultKafka(), Logging: config.DefaultLogging()}
+		},
+		run: func(ctx context.Context, c config.Validator, env Env) error {
+			cfg := c.(*retrainConfig)
+			trig := manualTrigger(cfg.Model, cfg.Reason, time.Now())
+			if err := trig.Validate(); err != nil {
+				return fmt.Errorf("manual trigger: %w", err)
+			}
+			raw, err := json.Marshal(trig)
+			if err != nil {
+				return err
+			}
+			kopts := kafkaio.Options{Brokers: cfg.KafkaBrokers, TopicPrefix: cfg.TopicPrefix, ClientID: "driftwatch-cli"}
+			w, err := kafkaio.NewWriter(kopts, "retrain-triggers")
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			if err := w.WriteMessages(ctx, kafka.Message{Key: []byte(trig.ModelID), Value: raw,
+				Headers: []kafka.Header{{Key: schemas.SchemaHeader, Value: []byte("driftwatch.retrain-trigger.v1")}}}); err != nil {
+				return fmt.Errorf("publish manual trigger: %w", err)
+			}
+			fmt.Fprintf(env.Stdout, "published manual retrain trigger %s for %s to %s\n", trig.TriggerID, trig.ModelID, kopts.Topic("retrain-triggers"))
+			return nil
+		},
+	})
+	register(command{
+		name:    "models",
+		summary: "list registered model versions and their status",
+		usage:   `driftwatch models lists the models table: every version, its status (champion, rejected, retired, …), primary metrics and the trigger that produced it.`,
+		cfg: func() config.Validator {
+			return &modelsConfig{ClickHouse: config.DefaultClickHouse(), Logging: config.DefaultLogging()}
+		},
+		run: func(ctx context.Context, c config.Validator, env Env) error {
+			cfg := c.(*modelsConfig)
+			conn, err := chclient.Open(ctx, chclient.Config{URL: cfg.ClickHouseURL, User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword.Reveal()}, false)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			vs, err := retrain.ListVersions(ctx, conn, cfg.Model)
+			if err != nil {
+				return err
+			}
+			if cfg.JSON {
+				enc := json.NewEncoder(env.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(vs)
+			}
+			printVersions(env, vs)
+			return nil
+		},
+	})
+}
+
+func printVersions(env Env, vs []*retrain.Version) {
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODEL\tVERSION\tSTATUS\tMETRICS (challenger / champion)\tTRAINER\tTRIGGER\tCREATED")
+	for _, v := range vs {
+		keys := make([]string, 0, len(v.Metrics))
+		for k := range v.Metrics {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var m []string
+		for _, k := range keys {
+			m = append(m, fmt.Sprintf("%s=%.4f/%.4f", k, v.Metrics[k], v.ChampionMetrics[k]))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ModelID, v.Version, v.Status, strings.Join(m, " "), v.Trainer, v.TriggerID, v.CreatedAt.Format(time.RFC3339))
+	}
+	tw.Flush()
+}

@@ -1,0 +1,142 @@
+package retrain
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/driftwatch/driftwatch/retrain/model"
+)
+
+// Trainer kinds.
+const (
+	TrainerBuiltin  = "builtin"
+	TrainerExternal = "external"
+)
+
+// Guardrail is a secondary metric the challenger must not make worse than
+// the champion's by more than MaxDegradation (in the metric's units).
+type Guardrail struct {
+	Metric         model.Metric `yaml:"metric" json:"metric"`
+	MaxDegradation float64      `yaml:"max_degradation" json:"max_degradation"`
+}
+
+// ModelConfig is how one model is retrained and judged.
+type ModelConfig struct {
+	// Task is binary_classification or regression.
+	Task model.Task `yaml:"task"`
+	// PositiveClass is the label that counts as 1 (classification).
+	PositiveClass string `yaml:"positive_class"`
+	// Metric is the primary metric (roc_auc for classification, rmse for
+	// regression when empty).
+	Metric model.Metric `yaml:"metric"`
+	// Margin is how much better (in Metric's units) the challenger must be.
+	Margin float64 `yaml:"margin"`
+	// Guardrails (brier ≤ +0.01 for classification, r2 ≥ −0.02 for
+	// regression when nil).
+	Guardrails []Guardrail `yaml:"guardrails"`
+	// Maturity is how old an inference must be for its label to count as
+	// final; TrainWindow and EvalWindow are the lengths of the training
+	// range and the evaluation window that end at now − Maturity.
+	Maturity    time.Duration `yaml:"maturity"`
+	TrainWindow time.Duration `yaml:"train_window"`
+	EvalWindow  time.Duration `yaml:"eval_window"`
+	// Resamples of the bootstrap (1000 when 0) and its confidence level.
+	Resamples int     `yaml:"resamples"`
+	Level     float64 `yaml:"level"`
+	// Trainer is builtin (default) or external; Command the external
+	// trainer's argv and Timeout its time limit (30m when 0).
+	Trainer string        `yaml:"trainer"`
+	Command []string      `yaml:"command"`
+	Timeout time.Duration `yaml:"timeout"`
+	// C and Alpha are the built-in trainers' regularisation (model.Config).
+	C     float64 `yaml:"c"`
+	Alpha float64 `yaml:"alpha"`
+}
+
+// DefaultModelConfig is binary classification of label "1" judged by ROC
+// AUC with a margin of 0.005 on the last 6 hours of labels matured for 1
+// hour, trained on the 7 days before, with the built-in trainer.
+func DefaultModelConfig() ModelConfig {
+	return ModelConfig{Task: model.Classification, PositiveClass: "1", Margin: 0.005, Maturity: time.Hour,
+		TrainWindow: 7 * 24 * time.Hour, EvalWindow: 6 * time.Hour, Trainer: TrainerBuiltin, Timeout: 30 * time.Minute}
+}
+
+func (c ModelConfig) withDefaults() ModelConfig {
+	if c.Metric == "" {
+		c.Metric = model.AUC
+		if c.Task == model.Regression {
+			c.Metric = model.RMSE
+		}
+	}
+	if c.Guardrails == nil {
+		c.Guardrails = []Guardrail{{Metric: model.Brier, MaxDegradation: 0.01}}
+		if c.Task == model.Regression {
+			c.Guardrails = []Guardrail{{Metric: model.R2, MaxDegradation: 0.02}}
+		}
+	}
+	if c.Resamples == 0 {
+		c.Resamples = model.DefaultResamples
+	}
+	if c.Level == 0 {
+		c.Level = 0.95
+	}
+	if c.Trainer == "" {
+		c.Trainer = TrainerBuiltin
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 30 * time.Minute
+	}
+	return c
+}
+
+// Validate reports every bad field, prefixed with key.
+func (c ModelConfig) Validate(key string) error {
+	c = c.withDefaults()
+	var errs []error
+	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf(key+"."+f, a...)) }
+	switch c.Task {
+	case model.Classification:
+		if c.PositiveClass == "" {
+			bad("positive_class: required for binary_classification")
+		}
+	case model.Regression:
+	default:
+		bad("task: %q is neither %s nor %s", c.Task, model.Classification, model.Regression)
+	}
+	for _, m := range append([]model.Metric{c.Metric}, guardMetrics(c.Guardrails)...) {
+		if m.Classification() != (c.Task == model.Classification) {
+			bad("metric %q does not apply to task %s", m, c.Task)
+		}
+	}
+	if c.Margin < 0 {
+		bad("margin: must not be negative")
+	}
+	if c.Maturity < 0 || c.TrainWindow <= 0 || c.EvalWindow <= 0 {
+		bad("maturity, train_window and eval_window: must be positive")
+	}
+	if c.Level <= 0 || c.Level >= 1 {
+		bad("level: must be in (0, 1)")
+	}
+	switch c.Trainer {
+	case TrainerBuiltin:
+	case TrainerExternal:
+		if len(c.Command) == 0 {
+			bad("command: required for the external trainer")
+		}
+	default:
+		bad("trainer: %q is neither builtin nor external", c.Trainer)
+	}
+	return errors.Join(errs...)
+}
+
+func guardMetrics(gs []Guardrail) []model.Metric {
+	out := make([]model.Metric, len(gs))
+	for i, g := range gs {
+		out[i] = g.Metric
+	}
+	return out
+}
+
+// priority orders trigger reasons: lower runs first.
+var priority = map[string]int{"manual": 0, "performance": 1, "business": 2, "prediction_drift": 3, "feature_drift": 4, "data_quality": 5, "schedule": 6}

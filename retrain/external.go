@@ -1,0 +1,160 @@
+package retrain
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+
+	"github.com/driftwatch/driftwatch/retrain/dataset"
+)
+
+// logTail is how much of an external trainer's output a failure reason
+// quotes (the whole log is in <output>/../trainer.log).
+const logTail = 2048
+
+// external holds an external trainer's predictions by event id.
+type external map[string]float64
+
+func (e external) predict(rec arrow.Record, ids *array.String, dst []float64) ([]float64, error) {
+	dst = dst[:0]
+	for i := range int(rec.NumRows()) {
+		p, ok := e[ids.Value(i)]
+		if !ok {
+			return nil, fmt.Errorf("predictions.csv has no prediction for evaluation row %s", ids.Value(i))
+		}
+		dst = append(dst, p)
+	}
+	return dst, nil
+}
+
+// runExternal runs the configured command as
+//
+//	COMMAND... --dataset DIR --metadata DIR/metadata.json --output OUT
+//
+// with DRIFTWATCH_DATASET_DIR, DRIFTWATCH_DATASET_METADATA,
+// DRIFTWATCH_OUTPUT_DIR, DRIFTWATCH_MODEL_ID, DRIFTWATCH_TASK and
+// DRIFTWATCH_POSITIVE_CLASS in its environment. It must write
+// OUT/predictions.csv (header event_id,prediction; one row per evaluation
+// row) and its artifact into OUT/model/, which is moved to artifactDir.
+// It returns the command's CPU seconds too.
+func runExternal(ctx context.Context, mc ModelConfig, ds *dataset.Manifest, out, artifactDir string) (external, float64, error) {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, 0, fmt.Errorf("create trainer output directory: %w", err)
+	}
+	logPath := filepath.Join(filepath.Dir(out), "trainer.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, 0, fmt.Errorf("create trainer log: %w", err)
+	}
+	defer logf.Close()
+	tail := &tailBuffer{max: logTail}
+	w := io.MultiWriter(logf, tail)
+
+	cctx, cancel := context.WithTimeout(ctx, mc.Timeout)
+	defer cancel()
+	args := append(append([]string(nil), mc.Command[1:]...), "--dataset", ds.Dir, "--metadata", ds.MetadataPath(), "--output", out)
+	cmd := exec.CommandContext(cctx, mc.Command[0], args...)
+	cmd.Env = append(os.Environ(), "DRIFTWATCH_DATASET_DIR="+ds.Dir, "DRIFTWATCH_DATASET_METADATA="+ds.MetadataPath(),
+		"DRIFTWATCH_OUTPUT_DIR="+out, "DRIFTWATCH_MODEL_ID="+ds.ModelID, "DRIFTWATCH_TASK="+string(mc.Task), "DRIFTWATCH_POSITIVE_CLASS="+mc.PositiveClass)
+	cmd.Stdout, cmd.Stderr = w, w
+	// Its own process group, so a timeout kills the trainer's children
+	// (a shell script's python) too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	runErr := cmd.Run()
+	var cpu float64
+	if cmd.ProcessState != nil {
+		cpu = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+	}
+	switch {
+	case ctx.Err() != nil:
+		return nil, cpu, ctx.Err()
+	case errors.Is(cctx.Err(), context.DeadlineExceeded):
+		return nil, cpu, fmt.Errorf("%w: external trainer timed out after %s; last output: %s", ErrRunFailed, mc.Timeout, tail.String())
+	case runErr != nil:
+		return nil, cpu, fmt.Errorf("%w: external trainer: %v; last output: %s", ErrRunFailed, runErr, tail.String())
+	}
+	preds, err := readPredictions(filepath.Join(out, "predictions.csv"), ds.Splits[dataset.Eval].Rows)
+	if err != nil {
+		return nil, cpu, fmt.Errorf("%w: external trainer output: %w", ErrRunFailed, err)
+	}
+	src := filepath.Join(out, "model")
+	if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
+		return nil, cpu, fmt.Errorf("%w: external trainer output: no model directory %s", ErrRunFailed, src)
+	}
+	if err := os.MkdirAll(filepath.Dir(artifactDir), 0o755); err != nil {
+		return nil, cpu, fmt.Errorf("create artifact directory: %w", err)
+	}
+	_ = os.RemoveAll(artifactDir)
+	if err := os.Rename(src, artifactDir); err != nil {
+		return nil, cpu, fmt.Errorf("move external artifact: %w", err)
+	}
+	return preds, cpu, nil
+}
+
+func readPredictions(path string, want int64) (external, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open predictions: %w", err)
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = 2
+	head, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("predictions.csv: %w", err)
+	}
+	if head[0] != "event_id" || head[1] != "prediction" {
+		return nil, fmt.Errorf("predictions.csv: header %q, want event_id,prediction", head)
+	}
+	out := make(external, want)
+	for {
+		rec, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("predictions.csv: %w", err)
+		}
+		p, err := strconv.ParseFloat(rec[1], 64)
+		if err != nil || math.IsNaN(p) || math.IsInf(p, 0) {
+			line, _ := r.FieldPos(1)
+			return nil, fmt.Errorf("predictions.csv line %d: prediction %q is not a finite number", line, rec[1])
+		}
+		out[rec[0]] = p
+	}
+	if int64(len(out)) != want {
+		return nil, fmt.Errorf("predictions.csv has %d predictions for %d evaluation rows", len(out), want)
+	}
+	return out, nil
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = t.b[len(t.b)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string { return string(bytes.TrimSpace(t.b)) }

@@ -1,0 +1,361 @@
+package retrain
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/driftwatch/driftwatch/retrain/dataset"
+	"github.com/driftwatch/driftwatch/retrain/model"
+	"github.com/driftwatch/driftwatch/schemas"
+)
+
+// ModelSchemaHeader is the schema header of model events.
+const ModelSchemaHeader = "driftwatch.model-event.v1"
+
+func quote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+const runColumns = `run_id, model_id, version, trigger_id, parent_version, attempt, dedup_key, reason, trainer, status, decision, decision_reason, query,
+training_from, eval_from, eval_to, rows_train, rows_validation, rows_test, rows_eval, rows_read, bytes_written, cpu_seconds,
+step_seconds, metrics, champion_metrics, diff_lo, diff_hi, artifact_uri, started_at, finished_at`
+
+func (t *Trainer) writeRun(ctx context.Context, r *Run) error {
+	b, err := t.opts.Conn.PrepareBatch(ctx, "INSERT INTO training_runs ("+runColumns+", updated_at)")
+	if err != nil {
+		return fmt.Errorf("prepare insert into training_runs: %w", err)
+	}
+	err = b.Append(r.RunID, r.ModelID, r.Version, r.TriggerID, r.ParentVersion, r.Attempt, r.DedupKey, r.Reason, r.Trainer, r.Status, r.Decision, r.DecisionReason, r.Query,
+		r.TrainingFrom, r.EvalFrom, r.EvalTo, r.RowsTrain, r.RowsValidation, r.RowsTest, r.RowsEval, r.RowsRead, r.BytesWritten, r.CPUSeconds,
+		nonNil(r.StepSeconds), nonNil(r.Metrics), nonNil(r.ChampionMetrics), r.DiffLo, r.DiffHi, r.ArtifactURI, r.StartedAt, r.FinishedAt, t.updatedAt())
+	if err == nil {
+		err = b.Send()
+	}
+	if err != nil {
+		b.Abort()
+		return fmt.Errorf("insert into training_runs (run %s, status %s): %w", r.RunID, r.Status, err)
+	}
+	return nil
+}
+
+// updatedAt is the version column of the ReplacingMergeTree tables: wall
+// time, not the injected clock, so that a later write always wins.
+func (t *Trainer) updatedAt() time.Time { return time.Now().UTC() }
+
+func nonNil(m map[string]float64) map[string]float64 {
+	if m == nil {
+		return map[string]float64{}
+	}
+	return m
+}
+
+func (t *Trainer) queryRuns(ctx context.Context, where string) ([]*Run, error) {
+	rows, err := t.opts.Conn.Query(ctx, "SELECT "+runColumns+" FROM training_runs FINAL WHERE "+where+" ORDER BY started_at")
+	if err != nil {
+		return nil, fmt.Errorf("query training_runs: %w", err)
+	}
+	defer rows.Close()
+	var out []*Run
+	for rows.Next() {
+		r := &Run{}
+		if err := rows.Scan(&r.RunID, &r.ModelID, &r.Version, &r.TriggerID, &r.ParentVersion, &r.Attempt, &r.DedupKey, &r.Reason, &r.Trainer, &r.Status, &r.Decision, &r.DecisionReason, &r.Query,
+			&r.TrainingFrom, &r.EvalFrom, &r.EvalTo, &r.RowsTrain, &r.RowsValidation, &r.RowsTest, &r.RowsEval, &r.RowsRead, &r.BytesWritten, &r.CPUSeconds,
+			&r.StepSeconds, &r.Metrics, &r.ChampionMetrics, &r.DiffLo, &r.DiffHi, &r.ArtifactURI, &r.StartedAt, &r.FinishedAt); err != nil {
+			return nil, fmt.Errorf("scan training_runs: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Runs lists a model's training runs, oldest first.
+func (t *Trainer) Runs(ctx context.Context, modelID string) ([]*Run, error) {
+	return t.queryRuns(ctx, "model_id = "+quote(modelID))
+}
+
+func (t *Trainer) findRun(ctx context.Context, trig schemas.RetrainTrigger, runID string) (*Run, error) {
+	runs, err := t.queryRuns(ctx, fmt.Sprintf("model_id = %s AND (run_id = %s OR trigger_id = %s OR dedup_key = %s)",
+		quote(trig.ModelID), quote(runID), quote(trig.TriggerID), quote(trig.DedupKey)))
+	if err != nil || len(runs) == 0 {
+		return nil, err
+	}
+	for _, r := range runs {
+		if r.RunID == runID {
+			return r, nil
+		}
+	}
+	return runs[0], nil
+}
+
+// Version is one row of models.
+type Version struct {
+	ModelID         string             `json:"model_id"`
+	Version         string             `json:"version"`
+	Status          string             `json:"status"`
+	Metrics         map[string]float64 `json:"metrics"`
+	ChampionMetrics map[string]float64 `json:"champion_metrics"`
+	Trainer         string             `json:"trainer"`
+	ArtifactURI     string             `json:"artifact_uri"`
+	TriggerID       string             `json:"trigger_id"`
+	RunID           string             `json:"run_id"`
+	ParentVersion   string             `json:"parent_version"`
+	Reason          string             `json:"reason"`
+	CreatedAt       time.Time          `json:"created_at"`
+	UpdatedAt       time.Time          `json:"updated_at"`
+}
+
+const modelColumns = "model_id, version, status, metrics, champion_metrics, trainer, artifact_uri, trigger_id, run_id, parent_version, reason, created_at, updated_at"
+
+func (t *Trainer) writeVersion(ctx context.Context, v *Version) error {
+	b, err := t.opts.Conn.PrepareBatch(ctx, "INSERT INTO models ("+modelColumns+")")
+	if err != nil {
+		return fmt.Errorf("prepare insert into models: %w", err)
+	}
+	v.UpdatedAt = t.updatedAt()
+	err = b.Append(v.ModelID, v.Version, v.Status, nonNil(v.Metrics), nonNil(v.ChampionMetrics), v.Trainer, v.ArtifactURI, v.TriggerID, v.RunID,
+		v.ParentVersion, v.Reason, v.CreatedAt, v.UpdatedAt)
+	if err == nil {
+		err = b.Send()
+	}
+	if err != nil {
+		b.Abort()
+		return fmt.Errorf("insert into models (%s %s %s): %w", v.ModelID, v.Version, v.Status, err)
+	}
+	return nil
+}
+
+// ListVersions lists the registry like the package function.
+func (t *Trainer) ListVersions(ctx context.Context, modelID string) ([]*Version, error) {
+	return ListVersions(ctx, t.opts.Conn, modelID)
+}
+
+func (t *Trainer) champion(ctx context.Context, modelID string) (string, error) {
+	vs, err := t.ListVersions(ctx, modelID)
+	if err != nil {
+		return "", err
+	}
+	for _, v := range vs {
+		if v.Status == StatusChampion {
+			return v.Version, nil
+		}
+	}
+	return "", nil
+}
+
+// register records a finished run: run row, then model row (and the old
+// champion retired), then the events. Each write is idempotent (same keys,
+// newer updated_at), and Recover completes a registration a crash cut
+// short, so a version is never half-registered or promoted twice.
+func (t *Trainer) register(ctx context.Context, r *Run, ev *evaluation) error {
+	start := time.Now()
+	r.Decision, r.DecisionReason = ev.decision, ev.reason
+	r.Status = RunRejected
+	if ev.decision == DecisionPromote {
+		r.Status = RunSucceeded
+	}
+	if err := t.writeRun(ctx, r); err != nil {
+		return err
+	}
+	err := t.completeRegistration(ctx, r)
+	r.StepSeconds["register"] = time.Since(start).Seconds()
+	t.m.runs.WithLabelValues(r.ModelID, r.Status).Inc()
+	return err
+}
+
+func (t *Trainer) completeRegistration(ctx context.Context, r *Run) error {
+	v := &Version{ModelID: r.ModelID, Version: r.Version, Status: StatusRejected, Metrics: r.Metrics, ChampionMetrics: r.ChampionMetrics,
+		Trainer: r.Trainer, ArtifactURI: r.ArtifactURI, TriggerID: r.TriggerID, RunID: r.RunID, ParentVersion: r.ParentVersion,
+		Reason: r.DecisionReason, CreatedAt: r.StartedAt}
+	if r.FinishedAt != nil {
+		v.CreatedAt = *r.FinishedAt
+	}
+	if r.Status == RunSucceeded {
+		v.Status = StatusChampion
+	}
+	if err := t.writeVersion(ctx, v); err != nil {
+		return err
+	}
+	if v.Status == StatusChampion {
+		if err := t.retireOthers(ctx, r.ModelID, r.Version); err != nil {
+			return err
+		}
+	}
+	if err := t.publish(ctx, r, schemas.ModelRegistered); err != nil {
+		return err
+	}
+	kind := schemas.ModelRejected
+	if v.Status == StatusChampion {
+		kind = schemas.ModelPromoted
+	}
+	return t.publish(ctx, r, kind)
+}
+
+// retireOthers marks every champion of modelID other than keep retired.
+func (t *Trainer) retireOthers(ctx context.Context, modelID, keep string) error {
+	vs, err := t.ListVersions(ctx, modelID)
+	if err != nil {
+		return err
+	}
+	for _, v := range vs {
+		if v.Status == StatusChampion && v.Version != keep {
+			v.Status = StatusRetired
+			v.Reason = "superseded by " + keep
+			if err := t.writeVersion(ctx, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// publish writes a model event. Its event_id is run_id:kind, so a
+// republished event (after a crash) is recognisable as the same one.
+func (t *Trainer) publish(ctx context.Context, r *Run, kind schemas.ModelEventKind) error {
+	e := schemas.ModelEvent{EventID: r.RunID + ":" + string(kind), ModelID: r.ModelID, Version: r.Version, Kind: kind, TriggerID: r.TriggerID,
+		ChampionMetrics: r.ChampionMetrics, ChallengerMetrics: r.Metrics, ArtifactURI: r.ArtifactURI, Timestamp: t.opts.Now().UTC()}
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode model event: %w", err)
+	}
+	if err := t.opts.Events.WriteMessages(ctx, kafka.Message{Key: []byte(r.ModelID), Value: raw,
+		Headers: []kafka.Header{{Key: schemas.SchemaHeader, Value: []byte(ModelSchemaHeader)}}}); err != nil {
+		return fmt.Errorf("publish %s event of %s %s: %w", kind, r.ModelID, r.Version, err)
+	}
+	t.m.events.WithLabelValues(string(kind)).Inc()
+	return nil
+}
+
+// Recover repairs what a crashed trainer left: runs still running are
+// marked failed (interrupted; their trigger, redelivered because its
+// offset was not committed, retries them), finished runs whose version is
+// not in models are registered, and a model with more than one champion
+// keeps only the newest.
+func (t *Trainer) Recover(ctx context.Context) error {
+	runs, err := t.queryRuns(ctx, "status IN ('running', 'succeeded', 'rejected')")
+	if err != nil {
+		return err
+	}
+	vs, err := t.ListVersions(ctx, "")
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	champs := map[string]string{}
+	for _, v := range vs {
+		have[v.ModelID+"\x00"+v.Version] = true
+		if v.Status == StatusChampion && champs[v.ModelID] == "" {
+			champs[v.ModelID] = v.Version // newest first
+		}
+	}
+	for _, r := range runs {
+		switch {
+		case r.Status == RunRunning:
+			now := t.opts.Now().UTC()
+			r.Status, r.FinishedAt = RunFailed, &now
+			r.DecisionReason = interruptedReason + ": the trainer stopped mid-run (crash or kill) and was restarted"
+			if err := t.writeRun(ctx, r); err != nil {
+				return err
+			}
+			t.log.Warn("marked an interrupted training run failed", "model", r.ModelID, "run_id", r.RunID)
+		case !have[r.ModelID+"\x00"+r.Version]:
+			t.log.Warn("completing a registration cut short", "model", r.ModelID, "run_id", r.RunID, "version", r.Version)
+			if err := t.completeRegistration(ctx, r); err != nil {
+				return err
+			}
+			if r.Status == RunSucceeded {
+				champs[r.ModelID] = r.Version
+			}
+		}
+	}
+	for id, keep := range champs {
+		if err := t.retireOthers(ctx, id, keep); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ListVersions lists the registry (one model, or every model when modelID
+// is empty), by model and newest first.
+func ListVersions(ctx context.Context, conn driver.Conn, modelID string) ([]*Version, error) {
+	where := ""
+	if modelID != "" {
+		where = " WHERE model_id = " + quote(modelID)
+	}
+	rows, err := conn.Query(ctx, "SELECT "+modelColumns+" FROM models FINAL"+where+" ORDER BY model_id, created_at DESC, updated_at DESC")
+	if err != nil {
+		return nil, fmt.Errorf("query models: %w", err)
+	}
+	defer rows.Close()
+	var out []*Version
+	for rows.Next() {
+		v := &Version{}
+		if err := rows.Scan(&v.ModelID, &v.Version, &v.Status, &v.Metrics, &v.ChampionMetrics, &v.Trainer, &v.ArtifactURI, &v.TriggerID, &v.RunID,
+			&v.ParentVersion, &v.Reason, &v.CreatedAt, &v.UpdatedAt); err != nil {
+			return nil, fmt.Errorf("scan models: %w", err)
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func writeArtifact(dir string, m *model.Model) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create artifact directory: %w", err)
+	}
+	tmp := filepath.Join(dir, "model.json.tmp")
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("write model artifact: %w", err)
+	}
+	if err := m.Save(f); err != nil {
+		f.Close()
+		return fmt.Errorf("write model artifact: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync model artifact: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close model artifact: %w", err)
+	}
+	return os.Rename(tmp, filepath.Join(dir, "model.json"))
+}
+
+// artifactMetadata is metadata.json next to a model artifact.
+type artifactMetadata struct {
+	ModelID         string             `json:"model_id"`
+	Version         string             `json:"version"`
+	RunID           string             `json:"run_id"`
+	TriggerID       string             `json:"trigger_id"`
+	ParentVersion   string             `json:"parent_version"`
+	Trainer         string             `json:"trainer"`
+	Dataset         *dataset.Manifest  `json:"dataset"`
+	EvaluationRows  int                `json:"evaluation_rows"`
+	Metrics         map[string]float64 `json:"metrics"`
+	ChampionMetrics map[string]float64 `json:"champion_metrics"`
+	Comparison      model.DiffCI       `json:"comparison"`
+	Decision        string             `json:"decision"`
+	Reason          string             `json:"reason"`
+}
+
+func writeMetadata(dir string, r *Run, ds *dataset.Manifest, ev *evaluation) error {
+	raw, err := json.MarshalIndent(artifactMetadata{ModelID: r.ModelID, Version: r.Version, RunID: r.RunID, TriggerID: r.TriggerID, ParentVersion: r.ParentVersion,
+		Trainer: r.Trainer, Dataset: ds, EvaluationRows: ev.rows, Metrics: ev.challenger, ChampionMetrics: ev.champion, Comparison: ev.ci,
+		Decision: ev.decision, Reason: ev.reason}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode artifact metadata: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "metadata.json"), raw, 0o644); err != nil {
+		return fmt.Errorf("write artifact metadata: %w", err)
+	}
+	return nil
+}

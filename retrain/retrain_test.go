@@ -1,0 +1,410 @@
+package retrain
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/driftwatch/driftwatch/ingest"
+	"github.com/driftwatch/driftwatch/internal/chclient"
+	"github.com/driftwatch/driftwatch/internal/kafkaio"
+	"github.com/driftwatch/driftwatch/internal/loadgen"
+	"github.com/driftwatch/driftwatch/internal/migration"
+	"github.com/driftwatch/driftwatch/internal/testenv"
+	"github.com/driftwatch/driftwatch/schemas"
+)
+
+// world is a fresh database and topic prefix on the shared stack, filled
+// with two models by loadgen through Kafka and ingest: model-0's labels
+// follow other weights from the start (concept drift: its production
+// model is wrong), model-1 is unchanged (its production model is the
+// truth).
+type world struct {
+	brokers []string
+	kopts   kafkaio.Options
+	conn    driver.Conn
+	start   time.Time
+	hours   int
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	brokers := testenv.KafkaBrokers(t)
+	base := testenv.ClickHouseURL(t)
+	ctx := context.Background()
+	id := strconv.FormatInt(time.Now().UnixNano(), 36)
+	w := &world{brokers: brokers, kopts: kafkaio.Options{Brokers: brokers, TopicPrefix: "retrain-test-" + id + "."},
+		start: time.Now().UTC().Truncate(time.Hour).Add(-40 * time.Hour), hours: 30}
+	conn, err := chclient.Open(ctx, chclient.Config{URL: base[:strings.LastIndex(base, "/")] + "/retrain_test_" + id}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.conn = conn
+	t.Cleanup(func() { conn.Exec(context.Background(), "DROP DATABASE IF EXISTS retrain_test_"+id); conn.Close() })
+	if err := migration.Apply(ctx, conn, migration.Defaults()); err != nil {
+		t.Fatal(err)
+	}
+	var specs []kafkaio.TopicSpec
+	for _, n := range []string{"inferences", "outcomes", "business-metrics", "retrain-triggers", "model-events"} {
+		specs = append(specs, kafkaio.TopicSpec{Name: w.kopts.Topic(n), Partitions: 3})
+	}
+	specs = append(specs, ingest.DeadLetterTopicSpec(w.kopts, 1))
+	if err := kafkaio.EnsureTopics(ctx, brokers, specs); err != nil {
+		t.Fatal(err)
+	}
+	w.fill(t, 200)
+	return w
+}
+
+func (w *world) fill(t *testing.T, perHour int) {
+	t.Helper()
+	cfg := loadgen.DefaultConfig()
+	cfg.Seed = 7
+	cfg.Models = 2
+	cfg.Start = w.start
+	cfg.Step = time.Hour / time.Duration(perHour*cfg.Models)
+	cfg.BusinessMetrics.Enabled = false
+	ch, err := loadgen.ParseChange("model-0/concept_drift:1@0", cfg.Start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Changes = append(cfg.Changes, ch)
+	gen, err := loadgen.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writers := map[string]*kafka.Writer{}
+	msgs := map[string][]kafka.Message{}
+	for gen.Ticks() < int64(w.hours*perHour*cfg.Models) {
+		ev := gen.Next()
+		if ev.Topic != "inferences" && ev.Topic != "outcomes" {
+			continue
+		}
+		msgs[ev.Topic] = append(msgs[ev.Topic], kafka.Message{Key: ev.Key, Value: ev.Value})
+	}
+	for topic, ms := range msgs {
+		wr, err := kafkaio.NewWriter(w.kopts, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writers[topic] = wr
+		if err := wr.WriteMessages(context.Background(), ms...); err != nil {
+			t.Fatal(err)
+		}
+		wr.Close()
+	}
+	ing, err := ingest.New(ingest.Options{Kafka: w.kopts, Conn: w.conn, Registerer: prometheus.NewRegistry(), BatchAge: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ing.Run(ctx) }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for w.count(t, "SELECT count() FROM inferences FINAL") < uint64(gen.Stats().Inferences) ||
+		w.count(t, "SELECT count() FROM outcomes FINAL") < uint64(len(msgs["outcomes"])) {
+		if time.Now().After(deadline) {
+			t.Fatalf("ingest: %d of %d inferences", w.count(t, "SELECT count() FROM inferences FINAL"), gen.Stats().Inferences)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	ing.Close()
+}
+
+func (w *world) count(t *testing.T, q string) uint64 {
+	t.Helper()
+	var n uint64
+	if err := w.conn.QueryRow(context.Background(), q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// now is the trainer's clock: an hour after the last inference, so with a
+// maturity of 1h every label is in.
+func (w *world) now() time.Time { return w.start.Add(time.Duration(w.hours+1) * time.Hour) }
+
+func modelCfg() ModelConfig {
+	mc := DefaultModelConfig()
+	mc.Maturity, mc.TrainWindow, mc.EvalWindow = time.Hour, 20*time.Hour, 6*time.Hour
+	mc.Resamples = 300
+	return mc
+}
+
+type eventLog struct{ msgs []kafka.Message }
+
+func (e *eventLog) WriteMessages(_ context.Context, ms ...kafka.Message) error {
+	e.msgs = append(e.msgs, ms...)
+	return nil
+}
+
+func (e *eventLog) kinds(t *testing.T) []string {
+	var out []string
+	for _, m := range e.msgs {
+		ev, err := schemas.DecodeModelEvent(m.Value)
+		if err != nil {
+			t.Fatalf("model event: %v", err)
+		}
+		out = append(out, ev.ModelID+":"+string(ev.Kind))
+	}
+	return out
+}
+
+func (w *world) trainer(t *testing.T, opts Options) *Trainer {
+	t.Helper()
+	opts.Conn = w.conn
+	if opts.Events == nil {
+		opts.Events = &eventLog{}
+	}
+	opts.ArtifactDir = filepath.Join(t.TempDir(), "artifacts")
+	opts.WorkDir = filepath.Join(t.TempDir(), "work")
+	if opts.Defaults.Task == "" {
+		opts.Defaults = modelCfg()
+	}
+	opts.Now = w.now
+	tr, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func trigger(model, id, dedup string, at time.Time) schemas.RetrainTrigger {
+	return schemas.RetrainTrigger{TriggerID: id, ModelID: model, Reason: schemas.TriggerPerformance, CreatedAt: at, DedupKey: dedup, Policy: "test"}
+}
+
+func TestTrainer(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+
+	// A trigger for the drifted model, delivered three times through
+	// Kafka (plus one malformed message): one run, promoted.
+	t.Run("drift promoted, three deliveries one run", func(t *testing.T) {
+		events, err := kafkaio.NewWriter(w.kopts, "model-events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer events.Close()
+		dl, err := kafkaio.NewWriter(w.kopts, "dead-letters")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dl.Close()
+		rd, err := kafkaio.NewReader(w.kopts, "retrain-triggers", "retrain-test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rd.Close()
+		tr := w.trainer(t, Options{Triggers: rd, Events: events, DeadLetters: dl})
+		raw, _ := json.Marshal(trigger("model-0", "trig-a", "perf:model-0:w1", w.now()))
+		tw, err := kafkaio.NewWriter(w.kopts, "retrain-triggers")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tw.Close()
+		msgs := []kafka.Message{{Key: []byte("model-0"), Value: raw}, {Key: []byte("model-0"), Value: []byte(`{"trigger_id": 1}`)},
+			{Key: []byte("model-0"), Value: raw}, {Key: []byte("model-0"), Value: raw}}
+		if err := tw.WriteMessages(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- tr.Run(rctx) }()
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			runs, err := tr.Runs(ctx, "model-0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(runs) == 1 && runs[0].Status != RunRunning {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no finished run: %+v", runs)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		// Let the redeliveries reach the trainer before stopping it.
+		time.Sleep(2 * time.Second)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		runs, err := tr.Runs(ctx, "model-0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(runs) != 1 {
+			t.Fatalf("%d runs, want 1", len(runs))
+		}
+		r := runs[0]
+		t.Logf("run: status %s, %s; rows train %d val %d test %d eval %d; cpu %.2fs; steps %v", r.Status, r.DecisionReason, r.RowsTrain, r.RowsValidation, r.RowsTest, r.RowsEval, r.CPUSeconds, r.StepSeconds)
+		if r.Status != RunSucceeded || r.Decision != DecisionPromote {
+			t.Fatalf("run %s (%s), want succeeded (promote)", r.Status, r.DecisionReason)
+		}
+		if r.Metrics["roc_auc"] < r.ChampionMetrics["roc_auc"]+0.05 || r.DiffLo <= 0 {
+			t.Errorf("challenger auc %.3f vs champion %.3f, CI lo %.3f", r.Metrics["roc_auc"], r.ChampionMetrics["roc_auc"], r.DiffLo)
+		}
+		if r.RowsTrain == 0 || r.RowsEval == 0 || r.RowsRead != r.RowsTrain+r.RowsValidation+r.RowsTest+r.RowsEval || r.BytesWritten == 0 {
+			t.Errorf("row counts %+v", r)
+		}
+		vs, err := tr.ListVersions(ctx, "model-0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(vs) != 1 || vs[0].Status != StatusChampion || vs[0].Version != r.Version {
+			t.Fatalf("versions %+v", vs)
+		}
+		art := strings.TrimPrefix(vs[0].ArtifactURI, "file://")
+		for _, f := range []string{"model.json", "metadata.json"} {
+			if _, err := os.Stat(filepath.Join(art, f)); err != nil {
+				t.Error(err)
+			}
+		}
+		if got := testutilCount(tr.m.deadLettered); got != 1 {
+			t.Errorf("dead-lettered %v, want 1", got)
+		}
+	})
+
+	t.Run("nothing changed rejected", func(t *testing.T) {
+		ev := &eventLog{}
+		tr := w.trainer(t, Options{Events: ev})
+		r, err := tr.RunTrigger(ctx, trigger("model-1", "trig-b", "perf:model-1:w1", w.now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("run: %s", r.DecisionReason)
+		if r.Status != RunRejected || r.Decision != DecisionReject || !strings.Contains(r.DecisionReason, "not better") {
+			t.Fatalf("run %s: %s, want rejected", r.Status, r.DecisionReason)
+		}
+		if got := strings.Join(ev.kinds(t), ","); got != "model-1:registered,model-1:rejected" {
+			t.Errorf("events %s", got)
+		}
+		// The same dedup key again (another trigger id): skipped.
+		r2, err := tr.RunTrigger(ctx, trigger("model-1", "trig-b2", "perf:model-1:w1", w.now()))
+		if err != nil || r2 != nil {
+			t.Fatalf("second run %+v, %v; want skipped", r2, err)
+		}
+		vs, _ := tr.ListVersions(ctx, "model-1")
+		if len(vs) != 1 || vs[0].Status != StatusRejected {
+			t.Fatalf("versions %+v", vs)
+		}
+	})
+
+	script, err := filepath.Abs("testdata/train.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	external := func(args ...string) ModelConfig {
+		mc := modelCfg()
+		mc.Trainer = TrainerExternal
+		mc.Command = append([]string{"python3", script}, args...)
+		mc.Timeout = 2 * time.Minute
+		return mc
+	}
+
+	t.Run("external trainer evaluated like built-in", func(t *testing.T) {
+		tr := w.trainer(t, Options{Defaults: external()})
+		r, err := tr.RunTrigger(ctx, trigger("model-0", "trig-c", "perf:model-0:external", w.now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("run: %s %s cpu %.2fs", r.Status, r.DecisionReason, r.CPUSeconds)
+		if r.Status != RunSucceeded || r.Trainer != TrainerExternal {
+			t.Fatalf("run %s: %s, want succeeded", r.Status, r.DecisionReason)
+		}
+		if _, err := os.Stat(filepath.Join(strings.TrimPrefix(r.ArtifactURI, "file://"), "model.json")); err != nil {
+			t.Error(err)
+		}
+		// Promoting this version retired the earlier champion.
+		vs, _ := tr.ListVersions(ctx, "model-0")
+		champs := 0
+		for _, v := range vs {
+			if v.Status == StatusChampion {
+				champs++
+			}
+		}
+		if len(vs) != 2 || champs != 1 {
+			t.Errorf("versions %+v", vs)
+		}
+	})
+
+	for _, tc := range []struct {
+		name, arg, want string
+		timeout         time.Duration
+	}{
+		{"failing command", "--fail", "exit status 3; last output: train.py: refusing to train", 0},
+		{"hanging command", "--hang", "timed out after 2s", 2 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mc := external(tc.arg)
+			if tc.timeout > 0 {
+				mc.Timeout = tc.timeout
+			}
+			ev := &eventLog{}
+			tr := w.trainer(t, Options{Defaults: mc, Events: ev})
+			r, err := tr.RunTrigger(ctx, trigger("model-1", "trig-"+tc.arg, "x"+tc.arg, w.now()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Status != RunFailed || !strings.Contains(r.DecisionReason, tc.want) {
+				t.Fatalf("run %s: %q, want failed with %q", r.Status, r.DecisionReason, tc.want)
+			}
+			if got := strings.Join(ev.kinds(t), ","); got != "model-1:failed" {
+				t.Errorf("events %s", got)
+			}
+		})
+	}
+
+	t.Run("recover interrupted run", func(t *testing.T) {
+		tr := w.trainer(t, Options{})
+		// A run a killed trainer left running.
+		trig := trigger("model-1", "trig-k", "kill", w.now())
+		id := RunID("model-1", "kill")
+		if err := tr.writeRun(ctx, &Run{RunID: id, ModelID: "model-1", Version: "r" + id[:12], TriggerID: trig.TriggerID, DedupKey: trig.DedupKey,
+			Attempt: 1, Status: RunRunning, StartedAt: w.now()}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Recover(ctx); err != nil {
+			t.Fatal(err)
+		}
+		runs, _ := tr.Runs(ctx, "model-1")
+		var got *Run
+		for _, r := range runs {
+			if r.RunID == id {
+				got = r
+			}
+		}
+		if got == nil || got.Status != RunFailed || !isInterrupted(got.DecisionReason) {
+			t.Fatalf("after recover: %+v", got)
+		}
+		// The redelivered trigger retries it under the same run and version.
+		r, err := tr.RunTrigger(ctx, trig)
+		if err != nil || r == nil || r.RunID != id || r.Attempt != 2 || r.Status == RunFailed {
+			t.Fatalf("retry: %+v, %v", r, err)
+		}
+		vs, _ := tr.ListVersions(ctx, "model-1")
+		n := 0
+		for _, v := range vs {
+			if v.Version == r.Version {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("version %s registered %d times", r.Version, n)
+		}
+	})
+}

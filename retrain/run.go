@@ -1,0 +1,272 @@
+package retrain
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/driftwatch/driftwatch/retrain/dataset"
+	"github.com/driftwatch/driftwatch/retrain/model"
+	"github.com/driftwatch/driftwatch/schemas"
+)
+
+// Run statuses (training_runs.status) and model statuses (models.status).
+const (
+	RunRunning   = "running"
+	RunSucceeded = "succeeded"
+	RunRejected  = "rejected"
+	RunFailed    = "failed"
+
+	StatusCandidate = "candidate"
+	StatusChampion  = "champion"
+	StatusRejected  = "rejected"
+	StatusFailed    = "failed"
+	StatusRetired   = "retired"
+)
+
+// interruptedReason starts the decision_reason of a run cut short by a
+// crash or a shutdown; such a run is retried when its trigger comes again.
+const interruptedReason = "interrupted"
+
+// ErrRunFailed is wrapped by the reason of a run that failed on its own
+// terms (no data, a trainer error, malformed output), as opposed to an
+// infrastructure error that is retried.
+var ErrRunFailed = errors.New("training run failed")
+
+// Run is one row of training_runs.
+type Run struct {
+	RunID           string
+	ModelID         string
+	Version         string
+	TriggerID       string
+	DedupKey        string
+	ParentVersion   string
+	Attempt         uint32
+	Reason          string
+	Trainer         string
+	Status          string
+	Decision        string
+	DecisionReason  string
+	Query           string
+	TrainingFrom    time.Time
+	EvalFrom        time.Time
+	EvalTo          time.Time
+	RowsTrain       uint64
+	RowsValidation  uint64
+	RowsTest        uint64
+	RowsEval        uint64
+	RowsRead        uint64
+	BytesWritten    uint64
+	CPUSeconds      float64
+	StepSeconds     map[string]float64
+	Metrics         map[string]float64
+	ChampionMetrics map[string]float64
+	DiffLo, DiffHi  float64
+	ArtifactURI     string
+	StartedAt       time.Time
+	FinishedAt      *time.Time
+}
+
+// RunID derives a run's id from its model and dedup key, so every delivery
+// of one decision maps to the same run (and model version).
+func RunID(modelID, dedupKey string) string {
+	h := sha256.Sum256([]byte(modelID + "\x00" + dedupKey))
+	return hex.EncodeToString(h[:8])
+}
+
+// RunTrigger runs one trigger to its end unless training_runs already
+// holds a run for its trigger_id or dedup_key. It returns the recorded run
+// (nil when skipped) and an error only when the run could not be recorded
+// (an infrastructure problem the caller retries); a run that fails is
+// recorded as failed and returned with a nil error.
+func (t *Trainer) RunTrigger(ctx context.Context, trig schemas.RetrainTrigger) (*Run, error) {
+	if err := trig.Validate(); err != nil {
+		return nil, err
+	}
+	mc := t.ModelConfig(trig.ModelID)
+	runID := RunID(trig.ModelID, trig.DedupKey)
+	prev, err := t.findRun(ctx, trig, runID)
+	if err != nil {
+		return nil, err
+	}
+	attempt := uint32(1)
+	if prev != nil {
+		if prev.Status != RunFailed || !isInterrupted(prev.DecisionReason) || int(prev.Attempt) >= t.opts.MaxAttempts || prev.RunID != runID {
+			t.m.skipped.WithLabelValues(trig.ModelID, "duplicate").Inc()
+			t.log.Info("trigger already ran; skipped", "model", trig.ModelID, "trigger_id", trig.TriggerID, "run_id", prev.RunID, "status", prev.Status)
+			return nil, nil
+		}
+		attempt = prev.Attempt + 1
+		t.log.Info("retrying interrupted run", "model", trig.ModelID, "run_id", runID, "attempt", attempt)
+	}
+	parent, err := t.champion(ctx, trig.ModelID)
+	if err != nil {
+		return nil, err
+	}
+	now := t.opts.Now().UTC().Truncate(time.Millisecond)
+	evalTo := now.Add(-mc.Maturity)
+	r := &Run{
+		RunID: runID, ModelID: trig.ModelID, Version: "r" + runID[:12], TriggerID: trig.TriggerID, DedupKey: trig.DedupKey,
+		ParentVersion: parent, Attempt: attempt, Reason: string(trig.Reason), Trainer: mc.Trainer, Status: RunRunning,
+		TrainingFrom: evalTo.Add(-mc.EvalWindow - mc.TrainWindow), EvalFrom: evalTo.Add(-mc.EvalWindow), EvalTo: evalTo,
+		StepSeconds: map[string]float64{}, StartedAt: now,
+	}
+	if err := t.writeRun(ctx, r); err != nil {
+		return nil, err
+	}
+	t.m.running.Inc()
+	defer t.m.running.Dec()
+	t.log.Info("training run started", "model", r.ModelID, "run_id", r.RunID, "version", r.Version, "trigger_id", r.TriggerID, "trainer", r.Trainer)
+
+	cpu0 := cpuSeconds()
+	workDir := filepath.Join(t.opts.WorkDir, r.ModelID, r.RunID)
+	if !t.opts.KeepWork {
+		defer removeAll(workDir)
+	}
+	ev, runErr := t.execute(ctx, mc, r, workDir)
+	r.CPUSeconds += cpuSeconds() - cpu0
+	end := t.opts.Now().UTC()
+	r.FinishedAt = &end
+	t.m.cpu.WithLabelValues(r.ModelID).Add(r.CPUSeconds)
+	t.m.rowsRead.WithLabelValues(r.ModelID).Add(float64(r.RowsRead))
+	t.m.bytesWritten.WithLabelValues(r.ModelID).Add(float64(r.BytesWritten))
+
+	if runErr != nil {
+		// Cancelled by a shutdown: record it as interrupted (retried on
+		// redelivery) with a context that outlives ctx.
+		wctx := ctx
+		if ctx.Err() != nil {
+			var cancel context.CancelFunc
+			wctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			runErr = fmt.Errorf("%s: %w", interruptedReason, runErr)
+		}
+		r.Status, r.DecisionReason = RunFailed, runErr.Error()
+		if err := t.writeRun(wctx, r); err != nil {
+			return nil, err
+		}
+		t.m.runs.WithLabelValues(r.ModelID, RunFailed).Inc()
+		t.log.Warn("training run failed", "model", r.ModelID, "run_id", r.RunID, "reason", r.DecisionReason)
+		if ctx.Err() != nil {
+			return r, ctx.Err()
+		}
+		if err := t.publish(ctx, r, schemas.ModelFailed); err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+	if err := t.register(ctx, r, ev); err != nil {
+		return nil, err
+	}
+	t.log.Info("training run finished", "model", r.ModelID, "run_id", r.RunID, "version", r.Version, "status", r.Status, "reason", r.DecisionReason)
+	return r, nil
+}
+
+func isInterrupted(reason string) bool {
+	return len(reason) >= len(interruptedReason) && reason[:len(interruptedReason)] == interruptedReason
+}
+
+// execute builds the dataset, trains, evaluates and writes the artifact.
+// Every error it returns fails the run.
+func (t *Trainer) execute(ctx context.Context, mc ModelConfig, r *Run, workDir string) (*evaluation, error) {
+	step := func(name string, start time.Time) { r.StepSeconds[name] = time.Since(start).Seconds() }
+	if err := os.RemoveAll(workDir); err != nil {
+		return nil, fmt.Errorf("clear work directory: %w", err)
+	}
+
+	start := time.Now()
+	ds, err := dataset.Build(ctx, t.opts.Conn, dataset.Spec{ModelID: r.ModelID, From: r.TrainingFrom, EvalFrom: r.EvalFrom, To: r.EvalTo,
+		JSONL: mc.Trainer == TrainerExternal}, filepath.Join(workDir, "dataset"))
+	step("dataset", start)
+	if err != nil {
+		return nil, fmt.Errorf("build dataset: %w", err)
+	}
+	r.Query = ds.Query
+	r.RowsTrain, r.RowsValidation = uint64(ds.Splits[dataset.Train].Rows), uint64(ds.Splits[dataset.Validation].Rows)
+	r.RowsTest, r.RowsEval = uint64(ds.Splits[dataset.Test].Rows), uint64(ds.Splits[dataset.Eval].Rows)
+	r.RowsRead, r.BytesWritten = uint64(ds.RowsRead), uint64(ds.BytesWritten)
+	if r.RowsTrain == 0 || r.RowsEval == 0 {
+		return nil, fmt.Errorf("%w: %w: %d training and %d evaluation rows with matured labels in [%s, %s)", ErrRunFailed, dataset.ErrEmpty,
+			r.RowsTrain, r.RowsEval, r.TrainingFrom.Format(time.RFC3339), r.EvalTo.Format(time.RFC3339))
+	}
+
+	artifactDir := filepath.Join(t.opts.ArtifactDir, r.ModelID, r.Version)
+	r.ArtifactURI = "file://" + artifactDir
+	target := model.Target{Task: mc.Task, PositiveClass: mc.PositiveClass}
+	start = time.Now()
+	var challenger predictor
+	switch mc.Trainer {
+	case TrainerExternal:
+		ext, cpu, err := runExternal(ctx, mc, ds, filepath.Join(workDir, "output"), artifactDir)
+		r.CPUSeconds += cpu
+		if err != nil {
+			step("train", start)
+			return nil, err
+		}
+		challenger = ext
+	default:
+		m, _, err := model.Train(ctx, ds.Batches(dataset.Train), model.Config{Target: target, C: mc.C, Alpha: mc.Alpha})
+		if err != nil {
+			step("train", start)
+			return nil, fmt.Errorf("%w: train built-in model: %w", ErrRunFailed, err)
+		}
+		if err := writeArtifact(artifactDir, m); err != nil {
+			return nil, err
+		}
+		challenger = builtin{m}
+	}
+	step("train", start)
+
+	start = time.Now()
+	ev, err := evaluate(ctx, mc, target, ds, challenger)
+	step("evaluate", start)
+	if err != nil {
+		return nil, err
+	}
+	r.Metrics, r.ChampionMetrics = ev.challenger, ev.champion
+	r.DiffLo, r.DiffHi = ev.ci.Lo, ev.ci.Hi
+	if err := writeMetadata(artifactDir, r, ds, ev); err != nil {
+		return nil, err
+	}
+	if st, err := dirSize(artifactDir); err == nil {
+		r.BytesWritten += uint64(st)
+	}
+	return ev, nil
+}
+
+// cpuSeconds is the user and system CPU time of this process and its
+// waited-for children.
+func cpuSeconds() float64 {
+	var s float64
+	for _, who := range []int{syscall.RUSAGE_SELF} {
+		var ru syscall.Rusage
+		if syscall.Getrusage(who, &ru) == nil {
+			s += tv(ru.Utime) + tv(ru.Stime)
+		}
+	}
+	return s
+}
+
+func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+func dirSize(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n, err
+}

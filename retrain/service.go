@@ -1,0 +1,126 @@
+package retrain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/driftwatch/driftwatch/ingest"
+	"github.com/driftwatch/driftwatch/internal/chclient"
+	"github.com/driftwatch/driftwatch/internal/config"
+	"github.com/driftwatch/driftwatch/internal/kafkaio"
+	"github.com/driftwatch/driftwatch/internal/migration"
+	"github.com/driftwatch/driftwatch/internal/service"
+)
+
+// ConsumerGroup is the trainer's Kafka consumer group.
+const ConsumerGroup = "driftwatch-trainer"
+
+// Config is the trainer service's configuration.
+type Config struct {
+	config.Common    `yaml:",inline"`
+	migration.Config `yaml:",inline"`
+
+	ArtifactDir string `yaml:"artifact_dir" env:"DRIFTWATCH_TRAINER_ARTIFACT_DIR" flag:"artifact-dir" help:"directory of model artifacts (<dir>/<model>/<version>/)"`
+	WorkDir     string `yaml:"work_dir" env:"DRIFTWATCH_TRAINER_WORK_DIR" flag:"work-dir" help:"directory of each run's dataset and external trainer output"`
+	Workers     int    `yaml:"workers" env:"DRIFTWATCH_TRAINER_WORKERS" flag:"workers" help:"runs (of different models) at once"`
+	KeepWork    bool   `yaml:"keep_work" env:"DRIFTWATCH_TRAINER_KEEP_WORK" flag:"keep-work" help:"keep each run's dataset files after it ends"`
+
+	Defaults ModelConfig            `yaml:"defaults"`
+	Models   map[string]ModelConfig `yaml:"models"`
+}
+
+// DefaultConfig returns the trainer defaults (HTTP on 127.0.0.1:9103).
+func DefaultConfig() *Config {
+	dir := filepath.Join(os.TempDir(), "driftwatch-trainer")
+	return &Config{Common: config.DefaultCommon("127.0.0.1:9103"), Config: migration.DefaultConfig(),
+		ArtifactDir: filepath.Join(dir, "artifacts"), WorkDir: filepath.Join(dir, "work"), Workers: 1, Defaults: DefaultModelConfig()}
+}
+
+// Validate reports every invalid setting.
+func (c *Config) Validate() error {
+	errs := []error{c.Common.Validate(), c.Config.Options().Validate(), c.Defaults.Validate("defaults")}
+	if c.ArtifactDir == "" || c.WorkDir == "" {
+		errs = append(errs, errors.New("artifact_dir and work_dir: required"))
+	}
+	if c.Workers < 1 {
+		errs = append(errs, fmt.Errorf("workers: must be at least 1, got %d", c.Workers))
+	}
+	for id, mc := range c.Models {
+		errs = append(errs, mc.Validate("models."+id))
+	}
+	return errors.Join(errs...)
+}
+
+// RunService runs the trainer until ctx ends.
+func RunService(ctx context.Context, cfg *Config) error {
+	log := cfg.Logger("trainer")
+	srv, err := service.New(service.Options{Name: "trainer", Addr: cfg.HTTPAddr, Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
+	if err != nil {
+		return err
+	}
+	if err := srv.Listen(); err != nil {
+		return err
+	}
+	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Run(httpCtx) }()
+	defer func() { stopHTTP(); <-httpDone }()
+
+	chCfg := chclient.Config{URL: cfg.ClickHouseURL, User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword.Reveal()}
+	var conn driver.Conn
+	if err := ingest.WaitFor(ctx, log, "connect to ClickHouse "+chclient.Redact(cfg.ClickHouseURL), func(ctx context.Context) error {
+		c, err := chclient.Open(ctx, chCfg, true)
+		if err != nil {
+			return err
+		}
+		if err := migration.Apply(ctx, c, cfg.Config.Options()); err != nil {
+			c.Close()
+			return err
+		}
+		conn = c
+		return nil
+	}); err != nil {
+		return err
+	}
+	defer conn.Close()
+	kopts := kafkaio.Options{Brokers: cfg.KafkaBrokers, TopicPrefix: cfg.TopicPrefix, ClientID: "driftwatch-trainer", Logger: log}
+	if err := ingest.WaitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
+		return kafkaio.EnsureTopics(ctx, cfg.KafkaBrokers, []kafkaio.TopicSpec{
+			{Name: kopts.Topic("retrain-triggers"), Partitions: 3}, {Name: kopts.Topic("model-events"), Partitions: 3},
+			ingest.DeadLetterTopicSpec(kopts, 1)})
+	}); err != nil {
+		return err
+	}
+	rd, err := kafkaio.NewReader(kopts, "retrain-triggers", ConsumerGroup)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	ev, err := kafkaio.NewWriter(kopts, "model-events")
+	if err != nil {
+		return err
+	}
+	defer ev.Close()
+	dl, err := kafkaio.NewWriter(kopts, "dead-letters")
+	if err != nil {
+		return err
+	}
+	defer dl.Close()
+	tr, err := New(Options{Conn: conn, Triggers: rd, Events: ev, DeadLetters: dl, ArtifactDir: cfg.ArtifactDir, WorkDir: cfg.WorkDir,
+		Defaults: cfg.Defaults, Models: cfg.Models, Workers: cfg.Workers, KeepWork: cfg.KeepWork, Registerer: srv.Registry(), Logger: log})
+	if err != nil {
+		return err
+	}
+	srv.AddCheck("clickhouse", func(ctx context.Context) error { return conn.Ping(ctx) })
+	srv.AddCheck("kafka", func(ctx context.Context) error { return kafkaio.Ping(ctx, cfg.KafkaBrokers) })
+	srv.SetReady(true)
+	log.Info("training on triggers", "topic", kopts.Topic("retrain-triggers"), "artifacts", cfg.ArtifactDir)
+	err = tr.Run(ctx)
+	srv.SetReady(false)
+	return err
+}
