@@ -6,8 +6,9 @@
 // each in its own consumer group, runs this loop:
 //
 //  1. fetch messages until the batch has BatchRows rows or is BatchAge old;
-//  2. decode each with schemas (one Decoder per pipeline) and append it to an
-//     Arrow record; an invalid event is set aside as a dead letter carrying
+//  2. decode each with schemas (chunks of messages split between two
+//     goroutines, each with its own Decoder) and append it, in fetch
+//     order, to an Arrow record; an invalid event is set aside as a dead letter carrying
 //     its original key, value and headers plus the reason headers below; an
 //     event whose event_id is already in the batch is dropped;
 //  3. insert the record with clickhouse-go (arrowch), with an
@@ -16,9 +17,12 @@
 //     ClickHouse is dropped;
 //  4. write the dead letters, then commit the offsets.
 //
+// Steps 3 and 4 of one batch run while the next batch is fetched and
+// decoded (1 and 2); there are two batches, so at most one is in flight and
+// batches are inserted and committed one at a time, in order.
 // A failure in 3, 4 or the commit is retried with capped exponential backoff
-// and jitter; meanwhile the pipeline fetches nothing (memory stays at one
-// batch) and commits nothing. A crash anywhere before the commit makes Kafka
+// and jitter; meanwhile the pipeline fills at most the one next batch
+// (memory stays at two batches) and commits nothing. A crash anywhere before the commit makes Kafka
 // redeliver the batch; the tables are ReplacingMergeTree on event_id, so a
 // redelivered batch never double-counts under FINAL. Shutdown flushes the
 // batch in hand and commits it, within ShutdownTimeout.
@@ -88,7 +92,8 @@ type Options struct {
 	// business metric.
 	Kinds []schemas.Kind
 	// BatchRows and BatchAge close a batch, whichever comes first.
-	// Defaults 50,000 and 1s.
+	// Defaults 50,000 and 500ms (freshness: a row waits at most this long
+	// in ingest before its insert starts).
 	BatchRows int
 	BatchAge  time.Duration
 	// RetryMin and RetryMax bound the backoff between failed attempts.
@@ -124,7 +129,7 @@ func (o *Options) setDefaults() {
 		o.BatchRows = 50000
 	}
 	if o.BatchAge == 0 {
-		o.BatchAge = time.Second
+		o.BatchAge = 500 * time.Millisecond
 	}
 	if o.RetryMin == 0 {
 		o.RetryMin = 100 * time.Millisecond
@@ -224,10 +229,14 @@ func New(opts Options) (*Ingester, error) {
 	}
 	ing.m = newMetrics(opts.Registerer, opts.Now, lags)
 	for _, kind := range opts.Kinds {
-		dec, err := schemas.NewDecoder(schemas.Options{Limits: opts.Limits, Now: opts.Now})
-		if err != nil {
-			ing.Close()
-			return nil, err
+		var decs [2]chunkDecoder
+		for i := range decs {
+			d, err := newDecoder(kind, schemas.Options{Limits: opts.Limits, Now: opts.Now}, opts.Kafka.Prefix())
+			if err != nil {
+				ing.Close()
+				return nil, err
+			}
+			decs[i] = d
 		}
 		r, err := opts.newReader(kind.Topic(), opts.Group+"."+kind.Topic())
 		if err != nil {
@@ -239,8 +248,10 @@ func New(opts Options) (*Ingester, error) {
 		mu.Lock()
 		ing.pipelines = append(ing.pipelines, &pipeline{
 			topic: topic, kind: kind, reader: r, dlq: dlq, opts: &ing.opts, m: ing.m,
-			log: opts.Logger.With("topic", topic), tbl: newTable(kind, opts.Conn, dec, opts.Now),
-			prefix: opts.Kafka.Prefix(),
+			log: opts.Logger.With("topic", topic),
+			// Two batches alternate: one fills while the other is flushed.
+			newTable: func() table { return newTable(kind, opts.Conn, opts.Now) },
+			decoders: decs,
 		})
 		mu.Unlock()
 	}

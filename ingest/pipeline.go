@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -29,13 +28,14 @@ type Writer interface {
 	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 }
 
-// table is one ClickHouse table's batch: it decodes Kafka messages of one
-// event kind into columns and inserts them.
+// table is one ClickHouse table's batch: it appends decoded events of one
+// kind as columns and inserts them.
 type table interface {
-	// add decodes msg and appends its row. A *schemas.DecodeError means the
-	// event is invalid and nothing was appended; dup reports a duplicate of
-	// an event already in the batch (nothing appended either).
-	add(msg *kafka.Message) (info schemas.Info, dup bool, err error)
+	// add appends event i of the chunk dec decoded last (msg is its
+	// message). A *schemas.DecodeError means the event is invalid and
+	// nothing was appended; dup reports a duplicate of an event already in
+	// the batch (nothing appended either).
+	add(dec chunkDecoder, i int, msg *kafka.Message) (info schemas.Info, dup bool, err error)
 	rows() int
 	// newest is the largest event timestamp in the batch.
 	newest() time.Time
@@ -44,103 +44,277 @@ type table interface {
 	reset()
 }
 
+// chunkDecoder validates and decodes a chunk of messages of one event kind
+// into its own storage, where table.add picks them up. It is not safe for
+// concurrent use; the pipeline gives each decoding goroutine its own.
+type chunkDecoder interface {
+	decodeChunk(msgs []kafka.Message)
+}
+
 // pipeline moves one topic into one table: fetch, decode, batch, insert,
 // dead-letter, commit — in that order, so an offset is committed only once
 // ClickHouse acknowledged every valid event below it and the dead-letter
 // topic acknowledged every invalid one.
+//
+// Four goroutines: one fetches messages from kafka-go; one takes them in
+// chunks, decodes each chunk's two halves in parallel (with a helper
+// goroutine) and appends them in fetch order to the batch; one flushes
+// (insert, dead letters, commit), so the next batch is decoded while the
+// previous one is inserted. There are exactly two batches: at most one is
+// being flushed while the other fills, and a full batch waits until the
+// flush before it is done. Flushes run one at a time and in fetch order, so
+// commits stay in offset order, and a batch is never flushed after the one
+// before it failed.
 type pipeline struct {
-	topic   string
-	kind    schemas.Kind
-	reader  Reader
-	dlq     Writer
+	topic    string
+	kind     schemas.Kind
+	reader   Reader
+	dlq      Writer
+	newTable func() table
+	// decoders are the pipeline's two chunk decoders: one runs in the
+	// fetching goroutine, the other in a helper, so a chunk's two halves
+	// decode in parallel.
+	decoders [2]chunkDecoder
+	opts     *Options
+	log      *slog.Logger
+	m        *metrics
+	fetchLog rateLimiter // used by the fetching goroutine only
+	flushLog rateLimiter // used by the flushing goroutine only
+}
+
+// batch is what one ClickHouse insert and one commit cover.
+type batch struct {
 	tbl     table
-	opts    *Options
-	prefix  string
-	log     *slog.Logger
-	m       *metrics
-	pending []kafka.Message // dead letters of the current batch
+	pending []kafka.Message // dead letters
 	last    map[int]kafka.Message
 	first   map[int]int64
 	msgs    int
-	started time.Time
-	errLog  rateLimiter
+}
+
+func (p *pipeline) newBatch() *batch {
+	return &batch{tbl: p.newTable(), last: map[int]kafka.Message{}, first: map[int]int64{}}
+}
+
+func (b *batch) reset() {
+	b.tbl.reset()
+	b.pending = b.pending[:0]
+	clear(b.last)
+	clear(b.first)
+	b.msgs = 0
 }
 
 func (p *pipeline) run(ctx context.Context) error {
-	p.last = map[int]kafka.Message{}
-	p.first = map[int]int64{}
-	for {
-		if err := p.fill(ctx); err != nil {
-			if ctx.Err() == nil {
-				return err
-			}
-			// Shutdown: flush what was read, under the shutdown timeout.
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.ShutdownTimeout)
-			ferr := p.flush(sctx)
-			cancel()
-			if ferr != nil {
-				return fmt.Errorf("flush %s at shutdown (the batch will be redelivered): %w", p.topic, ferr)
-			}
-			return nil
+	// Flushes outlive ctx by up to ShutdownTimeout, so the batch in flight
+	// and the one in hand are written and committed at shutdown.
+	fctx, cancelFlush := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelFlush()
+	stopTimer := context.AfterFunc(ctx, func() { time.AfterFunc(p.opts.ShutdownTimeout, cancelFlush) })
+	defer stopTimer()
+
+	// The fetcher and the helper stop when run returns.
+	rctx, stopWork := context.WithCancel(ctx)
+	defer stopWork()
+	fetched := make(chan kafka.Message, fetchQueue)
+	go p.fetch(rctx, fetched)
+	halves := make(chan []kafka.Message)
+	decoded := make(chan struct{})
+	defer close(halves)
+	go func() {
+		for msgs := range halves {
+			p.decoders[1].decodeChunk(msgs)
+			decoded <- struct{}{}
 		}
-		if err := p.flush(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil // shutting down mid-retry: nothing was committed, Kafka redelivers
+	}()
+	d := &decoding{fetched: fetched, halves: halves, decoded: decoded}
+
+	free := make(chan *batch, 2)
+	free <- p.newBatch()
+	free <- p.newBatch()
+	full := make(chan *batch)
+	flushed := make(chan error, 1)
+	go func() {
+		for b := range full {
+			if err := p.flush(fctx, b); err != nil {
+				flushed <- err
+				return
 			}
-			return err
+			b.reset()
+			free <- b
+		}
+		flushed <- nil
+	}()
+	// handOver gives b to the flusher; false means the flusher failed.
+	var flushErr error
+	handOver := func(b *batch) bool {
+		select {
+		case full <- b:
+			return true
+		case flushErr = <-flushed:
+			return false
+		}
+	}
+	// finish stops the flusher after what it was given and returns its
+	// error.
+	finish := func() error {
+		close(full)
+		if flushErr != nil {
+			return flushErr
+		}
+		return <-flushed
+	}
+
+	for {
+		var b *batch
+		select {
+		case b = <-free:
+		case flushErr = <-flushed:
+			close(full)
+			return p.flushError(ctx, flushErr)
+		}
+		if err := p.fill(ctx, b, d); err != nil {
+			// Shutdown: flush what was read, after the batch in flight.
+			if b.msgs > 0 && !handOver(b) {
+				close(full)
+				return p.flushError(ctx, flushErr)
+			}
+			return p.flushError(ctx, finish())
+		}
+		if b.msgs == 0 {
+			free <- b
+			continue
+		}
+		if !handOver(b) {
+			close(full)
+			return p.flushError(ctx, flushErr)
 		}
 	}
 }
 
-// fill reads messages until the batch is full or old enough. It returns nil
-// when the batch should be flushed and ctx's error when ctx ended.
-func (p *pipeline) fill(ctx context.Context) error {
-	p.started = p.opts.Now()
-	fctx, cancel := context.WithTimeout(ctx, p.opts.BatchAge)
-	defer cancel()
-	for p.tbl.rows() < p.opts.BatchRows && len(p.pending) < p.opts.BatchRows {
-		msg, err := p.reader.FetchMessage(fctx)
+func (p *pipeline) flushError(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("flush %s at shutdown (the batch will be redelivered): %w", p.topic, err)
+	}
+	return err
+}
+
+// fetchQueue is how many fetched messages wait for decoding at most.
+const fetchQueue = 4096
+
+// chunkMax is the most messages decoded as one chunk; chunkSplit the
+// fewest that are split between two goroutines.
+const (
+	chunkMax   = 512
+	chunkSplit = 64
+)
+
+// fetch hands every message kafka-go fetches to out, in order, until ctx
+// ends. A failed fetch (broker unreachable, group rebalancing) is counted,
+// logged and retried: kafka-go reconnects by itself, and the batch in hand
+// stays uncommitted until it is flushed.
+func (p *pipeline) fetch(ctx context.Context, out chan<- kafka.Message) {
+	for {
+		msg, err := p.reader.FetchMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return
 			}
-			if errors.Is(err, context.DeadlineExceeded) {
-				return nil // the batch is old enough
-			}
-			// The broker is unreachable or the group is rebalancing:
-			// kafka-go reconnects by itself, so wait and fetch again.
-			// The batch in hand stays uncommitted until it is flushed.
 			p.m.fetchErrors.WithLabelValues(p.topic).Inc()
-			if p.errLog.allow(p.opts.Now()) {
+			if p.fetchLog.allow(p.opts.Now()) {
 				p.log.Warn("fetch failed, retrying", "err", err)
 			}
 			select {
 			case <-ctx.Done():
-				return ctx.Err()
-			case <-fctx.Done():
-				return nil
+				return
 			case <-time.After(p.opts.RetryMin * 5):
 			}
 			continue
 		}
-		p.track(msg)
-		p.m.consumed.WithLabelValues(p.topic).Inc()
-		if _, err := schemas.KindForMessage(header(msg, schemas.SchemaHeader), msg.Topic, p.prefix); err != nil {
-			p.deadLetter(msg, err)
-			continue
-		}
-		info, dup, err := p.tbl.add(&msg)
-		switch {
-		case err != nil:
-			p.deadLetter(msg, err)
-		case dup:
-			p.m.duplicates.WithLabelValues(p.topic).Inc()
-		}
-		if info.UnknownFields > 0 {
-			p.m.unknownFields.WithLabelValues(p.topic).Add(float64(info.UnknownFields))
+		select {
+		case out <- msg:
+		case <-ctx.Done():
+			return
 		}
 	}
-	return nil
+}
+
+// decoding is what fill needs besides the batch: the fetched messages, the
+// helper decoding goroutine, and the current chunk.
+type decoding struct {
+	fetched <-chan kafka.Message
+	halves  chan<- []kafka.Message
+	decoded <-chan struct{}
+	chunk   []kafka.Message
+}
+
+// fill reads messages into b until it is full or old enough. It returns nil
+// when b should be flushed and ctx's error when ctx ended.
+func (p *pipeline) fill(ctx context.Context, b *batch, d *decoding) error {
+	age := time.NewTimer(p.opts.BatchAge)
+	defer age.Stop()
+	consumed := p.m.consumed.WithLabelValues(p.topic)
+	for {
+		// Every message adds at most one row or one dead letter, so a
+		// chunk of this size cannot overfill the batch.
+		room := p.opts.BatchRows - max(b.tbl.rows(), len(b.pending))
+		if room <= 0 {
+			return nil
+		}
+		chunk := d.chunk[:0]
+		select {
+		case msg := <-d.fetched:
+			chunk = append(chunk, msg)
+		case <-age.C:
+			return nil // the batch is old enough
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	more:
+		for len(chunk) < min(room, chunkMax) {
+			select {
+			case msg := <-d.fetched:
+				chunk = append(chunk, msg)
+			default:
+				break more
+			}
+		}
+		d.chunk = chunk
+		consumed.Add(float64(len(chunk)))
+		p.decodeChunk(d, chunk)
+		for i := range chunk {
+			msg := &chunk[i]
+			b.track(*msg)
+			dec, j := p.decoders[0], i
+			if len(chunk) >= chunkSplit && i >= len(chunk)/2 {
+				dec, j = p.decoders[1], i-len(chunk)/2
+			}
+			info, dup, err := b.tbl.add(dec, j, msg)
+			switch {
+			case err != nil:
+				p.deadLetter(b, *msg, err)
+			case dup:
+				p.m.duplicates.WithLabelValues(p.topic).Inc()
+			}
+			if info.UnknownFields > 0 {
+				p.m.unknownFields.WithLabelValues(p.topic).Add(float64(info.UnknownFields))
+			}
+		}
+	}
+}
+
+// decodeChunk decodes chunk: a large one in two halves, the second in the
+// helper goroutine.
+func (p *pipeline) decodeChunk(d *decoding, chunk []kafka.Message) {
+	if len(chunk) < chunkSplit {
+		p.decoders[0].decodeChunk(chunk)
+		return
+	}
+	h := len(chunk) / 2
+	d.halves <- chunk[h:]
+	p.decoders[0].decodeChunk(chunk[:h])
+	<-d.decoded
 }
 
 func header(msg kafka.Message, key string) string {
@@ -152,15 +326,15 @@ func header(msg kafka.Message, key string) string {
 	return ""
 }
 
-func (p *pipeline) track(msg kafka.Message) {
-	if _, ok := p.first[msg.Partition]; !ok {
-		p.first[msg.Partition] = msg.Offset
+func (b *batch) track(msg kafka.Message) {
+	if _, ok := b.first[msg.Partition]; !ok {
+		b.first[msg.Partition] = msg.Offset
 	}
-	p.last[msg.Partition] = msg
-	p.msgs++
+	b.last[msg.Partition] = msg
+	b.msgs++
 }
 
-func (p *pipeline) deadLetter(msg kafka.Message, err error) {
+func (p *pipeline) deadLetter(b *batch, msg kafka.Message, err error) {
 	reason := string(schemas.ReasonInvalidJSON)
 	if r, ok := schemas.ReasonOf(err); ok {
 		reason = string(r)
@@ -176,45 +350,47 @@ func (p *pipeline) deadLetter(msg kafka.Message, err error) {
 		kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(msg.Offset, 10))},
 		kafka.Header{Key: HeaderDeadLetteredAt, Value: []byte(p.opts.Now().UTC().Format(time.RFC3339Nano))},
 	)
-	p.pending = append(p.pending, kafka.Message{Key: msg.Key, Value: msg.Value, Headers: headers})
+	b.pending = append(b.pending, kafka.Message{Key: msg.Key, Value: msg.Value, Headers: headers})
 }
 
 // token identifies the batch by the offsets it covers, so a retried insert
 // of the same messages is dropped by ClickHouse's insert deduplication.
-func (p *pipeline) token() string {
-	parts := make([]int, 0, len(p.last))
-	for part := range p.last {
+func (p *pipeline) token(b *batch) string {
+	parts := make([]int, 0, len(b.last))
+	for part := range b.last {
 		parts = append(parts, part)
 	}
 	sort.Ints(parts)
-	var b strings.Builder
-	b.WriteString(p.topic)
+	var sb strings.Builder
+	sb.WriteString(p.topic)
 	for _, part := range parts {
-		fmt.Fprintf(&b, "|%d:%d-%d", part, p.first[part], p.last[part].Offset)
+		fmt.Fprintf(&sb, "|%d:%d-%d", part, b.first[part], b.last[part].Offset)
 	}
-	return b.String()
+	return sb.String()
 }
 
-func (p *pipeline) flush(ctx context.Context) error {
-	if p.msgs == 0 {
+// flush inserts b, writes its dead letters and commits its offsets. It
+// returns an error only when ctx ended first.
+func (p *pipeline) flush(ctx context.Context, b *batch) error {
+	if b.msgs == 0 {
 		return nil
 	}
 	start := p.opts.Now()
-	rows := p.tbl.rows()
+	rows := b.tbl.rows()
 	if rows > 0 {
-		token := p.token()
-		if err := p.retry(ctx, "insert into ClickHouse", func(ctx context.Context) error { return p.tbl.insert(ctx, token) }, p.m.insertErrors); err != nil {
+		token := p.token(b)
+		if err := p.retry(ctx, "insert into ClickHouse", func(ctx context.Context) error { return b.tbl.insert(ctx, token) }, p.m.insertErrors); err != nil {
 			return err
 		}
 		p.m.written.WithLabelValues(p.topic).Add(float64(rows))
-		p.m.setNewest(p.topic, p.tbl.newest())
+		p.m.setNewest(p.topic, b.tbl.newest())
 	}
-	if len(p.pending) > 0 {
+	if len(b.pending) > 0 {
 		write := func(ctx context.Context) error {
-			err := p.dlq.WriteMessages(ctx, p.pending...)
-			if err != nil && tooLarge(err) && shrinkDeadLetters(p.pending) {
+			err := p.dlq.WriteMessages(ctx, b.pending...)
+			if err != nil && tooLarge(err) && shrinkDeadLetters(b.pending) {
 				p.log.Warn("dead-letter topic refused an oversized value; truncated it (the source offset is in the headers)", "max_bytes", deadLetterTruncateBytes)
-				err = p.dlq.WriteMessages(ctx, p.pending...)
+				err = p.dlq.WriteMessages(ctx, b.pending...)
 			}
 			return err
 		}
@@ -222,8 +398,8 @@ func (p *pipeline) flush(ctx context.Context) error {
 			return err
 		}
 	}
-	commits := make([]kafka.Message, 0, len(p.last))
-	for _, m := range p.last {
+	commits := make([]kafka.Message, 0, len(b.last))
+	for _, m := range b.last {
 		commits = append(commits, m)
 	}
 	if err := p.retry(ctx, "commit offsets", func(ctx context.Context) error { return p.reader.CommitMessages(ctx, commits...) }, p.m.commitErrors); err != nil {
@@ -231,18 +407,14 @@ func (p *pipeline) flush(ctx context.Context) error {
 	}
 	p.m.batchRows.WithLabelValues(p.topic).Observe(float64(rows))
 	p.m.flushSeconds.WithLabelValues(p.topic).Observe(p.opts.Now().Sub(start).Seconds())
-	p.log.Debug("batch flushed", "topic", p.topic, "rows", rows, "dead_letters", len(p.pending), "messages", p.msgs, "took", p.opts.Now().Sub(start))
-	p.tbl.reset()
-	p.pending = p.pending[:0]
-	clear(p.last)
-	clear(p.first)
-	p.msgs = 0
+	p.log.Debug("batch flushed", "topic", p.topic, "rows", rows, "dead_letters", len(b.pending), "messages", b.msgs, "took", p.opts.Now().Sub(start))
 	return nil
 }
 
 // retry calls op until it succeeds or ctx ends, backing off exponentially
-// from RetryMin to RetryMax with jitter. While it retries the pipeline does
-// not fetch, so memory stays bounded by one batch and nothing is committed.
+// from RetryMin to RetryMax with jitter. While it retries nothing is
+// committed, and the pipeline fetches at most one more batch, so memory
+// stays bounded by two batches.
 func (p *pipeline) retry(ctx context.Context, what string, op func(context.Context) error, errs counterVec) error {
 	delay := p.opts.RetryMin
 	for attempt := 1; ; attempt++ {
@@ -259,7 +431,7 @@ func (p *pipeline) retry(ctx context.Context, what string, op func(context.Conte
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s for %s: %w (last error: %v)", what, p.topic, ctx.Err(), err)
 		}
-		if p.errLog.allow(p.opts.Now()) {
+		if p.flushLog.allow(p.opts.Now()) {
 			p.log.Warn("retrying", "topic", p.topic, "op", what, "attempt", attempt, "next_in", delay, "err", err)
 		}
 		wait := delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1))

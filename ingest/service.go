@@ -37,7 +37,7 @@ type Config struct {
 func DefaultConfig() *Config {
 	return &Config{
 		Common: config.DefaultCommon("127.0.0.1:9101"), Config: migration.DefaultConfig(),
-		ConsumerGroup: "driftwatch-ingest", BatchRows: 50000, BatchAge: time.Second, RetryMax: 30 * time.Second,
+		ConsumerGroup: "driftwatch-ingest", BatchRows: 50000, BatchAge: 500 * time.Millisecond, RetryMax: 30 * time.Second,
 		MaxFeatures: schemas.DefaultMaxFeatures, MaxEventBytes: schemas.DefaultMaxBytes, MaxFutureSkew: schemas.DefaultMaxFutureSkew,
 		TopicPartitions: 3,
 	}

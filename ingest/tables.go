@@ -26,32 +26,63 @@ type eventTable[E any] struct {
 	name    string
 	conn    driver.Conn
 	now     func() time.Time
-	decode  func(data []byte, ev *E) (schemas.Info, error)
 	id      func(*E) string
 	ts      func(*E) time.Time
 	appendE func(ev *E, src arrowschema.Source)
 	b       recordBuilder
 
-	ev       E
 	seen     map[string]struct{}
 	newestTS time.Time
 	rec      arrow.Record // built at the first insert attempt, kept for retries
 }
 
-func (t *eventTable[E]) add(msg *kafka.Message) (schemas.Info, bool, error) {
-	info, err := t.decode(msg.Value, &t.ev)
+// eventDecoder is a decoder of one event kind with room for a chunk of
+// decoded events. Each has its own schemas.Decoder, so several decode
+// chunks in parallel; it belongs to no batch.
+type eventDecoder[E any] struct {
+	prefix string
+	decode func(data []byte, ev *E) (schemas.Info, error)
+	evs    []E
+	infos  []schemas.Info
+	errs   []error
+}
+
+func (d *eventDecoder[E]) decodeChunk(msgs []kafka.Message) {
+	if len(d.evs) < len(msgs) {
+		d.evs = append(d.evs, make([]E, len(msgs)-len(d.evs))...)
+		d.infos = make([]schemas.Info, len(d.evs))
+		d.errs = make([]error, len(d.evs))
+	}
+	for i := range msgs {
+		msg := &msgs[i]
+		d.infos[i] = schemas.Info{}
+		if _, err := schemas.KindForMessage(header(*msg, schemas.SchemaHeader), msg.Topic, d.prefix); err != nil {
+			d.errs[i] = err
+			continue
+		}
+		d.infos[i], d.errs[i] = d.decode(msg.Value, &d.evs[i])
+	}
+}
+
+func (t *eventTable[E]) add(dec chunkDecoder, i int, msg *kafka.Message) (schemas.Info, bool, error) {
+	d, ok := dec.(*eventDecoder[E])
+	if !ok {
+		panic("BUG: a decoder of another event kind handed to table " + t.name)
+	}
+	info, err := d.infos[i], d.errs[i]
 	if err != nil {
 		return info, false, err
 	}
-	id := t.id(&t.ev)
+	ev := &d.evs[i]
+	id := t.id(ev)
 	if _, dup := t.seen[id]; dup {
 		return info, true, nil
 	}
 	t.seen[id] = struct{}{}
-	if ts := t.ts(&t.ev); ts.After(t.newestTS) {
+	if ts := t.ts(ev); ts.After(t.newestTS) {
 		t.newestTS = ts
 	}
-	t.appendE(&t.ev, arrowschema.Source{Topic: msg.Topic, Partition: int32(msg.Partition), Offset: msg.Offset, IngestedAt: t.now()})
+	t.appendE(ev, arrowschema.Source{Topic: msg.Topic, Partition: int32(msg.Partition), Offset: msg.Offset, IngestedAt: t.now()})
 	return info, false, nil
 }
 
@@ -77,14 +108,31 @@ func (t *eventTable[E]) reset() {
 	t.newestTS = time.Time{}
 }
 
+// newDecoder returns a chunk decoder for one event kind.
+func newDecoder(kind schemas.Kind, opts schemas.Options, prefix string) (chunkDecoder, error) {
+	dec, err := schemas.NewDecoder(opts)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case schemas.KindInference:
+		return &eventDecoder[schemas.Inference]{prefix: prefix, decode: dec.DecodeInference}, nil
+	case schemas.KindOutcome:
+		return &eventDecoder[schemas.Outcome]{prefix: prefix, decode: dec.DecodeOutcome}, nil
+	case schemas.KindBusinessMetric:
+		return &eventDecoder[schemas.BusinessMetric]{prefix: prefix, decode: dec.DecodeBusinessMetric}, nil
+	}
+	panic("BUG: newDecoder for kind " + kind.String())
+}
+
 // newTable returns the batch for one event kind.
-func newTable(kind schemas.Kind, conn driver.Conn, dec *schemas.Decoder, now func() time.Time) table {
+func newTable(kind schemas.Kind, conn driver.Conn, now func() time.Time) table {
 	mem := memory.NewGoAllocator()
 	switch kind {
 	case schemas.KindInference:
 		b := arrowschema.NewInferenceBuilder(mem)
 		return &eventTable[schemas.Inference]{
-			name: "inferences", conn: conn, now: now, decode: dec.DecodeInference, b: b,
+			name: "inferences", conn: conn, now: now, b: b,
 			id:      func(e *schemas.Inference) string { return e.EventID },
 			ts:      func(e *schemas.Inference) time.Time { return e.Timestamp },
 			appendE: b.Append, seen: map[string]struct{}{},
@@ -92,7 +140,7 @@ func newTable(kind schemas.Kind, conn driver.Conn, dec *schemas.Decoder, now fun
 	case schemas.KindOutcome:
 		b := arrowschema.NewOutcomeBuilder(mem)
 		return &eventTable[schemas.Outcome]{
-			name: "outcomes", conn: conn, now: now, decode: dec.DecodeOutcome, b: b,
+			name: "outcomes", conn: conn, now: now, b: b,
 			id:      func(e *schemas.Outcome) string { return e.EventID },
 			ts:      func(e *schemas.Outcome) time.Time { return e.Timestamp },
 			appendE: b.Append, seen: map[string]struct{}{},
@@ -100,7 +148,7 @@ func newTable(kind schemas.Kind, conn driver.Conn, dec *schemas.Decoder, now fun
 	case schemas.KindBusinessMetric:
 		b := arrowschema.NewBusinessMetricBuilder(mem)
 		return &eventTable[schemas.BusinessMetric]{
-			name: "business_metrics", conn: conn, now: now, decode: dec.DecodeBusinessMetric, b: b,
+			name: "business_metrics", conn: conn, now: now, b: b,
 			id:      func(e *schemas.BusinessMetric) string { return e.EventID },
 			ts:      func(e *schemas.BusinessMetric) time.Time { return e.Timestamp },
 			appendE: b.Append, seen: map[string]struct{}{},
