@@ -74,13 +74,13 @@ type Options struct {
 func (o Options) Validate() error {
 	var errs []error
 	if o.Addr == "" {
-		errs = append(errs, errors.New("Addr: empty listen address"))
+		errs = append(errs, errors.New("listen address (Addr) is empty"))
 	}
 	if o.Engine == nil && o.LibPath == "" {
-		errs = append(errs, errors.New("LibPath: empty (run `make deps`, or set -lib / CHDB_LIB_PATH)"))
+		errs = append(errs, errors.New("libchdb path (LibPath) is empty: run `make deps`, or set -lib / CHDB_LIB_PATH"))
 	}
 	if o.User == "" {
-		errs = append(errs, errors.New("User: empty user name"))
+		errs = append(errs, errors.New("user name (User) is empty"))
 	}
 	if o.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("MaxBodyBytes: %d is negative", o.MaxBodyBytes))

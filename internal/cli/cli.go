@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/driftwatch/driftwatch/internal/config"
@@ -104,5 +103,3 @@ func printHelp(w io.Writer) {
 
 // joinErrs is errors.Join that ignores nils, for Validate methods.
 func joinErrs(errs ...error) error { return errors.Join(errs...) }
-
-func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }

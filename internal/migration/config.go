@@ -10,11 +10,10 @@ type Config struct {
 
 // DefaultConfig returns the default retention.
 func DefaultConfig() Config {
-	d := Defaults()
-	return Config{RetentionDays: d.RetentionDays, RollupRetentionDays: d.RollupRetentionDays}
+	return Config(Defaults())
 }
 
 // Options converts the configuration into Apply's options.
 func (c Config) Options() Options {
-	return Options{RetentionDays: c.RetentionDays, RollupRetentionDays: c.RollupRetentionDays}
+	return Options(c)
 }

@@ -29,7 +29,7 @@ func (g goldenSample) sample() Sample {
 	if g.Values == nil {
 		g.Values = []float64{}
 	}
-	return Sample{Values: g.Values, Counts: g.Counts}
+	return Sample(g)
 }
 
 type goldenExpect struct {
