@@ -83,10 +83,10 @@ func (o Options) Validate() error {
 		errs = append(errs, errors.New("user name (User) is empty"))
 	}
 	if o.MaxBodyBytes < 0 {
-		errs = append(errs, fmt.Errorf("MaxBodyBytes: %d is negative", o.MaxBodyBytes))
+		errs = append(errs, fmt.Errorf("body limit (MaxBodyBytes) %d is negative", o.MaxBodyBytes))
 	}
 	if o.Sessions < 0 {
-		errs = append(errs, fmt.Errorf("Sessions: %d is negative", o.Sessions))
+		errs = append(errs, fmt.Errorf("session count (Sessions) %d is negative", o.Sessions))
 	}
 	return errors.Join(errs...)
 }
