@@ -52,14 +52,30 @@ type ModelConfig struct {
 	// C and Alpha are the built-in trainers' regularisation (model.Config).
 	C     float64 `yaml:"c"`
 	Alpha float64 `yaml:"alpha"`
+	// MaxRunsPerDay is how many runs the model may start in any 24 hours
+	// (DefaultMaxRunsPerDay when 0, unlimited when negative); MinInterval
+	// how long after the start of its last run the next may start
+	// (DefaultMinInterval when 0, none when negative). A trigger over
+	// budget is recorded as a skipped run; manual triggers are held to
+	// MaxRunsPerDay only.
+	MaxRunsPerDay int           `yaml:"max_runs_per_day"`
+	MinInterval   time.Duration `yaml:"min_interval"`
 }
+
+// Retrain budget defaults.
+const (
+	DefaultMaxRunsPerDay = 4
+	DefaultMinInterval   = time.Hour
+)
 
 // DefaultModelConfig is binary classification of label "1" judged by ROC
 // AUC with a margin of 0.005 on the last 6 hours of labels matured for 1
-// hour, trained on the 7 days before, with the built-in trainer.
+// hour, trained on the 7 days before, with the built-in trainer, at most
+// 4 runs a day and 1 hour apart.
 func DefaultModelConfig() ModelConfig {
 	return ModelConfig{Task: model.Classification, PositiveClass: "1", Margin: 0.005, Maturity: time.Hour,
-		TrainWindow: 7 * 24 * time.Hour, EvalWindow: 6 * time.Hour, Trainer: TrainerBuiltin, Timeout: 30 * time.Minute}
+		TrainWindow: 7 * 24 * time.Hour, EvalWindow: 6 * time.Hour, Trainer: TrainerBuiltin, Timeout: 30 * time.Minute,
+		MaxRunsPerDay: DefaultMaxRunsPerDay, MinInterval: DefaultMinInterval}
 }
 
 func (c ModelConfig) withDefaults() ModelConfig {
@@ -86,6 +102,12 @@ func (c ModelConfig) withDefaults() ModelConfig {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 30 * time.Minute
+	}
+	if c.MaxRunsPerDay == 0 {
+		c.MaxRunsPerDay = DefaultMaxRunsPerDay
+	}
+	if c.MinInterval == 0 {
+		c.MinInterval = DefaultMinInterval
 	}
 	return c
 }

@@ -26,12 +26,36 @@
 // A run writes its training_runs row as running, builds the dataset, trains,
 // evaluates, writes the artifact (<artifact_dir>/<model>/<version>/model.json
 // and metadata.json), then the final run row, then the models row (and
-// retires the previous champion), then the model events. On start, Recover
-// marks runs left running failed ("interrupted: …"), registers finished
-// runs whose models row is missing, and retires all champions of a model
-// but the newest. An interrupted run's trigger, redelivered, runs again
+// retires the previous champion), then the model events, then the run row
+// once more with a "publish" entry in step_seconds: the events are
+// published. On start, Recover marks runs left running failed
+// ("interrupted: …"), registers finished runs whose models row is missing,
+// publishes the events of finished runs without the publish step (a crash
+// or a Kafka error between the models row and the events; the trigger's
+// redelivery does the same), and retires all champions of a model but the
+// newest. Model events are therefore at least once: a republished event
+// has the same event_id (run_id:kind). A failed run's event is published
+// at most once. An interrupted run's trigger, redelivered, runs again
 // under the same run_id and version (up to MaxAttempts), so a kill never
 // leaves a duplicate or half-registered version.
+//
+// # Retrain budget
+//
+// Each model (its entry under models, or defaults) has a retrain budget:
+// max_runs_per_day (4 unless set; negative for no limit) runs started in
+// any 24 hours, and min_interval (1h unless set; negative for none)
+// between the starts of two runs. Every run counts except skipped ones,
+// failed runs included (they spent the resources); the retry of an
+// interrupted run is the same run and is not counted again. A trigger over
+// budget is not trained: it is recorded in training_runs with status
+// skipped and decision_reason "budget: max_runs_per_day …" or "budget:
+// min_interval …" (saying when the next run may start), its offset is
+// committed like any recorded run, and its redelivery is a duplicate.
+// Manual triggers (reason manual) are held to max_runs_per_day only, so an
+// engineer can retrain right after an automatic run but not without limit.
+// The check uses the trainer's clock and the started_at of the model's
+// runs; at most one run per model at a time makes it race-free within a
+// trainer.
 //
 // # Evaluation
 //
@@ -48,6 +72,7 @@
 //   - driftwatch_trainer_triggers_received_total{model}
 //   - driftwatch_trainer_triggers_dead_lettered_total{reason}
 //   - driftwatch_trainer_triggers_skipped_total{model,cause}
+//   - driftwatch_trainer_budget_skipped_total{reason} (max_runs_per_day, min_interval)
 //   - driftwatch_trainer_runs_total{model,status}
 //   - driftwatch_trainer_model_events_total{kind}
 //   - driftwatch_trainer_cpu_seconds_total{model}

@@ -151,9 +151,11 @@ func (t *Trainer) champion(ctx context.Context, modelID string) (string, error) 
 }
 
 // register records a finished run: run row, then model row (and the old
-// champion retired), then the events. Each write is idempotent (same keys,
-// newer updated_at), and Recover completes a registration a crash cut
-// short, so a version is never half-registered or promoted twice.
+// champion retired), then the events, then the run row again with the
+// publish step (events published). Each write is idempotent (same keys,
+// newer updated_at), and Recover (or the trigger's redelivery) completes a
+// registration a crash cut short, so a version is never half-registered
+// or promoted twice and its events are published at least once.
 func (t *Trainer) register(ctx context.Context, r *Run, ev *evaluation) error {
 	start := time.Now()
 	r.Decision, r.DecisionReason = ev.decision, ev.reason
@@ -164,13 +166,64 @@ func (t *Trainer) register(ctx context.Context, r *Run, ev *evaluation) error {
 	if err := t.writeRun(ctx, r); err != nil {
 		return err
 	}
-	err := t.completeRegistration(ctx, r)
-	r.StepSeconds["register"] = time.Since(start).Seconds()
 	t.m.runs.WithLabelValues(r.ModelID, r.Status).Inc()
-	return err
+	return t.completeRegistration(ctx, r, true, start)
 }
 
-func (t *Trainer) completeRegistration(ctx context.Context, r *Run) error {
+// stepPublish is the step_seconds key of the model events' publication;
+// a finished run whose row lacks it has not had its events published.
+const stepPublish = "publish"
+
+func eventsPublished(r *Run) bool {
+	_, ok := r.StepSeconds[stepPublish]
+	return ok
+}
+
+// completeRegistration writes the models row (when writeModel; it is
+// false when the row is already there, which may have been retired since)
+// and retires the previous champion, publishes the events, and rewrites
+// the run row with the publish step, marking the events published.
+func (t *Trainer) completeRegistration(ctx context.Context, r *Run, writeModel bool, start time.Time) error {
+	if r.StepSeconds == nil {
+		r.StepSeconds = map[string]float64{}
+	}
+	if writeModel {
+		if err := t.writeRunVersion(ctx, r); err != nil {
+			return err
+		}
+	}
+	r.StepSeconds["register"] = time.Since(start).Seconds()
+	pub := time.Now()
+	if err := t.publish(ctx, r, schemas.ModelRegistered); err != nil {
+		return err
+	}
+	kind := schemas.ModelRejected
+	if r.Status == RunSucceeded {
+		kind = schemas.ModelPromoted
+	}
+	if err := t.publish(ctx, r, kind); err != nil {
+		return err
+	}
+	r.StepSeconds[stepPublish] = time.Since(pub).Seconds()
+	return t.writeRun(ctx, r)
+}
+
+// republish completes the registration of a finished run whose events
+// were not published (the models row is written first when missing).
+func (t *Trainer) republish(ctx context.Context, r *Run) error {
+	vs, err := t.ListVersions(ctx, r.ModelID)
+	if err != nil {
+		return err
+	}
+	have := false
+	for _, v := range vs {
+		have = have || v.Version == r.Version
+	}
+	t.log.Warn("publishing the model events of a registration cut short", "model", r.ModelID, "run_id", r.RunID, "version", r.Version, "models_row", have)
+	return t.completeRegistration(ctx, r, !have, time.Now())
+}
+
+func (t *Trainer) writeRunVersion(ctx context.Context, r *Run) error {
 	v := &Version{ModelID: r.ModelID, Version: r.Version, Status: StatusRejected, Metrics: r.Metrics, ChampionMetrics: r.ChampionMetrics,
 		Trainer: r.Trainer, ArtifactURI: r.ArtifactURI, TriggerID: r.TriggerID, RunID: r.RunID, ParentVersion: r.ParentVersion,
 		Reason: r.DecisionReason, CreatedAt: r.StartedAt}
@@ -184,18 +237,9 @@ func (t *Trainer) completeRegistration(ctx context.Context, r *Run) error {
 		return err
 	}
 	if v.Status == StatusChampion {
-		if err := t.retireOthers(ctx, r.ModelID, r.Version); err != nil {
-			return err
-		}
+		return t.retireOthers(ctx, r.ModelID, r.Version)
 	}
-	if err := t.publish(ctx, r, schemas.ModelRegistered); err != nil {
-		return err
-	}
-	kind := schemas.ModelRejected
-	if v.Status == StatusChampion {
-		kind = schemas.ModelPromoted
-	}
-	return t.publish(ctx, r, kind)
+	return nil
 }
 
 // retireOthers marks every champion of modelID other than keep retired.
@@ -236,8 +280,9 @@ func (t *Trainer) publish(ctx context.Context, r *Run, kind schemas.ModelEventKi
 // Recover repairs what a crashed trainer left: runs still running are
 // marked failed (interrupted; their trigger, redelivered because its
 // offset was not committed, retries them), finished runs whose version is
-// not in models are registered, and a model with more than one champion
-// keeps only the newest.
+// not in models are registered, finished runs whose events were not
+// published (no publish step) have them published, and a model with more
+// than one champion keeps only the newest.
 func (t *Trainer) Recover(ctx context.Context) error {
 	runs, err := t.queryRuns(ctx, "status IN ('running', 'succeeded', 'rejected')")
 	if err != nil {
@@ -267,11 +312,18 @@ func (t *Trainer) Recover(ctx context.Context) error {
 			t.log.Warn("marked an interrupted training run failed", "model", r.ModelID, "run_id", r.RunID)
 		case !have[r.ModelID+"\x00"+r.Version]:
 			t.log.Warn("completing a registration cut short", "model", r.ModelID, "run_id", r.RunID, "version", r.Version)
-			if err := t.completeRegistration(ctx, r); err != nil {
+			if err := t.completeRegistration(ctx, r, true, time.Now()); err != nil {
 				return err
 			}
 			if r.Status == RunSucceeded {
 				champs[r.ModelID] = r.Version
+			}
+		case !eventsPublished(r):
+			// The models row is there (and may have been retired since):
+			// only the events are missing.
+			t.log.Warn("publishing the model events of a registration cut short", "model", r.ModelID, "run_id", r.RunID, "version", r.Version)
+			if err := t.completeRegistration(ctx, r, false, time.Now()); err != nil {
+				return err
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package retrain
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/driftwatch/driftwatch/ingest"
@@ -30,6 +32,7 @@ import (
 // truth).
 type world struct {
 	brokers []string
+	url     string // ClickHouse URL of the world's database
 	kopts   kafkaio.Options
 	conn    driver.Conn
 	start   time.Time
@@ -44,7 +47,8 @@ func newWorld(t *testing.T) *world {
 	id := strconv.FormatInt(time.Now().UnixNano(), 36)
 	w := &world{brokers: brokers, kopts: kafkaio.Options{Brokers: brokers, TopicPrefix: "retrain-test-" + id + "."},
 		start: time.Now().UTC().Truncate(time.Hour).Add(-40 * time.Hour), hours: 30}
-	conn, err := chclient.Open(ctx, chclient.Config{URL: base[:strings.LastIndex(base, "/")] + "/retrain_test_" + id}, true)
+	w.url = base[:strings.LastIndex(base, "/")] + "/retrain_test_" + id
+	conn, err := chclient.Open(ctx, chclient.Config{URL: w.url}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +145,8 @@ func modelCfg() ModelConfig {
 	mc := DefaultModelConfig()
 	mc.Maturity, mc.TrainWindow, mc.EvalWindow = time.Hour, 20*time.Hour, 6*time.Hour
 	mc.Resamples = 300
+	// No retrain budget: the subtests run many triggers at one instant.
+	mc.MaxRunsPerDay, mc.MinInterval = -1, -1
 	return mc
 }
 
@@ -149,6 +155,19 @@ type eventLog struct{ msgs []kafka.Message }
 func (e *eventLog) WriteMessages(_ context.Context, ms ...kafka.Message) error {
 	e.msgs = append(e.msgs, ms...)
 	return nil
+}
+
+// flakyEvents fails every write while fail is set.
+type flakyEvents struct {
+	eventLog
+	fail bool
+}
+
+func (f *flakyEvents) WriteMessages(ctx context.Context, ms ...kafka.Message) error {
+	if f.fail {
+		return errors.New("kafka unreachable")
+	}
+	return f.eventLog.WriteMessages(ctx, ms...)
 }
 
 func (e *eventLog) kinds(t *testing.T) []string {
@@ -365,6 +384,120 @@ func TestTrainer(t *testing.T) {
 			}
 			if got := strings.Join(ev.kinds(t), ","); got != "model-1:failed" {
 				t.Errorf("events %s", got)
+			}
+		})
+	}
+
+	// The budget: a model without data fails every run it starts, and
+	// failed runs count.
+	t.Run("retrain budget", func(t *testing.T) {
+		mc := modelCfg()
+		mc.MaxRunsPerDay, mc.MinInterval = 2, time.Hour
+		ev := &eventLog{}
+		tr := w.trainer(t, Options{Defaults: mc, Events: ev})
+		clock := w.now()
+		tr.opts.Now = func() time.Time { return clock }
+		manual := func(id string) schemas.RetrainTrigger {
+			trig := trigger("model-budget", id, id, clock)
+			trig.Reason = schemas.TriggerManual
+			return trig
+		}
+		step := func(trig schemas.RetrainTrigger, status, reason string) {
+			t.Helper()
+			r, err := tr.RunTrigger(ctx, trig)
+			if err != nil || r == nil {
+				t.Fatalf("%s: %+v, %v", trig.TriggerID, r, err)
+			}
+			if r.Status != status || !strings.HasPrefix(r.DecisionReason, reason) {
+				t.Fatalf("%s: run %s %q, want %s %q…", trig.TriggerID, r.Status, r.DecisionReason, status, reason)
+			}
+		}
+		step(trigger("model-budget", "b1", "b1", clock), RunFailed, "training run failed") // ran (no data)
+		clock = clock.Add(10 * time.Minute)
+		step(trigger("model-budget", "b2", "b2", clock), RunSkipped, "budget: min_interval 1h0m0s not elapsed")
+		// Its redelivery is a duplicate, not a second skip.
+		if r, err := tr.RunTrigger(ctx, trigger("model-budget", "b2", "b2", clock)); r != nil || err != nil {
+			t.Fatalf("redelivered b2: %+v, %v", r, err)
+		}
+		step(manual("m1"), RunFailed, "training run failed") // manual: min_interval does not apply
+		clock = clock.Add(2 * time.Hour)
+		step(manual("m2"), RunSkipped, "budget: max_runs_per_day 2 reached")
+		clock = clock.Add(time.Minute)
+		step(trigger("model-budget", "b3", "b3", clock), RunSkipped, "budget: max_runs_per_day 2 reached")
+		clock = clock.Add(23 * time.Hour) // the first two runs are more than a day old
+		step(trigger("model-budget", "b4", "b4", clock), RunFailed, "training run failed")
+
+		runs, err := tr.Runs(ctx, "model-budget")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range runs {
+			got = append(got, r.TriggerID+":"+r.Status)
+		}
+		if want := "b1:failed,b2:skipped,m1:failed,m2:skipped,b3:skipped,b4:failed"; strings.Join(got, ",") != want {
+			t.Errorf("runs %s, want %s", strings.Join(got, ","), want)
+		}
+		if n := testutil.ToFloat64(tr.m.budgetSkipped.WithLabelValues(BudgetMinInterval)); n != 1 {
+			t.Errorf("budget skipped (min_interval) %v, want 1", n)
+		}
+		if n := testutil.ToFloat64(tr.m.budgetSkipped.WithLabelValues(BudgetMaxRunsPerDay)); n != 2 {
+			t.Errorf("budget skipped (max_runs_per_day) %v, want 2", n)
+		}
+		if got := strings.Join(ev.kinds(t), ","); got != "model-budget:failed,model-budget:failed,model-budget:failed" {
+			t.Errorf("events %s (a skipped trigger publishes none)", got)
+		}
+		if vs, _ := tr.ListVersions(ctx, "model-budget"); len(vs) != 0 {
+			t.Errorf("versions %+v", vs)
+		}
+	})
+
+	// The models row written, the events lost: Recover, or the trigger's
+	// redelivery, publishes them, once.
+	for _, via := range []string{"recover", "redelivery"} {
+		t.Run("events republished after "+via, func(t *testing.T) {
+			ev := &flakyEvents{fail: true}
+			tr := w.trainer(t, Options{Events: ev})
+			trig := trigger("model-1", "trig-ev-"+via, "events:"+via, w.now())
+			if r, err := tr.RunTrigger(ctx, trig); err == nil {
+				t.Fatalf("run %+v with Kafka down: no error", r)
+			}
+			var run *Run
+			runs, _ := tr.Runs(ctx, "model-1")
+			for _, r := range runs {
+				if r.TriggerID == trig.TriggerID {
+					run = r
+				}
+			}
+			if run == nil || run.Status != RunRejected || eventsPublished(run) {
+				t.Fatalf("run after the lost events: %+v", run)
+			}
+			ev.fail = false
+			if via == "recover" {
+				if err := tr.Recover(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if err := tr.Recover(ctx); err != nil {
+					t.Fatal(err)
+				}
+			} else if r, err := tr.RunTrigger(ctx, trig); err != nil || r == nil || r.RunID != run.RunID {
+				t.Fatalf("redelivery: %+v, %v", r, err)
+			}
+			if r, err := tr.RunTrigger(ctx, trig); r != nil || err != nil {
+				t.Fatalf("second redelivery: %+v, %v; want skipped", r, err)
+			}
+			if got := strings.Join(ev.kinds(t), ","); got != "model-1:registered,model-1:rejected" {
+				t.Errorf("events %s", got)
+			}
+			n := 0
+			vs, _ := tr.ListVersions(ctx, "model-1")
+			for _, v := range vs {
+				if v.Version == run.Version {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("version %s registered %d times", run.Version, n)
 			}
 		})
 	}

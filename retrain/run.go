@@ -81,8 +81,10 @@ func RunID(modelID, dedupKey string) string {
 }
 
 // RunTrigger runs one trigger to its end unless training_runs already
-// holds a run for its trigger_id or dedup_key. It returns the recorded run
-// (nil when skipped) and an error only when the run could not be recorded
+// holds a run for its trigger_id or dedup_key. A trigger over the model's
+// retrain budget is recorded as a skipped run (status skipped, reason
+// "budget: …") without training, and that run is returned. It returns the
+// recorded run (nil when skipped as a duplicate) and an error only when the run could not be recorded
 // (an infrastructure problem the caller retries); a run that fails is
 // recorded as failed and returned with a nil error.
 func (t *Trainer) RunTrigger(ctx context.Context, trig schemas.RetrainTrigger) (*Run, error) {
@@ -96,6 +98,14 @@ func (t *Trainer) RunTrigger(ctx context.Context, trig schemas.RetrainTrigger) (
 		return nil, err
 	}
 	attempt := uint32(1)
+	if prev != nil && prev.RunID == runID && (prev.Status == RunSucceeded || prev.Status == RunRejected) && !eventsPublished(prev) {
+		// Recorded, but its events were not published (Kafka failed, or a
+		// crash, between the run row and the events): publish them now.
+		if err := t.republish(ctx, prev); err != nil {
+			return nil, err
+		}
+		return prev, nil
+	}
 	if prev != nil {
 		if prev.Status != RunFailed || !isInterrupted(prev.DecisionReason) || int(prev.Attempt) >= t.opts.MaxAttempts || prev.RunID != runID {
 			t.m.skipped.WithLabelValues(trig.ModelID, "duplicate").Inc()
@@ -105,11 +115,18 @@ func (t *Trainer) RunTrigger(ctx context.Context, trig schemas.RetrainTrigger) (
 		attempt = prev.Attempt + 1
 		t.log.Info("retrying interrupted run", "model", trig.ModelID, "run_id", runID, "attempt", attempt)
 	}
+	now := t.opts.Now().UTC().Truncate(time.Millisecond)
+	if prev == nil {
+		// A new run must fit the model's budget; the retry of an
+		// interrupted run does not count again.
+		if r, err := t.checkBudget(ctx, trig, mc, runID, now); r != nil || err != nil {
+			return r, err
+		}
+	}
 	parent, err := t.champion(ctx, trig.ModelID)
 	if err != nil {
 		return nil, err
 	}
-	now := t.opts.Now().UTC().Truncate(time.Millisecond)
 	evalTo := now.Add(-mc.Maturity)
 	r := &Run{
 		RunID: runID, ModelID: trig.ModelID, Version: "r" + runID[:12], TriggerID: trig.TriggerID, DedupKey: trig.DedupKey,
