@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"time"
 
@@ -80,32 +79,17 @@ func (c *Config) Validate() error {
 // them is still starting.
 func RunService(ctx context.Context, cfg *Config) error {
 	log := cfg.Logger("ingest")
-	srv, err := service.New(service.Options{Name: "ingest", Addr: cfg.HTTPAddr, Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
+	srv, stopHTTP, err := service.Start(ctx, service.Options{Name: "ingest", Addr: cfg.HTTPAddr, Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
 	if err != nil {
 		return err
 	}
-	if err := srv.Listen(); err != nil {
-		return err
-	}
-	httpDone := make(chan error, 1)
-	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHTTP()
-	go func() { httpDone <- srv.Run(httpCtx) }()
-	defer func() { stopHTTP(); <-httpDone }()
 
 	chCfg := chclient.Config{URL: cfg.ClickHouseURL, User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword.Reveal()}
 	var conn driver.Conn
-	if err := WaitFor(ctx, log, "connect to ClickHouse "+chclient.Redact(cfg.ClickHouseURL), func(ctx context.Context) error {
-		c, err := chclient.Open(ctx, chCfg, true)
-		if err != nil {
-			return err
-		}
-		if err := migration.Apply(ctx, c, cfg.Config.Options()); err != nil {
-			c.Close()
-			return err
-		}
-		conn = c
-		return nil
+	if err := service.WaitFor(ctx, log, "connect to ClickHouse "+chclient.Redact(cfg.ClickHouseURL), func(ctx context.Context) (err error) {
+		conn, err = migration.Open(ctx, chCfg, cfg.Config.Options())
+		return err
 	}); err != nil {
 		return err
 	}
@@ -119,7 +103,7 @@ func RunService(ctx context.Context, cfg *Config) error {
 		specs = append(specs, kafkaio.TopicSpec{Name: kopts.Topic(t), Partitions: cfg.TopicPartitions})
 	}
 	specs = append(specs, DeadLetterTopicSpec(kopts, cfg.TopicPartitions))
-	if err := WaitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
+	if err := service.WaitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
 		return kafkaio.EnsureTopics(ctx, cfg.KafkaBrokers, specs)
 	}); err != nil {
 		return err
@@ -141,31 +125,6 @@ func RunService(ctx context.Context, cfg *Config) error {
 	err = ing.Run(ctx)
 	srv.SetReady(false)
 	return err
-}
-
-// WaitFor retries op with backoff (1s doubling to 15s) until it succeeds or
-// ctx ends, logging each failure; services use it for their dependencies at
-// start.
-func WaitFor(ctx context.Context, log *slog.Logger, what string, op func(context.Context) error) error {
-	delay := time.Second
-	for {
-		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := op(octx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		log.Warn("waiting", "op", what, "retry_in", delay, "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w", what, err)
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 15*time.Second)
-	}
 }
 
 // topicNames returns the short topic names of kinds (all ingested kinds

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -164,8 +165,10 @@ func limitParam(r *http.Request) (int, error) {
 	return n, nil
 }
 
+var modelID = regexp.MustCompile(schemas.ModelIDPattern)
+
 func validModel(w http.ResponseWriter, model string) bool {
-	if err := (&schemas.RetrainTrigger{TriggerID: "x", ModelID: model, Reason: schemas.TriggerManual, CreatedAt: time.Unix(1, 0), DedupKey: "x"}).Validate(); err != nil {
+	if !modelID.MatchString(model) {
 		fail(w, http.StatusBadRequest, "model %q: must be 1-128 characters of letters, digits and ._:-", model)
 		return false
 	}

@@ -137,8 +137,7 @@ type Result struct {
 
 // Models returns the models with inferences in the lookback before now.
 func (m *Monitor) Models(ctx context.Context, now time.Time) ([]string, error) {
-	rows, err := m.opts.Conn.Query(ctx, fmt.Sprintf("SELECT DISTINCT model_id FROM inferences WHERE timestamp >= toDateTime64('%s', 3, 'UTC') ORDER BY model_id",
-		now.Add(-m.opts.Lookback).UTC().Format("2006-01-02 15:04:05.000")))
+	rows, err := m.opts.Conn.Query(ctx, "SELECT DISTINCT model_id FROM inferences WHERE timestamp >= "+window.TimeLit(now.Add(-m.opts.Lookback))+" ORDER BY model_id")
 	if err != nil {
 		return nil, fmt.Errorf("discover models: %w", err)
 	}
@@ -217,8 +216,8 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	m.exp.update(model, snap.CurRows, v)
 	res := Result{Snapshot: snap, Verdict: v}
 	var version string
-	_ = m.opts.Conn.QueryRow(ctx, fmt.Sprintf("SELECT argMax(model_version, timestamp) FROM inferences WHERE model_id = %s AND timestamp >= toDateTime64('%s', 3, 'UTC') AND timestamp < toDateTime64('%s', 3, 'UTC')",
-		window.Quote(model), cur.Start.UTC().Format("2006-01-02 15:04:05.000"), cur.End.UTC().Format("2006-01-02 15:04:05.000"))).Scan(&version)
+	_ = m.opts.Conn.QueryRow(ctx, fmt.Sprintf("SELECT argMax(model_version, timestamp) FROM inferences WHERE model_id = %s AND timestamp >= %s AND timestamp < %s",
+		window.Quote(model), window.TimeLit(cur.Start), window.TimeLit(cur.End))).Scan(&version)
 	for _, t := range candidates(m.opts.Trigger, snap, v, version, now) {
 		sortedEvidence(t.Evidence)
 		d, err := m.gate.decide(ctx, t, false)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,7 +76,7 @@ func (c PerformanceConfig) Validate(prefix string) error {
 	if !(c.Drop > 0) || c.MinLabelled < 1 || c.MinCorrelation < 0 || c.MinCorrelation > 1 {
 		bad("drop > 0, min_labelled ≥ 1 and 0 ≤ min_correlation ≤ 1 are required")
 	}
-	if c.Metric != "" && !contains([]string{perf.MetricAccuracy, perf.MetricPrecision, perf.MetricRecall, perf.MetricF1, perf.MetricROCAUC,
+	if c.Metric != "" && !slices.Contains([]string{perf.MetricAccuracy, perf.MetricPrecision, perf.MetricRecall, perf.MetricF1, perf.MetricROCAUC,
 		perf.MetricLogLoss, perf.MetricBrier, perf.MetricMAE, perf.MetricRMSE, perf.MetricMAPE, perf.MetricR2}, c.Metric) {
 		bad("metric: %q is not a performance metric", c.Metric)
 	}
@@ -283,7 +284,7 @@ func (m *Monitor) correlate(ctx context.Context, model string, end time.Time, op
 
 func (m *Monitor) businessMetrics(ctx context.Context, model string, span window.Span) ([]string, error) {
 	rows, err := m.opts.Conn.Query(ctx, fmt.Sprintf("SELECT DISTINCT metric FROM business_metrics WHERE model_id IN (%s, '') AND timestamp >= %s AND timestamp < %s ORDER BY metric",
-		window.Quote(model), tsLit(span.Start), tsLit(span.End)))
+		window.Quote(model), window.TimeLit(span.Start), window.TimeLit(span.End)))
 	if err != nil {
 		return nil, fmt.Errorf("list business metrics of %s: %w", model, err)
 	}
@@ -297,10 +298,6 @@ func (m *Monitor) businessMetrics(ctx context.Context, model string, span window
 		out = append(out, s)
 	}
 	return out, rows.Err()
-}
-
-func tsLit(t time.Time) string {
-	return "toDateTime64('" + t.UTC().Format("2006-01-02 15:04:05.000") + "', 3, 'UTC')"
 }
 
 // bucketSeries runs q, which returns (bucket start, value) rows, and lays
@@ -330,7 +327,7 @@ func (m *Monitor) bucketSeries(ctx context.Context, q string, span window.Span) 
 
 func (m *Monitor) businessSeries(ctx context.Context, model, metric string, span window.Span) ([]float64, error) {
 	q := fmt.Sprintf("SELECT toDateTime64(toStartOfInterval(timestamp, INTERVAL %d SECOND), 3, 'UTC') AS b, avg(value) FROM business_metrics FINAL WHERE metric = %s AND model_id IN (%s, '') AND timestamp >= %s AND timestamp < %s GROUP BY b ORDER BY b",
-		int(m.opts.Performance.Bucket/time.Second), window.Quote(metric), window.Quote(model), tsLit(span.Start), tsLit(span.End))
+		int(m.opts.Performance.Bucket/time.Second), window.Quote(metric), window.Quote(model), window.TimeLit(span.Start), window.TimeLit(span.End))
 	s, err := m.bucketSeries(ctx, q, span)
 	if err != nil {
 		return nil, fmt.Errorf("business series %s of %s: %w", metric, model, err)
@@ -340,7 +337,7 @@ func (m *Monitor) businessSeries(ctx context.Context, model, metric string, span
 
 func (m *Monitor) meanPrediction(ctx context.Context, model string, span window.Span) ([]float64, error) {
 	q := fmt.Sprintf("SELECT toDateTime64(toStartOfInterval(timestamp, INTERVAL %d SECOND), 3, 'UTC') AS b, avg(coalesce(prediction_score, prediction_value)) FROM inferences WHERE model_id = %s AND timestamp >= %s AND timestamp < %s AND coalesce(prediction_score, prediction_value) IS NOT NULL GROUP BY b ORDER BY b",
-		int(m.opts.Performance.Bucket/time.Second), window.Quote(model), tsLit(span.Start), tsLit(span.End))
+		int(m.opts.Performance.Bucket/time.Second), window.Quote(model), window.TimeLit(span.Start), window.TimeLit(span.End))
 	s, err := m.bucketSeries(ctx, q, span)
 	if err != nil {
 		return nil, fmt.Errorf("mean prediction of %s: %w", model, err)

@@ -115,7 +115,7 @@ func history(ctx context.Context, conn driver.Conn, model string, ends []time.Ti
 		if i > 0 {
 			in += ", "
 		}
-		in += "toDateTime64('" + e.UTC().Format("2006-01-02 15:04:05.000") + "', 3, 'UTC')"
+		in += window.TimeLit(e)
 	}
 	q := fmt.Sprintf("SELECT feature, window_end, argMax(drifted, computed_at) FROM drift_results WHERE model_id = %s AND method = '%s' AND window_end IN (%s) GROUP BY feature, window_end",
 		window.Quote(model), MethodVerdict, in)

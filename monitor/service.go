@@ -8,7 +8,6 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/driftwatch/driftwatch/ingest"
 	"github.com/driftwatch/driftwatch/internal/chclient"
 	"github.com/driftwatch/driftwatch/internal/config"
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
@@ -86,37 +85,23 @@ func (c *Config) Validate() error {
 // RunService runs the monitor until ctx ends.
 func RunService(ctx context.Context, cfg *Config) error {
 	log := cfg.Logger("monitor")
-	srv, err := service.New(service.Options{Name: "monitor", Addr: cfg.HTTPAddr, Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
+	srv, stopHTTP, err := service.Start(ctx, service.Options{Name: "monitor", Addr: cfg.HTTPAddr, Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
 	if err != nil {
 		return err
 	}
-	if err := srv.Listen(); err != nil {
-		return err
-	}
-	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
-	httpDone := make(chan error, 1)
-	go func() { httpDone <- srv.Run(httpCtx) }()
-	defer func() { stopHTTP(); <-httpDone }()
+	defer stopHTTP()
 
 	chCfg := chclient.Config{URL: cfg.ClickHouseURL, User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword.Reveal()}
 	var conn driver.Conn
-	if err := waitFor(ctx, log, "connect to ClickHouse "+chclient.Redact(cfg.ClickHouseURL), func(ctx context.Context) error {
-		c, err := chclient.Open(ctx, chCfg, true)
-		if err != nil {
-			return err
-		}
-		if err := migration.Apply(ctx, c, cfg.Config.Options()); err != nil {
-			c.Close()
-			return err
-		}
-		conn = c
-		return nil
+	if err := service.WaitFor(ctx, log, "connect to ClickHouse "+chclient.Redact(cfg.ClickHouseURL), func(ctx context.Context) (err error) {
+		conn, err = migration.Open(ctx, chCfg, cfg.Config.Options())
+		return err
 	}); err != nil {
 		return err
 	}
 	defer conn.Close()
 	kopts := kafkaio.Options{Brokers: cfg.KafkaBrokers, TopicPrefix: cfg.TopicPrefix, ClientID: "driftwatch-monitor", Logger: log}
-	if err := waitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
+	if err := service.WaitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
 		return kafkaio.EnsureTopics(ctx, cfg.KafkaBrokers, []kafkaio.TopicSpec{{Name: kopts.Topic("retrain-triggers"), Partitions: 3}})
 	}); err != nil {
 		return err
@@ -144,6 +129,3 @@ func RunService(ctx context.Context, cfg *Config) error {
 	srv.SetReady(false)
 	return err
 }
-
-// waitFor retries op with backoff until it succeeds or ctx ends.
-var waitFor = ingest.WaitFor

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -81,7 +82,7 @@ func candidates(c TriggerConfig, snap *window.Snapshot, v policy.Verdict, versio
 		}
 		var ev []schemas.Evidence
 		for _, r := range v.Rows {
-			if !want[r.Feature] || !r.Drifted || !contains(kinds, r.Kind) {
+			if !want[r.Feature] || !r.Drifted || !slices.Contains(kinds, r.Kind) {
 				continue
 			}
 			e := schemas.Evidence{Check: r.Kind, Feature: r.Feature, Method: r.Method, Value: r.Value, Threshold: finite(r.Threshold), Samples: r.Samples}
@@ -129,15 +130,6 @@ func candidates(c TriggerConfig, snap *window.Snapshot, v policy.Verdict, versio
 	return out
 }
 
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
-}
-
 // dedupKey is the same for the same decision: a monitor that evaluates the
 // same window again (after a restart) produces the same key.
 func dedupKey(parts ...any) string {
@@ -177,8 +169,8 @@ func (g *gate) decide(ctx context.Context, t *schemas.RetrainTrigger, manual boo
 	var last time.Time
 	var today uint64
 	day := t.CreatedAt.UTC().Truncate(24 * time.Hour)
-	q := fmt.Sprintf("SELECT max(created_at), countIf(created_at >= toDateTime64('%s', 3, 'UTC')) FROM retrain_triggers WHERE model_id = %s",
-		day.Format("2006-01-02 15:04:05"), window.Quote(t.ModelID))
+	q := fmt.Sprintf("SELECT max(created_at), countIf(created_at >= %s) FROM retrain_triggers WHERE model_id = %s",
+		window.TimeLit(day), window.Quote(t.ModelID))
 	if err := g.conn.QueryRow(ctx, q).Scan(&last, &today); err != nil {
 		return Decision{}, fmt.Errorf("read trigger history of %s: %w", t.ModelID, err)
 	}

@@ -59,37 +59,23 @@ func (c *Config) Validate() error {
 // RunService runs the trainer until ctx ends.
 func RunService(ctx context.Context, cfg *Config) error {
 	log := cfg.Logger("trainer")
-	srv, err := service.New(service.Options{Name: "trainer", Addr: cfg.HTTPAddr, Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
+	srv, stopHTTP, err := service.Start(ctx, service.Options{Name: "trainer", Addr: cfg.HTTPAddr, Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
 	if err != nil {
 		return err
 	}
-	if err := srv.Listen(); err != nil {
-		return err
-	}
-	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
-	httpDone := make(chan error, 1)
-	go func() { httpDone <- srv.Run(httpCtx) }()
-	defer func() { stopHTTP(); <-httpDone }()
+	defer stopHTTP()
 
 	chCfg := chclient.Config{URL: cfg.ClickHouseURL, User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword.Reveal()}
 	var conn driver.Conn
-	if err := ingest.WaitFor(ctx, log, "connect to ClickHouse "+chclient.Redact(cfg.ClickHouseURL), func(ctx context.Context) error {
-		c, err := chclient.Open(ctx, chCfg, true)
-		if err != nil {
-			return err
-		}
-		if err := migration.Apply(ctx, c, cfg.Config.Options()); err != nil {
-			c.Close()
-			return err
-		}
-		conn = c
-		return nil
+	if err := service.WaitFor(ctx, log, "connect to ClickHouse "+chclient.Redact(cfg.ClickHouseURL), func(ctx context.Context) (err error) {
+		conn, err = migration.Open(ctx, chCfg, cfg.Config.Options())
+		return err
 	}); err != nil {
 		return err
 	}
 	defer conn.Close()
 	kopts := kafkaio.Options{Brokers: cfg.KafkaBrokers, TopicPrefix: cfg.TopicPrefix, ClientID: "driftwatch-trainer", Logger: log}
-	if err := ingest.WaitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
+	if err := service.WaitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
 		return kafkaio.EnsureTopics(ctx, cfg.KafkaBrokers, []kafkaio.TopicSpec{
 			{Name: kopts.Topic("retrain-triggers"), Partitions: 3}, {Name: kopts.Topic("model-events"), Partitions: 3},
 			ingest.DeadLetterTopicSpec(kopts, 1)})

@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/driftwatch/driftwatch/ingest"
+	"github.com/driftwatch/driftwatch/internal/service"
 	"github.com/driftwatch/driftwatch/schemas"
 )
 
@@ -125,7 +126,7 @@ func (t *Trainer) ModelConfig(id string) ModelConfig {
 // dead-lettered); a crash before that redelivers it, and the
 // training_runs check makes the redelivery harmless.
 func (t *Trainer) Run(ctx context.Context) error {
-	if err := ingest.WaitFor(ctx, t.log, "recover unfinished training runs", t.Recover); err != nil {
+	if err := service.WaitFor(ctx, t.log, "recover unfinished training runs", t.Recover); err != nil {
 		return err
 	}
 	if t.opts.Triggers == nil {
@@ -183,7 +184,7 @@ func (t *Trainer) work(ctx context.Context) {
 		t.m.queued.Set(float64(t.q.len()))
 		// Infrastructure errors (ClickHouse or Kafka unreachable) are
 		// retried: the offset is not committed until the run is recorded.
-		err := ingest.WaitFor(ctx, t.log, "run trigger "+it.trig.TriggerID, func(ctx context.Context) error {
+		err := service.WaitFor(ctx, t.log, "run trigger "+it.trig.TriggerID, func(ctx context.Context) error {
 			_, err := t.RunTrigger(ctx, it.trig)
 			return err
 		})
@@ -222,7 +223,7 @@ func (t *Trainer) deadLetter(ctx context.Context, msg kafka.Message, derr error)
 		kafka.Header{Key: ingest.HeaderSourceOffset, Value: []byte(strconv.FormatInt(msg.Offset, 10))},
 		kafka.Header{Key: ingest.HeaderDeadLetteredAt, Value: []byte(t.opts.Now().UTC().Format(time.RFC3339Nano))},
 	)
-	return ingest.WaitFor(ctx, t.log, "write dead letter", func(ctx context.Context) error {
+	return service.WaitFor(ctx, t.log, "write dead letter", func(ctx context.Context) error {
 		return t.opts.DeadLetters.WriteMessages(ctx, kafka.Message{Key: msg.Key, Value: msg.Value, Headers: headers})
 	})
 }

@@ -15,7 +15,10 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/driftwatch/driftwatch/deploy"
+	"github.com/driftwatch/driftwatch/internal/chclient"
 )
 
 // Options are the settings the DDL templates take.
@@ -150,4 +153,18 @@ func firstLine(s string) string {
 		s = s[:i]
 	}
 	return strings.TrimSpace(s)
+}
+
+// Open connects to ClickHouse (creating the database named in the URL if
+// needed) and applies the DDL: what every service does at start.
+func Open(ctx context.Context, c chclient.Config, opts Options) (driver.Conn, error) {
+	conn, err := chclient.Open(ctx, c, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := Apply(ctx, conn, opts); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
 }

@@ -244,15 +244,11 @@ type querier struct {
 	opts  Options
 }
 
-func ts(t time.Time) string {
-	return "toDateTime64('" + t.UTC().Format("2006-01-02 15:04:05.000") + "', 3, 'UTC')"
-}
-
 func lit(x float64) string { return "toFloat64(" + strconv.FormatFloat(x, 'g', -1, 64) + ")" }
 
 // inWindow is the filter on inferences FINAL for the model and window.
 func (q *querier) inWindow() string {
-	s := fmt.Sprintf("model_id = %s AND timestamp >= %s AND timestamp < %s", window.Quote(q.model), ts(q.w.Start), ts(q.w.End))
+	s := fmt.Sprintf("model_id = %s AND timestamp >= %s AND timestamp < %s", window.Quote(q.model), window.TimeLit(q.w.Start), window.TimeLit(q.w.End))
 	if q.opts.Version != "" {
 		s += " AND model_version = " + window.Quote(q.opts.Version)
 	}
@@ -266,7 +262,7 @@ func (q *querier) labelled() string {
 	outcomeFilter, joinFilter := "", ""
 	if h := q.opts.Horizon; h > 0 {
 		ms := h.Milliseconds()
-		outcomeFilter = " AND timestamp <= " + ts(q.w.End.Add(h))
+		outcomeFilter = " AND timestamp <= " + window.TimeLit(q.w.End.Add(h))
 		joinFilter = fmt.Sprintf(" WHERE dateDiff('millisecond', i.timestamp, o.timestamp) <= %d", ms)
 	}
 	return fmt.Sprintf(`SELECT

@@ -181,7 +181,8 @@ type querier struct {
 	opts     Options
 }
 
-func ts(t time.Time) string {
+// TimeLit returns t as a ClickHouse DateTime64(3, 'UTC') literal.
+func TimeLit(t time.Time) string {
 	return "toDateTime64('" + t.UTC().Format("2006-01-02 15:04:05.000") + "', 3, 'UTC')"
 }
 
@@ -191,11 +192,11 @@ func Quote(s string) string {
 }
 
 func (q *querier) inRef() string {
-	return fmt.Sprintf("(timestamp >= %s AND timestamp < %s)", ts(q.ref.Start), ts(q.ref.End))
+	return fmt.Sprintf("(timestamp >= %s AND timestamp < %s)", TimeLit(q.ref.Start), TimeLit(q.ref.End))
 }
 
 func (q *querier) inCur() string {
-	return fmt.Sprintf("(timestamp >= %s AND timestamp < %s)", ts(q.cur.Start), ts(q.cur.End))
+	return fmt.Sprintf("(timestamp >= %s AND timestamp < %s)", TimeLit(q.cur.Start), TimeLit(q.cur.End))
 }
 
 func (q *querier) base() string {
