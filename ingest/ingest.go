@@ -83,8 +83,10 @@ const DeadLetterTopic = "dead-letters"
 type Options struct {
 	// Kafka says where the brokers are and the topic prefix.
 	Kafka kafkaio.Options
-	// Group is the consumer group prefix; each topic's group is
-	// Group + "." + the topic's short name. Default "driftwatch-ingest".
+	// Group is the consumer group prefix; each topic's group is the topic
+	// prefix + Group + "." + the topic's short name, so deployments that
+	// share a cluster under different topic prefixes never share a group.
+	// Default "ingest": groups driftwatch.ingest.inferences and so on.
 	Group string
 	// Conn is the ClickHouse connection, in the database holding the tables.
 	Conn driver.Conn
@@ -120,7 +122,7 @@ type Options struct {
 
 func (o *Options) setDefaults() {
 	if o.Group == "" {
-		o.Group = "driftwatch-ingest"
+		o.Group = "ingest"
 	}
 	if len(o.Kinds) == 0 {
 		o.Kinds = []schemas.Kind{schemas.KindInference, schemas.KindOutcome, schemas.KindBusinessMetric}
@@ -238,7 +240,7 @@ func New(opts Options) (*Ingester, error) {
 			}
 			decs[i] = d
 		}
-		r, err := opts.newReader(kind.Topic(), opts.Group+"."+kind.Topic())
+		r, err := opts.newReader(kind.Topic(), opts.Kafka.Prefix()+opts.Group+"."+kind.Topic())
 		if err != nil {
 			ing.Close()
 			return nil, fmt.Errorf("reader for %s: %w", kind.Topic(), err)

@@ -22,7 +22,7 @@ type Config struct {
 	config.Common    `yaml:",inline"`
 	migration.Config `yaml:",inline"`
 
-	ConsumerGroup   string        `yaml:"consumer_group" env:"DRIFTWATCH_INGEST_CONSUMER_GROUP" flag:"consumer-group" help:"consumer group prefix; each topic gets <prefix>.<topic>"`
+	ConsumerGroup   string        `yaml:"consumer_group" env:"DRIFTWATCH_INGEST_CONSUMER_GROUP" flag:"consumer-group" help:"consumer group name; each topic is read by group <topic prefix><name>.<topic>"`
 	BatchRows       int           `yaml:"batch_rows" env:"DRIFTWATCH_INGEST_BATCH_ROWS" flag:"batch-rows" help:"rows per ClickHouse insert (a batch also closes at batch_age)"`
 	BatchAge        time.Duration `yaml:"batch_age" env:"DRIFTWATCH_INGEST_BATCH_AGE" flag:"batch-age" help:"longest a batch waits before it is inserted"`
 	RetryMax        time.Duration `yaml:"retry_max" env:"DRIFTWATCH_INGEST_RETRY_MAX" flag:"retry-max" help:"longest backoff between retries while ClickHouse or Kafka is down"`
@@ -36,7 +36,7 @@ type Config struct {
 func DefaultConfig() *Config {
 	return &Config{
 		Common: config.DefaultCommon("127.0.0.1:9101"), Config: migration.DefaultConfig(),
-		ConsumerGroup: "driftwatch-ingest", BatchRows: 50000, BatchAge: 500 * time.Millisecond, RetryMax: 30 * time.Second,
+		ConsumerGroup: "ingest", BatchRows: 50000, BatchAge: 500 * time.Millisecond, RetryMax: 30 * time.Second,
 		MaxFeatures: schemas.DefaultMaxFeatures, MaxEventBytes: schemas.DefaultMaxBytes, MaxFutureSkew: schemas.DefaultMaxFutureSkew,
 		TopicPartitions: 3,
 	}

@@ -17,18 +17,19 @@ import (
 	"github.com/driftwatch/driftwatch/internal/service"
 )
 
-// ConsumerGroup is the trainer's Kafka consumer group.
-const ConsumerGroup = "driftwatch-trainer"
+// DefaultConsumerGroup is the trainer's default Kafka consumer group.
+const DefaultConsumerGroup = "trainer"
 
 // Config is the trainer service's configuration.
 type Config struct {
 	config.Common    `yaml:",inline"`
 	migration.Config `yaml:",inline"`
 
-	ArtifactDir string `yaml:"artifact_dir" env:"DRIFTWATCH_TRAINER_ARTIFACT_DIR" flag:"artifact-dir" help:"directory of model artifacts (<dir>/<model>/<version>/)"`
-	WorkDir     string `yaml:"work_dir" env:"DRIFTWATCH_TRAINER_WORK_DIR" flag:"work-dir" help:"directory of each run's dataset and external trainer output"`
-	Workers     int    `yaml:"workers" env:"DRIFTWATCH_TRAINER_WORKERS" flag:"workers" help:"runs (of different models) at once"`
-	KeepWork    bool   `yaml:"keep_work" env:"DRIFTWATCH_TRAINER_KEEP_WORK" flag:"keep-work" help:"keep each run's dataset files after it ends"`
+	ConsumerGroup string `yaml:"consumer_group" env:"DRIFTWATCH_TRAINER_CONSUMER_GROUP" flag:"consumer-group" help:"Kafka consumer group of retrain-triggers is <topic prefix><name>; trainers in one group share the models"`
+	ArtifactDir   string `yaml:"artifact_dir" env:"DRIFTWATCH_TRAINER_ARTIFACT_DIR" flag:"artifact-dir" help:"directory of model artifacts (<dir>/<model>/<version>/)"`
+	WorkDir       string `yaml:"work_dir" env:"DRIFTWATCH_TRAINER_WORK_DIR" flag:"work-dir" help:"directory of each run's dataset and external trainer output"`
+	Workers       int    `yaml:"workers" env:"DRIFTWATCH_TRAINER_WORKERS" flag:"workers" help:"runs (of different models) at once"`
+	KeepWork      bool   `yaml:"keep_work" env:"DRIFTWATCH_TRAINER_KEEP_WORK" flag:"keep-work" help:"keep each run's dataset files after it ends"`
 
 	Defaults ModelConfig            `yaml:"defaults"`
 	Models   map[string]ModelConfig `yaml:"models"`
@@ -38,7 +39,7 @@ type Config struct {
 func DefaultConfig() *Config {
 	dir := filepath.Join(os.TempDir(), "driftwatch-trainer")
 	return &Config{Common: config.DefaultCommon("127.0.0.1:9103"), Config: migration.DefaultConfig(),
-		ArtifactDir: filepath.Join(dir, "artifacts"), WorkDir: filepath.Join(dir, "work"), Workers: 1, Defaults: DefaultModelConfig()}
+		ConsumerGroup: DefaultConsumerGroup, ArtifactDir: filepath.Join(dir, "artifacts"), WorkDir: filepath.Join(dir, "work"), Workers: 1, Defaults: DefaultModelConfig()}
 }
 
 // Validate reports every invalid setting.
@@ -46,6 +47,9 @@ func (c *Config) Validate() error {
 	errs := []error{c.Common.Validate(), c.Config.Options().Validate(), c.Defaults.Validate("defaults")}
 	if c.ArtifactDir == "" || c.WorkDir == "" {
 		errs = append(errs, errors.New("artifact_dir and work_dir: required"))
+	}
+	if c.ConsumerGroup == "" {
+		errs = append(errs, errors.New("consumer_group: must not be empty"))
 	}
 	if c.Workers < 1 {
 		errs = append(errs, fmt.Errorf("workers: must be at least 1, got %d", c.Workers))
@@ -82,7 +86,7 @@ func RunService(ctx context.Context, cfg *Config) error {
 	}); err != nil {
 		return err
 	}
-	rd, err := kafkaio.NewReader(kopts, "retrain-triggers", ConsumerGroup)
+	rd, err := kafkaio.NewReader(kopts, "retrain-triggers", kopts.Prefix()+cfg.ConsumerGroup)
 	if err != nil {
 		return err
 	}

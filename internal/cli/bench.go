@@ -856,7 +856,7 @@ func (r *benchRun) committed(ctx context.Context, ends map[string]map[int]int64)
 	var n int64
 	for topic, parts := range ends {
 		short := strings.TrimPrefix(topic, r.kopts.Prefix())
-		req := &kafka.OffsetFetchRequest{GroupID: r.group + "." + short, Topics: map[string][]int{}}
+		req := &kafka.OffsetFetchRequest{GroupID: r.kopts.Prefix() + r.group + "." + short, Topics: map[string][]int{}}
 		for p := range parts {
 			req.Topics[topic] = append(req.Topics[topic], p)
 		}

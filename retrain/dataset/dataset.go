@@ -285,14 +285,14 @@ type row struct {
 
 // jsonRow is one line of a JSON Lines split.
 type jsonRow struct {
-	EventID         string             `json:"event_id"`
-	Timestamp       time.Time          `json:"timestamp"`
-	Numeric         any                `json:"features_numeric"`
-	Categorical     map[string]string  `json:"features_categorical"`
-	PredictionScore *float64           `json:"prediction_score"`
-	PredictionValue *float64           `json:"prediction_value"`
-	ActualLabel     *string            `json:"actual_label"`
-	ActualValue     *float64           `json:"actual_value"`
+	EventID         string            `json:"event_id"`
+	Timestamp       time.Time         `json:"timestamp"`
+	Numeric         any               `json:"features_numeric"`
+	Categorical     map[string]string `json:"features_categorical"`
+	PredictionScore *float64          `json:"prediction_score"`
+	PredictionValue *float64          `json:"prediction_value"`
+	ActualLabel     *string           `json:"actual_label"`
+	ActualValue     *float64          `json:"actual_value"`
 }
 
 // finite is v, or nil when v is NaN or infinite.
