@@ -28,9 +28,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/driftwatch/driftwatch/monitor/stat"
 	"github.com/driftwatch/driftwatch/monitor/window"
@@ -242,38 +245,24 @@ func Evaluate(snap *window.Snapshot, c Config, hist History) Verdict {
 		}
 		return KindDrift
 	}
-	for _, n := range snap.Numeric {
-		counts := stat.Counts{Reference: n.RefBins, Current: n.CurBins}
-		ref := stat.Sample{Values: n.RefValues, Counts: n.RefCounts}
-		cur := stat.Sample{Values: n.CurValues, Counts: n.CurCounts}
-		for _, m := range c.NumericMethods {
-			r := Row{Feature: n.Feature, Kind: kindOf(n.Feature), Method: m, Threshold: c.Threshold(n.Feature, m), Samples: n.CurN, ReferenceSamples: n.RefN}
-			if n.CurN < c.MinSamples || n.RefN < c.MinSamples {
-				r.Status, r.Value, r.PValue = StatusInsufficient, math.NaN(), math.NaN()
-				add(r)
-				continue
+	// The numeric methods on samples (KS, Wasserstein, …) cost most: the
+	// features are computed on all CPUs, and their rows added in order.
+	numericRowsOf := make([][]Row, len(snap.Numeric))
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range min(runtime.GOMAXPROCS(0), len(snap.Numeric)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(snap.Numeric); i = int(next.Add(1) - 1) {
+				numericRowsOf[i] = numericRows(&snap.Numeric[i], c, kindOf)
 			}
-			var res stat.Result
-			var err error
-			switch m {
-			case stat.MethodPSI:
-				res, err = stat.PSI(counts)
-			case stat.MethodJensenShannon:
-				res, err = stat.JensenShannon(counts)
-			case stat.MethodHellinger:
-				res, err = stat.Hellinger(counts)
-			case stat.MethodKS:
-				res, err = stat.KS(ref, cur)
-			case stat.MethodWasserstein:
-				res, err = stat.Wasserstein(ref, cur)
-			case stat.MethodWassersteinNorm:
-				res, err = stat.WassersteinNorm(ref, cur)
-			case stat.MethodAndersonDarling:
-				res, err = stat.AndersonDarling(ref, cur)
-			case stat.MethodCramerVonMises:
-				res, err = stat.CramerVonMises(ref, cur)
-			}
-			add(fill(r, res, err))
+		}()
+	}
+	wg.Wait()
+	for _, rs := range numericRowsOf {
+		for _, r := range rs {
+			add(r)
 		}
 	}
 	for _, cf := range snap.Categorical {
@@ -469,5 +458,43 @@ func quality(snap *window.Snapshot, c Config, v *Verdict) []Row {
 		threshold = c.VolumeRatioMax
 	}
 	check(ModelFeature, CheckVolumeRatio, ratio, threshold, bad, snap.CurRows, snap.RefRows)
+	return rows
+}
+
+// numericRows computes c's numeric methods on one feature.
+func numericRows(n *window.Numeric, c Config, kindOf func(string) string) []Row {
+	var rows []Row
+	counts := stat.Counts{Reference: n.RefBins, Current: n.CurBins}
+	ref := stat.Sample{Values: n.RefValues, Counts: n.RefCounts}
+	cur := stat.Sample{Values: n.CurValues, Counts: n.CurCounts}
+	for _, m := range c.NumericMethods {
+		r := Row{Feature: n.Feature, Kind: kindOf(n.Feature), Method: m, Threshold: c.Threshold(n.Feature, m), Samples: n.CurN, ReferenceSamples: n.RefN}
+		if n.CurN < c.MinSamples || n.RefN < c.MinSamples {
+			r.Status, r.Value, r.PValue = StatusInsufficient, math.NaN(), math.NaN()
+			rows = append(rows, r)
+			continue
+		}
+		var res stat.Result
+		var err error
+		switch m {
+		case stat.MethodPSI:
+			res, err = stat.PSI(counts)
+		case stat.MethodJensenShannon:
+			res, err = stat.JensenShannon(counts)
+		case stat.MethodHellinger:
+			res, err = stat.Hellinger(counts)
+		case stat.MethodKS:
+			res, err = stat.KS(ref, cur)
+		case stat.MethodWasserstein:
+			res, err = stat.Wasserstein(ref, cur)
+		case stat.MethodWassersteinNorm:
+			res, err = stat.WassersteinNorm(ref, cur)
+		case stat.MethodAndersonDarling:
+			res, err = stat.AndersonDarling(ref, cur)
+		case stat.MethodCramerVonMises:
+			res, err = stat.CramerVonMises(ref, cur)
+		}
+		rows = append(rows, fill(r, res, err))
+	}
 	return rows
 }

@@ -13,6 +13,7 @@ package window
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -232,14 +233,27 @@ func (q *querier) numericPairs(hash bool) string {
 // numericEdges returns the numeric features present in the reference, the
 // most frequent first (capped at MaxFeatures) and the score last, with
 // their row counts in both windows, reference range and bin edges.
+//
+// The quantiles read the reference window alone; the current window's
+// counts per feature come from a second query that reads only the keys of
+// the map (its .keys subcolumn) and the score's null map, which costs a
+// fraction of carrying the current values through the quantile query.
 func (q *querier) numericEdges(ctx context.Context) ([]Numeric, error) {
 	qs := make([]string, q.opts.Bins-1)
 	for i := range qs {
 		qs[i] = strconv.FormatFloat(float64(i+1)/float64(q.opts.Bins), 'g', -1, 64)
 	}
-	sql := fmt.Sprintf("SELECT k, countIf(NOT is_cur) AS n, countIf(is_cur), minIf(v, NOT is_cur), maxIf(v, NOT is_cur), quantilesExactInclusiveIf(%s)(v, NOT is_cur) FROM %s "+
-		"GROUP BY k HAVING n > 0 ORDER BY k = %s DESC, n DESC, k LIMIT %d",
-		strings.Join(qs, ", "), q.numericPairs(false), Quote(ScoreFeature), q.opts.MaxFeatures+1)
+	ref := fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND %s", Quote(q.model), q.inRef())
+	pairs := fmt.Sprintf("(SELECT k, v FROM (SELECT features_numeric %[1]s) "+
+		"ARRAY JOIN mapKeys(features_numeric) AS k, mapValues(features_numeric) AS v "+
+		"UNION ALL SELECT %[2]s AS k, assumeNotNull(prediction_score) AS v %[1]s AND prediction_score IS NOT NULL)", ref, Quote(ScoreFeature))
+	sql := fmt.Sprintf("SELECT k, count() AS n, min(v), max(v), quantilesExactInclusive(%s)(v) FROM %s "+
+		"GROUP BY k ORDER BY k = %s DESC, n DESC, k LIMIT %d",
+		strings.Join(qs, ", "), pairs, Quote(ScoreFeature), q.opts.MaxFeatures+1)
+	curN, err := q.currentCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := q.conn.Query(ctx, sql)
 	if err != nil {
 		return nil, fmt.Errorf("reference quantiles of %s: %w", q.model, err)
@@ -250,11 +264,11 @@ func (q *querier) numericEdges(ctx context.Context) ([]Numeric, error) {
 	for rows.Next() {
 		var (
 			f        string
-			n, c     uint64
+			n        uint64
 			lo, hi   float64
 			quantile []float64
 		)
-		if err := rows.Scan(&f, &n, &c, &lo, &hi, &quantile); err != nil {
+		if err := rows.Scan(&f, &n, &lo, &hi, &quantile); err != nil {
 			return nil, fmt.Errorf("read reference quantiles of %s: %w", q.model, err)
 		}
 		edges := make([]float64, 0, len(quantile))
@@ -263,7 +277,7 @@ func (q *querier) numericEdges(ctx context.Context) ([]Numeric, error) {
 				edges = append(edges, e)
 			}
 		}
-		x := Numeric{Feature: f, Edges: edges, RefN: int64(n), CurN: int64(c), RefMin: lo, RefMax: hi,
+		x := Numeric{Feature: f, Edges: edges, RefN: int64(n), CurN: curN[f], RefMin: lo, RefMax: hi,
 			RefBins: make([]int64, len(edges)+1), CurBins: make([]int64, len(edges)+1)}
 		switch {
 		case f == ScoreFeature:
@@ -277,6 +291,34 @@ func (q *querier) numericEdges(ctx context.Context) ([]Numeric, error) {
 	}
 	if score != nil {
 		out = append(out, *score)
+	}
+	return out, nil
+}
+
+// currentCounts returns the current window's rows per numeric feature (and
+// the score, as ScoreFeature).
+func (q *querier) currentCounts(ctx context.Context) (map[string]int64, error) {
+	cur := fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND %s", Quote(q.model), q.inCur())
+	sql := fmt.Sprintf("SELECT k, count() FROM (SELECT features_numeric.keys AS ks %[1]s) ARRAY JOIN ks AS k GROUP BY k "+
+		"UNION ALL SELECT %[2]s, count() %[1]s AND prediction_score IS NOT NULL", cur, Quote(ScoreFeature))
+	rows, err := q.conn.Query(ctx, sql)
+	if err != nil {
+		return nil, fmt.Errorf("current counts of %s: %w", q.model, err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var (
+			f string
+			n uint64
+		)
+		if err := rows.Scan(&f, &n); err != nil {
+			return nil, fmt.Errorf("read current counts of %s: %w", q.model, err)
+		}
+		out[f] = int64(n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read current counts of %s: %w", q.model, err)
 	}
 	return out, nil
 }
@@ -330,8 +372,20 @@ func (q *querier) numericBins(ctx context.Context, out []Numeric) error {
 	}
 	sample, keep, h := "", "", ""
 	if q.opts.Samples {
-		sample = ", arraySort(groupArrayIf(v, keep))"
-		keep = fmt.Sprintf(", if(is_cur, %s, %s) AS rate, rate >= 1 OR h < rate AS keep", per(curRate), per(refRate))
+		// The sorted sample travels as the serialised state of groupArray
+		// (a varint count, then the values as little-endian float64):
+		// clickhouse-go scans an Array(Float64) element by element through
+		// reflection, which took longer than the query itself.
+		sample = ", CAST(arrayReduce('groupArrayState', arraySort(groupArrayIf(v, keep))) AS String)"
+		// One lookup by 2·idx + is_cur gives the window's rate; h < 1, so a
+		// rate of 1 keeps every row.
+		rates := make([]float64, 0, 2*len(out))
+		slots := make([]string, 0, 2*len(out))
+		for i := range out {
+			rates = append(rates, refRate[i], curRate[i])
+			slots = append(slots, strconv.Itoa(2*(i+1)), strconv.Itoa(2*(i+1)+1))
+		}
+		keep = fmt.Sprintf(", h < transform(idx * 2 + is_cur, CAST([%s], 'Array(UInt32)'), %s, toFloat64(0)) AS keep", strings.Join(slots, ", "), floatArray(rates))
 		h = "h, "
 	}
 	sql := fmt.Sprintf("SELECT idx, is_cur, bin, count(), countIf(is_cur AND (v < %s OR v > %s))%s FROM ("+
@@ -352,14 +406,21 @@ func (q *querier) numericBins(ctx context.Context, out []Numeric) error {
 			isCur      bool
 			b          uint32
 			n, outside uint64
-			vals       []float64
+			blob       string
 		)
 		dest := []any{&id, &isCur, &b, &n, &outside}
 		if q.opts.Samples {
-			dest = append(dest, &vals)
+			dest = append(dest, &blob)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("read bin counts of %s: %w", q.model, err)
+		}
+		var vals []float64
+		if q.opts.Samples {
+			var err error
+			if vals, err = decodeFloats(blob); err != nil {
+				return fmt.Errorf("read value sample of %s: %w", q.model, err)
+			}
 		}
 		if id < 1 || int(id) > len(out) {
 			return fmt.Errorf("BUG: feature index %d beyond %d features", id, len(out))
@@ -397,6 +458,20 @@ func (q *querier) numericBins(ctx context.Context, out []Numeric) error {
 		x.SampledRef, x.SampledCur = x.RefN > int64(q.opts.SampleCap), x.CurN > int64(q.opts.SampleCap)
 	}
 	return nil
+}
+
+// decodeFloats decodes a serialised groupArray(Float64) state: the count
+// as an unsigned LEB128 varint, then that many little-endian float64s.
+func decodeFloats(state string) ([]float64, error) {
+	n, k := binary.Uvarint([]byte(state[:min(len(state), binary.MaxVarintLen64)]))
+	if k <= 0 || uint64(len(state)-k) != 8*n {
+		return nil, fmt.Errorf("groupArray state of %d bytes does not hold %d float64 values", len(state), n)
+	}
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = math.Float64frombits(binary.LittleEndian.Uint64([]byte(state[k+8*i : k+8*i+8])))
+	}
+	return out, nil
 }
 
 // sampleRate is the share of a window's n rows the samples keep.

@@ -2,8 +2,11 @@ package window
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -223,5 +226,45 @@ func TestNoReference(t *testing.T) {
 	_, err := Compute(context.Background(), conn, "nobody", Span{Start: now.Add(-2 * time.Hour), End: now.Add(-time.Hour)}, Span{Start: now.Add(-time.Hour), End: now}, Options{})
 	if err != ErrNoReference {
 		t.Errorf("err = %v, want ErrNoReference", err)
+	}
+}
+
+func TestDecodeFloats(t *testing.T) {
+	enc := func(n uint64, vals ...float64) string {
+		b := binary.AppendUvarint(nil, n)
+		for _, v := range vals {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+		}
+		return string(b)
+	}
+	big := make([]float64, 300) // a two-byte varint count
+	for i := range big {
+		big[i] = float64(i) - 0.5
+	}
+	for _, tc := range []struct {
+		name  string
+		state string
+		want  []float64
+		bad   bool
+	}{
+		{"empty", enc(0), []float64{}, false},
+		{"values with zeros", enc(3, -1.5, 0, 0), []float64{-1.5, 0, 0}, false},
+		{"two-byte count", enc(300, big...), big, false},
+		{"count too high", enc(4, 1, 2, 3), nil, true},
+		{"trailing bytes", enc(1, 1) + "x", nil, true},
+		{"no count", "", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := decodeFloats(tc.state)
+			if tc.bad {
+				if err == nil {
+					t.Fatalf("decodeFloats accepted %d bytes", len(tc.state))
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Fatalf("decodeFloats = %v, %v; want %v", got, err, tc.want)
+			}
+		})
 	}
 }
