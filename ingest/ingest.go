@@ -248,13 +248,19 @@ func New(opts Options) (*Ingester, error) {
 		ing.readers = append(ing.readers, r)
 		topic := opts.Kafka.Topic(kind.Topic())
 		mu.Lock()
-		ing.pipelines = append(ing.pipelines, &pipeline{
+		p := &pipeline{
 			topic: topic, kind: kind, reader: r, dlq: dlq, opts: &ing.opts, m: ing.m,
 			log: opts.Logger.With("topic", topic),
 			// Two batches alternate: one fills while the other is flushed.
 			newTable: func() table { return newTable(kind, opts.Conn, opts.Now) },
 			decoders: decs,
-		})
+		}
+		if opts.Conn != nil {
+			p.deadLetterRows = func(ctx context.Context, rows []deadLetterRow, token string) error {
+				return insertDeadLetters(ctx, opts.Conn, rows, token)
+			}
+		}
+		ing.pipelines = append(ing.pipelines, p)
 		mu.Unlock()
 	}
 	return ing, nil

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -95,8 +96,29 @@ func TestMalformedEventsGoToDeadLetters(t *testing.T) {
 			t.Errorf("no dead letter with reason %s among %d", r, len(wantReason))
 		}
 	}
-	want := uint64(st.Inferences)
+	// The dead_letters table holds the same events once each, by reason,
+	// attributed to their model (read from the payload or the key).
 	deadline := time.Now().Add(time.Minute)
+	for s.count(t, "SELECT count() FROM dead_letters FINAL") < uint64(len(wantReason)) && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if n := s.count(t, "SELECT count() FROM dead_letters FINAL"); n != uint64(len(wantReason)) {
+		t.Errorf("dead_letters FINAL = %d rows, want %d", n, len(wantReason))
+	}
+	for r, n := range seen {
+		if got := s.count(t, fmt.Sprintf("SELECT count() FROM dead_letters FINAL WHERE reason = '%s'", r)); got != uint64(n) {
+			t.Errorf("dead_letters with reason %s: %d, want %d", r, got, n)
+		}
+	}
+	if n := s.count(t, "SELECT count() FROM dead_letters FINAL WHERE model_id NOT IN ('model-0', 'model-1') OR kind != 'inferences' OR error = '' OR payload_bytes < length(payload) OR length(payload) > 4096"); n != 0 {
+		t.Errorf("%d dead_letters rows without their model, kind, error or payload", n)
+	}
+	if n := s.count(t, fmt.Sprintf("SELECT count() FROM dead_letters FINAL WHERE timestamp < toDateTime64('%s', 3, 'UTC') AND reason NOT IN ('invalid_timestamp', 'timestamp_out_of_range')",
+		cfg.Start.Add(-time.Minute).Format("2006-01-02 15:04:05"))); n != 0 {
+		t.Errorf("%d dead_letters rows with an event time before the generated events", n)
+	}
+	want := uint64(st.Inferences)
+	deadline = time.Now().Add(time.Minute)
 	for s.count(t, "SELECT count() FROM inferences FINAL") < want && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
 	}

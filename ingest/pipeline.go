@@ -71,6 +71,9 @@ type pipeline struct {
 	reader   Reader
 	dlq      Writer
 	newTable func() table
+	// deadLetterRows writes a batch's rejects to the dead_letters table;
+	// nil writes none (unit tests without ClickHouse).
+	deadLetterRows func(ctx context.Context, rows []deadLetterRow, token string) error
 	// decoders are the pipeline's two chunk decoders: one runs in the
 	// fetching goroutine, the other in a helper, so a chunk's two halves
 	// decode in parallel.
@@ -86,6 +89,7 @@ type pipeline struct {
 type batch struct {
 	tbl     table
 	pending []kafka.Message // dead letters
+	dlRows  []deadLetterRow // the same, for the dead_letters table
 	last    map[int]kafka.Message
 	first   map[int]int64
 	msgs    int
@@ -98,6 +102,7 @@ func (p *pipeline) newBatch() *batch {
 func (b *batch) reset() {
 	b.tbl.reset()
 	b.pending = b.pending[:0]
+	b.dlRows = b.dlRows[:0]
 	clear(b.last)
 	clear(b.first)
 	b.msgs = 0
@@ -351,6 +356,7 @@ func (p *pipeline) deadLetter(b *batch, msg kafka.Message, err error) {
 		kafka.Header{Key: HeaderDeadLetteredAt, Value: []byte(p.opts.Now().UTC().Format(time.RFC3339Nano))},
 	)
 	b.pending = append(b.pending, kafka.Message{Key: msg.Key, Value: msg.Value, Headers: headers})
+	b.dlRows = append(b.dlRows, newDeadLetterRow(p.kind, msg, reason, err, p.opts.Now()))
 }
 
 // token identifies the batch by the offsets it covers, so a retried insert
@@ -369,7 +375,8 @@ func (p *pipeline) token(b *batch) string {
 	return sb.String()
 }
 
-// flush inserts b, writes its dead letters and commits its offsets. It
+// flush inserts b, writes its dead letters (to the topic, then to the
+// dead_letters table) and commits its offsets. It
 // returns an error only when ctx ended first.
 func (p *pipeline) flush(ctx context.Context, b *batch) error {
 	if b.msgs == 0 {
@@ -396,6 +403,12 @@ func (p *pipeline) flush(ctx context.Context, b *batch) error {
 		}
 		if err := p.retry(ctx, "write dead letters", write, p.m.dlqErrors); err != nil {
 			return err
+		}
+		if p.deadLetterRows != nil {
+			token := p.token(b) + "|dead_letters"
+			if err := p.retry(ctx, "insert into dead_letters", func(ctx context.Context) error { return p.deadLetterRows(ctx, b.dlRows, token) }, p.m.insertErrors); err != nil {
+				return err
+			}
 		}
 	}
 	commits := make([]kafka.Message, 0, len(b.last))

@@ -3,8 +3,10 @@ package monitor
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/driftwatch/driftwatch/ingest"
@@ -33,6 +36,9 @@ type world struct {
 	conn    driver.Conn
 	start   time.Time
 	base    map[string]int // valid events already sent per topic
+	// corrupt, if set, may spoil an inference on its way to Kafka; it
+	// reports whether it did (the event is then dead-lettered by ingest).
+	corrupt func(ev loadgen.Event, m *kafka.Message) bool
 }
 
 func newWorld(t *testing.T) *world {
@@ -89,12 +95,17 @@ func (w *world) fill(t *testing.T, hours, perHour int, changes ...string) {
 	}
 	defer wr.Close()
 	var msgs []kafka.Message
+	var spoiled int64
 	for gen.Ticks() < int64(hours*perHour) {
 		ev := gen.Next()
 		if ev.Topic != "inferences" {
 			continue
 		}
-		msgs = append(msgs, kafka.Message{Key: ev.Key, Value: ev.Value})
+		m := kafka.Message{Key: ev.Key, Value: ev.Value}
+		if w.corrupt != nil && w.corrupt(ev, &m) {
+			spoiled++
+		}
+		msgs = append(msgs, m)
 	}
 	if err := wr.WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
@@ -108,9 +119,11 @@ func (w *world) fill(t *testing.T, hours, perHour int, changes ...string) {
 	done := make(chan error, 1)
 	go func() { done <- ing.Run(ctx) }()
 	deadline := time.Now().Add(2 * time.Minute)
-	for w.count(t, "SELECT count() FROM inferences FINAL") < uint64(gen.Stats().Inferences) {
+	for w.count(t, "SELECT count() FROM inferences FINAL") < uint64(gen.Stats().Inferences-spoiled) ||
+		w.count(t, "SELECT count() FROM dead_letters FINAL") < uint64(spoiled) {
 		if time.Now().After(deadline) {
-			t.Fatalf("ingest: %d of %d", w.count(t, "SELECT count() FROM inferences FINAL"), gen.Stats().Inferences)
+			t.Fatalf("ingest: %d of %d, dead letters %d of %d", w.count(t, "SELECT count() FROM inferences FINAL"), gen.Stats().Inferences-spoiled,
+				w.count(t, "SELECT count() FROM dead_letters FINAL"), spoiled)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -310,6 +323,106 @@ func testAPI(t *testing.T, m *Monitor, w *world) {
 }
 
 func ingestLimits() schemas.Limits { return schemas.Limits{} }
+
+// TestDeadLettersAsDataQuality: in the last of 3 hours every 20th
+// inference loses its event_id on the way to Kafka. Ingest dead-letters
+// them (reason missing_field) into the topic and the dead_letters table;
+// the monitor's window for that hour reports the share of the model's
+// events rejected for that reason, flags it as a data-quality issue and
+// exports it, and the hours before have no dead-letter rows.
+func TestDeadLettersAsDataQuality(t *testing.T) {
+	w := newWorld(t)
+	w.start = time.Now().UTC().Truncate(time.Hour).Add(-40 * time.Hour)
+	eventID := regexp.MustCompile(`"event_id"\s*:\s*"[^"]*"\s*,`)
+	var i, spoiled int64
+	w.corrupt = func(ev loadgen.Event, m *kafka.Message) bool {
+		if ev.Time.Before(w.start.Add(2 * time.Hour)) {
+			return false
+		}
+		if i++; i%20 != 0 {
+			return false
+		}
+		if !eventID.Match(m.Value) {
+			t.Fatalf("no event_id in %s", m.Value)
+		}
+		m.Value = eventID.ReplaceAll(m.Value, nil)
+		spoiled++
+		return true
+	}
+	w.fill(t, 3, 2000)
+	reg := prometheus.NewRegistry()
+	m, err := New(Options{Conn: w.conn, Window: time.Hour, Step: time.Hour, ReferenceMode: ReferenceFirst, Reference: time.Hour,
+		Lookback: 48 * time.Hour, Policy: policy.Default(), Trigger: DefaultTriggerConfig(), Registerer: reg,
+		Now: func() time.Time { return w.start.Add(40 * time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	quiet, err := m.Evaluate(ctx, "model-0", w.start.Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range quiet.Verdict.Rows {
+		if r.Method == policy.CheckDeadLetterShare {
+			t.Errorf("hour 2 has no dead letters, got row %+v", r)
+		}
+	}
+	res, err := m.Evaluate(ctx, "model-0", w.start.Add(3*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := res.Snapshot.CurRows
+	want := float64(spoiled) / float64(stored+spoiled)
+	var found bool
+	for _, r := range res.Verdict.Rows {
+		if r.Method != policy.CheckDeadLetterShare {
+			continue
+		}
+		found = true
+		if r.Feature != string(schemas.ReasonMissingField) || math.Abs(r.Value-want) > 1e-12 || !r.Drifted || r.Kind != policy.KindDataQuality {
+			t.Errorf("dead-letter row %+v; want missing_field, share %d/(%d+%d) = %g, drifted", r, spoiled, stored, spoiled, want)
+		}
+	}
+	if !found || !slices.Contains(res.Verdict.QualityIssues, "missing_field/"+policy.CheckDeadLetterShare) {
+		t.Errorf("no dead-letter issue in %v", res.Verdict.QualityIssues)
+	}
+	// Stored in drift_results and exported.
+	if n := w.count(t, "SELECT count() FROM drift_results WHERE kind = 'data_quality' AND method = 'dead_letter_share' AND feature = 'missing_field' AND drifted"); n != 1 {
+		t.Errorf("%d dead-letter rows in drift_results, want 1", n)
+	}
+	got := testutil.ToFloat64(gaugeOf(t, reg, "driftwatch_data_quality", map[string]string{"model": "model-0", "feature": "missing_field", "check": "dead_letter_share"}))
+	if math.Abs(got-want) > 1e-12 {
+		t.Errorf("driftwatch_data_quality{check=dead_letter_share} = %g, want %g", got, want)
+	}
+	t.Logf("hour 3: %d stored, %d dead-lettered (share %.4f)", stored, spoiled, want)
+}
+
+// gaugeOf finds one series of a gauge family in reg.
+func gaugeOf(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue series
+				}
+			}
+			g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "x"})
+			g.Set(m.GetGauge().GetValue())
+			return g
+		}
+	}
+	t.Fatalf("no series %s%v", name, labels)
+	return nil
+}
 
 // TestRunCatchesUp starts Run after the drift began: its first round
 // evaluates the window before the current one too, so the drift is

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,9 +114,22 @@ func TestREADMEQueries(t *testing.T) {
 	exec(t, conn, "INSERT INTO business_metrics (event_id, metric, value, timestamp, model_id, segment, kafka_topic, kafka_partition, kafka_offset, ingested_at) VALUES "+
 		fmt.Sprintf("('b0','revenue',10,%s,'churn',{},'t',0,0,now64(3)),('b1','revenue',20,%s,'churn',{},'t',0,1,now64(3)),('b2','revenue',30,%s,'churn',{},'t',0,2,now64(3))", ts(0), ts(time.Second), ts(2*time.Second)))
 
+	// Three dead letters of churn (one offset delivered twice, in two
+	// batches) and one of fraud.
+	dl := func(offset int, model, reason, errText string) string {
+		return fmt.Sprintf("(%s,now64(3),'%s','inferences','%s','%s','{}',2,'t',0,%d)", ts(0), model, reason, errText, offset)
+	}
+	dlCols := "(timestamp, received_at, model_id, kind, reason, error, payload, payload_bytes, kafka_topic, kafka_partition, kafka_offset)"
+	exec(t, conn, "INSERT INTO dead_letters "+dlCols+" VALUES "+strings.Join([]string{
+		dl(100, "churn", "missing_field", "event_id: required field is missing"),
+		dl(101, "churn", "missing_field", "event_id: required field is missing"),
+		dl(102, "churn", "invalid_json", "unexpected end of JSON input"),
+		dl(103, "fraud", "invalid_json", "unexpected end of JSON input")}, ","))
+	exec(t, conn, "INSERT INTO dead_letters "+dlCols+" VALUES "+dl(101, "churn", "missing_field", "event_id: required field is missing"))
+
 	qs := readmeQueries(t)
-	if len(qs) != 5 {
-		t.Fatalf("README has %d numbered SQL examples, want 5", len(qs))
+	if len(qs) != 6 {
+		t.Fatalf("README has %d numbered SQL examples, want 6", len(qs))
 	}
 	day := t0.Format("2006-01-02")
 	sameHour := t0.Truncate(time.Hour).Equal(t0.Add(9 * time.Second).Truncate(time.Hour))
@@ -155,6 +169,13 @@ func TestREADMEQueries(t *testing.T) {
 		// ages 20..28 present, one of ten missing; quantile() interpolates.
 		if sameDay && (len(got) != 1 || !strings.HasPrefix(got[0], day+" | [20.8 24 27.2] | 0.1")) {
 			t.Errorf("got %q", got)
+		}
+	})
+	t.Run("6 dead letters per reason", func(t *testing.T) {
+		got := rows(t, conn, qs[5])
+		want := []string{"missing_field | 2 | event_id: required field is missing", "invalid_json | 1 | unexpected end of JSON input"}
+		if t0.Format("2006-01-02") == time.Now().UTC().Format("2006-01-02") && !slices.Equal(got, want) {
+			t.Errorf("got %q, want %q", got, want)
 		}
 	})
 	t.Run("5 KPI and mean score", func(t *testing.T) {

@@ -59,6 +59,10 @@ const (
 	CheckMissingShare    = "missing_share"
 	CheckOutOfRangeShare = "out_of_range_share"
 	CheckVolumeRatio     = "volume_ratio"
+	// CheckDeadLetterShare rows have the dead-letter reason as their
+	// feature: the share of the model's events in the window that ingest
+	// rejected for it.
+	CheckDeadLetterShare = "dead_letter_share"
 )
 
 // ModelFeature is the feature name of model-level checks (volume).
@@ -83,10 +87,11 @@ type Config struct {
 	// Consecutive is how many windows in a row a feature must drift before
 	// it counts as sustained.
 	Consecutive int `yaml:"consecutive"`
-	// MissingShareIncrease, OutOfRangeShare and the volume bounds are the
-	// data-quality thresholds.
+	// MissingShareIncrease, OutOfRangeShare, DeadLetterShare (per reason)
+	// and the volume bounds are the data-quality thresholds.
 	MissingShareIncrease float64 `yaml:"missing_share_increase"`
 	OutOfRangeShare      float64 `yaml:"out_of_range_share"`
+	DeadLetterShare      float64 `yaml:"dead_letter_share"`
 	VolumeRatioMin       float64 `yaml:"volume_ratio_min"`
 	VolumeRatioMax       float64 `yaml:"volume_ratio_max"`
 }
@@ -112,6 +117,7 @@ func Default() Config {
 
 		MissingShareIncrease: 0.1,
 		OutOfRangeShare:      0.05,
+		DeadLetterShare:      0.01,
 		VolumeRatioMin:       0.5,
 		VolumeRatioMax:       2,
 	}
@@ -171,6 +177,9 @@ func (c Config) Validate(prefix string) error {
 	}
 	if c.Consecutive < 1 {
 		bad("consecutive: must be at least 1, got %d", c.Consecutive)
+	}
+	if !(c.DeadLetterShare >= 0 && c.DeadLetterShare < 1) {
+		bad("dead_letter_share: must be in [0, 1), got %g", c.DeadLetterShare)
 	}
 	if c.VolumeRatioMin < 0 || c.VolumeRatioMax <= c.VolumeRatioMin {
 		bad("volume_ratio_min/max: need 0 <= min < max, got %g and %g", c.VolumeRatioMin, c.VolumeRatioMax)
@@ -458,6 +467,24 @@ func quality(snap *window.Snapshot, c Config, v *Verdict) []Row {
 		threshold = c.VolumeRatioMax
 	}
 	check(ModelFeature, CheckVolumeRatio, ratio, threshold, bad, snap.CurRows, snap.RefRows)
+
+	// Dead letters per reason, as a share of all the model's events in the
+	// window (stored and rejected); a reason with none has no row.
+	var rejected int64
+	reasons := make([]string, 0, len(snap.DeadLetters))
+	for r, n := range snap.DeadLetters {
+		rejected += n
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	total := snap.CurRows + rejected
+	for _, r := range reasons {
+		s := share(snap.DeadLetters[r], total)
+		if total < c.MinSamples {
+			s = math.NaN()
+		}
+		check(r, CheckDeadLetterShare, s, c.DeadLetterShare, s > c.DeadLetterShare, snap.DeadLetters[r], total)
+	}
 	return rows
 }
 

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -139,6 +140,62 @@ func TestCategoricalAndQuality(t *testing.T) {
 		if r.Method == stat.MethodUnseenShare && (r.Value < 0.333 || r.Value > 0.334) {
 			t.Errorf("unseen share %g", r.Value)
 		}
+	}
+}
+
+func TestDeadLetterShare(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		rows     int64
+		dead     map[string]int64
+		want     map[string]float64 // reason → share; NaN: insufficient
+		drifted  []string           // reasons flagged
+		noRowFor string
+	}{
+		{"none", 1000, nil, map[string]float64{}, nil, "invalid_json"},
+		{"one reason over", 980, map[string]int64{"invalid_json": 20}, map[string]float64{"invalid_json": 0.02}, []string{"invalid_json"}, ""},
+		// 10 of 1000 is exactly the threshold: not over it.
+		{"at the threshold", 985, map[string]int64{"missing_field": 10, "invalid_json": 5},
+			map[string]float64{"missing_field": 0.01, "invalid_json": 0.005}, nil, ""},
+		{"too few events", 50, map[string]int64{"invalid_json": 40}, map[string]float64{"invalid_json": math.NaN()}, nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := snapshot(1000)
+			s.CurRows = tc.rows
+			s.DeadLetters = tc.dead
+			v := Evaluate(s, Default(), nil)
+			got := map[string]float64{}
+			var flagged []string
+			for _, r := range v.Rows {
+				if r.Method != CheckDeadLetterShare {
+					continue
+				}
+				got[r.Feature] = r.Value
+				if r.Drifted {
+					flagged = append(flagged, r.Feature)
+				}
+				if math.IsNaN(r.Value) != (r.Status == StatusInsufficient) || r.Kind != KindDataQuality {
+					t.Errorf("%s: value %g, status %s, kind %s", r.Feature, r.Value, r.Status, r.Kind)
+				}
+			}
+			if len(got) != len(tc.want) {
+				t.Errorf("rows for %v, want %v", got, tc.want)
+			}
+			for reason, w := range tc.want {
+				g, ok := got[reason]
+				if !ok || (math.IsNaN(w) != math.IsNaN(g)) || (!math.IsNaN(w) && math.Abs(g-w) > 1e-12) {
+					t.Errorf("%s: share %v, want %v", reason, g, w)
+				}
+			}
+			if !slices.Equal(flagged, tc.drifted) {
+				t.Errorf("flagged %v, want %v", flagged, tc.drifted)
+			}
+			for _, reason := range tc.drifted {
+				if !slices.Contains(v.QualityIssues, reason+"/"+CheckDeadLetterShare) {
+					t.Errorf("quality issues %v lack %s", v.QualityIssues, reason)
+				}
+			}
+		})
 	}
 }
 

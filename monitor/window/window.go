@@ -6,7 +6,8 @@
 // ClickHouse cluster rather than with the monitor.
 //
 // Every query reads inferences FINAL for one model and the union of the two
-// windows, by event time; features come from the features_numeric and
+// windows (or one of them), by event time, except the count of the current
+// window's dead letters per reason, which reads dead_letters; features come from the features_numeric and
 // features_categorical maps, prediction drift from prediction_score
 // (numeric feature "__score") and prediction_label (categorical "__label").
 package window
@@ -119,6 +120,10 @@ type Snapshot struct {
 	RefRows, CurRows int64
 	Numeric          []Numeric
 	Categorical      []Categorical
+	// DeadLetters counts the model's events ingest rejected in the current
+	// window (by their event time when it could be read, else the time of
+	// rejection), per reason; from the dead_letters table.
+	DeadLetters map[string]int64
 }
 
 // ErrNoReference means the reference window holds no rows for the model.
@@ -153,7 +158,10 @@ func Compute(ctx context.Context, conn driver.Conn, model string, ref, cur Span,
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if s.Categorical, catErr = q.categorical(ctx); catErr != nil {
+		if s.Categorical, catErr = q.categorical(ctx); catErr == nil {
+			s.DeadLetters, catErr = q.deadLetters(ctx)
+		}
+		if catErr != nil {
 			cancel()
 		}
 	}()
@@ -498,6 +506,30 @@ func concatSorted(bins [][]float64) []float64 {
 		slices.Sort(out)
 	}
 	return out
+}
+
+// deadLetters counts the current window's dead letters per reason.
+func (q *querier) deadLetters(ctx context.Context) (map[string]int64, error) {
+	rows, err := q.conn.Query(ctx, fmt.Sprintf("SELECT reason, count() FROM dead_letters FINAL WHERE model_id = %s AND %s GROUP BY reason", Quote(q.model), q.inCur()))
+	if err != nil {
+		return nil, fmt.Errorf("dead letters of %s: %w", q.model, err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var (
+			reason string
+			n      uint64
+		)
+		if err := rows.Scan(&reason, &n); err != nil {
+			return nil, fmt.Errorf("read dead letters of %s: %w", q.model, err)
+		}
+		out[reason] = int64(n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read dead letters of %s: %w", q.model, err)
+	}
+	return out, nil
 }
 
 func (q *querier) categorical(ctx context.Context) ([]Categorical, error) {
