@@ -350,8 +350,13 @@ func TestDeadLettersAsDataQuality(t *testing.T) {
 		return true
 	}
 	w.fill(t, 3, 2000)
+	tw, err := kafkaio.NewWriter(w.kopts, "retrain-triggers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tw.Close()
 	reg := prometheus.NewRegistry()
-	m, err := New(Options{Conn: w.conn, Window: time.Hour, Step: time.Hour, ReferenceMode: ReferenceFirst, Reference: time.Hour,
+	m, err := New(Options{Conn: w.conn, Triggers: tw, Window: time.Hour, Step: time.Hour, ReferenceMode: ReferenceFirst, Reference: time.Hour,
 		Lookback: 48 * time.Hour, Policy: policy.Default(), Trigger: DefaultTriggerConfig(), Registerer: reg,
 		Now: func() time.Time { return w.start.Add(40 * time.Hour) }})
 	if err != nil {
