@@ -20,7 +20,7 @@ The last four together compute what driftwatch's default policy computes,
 except unseen_share, which Evidently does not have. Scores are Evidently's
 drift_score: a p-value for ks and chisquare, a distance otherwise.
 
-Usage: evidently_drift.py --parquet FILE --out FILE [--repeat K]
+Usage: evidently_drift.py --parquet FILE --out FILE [--repeat K] [--passes NAME,...]
 """
 
 import argparse
@@ -57,7 +57,13 @@ def main():
     ap.add_argument("--parquet", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--passes", default="", help="comma-separated pass names to run (default: all)")
     args = ap.parse_args()
+    names = [p[0] for p in PASSES]
+    wanted = [n for n in args.passes.split(",") if n] or names
+    unknown = sorted(set(wanted) - set(names))
+    if unknown:
+        ap.error(f"unknown pass {', '.join(unknown)}; passes are {', '.join(names)}")
 
     t0 = time.perf_counter()
     df = pd.read_parquet(args.parquet)
@@ -78,6 +84,8 @@ def main():
     result = {"evidently": evidently.__version__, "pandas": pd.__version__, "load_seconds": load,
               "reference_rows": len(ref_df), "current_rows": len(cur_df), "passes": []}
     for name, num_method, cat_method, which in PASSES:
+        if name not in wanted:
+            continue
         columns = numeric + categorical if which == "all" else numeric
         p = {"name": name, "num_method": num_method, "cat_method": cat_method, "seconds": [], "scores": {}}
         for i in range(args.repeat):
