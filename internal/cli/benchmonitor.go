@@ -668,7 +668,7 @@ func printBenchMonitor(w io.Writer, cfg *benchMonitorConfig, loadSecs float64, r
 		if ev == nil {
 			return ""
 		}
-		return fmt.Sprintf(format, args...)
+		return strings.ReplaceAll(fmt.Sprintf(format, args...), "NaN", "-")
 	}
 	fmt.Fprintln(tw, "run\tMonitor.Evaluate s\twindow.Compute s\tpolicy.Evaluate s\tpeak RSS MiB\tserver RSS MiB before→after\t"+evCols("Evidently methods s\tEvidently default s\tratio\t"))
 	var secs, comp, pol, rss, evs, evd, ratios []float64
@@ -703,13 +703,20 @@ func printBenchMonitor(w io.Writer, cfg *benchMonitorConfig, loadSecs float64, r
 		return
 	}
 	r := median(ratios)
-	fmt.Fprintf(w, "Evidently %s       %6.1f s for the same methods (sum of 4 passes, median), %.1f s for its default preset; peak RSS %.0f MiB; load %.1fs untimed\n",
-		ev.Version, median(evs), median(evd), ev.MaxRSSMiB, ev.LoadSeconds)
+	// A pass left out by -evidently-passes prints as "-".
+	num := func(format string, x float64) string {
+		if math.IsNaN(x) {
+			return "-"
+		}
+		return fmt.Sprintf(format, x)
+	}
+	fmt.Fprintf(w, "Evidently %s       %s s for the same methods (sum of 4 passes, median), %s s for its default preset; peak RSS %.0f MiB; load %.1fs untimed\n",
+		ev.Version, num("%6.1f", median(evs)), num("%.1f", median(evd)), ev.MaxRSSMiB, ev.LoadSeconds)
 	if math.IsNaN(r) {
-		fmt.Fprintf(w, "speed-up            not measured: -evidently-passes left out a method pass;  vs its default preset %.1fx\n", median(evd)/m)
+		fmt.Fprintf(w, "speed-up            not measured: -evidently-passes left out a method pass;  vs its default preset %sx\n", num("%.1f", median(evd)/m))
 	} else {
-		fmt.Fprintf(w, "speed-up            %6.1fx  (median of per-run Evidently/driftwatch)  target >= %.0fx: %s;  vs its default preset %.1fx\n",
-			r, targetEvidentlyRatio, meets(r >= targetEvidentlyRatio), median(evd)/m)
+		fmt.Fprintf(w, "speed-up            %6.1fx  (median of per-run Evidently/driftwatch)  target >= %.0fx: %s;  vs its default preset %sx\n",
+			r, targetEvidentlyRatio, meets(r >= targetEvidentlyRatio), num("%.1f", median(evd)/m))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "largest difference per method (driftwatch vs Evidently, same features):")
