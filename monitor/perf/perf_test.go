@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -16,9 +15,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/driftwatch/driftwatch/internal/chclient"
-	"github.com/driftwatch/driftwatch/internal/migration"
-	"github.com/driftwatch/driftwatch/internal/testenv"
+	"github.com/driftwatch/driftwatch/internal/testdb"
 )
 
 // -update regenerates testdata/golden.json with the reference script; it
@@ -92,17 +89,7 @@ func loadGolden(t *testing.T) golden {
 
 func openDB(t *testing.T) driver.Conn {
 	t.Helper()
-	base := testenv.ClickHouseURL(t)
-	ctx := context.Background()
-	db := fmt.Sprintf("perf_test_%d", time.Now().UnixNano())
-	conn, err := chclient.Open(ctx, chclient.Config{URL: base[:strings.LastIndex(base, "/")] + "/" + db}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db); conn.Close() })
-	if err := migration.Apply(ctx, conn, migration.Defaults()); err != nil {
-		t.Fatal(err)
-	}
+	conn, _ := testdb.Open(t, "perf_test")
 	return conn
 }
 

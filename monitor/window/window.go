@@ -309,26 +309,7 @@ func (q *querier) currentCounts(ctx context.Context) (map[string]int64, error) {
 	cur := fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND %s", Quote(q.model), q.inCur())
 	sql := fmt.Sprintf("SELECT k, count() FROM (SELECT features_numeric.keys AS ks %[1]s) ARRAY JOIN ks AS k GROUP BY k "+
 		"UNION ALL SELECT %[2]s, count() %[1]s AND prediction_score IS NOT NULL", cur, Quote(ScoreFeature))
-	rows, err := q.conn.Query(ctx, sql)
-	if err != nil {
-		return nil, fmt.Errorf("current counts of %s: %w", q.model, err)
-	}
-	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var (
-			f string
-			n uint64
-		)
-		if err := rows.Scan(&f, &n); err != nil {
-			return nil, fmt.Errorf("read current counts of %s: %w", q.model, err)
-		}
-		out[f] = int64(n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read current counts of %s: %w", q.model, err)
-	}
-	return out, nil
+	return q.countsBy(ctx, sql, "current counts")
 }
 
 // numericBins fills in the bin counts, the current rows out of the
@@ -510,24 +491,30 @@ func concatSorted(bins [][]float64) []float64 {
 
 // deadLetters counts the current window's dead letters per reason.
 func (q *querier) deadLetters(ctx context.Context) (map[string]int64, error) {
-	rows, err := q.conn.Query(ctx, fmt.Sprintf("SELECT reason, count() FROM dead_letters FINAL WHERE model_id = %s AND %s GROUP BY reason", Quote(q.model), q.inCur()))
+	return q.countsBy(ctx, fmt.Sprintf("SELECT reason, count() FROM dead_letters FINAL WHERE model_id = %s AND %s GROUP BY reason", Quote(q.model), q.inCur()), "dead letters")
+}
+
+// countsBy runs sql, which returns (name, count) rows, and collects them;
+// what names the figures in errors.
+func (q *querier) countsBy(ctx context.Context, sql, what string) (map[string]int64, error) {
+	rows, err := q.conn.Query(ctx, sql)
 	if err != nil {
-		return nil, fmt.Errorf("dead letters of %s: %w", q.model, err)
+		return nil, fmt.Errorf("%s of %s: %w", what, q.model, err)
 	}
 	defer rows.Close()
 	out := map[string]int64{}
 	for rows.Next() {
 		var (
-			reason string
-			n      uint64
+			name string
+			n    uint64
 		)
-		if err := rows.Scan(&reason, &n); err != nil {
-			return nil, fmt.Errorf("read dead letters of %s: %w", q.model, err)
+		if err := rows.Scan(&name, &n); err != nil {
+			return nil, fmt.Errorf("read %s of %s: %w", what, q.model, err)
 		}
-		out[reason] = int64(n)
+		out[name] = int64(n)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read dead letters of %s: %w", q.model, err)
+		return nil, fmt.Errorf("read %s of %s: %w", what, q.model, err)
 	}
 	return out, nil
 }

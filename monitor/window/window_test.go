@@ -13,25 +13,13 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/driftwatch/driftwatch/internal/chclient"
-	"github.com/driftwatch/driftwatch/internal/migration"
-	"github.com/driftwatch/driftwatch/internal/testenv"
+	"github.com/driftwatch/driftwatch/internal/testdb"
 	"github.com/driftwatch/driftwatch/monitor/stat"
 )
 
 func openDB(t *testing.T) driver.Conn {
 	t.Helper()
-	base := testenv.ClickHouseURL(t)
-	ctx := context.Background()
-	db := fmt.Sprintf("window_test_%d", time.Now().UnixNano())
-	conn, err := chclient.Open(ctx, chclient.Config{URL: base[:strings.LastIndex(base, "/")] + "/" + db}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db); conn.Close() })
-	if err := migration.Apply(ctx, conn, migration.Defaults()); err != nil {
-		t.Fatal(err)
-	}
+	conn, _ := testdb.Open(t, "window_test")
 	return conn
 }
 

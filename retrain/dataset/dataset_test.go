@@ -11,31 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/apache/arrow/go/v15/arrow/array"
 
-	"github.com/driftwatch/driftwatch/internal/chclient"
-	"github.com/driftwatch/driftwatch/internal/migration"
-	"github.com/driftwatch/driftwatch/internal/testenv"
+	"github.com/driftwatch/driftwatch/internal/testdb"
 )
-
-// openDB creates a fresh database with the migrations on the test
-// ClickHouse.
-func openDB(t *testing.T) (driver.Conn, string) {
-	t.Helper()
-	base := testenv.ClickHouseURL(t)
-	ctx := context.Background()
-	db := "dataset_test_" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	conn, err := chclient.Open(ctx, chclient.Config{URL: base[:strings.LastIndex(base, "/")] + "/" + db}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db); conn.Close() })
-	if err := migration.Apply(ctx, conn, migration.Defaults()); err != nil {
-		t.Fatal(err)
-	}
-	return conn, db
-}
 
 // TestBuild builds a dataset of n labelled rows (plus unlabelled ones and
 // another model's rows, which must be left out) and checks every split:
@@ -43,7 +22,7 @@ func openDB(t *testing.T) (driver.Conn, string) {
 // ClickHouse's own Parquet reader, an implementation independent of the
 // Arrow Go writer — the same rows and values as the view it came from.
 func TestBuild(t *testing.T) {
-	conn, _ := openDB(t)
+	conn, _ := testdb.Open(t, "dataset_test")
 	ctx := context.Background()
 	const n = 30000
 	to := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)

@@ -1,0 +1,40 @@
+// Package testdb gives a test a fresh ClickHouse database on the shared
+// test server (DRIFTWATCH_CLICKHOUSE_URL), with driftwatch's tables, dropped
+// when the test ends.
+package testdb
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/driftwatch/driftwatch/internal/chclient"
+	"github.com/driftwatch/driftwatch/internal/migration"
+	"github.com/driftwatch/driftwatch/internal/testenv"
+)
+
+// Open creates the database <prefix>_<unique>, applies the migrations and
+// returns a connection to it and its name. Without a test server it skips
+// the test (fails it under CI=true), as testenv does.
+func Open(t testing.TB, prefix string) (driver.Conn, string) {
+	t.Helper()
+	base := testenv.ClickHouseURL(t)
+	ctx := context.Background()
+	db := prefix + "_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	conn, err := chclient.Open(ctx, chclient.Config{URL: base[:strings.LastIndex(base, "/")] + "/" + db}, true)
+	if err != nil {
+		t.Fatalf("open test database %s: %v", db, err)
+	}
+	t.Cleanup(func() {
+		conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+chclient.QuoteIdent(db))
+		conn.Close()
+	})
+	if err := migration.Apply(ctx, conn, migration.Defaults()); err != nil {
+		t.Fatalf("migrate test database %s: %v", db, err)
+	}
+	return conn, db
+}
