@@ -74,9 +74,12 @@ type Options struct {
 	Aggregation   window.Options
 	// MaxFeaturesPerModel and MaxSeries bound the exported series.
 	MaxFeaturesPerModel, MaxSeries int
-	Registerer                     prometheus.Registerer
-	Logger                         *slog.Logger
-	Now                            func() time.Time
+	// ReferenceCacheBytes bounds the reference-window aggregates kept
+	// between evaluations (see window.ComputeCached); 0 keeps none.
+	ReferenceCacheBytes int64
+	Registerer          prometheus.Registerer
+	Logger              *slog.Logger
+	Now                 func() time.Time
 }
 
 // Monitor evaluates windows.
@@ -90,6 +93,7 @@ type Monitor struct {
 	triggers *prometheus.CounterVec
 	first    map[string]time.Time
 	perfDesc perfMetrics
+	refs     *refCache
 }
 
 // New validates opts.
@@ -123,6 +127,8 @@ func New(opts Options) (*Monitor, error) {
 		triggers: f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_triggers_total", Help: "Retrain trigger decisions by reason and outcome."}, []string{"reason", "outcome"}),
 		first:    map[string]time.Time{},
 		perfDesc: perfDescs(),
+		refs: newRefCache(opts.ReferenceCacheBytes,
+			f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_reference_cache_total", Help: "Evaluations whose reference-window aggregates came from the cache (hit) or were read again (miss)."}, []string{"result"})),
 	}, nil
 }
 
@@ -185,7 +191,8 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		m.evals.WithLabelValues("waiting").Inc()
 		return Result{Skipped: "the current window overlaps the reference " + ref.String()}, nil
 	}
-	snap, err := window.Compute(ctx, m.opts.Conn, model, ref, cur, m.opts.Aggregation)
+	snap, refAgg, err := window.ComputeCached(ctx, m.opts.Conn, model, ref, cur, m.opts.Aggregation, m.refs.get(model))
+	m.refs.put(model, refAgg)
 	if errors.Is(err, window.ErrNoReference) {
 		m.evals.WithLabelValues("no_reference").Inc()
 		return Result{Snapshot: snap, Skipped: "no rows in the reference " + ref.String()}, nil

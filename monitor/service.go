@@ -32,6 +32,7 @@ type Config struct {
 	MaxFeatures    int           `yaml:"max_features" env:"DRIFTWATCH_MONITOR_MAX_FEATURES" flag:"max-features" help:"most numeric and categorical features examined per model (most frequent first)"`
 	ExportFeatures int           `yaml:"export_features" env:"DRIFTWATCH_MONITOR_EXPORT_FEATURES" flag:"export-features" help:"most features per model exported to Prometheus (most drifted first)"`
 	MaxSeries      int           `yaml:"max_series" env:"DRIFTWATCH_MONITOR_MAX_SERIES" flag:"max-series" help:"most drift series this instance exports"`
+	ReferenceCache int           `yaml:"reference_cache_mb" env:"DRIFTWATCH_MONITOR_REFERENCE_CACHE_MB" flag:"reference-cache-mb" help:"MiB of reference-window aggregates kept between evaluations (least recently used models dropped first; 0: none)"`
 
 	Policy      policy.Config          `yaml:"policy"`
 	Triggers    TriggerConfig          `yaml:"triggers"`
@@ -44,7 +45,7 @@ func DefaultConfig() *Config {
 	return &Config{
 		Common: config.DefaultCommon("127.0.0.1:9102"), Config: migration.DefaultConfig(),
 		Window: time.Hour, Step: time.Minute, ReferenceMode: ReferenceFirst, Reference: 24 * time.Hour, Lookback: 7 * 24 * time.Hour,
-		Bins: 10, SampleCap: 100_000, MaxFeatures: 200, ExportFeatures: 50, MaxSeries: 10_000,
+		Bins: 10, SampleCap: 100_000, MaxFeatures: 200, ExportFeatures: 50, MaxSeries: 10_000, ReferenceCache: 512,
 		Policy: policy.Default(), Triggers: DefaultTriggerConfig(), Performance: DefaultPerformanceConfig(),
 	}
 }
@@ -67,6 +68,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SampleCap < 100 {
 		bad("sample_cap: must be at least 100, got %d", c.SampleCap)
+	}
+	if c.ReferenceCache < 0 {
+		bad("reference_cache_mb: must not be negative, got %d", c.ReferenceCache)
 	}
 	if c.MaxFeatures < 1 || c.ExportFeatures < 1 || c.MaxSeries < 1 {
 		bad("max_features, export_features and max_series: must be at least 1")
@@ -116,6 +120,7 @@ func RunService(ctx context.Context, cfg *Config) error {
 		Lookback: cfg.Lookback, Policy: cfg.Policy, Models: cfg.Models, Trigger: cfg.Triggers, Performance: cfg.Performance,
 		Aggregation:         window.Options{Bins: cfg.Bins, SampleCap: cfg.SampleCap, MaxFeatures: cfg.MaxFeatures},
 		MaxFeaturesPerModel: cfg.ExportFeatures, MaxSeries: cfg.MaxSeries, Registerer: srv.Registry(), Logger: log,
+		ReferenceCacheBytes: int64(cfg.ReferenceCache) << 20,
 	})
 	if err != nil {
 		return err

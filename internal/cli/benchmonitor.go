@@ -137,8 +137,11 @@ Phases, in order (progress on stderr):
              runs the queries: its VmRSS before and after and its VmHWM
              (since it started, not reset) are printed beside, with
              -server-pid or a local clickhouse-embedded on the URL's port.
-             Then, untimed in the total, window.Compute and policy.Evaluate
-             alone, for the split.
+             Each run uses a new monitor, so both windows are read (the
+             target's figure). Then the same evaluation again on that
+             monitor, with the reference's aggregates cached as a running
+             monitor keeps them between steps; and, untimed in the total,
+             window.Compute and policy.Evaluate alone, for the split.
   evidently  -script under -python reads the Parquet file and runs
              DataDriftPreset -repeat times per pass: Evidently's default
              methods, then ks+chisquare, psi+psi, wasserstein+jensenshannon,
@@ -160,7 +163,8 @@ Python and this benchmark share its CPUs.`,
 
 // monitorRun is one evaluation's figures.
 type monitorRun struct {
-	Seconds        float64 // Monitor.Evaluate
+	Seconds        float64 // Monitor.Evaluate, reference read (a new monitor)
+	WarmSeconds    float64 // the same evaluation again, reference aggregates cached
 	ComputeSeconds float64 // window.Compute alone
 	PolicySeconds  float64 // policy.Evaluate alone
 	RSSMiB         float64 // VmHWM of this process during Monitor.Evaluate
@@ -326,6 +330,14 @@ func benchMonitorOnce(ctx context.Context, conn driver.Conn, ref, cur window.Spa
 		return r, res, fmt.Errorf("evaluation skipped: %s", res.Skipped)
 	}
 	r.Rows, r.Drifted = len(res.Verdict.Rows), res.Verdict.Drifted
+
+	// The monitor's steady state: the same window again, with the
+	// reference's aggregates cached by the first evaluation.
+	start = time.Now()
+	if _, err := m.Evaluate(ctx, benchModel, cur.End); err != nil {
+		return r, res, err
+	}
+	r.WarmSeconds = time.Since(start).Seconds()
 
 	start = time.Now()
 	agg.Samples = true
@@ -670,8 +682,8 @@ func printBenchMonitor(w io.Writer, cfg *benchMonitorConfig, loadSecs float64, r
 		}
 		return strings.ReplaceAll(fmt.Sprintf(format, args...), "NaN", "-")
 	}
-	fmt.Fprintln(tw, "run\tMonitor.Evaluate s\twindow.Compute s\tpolicy.Evaluate s\tpeak RSS MiB\tserver RSS MiB before→after\t"+evCols("Evidently methods s\tEvidently default s\tratio\t"))
-	var secs, comp, pol, rss, evs, evd, ratios []float64
+	fmt.Fprintln(tw, "run\tMonitor.Evaluate s\treference cached s\twindow.Compute s\tpolicy.Evaluate s\tpeak RSS MiB\tserver RSS MiB before→after\t"+evCols("Evidently methods s\tEvidently default s\tratio\t"))
+	var secs, warm, comp, pol, rss, evs, evd, ratios []float64
 	for i, r := range runs {
 		e, d, ratio := math.NaN(), math.NaN(), math.NaN()
 		if ev != nil {
@@ -681,17 +693,19 @@ func printBenchMonitor(w io.Writer, cfg *benchMonitorConfig, loadSecs float64, r
 			}
 			ratio = e / r.Seconds
 		}
-		fmt.Fprintf(tw, "%d\t%.2f\t%.2f\t%.3f\t%.0f\t%.0f→%.0f\t%s\n", i+1, r.Seconds, r.ComputeSeconds, r.PolicySeconds, r.RSSMiB,
+		fmt.Fprintf(tw, "%d\t%.2f\t%.2f\t%.2f\t%.3f\t%.0f\t%.0f→%.0f\t%s\n", i+1, r.Seconds, r.WarmSeconds, r.ComputeSeconds, r.PolicySeconds, r.RSSMiB,
 			r.ServerRSSMiB[0], r.ServerRSSMiB[1], evCols("%.1f\t%.1f\t%.1fx\t", e, d, ratio))
 		secs, comp, pol, rss = append(secs, r.Seconds), append(comp, r.ComputeSeconds), append(pol, r.PolicySeconds), append(rss, r.RSSMiB)
+		warm = append(warm, r.WarmSeconds)
 		evs, evd, ratios = append(evs, e), append(evd, d), append(ratios, ratio)
 	}
-	fmt.Fprintf(tw, "median\t%.2f\t%.2f\t%.3f\t%.0f\t\t%s\n", median(secs), median(comp), median(pol), median(rss),
+	fmt.Fprintf(tw, "median\t%.2f\t%.2f\t%.2f\t%.3f\t%.0f\t\t%s\n", median(secs), median(warm), median(comp), median(pol), median(rss),
 		evCols("%.1f\t%.1f\t%.1fx\t", median(evs), median(evd), median(ratios)))
 	tw.Flush()
 	fmt.Fprintln(w)
 	m := median(secs)
-	fmt.Fprintf(w, "monitor evaluation  %6.2f s (median of %d)  target <= %.0f s: %s\n", m, len(runs), targetMonitorSeconds, meets(m <= targetMonitorSeconds))
+	fmt.Fprintf(w, "monitor evaluation  %6.2f s (median of %d; both windows read)  target <= %.0f s: %s\n", m, len(runs), targetMonitorSeconds, meets(m <= targetMonitorSeconds))
+	fmt.Fprintf(w, "reference cached    %6.2f s (median; the same window again, the reference's aggregates kept by the monitor)\n", median(warm))
 	fmt.Fprintf(w, "peak RSS            %6.0f MiB  VmHWM of this process during Monitor.Evaluate (reset before it); the queries run in the server\n", median(rss))
 	if serverPID > 0 {
 		fmt.Fprintf(w, "server memory       clickhouse-embedded pid %d: VmRSS %.0f MiB after the last run, VmHWM %.0f MiB since it started (shared, not reset)\n",

@@ -140,32 +140,56 @@ var ErrNoReference = errors.New("the reference window holds no rows")
 // JOIN over the map and the prediction column), so they cost no read of
 // their own.
 func Compute(ctx context.Context, conn driver.Conn, model string, ref, cur Span, opts Options) (*Snapshot, error) {
+	s, _, err := ComputeCached(ctx, conn, model, ref, cur, opts, nil)
+	return s, err
+}
+
+// ComputeCached is Compute that also returns the reference window's
+// aggregates, and takes those of an earlier call: when cached is for the
+// same model, reference span and options, and the reference still has the
+// same row count and newest ingested_at, only the current window is read
+// (the reference is usually fixed while the current window slides every
+// minute). The snapshot is the same as Compute's either way.
+func ComputeCached(ctx context.Context, conn driver.Conn, model string, ref, cur Span, opts Options, cached *Reference) (*Snapshot, *Reference, error) {
 	opts.defaults()
 	s := &Snapshot{Model: model, Reference: ref, Current: cur}
 	q := &querier{conn: conn, model: model, ref: ref, cur: cur, opts: opts}
-	if err := q.rows(ctx, s); err != nil {
-		return nil, err
+	newest, err := q.rows(ctx, s)
+	if err != nil {
+		return nil, nil, err
 	}
 	if s.RefRows == 0 {
-		return s, ErrNoReference
+		return s, nil, ErrNoReference
+	}
+	if cached.valid(model, ref, opts, s.RefRows, newest) {
+		q.curOnly = true
+	} else {
+		cached = nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
 		wg             sync.WaitGroup
 		numErr, catErr error
+		catRows        []catRow
 	)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if s.Categorical, catErr = q.categorical(ctx); catErr == nil {
+		if catRows, catErr = q.categoryRows(ctx, cached); catErr == nil {
+			s.Categorical = q.assembleCategorical(catRows)
 			s.DeadLetters, catErr = q.deadLetters(ctx)
 		}
 		if catErr != nil {
 			cancel()
 		}
 	}()
-	num, numErr := q.numericEdges(ctx)
+	var num []Numeric
+	if cached != nil {
+		num, numErr = cached.numericFor(ctx, q)
+	} else {
+		num, numErr = q.numericEdges(ctx)
+	}
 	if numErr == nil {
 		numErr = q.numericBins(ctx, num)
 	}
@@ -174,13 +198,16 @@ func Compute(ctx context.Context, conn driver.Conn, model string, ref, cur Span,
 	}
 	wg.Wait()
 	if numErr != nil {
-		return nil, numErr
+		return nil, nil, numErr
 	}
 	if catErr != nil {
-		return nil, catErr
+		return nil, nil, catErr
 	}
 	s.Numeric = num
-	return s, nil
+	if cached == nil {
+		cached = newReference(model, ref, opts, s.RefRows, newest, num, catRows)
+	}
+	return s, cached, nil
 }
 
 type querier struct {
@@ -188,6 +215,9 @@ type querier struct {
 	model    string
 	ref, cur Span
 	opts     Options
+	// curOnly restricts the bin, sample and category queries to the
+	// current window: the reference's come from a cached Reference.
+	curOnly bool
 }
 
 // TimeLit returns t as a ClickHouse DateTime64(3, 'UTC') literal.
@@ -208,18 +238,30 @@ func (q *querier) inCur() string {
 	return fmt.Sprintf("(timestamp >= %s AND timestamp < %s)", TimeLit(q.cur.Start), TimeLit(q.cur.End))
 }
 
+// base is the FROM clause of the two windows' rows (of the current
+// window's alone with curOnly).
 func (q *querier) base() string {
+	if q.curOnly {
+		return fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND %s", Quote(q.model), q.inCur())
+	}
 	return fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND (%s OR %s)", Quote(q.model), q.inRef(), q.inCur())
 }
 
-func (q *querier) rows(ctx context.Context, s *Snapshot) error {
-	sql := fmt.Sprintf("SELECT countIf(%s), countIf(%s) %s", q.inRef(), q.inCur(), q.base())
-	var r, c uint64
-	if err := q.conn.QueryRow(ctx, sql).Scan(&r, &c); err != nil {
-		return fmt.Errorf("count window rows of %s: %w", q.model, err)
+// rows counts both windows' rows and returns the newest ingested_at of the
+// reference's, which with its count tells whether a cached Reference
+// still holds.
+func (q *querier) rows(ctx context.Context, s *Snapshot) (time.Time, error) {
+	sql := fmt.Sprintf("SELECT countIf(%[1]s), countIf(%[2]s), maxIf(ingested_at, %[1]s) FROM inferences FINAL WHERE model_id = %[3]s AND (%[1]s OR %[2]s)",
+		q.inRef(), q.inCur(), Quote(q.model))
+	var (
+		r, c   uint64
+		newest time.Time
+	)
+	if err := q.conn.QueryRow(ctx, sql).Scan(&r, &c, &newest); err != nil {
+		return time.Time{}, fmt.Errorf("count window rows of %s: %w", q.model, err)
 	}
 	s.RefRows, s.CurRows = int64(r), int64(c)
-	return nil
+	return newest, nil
 }
 
 // numericPairs is the FROM clause giving one (is_cur, k, v) row per
@@ -442,9 +484,12 @@ func (q *querier) numericBins(ctx context.Context, out []Numeric) error {
 	}
 	for i := range out {
 		x := &out[i]
-		x.RefValues, x.RefCounts = compress(concatSorted(samples[i][0]))
+		if !q.curOnly {
+			x.RefValues, x.RefCounts = compress(concatSorted(samples[i][0]))
+			x.SampledRef = x.RefN > int64(q.opts.SampleCap)
+		}
 		x.CurValues, x.CurCounts = compress(concatSorted(samples[i][1]))
-		x.SampledRef, x.SampledCur = x.RefN > int64(q.opts.SampleCap), x.CurN > int64(q.opts.SampleCap)
+		x.SampledCur = x.CurN > int64(q.opts.SampleCap)
 	}
 	return nil
 }
@@ -519,7 +564,17 @@ func (q *querier) countsBy(ctx context.Context, sql, what string) (map[string]in
 	return out, nil
 }
 
-func (q *querier) categorical(ctx context.Context) ([]Categorical, error) {
+// catRow is one (feature, category) with its counts in the two windows.
+type catRow struct {
+	feature, category string
+	ref, cur          int64
+}
+
+// categoryRows returns every (feature, category) of the two windows with
+// their counts, ordered by feature, then count in both windows (most
+// first), then category. With cached, the current window is read and its
+// counts merged with the cached reference's.
+func (q *querier) categoryRows(ctx context.Context, cached *Reference) ([]catRow, error) {
 	// The label is a second, narrow read under UNION ALL, like the score.
 	sql := fmt.Sprintf("SELECT k, v, countIf(NOT is_cur) AS r, countIf(is_cur) AS c FROM ("+
 		"SELECT is_cur, k, v FROM (SELECT %[1]s AS is_cur, features_categorical %[2]s) "+
@@ -531,8 +586,7 @@ func (q *querier) categorical(ctx context.Context) ([]Categorical, error) {
 		return nil, fmt.Errorf("category counts of %s: %w", q.model, err)
 	}
 	defer rows.Close()
-	byFeature := map[string]*Categorical{}
-	var order []string
+	var out []catRow
 	for rows.Next() {
 		var (
 			f, v string
@@ -541,6 +595,51 @@ func (q *querier) categorical(ctx context.Context) ([]Categorical, error) {
 		if err := rows.Scan(&f, &v, &r, &c); err != nil {
 			return nil, fmt.Errorf("read category counts of %s: %w", q.model, err)
 		}
+		out = append(out, catRow{f, v, int64(r), int64(c)})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read category counts of %s: %w", q.model, err)
+	}
+	if cached == nil {
+		return out, nil
+	}
+	// Merge: the cached reference counts, plus the current window's.
+	type key struct{ f, v string }
+	idx := make(map[key]int, len(cached.categories)+len(out))
+	merged := make([]catRow, 0, len(cached.categories)+len(out))
+	for _, r := range cached.categories {
+		idx[key{r.feature, r.category}] = len(merged)
+		merged = append(merged, catRow{r.feature, r.category, r.ref, 0})
+	}
+	for _, r := range out {
+		if i, ok := idx[key{r.feature, r.category}]; ok {
+			merged[i].cur = r.cur
+		} else {
+			merged = append(merged, catRow{r.feature, r.category, 0, r.cur})
+		}
+	}
+	sort.Slice(merged, func(i, j int) bool {
+		a, b := merged[i], merged[j]
+		if a.feature != b.feature {
+			return a.feature < b.feature
+		}
+		if a.ref+a.cur != b.ref+b.cur {
+			return a.ref+a.cur > b.ref+b.cur
+		}
+		return a.category < b.category
+	})
+	return merged, nil
+}
+
+// assembleCategorical turns ordered category rows into the features'
+// aggregates: at most MaxCategories categories each (the rest summed into
+// "__other"), the features most frequent in the reference first, capped at
+// MaxFeatures, and the label last.
+func (q *querier) assembleCategorical(rows []catRow) []Categorical {
+	byFeature := map[string]*Categorical{}
+	var order []string
+	for _, row := range rows {
+		f, v, r, c := row.feature, row.category, row.ref, row.cur
 		x := byFeature[f]
 		if x == nil {
 			x = &Categorical{Feature: f}
@@ -549,24 +648,21 @@ func (q *querier) categorical(ctx context.Context) ([]Categorical, error) {
 				order = append(order, f)
 			}
 		}
-		x.RefN += int64(r)
-		x.CurN += int64(c)
+		x.RefN += r
+		x.CurN += c
 		if len(x.Categories) < q.opts.MaxCategories {
 			x.Categories = append(x.Categories, v)
-			x.RefCounts = append(x.RefCounts, int64(r))
-			x.CurCounts = append(x.CurCounts, int64(c))
+			x.RefCounts = append(x.RefCounts, r)
+			x.CurCounts = append(x.CurCounts, c)
 		} else {
 			if x.Categories[len(x.Categories)-1] != "__other" {
 				x.Categories = append(x.Categories, "__other")
 				x.RefCounts = append(x.RefCounts, 0)
 				x.CurCounts = append(x.CurCounts, 0)
 			}
-			x.RefCounts[len(x.RefCounts)-1] += int64(r)
-			x.CurCounts[len(x.CurCounts)-1] += int64(c)
+			x.RefCounts[len(x.RefCounts)-1] += r
+			x.CurCounts[len(x.CurCounts)-1] += c
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read category counts of %s: %w", q.model, err)
 	}
 	// The most frequent features in the reference first, capped; the label
 	// last, whatever its reference count.
@@ -583,7 +679,7 @@ func (q *querier) categorical(ctx context.Context) ([]Categorical, error) {
 	if l := byFeature[LabelFeature]; l != nil {
 		out = append(out, *l)
 	}
-	return out, nil
+	return out
 }
 
 // compress turns sorted values into distinct values and their counts.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -205,6 +206,60 @@ func TestComputeMatchesGo(t *testing.T) {
 	t.Logf("numeric a: edges %v ref %v cur %v; cats %+v", snap.Numeric[0].Edges, snap.Numeric[0].RefBins, snap.Numeric[0].CurBins, snap.Categorical)
 	if len(snap.Categorical) != 2 {
 		t.Errorf("categorical features %d, want 2", len(snap.Categorical))
+	}
+
+	// A cached reference gives the same snapshot as reading both windows,
+	// for this current window and for one slid by 10 minutes, with samples
+	// capped and categories cut to "__other" too.
+	ctx := context.Background()
+	for _, opts := range []Options{{Samples: true}, {Samples: true, SampleCap: 500, MaxCategories: 2}} {
+		full, refAgg, err := ComputeCached(ctx, conn, "m1", ref, cur, opts, nil)
+		if err != nil || refAgg == nil {
+			t.Fatalf("ComputeCached: %v, reference %v", err, refAgg)
+		}
+		for _, c := range []Span{cur, {Start: cur.Start.Add(10 * time.Minute), End: cur.End.Add(10 * time.Minute)}} {
+			want := full
+			if c != cur {
+				if want, err = Compute(ctx, conn, "m1", ref, c, opts); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, again, err := ComputeCached(ctx, conn, "m1", ref, c, opts, refAgg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again != refAgg {
+				t.Errorf("options %+v, current %v: the cached reference was not used", opts, c)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("options %+v, current %v: cached snapshot\n%+v\nwant\n%+v", opts, c, got, want)
+			}
+		}
+		// Another span or options: not used.
+		if _, other, err := ComputeCached(ctx, conn, "m1", ref, cur, Options{Samples: true, Bins: 5}, refAgg); err != nil || other == refAgg {
+			t.Errorf("a reference cached with other options was reused (%v)", err)
+		}
+	}
+
+	// An event ingested late into the reference invalidates the cache.
+	_, refAgg, err := ComputeCached(ctx, conn, "m1", ref, cur, Options{Samples: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Exec(ctx, "INSERT INTO inferences (event_id, model_id, model_version, prediction_id, timestamp, features_numeric, features_categorical, missing_features, prediction_label, prediction_score, prediction_value, prediction_probabilities, segment, latency_ms, kafka_topic, kafka_partition, kafka_offset, ingested_at) VALUES "+
+		fmt.Sprintf("('late','m1','v1','p','%s',{'a':50},{'color':'gold'},[],'no',0.2,NULL,{},{},NULL,'t',0,9,now64(3))", ref.Start.Add(time.Minute).Format("2006-01-02 15:04:05.000"))); err != nil {
+		t.Fatal(err)
+	}
+	want, err := Compute(ctx, conn, "m1", ref, cur, Options{Samples: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, fresh, err := ComputeCached(ctx, conn, "m1", ref, cur, Options{Samples: true}, refAgg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh == refAgg || !reflect.DeepEqual(got, want) || got.RefRows != 1501 {
+		t.Errorf("after a late reference event: cache reused %v, snapshot equal %v, reference rows %d", fresh == refAgg, reflect.DeepEqual(got, want), got.RefRows)
 	}
 }
 

@@ -1,0 +1,72 @@
+package window
+
+import (
+	"context"
+	"time"
+)
+
+// Reference is what ComputeCached learned about one model's reference
+// window: the numeric features' edges, range, bin counts and sample, and
+// the categorical counts. It is only valid for the same model, span and
+// options, while the reference keeps its row count and newest ingested_at
+// (an event ingested late into the reference, or removed by TTL, changes
+// one of them).
+type Reference struct {
+	model      string
+	span       Span
+	opts       Options
+	rows       int64
+	newest     time.Time
+	numeric    []Numeric // reference fields only
+	categories []catRow  // ref > 0 only
+	bytes      int64
+}
+
+func newReference(model string, span Span, opts Options, rows int64, newest time.Time, num []Numeric, cats []catRow) *Reference {
+	r := &Reference{model: model, span: span, opts: opts, rows: rows, newest: newest}
+	for _, n := range num {
+		r.numeric = append(r.numeric, Numeric{Feature: n.Feature, Edges: n.Edges, RefBins: n.RefBins, RefN: n.RefN,
+			RefMin: n.RefMin, RefMax: n.RefMax, RefValues: n.RefValues, RefCounts: n.RefCounts, SampledRef: n.SampledRef})
+		r.bytes += int64(len(n.Feature)) + 8*int64(len(n.Edges)+len(n.RefBins)+2*len(n.RefValues)) + 200
+	}
+	for _, c := range cats {
+		if c.ref > 0 {
+			r.categories = append(r.categories, catRow{feature: c.feature, category: c.category, ref: c.ref})
+			r.bytes += int64(len(c.feature)+len(c.category)) + 48
+		}
+	}
+	return r
+}
+
+// Bytes estimates the memory r holds.
+func (r *Reference) Bytes() int64 {
+	if r == nil {
+		return 0
+	}
+	return r.bytes
+}
+
+func (r *Reference) valid(model string, span Span, opts Options, rows int64, newest time.Time) bool {
+	return r != nil && r.model == model && r.span.Start.Equal(span.Start) && r.span.End.Equal(span.End) &&
+		r.opts == opts && r.rows == rows && r.newest.Equal(newest)
+}
+
+// numericFor returns the cached numeric features with the current
+// window's counts, ready for numericBins.
+func (r *Reference) numericFor(ctx context.Context, q *querier) ([]Numeric, error) {
+	curN, err := q.currentCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Numeric, len(r.numeric))
+	for i, n := range r.numeric {
+		n.CurN = curN[n.Feature]
+		n.CurBins = make([]int64, len(n.RefBins))
+		out[i] = n
+	}
+	return out, nil
+}
+
+// NewTestReference returns an empty Reference of the given size, for tests
+// of caches; it is valid for no window.
+func NewTestReference(bytes int64) *Reference { return &Reference{bytes: bytes} }
