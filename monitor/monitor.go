@@ -75,7 +75,8 @@ type Options struct {
 	// MaxFeaturesPerModel and MaxSeries bound the exported series.
 	MaxFeaturesPerModel, MaxSeries int
 	// ReferenceCacheBytes bounds the reference-window aggregates kept
-	// between evaluations (see window.ComputeCached); 0 keeps none.
+	// between evaluations (see window.ComputeCached); 0 means 512 MiB, a
+	// negative value keeps none.
 	ReferenceCacheBytes int64
 	Registerer          prometheus.Registerer
 	Logger              *slog.Logger
@@ -117,6 +118,9 @@ func New(opts Options) (*Monitor, error) {
 		opts.MaxSeries = 10000
 	}
 	opts.Aggregation.Samples = true
+	if opts.ReferenceCacheBytes == 0 {
+		opts.ReferenceCacheBytes = 512 << 20
+	}
 	f := promauto.With(opts.Registerer)
 	return &Monitor{
 		opts: opts, log: opts.Logger,

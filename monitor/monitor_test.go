@@ -203,6 +203,11 @@ func TestDriftEndToEnd(t *testing.T) {
 	if n := w.triggersSent(t); n != 0 {
 		t.Fatalf("%d triggers after 24 unchanged windows", n)
 	}
+	// The reference (the first hour) was read once; the other 23 windows
+	// took its aggregates from the cache.
+	if hit, miss := testutil.ToFloat64(m.refs.lookups.WithLabelValues("hit")), testutil.ToFloat64(m.refs.lookups.WithLabelValues("miss")); hit != 23 || miss != 1 {
+		t.Errorf("reference cache: %v hits, %v misses; want 23 and 1", hit, miss)
+	}
 
 	var published int
 	for h := 26; h <= 29; h++ {

@@ -63,7 +63,7 @@ func (c *refCache) put(model string, ref *window.Reference) {
 		c.lru.Remove(e)
 		delete(c.byModel, model)
 	}
-	if ref == nil || ref.Bytes() > c.budget {
+	if ref == nil || c.budget <= 0 || ref.Bytes() > c.budget {
 		return
 	}
 	c.byModel[model] = c.lru.PushFront(&refEntry{model: model, ref: ref})

@@ -36,9 +36,9 @@ func TestRefCacheLRUWithinBudget(t *testing.T) {
 	if hit, miss := testutil.ToFloat64(lookups.WithLabelValues("hit")), testutil.ToFloat64(lookups.WithLabelValues("miss")); hit != 1 || miss != 4 {
 		t.Errorf("hits %v misses %v, want 1 and 4", hit, miss)
 	}
-	none := newRefCache(0, lookups)
+	none := newRefCache(-1, lookups)
 	none.put("a", a)
 	if none.get("a") != nil {
-		t.Error("a zero budget keeps nothing")
+		t.Error("a negative budget keeps nothing")
 	}
 }

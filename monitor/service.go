@@ -120,7 +120,7 @@ func RunService(ctx context.Context, cfg *Config) error {
 		Lookback: cfg.Lookback, Policy: cfg.Policy, Models: cfg.Models, Trigger: cfg.Triggers, Performance: cfg.Performance,
 		Aggregation:         window.Options{Bins: cfg.Bins, SampleCap: cfg.SampleCap, MaxFeatures: cfg.MaxFeatures},
 		MaxFeaturesPerModel: cfg.ExportFeatures, MaxSeries: cfg.MaxSeries, Registerer: srv.Registry(), Logger: log,
-		ReferenceCacheBytes: int64(cfg.ReferenceCache) << 20,
+		ReferenceCacheBytes: referenceCacheBytes(cfg.ReferenceCache),
 	})
 	if err != nil {
 		return err
@@ -133,4 +133,13 @@ func RunService(ctx context.Context, cfg *Config) error {
 	err = m.Run(ctx)
 	srv.SetReady(false)
 	return err
+}
+
+// referenceCacheBytes turns reference_cache_mb into monitor.Options'
+// ReferenceCacheBytes, where 0 would mean the default: 0 MiB keeps none.
+func referenceCacheBytes(mib int) int64 {
+	if mib <= 0 {
+		return -1
+	}
+	return int64(mib) << 20
 }
