@@ -300,10 +300,32 @@ func (q *querier) numericEdges(ctx context.Context) ([]Numeric, error) {
 	sql := fmt.Sprintf("SELECT k, count() AS n, min(v), max(v), quantilesExactInclusive(%s)(v) FROM %s "+
 		"GROUP BY k ORDER BY k = %s DESC, n DESC, k LIMIT %d",
 		strings.Join(qs, ", "), pairs, Quote(ScoreFeature), q.opts.MaxFeatures+1)
-	curN, err := q.currentCounts(ctx)
+	// The current counts (a light query) run beside the quantiles.
+	var (
+		curN    map[string]int64
+		curErr  error
+		curDone = make(chan struct{})
+	)
+	go func() {
+		defer close(curDone)
+		curN, curErr = q.currentCounts(ctx)
+	}()
+	num, err := q.edgesQuery(ctx, sql)
+	<-curDone
 	if err != nil {
 		return nil, err
 	}
+	if curErr != nil {
+		return nil, curErr
+	}
+	for i := range num {
+		num[i].CurN = curN[num[i].Feature]
+	}
+	return num, nil
+}
+
+// edgesQuery runs numericEdges' query and reads its features.
+func (q *querier) edgesQuery(ctx context.Context, sql string) ([]Numeric, error) {
 	rows, err := q.conn.Query(ctx, sql)
 	if err != nil {
 		return nil, fmt.Errorf("reference quantiles of %s: %w", q.model, err)
@@ -327,7 +349,7 @@ func (q *querier) numericEdges(ctx context.Context) ([]Numeric, error) {
 				edges = append(edges, e)
 			}
 		}
-		x := Numeric{Feature: f, Edges: edges, RefN: int64(n), CurN: curN[f], RefMin: lo, RefMax: hi,
+		x := Numeric{Feature: f, Edges: edges, RefN: int64(n), RefMin: lo, RefMax: hi,
 			RefBins: make([]int64, len(edges)+1), CurBins: make([]int64, len(edges)+1)}
 		switch {
 		case f == ScoreFeature:
