@@ -24,6 +24,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/ipc"
 	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/google/uuid"
+	"github.com/paulmach/orb"
 
 	"github.com/driftwatch/driftwatch/internal/testenv"
 )
@@ -474,5 +475,34 @@ func TestHTTPErrorsAndAuth(t *testing.T) {
 	pr.Body.Close()
 	if string(pb) != "Ok.\n" {
 		t.Fatalf("/ping: %q", pb)
+	}
+}
+
+// TestOtherTypesThroughTranscoding reads types driftwatch's tables do not
+// use but analysts may select — geometry, enums, nested arrays, tuples —
+// through the Native transcoding and its size check, with clickhouse-go.
+func TestOtherTypesThroughTranscoding(t *testing.T) {
+	c := target(t)
+	conn := c.open(t, nil)
+	var (
+		pt    orb.Point
+		ring  orb.Ring
+		poly  orb.Polygon
+		multi orb.MultiPolygon
+		enum  string
+		deep  [][]float64
+		tup   []any
+	)
+	err := conn.QueryRow(context.Background(), `SELECT
+		CAST((1.5, -2.5) AS Point), CAST([(0, 0), (1, 0), (1, 1)] AS Ring),
+		CAST([[(0, 0), (2, 0), (2, 2)], [(0.5, 0.5), (1, 0.5), (1, 1)]] AS Polygon),
+		CAST([[[(0, 0), (3, 0), (3, 3)]]] AS MultiPolygon),
+		CAST('b', 'Enum8(\'a\' = 1, \'b\' = 2)'), [[1.5], [], [2.5, 3.5]], tuple(7, 'x')`).Scan(&pt, &ring, &poly, &multi, &enum, &deep, &tup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt != (orb.Point{1.5, -2.5}) || len(ring) != 3 || ring[2] != (orb.Point{1, 1}) || len(poly) != 2 || poly[1][0] != (orb.Point{0.5, 0.5}) ||
+		len(multi) != 1 || multi[0][0][1] != (orb.Point{3, 0}) || enum != "b" || fmt.Sprint(deep) != "[[1.5] [] [2.5 3.5]]" || fmt.Sprint(tup) != "[7 x]" {
+		t.Errorf("got %v %v %v %v %q %v %v", pt, ring, poly, multi, enum, deep, tup)
 	}
 }

@@ -8,9 +8,37 @@ import (
 	"strings"
 )
 
-// errUnknownType stops checkNative at a type it cannot size; the stream
-// is then trusted as the engine's own output.
+// errUnknownType stops checkNative at a ClickHouse type it cannot size
+// (see unsizedTypes); the stream is then trusted as the engine's own
+// output. A type name ClickHouse does not have is an error instead:
+// clickhouse-go's decoder reads such names loosely ("Float64000" as
+// Float64) and would trust the sizes that follow.
 var errUnknownType = errors.New("type not sized by checkNative")
+
+// unsizedTypes are the ClickHouse types checkNative leaves to the decoder.
+var unsizedTypes = map[string]bool{
+	"JSON": true, "Object": true, "Dynamic": true, "Variant": true, "AggregateFunction": true,
+	"SimpleAggregateFunction": true, "Nested": true, "Time": true,
+}
+
+// geoTypes are the geometry types, as the Native layout they share.
+var geoTypes = map[string]string{
+	"Point":           "Tuple(Float64, Float64)",
+	"Ring":            "Array(Tuple(Float64, Float64))",
+	"LineString":      "Array(Tuple(Float64, Float64))",
+	"MultiLineString": "Array(Array(Tuple(Float64, Float64)))",
+	"Polygon":         "Array(Array(Tuple(Float64, Float64)))",
+	"MultiPolygon":    "Array(Array(Array(Tuple(Float64, Float64))))",
+}
+
+// unknown is the error for a type checkNative does not size: errUnknownType
+// for a real ClickHouse type, an error naming it otherwise.
+func unknown(typ string) error {
+	if name, _ := splitType(typ); unsizedTypes[name] {
+		return errUnknownType
+	}
+	return fmt.Errorf("unknown type %q", typ)
+}
 
 // checkNative walks a revision-0 Native stream and verifies that every
 // declared size (rows, string lengths, array offsets, dictionary sizes)
@@ -103,7 +131,7 @@ func (w *nativeWalker) prefix(typ string) error {
 		return err
 	case "Nullable", "Array":
 		if len(args) != 1 {
-			return errUnknownType
+			return fmt.Errorf("malformed type %q", typ)
 		}
 		return w.prefix(args[0])
 	case "Map", "Tuple":
@@ -121,6 +149,9 @@ func (w *nativeWalker) prefix(typ string) error {
 func (w *nativeWalker) data(typ string, rows uint64) error {
 	if rows > w.left() {
 		return fmt.Errorf("%d rows declared, %d bytes left", rows, w.left())
+	}
+	if g, ok := geoTypes[typ]; ok {
+		typ = g
 	}
 	name, args := splitType(typ)
 	if width := fixedWidth(name, args); width > 0 {
@@ -141,16 +172,16 @@ func (w *nativeWalker) data(typ string, rows uint64) error {
 		return nil
 	case "FixedString":
 		if len(args) != 1 {
-			return errUnknownType
+			return fmt.Errorf("malformed type %q", typ)
 		}
 		size, err := strconv.ParseUint(args[0], 10, 32)
 		if err != nil {
-			return errUnknownType
+			return fmt.Errorf("malformed type %q", typ)
 		}
 		return w.skip(rows * size)
 	case "Nullable":
 		if len(args) != 1 {
-			return errUnknownType
+			return fmt.Errorf("malformed type %q", typ)
 		}
 		if err := w.skip(rows); err != nil {
 			return err
@@ -166,7 +197,7 @@ func (w *nativeWalker) data(typ string, rows uint64) error {
 		}
 		if name == "Array" {
 			if len(args) != 1 {
-				return errUnknownType
+				return fmt.Errorf("malformed type %q", typ)
 			}
 			return w.data(args[0], total)
 		}
@@ -185,7 +216,7 @@ func (w *nativeWalker) data(typ string, rows uint64) error {
 		return nil
 	case "LowCardinality":
 		if len(args) != 1 {
-			return errUnknownType
+			return fmt.Errorf("malformed type %q", typ)
 		}
 		dict := args[0]
 		if n, a := splitType(dict); n == "Nullable" && len(a) == 1 {
@@ -225,7 +256,7 @@ func (w *nativeWalker) data(typ string, rows uint64) error {
 	case "Nothing":
 		return w.skip(rows)
 	}
-	return errUnknownType
+	return unknown(typ)
 }
 
 func fixedWidth(name string, args []string) uint64 {
@@ -236,7 +267,9 @@ func fixedWidth(name string, args []string) uint64 {
 		return 2
 	case "UInt32", "Int32", "Float32", "Date32", "DateTime", "IPv4", "Decimal32":
 		return 4
-	case "UInt64", "Int64", "Float64", "DateTime64", "Decimal64", "Time64":
+	case "UInt64", "Int64", "Float64", "DateTime64", "Decimal64", "Time64",
+		"IntervalNanosecond", "IntervalMicrosecond", "IntervalMillisecond", "IntervalSecond", "IntervalMinute",
+		"IntervalHour", "IntervalDay", "IntervalWeek", "IntervalMonth", "IntervalQuarter", "IntervalYear":
 		return 8
 	case "UInt128", "Int128", "UUID", "IPv6", "Decimal128":
 		return 16
