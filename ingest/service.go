@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
 	"github.com/driftwatch/driftwatch/internal/chclient"
 	"github.com/driftwatch/driftwatch/internal/config"
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
@@ -85,12 +83,8 @@ func RunService(ctx context.Context, cfg *Config) error {
 	}
 	defer stopHTTP()
 
-	chCfg := chclient.Config{URL: cfg.ClickHouseURL, User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword.Reveal()}
-	var conn driver.Conn
-	if err := service.WaitFor(ctx, log, "connect to ClickHouse "+chclient.Redact(cfg.ClickHouseURL), func(ctx context.Context) (err error) {
-		conn, err = migration.Open(ctx, chCfg, cfg.Config.Options())
-		return err
-	}); err != nil {
+	conn, err := service.OpenClickHouse(ctx, log, cfg.ClickHouse, cfg.Config.Options())
+	if err != nil {
 		return err
 	}
 	defer conn.Close()

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/driftwatch/driftwatch/monitor/window"
 	"github.com/driftwatch/driftwatch/schemas"
 )
@@ -77,21 +79,13 @@ func (m *Monitor) apiPerformance(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	rows, err := m.opts.Conn.Query(ctx, fmt.Sprintf("SELECT window_start, window_end, metric, value, samples, label_coverage, computed_at, computations FROM performance_latest WHERE model_id = %s%s ORDER BY window_start DESC, metric LIMIT %d",
-		window.Quote(model), cond, limit))
+	out, err := scanAll(ctx, m.opts.Conn, "performance_latest", fmt.Sprintf("SELECT window_start, window_end, metric, value, samples, label_coverage, computed_at, computations FROM performance_latest WHERE model_id = %s%s ORDER BY window_start DESC, metric LIMIT %d",
+		window.Quote(model), cond, limit), func(rows driver.Rows, p *PerformanceRow) error {
+		return rows.Scan(&p.WindowStart, &p.WindowEnd, &p.Metric, &p.Value, &p.Samples, &p.LabelCoverage, &p.ComputedAt, &p.Computations)
+	})
 	if err != nil {
-		fail(w, http.StatusBadGateway, "query performance_latest: %v", err)
+		fail(w, http.StatusBadGateway, "%v", err)
 		return
-	}
-	defer rows.Close()
-	out := []PerformanceRow{}
-	for rows.Next() {
-		var p PerformanceRow
-		if err := rows.Scan(&p.WindowStart, &p.WindowEnd, &p.Metric, &p.Value, &p.Samples, &p.LabelCoverage, &p.ComputedAt, &p.Computations); err != nil {
-			fail(w, http.StatusBadGateway, "read performance_latest: %v", err)
-			return
-		}
-		out = append(out, p)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "performance": out})
 }
@@ -117,22 +111,14 @@ func (m *Monitor) apiCorrelations(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	rows, err := m.opts.Conn.Query(ctx, fmt.Sprintf(`SELECT model_metric, business_metric, method, lag, value, p_value, samples, bucket_seconds, window_start, window_end
+	out, err := scanAll(ctx, m.opts.Conn, "business_correlations", fmt.Sprintf(`SELECT model_metric, business_metric, method, lag, value, p_value, samples, bucket_seconds, window_start, window_end
 		FROM business_correlations FINAL WHERE model_id = %s AND window_end = (SELECT max(window_end) FROM business_correlations WHERE model_id = %s)
-		ORDER BY business_metric, model_metric, method, lag`, window.Quote(model), window.Quote(model)))
+		ORDER BY business_metric, model_metric, method, lag`, window.Quote(model), window.Quote(model)), func(rows driver.Rows, c *CorrelationRow) error {
+		return rows.Scan(&c.ModelMetric, &c.BusinessMetric, &c.Method, &c.Lag, &c.Value, &c.PValue, &c.Samples, &c.BucketSeconds, &c.WindowStart, &c.WindowEnd)
+	})
 	if err != nil {
-		fail(w, http.StatusBadGateway, "query business_correlations: %v", err)
+		fail(w, http.StatusBadGateway, "%v", err)
 		return
-	}
-	defer rows.Close()
-	out := []CorrelationRow{}
-	for rows.Next() {
-		var c CorrelationRow
-		if err := rows.Scan(&c.ModelMetric, &c.BusinessMetric, &c.Method, &c.Lag, &c.Value, &c.PValue, &c.Samples, &c.BucketSeconds, &c.WindowStart, &c.WindowEnd); err != nil {
-			fail(w, http.StatusBadGateway, "read business_correlations: %v", err)
-			return
-		}
-		out = append(out, c)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "correlations": out})
 }
@@ -189,25 +175,17 @@ type ModelSummary struct {
 func (m *Monitor) apiModels(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	rows, err := m.opts.Conn.Query(ctx, `
+	out, err := scanAll(ctx, m.opts.Conn, "drift_results", `
 		SELECT model_id, window_start, window_end,
 		       groupArrayIf(feature, drifted), groupArrayIf(feature, sustained), max(samples)
 		FROM drift_results FINAL
 		WHERE method = 'verdict' AND (model_id, window_end) IN (SELECT model_id, max(window_end) FROM drift_results WHERE method = 'verdict' GROUP BY model_id)
-		GROUP BY model_id, window_start, window_end ORDER BY model_id`)
+		GROUP BY model_id, window_start, window_end ORDER BY model_id`, func(rows driver.Rows, s *ModelSummary) error {
+		return rows.Scan(&s.ModelID, &s.LastWindowStart, &s.LastWindowEnd, &s.DriftedFeatures, &s.SustainedDrift, &s.Samples)
+	})
 	if err != nil {
-		fail(w, http.StatusBadGateway, "query drift_results: %v", err)
+		fail(w, http.StatusBadGateway, "%v", err)
 		return
-	}
-	defer rows.Close()
-	out := []ModelSummary{}
-	for rows.Next() {
-		var s ModelSummary
-		if err := rows.Scan(&s.ModelID, &s.LastWindowStart, &s.LastWindowEnd, &s.DriftedFeatures, &s.SustainedDrift, &s.Samples); err != nil {
-			fail(w, http.StatusBadGateway, "read drift_results: %v", err)
-			return
-		}
-		out = append(out, s)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"models": out})
 }
@@ -231,25 +209,39 @@ type ResultRow struct {
 
 const resultCols = "feature, kind, method, value, p_value, p_value_adjusted, threshold, drifted, sustained, status, samples, window_start, window_end"
 
-func (m *Monitor) queryRows(ctx context.Context, q string) ([]ResultRow, error) {
-	rows, err := m.opts.Conn.Query(ctx, q)
+// scanAll runs sql and scans every row with scan. Its errors name table:
+// "query <table>: …" when the query fails, "read <table>: …" when a row
+// or the rest of the stream does, so a cut-off result is an error, never a
+// short 200.
+func scanAll[T any](ctx context.Context, conn driver.Conn, table, sql string, scan func(driver.Rows, *T) error) ([]T, error) {
+	rows, err := conn.Query(ctx, sql)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("query %s: %w", table, err)
 	}
 	defer rows.Close()
-	out := []ResultRow{}
+	out := []T{}
 	for rows.Next() {
-		var r ResultRow
-		var v float64
-		if err := rows.Scan(&r.Feature, &r.Kind, &r.Method, &v, &r.PValue, &r.PValueAdjusted, &r.Threshold, &r.Drifted, &r.Sustained, &r.Status, &r.Samples, &r.WindowStart, &r.WindowEnd); err != nil {
-			return nil, err
+		var v T
+		if err := scan(rows, &v); err != nil {
+			return nil, fmt.Errorf("read %s: %w", table, err)
 		}
-		if !math.IsNaN(v) && !math.IsInf(v, 0) {
-			r.Value = &v
-		}
-		out = append(out, r)
+		out = append(out, v)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", table, err)
+	}
+	return out, nil
+}
+
+func scanResult(rows driver.Rows, r *ResultRow) error {
+	var v float64
+	if err := rows.Scan(&r.Feature, &r.Kind, &r.Method, &v, &r.PValue, &r.PValueAdjusted, &r.Threshold, &r.Drifted, &r.Sustained, &r.Status, &r.Samples, &r.WindowStart, &r.WindowEnd); err != nil {
+		return err
+	}
+	if !math.IsNaN(v) && !math.IsInf(v, 0) {
+		r.Value = &v
+	}
+	return nil
 }
 
 func (m *Monitor) apiResults(w http.ResponseWriter, r *http.Request) {
@@ -261,9 +253,9 @@ func (m *Monitor) apiResults(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	q := fmt.Sprintf("SELECT %s FROM drift_results FINAL WHERE model_id = %s AND window_end = (SELECT max(window_end) FROM drift_results WHERE model_id = %s) ORDER BY kind, feature, method",
 		resultCols, window.Quote(model), window.Quote(model))
-	rows, err := m.queryRows(ctx, q)
+	rows, err := scanAll(ctx, m.opts.Conn, "drift_results", q, scanResult)
 	if err != nil {
-		fail(w, http.StatusBadGateway, "query drift_results: %v", err)
+		fail(w, http.StatusBadGateway, "%v", err)
 		return
 	}
 	if len(rows) == 0 {
@@ -292,9 +284,9 @@ func (m *Monitor) apiHistory(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	q := fmt.Sprintf("SELECT %s FROM drift_results FINAL WHERE model_id = %s AND feature = %s%s ORDER BY window_end DESC, method LIMIT %d",
 		resultCols, window.Quote(model), window.Quote(feature), cond, limit)
-	rows, err := m.queryRows(ctx, q)
+	rows, err := scanAll(ctx, m.opts.Conn, "drift_results", q, scanResult)
 	if err != nil {
-		fail(w, http.StatusBadGateway, "query drift_results: %v", err)
+		fail(w, http.StatusBadGateway, "%v", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "feature": feature, "history": rows})
@@ -329,25 +321,21 @@ func (m *Monitor) apiTriggers(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	rows, err := m.opts.Conn.Query(ctx, fmt.Sprintf("SELECT trigger_id, model_id, model_version, reason, policy, window_start, window_end, evidence, created_at, dedup_key FROM retrain_triggers FINAL%s ORDER BY created_at DESC LIMIT %d", cond, limit))
+	out, err := scanAll(ctx, m.opts.Conn, "retrain_triggers", fmt.Sprintf("SELECT trigger_id, model_id, model_version, reason, policy, window_start, window_end, evidence, created_at, dedup_key FROM retrain_triggers FINAL%s ORDER BY created_at DESC LIMIT %d", cond, limit),
+		func(rows driver.Rows, t *TriggerRow) error {
+			var ev string
+			if err := rows.Scan(&t.TriggerID, &t.ModelID, &t.Version, &t.Reason, &t.Policy, &t.WindowStart, &t.WindowEnd, &ev, &t.CreatedAt, &t.DedupKey); err != nil {
+				return err
+			}
+			t.Evidence = json.RawMessage(ev)
+			if !json.Valid(t.Evidence) {
+				t.Evidence = json.RawMessage("[]")
+			}
+			return nil
+		})
 	if err != nil {
-		fail(w, http.StatusBadGateway, "query retrain_triggers: %v", err)
+		fail(w, http.StatusBadGateway, "%v", err)
 		return
-	}
-	defer rows.Close()
-	out := []TriggerRow{}
-	for rows.Next() {
-		var t TriggerRow
-		var ev string
-		if err := rows.Scan(&t.TriggerID, &t.ModelID, &t.Version, &t.Reason, &t.Policy, &t.WindowStart, &t.WindowEnd, &ev, &t.CreatedAt, &t.DedupKey); err != nil {
-			fail(w, http.StatusBadGateway, "read retrain_triggers: %v", err)
-			return
-		}
-		t.Evidence = json.RawMessage(ev)
-		if !json.Valid(t.Evidence) {
-			t.Evidence = json.RawMessage("[]")
-		}
-		out = append(out, t)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"triggers": out})
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/driftwatch/driftwatch/internal/config"
 )
 
 // Config says where ClickHouse is and who to connect as.
@@ -220,4 +221,10 @@ func Code(err error) int32 {
 		return ex.Code
 	}
 	return 0
+}
+
+// FromConfig is the client configuration of a service's ClickHouse
+// settings.
+func FromConfig(c config.ClickHouse) Config {
+	return Config{URL: c.ClickHouseURL, User: c.ClickHouseUser, Password: c.ClickHousePassword.Reveal()}
 }

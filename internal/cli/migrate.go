@@ -44,7 +44,7 @@ at any time; services also run it when they start.`,
 				return nil
 			}
 			start := time.Now()
-			conn, err := chclient.Open(ctx, chclient.Config{URL: cfg.ClickHouseURL, User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword.Reveal()}, true)
+			conn, err := chclient.Open(ctx, chclient.FromConfig(cfg.ClickHouse), true)
 			if err != nil {
 				return err
 			}

@@ -103,7 +103,7 @@ func init() {
 		},
 		run: func(ctx context.Context, c config.Validator, env Env) error {
 			cfg := c.(*modelsConfig)
-			conn, err := chclient.Open(ctx, chclient.Config{URL: cfg.ClickHouseURL, User: cfg.ClickHouseUser, Password: cfg.ClickHousePassword.Reveal()}, false)
+			conn, err := chclient.Open(ctx, chclient.FromConfig(cfg.ClickHouse), false)
 			if err != nil {
 				return err
 			}

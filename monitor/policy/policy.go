@@ -248,12 +248,6 @@ func Evaluate(snap *window.Snapshot, c Config, hist History) Verdict {
 		byFeature[r.Feature] = append(byFeature[r.Feature], len(rows))
 		rows = append(rows, r)
 	}
-	kindOf := func(f string) string {
-		if f == window.ScoreFeature || f == window.LabelFeature {
-			return KindPredictionDrift
-		}
-		return KindDrift
-	}
 	// The numeric methods on samples (KS, Wasserstein, …) cost most: the
 	// features are computed on all CPUs, and their rows added in order.
 	numericRowsOf := make([][]Row, len(snap.Numeric))
@@ -264,7 +258,7 @@ func Evaluate(snap *window.Snapshot, c Config, hist History) Verdict {
 		go func() {
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < len(snap.Numeric); i = int(next.Add(1) - 1) {
-				numericRowsOf[i] = numericRows(&snap.Numeric[i], c, kindOf)
+				numericRowsOf[i] = numericRows(&snap.Numeric[i], c)
 			}
 		}()
 	}
@@ -274,32 +268,9 @@ func Evaluate(snap *window.Snapshot, c Config, hist History) Verdict {
 			add(r)
 		}
 	}
-	for _, cf := range snap.Categorical {
-		counts := stat.Counts{Labels: cf.Categories, Reference: cf.RefCounts, Current: cf.CurCounts}
-		for _, m := range c.CategoricalMethods {
-			r := Row{Feature: cf.Feature, Kind: kindOf(cf.Feature), Method: m, Threshold: c.Threshold(cf.Feature, m), Samples: cf.CurN, ReferenceSamples: cf.RefN}
-			if cf.CurN < c.MinSamples || cf.RefN < c.MinSamples {
-				r.Status, r.Value, r.PValue = StatusInsufficient, math.NaN(), math.NaN()
-				add(r)
-				continue
-			}
-			var res stat.Result
-			var err error
-			switch m {
-			case stat.MethodPSI:
-				res, err = stat.PSI(counts)
-			case stat.MethodJensenShannon:
-				res, err = stat.JensenShannon(counts)
-			case stat.MethodHellinger:
-				res, err = stat.Hellinger(counts)
-			case stat.MethodChiSquare:
-				res, err = stat.ChiSquare(counts)
-			case stat.MethodLInfinity:
-				res, err = stat.LInfinity(counts)
-			case stat.MethodUnseenShare:
-				res, err = stat.UnseenShare(counts)
-			}
-			add(fill(r, res, err))
+	for i := range snap.Categorical {
+		for _, r := range categoricalRows(&snap.Categorical[i], c) {
+			add(r)
 		}
 	}
 
@@ -488,40 +459,79 @@ func quality(snap *window.Snapshot, c Config, v *Verdict) []Row {
 	return rows
 }
 
-// numericRows computes c's numeric methods on one feature.
-func numericRows(n *window.Numeric, c Config, kindOf func(string) string) []Row {
-	var rows []Row
-	counts := stat.Counts{Reference: n.RefBins, Current: n.CurBins}
-	ref := stat.Sample{Values: n.RefValues, Counts: n.RefCounts}
-	cur := stat.Sample{Values: n.CurValues, Counts: n.CurCounts}
-	for _, m := range c.NumericMethods {
-		r := Row{Feature: n.Feature, Kind: kindOf(n.Feature), Method: m, Threshold: c.Threshold(n.Feature, m), Samples: n.CurN, ReferenceSamples: n.RefN}
-		if n.CurN < c.MinSamples || n.RefN < c.MinSamples {
+// kindOf is a feature's kind of drift: the prediction pseudo-features'
+// is prediction drift.
+func kindOf(f string) string {
+	if f == window.ScoreFeature || f == window.LabelFeature {
+		return KindPredictionDrift
+	}
+	return KindDrift
+}
+
+// methodRows computes each of methods on one feature with compute; a
+// window with fewer than MinSamples rows on either side is insufficient
+// for every method, which then is not computed.
+func methodRows(feature string, methods []string, refN, curN int64, c Config, compute func(method string) (stat.Result, error)) []Row {
+	rows := make([]Row, 0, len(methods))
+	for _, m := range methods {
+		r := Row{Feature: feature, Kind: kindOf(feature), Method: m, Threshold: c.Threshold(feature, m), Samples: curN, ReferenceSamples: refN}
+		if curN < c.MinSamples || refN < c.MinSamples {
 			r.Status, r.Value, r.PValue = StatusInsufficient, math.NaN(), math.NaN()
 			rows = append(rows, r)
 			continue
 		}
-		var res stat.Result
-		var err error
-		switch m {
-		case stat.MethodPSI:
-			res, err = stat.PSI(counts)
-		case stat.MethodJensenShannon:
-			res, err = stat.JensenShannon(counts)
-		case stat.MethodHellinger:
-			res, err = stat.Hellinger(counts)
-		case stat.MethodKS:
-			res, err = stat.KS(ref, cur)
-		case stat.MethodWasserstein:
-			res, err = stat.Wasserstein(ref, cur)
-		case stat.MethodWassersteinNorm:
-			res, err = stat.WassersteinNorm(ref, cur)
-		case stat.MethodAndersonDarling:
-			res, err = stat.AndersonDarling(ref, cur)
-		case stat.MethodCramerVonMises:
-			res, err = stat.CramerVonMises(ref, cur)
-		}
+		res, err := compute(m)
 		rows = append(rows, fill(r, res, err))
 	}
 	return rows
+}
+
+// numericRows computes c's numeric methods on one feature.
+func numericRows(n *window.Numeric, c Config) []Row {
+	counts := stat.Counts{Reference: n.RefBins, Current: n.CurBins}
+	ref := stat.Sample{Values: n.RefValues, Counts: n.RefCounts}
+	cur := stat.Sample{Values: n.CurValues, Counts: n.CurCounts}
+	return methodRows(n.Feature, c.NumericMethods, n.RefN, n.CurN, c, func(m string) (stat.Result, error) {
+		switch m {
+		case stat.MethodPSI:
+			return stat.PSI(counts)
+		case stat.MethodJensenShannon:
+			return stat.JensenShannon(counts)
+		case stat.MethodHellinger:
+			return stat.Hellinger(counts)
+		case stat.MethodKS:
+			return stat.KS(ref, cur)
+		case stat.MethodWasserstein:
+			return stat.Wasserstein(ref, cur)
+		case stat.MethodWassersteinNorm:
+			return stat.WassersteinNorm(ref, cur)
+		case stat.MethodAndersonDarling:
+			return stat.AndersonDarling(ref, cur)
+		case stat.MethodCramerVonMises:
+			return stat.CramerVonMises(ref, cur)
+		}
+		return stat.Result{}, nil
+	})
+}
+
+// categoricalRows computes c's categorical methods on one feature.
+func categoricalRows(cf *window.Categorical, c Config) []Row {
+	counts := stat.Counts{Labels: cf.Categories, Reference: cf.RefCounts, Current: cf.CurCounts}
+	return methodRows(cf.Feature, c.CategoricalMethods, cf.RefN, cf.CurN, c, func(m string) (stat.Result, error) {
+		switch m {
+		case stat.MethodPSI:
+			return stat.PSI(counts)
+		case stat.MethodJensenShannon:
+			return stat.JensenShannon(counts)
+		case stat.MethodHellinger:
+			return stat.Hellinger(counts)
+		case stat.MethodChiSquare:
+			return stat.ChiSquare(counts)
+		case stat.MethodLInfinity:
+			return stat.LInfinity(counts)
+		case stat.MethodUnseenShare:
+			return stat.UnseenShare(counts)
+		}
+		return stat.Result{}, nil
+	})
 }
