@@ -381,3 +381,26 @@ func inhibitionMismatch(t *testing.T, addr string, want map[string]string) []str
 	}
 	return out
 }
+
+// TestKafkaClusterIDs draws cluster ids the way scripts/kafka.sh does. One
+// base64url UUID in 64 starts with '-', which kafka-storage's parser takes for
+// an option; CI once failed on exactly that, so no drawn id may start with it.
+func TestKafkaClusterIDs(t *testing.T) {
+	const draws = 1000
+	script := fmt.Sprintf(`source <(sed -n '/^random_cluster_id()/,/^}/p' ../scripts/kafka.sh)
+for ((i = 0; i < %d; i++)); do random_cluster_id; done`, draws)
+	ids := strings.Fields(run(t, "bash", "-c", script))
+	if len(ids) != draws {
+		t.Fatalf("drew %d ids, want %d", len(ids), draws)
+	}
+	seen := make(map[string]bool, draws)
+	for _, id := range ids {
+		if len(id) != 22 || strings.HasPrefix(id, "-") || strings.Trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			t.Fatalf("cluster id %q: want 22 base64url characters not starting with '-'", id)
+		}
+		if seen[id] {
+			t.Fatalf("cluster id %q drawn twice", id)
+		}
+		seen[id] = true
+	}
+}

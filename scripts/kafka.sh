@@ -207,9 +207,16 @@ render_config() {
 }
 
 # A Kafka cluster id is a UUID in unpadded URL-safe base64 (22 characters);
-# making it here saves a JVM start of `kafka-storage random-uuid`.
+# making it here saves a JVM start of `kafka-storage random-uuid`. One id in
+# 64 would start with '-', which kafka-storage's argument parser reads as an
+# option ("--cluster-id: expected one argument"); like Kafka's own
+# Uuid.randomUuid, draw again until it does not.
 random_cluster_id() {
-	head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
+	local id=-
+	while [[ $id == -* ]]; do
+		id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+	done
+	printf '%s\n' "$id"
 }
 
 # The standalone voter set recorded at format time holds the controller
