@@ -113,7 +113,7 @@ func (w *world) fill(t *testing.T, perHour int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- ing.Run(ctx) }()
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(6 * time.Minute)
 	for w.count(t, "SELECT count() FROM inferences FINAL") < uint64(gen.Stats().Inferences) ||
 		w.count(t, "SELECT count() FROM outcomes FINAL") < uint64(len(msgs["outcomes"])) {
 		if time.Now().After(deadline) {
@@ -242,7 +242,7 @@ func TestTrainer(t *testing.T) {
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- tr.Run(rctx) }()
-		deadline := time.Now().Add(2 * time.Minute)
+		deadline := time.Now().Add(6 * time.Minute)
 		for {
 			runs, err := tr.Runs(ctx, "model-0")
 			if err != nil {
