@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,6 +83,11 @@ func (w *world) send(t *testing.T, events []loadgen.Event) {
 
 func perfMonitor(t *testing.T, w *world, pc PerformanceConfig, now time.Time) (*Monitor, *kafka.Writer) {
 	t.Helper()
+	return perfMonitorClock(t, w, pc, func() time.Time { return now })
+}
+
+func perfMonitorClock(t *testing.T, w *world, pc PerformanceConfig, now func() time.Time) (*Monitor, *kafka.Writer) {
+	t.Helper()
 	tw, err := kafkaio.NewWriter(w.kopts, "retrain-triggers")
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +95,7 @@ func perfMonitor(t *testing.T, w *world, pc PerformanceConfig, now time.Time) (*
 	t.Cleanup(func() { tw.Close() })
 	m, err := New(Options{Conn: w.conn, Triggers: tw, Window: time.Hour, Step: time.Hour, ReferenceMode: ReferenceFirst, Reference: time.Hour,
 		Lookback: 72 * time.Hour, Policy: policy.Default(), Trigger: DefaultTriggerConfig(), Performance: pc, Registerer: prometheus.NewRegistry(),
-		Now: func() time.Time { return now }})
+		Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,13 +189,18 @@ func TestLateLabels(t *testing.T) {
 	w.send(t, early)
 	pc := DefaultPerformanceConfig()
 	pc.Recompute, pc.Buckets, pc.MaxLag = 2, 4, 1
-	m, _ := perfMonitor(t, w, pc, cut)
+	// The second evaluation is a minute later: performance_latest picks
+	// the newest computed_at, and two rows with the same one would tie.
+	var clock atomic.Int64
+	clock.Store(cut.UnixNano())
+	m, _ := perfMonitorClock(t, w, pc, func() time.Time { return time.Unix(0, clock.Load()).UTC() })
 	ctx := context.Background()
 	first, err := m.EvaluatePerformance(ctx, "model-0", w.start.Add(2*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.send(t, late)
+	clock.Add(int64(time.Minute))
 	second, err := m.EvaluatePerformance(ctx, "model-0", w.start.Add(2*time.Hour))
 	if err != nil {
 		t.Fatal(err)
