@@ -58,7 +58,7 @@ func nonNil(m map[string]float64) map[string]float64 {
 }
 
 func (t *Trainer) queryRuns(ctx context.Context, where string) ([]*Run, error) {
-	rows, err := t.opts.Conn.Query(ctx, "SELECT "+runColumns+" FROM training_runs FINAL WHERE "+where+" ORDER BY started_at")
+	rows, err := t.opts.Conn.Query(ctx, "SELECT "+runColumns+" FROM training_runs FINAL WHERE "+where+" ORDER BY started_at, updated_at, run_id")
 	if err != nil {
 		return nil, fmt.Errorf("query training_runs: %w", err)
 	}

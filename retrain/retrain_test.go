@@ -419,6 +419,7 @@ func TestTrainer(t *testing.T) {
 		if r, err := tr.RunTrigger(ctx, trigger("model-budget", "b2", "b2", clock)); r != nil || err != nil {
 			t.Fatalf("redelivered b2: %+v, %v", r, err)
 		}
+		clock = clock.Add(time.Minute) // runs are listed by start time
 		step(manual("m1"), RunFailed, "training run failed") // manual: min_interval does not apply
 		clock = clock.Add(2 * time.Hour)
 		step(manual("m2"), RunSkipped, "budget: max_runs_per_day 2 reached")

@@ -25,7 +25,9 @@ func TestBuild(t *testing.T) {
 	conn, _ := testdb.Open(t, "dataset_test")
 	ctx := context.Background()
 	const n = 30000
-	to := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	// Recent: the tables' TTL (90 days by default) would delete older rows
+	// in a background merge while the test reads them.
+	to := time.Now().UTC().Truncate(time.Hour).Add(-48 * time.Hour)
 	from := to.Add(-10 * time.Hour)
 	evalFrom := to.Add(-time.Hour)
 	// Row i is at from + i·1.2 s: rows 0..26999 in training, the rest in
