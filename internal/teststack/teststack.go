@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -45,15 +46,38 @@ func RepoRoot(t testing.TB) string {
 	}
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// Ports handed out by FreePort in this process.
+var (
+	portMu    sync.Mutex
+	portsUsed = map[int]bool{}
+)
+
+// FreePort returns a TCP port on 127.0.0.1 that is free now and that this
+// process has not handed out before (a service binds it later, so two
+// calls must not return the same one). It is drawn at random from
+// 20000–27999, below Linux's ephemeral range (32768–60999 by default): a
+// port the kernel picked for a ":0" listener would be free again once
+// released, and any outgoing connection, or a ":0" listener of a test
+// running beside this one, could take it before the service does.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portMu.Lock()
+	defer portMu.Unlock()
+	for range 1000 {
+		p := 20000 + rand.IntN(8000)
+		if portsUsed[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsUsed[p] = true
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free TCP port in 20000–27999 after 1000 tries")
+	return 0
 }
 
 var buildMu sync.Mutex
