@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -387,6 +388,61 @@ func TestTrainer(t *testing.T) {
 			}
 		})
 	}
+
+	// A run longer than one attempt of the services' dependency wait
+	// (30 s): through the consumer it must run to its end, not be cut
+	// short and retried as interrupted.
+	t.Run("run longer than 30s through the consumer", func(t *testing.T) {
+		events := &eventLog{}
+		dl, err := kafkaio.NewWriter(w.kopts, "dead-letters")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dl.Close()
+		rd, err := kafkaio.NewReader(w.kopts, "retrain-triggers", "retrain-test-slow")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rd.Close()
+		mc := external()
+		mc.Command = append([]string{"sh", "-c", `sleep 35 && exec "$0" "$@"`}, mc.Command...)
+		tr := w.trainer(t, Options{Triggers: rd, Events: events, DeadLetters: dl, Defaults: mc})
+		raw, _ := json.Marshal(trigger("model-1", "trig-slow", "slow:model-1", w.now()))
+		tw, err := kafkaio.NewWriter(w.kopts, "retrain-triggers")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tw.Close()
+		if err := tw.WriteMessages(ctx, kafka.Message{Key: []byte("model-1"), Value: raw}); err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- tr.Run(rctx) }()
+		var r *Run
+		for deadline := time.Now().Add(6 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
+			runs, err := tr.Runs(ctx, "model-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := slices.IndexFunc(runs, func(r *Run) bool { return r.TriggerID == "trig-slow" })
+			if i >= 0 && runs[i].Status != RunRunning && (runs[i].Status != RunFailed || !isInterrupted(runs[i].DecisionReason) || runs[i].Attempt >= 3) {
+				r = runs[i]
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the slow run did not end: %+v", runs)
+			}
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("slow run: %s %q, attempt %d, steps %v", r.Status, r.DecisionReason, r.Attempt, r.StepSeconds)
+		if (r.Status != RunSucceeded && r.Status != RunRejected) || r.Attempt != 1 || r.StepSeconds["train"] < 35 {
+			t.Errorf("slow run %s %q after %d attempts, want one attempt that trained and was judged", r.Status, r.DecisionReason, r.Attempt)
+		}
+	})
 
 	// The budget: a model without data fails every run it starts, and
 	// failed runs count.

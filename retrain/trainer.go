@@ -184,7 +184,9 @@ func (t *Trainer) work(ctx context.Context) {
 		t.m.queued.Set(float64(t.q.len()))
 		// Infrastructure errors (ClickHouse or Kafka unreachable) are
 		// retried: the offset is not committed until the run is recorded.
-		err := service.WaitFor(ctx, t.log, "run trigger "+it.trig.TriggerID, func(ctx context.Context) error {
+		// A run takes as long as it takes (its trainer's timeout bounds
+		// an external command), so no attempt is cut short.
+		err := service.Retry(ctx, t.log, "run trigger "+it.trig.TriggerID, func(ctx context.Context) error {
 			_, err := t.RunTrigger(ctx, it.trig)
 			return err
 		})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -185,5 +186,42 @@ func TestMainSignals(t *testing.T) {
 	}
 	if !strings.Contains(errb.String(), "received user defined signal 1, shutting down") {
 		t.Errorf("stderr: %q", errb.String())
+	}
+}
+
+// TestRetryAndWaitFor: both retry a failing op until it succeeds; only
+// WaitFor bounds an attempt (a dependency check), Retry hands the op the
+// caller's context as it is (a training run may take an hour).
+func TestRetryAndWaitFor(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		name         string
+		retry        func(context.Context, *slog.Logger, string, func(context.Context) error) error
+		wantDeadline bool
+	}{
+		{"WaitFor", WaitFor, true},
+		{"Retry", Retry, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			err := tc.retry(t.Context(), log, "op", func(ctx context.Context) error {
+				calls++
+				if _, ok := ctx.Deadline(); ok != tc.wantDeadline {
+					t.Errorf("attempt %d: deadline %v, want %v", calls, ok, tc.wantDeadline)
+				}
+				if calls < 2 {
+					return errors.New("not yet")
+				}
+				return nil
+			})
+			if err != nil || calls != 2 {
+				t.Errorf("err %v after %d calls, want nil after 2", err, calls)
+			}
+		})
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := Retry(ctx, log, "the op", func(context.Context) error { return errors.New("down") }); err == nil || !strings.Contains(err.Error(), "the op: down") {
+		t.Errorf("Retry with a cancelled context: %v, want the op's error named", err)
 	}
 }

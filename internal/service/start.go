@@ -30,11 +30,19 @@ func Start(ctx context.Context, opts Options) (*Server, func(), error) {
 // by 30s) until it succeeds or ctx ends, logging each failure. Services use
 // it for dependencies that may still be starting.
 func WaitFor(ctx context.Context, log *slog.Logger, what string, op func(context.Context) error) error {
+	return Retry(ctx, log, what, func(ctx context.Context) error {
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		return op(octx)
+	})
+}
+
+// Retry is WaitFor without a bound on each attempt, for work that takes
+// as long as it takes (a training run) and is retried only when it fails.
+func Retry(ctx context.Context, log *slog.Logger, what string, op func(context.Context) error) error {
 	delay := time.Second
 	for {
-		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := op(octx)
-		cancel()
+		err := op(ctx)
 		if err == nil {
 			return nil
 		}
