@@ -28,7 +28,11 @@
 // and metadata.json), then the final run row, then the models row (and
 // retires the previous champion), then the model events, then the run row
 // once more with a "publish" entry in step_seconds: the events are
-// published. On start, Recover marks runs left running failed
+// published. While it runs, its trainer renews the run's lease in
+// training_leases every third of Options.Lease; a run left running whose
+// owner is gone (lease lapsed, or a process of this host that no longer
+// exists) is taken over, one whose owner is alive is waited for
+// (ErrRunHeld). On start, Recover marks abandoned runs failed
 // ("interrupted: …"), registers finished runs whose models row is missing,
 // publishes the events of finished runs without the publish step (a crash
 // or a Kafka error between the models row and the events; the trigger's

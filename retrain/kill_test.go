@@ -136,6 +136,11 @@ defaults:
 		r := run()
 		return r != nil && r.Attempt >= 2 && r.Status != RunRunning
 	})
+	// The killed process was on this host: its run was taken over at
+	// once, without waiting for its lease to lapse.
+	if out := proc.Output(); !strings.Contains(out, "no longer runs on this host") {
+		t.Errorf("the restarted trainer did not recognise the killed one as gone; output:\n%s", out)
+	}
 	r := run()
 	// The run row is final before the models row and the events are written.
 	waitFor("the version registered", time.Minute, func() bool {

@@ -277,9 +277,11 @@ func (t *Trainer) publish(ctx context.Context, r *Run, kind schemas.ModelEventKi
 	return nil
 }
 
-// Recover repairs what a crashed trainer left: runs still running are
-// marked failed (interrupted; their trigger, redelivered because its
-// offset was not committed, retries them), finished runs whose version is
+// Recover repairs what a crashed trainer left: runs still running whose
+// owner is gone (its lease lapsed, or a process of this host that no
+// longer exists) are marked failed (interrupted; their trigger,
+// redelivered because its offset was not committed, retries them), while
+// runs another live trainer holds are left to it; finished runs whose version is
 // not in models are registered, finished runs whose events were not
 // published (no publish step) have them published, and a model with more
 // than one champion keeps only the newest.
@@ -303,13 +305,21 @@ func (t *Trainer) Recover(ctx context.Context) error {
 	for _, r := range runs {
 		switch {
 		case r.Status == RunRunning:
+			held, why, err := t.heldElsewhere(ctx, r)
+			if err != nil {
+				return err
+			}
+			if held {
+				t.log.Info("training run left to its trainer", "model", r.ModelID, "run_id", r.RunID, "why", why)
+				continue
+			}
 			now := t.opts.Now().UTC()
 			r.Status, r.FinishedAt = RunFailed, &now
-			r.DecisionReason = interruptedReason + ": the trainer stopped mid-run (crash or kill) and was restarted"
+			r.DecisionReason = interruptedReason + ": the trainer stopped mid-run (crash or kill): " + why
 			if err := t.writeRun(ctx, r); err != nil {
 				return err
 			}
-			t.log.Warn("marked an interrupted training run failed", "model", r.ModelID, "run_id", r.RunID)
+			t.log.Warn("marked an interrupted training run failed", "model", r.ModelID, "run_id", r.RunID, "why", why)
 		case !have[r.ModelID+"\x00"+r.Version]:
 			t.log.Warn("completing a registration cut short", "model", r.ModelID, "run_id", r.RunID, "version", r.Version)
 			if err := t.completeRegistration(ctx, r, true, time.Now()); err != nil {

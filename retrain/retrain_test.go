@@ -406,7 +406,9 @@ func TestTrainer(t *testing.T) {
 		defer rd.Close()
 		mc := external()
 		mc.Command = append([]string{"sh", "-c", `sleep 35 && exec "$0" "$@"`}, mc.Command...)
-		tr := w.trainer(t, Options{Triggers: rd, Events: events, DeadLetters: dl, Defaults: mc})
+		// A lease shorter than the run: the heartbeats must keep it.
+		const leaseFor = 9 * time.Second
+		tr := w.trainer(t, Options{Triggers: rd, Events: events, DeadLetters: dl, Defaults: mc, Lease: leaseFor})
 		raw, _ := json.Marshal(trigger("model-1", "trig-slow", "slow:model-1", w.now()))
 		tw, err := kafkaio.NewWriter(w.kopts, "retrain-triggers")
 		if err != nil {
@@ -419,13 +421,27 @@ func TestTrainer(t *testing.T) {
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- tr.Run(rctx) }()
-		var r *Run
+		var (
+			r         *Run
+			leaseSeen int
+			leaseMax  time.Duration
+		)
 		for deadline := time.Now().Add(6 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
 			runs, err := tr.Runs(ctx, "model-1")
 			if err != nil {
 				t.Fatal(err)
 			}
 			i := slices.IndexFunc(runs, func(r *Run) bool { return r.TriggerID == "trig-slow" })
+			if i >= 0 && runs[i].Status == RunRunning {
+				l, err := tr.readLease(ctx, runs[i])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if l != nil {
+					leaseSeen++
+					leaseMax = max(leaseMax, l.age)
+				}
+			}
 			if i >= 0 && runs[i].Status != RunRunning && (runs[i].Status != RunFailed || !isInterrupted(runs[i].DecisionReason) || runs[i].Attempt >= 3) {
 				r = runs[i]
 				break
@@ -438,7 +454,10 @@ func TestTrainer(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("slow run: %s %q, attempt %d, steps %v", r.Status, r.DecisionReason, r.Attempt, r.StepSeconds)
+		t.Logf("slow run: %s %q, attempt %d, steps %v; lease seen %d times while running, oldest heartbeat %v", r.Status, r.DecisionReason, r.Attempt, r.StepSeconds, leaseSeen, leaseMax)
+		if leaseSeen < 10 || leaseMax >= leaseFor {
+			t.Errorf("lease seen %d times during the run, its heartbeat up to %v old: want it kept within %v", leaseSeen, leaseMax, leaseFor)
+		}
 		if (r.Status != RunSucceeded && r.Status != RunRejected) || r.Attempt != 1 || r.StepSeconds["train"] < 35 {
 			t.Errorf("slow run %s %q after %d attempts, want one attempt that trained and was judged", r.Status, r.DecisionReason, r.Attempt)
 		}
@@ -475,7 +494,7 @@ func TestTrainer(t *testing.T) {
 		if r, err := tr.RunTrigger(ctx, trigger("model-budget", "b2", "b2", clock)); r != nil || err != nil {
 			t.Fatalf("redelivered b2: %+v, %v", r, err)
 		}
-		clock = clock.Add(time.Minute) // runs are listed by start time
+		clock = clock.Add(time.Minute)                       // runs are listed by start time
 		step(manual("m1"), RunFailed, "training run failed") // manual: min_interval does not apply
 		clock = clock.Add(2 * time.Hour)
 		step(manual("m2"), RunSkipped, "budget: max_runs_per_day 2 reached")

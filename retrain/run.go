@@ -106,6 +106,22 @@ func (t *Trainer) RunTrigger(ctx context.Context, trig schemas.RetrainTrigger) (
 		}
 		return prev, nil
 	}
+	if prev != nil && prev.RunID == runID && prev.Status == RunRunning {
+		// Recorded as running: by a live trainer (wait for it), by this
+		// process (a duplicate), or by one that died (take the run over
+		// as interrupted).
+		held, why, err := t.heldElsewhere(ctx, prev)
+		if err != nil {
+			return nil, err
+		}
+		if held {
+			return nil, fmt.Errorf("%w: run %s of %s: %s", ErrRunHeld, runID, trig.ModelID, why)
+		}
+		if why != "held by this process" {
+			t.log.Warn("taking over an abandoned training run", "model", trig.ModelID, "run_id", runID, "why", why)
+			prev.Status, prev.DecisionReason = RunFailed, interruptedReason+": "+why
+		}
+	}
 	if prev != nil {
 		if prev.Status != RunFailed || !isInterrupted(prev.DecisionReason) || int(prev.Attempt) >= t.opts.MaxAttempts || prev.RunID != runID {
 			t.m.skipped.WithLabelValues(trig.ModelID, "duplicate").Inc()
@@ -137,6 +153,11 @@ func (t *Trainer) RunTrigger(ctx context.Context, trig schemas.RetrainTrigger) (
 	if err := t.writeRun(ctx, r); err != nil {
 		return nil, err
 	}
+	stopLease, err := t.holdLease(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	defer stopLease()
 	t.m.running.Inc()
 	defer t.m.running.Dec()
 	t.log.Info("training run started", "model", r.ModelID, "run_id", r.RunID, "version", r.Version, "trigger_id", r.TriggerID, "trainer", r.Trainer)
@@ -147,6 +168,7 @@ func (t *Trainer) RunTrigger(ctx context.Context, trig schemas.RetrainTrigger) (
 		defer removeAll(workDir)
 	}
 	ev, runErr := t.execute(ctx, mc, r, workDir)
+	stopLease() // the run's rows from here on say it is no longer running
 	r.CPUSeconds += cpuSeconds() - cpu0
 	end := t.opts.Now().UTC()
 	r.FinishedAt = &end

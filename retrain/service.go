@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/driftwatch/driftwatch/ingest"
 	"github.com/driftwatch/driftwatch/internal/config"
@@ -22,11 +23,12 @@ type Config struct {
 	config.Common    `yaml:",inline"`
 	migration.Config `yaml:",inline"`
 
-	ConsumerGroup string `yaml:"consumer_group" env:"DRIFTWATCH_TRAINER_CONSUMER_GROUP" flag:"consumer-group" help:"Kafka consumer group of retrain-triggers is <topic prefix><name>; trainers in one group share the models"`
-	ArtifactDir   string `yaml:"artifact_dir" env:"DRIFTWATCH_TRAINER_ARTIFACT_DIR" flag:"artifact-dir" help:"directory of model artifacts (<dir>/<model>/<version>/)"`
-	WorkDir       string `yaml:"work_dir" env:"DRIFTWATCH_TRAINER_WORK_DIR" flag:"work-dir" help:"directory of each run's dataset and external trainer output"`
-	Workers       int    `yaml:"workers" env:"DRIFTWATCH_TRAINER_WORKERS" flag:"workers" help:"runs (of different models) at once"`
-	KeepWork      bool   `yaml:"keep_work" env:"DRIFTWATCH_TRAINER_KEEP_WORK" flag:"keep-work" help:"keep each run's dataset files after it ends"`
+	ConsumerGroup string        `yaml:"consumer_group" env:"DRIFTWATCH_TRAINER_CONSUMER_GROUP" flag:"consumer-group" help:"Kafka consumer group of retrain-triggers is <topic prefix><name>; trainers in one group share the models"`
+	ArtifactDir   string        `yaml:"artifact_dir" env:"DRIFTWATCH_TRAINER_ARTIFACT_DIR" flag:"artifact-dir" help:"directory of model artifacts (<dir>/<model>/<version>/)"`
+	WorkDir       string        `yaml:"work_dir" env:"DRIFTWATCH_TRAINER_WORK_DIR" flag:"work-dir" help:"directory of each run's dataset and external trainer output"`
+	Workers       int           `yaml:"workers" env:"DRIFTWATCH_TRAINER_WORKERS" flag:"workers" help:"runs (of different models) at once"`
+	KeepWork      bool          `yaml:"keep_work" env:"DRIFTWATCH_TRAINER_KEEP_WORK" flag:"keep-work" help:"keep each run's dataset files after it ends"`
+	Lease         time.Duration `yaml:"lease" env:"DRIFTWATCH_TRAINER_LEASE" flag:"lease" help:"how long a running run may miss its trainer's heartbeats (every third of it) before another trainer takes it over"`
 
 	Defaults ModelConfig            `yaml:"defaults"`
 	Models   map[string]ModelConfig `yaml:"models"`
@@ -36,7 +38,8 @@ type Config struct {
 func DefaultConfig() *Config {
 	dir := filepath.Join(os.TempDir(), "driftwatch-trainer")
 	return &Config{Common: config.DefaultCommon("127.0.0.1:9103"), Config: migration.DefaultConfig(),
-		ConsumerGroup: DefaultConsumerGroup, ArtifactDir: filepath.Join(dir, "artifacts"), WorkDir: filepath.Join(dir, "work"), Workers: 1, Defaults: DefaultModelConfig()}
+		ConsumerGroup: DefaultConsumerGroup, ArtifactDir: filepath.Join(dir, "artifacts"), WorkDir: filepath.Join(dir, "work"), Workers: 1, Lease: DefaultLease,
+		Defaults: DefaultModelConfig()}
 }
 
 // Validate reports every invalid setting.
@@ -50,6 +53,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers < 1 {
 		errs = append(errs, fmt.Errorf("workers: must be at least 1, got %d", c.Workers))
+	}
+	if c.Lease < 3*time.Second {
+		errs = append(errs, fmt.Errorf("lease: must be at least 3s (heartbeats go every third of it), got %s", c.Lease))
 	}
 	for id, mc := range c.Models {
 		errs = append(errs, mc.Validate("models."+id))
@@ -95,7 +101,7 @@ func RunService(ctx context.Context, cfg *Config) error {
 	}
 	defer dl.Close()
 	tr, err := New(Options{Conn: conn, Triggers: rd, Events: ev, DeadLetters: dl, ArtifactDir: cfg.ArtifactDir, WorkDir: cfg.WorkDir,
-		Defaults: cfg.Defaults, Models: cfg.Models, Workers: cfg.Workers, KeepWork: cfg.KeepWork, Registerer: srv.Registry(), Logger: log})
+		Defaults: cfg.Defaults, Models: cfg.Models, Workers: cfg.Workers, Lease: cfg.Lease, KeepWork: cfg.KeepWork, Registerer: srv.Registry(), Logger: log})
 	if err != nil {
 		return err
 	}

@@ -51,6 +51,10 @@ type Options struct {
 	// MaxAttempts is how often a run interrupted by a crash or shutdown is
 	// retried (3 when 0).
 	MaxAttempts int
+	// Lease is how long a running run may go without its owner's
+	// heartbeat (written every third of it) before another trainer takes
+	// it over (DefaultLease when 0).
+	Lease time.Duration
 	// KeepWork keeps each run's work directory (datasets) after it ends.
 	KeepWork   bool
 	Registerer prometheus.Registerer
@@ -61,6 +65,7 @@ type Options struct {
 // Trainer consumes retrain triggers and runs them.
 type Trainer struct {
 	opts    Options
+	self    owner
 	q       *queue
 	offs    *offsets
 	m       *metrics
@@ -96,6 +101,9 @@ func New(opts Options) (*Trainer, error) {
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 3
 	}
+	if opts.Lease <= 0 {
+		opts.Lease = DefaultLease
+	}
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry()
 	}
@@ -109,7 +117,7 @@ func New(opts Options) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Trainer{opts: opts, q: newQueue(), offs: newOffsets(), m: m, log: opts.Logger}, nil
+	return &Trainer{opts: opts, self: selfOwner(), q: newQueue(), offs: newOffsets(), m: m, log: opts.Logger}, nil
 }
 
 // ModelConfig returns the configuration a model is retrained with.
