@@ -33,6 +33,12 @@ import (
 // alert through "pending" before "firing".
 const ruleFor = "2s"
 
+// serviceDownFor is DriftwatchServiceDown's "for" here instead: with
+// scrapes every second (and a 1 s scrape timeout), two slow scrapes on a
+// loaded machine would otherwise fire it, and it inhibits the drift
+// alerts the test waits for.
+const serviceDownFor = "30s"
+
 // TestDriftAlertReachesAlertmanager drives a mean shift on two features
 // through the real pipeline — loadgen → Kafka → ingest → ClickHouse →
 // monitor → /metrics → Prometheus (the deployed rules) → Alertmanager (the
@@ -250,14 +256,21 @@ func shortenRules(t *testing.T, src, dst string) {
 	}
 }
 
-// setFor sets the value of every "for" key under n and returns how many
+// setFor sets the value of every "for" key under n (serviceDownFor in
+// the DriftwatchServiceDown rule, ruleFor elsewhere) and returns how many
 // it set. Only alerting rules have that key.
 func setFor(n *yaml.Node) int {
 	set := 0
 	if n.Kind == yaml.MappingNode {
+		value := ruleFor
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == "alert" && n.Content[i+1].Value == "DriftwatchServiceDown" {
+				value = serviceDownFor
+			}
+		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			if n.Content[i].Value == "for" && n.Content[i+1].Kind == yaml.ScalarNode {
-				n.Content[i+1].Value = ruleFor
+				n.Content[i+1].Value = value
 				set++
 			}
 		}
