@@ -37,7 +37,15 @@
 //   - Multiclass (no PositiveLabel): accuracy, and precision, recall and f1
 //     macro-averaged over the union of true and predicted classes
 //     (sklearn's average="macro", zero_division 0); rows without a
-//     prediction_label are not scored.
+//     prediction_label are not scored by them. From
+//     prediction_probabilities (class → probability), over the labelled
+//     rows that carry some: log_loss (sklearn's multiclass log_loss: the
+//     mean of −log p(true class), p clipped to [ε, 1−ε], a class without a
+//     probability counting as 0) and brier, macro-averaged like the others:
+//     the mean over classes (those in the probabilities or among the
+//     truths) of each class's one-vs-rest Brier score, which is the
+//     original multiclass Brier score (Brier 1950, mean of Σ_k (p_k − y_k)²)
+//     divided by the number of classes.
 //   - Regression: mae, rmse, mape (|y−ŷ| / max(|y|, ε), ε = 2⁻⁵², as
 //     sklearn's mean_absolute_percentage_error; a ratio, not ×100) and r2
 //     (1 − SS_res/SS_tot; with constant truth 1 when the fit is perfect and
@@ -269,11 +277,12 @@ func (q *querier) labelled() string {
     any(i.prediction_label) AS prediction_label,
     any(i.prediction_score) AS prediction_score,
     any(i.prediction_value) AS prediction_value,
+    any(i.prediction_probabilities) AS prediction_probabilities,
     argMax(tuple(o.actual_label, o.actual_value, dateDiff('millisecond', i.timestamp, o.timestamp)), tuple(o.timestamp, o.event_id)) AS newest,
     newest.1 AS actual_label,
     newest.2 AS actual_value,
     newest.3 AS delay_ms
-FROM (SELECT event_id, prediction_id, timestamp, prediction_label, prediction_score, prediction_value FROM inferences FINAL WHERE %[1]s) AS i
+FROM (SELECT event_id, prediction_id, timestamp, prediction_label, prediction_score, prediction_value, prediction_probabilities FROM inferences FINAL WHERE %[1]s) AS i
 INNER JOIN (
     SELECT event_id, prediction_id, timestamp, actual_label, actual_value FROM outcomes FINAL
     WHERE model_id = %[2]s AND prediction_id IN (SELECT prediction_id FROM inferences FINAL WHERE %[1]s)%[3]s
@@ -396,6 +405,28 @@ FROM (%s) WHERE has_y AND prediction_label IS NOT NULL GROUP BY y, p`, rows)
 	}
 	res.Inferences, res.Labelled, res.LabelDelay = int64(total), int64(labelled), delay(delays)
 	res.Metrics = Macro(cells)
+	// log_loss and brier from the class probabilities of the labelled
+	// rows that carry them. Per row, Σ_k (p_k − y_k)² = Σ_k p_k² − 2·p_y + 1
+	// (p_y is 0 when the true class has no probability); the macro brier
+	// divides the sum by the rows and by the classes seen (in probabilities
+	// or as a truth).
+	probSQL := fmt.Sprintf(`SELECT count(),
+    sum(-log(greatest(least(prediction_probabilities[y], 1 - %[2]s), %[2]s))),
+    sum(arraySum(arrayMap(v -> v * v, mapValues(prediction_probabilities))) - 2 * prediction_probabilities[y] + 1),
+    length(arrayDistinct(arrayConcat(groupUniqArrayArray(mapKeys(prediction_probabilities)), groupUniqArray(y))))
+FROM (SELECT assumeNotNull(actual_label) AS y, prediction_probabilities FROM (%[1]s) WHERE has_y AND length(prediction_probabilities) > 0)`,
+		"SELECT actual_label IS NOT NULL AS has_y, actual_label, prediction_probabilities FROM ("+q.labelled()+")", lit(eps))
+	var (
+		nProb          uint64
+		logLoss, brier float64
+		classes        uint64
+	)
+	if err := q.conn.QueryRow(ctx, probSQL).Scan(&nProb, &logLoss, &brier, &classes); err != nil {
+		return fmt.Errorf("multiclass log loss and Brier of %s in %s: %w", q.model, q.w, err)
+	}
+	res.Metrics = append(res.Metrics,
+		metric(MetricLogLoss, int64(nProb), logLoss/float64(nProb)),
+		metric(MetricBrier, int64(nProb), brier/float64(nProb)/float64(max(classes, 1))))
 	return nil
 }
 
@@ -561,7 +592,7 @@ func Names(opts Options) []string {
 	case opts.PositiveLabel != "":
 		return []string{MetricAccuracy, MetricPrecision, MetricRecall, MetricF1, MetricROCAUC, MetricLogLoss, MetricBrier}
 	}
-	return []string{MetricAccuracy, MetricPrecision, MetricRecall, MetricF1}
+	return []string{MetricAccuracy, MetricPrecision, MetricRecall, MetricF1, MetricLogLoss, MetricBrier}
 }
 
 // Buckets computes the performance of each bucket [Start+k·bucket,

@@ -31,13 +31,14 @@ type goldenCase struct {
 	PositiveLabel string  `json:"positive_label"`
 	Threshold     float64 `json:"threshold"`
 	Inferences    struct {
-		EventID      []string   `json:"event_id"`
-		PredictionID []string   `json:"prediction_id"`
-		TS           []int64    `json:"ts"`
-		Version      []string   `json:"version"`
-		Label        []*string  `json:"label"`
-		Score        []*float64 `json:"score"`
-		Value        []*float64 `json:"value"`
+		EventID      []string             `json:"event_id"`
+		PredictionID []string             `json:"prediction_id"`
+		TS           []int64              `json:"ts"`
+		Version      []string             `json:"version"`
+		Label        []*string            `json:"label"`
+		Score        []*float64           `json:"score"`
+		Value        []*float64           `json:"value"`
+		Probs        []map[string]float64 `json:"probs"`
 	} `json:"inferences"`
 	Outcomes struct {
 		EventID      []string   `json:"event_id"`
@@ -102,9 +103,13 @@ func insertInferences(t *testing.T, conn driver.Conn, c goldenCase, t0 time.Time
 	}
 	in := c.Inferences
 	for i := range in.EventID {
+		probs := map[string]float64{}
+		if i < len(in.Probs) && in.Probs[i] != nil {
+			probs = in.Probs[i]
+		}
 		if err := b.Append(in.EventID[i], c.Model, in.Version[i], in.PredictionID[i], t0.Add(time.Duration(in.TS[i])*time.Millisecond),
 			map[string]float64{}, map[string]string{}, []string{}, in.Label[i], in.Score[i], in.Value[i],
-			map[string]float64{}, map[string]string{}, (*float64)(nil), "t", int32(0), int64(i), time.Now()); err != nil {
+			probs, map[string]string{}, (*float64)(nil), "t", int32(0), int64(i), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}

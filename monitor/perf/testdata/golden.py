@@ -20,7 +20,9 @@ by (timestamp, event_id). It is labelled when that outcome carries the
 task's truth. Binary rows: truth is actual_label == positive; the predicted
 class is prediction_label == positive, or score >= threshold when the
 producer sent no label. Multiclass: macro averages over the union of true
-and predicted labels. Label delays: numpy.quantile(..., "linear").
+and predicted labels; log_loss (sklearn's, clipped to [eps, 1-eps]) and
+brier (macro: the mean over classes of one-vs-rest brier_score_loss) over
+the labelled rows that carry class probabilities. Label delays: numpy.quantile(..., "linear").
 """
 
 import json
@@ -216,6 +218,20 @@ def multiclass_case(rng):
             p = "horse"  # predicted, never true: precision 0, recall 0/0 -> 0
         r["label"] = p if rng.random() > 0.02 else None  # unscored rows
         r["score"] = None
+        # Class probabilities: most rows have all four (favouring the
+        # predicted label), some none (not scored by log_loss and brier);
+        # some give the true class probability 0 (log_loss clipping).
+        v = rng.random()
+        if v < 0.05:
+            r["probs"] = None
+        else:
+            w = rng.dirichlet([1.0, 1.0, 1.0, 1.0])
+            if p in classes:
+                w[classes.index(p)] += 1.0
+            if v > 0.97:
+                w[classes.index(y)] = 0.0
+            w = w / w.sum()
+            r["probs"] = {c: float(x) for c, x in zip(classes, w)}
         truth.append(y)
     duplicate(inf)
     outs = gen_outcomes(rng, inf, lambda i: (truth[i], None),
@@ -225,6 +241,13 @@ def multiclass_case(rng):
     lab = [r for r in rows if r["event_id"] in joined and r["label"] is not None]
     y = [joined[r["event_id"]][0]["label"] for r in lab]
     p = [r["label"] for r in lab]
+    # log_loss and brier score the labelled rows that carry probabilities
+    # (prediction_label may be absent): columns in sorted class order, as
+    # sklearn's LabelBinarizer orders them.
+    scored = [r for r in rows if r["event_id"] in joined and r["probs"] is not None]
+    ys = np.array([joined[r["event_id"]][0]["label"] for r in scored])
+    labels = sorted(set(ys) | {c for r in scored for c in r["probs"]})
+    P = np.array([[r["probs"].get(c, 0.0) for c in labels] for r in scored])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         exp["metrics"] = {
@@ -232,6 +255,10 @@ def multiclass_case(rng):
             "precision": m(metrics.precision_score(y, p, average="macro"), len(y)),
             "recall": m(metrics.recall_score(y, p, average="macro"), len(y)),
             "f1": m(metrics.f1_score(y, p, average="macro"), len(y)),
+            "log_loss": m(metrics.log_loss(ys, P, labels=labels), len(ys)),
+            # macro: the mean over classes of each class's one-vs-rest Brier
+            "brier": m(np.mean([metrics.brier_score_loss((ys == c).astype(int), P[:, k], pos_label=1)
+                                for k, c in enumerate(labels)]), len(ys)),
         }
     return {"name": "multiclass", "model": model, "task": "classification", "positive_label": "",
             "threshold": THRESHOLD, "inferences": inf, "outcomes": outs, "expected": exp}
@@ -276,7 +303,7 @@ def main():
     rng = np.random.default_rng(20261127)
     cases = [binary_case(rng), multiclass_case(rng), regression_case(rng)]
     for c in cases:
-        c["inferences"] = columns(c["inferences"], ["event_id", "prediction_id", "ts", "version", "label", "score", "value"])
+        c["inferences"] = columns(c["inferences"], ["event_id", "prediction_id", "ts", "version", "label", "score", "value", "probs"])
         c["outcomes"] = columns(c["outcomes"], ["event_id", "prediction_id", "ts", "label", "value", "model"])
     out = {"sklearn": sklearn.__version__, "numpy": np.__version__, "window_ms": HOUR,
            "horizon_ms": HORIZON, "cases": cases}
