@@ -2,6 +2,8 @@ package retrain
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -20,31 +22,33 @@ var ErrRunHeld = errors.New("run held by another trainer")
 // heartbeat before another trainer takes the run over.
 const DefaultLease = time.Minute
 
-// owner identifies a trainer process: its host, pid and the process's
-// start time (so that a restarted process that got the same pid, such as
-// pid 1 in a container, is a different owner).
+// owner identifies a trainer process: its host, pid, the process's start
+// time (so that a restarted process that got the same pid, such as pid 1
+// in a container, is a different owner) and scope, a digest of the boot id
+// and the pid namespace: two processes can only be compared through /proc
+// when they share both (containers may share a host name, not a pid
+// namespace). scope is "-" when /proc cannot tell.
 type owner struct {
 	host  string
 	pid   int
 	start string
+	scope string
 }
 
-func (o owner) String() string { return o.host + "/" + strconv.Itoa(o.pid) + "/" + o.start }
+func (o owner) String() string {
+	return o.host + "/" + strconv.Itoa(o.pid) + "/" + o.start + "/" + o.scope
+}
 
 func parseOwner(s string) (owner, bool) {
-	i := strings.LastIndexByte(s, '/')
-	if i < 0 {
+	f := strings.Split(s, "/")
+	if len(f) != 4 || f[0] == "" || f[2] == "" || f[3] == "" {
 		return owner{}, false
 	}
-	j := strings.LastIndexByte(s[:i], '/')
-	if j < 0 {
-		return owner{}, false
-	}
-	pid, err := strconv.Atoi(s[j+1 : i])
+	pid, err := strconv.Atoi(f[1])
 	if err != nil {
 		return owner{}, false
 	}
-	return owner{host: s[:j], pid: pid, start: s[i+1:]}, true
+	return owner{host: f[0], pid: pid, start: f[2], scope: f[3]}, true
 }
 
 // selfOwner is this process as an owner.
@@ -53,13 +57,31 @@ func selfOwner() owner {
 	if err != nil || host == "" {
 		host = "unknown-host"
 	}
+	host = strings.ReplaceAll(host, "/", "_")
 	pid := os.Getpid()
 	start, ok := processStart(pid)
+	scope := procScope()
 	if !ok {
-		// Without /proc, a value no other process shares.
-		start = "t" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		// Without /proc, a value no other process shares, and no scope:
+		// other processes cannot be judged gone.
+		start, scope = "t"+strconv.FormatInt(time.Now().UnixNano(), 36), "-"
 	}
-	return owner{host: host, pid: pid, start: start}
+	return owner{host: host, pid: pid, start: start, scope: scope}
+}
+
+// procScope digests this boot's id and this process's pid namespace, or
+// returns "-" when /proc does not have them.
+func procScope() string {
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return "-"
+	}
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return "-"
+	}
+	h := sha256.Sum256([]byte(strings.TrimSpace(string(boot)) + "\x00" + ns))
+	return hex.EncodeToString(h[:6])
 }
 
 // processStart returns a process's start time (field 22 of
@@ -82,14 +104,12 @@ func processStart(pid int) (string, bool) {
 	return f[19], true
 }
 
-// goneFrom reports whether o is a process of self's host that no longer
-// runs: its pid is free or belongs to a process started at another time.
-// Of another host nothing is known, and it reports false.
+// goneFrom reports whether o is a process that no longer runs, as far as
+// self can tell: o shares self's host, boot and pid namespace, and its pid
+// is free or belongs to a process started at another time. Of any other
+// process nothing is known, and it reports false (the lease decides).
 func (o owner) goneFrom(self owner) bool {
-	if o.host != self.host {
-		return false
-	}
-	if o == self {
+	if o.host != self.host || o.scope != self.scope || o.scope == "-" || o == self {
 		return false
 	}
 	start, ok := processStart(o.pid)
@@ -139,8 +159,10 @@ func (t *Trainer) heldElsewhere(ctx context.Context, r *Run) (bool, string, erro
 	switch {
 	case l == nil:
 		return false, "no lease recorded", nil
+	case l.owner == t.self.String() && t.isActive(r.RunID):
+		return false, whyActiveHere, nil
 	case l.owner == t.self.String():
-		return false, "held by this process", nil
+		return false, "an earlier attempt in this process stopped without recording its end", nil
 	case l.age >= t.opts.Lease:
 		return false, fmt.Sprintf("trainer %s sent no heartbeat for %s (lease %s)", l.owner, l.age.Round(time.Second), t.opts.Lease), nil
 	}
@@ -148,6 +170,27 @@ func (t *Trainer) heldElsewhere(ctx context.Context, r *Run) (bool, string, erro
 		return false, fmt.Sprintf("trainer %s no longer runs on this host", l.owner), nil
 	}
 	return true, fmt.Sprintf("trainer %s holds it (heartbeat %s ago, lease %s)", l.owner, l.age.Round(time.Millisecond), t.opts.Lease), nil
+}
+
+// whyActiveHere is heldElsewhere's reason for a run this process is
+// executing right now: a trigger of it is a duplicate.
+const whyActiveHere = "running in this process"
+
+// setActive marks run id as executing in this process (or no longer).
+func (t *Trainer) setActive(id string, on bool) {
+	t.activeMu.Lock()
+	defer t.activeMu.Unlock()
+	if on {
+		t.active[id] = true
+	} else {
+		delete(t.active, id)
+	}
+}
+
+func (t *Trainer) isActive(id string) bool {
+	t.activeMu.Lock()
+	defer t.activeMu.Unlock()
+	return t.active[id]
 }
 
 // writeLease records a heartbeat of run r by this process.
@@ -178,9 +221,13 @@ func (t *Trainer) holdLease(ctx context.Context, r *Run) (stop func(), err error
 			case <-hctx.Done():
 				return
 			case <-tick.C:
-				if err := t.writeLease(hctx, r); err != nil && hctx.Err() == nil {
+				// Bounded: one insert stuck on a dead connection must not
+				// hold back the heartbeats after it.
+				wctx, cancel := context.WithTimeout(hctx, t.opts.Lease/3)
+				if err := t.writeLease(wctx, r); err != nil && hctx.Err() == nil {
 					t.log.Warn("training run heartbeat", "model", r.ModelID, "run_id", r.RunID, "err", err)
 				}
+				cancel()
 			}
 		}
 	})

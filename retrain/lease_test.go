@@ -21,7 +21,10 @@ func TestOwner(t *testing.T) {
 	if o, ok := parseOwner(self.String()); !ok || o != self {
 		t.Fatalf("parseOwner(%q) = %+v, %v", self.String(), o, ok)
 	}
-	for _, bad := range []string{"", "host", "host/12", "host/x/1"} {
+	if self.scope == "-" || len(self.scope) != 12 {
+		t.Errorf("scope %q: /proc has the boot id and pid namespace here", self.scope)
+	}
+	for _, bad := range []string{"", "host", "host/12", "host/x/1/s", "host/12/1", "host/12/1/s/x"} {
 		if _, ok := parseOwner(bad); ok {
 			t.Errorf("parseOwner(%q) accepted", bad)
 		}
@@ -32,9 +35,11 @@ func TestOwner(t *testing.T) {
 		gone bool
 	}{
 		{"this process", self, false},
-		{"this pid, another start (a restarted process with the same pid)", owner{self.host, self.pid, self.start + "0"}, true},
-		{"a pid no process has", owner{self.host, 1 << 30, "1"}, true},
-		{"another host (unknown: the lease decides)", owner{self.host + "-other", 1 << 30, "1"}, false},
+		{"this pid, another start (a restarted process with the same pid)", owner{self.host, self.pid, self.start + "0", self.scope}, true},
+		{"a pid no process has", owner{self.host, 1 << 30, "1", self.scope}, true},
+		{"another host (unknown: the lease decides)", owner{self.host + "-other", 1 << 30, "1", self.scope}, false},
+		{"same host name, another pid namespace or boot", owner{self.host, 1 << 30, "1", "0123456789ab"}, false},
+		{"a process whose /proc could not tell", owner{self.host, 1 << 30, "1", "-"}, false},
 	} {
 		if got := tc.o.goneFrom(self); got != tc.gone {
 			t.Errorf("%s: goneFrom = %v, want %v", tc.name, got, tc.gone)
@@ -57,9 +62,9 @@ func TestLeases(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	// running records trigger id as running under owner, whose last
-	// heartbeat was just now.
-	running := func(id, owner string) {
+	// runningSince records trigger id as running under owner, whose last
+	// heartbeat was ago seconds ago.
+	runningSince := func(id, owner string, ago int) {
 		t.Helper()
 		trig := trigger("m-lease", id, id, now)
 		r := &Run{RunID: RunID(trig.ModelID, trig.DedupKey), ModelID: trig.ModelID, Version: "v-" + id, TriggerID: id, DedupKey: id, Attempt: 1,
@@ -67,10 +72,11 @@ func TestLeases(t *testing.T) {
 		if err := tr.writeRun(ctx, r); err != nil {
 			t.Fatal(err)
 		}
-		if err := conn.Exec(ctx, fmt.Sprintf("INSERT INTO training_leases SELECT %s, %s, %s, now64(3)", quote(r.RunID), quote(r.ModelID), quote(owner))); err != nil {
+		if err := conn.Exec(ctx, fmt.Sprintf("INSERT INTO training_leases SELECT %s, %s, %s, now64(3) - toIntervalSecond(%d)", quote(r.RunID), quote(r.ModelID), quote(owner), ago)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	running := func(id, owner string) { t.Helper(); runningSince(id, owner, 0) }
 	status := func(id string) *Run {
 		t.Helper()
 		runs, err := tr.Runs(ctx, "m-lease")
@@ -88,7 +94,7 @@ func TestLeases(t *testing.T) {
 	self := selfOwner()
 
 	// A trainer on another host, alive a moment ago.
-	running("remote", "other-host/7/123")
+	running("remote", "other-host/7/123/0123456789ab")
 	if err := tr.Recover(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +102,7 @@ func TestLeases(t *testing.T) {
 		t.Fatalf("Recover took a run another live trainer holds: %s %q", r.Status, r.DecisionReason)
 	}
 	r, err := tr.RunTrigger(ctx, trigger("m-lease", "remote", "remote", now))
-	if !errors.Is(err, ErrRunHeld) || r != nil || !strings.Contains(err.Error(), "trainer other-host/7/123 holds it") {
+	if !errors.Is(err, ErrRunHeld) || r != nil || !strings.Contains(err.Error(), "trainer other-host/7/123/0123456789ab holds it") {
 		t.Fatalf("trigger of a held run: %+v, %v; want ErrRunHeld naming the owner", r, err)
 	}
 	// Its lease lapses: the redelivered trigger retries the run here.
@@ -126,8 +132,8 @@ func TestLeases(t *testing.T) {
 
 	// A process of this host that is gone: taken over at once, by Recover
 	// as by a trigger.
-	running("gone1", fmt.Sprintf("%s/%d/1", self.host, 1<<30))
-	running("gone2", fmt.Sprintf("%s/%d/%s0", self.host, self.pid, self.start))
+	running("gone1", owner{self.host, 1 << 30, "1", self.scope}.String())
+	running("gone2", owner{self.host, self.pid, self.start + "0", self.scope}.String())
 	if err := tr.Recover(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -139,9 +145,30 @@ func TestLeases(t *testing.T) {
 		t.Fatalf("trigger of a run whose owner is gone: %+v, %v", r, err)
 	}
 
-	// A run this very process holds is a duplicate, skipped.
+	// A run this process executes is a duplicate; one it holds but no
+	// longer executes (an attempt that stopped without recording its end)
+	// is taken over.
 	running("mine", self.String())
+	tr.setActive(RunID("m-lease", "mine"), true)
 	if r, err := tr.RunTrigger(ctx, trigger("m-lease", "mine", "mine", now)); r != nil || err != nil {
-		t.Errorf("trigger of a run this process holds: %+v, %v; want skipped", r, err)
+		t.Errorf("trigger of a run this process executes: %+v, %v; want skipped", r, err)
+	}
+	tr.setActive(RunID("m-lease", "mine"), false)
+	if r, err := tr.RunTrigger(ctx, trigger("m-lease", "mine", "mine", now)); err != nil || r == nil || r.Attempt != 2 {
+		t.Errorf("trigger of a run this process left: %+v, %v; want attempt 2", r, err)
+	}
+
+	// The last attempt abandoned: its end is recorded, not left running.
+	runningSince("last", "other-host/7/123/0123456789ab", 3600)
+	last := status("last")
+	last.Attempt = 3
+	if err := tr.writeRun(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := tr.RunTrigger(ctx, trigger("m-lease", "last", "last", now)); r != nil || err != nil {
+		t.Errorf("trigger of an abandoned last attempt: %+v, %v; want skipped", r, err)
+	}
+	if r := status("last"); r.Status != RunFailed || r.FinishedAt == nil || !strings.Contains(r.DecisionReason, "no attempt left (3 of 3)") {
+		t.Errorf("abandoned last attempt: %s %q, finished %v", r.Status, r.DecisionReason, r.FinishedAt)
 	}
 }

@@ -117,9 +117,19 @@ func (t *Trainer) RunTrigger(ctx context.Context, trig schemas.RetrainTrigger) (
 		if held {
 			return nil, fmt.Errorf("%w: run %s of %s: %s", ErrRunHeld, runID, trig.ModelID, why)
 		}
-		if why != "held by this process" {
+		if why != whyActiveHere {
 			t.log.Warn("taking over an abandoned training run", "model", trig.ModelID, "run_id", runID, "why", why)
 			prev.Status, prev.DecisionReason = RunFailed, interruptedReason+": "+why
+			if int(prev.Attempt) >= t.opts.MaxAttempts {
+				// No attempt left: record its end, or it would stay running.
+				end := t.opts.Now().UTC()
+				prev.FinishedAt = &end
+				prev.DecisionReason += fmt.Sprintf("; no attempt left (%d of %d)", prev.Attempt, t.opts.MaxAttempts)
+				if err := t.writeRun(ctx, prev); err != nil {
+					return nil, err
+				}
+				t.m.runs.WithLabelValues(prev.ModelID, RunFailed).Inc()
+			}
 		}
 	}
 	if prev != nil {
@@ -150,14 +160,18 @@ func (t *Trainer) RunTrigger(ctx context.Context, trig schemas.RetrainTrigger) (
 		TrainingFrom: evalTo.Add(-mc.EvalWindow - mc.TrainWindow), EvalFrom: evalTo.Add(-mc.EvalWindow), EvalTo: evalTo,
 		StepSeconds: map[string]float64{}, StartedAt: now,
 	}
-	if err := t.writeRun(ctx, r); err != nil {
-		return nil, err
-	}
+	// The lease before the running row: no trainer ever reads a run as
+	// running without its owner.
+	t.setActive(runID, true)
+	defer t.setActive(runID, false)
 	stopLease, err := t.holdLease(ctx, r)
 	if err != nil {
 		return nil, err
 	}
 	defer stopLease()
+	if err := t.writeRun(ctx, r); err != nil {
+		return nil, err
+	}
 	t.m.running.Inc()
 	defer t.m.running.Dec()
 	t.log.Info("training run started", "model", r.ModelID, "run_id", r.RunID, "version", r.Version, "trigger_id", r.TriggerID, "trainer", r.Trainer)

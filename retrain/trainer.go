@@ -64,13 +64,15 @@ type Options struct {
 
 // Trainer consumes retrain triggers and runs them.
 type Trainer struct {
-	opts    Options
-	self    owner
-	q       *queue
-	offs    *offsets
-	m       *metrics
-	log     *slog.Logger
-	commits sync.Mutex
+	opts     Options
+	self     owner
+	activeMu sync.Mutex
+	active   map[string]bool // runs executing in this process
+	q        *queue
+	offs     *offsets
+	m        *metrics
+	log      *slog.Logger
+	commits  sync.Mutex
 }
 
 // New validates opts and builds a Trainer.
@@ -84,6 +86,9 @@ func New(opts Options) (*Trainer, error) {
 	}
 	if opts.Triggers != nil && opts.DeadLetters == nil {
 		errs = append(errs, errors.New("retrain: DeadLetters is required with Triggers"))
+	}
+	if opts.Lease < 0 || (opts.Lease > 0 && opts.Lease < 30*time.Millisecond) {
+		errs = append(errs, fmt.Errorf("retrain: Lease %s is too short (heartbeats go every third of it)", opts.Lease))
 	}
 	if opts.ArtifactDir == "" || opts.WorkDir == "" {
 		errs = append(errs, errors.New("retrain: ArtifactDir and WorkDir are required"))
@@ -117,7 +122,7 @@ func New(opts Options) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Trainer{opts: opts, self: selfOwner(), q: newQueue(), offs: newOffsets(), m: m, log: opts.Logger}, nil
+	return &Trainer{opts: opts, self: selfOwner(), active: map[string]bool{}, q: newQueue(), offs: newOffsets(), m: m, log: opts.Logger}, nil
 }
 
 // ModelConfig returns the configuration a model is retrained with.

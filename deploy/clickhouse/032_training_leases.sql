@@ -4,6 +4,7 @@
 -- clock. A trainer that finds a run still "running" in training_runs takes
 -- it over only when the lease has lapsed, or when the owner is a process of
 -- its own host that no longer exists; otherwise it waits for the owner.
+-- Rows expire with the raw events (retention_days).
 CREATE TABLE IF NOT EXISTS training_leases
 (
     run_id       String COMMENT 'the run (training_runs.run_id)',
@@ -13,4 +14,5 @@ CREATE TABLE IF NOT EXISTS training_leases
 )
 ENGINE = ReplacingMergeTree(heartbeat_at)
 ORDER BY (model_id, run_id)
+TTL toDateTime(heartbeat_at) + INTERVAL {{.RetentionDays}} DAY
 COMMENT 'Leases of running training runs: who runs each and when it last said so (use FINAL)';
