@@ -172,14 +172,16 @@ func (m *Monitor) EvaluatePerformance(ctx context.Context, model string, end tim
 
 	// The drop policy: the newest window with enough labels against the
 	// reference, in the primary metric's direction.
+	// "Enough" counts the rows the metric scored (a multiclass log_loss or
+	// brier scores only the labelled rows that carry probabilities).
 	refM, ok := res.Reference.Metric(res.Primary)
-	if !ok || refM.Status != perf.StatusOK || res.Reference.Labelled < c.MinLabelled {
+	if !ok || refM.Status != perf.StatusOK || refM.Samples < c.MinLabelled {
 		return res, nil
 	}
 	for i := len(res.Windows) - 1; i >= 0; i-- {
 		w := res.Windows[i]
 		cur, ok := w.Metric(res.Primary)
-		if !ok || cur.Status != perf.StatusOK || w.Labelled < c.MinLabelled || w.Window.Start.Before(ref.End) {
+		if !ok || cur.Status != perf.StatusOK || cur.Samples < c.MinLabelled || w.Window.Start.Before(ref.End) {
 			continue
 		}
 		worse := refM.Value - cur.Value
@@ -190,7 +192,7 @@ func (m *Monitor) EvaluatePerformance(ctx context.Context, model string, end tim
 			break
 		}
 		reason, policyName := schemas.TriggerPerformance, "performance"
-		ev := []schemas.Evidence{{Check: "performance", Method: res.Primary, Value: cur.Value, Threshold: refM.Value, Samples: w.Labelled}}
+		ev := []schemas.Evidence{{Check: "performance", Method: res.Primary, Value: cur.Value, Threshold: refM.Value, Samples: cur.Samples}}
 		for _, cr := range res.Correlations {
 			if cr.ModelMetric == res.Primary && cr.BestErr == nil && math.Abs(cr.Best.Value) >= c.MinCorrelation && cr.Best.PValue < 0.05 {
 				p := cr.Best.PValue

@@ -599,7 +599,7 @@ func Names(opts Options) []string {
 // Start+(k+1)·bucket) of span, in order: the model-metric series that
 // package correlate sets against business metrics. A bucket without labels
 // has its metrics insufficient (use NaN for it in the series). It runs
-// Compute once per bucket (two queries each), so keep span/bucket in the
+// Compute once per bucket (two or three queries each), so keep span/bucket in the
 // hundreds.
 func Buckets(ctx context.Context, conn driver.Conn, model string, span Span, bucket time.Duration, opts Options) ([]Result, error) {
 	if bucket <= 0 || !span.End.After(span.Start) {

@@ -220,7 +220,8 @@ def multiclass_case(rng):
         r["score"] = None
         # Class probabilities: most rows have all four (favouring the
         # predicted label), some none (not scored by log_loss and brier);
-        # some give the true class probability 0 (log_loss clipping).
+        # some give the true class probability 0 (log_loss clipping), some
+        # leave a class out (the true one, or another).
         v = rng.random()
         if v < 0.05:
             r["probs"] = None
@@ -232,6 +233,10 @@ def multiclass_case(rng):
                 w[classes.index(y)] = 0.0
             w = w / w.sum()
             r["probs"] = {c: float(x) for c, x in zip(classes, w)}
+            if 0.90 < v <= 0.93:
+                del r["probs"][classes[(classes.index(y) + 1) % 4]]  # another class left out
+            elif v > 0.985:
+                del r["probs"][y]  # the true class left out: probability 0
         truth.append(y)
     duplicate(inf)
     outs = gen_outcomes(rng, inf, lambda i: (truth[i], None),
