@@ -147,22 +147,26 @@ func (q *queue) close() {
 // models), and committing a later offset would also commit the earlier,
 // unfinished ones.
 type offsets struct {
-	mu      sync.Mutex
-	pending map[int]map[int64]bool
+	mu sync.Mutex
+	// pending counts the deliveries of each offset not finished yet: after
+	// a rebalance the same offset can arrive again while its first
+	// delivery still runs, and finishing the duplicate must not let the
+	// commit pass the run.
+	pending map[int]map[int64]int
 	maxDone map[int]int64
 }
 
 func newOffsets() *offsets {
-	return &offsets{pending: map[int]map[int64]bool{}, maxDone: map[int]int64{}}
+	return &offsets{pending: map[int]map[int64]int{}, maxDone: map[int]int64{}}
 }
 
 func (o *offsets) add(m kafka.Message) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.pending[m.Partition] == nil {
-		o.pending[m.Partition] = map[int64]bool{}
+		o.pending[m.Partition] = map[int64]int{}
 	}
-	o.pending[m.Partition][m.Offset] = true
+	o.pending[m.Partition][m.Offset]++
 }
 
 // finish marks m done and returns the message to commit (its Offset is
@@ -172,7 +176,11 @@ func (o *offsets) finish(m kafka.Message) (kafka.Message, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	p := o.pending[m.Partition]
-	delete(p, m.Offset)
+	if p[m.Offset] > 1 {
+		p[m.Offset]--
+	} else {
+		delete(p, m.Offset)
+	}
 	if md, ok := o.maxDone[m.Partition]; !ok || m.Offset > md {
 		o.maxDone[m.Partition] = m.Offset
 	}

@@ -50,4 +50,15 @@ func TestOffsetsCommitContiguousPrefix(t *testing.T) {
 	if c, ok := o.finish(msg(2)); !ok || c.Offset != 2 {
 		t.Errorf("after 2: %v %v", c.Offset, ok)
 	}
+
+	// Offset 3 delivered again (a rebalance) while its first delivery
+	// runs: finishing the duplicate commits nothing past 2.
+	o.add(msg(3))
+	o.add(msg(3))
+	if c, ok := o.finish(msg(3)); ok && c.Offset > 2 {
+		t.Errorf("finishing the duplicate of a running offset committed %d", c.Offset)
+	}
+	if c, ok := o.finish(msg(3)); !ok || c.Offset != 3 {
+		t.Errorf("after the run of 3: %v %v, want commit of 3", c.Offset, ok)
+	}
 }
