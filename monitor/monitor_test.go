@@ -19,10 +19,9 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/driftwatch/driftwatch/ingest"
-	"github.com/driftwatch/driftwatch/internal/chclient"
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/internal/loadgen"
-	"github.com/driftwatch/driftwatch/internal/migration"
+	"github.com/driftwatch/driftwatch/internal/testdb"
 	"github.com/driftwatch/driftwatch/internal/testenv"
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/schemas"
@@ -44,19 +43,10 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	brokers := testenv.KafkaBrokers(t)
-	base := testenv.ClickHouseURL(t)
 	ctx := context.Background()
 	id := strconv.FormatInt(time.Now().UnixNano(), 36)
 	w := &world{brokers: brokers, kopts: kafkaio.Options{Brokers: brokers, TopicPrefix: "monitor-test-" + id + "."}}
-	conn, err := chclient.Open(ctx, chclient.Config{URL: base[:strings.LastIndex(base, "/")] + "/monitor_test_" + id}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.conn = conn
-	t.Cleanup(func() { conn.Exec(context.Background(), "DROP DATABASE IF EXISTS monitor_test_"+id); conn.Close() })
-	if err := migration.Apply(ctx, conn, migration.Defaults()); err != nil {
-		t.Fatal(err)
-	}
+	w.conn, _ = testdb.Open(t, "monitor_test")
 	var specs []kafkaio.TopicSpec
 	for _, n := range []string{"inferences", "outcomes", "business-metrics", "retrain-triggers"} {
 		specs = append(specs, kafkaio.TopicSpec{Name: w.kopts.Topic(n), Partitions: 3})

@@ -147,34 +147,43 @@ func (t *Trainer) readLease(ctx context.Context, r *Run) (*lease, error) {
 	return l, nil
 }
 
-// heldElsewhere reports whether a run recorded as running is being run
-// by another live trainer: its lease is younger than Options.Lease and its
-// owner is not a process of this host that has gone. It also returns why,
-// for the logs.
-func (t *Trainer) heldElsewhere(ctx context.Context, r *Run) (bool, string, error) {
+// leaseState is what a run recorded as running is, by its lease.
+type leaseState int
+
+const (
+	// leaseAbandoned: no live trainer runs it (no lease, a lapsed one, an
+	// owner of this host that is gone, or an earlier attempt of this
+	// process that stopped without recording its end); take it over.
+	leaseAbandoned leaseState = iota
+	// leaseHeld: another live trainer runs it; wait.
+	leaseHeld
+	// leaseActiveHere: this process is executing it; a trigger of it is a
+	// duplicate.
+	leaseActiveHere
+)
+
+// leaseOf tells what a run recorded as running is, by its lease, and why
+// (for the logs).
+func (t *Trainer) leaseOf(ctx context.Context, r *Run) (leaseState, string, error) {
 	l, err := t.readLease(ctx, r)
 	if err != nil {
-		return false, "", err
+		return 0, "", err
 	}
 	switch {
 	case l == nil:
-		return false, "no lease recorded", nil
+		return leaseAbandoned, "no lease recorded", nil
 	case l.owner == t.self.String() && t.isActive(r.RunID):
-		return false, whyActiveHere, nil
+		return leaseActiveHere, "running in this process", nil
 	case l.owner == t.self.String():
-		return false, "an earlier attempt in this process stopped without recording its end", nil
+		return leaseAbandoned, "an earlier attempt in this process stopped without recording its end", nil
 	case l.age >= t.opts.Lease:
-		return false, fmt.Sprintf("trainer %s sent no heartbeat for %s (lease %s)", l.owner, l.age.Round(time.Second), t.opts.Lease), nil
+		return leaseAbandoned, fmt.Sprintf("trainer %s sent no heartbeat for %s (lease %s)", l.owner, l.age.Round(time.Second), t.opts.Lease), nil
 	}
 	if o, ok := parseOwner(l.owner); ok && o.goneFrom(t.self) {
-		return false, fmt.Sprintf("trainer %s no longer runs on this host", l.owner), nil
+		return leaseAbandoned, fmt.Sprintf("trainer %s no longer runs on this host", l.owner), nil
 	}
-	return true, fmt.Sprintf("trainer %s holds it (heartbeat %s ago, lease %s)", l.owner, l.age.Round(time.Millisecond), t.opts.Lease), nil
+	return leaseHeld, fmt.Sprintf("trainer %s holds it (heartbeat %s ago, lease %s)", l.owner, l.age.Round(time.Millisecond), t.opts.Lease), nil
 }
-
-// whyActiveHere is heldElsewhere's reason for a run this process is
-// executing right now: a trigger of it is a duplicate.
-const whyActiveHere = "running in this process"
 
 // setActive marks run id as executing in this process (or no longer).
 func (t *Trainer) setActive(id string, on bool) {

@@ -107,11 +107,11 @@ func TestLeases(t *testing.T) {
 	}
 	// Its lease lapses: the redelivered trigger retries the run here.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
-		held, _, err := tr.heldElsewhere(ctx, status("remote"))
+		state, _, err := tr.leaseOf(ctx, status("remote"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !held {
+		if state == leaseAbandoned {
 			break
 		}
 		if time.Now().After(deadline) {

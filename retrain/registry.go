@@ -305,11 +305,11 @@ func (t *Trainer) Recover(ctx context.Context) error {
 	for _, r := range runs {
 		switch {
 		case r.Status == RunRunning:
-			held, why, err := t.heldElsewhere(ctx, r)
+			state, why, err := t.leaseOf(ctx, r)
 			if err != nil {
 				return err
 			}
-			if held {
+			if state != leaseAbandoned {
 				t.log.Info("training run left to its trainer", "model", r.ModelID, "run_id", r.RunID, "why", why)
 				continue
 			}

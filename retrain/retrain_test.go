@@ -18,10 +18,9 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/driftwatch/driftwatch/ingest"
-	"github.com/driftwatch/driftwatch/internal/chclient"
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/internal/loadgen"
-	"github.com/driftwatch/driftwatch/internal/migration"
+	"github.com/driftwatch/driftwatch/internal/testdb"
 	"github.com/driftwatch/driftwatch/internal/testenv"
 	"github.com/driftwatch/driftwatch/schemas"
 )
@@ -43,21 +42,12 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	brokers := testenv.KafkaBrokers(t)
-	base := testenv.ClickHouseURL(t)
 	ctx := context.Background()
 	id := strconv.FormatInt(time.Now().UnixNano(), 36)
 	w := &world{brokers: brokers, kopts: kafkaio.Options{Brokers: brokers, TopicPrefix: "retrain-test-" + id + "."},
 		start: time.Now().UTC().Truncate(time.Hour).Add(-40 * time.Hour), hours: 30}
-	w.url = base[:strings.LastIndex(base, "/")] + "/retrain_test_" + id
-	conn, err := chclient.Open(ctx, chclient.Config{URL: w.url}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.conn = conn
-	t.Cleanup(func() { conn.Exec(context.Background(), "DROP DATABASE IF EXISTS retrain_test_"+id); conn.Close() })
-	if err := migration.Apply(ctx, conn, migration.Defaults()); err != nil {
-		t.Fatal(err)
-	}
+	conn, db := testdb.Open(t, "retrain_test")
+	w.conn, w.url = conn, testdb.URL(t, db)
 	var specs []kafkaio.TopicSpec
 	for _, n := range []string{"inferences", "outcomes", "business-metrics", "retrain-triggers", "model-events"} {
 		specs = append(specs, kafkaio.TopicSpec{Name: w.kopts.Topic(n), Partitions: 3})
@@ -202,6 +192,29 @@ func (w *world) trainer(t *testing.T, opts Options) *Trainer {
 	return tr
 }
 
+// writer opens a Kafka writer of the world's topic, closed when t ends.
+func (w *world) writer(t *testing.T, topic string) *kafka.Writer {
+	t.Helper()
+	wr, err := kafkaio.NewWriter(w.kopts, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { wr.Close() })
+	return wr
+}
+
+// triggerReader opens a reader of retrain-triggers in group, closed when
+// t ends.
+func (w *world) triggerReader(t *testing.T, group string) *kafka.Reader {
+	t.Helper()
+	rd, err := kafkaio.NewReader(w.kopts, "retrain-triggers", group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rd.Close() })
+	return rd
+}
+
 func trigger(model, id, dedup string, at time.Time) schemas.RetrainTrigger {
 	return schemas.RetrainTrigger{TriggerID: id, ModelID: model, Reason: schemas.TriggerPerformance, CreatedAt: at, DedupKey: dedup, Policy: "test"}
 }
@@ -213,28 +226,9 @@ func TestTrainer(t *testing.T) {
 	// A trigger for the drifted model, delivered three times through
 	// Kafka (plus one malformed message): one run, promoted.
 	t.Run("drift promoted, three deliveries one run", func(t *testing.T) {
-		events, err := kafkaio.NewWriter(w.kopts, "model-events")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer events.Close()
-		dl, err := kafkaio.NewWriter(w.kopts, "dead-letters")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer dl.Close()
-		rd, err := kafkaio.NewReader(w.kopts, "retrain-triggers", "retrain-test")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rd.Close()
-		tr := w.trainer(t, Options{Triggers: rd, Events: events, DeadLetters: dl})
+		tr := w.trainer(t, Options{Triggers: w.triggerReader(t, "retrain-test"), Events: w.writer(t, "model-events"), DeadLetters: w.writer(t, "dead-letters")})
 		raw, _ := json.Marshal(trigger("model-0", "trig-a", "perf:model-0:w1", w.now()))
-		tw, err := kafkaio.NewWriter(w.kopts, "retrain-triggers")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tw.Close()
+		tw := w.writer(t, "retrain-triggers")
 		msgs := []kafka.Message{{Key: []byte("model-0"), Value: raw}, {Key: []byte("model-0"), Value: []byte(`{"trigger_id": 1}`)},
 			{Key: []byte("model-0"), Value: raw}, {Key: []byte("model-0"), Value: raw}}
 		if err := tw.WriteMessages(ctx, msgs...); err != nil {
@@ -393,28 +387,14 @@ func TestTrainer(t *testing.T) {
 	// (30 s): through the consumer it must run to its end, not be cut
 	// short and retried as interrupted.
 	t.Run("run longer than 30s through the consumer", func(t *testing.T) {
-		events := &eventLog{}
-		dl, err := kafkaio.NewWriter(w.kopts, "dead-letters")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer dl.Close()
-		rd, err := kafkaio.NewReader(w.kopts, "retrain-triggers", "retrain-test-slow")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rd.Close()
 		mc := external()
 		mc.Command = append([]string{"sh", "-c", `sleep 35 && exec "$0" "$@"`}, mc.Command...)
 		// A lease shorter than the run: the heartbeats must keep it.
 		const leaseFor = 9 * time.Second
-		tr := w.trainer(t, Options{Triggers: rd, Events: events, DeadLetters: dl, Defaults: mc, Lease: leaseFor})
+		tr := w.trainer(t, Options{Triggers: w.triggerReader(t, "retrain-test-slow"), Events: &eventLog{}, DeadLetters: w.writer(t, "dead-letters"),
+			Defaults: mc, Lease: leaseFor})
 		raw, _ := json.Marshal(trigger("model-1", "trig-slow", "slow:model-1", w.now()))
-		tw, err := kafkaio.NewWriter(w.kopts, "retrain-triggers")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tw.Close()
+		tw := w.writer(t, "retrain-triggers")
 		if err := tw.WriteMessages(ctx, kafka.Message{Key: []byte("model-1"), Value: raw}); err != nil {
 			t.Fatal(err)
 		}

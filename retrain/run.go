@@ -110,14 +110,14 @@ func (t *Trainer) RunTrigger(ctx context.Context, trig schemas.RetrainTrigger) (
 		// Recorded as running: by a live trainer (wait for it), by this
 		// process (a duplicate), or by one that died (take the run over
 		// as interrupted).
-		held, why, err := t.heldElsewhere(ctx, prev)
+		state, why, err := t.leaseOf(ctx, prev)
 		if err != nil {
 			return nil, err
 		}
-		if held {
+		if state == leaseHeld {
 			return nil, fmt.Errorf("%w: run %s of %s: %s", ErrRunHeld, runID, trig.ModelID, why)
 		}
-		if why != whyActiveHere {
+		if state == leaseAbandoned {
 			t.log.Warn("taking over an abandoned training run", "model", trig.ModelID, "run_id", runID, "why", why)
 			prev.Status, prev.DecisionReason = RunFailed, interruptedReason+": "+why
 			if int(prev.Attempt) >= t.opts.MaxAttempts {

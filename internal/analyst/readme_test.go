@@ -13,9 +13,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/driftwatch/driftwatch/internal/chclient"
-	"github.com/driftwatch/driftwatch/internal/migration"
-	"github.com/driftwatch/driftwatch/internal/testenv"
+	"github.com/driftwatch/driftwatch/internal/testdb"
 )
 
 // readmeQueries returns the numbered ```sql blocks of the README.
@@ -70,19 +68,7 @@ func rows(t *testing.T, conn driver.Conn, q string) []string {
 }
 
 func TestREADMEQueries(t *testing.T) {
-	base := testenv.ClickHouseURL(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	db := fmt.Sprintf("analyst_test_%d", time.Now().UnixNano())
-	conn, err := chclient.Open(ctx, chclient.Config{URL: base[:strings.LastIndex(base, "/")] + "/" + db}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	defer conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
-	if err := migration.Apply(ctx, conn, migration.Defaults()); err != nil {
-		t.Fatal(err)
-	}
+	conn, _ := testdb.Open(t, "analyst_test")
 
 	// Ten churn predictions a second apart, ending a minute ago: labels
 	// alternate yes/no, score i/10, age 20+i (null for the last). Six get

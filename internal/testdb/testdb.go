@@ -22,10 +22,9 @@ import (
 // the test (fails it under CI=true), as testenv does.
 func Open(t testing.TB, prefix string) (driver.Conn, string) {
 	t.Helper()
-	base := testenv.ClickHouseURL(t)
 	ctx := context.Background()
 	db := prefix + "_" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	conn, err := chclient.Open(ctx, chclient.Config{URL: base[:strings.LastIndex(base, "/")] + "/" + db}, true)
+	conn, err := chclient.Open(ctx, chclient.Config{URL: URL(t, db)}, true)
 	if err != nil {
 		t.Fatalf("open test database %s: %v", db, err)
 	}
@@ -37,4 +36,12 @@ func Open(t testing.TB, prefix string) (driver.Conn, string) {
 		t.Fatalf("migrate test database %s: %v", db, err)
 	}
 	return conn, db
+}
+
+// URL is the test server's URL of database db (for a service started by
+// the test).
+func URL(t testing.TB, db string) string {
+	t.Helper()
+	base := testenv.ClickHouseURL(t)
+	return base[:strings.LastIndex(base, "/")] + "/" + db
 }

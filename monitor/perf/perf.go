@@ -376,16 +376,28 @@ FROM (%s)`, q.total(), delayQuantiles, lit(eps), rows)
 }
 
 func (q *querier) multiclass(ctx context.Context, res *Result) error {
-	rows := "SELECT actual_label IS NOT NULL AS has_y, actual_label, prediction_label, delay_ms FROM (" + q.labelled() + ")"
-	sql := fmt.Sprintf("SELECT %s AS total, countIf(has_y) AS labelled, %s AS delays FROM (%s)", q.total(), delayQuantiles, rows)
+	rows := "SELECT actual_label IS NOT NULL AS has_y, actual_label, prediction_label, prediction_probabilities, delay_ms, " +
+		"has_y AND length(prediction_probabilities) > 0 AS has_p, assumeNotNull(actual_label) AS y FROM (" + q.labelled() + ")"
+	// log_loss and brier from the class probabilities of the labelled
+	// rows that carry them (has_p). Per row, Σ_k (p_k − y_k)² =
+	// Σ_k p_k² − 2·p_y + 1 (p_y is 0 when the true class has no
+	// probability); the macro brier divides the sum by the rows and by the
+	// classes seen (in probabilities or as a truth).
+	sql := fmt.Sprintf(`SELECT %[1]s AS total, countIf(has_y) AS labelled, %[2]s AS delays,
+    countIf(has_p),
+    sumIf(-log(greatest(least(prediction_probabilities[y], 1 - %[3]s), %[3]s)), has_p),
+    sumIf(arraySum(arrayMap(v -> v * v, mapValues(prediction_probabilities))) - 2 * prediction_probabilities[y] + 1, has_p),
+    length(arrayDistinct(arrayConcat(groupUniqArrayArrayIf(mapKeys(prediction_probabilities), has_p), groupUniqArrayIf(y, has_p))))
+FROM (%[4]s)`, q.total(), delayQuantiles, lit(eps), rows)
 	var (
-		total, labelled uint64
-		delays          []float64
+		total, labelled, nProb, classes uint64
+		logLoss, brier                  float64
+		delays                          []float64
 	)
-	if err := q.conn.QueryRow(ctx, sql).Scan(&total, &labelled, &delays); err != nil {
+	if err := q.conn.QueryRow(ctx, sql).Scan(&total, &labelled, &delays, &nProb, &logLoss, &brier, &classes); err != nil {
 		return fmt.Errorf("multiclass performance of %s in %s: %w", q.model, q.w, err)
 	}
-	confSQL := fmt.Sprintf(`SELECT assumeNotNull(actual_label) AS y, assumeNotNull(prediction_label) AS p, count()
+	confSQL := fmt.Sprintf(`SELECT y, assumeNotNull(prediction_label) AS p, count()
 FROM (%s) WHERE has_y AND prediction_label IS NOT NULL GROUP BY y, p`, rows)
 	crs, err := q.conn.Query(ctx, confSQL)
 	if err != nil {
@@ -404,27 +416,7 @@ FROM (%s) WHERE has_y AND prediction_label IS NOT NULL GROUP BY y, p`, rows)
 		return fmt.Errorf("read confusion matrix of %s: %w", q.model, err)
 	}
 	res.Inferences, res.Labelled, res.LabelDelay = int64(total), int64(labelled), delay(delays)
-	res.Metrics = Macro(cells)
-	// log_loss and brier from the class probabilities of the labelled
-	// rows that carry them. Per row, Σ_k (p_k − y_k)² = Σ_k p_k² − 2·p_y + 1
-	// (p_y is 0 when the true class has no probability); the macro brier
-	// divides the sum by the rows and by the classes seen (in probabilities
-	// or as a truth).
-	probSQL := fmt.Sprintf(`SELECT count(),
-    sum(-log(greatest(least(prediction_probabilities[y], 1 - %[2]s), %[2]s))),
-    sum(arraySum(arrayMap(v -> v * v, mapValues(prediction_probabilities))) - 2 * prediction_probabilities[y] + 1),
-    length(arrayDistinct(arrayConcat(groupUniqArrayArray(mapKeys(prediction_probabilities)), groupUniqArray(y))))
-FROM (SELECT assumeNotNull(actual_label) AS y, prediction_probabilities FROM (%[1]s) WHERE has_y AND length(prediction_probabilities) > 0)`,
-		"SELECT actual_label IS NOT NULL AS has_y, actual_label, prediction_probabilities FROM ("+q.labelled()+")", lit(eps))
-	var (
-		nProb          uint64
-		logLoss, brier float64
-		classes        uint64
-	)
-	if err := q.conn.QueryRow(ctx, probSQL).Scan(&nProb, &logLoss, &brier, &classes); err != nil {
-		return fmt.Errorf("multiclass log loss and Brier of %s in %s: %w", q.model, q.w, err)
-	}
-	res.Metrics = append(res.Metrics,
+	res.Metrics = append(Macro(cells),
 		metric(MetricLogLoss, int64(nProb), logLoss/float64(nProb)),
 		metric(MetricBrier, int64(nProb), brier/float64(nProb)/float64(max(classes, 1))))
 	return nil
@@ -599,7 +591,7 @@ func Names(opts Options) []string {
 // Start+(k+1)·bucket) of span, in order: the model-metric series that
 // package correlate sets against business metrics. A bucket without labels
 // has its metrics insufficient (use NaN for it in the series). It runs
-// Compute once per bucket (two or three queries each), so keep span/bucket in the
+// Compute once per bucket (two queries each), so keep span/bucket in the
 // hundreds.
 func Buckets(ctx context.Context, conn driver.Conn, model string, span Span, bucket time.Duration, opts Options) ([]Result, error) {
 	if bucket <= 0 || !span.End.After(span.Start) {
