@@ -14,20 +14,10 @@ import (
 	"github.com/driftwatch/driftwatch/schemas"
 )
 
-// DeadLetterMaxBytes is the max.message.bytes ingest gives the dead-letter
-// topic when it creates it, and the batch limit of its writer, so an event
-// the source topic accepted (at Kafka's default of about 1 MiB) fits as a
-// dead letter with its headers.
-const DeadLetterMaxBytes = 16 << 20
-
 // deadLetterTruncateBytes is what a dead letter's value is cut to when the
 // dead-letter topic still refuses it (a topic created with smaller limits).
 // The headers keep the source topic, partition and offset of the original.
 const deadLetterTruncateBytes = 64 << 10
-
-// HeaderValueTruncated is set on a dead letter whose value was cut, to the
-// original length in bytes.
-const HeaderValueTruncated = "driftwatch-value-truncated"
 
 // tooLarge reports whether err says a message was too large for the
 // writer or the broker.
@@ -55,7 +45,7 @@ func shrinkDeadLetters(msgs []kafka.Message) bool {
 	for i := range msgs {
 		if n := len(msgs[i].Value); n > deadLetterTruncateBytes {
 			msgs[i].Value = msgs[i].Value[:deadLetterTruncateBytes]
-			msgs[i].Headers = append(msgs[i].Headers, kafka.Header{Key: HeaderValueTruncated, Value: []byte(strconv.Itoa(n))})
+			msgs[i].Headers = append(msgs[i].Headers, kafka.Header{Key: schemas.HeaderValueTruncated, Value: []byte(strconv.Itoa(n))})
 			changed = true
 		}
 	}

@@ -66,19 +66,6 @@ import (
 	"github.com/driftwatch/driftwatch/schemas"
 )
 
-// Dead-letter header keys.
-const (
-	HeaderReason          = "driftwatch-reason"
-	HeaderError           = "driftwatch-error"
-	HeaderSourceTopic     = "driftwatch-source-topic"
-	HeaderSourcePartition = "driftwatch-source-partition"
-	HeaderSourceOffset    = "driftwatch-source-offset"
-	HeaderDeadLetteredAt  = "driftwatch-dead-lettered-at"
-)
-
-// DeadLetterTopic is the name (without prefix) of the dead-letter topic.
-const DeadLetterTopic = "dead-letters"
-
 // Options configure an Ingester.
 type Options struct {
 	// Kafka says where the brokers are and the topic prefix.
@@ -209,12 +196,12 @@ func New(opts Options) (*Ingester, error) {
 			if err != nil {
 				return nil, err
 			}
-			w.BatchBytes = DeadLetterMaxBytes
+			w.BatchBytes = schemas.DeadLetterMaxBytes
 			ing.closers = append(ing.closers, w.Close)
 			return w, nil
 		}
 	}
-	dlq, err := opts.newWriter(DeadLetterTopic)
+	dlq, err := opts.newWriter(schemas.TopicDeadLetters)
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter writer: %w", err)
 	}
@@ -269,7 +256,7 @@ func New(opts Options) (*Ingester, error) {
 // Topics returns the full names of the topics the Ingester reads and
 // writes, for creating them.
 func (ing *Ingester) Topics() []string {
-	out := []string{ing.opts.Kafka.Topic(DeadLetterTopic)}
+	out := []string{ing.opts.Kafka.Topic(schemas.TopicDeadLetters)}
 	for _, p := range ing.pipelines {
 		out = append(out, p.topic)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/internal/migration"
 	"github.com/driftwatch/driftwatch/internal/testenv"
+	"github.com/driftwatch/driftwatch/schemas"
 )
 
 // stack is a fresh topic prefix and ClickHouse database on the real
@@ -55,7 +56,7 @@ func newStack(t *testing.T) *stack {
 	for _, n := range []string{"inferences", "outcomes", "business-metrics"} {
 		specs = append(specs, kafkaio.TopicSpec{Name: s.kopts.Topic(n), Partitions: 3})
 	}
-	specs = append(specs, DeadLetterTopicSpec(s.kopts, 3))
+	specs = append(specs, kafkaio.Specs(s.kopts, schemas.TopicFor(schemas.TopicDeadLetters))[0])
 	if err := kafkaio.EnsureTopics(ctx, brokers, specs); err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +205,7 @@ func TestIngestEndToEnd(t *testing.T) {
 		for _, kv := range m.Headers {
 			h[kv.Key] = string(kv.Value)
 		}
-		if h[HeaderReason] != b.reason || h["trace"] != "t-1" || string(m.Key) != "bad" || h[HeaderSourceTopic] != s.kopts.Topic("inferences") || h[HeaderSourceOffset] == "" || h[HeaderError] == "" {
+		if h[schemas.HeaderReason] != b.reason || h["trace"] != "t-1" || string(m.Key) != "bad" || h[schemas.HeaderSourceTopic] != s.kopts.Topic("inferences") || h[schemas.HeaderSourceOffset] == "" || h[schemas.HeaderError] == "" {
 			t.Errorf("dead letter for %.30q: key %q headers %v, want reason %s", b.value, m.Key, h, b.reason)
 		}
 	}

@@ -89,10 +89,10 @@ func TestMalformedEventsGoToDeadLetters(t *testing.T) {
 		}
 		want, ok := wantReason[string(m.Value)]
 		if !ok {
-			t.Fatalf("dead letter for a valid event: %.200s (reason %s)", m.Value, header(m, HeaderReason))
+			t.Fatalf("dead letter for a valid event: %.200s (reason %s)", m.Value, header(m, schemas.HeaderReason))
 		}
-		if got := header(m, HeaderReason); got != string(want) {
-			t.Errorf("dead letter %.80q: reason %s (%s), want %s", m.Value, got, header(m, HeaderError), want)
+		if got := header(m, schemas.HeaderReason); got != string(want) {
+			t.Errorf("dead letter %.80q: reason %s (%s), want %s", m.Value, got, header(m, schemas.HeaderError), want)
 		}
 		seen[want]++
 	}

@@ -348,12 +348,12 @@ func (p *pipeline) deadLetter(b *batch, msg kafka.Message, err error) {
 	headers := make([]kafka.Header, 0, len(msg.Headers)+6)
 	headers = append(headers, msg.Headers...)
 	headers = append(headers,
-		kafka.Header{Key: HeaderReason, Value: []byte(reason)},
-		kafka.Header{Key: HeaderError, Value: []byte(err.Error())},
-		kafka.Header{Key: HeaderSourceTopic, Value: []byte(msg.Topic)},
-		kafka.Header{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(msg.Partition))},
-		kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(msg.Offset, 10))},
-		kafka.Header{Key: HeaderDeadLetteredAt, Value: []byte(p.opts.Now().UTC().Format(time.RFC3339Nano))},
+		kafka.Header{Key: schemas.HeaderReason, Value: []byte(reason)},
+		kafka.Header{Key: schemas.HeaderError, Value: []byte(err.Error())},
+		kafka.Header{Key: schemas.HeaderSourceTopic, Value: []byte(msg.Topic)},
+		kafka.Header{Key: schemas.HeaderSourcePartition, Value: []byte(strconv.Itoa(msg.Partition))},
+		kafka.Header{Key: schemas.HeaderSourceOffset, Value: []byte(strconv.FormatInt(msg.Offset, 10))},
+		kafka.Header{Key: schemas.HeaderDeadLetteredAt, Value: []byte(p.opts.Now().UTC().Format(time.RFC3339Nano))},
 	)
 	b.pending = append(b.pending, kafka.Message{Key: msg.Key, Value: msg.Value, Headers: headers})
 	b.dlRows = append(b.dlRows, newDeadLetterRow(p.kind, msg, reason, err, p.opts.Now()))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/driftwatch/driftwatch/internal/chclient"
@@ -36,7 +35,7 @@ func DefaultConfig() *Config {
 		Common: config.DefaultCommon("127.0.0.1:9101"), Config: migration.DefaultConfig(),
 		ConsumerGroup: "ingest", BatchRows: 50000, BatchAge: 500 * time.Millisecond, RetryMax: 30 * time.Second,
 		MaxFeatures: schemas.DefaultMaxFeatures, MaxEventBytes: schemas.DefaultMaxBytes, MaxFutureSkew: schemas.DefaultMaxFutureSkew,
-		TopicPartitions: 3,
+		TopicPartitions: schemas.TopicFor(schemas.TopicInferences).Partitions,
 	}
 }
 
@@ -92,11 +91,7 @@ func RunService(ctx context.Context, cfg *Config) error {
 	kopts := kafkaio.Options{Brokers: cfg.KafkaBrokers, TopicPrefix: cfg.TopicPrefix, ClientID: "driftwatch-ingest", Logger: log}
 	// Topics first: readers created before their topic exists log errors
 	// until it does.
-	var specs []kafkaio.TopicSpec
-	for _, t := range topicNames(nil) {
-		specs = append(specs, kafkaio.TopicSpec{Name: kopts.Topic(t), Partitions: cfg.TopicPartitions})
-	}
-	specs = append(specs, DeadLetterTopicSpec(kopts, cfg.TopicPartitions))
+	specs := kafkaio.Specs(kopts, append(eventTopics(cfg.TopicPartitions), schemas.TopicFor(schemas.TopicDeadLetters))...)
 	if err := service.WaitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
 		return kafkaio.EnsureTopics(ctx, cfg.KafkaBrokers, specs)
 	}); err != nil {
@@ -121,22 +116,12 @@ func RunService(ctx context.Context, cfg *Config) error {
 	return err
 }
 
-// topicNames returns the short topic names of kinds (all ingested kinds
-// when nil).
-func topicNames(kinds []schemas.Kind) []string {
-	if kinds == nil {
-		kinds = []schemas.Kind{schemas.KindInference, schemas.KindOutcome, schemas.KindBusinessMetric}
+// eventTopics returns the topology's event topics with partitions
+// partitions (ingest's topic_partitions).
+func eventTopics(partitions int) []schemas.Topic {
+	ts := schemas.EventTopics()
+	for i := range ts {
+		ts[i].Partitions = partitions
 	}
-	out := make([]string, len(kinds))
-	for i, k := range kinds {
-		out[i] = k.Topic()
-	}
-	return out
-}
-
-// DeadLetterTopicSpec is how ingest creates the dead-letter topic: large
-// enough for any event a source topic accepted, with its headers.
-func DeadLetterTopicSpec(kopts kafkaio.Options, partitions int) kafkaio.TopicSpec {
-	return kafkaio.TopicSpec{Name: kopts.Topic(DeadLetterTopic), Partitions: partitions,
-		Configs: map[string]string{"max.message.bytes": strconv.Itoa(DeadLetterMaxBytes)}}
+	return ts
 }

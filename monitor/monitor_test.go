@@ -51,7 +51,7 @@ func newWorld(t *testing.T) *world {
 	for _, n := range []string{"inferences", "outcomes", "business-metrics", "retrain-triggers"} {
 		specs = append(specs, kafkaio.TopicSpec{Name: w.kopts.Topic(n), Partitions: 3})
 	}
-	specs = append(specs, ingest.DeadLetterTopicSpec(w.kopts, 1))
+	specs = append(specs, kafkaio.Specs(w.kopts, schemas.TopicFor(schemas.TopicDeadLetters))[0])
 	if err := kafkaio.EnsureTopics(ctx, brokers, specs); err != nil {
 		t.Fatal(err)
 	}

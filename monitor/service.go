@@ -12,6 +12,7 @@ import (
 	"github.com/driftwatch/driftwatch/internal/service"
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/monitor/window"
+	"github.com/driftwatch/driftwatch/schemas"
 )
 
 // Config is the monitor service's configuration.
@@ -99,11 +100,11 @@ func RunService(ctx context.Context, cfg *Config) error {
 	defer conn.Close()
 	kopts := kafkaio.Options{Brokers: cfg.KafkaBrokers, TopicPrefix: cfg.TopicPrefix, ClientID: "driftwatch-monitor", Logger: log}
 	if err := service.WaitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
-		return kafkaio.EnsureTopics(ctx, cfg.KafkaBrokers, []kafkaio.TopicSpec{{Name: kopts.Topic("retrain-triggers"), Partitions: 3}})
+		return kafkaio.EnsureTopics(ctx, cfg.KafkaBrokers, kafkaio.Specs(kopts, schemas.TopicFor(schemas.TopicRetrainTriggers)))
 	}); err != nil {
 		return err
 	}
-	tw, err := kafkaio.NewWriter(kopts, "retrain-triggers")
+	tw, err := kafkaio.NewWriter(kopts, schemas.TopicRetrainTriggers)
 	if err != nil {
 		return err
 	}

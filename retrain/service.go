@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/driftwatch/driftwatch/ingest"
 	"github.com/driftwatch/driftwatch/internal/config"
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/internal/migration"
 	"github.com/driftwatch/driftwatch/internal/service"
+	"github.com/driftwatch/driftwatch/schemas"
 )
 
 // DefaultConsumerGroup is the trainer's default Kafka consumer group.
@@ -79,23 +79,22 @@ func RunService(ctx context.Context, cfg *Config) error {
 	defer conn.Close()
 	kopts := kafkaio.Options{Brokers: cfg.KafkaBrokers, TopicPrefix: cfg.TopicPrefix, ClientID: "driftwatch-trainer", Logger: log}
 	if err := service.WaitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
-		return kafkaio.EnsureTopics(ctx, cfg.KafkaBrokers, []kafkaio.TopicSpec{
-			{Name: kopts.Topic("retrain-triggers"), Partitions: 3}, {Name: kopts.Topic("model-events"), Partitions: 3},
-			ingest.DeadLetterTopicSpec(kopts, 1)})
+		return kafkaio.EnsureTopics(ctx, cfg.KafkaBrokers, kafkaio.Specs(kopts,
+			schemas.TopicFor(schemas.TopicRetrainTriggers), schemas.TopicFor(schemas.TopicModelEvents), schemas.TopicFor(schemas.TopicDeadLetters)))
 	}); err != nil {
 		return err
 	}
-	rd, err := kafkaio.NewReader(kopts, "retrain-triggers", kopts.Prefix()+cfg.ConsumerGroup)
+	rd, err := kafkaio.NewReader(kopts, schemas.TopicRetrainTriggers, kopts.Prefix()+cfg.ConsumerGroup)
 	if err != nil {
 		return err
 	}
 	defer rd.Close()
-	ev, err := kafkaio.NewWriter(kopts, "model-events")
+	ev, err := kafkaio.NewWriter(kopts, schemas.TopicModelEvents)
 	if err != nil {
 		return err
 	}
 	defer ev.Close()
-	dl, err := kafkaio.NewWriter(kopts, "dead-letters")
+	dl, err := kafkaio.NewWriter(kopts, schemas.TopicDeadLetters)
 	if err != nil {
 		return err
 	}
@@ -108,7 +107,7 @@ func RunService(ctx context.Context, cfg *Config) error {
 	srv.AddCheck("clickhouse", func(ctx context.Context) error { return conn.Ping(ctx) })
 	srv.AddCheck("kafka", func(ctx context.Context) error { return kafkaio.Ping(ctx, cfg.KafkaBrokers) })
 	srv.SetReady(true)
-	log.Info("training on triggers", "topic", kopts.Topic("retrain-triggers"), "artifacts", cfg.ArtifactDir)
+	log.Info("training on triggers", "topic", kopts.Topic(schemas.TopicRetrainTriggers), "artifacts", cfg.ArtifactDir)
 	err = tr.Run(ctx)
 	srv.SetReady(false)
 	return err

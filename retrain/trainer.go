@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/driftwatch/driftwatch/ingest"
 	"github.com/driftwatch/driftwatch/internal/service"
 	"github.com/driftwatch/driftwatch/schemas"
 )
@@ -231,12 +230,12 @@ func (t *Trainer) deadLetter(ctx context.Context, msg kafka.Message, derr error)
 	t.m.deadLettered.WithLabelValues(reason).Inc()
 	t.log.Warn("malformed retrain trigger sent to dead letters", "reason", reason, "partition", msg.Partition, "offset", msg.Offset)
 	headers := append(append([]kafka.Header(nil), msg.Headers...),
-		kafka.Header{Key: ingest.HeaderReason, Value: []byte(reason)},
-		kafka.Header{Key: ingest.HeaderError, Value: []byte(derr.Error())},
-		kafka.Header{Key: ingest.HeaderSourceTopic, Value: []byte(msg.Topic)},
-		kafka.Header{Key: ingest.HeaderSourcePartition, Value: []byte(strconv.Itoa(msg.Partition))},
-		kafka.Header{Key: ingest.HeaderSourceOffset, Value: []byte(strconv.FormatInt(msg.Offset, 10))},
-		kafka.Header{Key: ingest.HeaderDeadLetteredAt, Value: []byte(t.opts.Now().UTC().Format(time.RFC3339Nano))},
+		kafka.Header{Key: schemas.HeaderReason, Value: []byte(reason)},
+		kafka.Header{Key: schemas.HeaderError, Value: []byte(derr.Error())},
+		kafka.Header{Key: schemas.HeaderSourceTopic, Value: []byte(msg.Topic)},
+		kafka.Header{Key: schemas.HeaderSourcePartition, Value: []byte(strconv.Itoa(msg.Partition))},
+		kafka.Header{Key: schemas.HeaderSourceOffset, Value: []byte(strconv.FormatInt(msg.Offset, 10))},
+		kafka.Header{Key: schemas.HeaderDeadLetteredAt, Value: []byte(t.opts.Now().UTC().Format(time.RFC3339Nano))},
 	)
 	return service.WaitFor(ctx, t.log, "write dead letter", func(ctx context.Context) error {
 		return t.opts.DeadLetters.WriteMessages(ctx, kafka.Message{Key: msg.Key, Value: msg.Value, Headers: headers})

@@ -1,6 +1,8 @@
 package schemas
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -139,4 +141,19 @@ func DecodeModelEvent(data []byte) (ModelEvent, error) {
 		return e, newErr(ReasonInvalidJSON, "", -1, "decode model event: "+err.Error())
 	}
 	return e, e.Validate()
+}
+
+// NewManualTrigger returns the trigger a person asks for (`driftwatch
+// retrain`): reason manual, policy (default "manual"), and a random dedup
+// key, so that every manual request runs once.
+func NewManualTrigger(model, policy string, now time.Time) RetrainTrigger {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	id := "manual-" + hex.EncodeToString(b[:])
+	if policy == "" {
+		policy = "manual"
+	}
+	now = now.UTC()
+	return RetrainTrigger{TriggerID: id, ModelID: model, Reason: TriggerManual, CreatedAt: now, Policy: policy, DedupKey: id,
+		Window: TimeRange{From: now, To: now}, Reference: TimeRange{From: now, To: now}}
 }

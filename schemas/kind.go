@@ -30,11 +30,11 @@ type kindInfo struct {
 }
 
 var kinds = [...]kindInfo{
-	KindInference:      {"inference", "inferences"},
-	KindOutcome:        {"outcome", "outcomes"},
-	KindBusinessMetric: {"business-metric", "business-metrics"},
-	KindRetrainTrigger: {"retrain-trigger", "retrain-triggers"},
-	KindModelEvent:     {"model-event", "model-events"},
+	KindInference:      {"inference", TopicInferences},
+	KindOutcome:        {"outcome", TopicOutcomes},
+	KindBusinessMetric: {"business-metric", TopicBusinessMetrics},
+	KindRetrainTrigger: {"retrain-trigger", TopicRetrainTriggers},
+	KindModelEvent:     {"model-event", TopicModelEvents},
 }
 
 // Kinds lists every known kind.

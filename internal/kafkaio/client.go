@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/driftwatch/driftwatch/schemas"
 )
 
 const (
@@ -285,4 +288,18 @@ func errorLogger(l *slog.Logger) kafka.Logger {
 	return kafka.LoggerFunc(func(format string, args ...any) {
 		l.Warn(fmt.Sprintf(format, args...), "component", "kafka-go")
 	})
+}
+
+// Specs turns topics of the topology (schemas.Topology) into the specs
+// EnsureTopics creates, under o's topic prefix, with their partitions,
+// retention and maximum message size.
+func Specs(o Options, topics ...schemas.Topic) []TopicSpec {
+	out := make([]TopicSpec, len(topics))
+	for i, t := range topics {
+		out[i] = TopicSpec{Name: o.Topic(t.Name), Partitions: t.Partitions, Configs: map[string]string{
+			"retention.ms":      strconv.FormatInt(t.Retention.Milliseconds(), 10),
+			"max.message.bytes": strconv.Itoa(t.MaxMessageBytes),
+		}}
+	}
+	return out
 }

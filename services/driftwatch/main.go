@@ -1,14 +1,26 @@
 // Command driftwatch is the all-in-one command-line tool: it applies the
-// ClickHouse schema (migrate) and, as later parts land, generates load,
-// runs benchmarks and drives retraining. Run `driftwatch help`.
+// ClickHouse schema (migrate), generates load (gen), drives retraining
+// (retrain, models) and runs the benchmarks (bench …). Run `driftwatch help`.
 package main
 
 import (
 	"os"
 
-	"github.com/driftwatch/driftwatch/internal/cli"
+	"github.com/driftwatch/driftwatch/services/driftwatch/admin"
+	"github.com/driftwatch/driftwatch/services/driftwatch/bench"
+	"github.com/driftwatch/driftwatch/services/driftwatch/command"
+	"github.com/driftwatch/driftwatch/services/driftwatch/gen"
 )
 
+// commands lists every subcommand.
+func commands() []command.Command {
+	var cmds []command.Command
+	cmds = append(cmds, admin.Commands()...)
+	cmds = append(cmds, gen.Commands()...)
+	cmds = append(cmds, bench.Commands()...)
+	return cmds
+}
+
 func main() {
-	os.Exit(cli.Main(os.Args[1:], cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, Exit: os.Exit}))
+	os.Exit(command.Main(os.Args[1:], command.Env{Stdout: os.Stdout, Stderr: os.Stderr, Exit: os.Exit}, commands()))
 }

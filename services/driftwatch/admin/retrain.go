@@ -1,9 +1,7 @@
-package cli
+package admin
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +17,7 @@ import (
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/retrain"
 	"github.com/driftwatch/driftwatch/schemas"
+	"github.com/driftwatch/driftwatch/services/driftwatch/command"
 )
 
 type retrainConfig struct {
@@ -33,7 +32,7 @@ func (c *retrainConfig) Validate() error {
 	if c.Model == "" {
 		errs = append(errs, errors.New("model: required (-model M)"))
 	}
-	return joinErrs(append(errs, c.Kafka.Validate(), c.Logging.Validate())...)
+	return errors.Join(append(errs, c.Kafka.Validate(), c.Logging.Validate())...)
 }
 
 type modelsConfig struct {
@@ -44,35 +43,22 @@ type modelsConfig struct {
 }
 
 func (c *modelsConfig) Validate() error {
-	return joinErrs(c.ClickHouse.Validate(), c.Logging.Validate())
+	return errors.Join(c.ClickHouse.Validate(), c.Logging.Validate())
 }
 
-// manualTrigger is the trigger `driftwatch retrain` publishes; its dedup
-// key is unique, so every manual request runs once.
-func manualTrigger(model, policy string, now time.Time) schemas.RetrainTrigger {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	id := "manual-" + hex.EncodeToString(b[:])
-	if policy == "" {
-		policy = "manual"
-	}
-	return schemas.RetrainTrigger{TriggerID: id, ModelID: model, Reason: schemas.TriggerManual, CreatedAt: now.UTC(), Policy: policy, DedupKey: id,
-		Window: schemas.TimeRange{From: now.UTC(), To: now.UTC()}, Reference: schemas.TimeRange{From: now.UTC(), To: now.UTC()}}
-}
-
-func init() {
-	register(command{
-		name:    "retrain",
-		summary: "publish a manual retrain trigger for a model (the trainer service runs it)",
-		usage: `driftwatch retrain -model M publishes a manual retrain trigger for model M to
+func retrainCommand() command.Command {
+	return command.Command{
+		Name:    "retrain",
+		Summary: "publish a manual retrain trigger for a model (the trainer service runs it)",
+		Usage: `driftwatch retrain -model M publishes a manual retrain trigger for model M to
 <prefix>retrain-triggers. The trainer service runs it ahead of other triggers
 (manual has the highest priority); follow it with driftwatch models -model M.`,
-		cfg: func() config.Validator {
+		Config: func() config.Validator {
 			return &retrainConfig{Kafka: config.DefaultKafka(), Logging: config.DefaultLogging()}
 		},
-		run: func(ctx context.Context, c config.Validator, env Env) error {
+		Run: func(ctx context.Context, c config.Validator, env command.Env) error {
 			cfg := c.(*retrainConfig)
-			trig := manualTrigger(cfg.Model, cfg.Reason, time.Now())
+			trig := schemas.NewManualTrigger(cfg.Model, cfg.Reason, time.Now())
 			if err := trig.Validate(); err != nil {
 				return fmt.Errorf("manual trigger: %w", err)
 			}
@@ -81,7 +67,7 @@ func init() {
 				return err
 			}
 			kopts := kafkaio.Options{Brokers: cfg.KafkaBrokers, TopicPrefix: cfg.TopicPrefix, ClientID: "driftwatch-cli"}
-			w, err := kafkaio.NewWriter(kopts, "retrain-triggers")
+			w, err := kafkaio.NewWriter(kopts, schemas.TopicRetrainTriggers)
 			if err != nil {
 				return err
 			}
@@ -90,18 +76,21 @@ func init() {
 				Headers: []kafka.Header{{Key: schemas.SchemaHeader, Value: []byte("driftwatch.retrain-trigger.v1")}}}); err != nil {
 				return fmt.Errorf("publish manual trigger: %w", err)
 			}
-			fmt.Fprintf(env.Stdout, "published manual retrain trigger %s for %s to %s\n", trig.TriggerID, trig.ModelID, kopts.Topic("retrain-triggers"))
+			fmt.Fprintf(env.Stdout, "published manual retrain trigger %s for %s to %s\n", trig.TriggerID, trig.ModelID, kopts.Topic(schemas.TopicRetrainTriggers))
 			return nil
 		},
-	})
-	register(command{
-		name:    "models",
-		summary: "list registered model versions and their status",
-		usage:   `driftwatch models lists the models table: every version, its status (champion, rejected, retired, …), primary metrics and the trigger that produced it.`,
-		cfg: func() config.Validator {
+	}
+}
+
+func modelsCommand() command.Command {
+	return command.Command{
+		Name:    "models",
+		Summary: "list registered model versions and their status",
+		Usage:   `driftwatch models lists the models table: every version, its status (champion, rejected, retired, …), primary metrics and the trigger that produced it.`,
+		Config: func() config.Validator {
 			return &modelsConfig{ClickHouse: config.DefaultClickHouse(), Logging: config.DefaultLogging()}
 		},
-		run: func(ctx context.Context, c config.Validator, env Env) error {
+		Run: func(ctx context.Context, c config.Validator, env command.Env) error {
 			cfg := c.(*modelsConfig)
 			conn, err := chclient.Open(ctx, chclient.FromConfig(cfg.ClickHouse), false)
 			if err != nil {
@@ -120,10 +109,10 @@ func init() {
 			printVersions(env, vs)
 			return nil
 		},
-	})
+	}
 }
 
-func printVersions(env Env, vs []*retrain.Version) {
+func printVersions(env command.Env, vs []*retrain.Version) {
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MODEL\tVERSION\tSTATUS\tMETRICS (challenger / champion)\tTRAINER\tTRIGGER\tCREATED")
 	for _, v := range vs {

@@ -1,4 +1,4 @@
-package cli
+package bench
 
 import (
 	"bytes"
@@ -32,6 +32,8 @@ import (
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/internal/loadgen"
 	"github.com/driftwatch/driftwatch/schemas"
+	"github.com/driftwatch/driftwatch/services/driftwatch/command"
+	"github.com/driftwatch/driftwatch/services/driftwatch/gen"
 )
 
 // Targets the figures are printed next to.
@@ -125,14 +127,14 @@ func (c *benchIngestConfig) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout: must be positive, got %s", c.ShutdownTimeout)
 	}
-	return joinErrs(c.Kafka.Validate(), c.ClickHouse.Validate(), c.Logging.Validate(), errors.Join(errs...))
+	return errors.Join(c.Kafka.Validate(), c.ClickHouse.Validate(), c.Logging.Validate(), errors.Join(errs...))
 }
 
-func init() {
-	register(command{
-		name:    "bench ingest",
-		summary: "measure ingest against the real Kafka and ClickHouse: events/s, raw ratio, peak RSS, freshness",
-		usage: `driftwatch bench ingest measures the ingest path against the configured Kafka and
+func ingestCommand() command.Command {
+	return command.Command{
+		Name:    "bench ingest",
+		Summary: "measure ingest against the real Kafka and ClickHouse: events/s, raw ratio, peak RSS, freshness",
+		Usage: `driftwatch bench ingest measures the ingest path against the configured Kafka and
 ClickHouse and prints its figures next to the targets. Every run uses fresh
 topics (-topic-prefix plus a unique run id) and a fresh ClickHouse database (named after
 the run, beside the one in the URL), and deletes both at the end unless -keep.
@@ -162,11 +164,11 @@ Ingest's peak RSS is read last (it covers every phase it ran in).
 With -repeat k every phase runs k times and the medians are printed too.
 Figures are measurements on this machine, never assertions: Kafka,
 ClickHouse, ingest and this benchmark share its CPUs.`,
-		cfg: func() config.Validator { return defaultBenchIngestConfig() },
-		run: func(ctx context.Context, c config.Validator, env Env) error {
+		Config: func() config.Validator { return defaultBenchIngestConfig() },
+		Run: func(ctx context.Context, c config.Validator, env command.Env) error {
 			return runBenchIngest(ctx, c.(*benchIngestConfig), env)
 		},
-	})
+	}
 }
 
 // benchResult is one run's figures; NaN-free zero means "not measured".
@@ -226,7 +228,7 @@ func readCPU(pid int) cpuSnap {
 	return s
 }
 
-func runBenchIngest(ctx context.Context, cfg *benchIngestConfig, env Env) error {
+func runBenchIngest(ctx context.Context, cfg *benchIngestConfig, env command.Env) error {
 	bin := ""
 	if !cfg.InProcess {
 		var err error
@@ -274,7 +276,7 @@ func findIngestBin(flagged string) (string, error) {
 // benchRun is one run's fresh topics and database.
 type benchRun struct {
 	cfg    *benchIngestConfig
-	env    Env
+	env    command.Env
 	id     string
 	kopts  kafkaio.Options
 	chURL  string
@@ -284,7 +286,7 @@ type benchRun struct {
 	topics []string // full names of the topics written
 }
 
-func benchIngestOnce(ctx context.Context, cfg *benchIngestConfig, env Env, bin string, idx int) (res benchResult, err error) {
+func benchIngestOnce(ctx context.Context, cfg *benchIngestConfig, env command.Env, bin string, idx int) (res benchResult, err error) {
 	id := fmt.Sprintf("bench%d%04d", time.Now().Unix(), rand.IntN(10000))
 	chURL, err := withDatabase(cfg.ClickHouseURL, id)
 	if err != nil {
@@ -296,7 +298,7 @@ func benchIngestOnce(ctx context.Context, cfg *benchIngestConfig, env Env, bin s
 		client: &kafka.Client{Addr: kafka.TCP(cfg.KafkaBrokers...), Timeout: 30 * time.Second},
 		group:  "driftwatch-ingest-" + id,
 	}
-	for _, t := range genTopics {
+	for _, t := range append(gen.Topics(), schemas.TopicDeadLetters) {
 		r.topics = append(r.topics, r.kopts.Topic(t))
 	}
 	defer func() {
@@ -460,25 +462,25 @@ func (r *benchRun) produce(ctx context.Context, seed uint64, ticks int64, start 
 	if err != nil {
 		return loadgen.Stats{}, 0, 0, err
 	}
-	p, err := newGenProducer(r.kopts, genTopics[:3], lc.MaxBytes)
+	p, err := gen.NewProducer(r.kopts, gen.Topics(), lc.MaxBytes)
 	if err != nil {
 		return loadgen.Stats{}, 0, 0, err
 	}
 	began := time.Now()
-	stop := benchProgress(r.env.Stderr, "produce", p.sent.Load, ticks)
+	stop := benchProgress(r.env.Stderr, "produce", p.Sent, ticks)
 	pctx, cancel := context.WithTimeout(ctx, r.cfg.PhaseTimeout)
 	defer cancel()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	for g.Ticks() < ticks && pctx.Err() == nil && !p.failed() {
+	for g.Ticks() < ticks && pctx.Err() == nil && !p.Failed() {
 		if rate > 0 {
 			// Stamp each event with the wall clock, so freshness measures
 			// the pipeline and not the generator.
 			ev := g.Next()
-			p.add(pctx, ev)
+			p.Add(pctx, ev)
 			due := began.Add(time.Duration(float64(g.Ticks()) / rate * float64(time.Second)))
 			if d := time.Until(due); d > 2*time.Millisecond {
-				p.flush(pctx)
+				p.Flush(pctx)
 				timer.Reset(d)
 				select {
 				case <-timer.C:
@@ -487,15 +489,15 @@ func (r *benchRun) produce(ctx context.Context, seed uint64, ticks int64, start 
 			}
 			continue
 		}
-		p.add(pctx, g.Next())
+		p.Add(pctx, g.Next())
 	}
-	cerr := p.close(r.cfg.ShutdownTimeout)
+	cerr := p.Close(r.cfg.ShutdownTimeout)
 	stop()
 	took := time.Since(began)
 	if err := errors.Join(cerr, pctx.Err()); err != nil {
 		return loadgen.Stats{}, 0, 0, fmt.Errorf("produce: %w", err)
 	}
-	return g.Stats(), p.sent.Load(), took, nil
+	return g.Stats(), p.Sent(), took, nil
 }
 
 // benchProgress prints "bench: <what> n/total (rate/s)" to w every 2s until stop.
@@ -541,7 +543,7 @@ func (r *benchRun) endOffsets(ctx context.Context) (map[string]map[int]int64, er
 			if p.Error != nil {
 				return nil, fmt.Errorf("end offset of %s/%d: %w", t, p.Partition, p.Error)
 			}
-			if p.LastOffset > 0 && t != r.kopts.Topic(ingest.DeadLetterTopic) {
+			if p.LastOffset > 0 && t != r.kopts.Topic(schemas.TopicDeadLetters) {
 				if out[t] == nil {
 					out[t] = map[int]int64{}
 				}

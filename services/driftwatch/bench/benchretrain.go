@@ -1,4 +1,4 @@
-package cli
+package bench
 
 import (
 	"context"
@@ -22,6 +22,8 @@ import (
 	"github.com/driftwatch/driftwatch/internal/config"
 	"github.com/driftwatch/driftwatch/internal/migration"
 	"github.com/driftwatch/driftwatch/retrain"
+	"github.com/driftwatch/driftwatch/schemas"
+	"github.com/driftwatch/driftwatch/services/driftwatch/command"
 )
 
 // Targets `bench retrain` prints its figures next to (issue 6).
@@ -72,14 +74,14 @@ func (c *benchRetrainConfig) Validate() error {
 	if c.ServerPID < 0 {
 		bad("server_pid: must be 0 (look it up) or a process id, got %d", c.ServerPID)
 	}
-	return joinErrs(c.ClickHouse.Validate(), c.Logging.Validate(), errors.Join(errs...))
+	return errors.Join(c.ClickHouse.Validate(), c.Logging.Validate(), errors.Join(errs...))
 }
 
-func init() {
-	register(command{
-		name:    "bench retrain",
-		summary: "measure one trainer run on 1M labelled rows: dataset build, training, evaluation, peak RSS",
-		usage: `driftwatch bench retrain measures the trainer's run of one retrain trigger —
+func retrainCommand() command.Command {
+	return command.Command{
+		Name:    "bench retrain",
+		Summary: "measure one trainer run on 1M labelled rows: dataset build, training, evaluation, peak RSS",
+		Usage: `driftwatch bench retrain measures the trainer's run of one retrain trigger —
 retrain.Trainer.RunTrigger with the default model configuration and the
 built-in logistic regression — against the configured ClickHouse. Every run
 uses a fresh database (named after the run, beside the one in the URL)
@@ -118,11 +120,11 @@ Phases, in order (progress on stderr):
 With -repeat k the medians of every figure are printed too.
 Figures are measurements on this machine, never assertions: ClickHouse and
 this benchmark share its CPUs.`,
-		cfg: func() config.Validator { return defaultBenchRetrainConfig() },
-		run: func(ctx context.Context, c config.Validator, env Env) error {
+		Config: func() config.Validator { return defaultBenchRetrainConfig() },
+		Run: func(ctx context.Context, c config.Validator, env command.Env) error {
 			return runBenchRetrain(ctx, c.(*benchRetrainConfig), env)
 		},
-	})
+	}
 }
 
 // retrainRun is one trainer run's figures.
@@ -138,7 +140,7 @@ type retrainRun struct {
 // benchRetrainSteps are the timed steps, in order.
 var benchRetrainSteps = []string{"dataset", "train", "evaluate"}
 
-func runBenchRetrain(ctx context.Context, cfg *benchRetrainConfig, env Env) (err error) {
+func runBenchRetrain(ctx context.Context, cfg *benchRetrainConfig, env command.Env) (err error) {
 	logf := func(format string, args ...any) { fmt.Fprintf(env.Stderr, "bench retrain: "+format+"\n", args...) }
 	id := fmt.Sprintf("benchretrain%d%04d", time.Now().Unix(), rand.IntN(10000))
 	u, err := url.Parse(cfg.ClickHouseURL)
@@ -233,7 +235,7 @@ func runBenchRetrain(ctx context.Context, cfg *benchRetrainConfig, env Env) (err
 
 func benchRetrainOnce(ctx context.Context, tr *retrain.Trainer, now time.Time, serverPID int) (retrainRun, error) {
 	var r retrainRun
-	trig := manualTrigger(benchModel, "bench retrain", now)
+	trig := schemas.NewManualTrigger(benchModel, "bench retrain", now)
 	runtime.GC()
 	debug.FreeOSMemory()
 	resetPeakRSS()

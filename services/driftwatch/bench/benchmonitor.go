@@ -1,4 +1,4 @@
-package cli
+package bench
 
 import (
 	"context"
@@ -31,6 +31,7 @@ import (
 	"github.com/driftwatch/driftwatch/monitor"
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/monitor/window"
+	"github.com/driftwatch/driftwatch/services/driftwatch/command"
 )
 
 // Targets `bench monitor` prints its figures next to.
@@ -100,14 +101,14 @@ func (c *benchMonitorConfig) Validate() error {
 	if c.Evidently && (c.Python == "" || c.Script == "") {
 		bad("python, script: both are needed unless -evidently=false")
 	}
-	return joinErrs(c.ClickHouse.Validate(), c.Logging.Validate(), errors.Join(errs...))
+	return errors.Join(c.ClickHouse.Validate(), c.Logging.Validate(), errors.Join(errs...))
 }
 
-func init() {
-	register(command{
-		name:    "bench monitor",
-		summary: "measure one monitor evaluation of 2x1M rows on ClickHouse: wall time, peak RSS, speed-up over Evidently",
-		usage: `driftwatch bench monitor measures one monitor evaluation — window.Compute's
+func monitorCommand() command.Command {
+	return command.Command{
+		Name:    "bench monitor",
+		Summary: "measure one monitor evaluation of 2x1M rows on ClickHouse: wall time, peak RSS, speed-up over Evidently",
+		Usage: `driftwatch bench monitor measures one monitor evaluation — window.Compute's
 queries, policy.Evaluate's statistics and the drift_results insert, i.e.
 monitor.Monitor.Evaluate — against the configured ClickHouse, and compares
 it with Evidently's DataDriftPreset on the same rows. Every run uses a fresh
@@ -154,11 +155,11 @@ Phases, in order (progress on stderr):
 With -repeat k the medians of every figure are printed too.
 Figures are measurements on this machine, never assertions: ClickHouse,
 Python and this benchmark share its CPUs.`,
-		cfg: func() config.Validator { return defaultBenchMonitorConfig() },
-		run: func(ctx context.Context, c config.Validator, env Env) error {
+		Config: func() config.Validator { return defaultBenchMonitorConfig() },
+		Run: func(ctx context.Context, c config.Validator, env command.Env) error {
 			return runBenchMonitor(ctx, c.(*benchMonitorConfig), env)
 		},
-	})
+	}
 }
 
 // monitorRun is one evaluation's figures.
@@ -174,7 +175,7 @@ type monitorRun struct {
 	Drifted        []string
 }
 
-func runBenchMonitor(ctx context.Context, cfg *benchMonitorConfig, env Env) (err error) {
+func runBenchMonitor(ctx context.Context, cfg *benchMonitorConfig, env command.Env) (err error) {
 	logf := func(format string, args ...any) { fmt.Fprintf(env.Stderr, "bench monitor: "+format+"\n", args...) }
 	id := fmt.Sprintf("benchmon%d%04d", time.Now().Unix(), rand.IntN(10000))
 	u, err := url.Parse(cfg.ClickHouseURL)
@@ -515,7 +516,7 @@ type evidentlyPass struct {
 	} `json:"scores"`
 }
 
-func runEvidently(ctx context.Context, cfg *benchMonitorConfig, env Env, parquet string) (*evidentlyOut, error) {
+func runEvidently(ctx context.Context, cfg *benchMonitorConfig, env command.Env, parquet string) (*evidentlyOut, error) {
 	out := strings.TrimSuffix(parquet, ".parquet") + ".evidently.json"
 	defer os.Remove(out)
 	fmt.Fprintf(env.Stderr, "bench monitor: evidently: %s %s (%d run(s) per pass)\n", cfg.Python, cfg.Script, cfg.Repeat)

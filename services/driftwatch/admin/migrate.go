@@ -1,13 +1,15 @@
-package cli
+package admin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/driftwatch/driftwatch/internal/chclient"
 	"github.com/driftwatch/driftwatch/internal/config"
 	"github.com/driftwatch/driftwatch/internal/migration"
+	"github.com/driftwatch/driftwatch/services/driftwatch/command"
 )
 
 type migrateConfig struct {
@@ -18,20 +20,20 @@ type migrateConfig struct {
 }
 
 func (c *migrateConfig) Validate() error {
-	return joinErrs(c.ClickHouse.Validate(), c.Logging.Validate(), c.Config.Options().Validate())
+	return errors.Join(c.ClickHouse.Validate(), c.Logging.Validate(), c.Config.Options().Validate())
 }
 
-func init() {
-	register(command{
-		name:    "migrate",
-		summary: "create or update driftwatch's ClickHouse database and tables (idempotent)",
-		usage: `driftwatch migrate creates the database named in the ClickHouse URL and every
+func migrateCommand() command.Command {
+	return command.Command{
+		Name:    "migrate",
+		Summary: "create or update driftwatch's ClickHouse database and tables (idempotent)",
+		Usage: `driftwatch migrate creates the database named in the ClickHouse URL and every
 driftwatch table and view in it, and sets their retention. It is safe to run
 at any time; services also run it when they start.`,
-		cfg: func() config.Validator {
+		Config: func() config.Validator {
 			return &migrateConfig{ClickHouse: config.DefaultClickHouse(), Logging: config.DefaultLogging(), Config: migration.DefaultConfig()}
 		},
-		run: func(ctx context.Context, c config.Validator, env Env) error {
+		Run: func(ctx context.Context, c config.Validator, env command.Env) error {
 			cfg := c.(*migrateConfig)
 			if cfg.DryRun {
 				stmts, err := migration.Statements(cfg.Options())
@@ -57,5 +59,10 @@ at any time; services also run it when they start.`,
 				chclient.Redact(cfg.ClickHouseURL), len(stmts), time.Since(start).Round(time.Millisecond), cfg.RetentionDays, cfg.RollupRetentionDays)
 			return nil
 		},
-	})
+	}
+}
+
+// Commands returns the administrative commands: migrate, retrain, models.
+func Commands() []command.Command {
+	return []command.Command{migrateCommand(), retrainCommand(), modelsCommand()}
 }

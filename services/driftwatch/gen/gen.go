@@ -1,4 +1,4 @@
-package cli
+package gen
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/internal/loadgen"
 	"github.com/driftwatch/driftwatch/schemas"
+	"github.com/driftwatch/driftwatch/services/driftwatch/command"
 )
 
 // genConfig is the configuration of `driftwatch gen`.
@@ -71,7 +72,7 @@ func defaultGenConfig() *genConfig {
 		Start:               "auto",
 		BusinessBucket:      lc.BusinessMetrics.Bucket,
 		BusinessLag:         lc.BusinessMetrics.Lag,
-		Partitions:          3,
+		Partitions:          schemas.TopicFor(schemas.TopicInferences).Partitions,
 	}
 }
 
@@ -148,16 +149,16 @@ func (c *genConfig) loadgenConfig(now time.Time) (loadgen.Config, error) {
 func (c *genConfig) Validate() error {
 	_, err := c.loadgenConfig(time.Now())
 	if c.ShutdownTimeout <= 0 {
-		err = joinErrs(err, fmt.Errorf("shutdown_timeout: must be positive, got %s", c.ShutdownTimeout))
+		err = errors.Join(err, fmt.Errorf("shutdown_timeout: must be positive, got %s", c.ShutdownTimeout))
 	}
-	return joinErrs(c.Kafka.Validate(), c.Logging.Validate(), err)
+	return errors.Join(c.Kafka.Validate(), c.Logging.Validate(), err)
 }
 
-func init() {
-	register(command{
-		name:    "gen",
-		summary: "produce a seeded, reproducible stream of inferences, outcomes and business metrics to Kafka",
-		usage: `driftwatch gen produces synthetic events to Kafka: inferences of -models models to
+func genCommand() command.Command {
+	return command.Command{
+		Name:    "gen",
+		Summary: "produce a seeded, reproducible stream of inferences, outcomes and business metrics to Kafka",
+		Usage: `driftwatch gen produces synthetic events to Kafka: inferences of -models models to
 <prefix>inferences, their outcomes (after a label delay, in event time) to
 <prefix>outcomes and a conversion_rate KPI per model and bucket to
 <prefix>business-metrics, with producer duplicates, malformed events of every
@@ -171,11 +172,11 @@ a summary to stdout at the end; Ctrl-C stops cleanly after sending what was
 generated.
 
 -change ` + loadgen.ChangeSyntax,
-		cfg: func() config.Validator { return defaultGenConfig() },
-		run: func(ctx context.Context, c config.Validator, env Env) error {
+		Config: func() config.Validator { return defaultGenConfig() },
+		Run: func(ctx context.Context, c config.Validator, env command.Env) error {
 			return runGen(ctx, c.(*genConfig), env)
 		},
-	})
+	}
 }
 
 // genManifest is what -manifest writes.
@@ -195,10 +196,13 @@ type genManifest struct {
 	InferenceIDs []string          `json:"inference_ids,omitempty"`
 }
 
-// genTopics are the topics gen creates; it writes to the first three.
-var genTopics = []string{"inferences", "outcomes", "business-metrics", "dead-letters"}
+// Topics are the short names of the topics gen writes to: the event
+// topics. It also creates the dead-letter topic, which ingest writes.
+func Topics() []string {
+	return []string{schemas.TopicInferences, schemas.TopicOutcomes, schemas.TopicBusinessMetrics}
+}
 
-func runGen(ctx context.Context, cfg *genConfig, env Env) error {
+func runGen(ctx context.Context, cfg *genConfig, env command.Env) error {
 	lc, err := cfg.loadgenConfig(time.Now())
 	if err != nil {
 		return err
@@ -208,17 +212,18 @@ func runGen(ctx context.Context, cfg *genConfig, env Env) error {
 		return err
 	}
 	opts := kafkaio.Options{Brokers: cfg.KafkaBrokers, TopicPrefix: cfg.TopicPrefix, ClientID: "driftwatch-gen"}
-	specs := make([]kafkaio.TopicSpec, 0, len(genTopics))
-	for _, t := range genTopics {
-		specs = append(specs, kafkaio.TopicSpec{Name: opts.Topic(t), Partitions: cfg.Partitions})
+	topics := schemas.EventTopics()
+	for i := range topics {
+		topics[i].Partitions = cfg.Partitions
 	}
+	specs := kafkaio.Specs(opts, append(topics, schemas.TopicFor(schemas.TopicDeadLetters))...)
 	ectx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	err = kafkaio.EnsureTopics(ectx, cfg.KafkaBrokers, specs)
 	cancel()
 	if err != nil {
 		return err
 	}
-	p, err := newGenProducer(opts, genTopics[:3], lc.MaxBytes)
+	p, err := NewProducer(opts, Topics(), lc.MaxBytes)
 	if err != nil {
 		return err
 	}
@@ -234,16 +239,16 @@ func runGen(ctx context.Context, cfg *genConfig, env Env) error {
 			interrupted = true
 			break
 		}
-		if p.failed() {
+		if p.Failed() {
 			break
 		}
-		p.add(ctx, g.Next())
+		p.Add(ctx, g.Next())
 		if cfg.Rate > 0 {
 			due := began.Add(time.Duration(float64(g.Ticks()) / cfg.Rate * float64(time.Second)))
 			if d := time.Until(due); d > 2*time.Millisecond {
 				// Send what is buffered before waiting, so a slow stream
 				// reaches Kafka promptly.
-				p.flush(ctx)
+				p.Flush(ctx)
 				lastFlush = time.Now()
 				timer.Reset(d)
 				select {
@@ -253,19 +258,19 @@ func runGen(ctx context.Context, cfg *genConfig, env Env) error {
 				}
 			}
 		} else if g.Ticks()%1024 == 0 && time.Since(lastFlush) > 100*time.Millisecond {
-			p.flush(ctx)
+			p.Flush(ctx)
 			lastFlush = time.Now()
 		}
 	}
 	drained := false
-	if cfg.Drain && !interrupted && !p.failed() {
+	if cfg.Drain && !interrupted && !p.Failed() {
 		for _, ev := range g.Drain() {
-			p.add(ctx, ev)
+			p.Add(ctx, ev)
 		}
 		drained = true
 	}
 	// Send what was generated, under the shutdown timeout even after Ctrl-C.
-	closeErr := p.close(cfg.ShutdownTimeout)
+	closeErr := p.Close(cfg.ShutdownTimeout)
 	stopProgress()
 	elapsed := time.Since(began)
 	st := g.Stats()
@@ -284,7 +289,7 @@ func runGen(ctx context.Context, cfg *genConfig, env Env) error {
 		Changes: cfg.Changes, Interrupted: interrupted, Drained: drained, Sent: sent, Elapsed: elapsed.Seconds(),
 		Stats: st, UniqueValid: st.UniqueValid(), InferenceIDs: g.InferenceIDs(),
 	}
-	for _, t := range genTopics {
+	for _, t := range append(Topics(), schemas.TopicDeadLetters) {
 		m.Topics[t] = opts.Topic(t)
 	}
 	return writeManifest(cfg.Manifest, m)
@@ -335,8 +340,9 @@ type topicSink struct {
 	sent atomic.Int64
 }
 
-// genProducer sends events to their topics in batches.
-type genProducer struct {
+// Producer sends loadgen events to their topics in batches; gen and
+// bench ingest use it.
+type Producer struct {
 	sinks   map[string]*topicSink
 	order   []*topicSink
 	headers map[string][]kafka.Header
@@ -349,8 +355,10 @@ type genProducer struct {
 	bad     atomic.Bool
 }
 
-func newGenProducer(opts kafkaio.Options, topics []string, maxBytes int) (*genProducer, error) {
-	p := &genProducer{sinks: map[string]*topicSink{}, headers: map[string][]kafka.Header{}}
+// NewProducer starts a writer for each of topics (short names under
+// opts' prefix); maxBytes is the largest event it will be given.
+func NewProducer(opts kafkaio.Options, topics []string, maxBytes int) (*Producer, error) {
+	p := &Producer{sinks: map[string]*topicSink{}, headers: map[string][]kafka.Header{}}
 	p.wctx, p.wcancel = context.WithCancel(context.Background())
 	for _, t := range topics {
 		w, err := kafkaio.NewWriter(opts, t)
@@ -375,7 +383,7 @@ func newGenProducer(opts kafkaio.Options, topics []string, maxBytes int) (*genPr
 	return p, nil
 }
 
-func (p *genProducer) write(s *topicSink) {
+func (p *Producer) write(s *topicSink) {
 	defer p.wg.Done()
 	for batch := range s.ch {
 		if p.bad.Load() {
@@ -390,7 +398,7 @@ func (p *genProducer) write(s *topicSink) {
 	}
 }
 
-func (p *genProducer) fail(err error) {
+func (p *Producer) fail(err error) {
 	p.errMu.Lock()
 	defer p.errMu.Unlock()
 	if p.err == nil {
@@ -399,9 +407,13 @@ func (p *genProducer) fail(err error) {
 	p.bad.Store(true)
 }
 
-func (p *genProducer) failed() bool { return p.bad.Load() }
+// Failed reports whether a write failed; Close returns the error.
+func (p *Producer) Failed() bool { return p.bad.Load() }
 
-func (p *genProducer) header(schema []byte) []kafka.Header {
+// Sent returns how many events the brokers acknowledged so far.
+func (p *Producer) Sent() int64 { return p.sent.Load() }
+
+func (p *Producer) header(schema []byte) []kafka.Header {
 	h, ok := p.headers[string(schema)]
 	if !ok {
 		h = []kafka.Header{{Key: schemas.SchemaHeader, Value: schema}}
@@ -410,9 +422,9 @@ func (p *genProducer) header(schema []byte) []kafka.Header {
 	return h
 }
 
-// add buffers ev and hands a full buffer to its writer. When ctx ends while
+// Add buffers ev and hands a full buffer to its writer. When ctx ends while
 // the writer is busy, the buffer stays for close to send.
-func (p *genProducer) add(ctx context.Context, ev loadgen.Event) {
+func (p *Producer) Add(ctx context.Context, ev loadgen.Event) {
 	s := p.sinks[ev.Topic]
 	if s == nil {
 		panic("BUG: gen: event for unknown topic " + ev.Topic)
@@ -429,7 +441,7 @@ func (p *genProducer) add(ctx context.Context, ev loadgen.Event) {
 	}
 }
 
-func (p *genProducer) send(ctx context.Context, s *topicSink) {
+func (p *Producer) send(ctx context.Context, s *topicSink) {
 	if len(s.buf) == 0 {
 		return
 	}
@@ -441,7 +453,7 @@ func (p *genProducer) send(ctx context.Context, s *topicSink) {
 }
 
 // flush hands every partial buffer to its writer.
-func (p *genProducer) flush(ctx context.Context) {
+func (p *Producer) Flush(ctx context.Context) {
 	for _, s := range p.order {
 		p.send(ctx, s)
 	}
@@ -449,12 +461,12 @@ func (p *genProducer) flush(ctx context.Context) {
 
 // close sends what is buffered, waits for the writers and closes them, all
 // within timeout.
-func (p *genProducer) close(timeout time.Duration) error {
+func (p *Producer) Close(timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, p.wcancel)
 	defer stop()
-	p.flush(ctx)
+	p.Flush(ctx)
 	for _, s := range p.order {
 		close(s.ch)
 	}
@@ -475,7 +487,7 @@ func (p *genProducer) close(timeout time.Duration) error {
 	return errors.Join(errs...)
 }
 
-func (p *genProducer) perTopic() string {
+func (p *Producer) perTopic() string {
 	parts := make([]string, len(p.order))
 	for i, s := range p.order {
 		parts[i] = fmt.Sprintf("%s %d", s.name, s.sent.Load())
@@ -485,7 +497,7 @@ func (p *genProducer) perTopic() string {
 
 // progress prints a line to w every second until the returned func is
 // called.
-func (p *genProducer) progress(w io.Writer, began time.Time) (stop func()) {
+func (p *Producer) progress(w io.Writer, began time.Time) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -509,3 +521,6 @@ func (p *genProducer) progress(w io.Writer, began time.Time) (stop func()) {
 	}()
 	return func() { close(done); wg.Wait() }
 }
+
+// Commands returns the load generator's command, gen.
+func Commands() []command.Command { return []command.Command{genCommand()} }

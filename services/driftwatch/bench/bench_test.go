@@ -1,4 +1,4 @@
-package cli
+package bench
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/driftwatch/driftwatch/internal/testenv"
 	"github.com/driftwatch/driftwatch/internal/teststack"
+	"github.com/driftwatch/driftwatch/services/driftwatch/command"
 )
 
 func TestBenchIngestConfig(t *testing.T) {
@@ -91,7 +92,7 @@ func BenchmarkIngestEndToEnd(b *testing.B) {
 	cfg.KafkaBrokers, cfg.ClickHouseURL = brokers, chURL
 	cfg.Events = 100000
 	cfg.FreshnessFor = 10 * time.Second
-	env := Env{Stdout: io.Discard, Stderr: io.Discard}
+	env := command.Env{Stdout: io.Discard, Stderr: io.Discard}
 	for i := 0; b.Loop(); i++ {
 		r, err := benchIngestOnce(context.Background(), cfg, env, bin, i)
 		if err != nil {

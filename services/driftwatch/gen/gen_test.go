@@ -1,4 +1,4 @@
-package cli
+package gen
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/internal/testenv"
 	"github.com/driftwatch/driftwatch/schemas"
+	"github.com/driftwatch/driftwatch/services/driftwatch/command"
 )
 
 func TestGenConfig(t *testing.T) {
@@ -120,9 +121,9 @@ func readTopic(t *testing.T, opts kafkaio.Options, topic string, want int64) []k
 
 // deleteTopics removes the topics gen created under prefix.
 func deleteTopics(t *testing.T, brokers []string, prefix string) {
-	names := make([]string, len(genTopics))
-	for i, n := range genTopics {
-		names[i] = prefix + n
+	var names []string
+	for _, n := range append(Topics(), schemas.TopicDeadLetters) {
+		names = append(names, prefix+n)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -259,7 +260,7 @@ func TestGenAgainstKafka(t *testing.T) {
 		var stdout bytes.Buffer
 		stderr := &interruptingWriter{onLine: "elapsed", after: 500 * time.Millisecond, cancel: cancel}
 		start := time.Now()
-		if err := runGen(ctx, cfg, Env{Stdout: &stdout, Stderr: stderr}); err != nil {
+		if err := runGen(ctx, cfg, command.Env{Stdout: &stdout, Stderr: stderr}); err != nil {
 			t.Fatalf("gen after interrupt: %v", err)
 		}
 		wall := time.Since(start)

@@ -1,0 +1,4 @@
+// Package admin holds the driftwatch tool's administrative commands:
+// migrate (the ClickHouse schema), retrain (a manual retrain trigger) and
+// models (the registry's versions).
+package admin
