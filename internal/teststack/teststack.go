@@ -11,6 +11,7 @@ package teststack
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -61,6 +62,15 @@ var (
 // running beside this one, could take it before the service does.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	p, err := Port()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Port is FreePort for code outside a test.
+func Port() (int, error) {
 	portMu.Lock()
 	defer portMu.Unlock()
 	for range 1000 {
@@ -74,10 +84,9 @@ func FreePort(t testing.TB) int {
 		}
 		l.Close()
 		portsUsed[p] = true
-		return p
+		return p, nil
 	}
-	t.Fatal("no free TCP port in 20000–27999 after 1000 tries")
-	return 0
+	return 0, errors.New("no free TCP port in 20000–27999 after 1000 tries")
 }
 
 var buildMu sync.Mutex
@@ -148,26 +157,59 @@ type Process struct {
 // stops it with SIGTERM at cleanup. Its output is kept for Output.
 func Start(t testing.TB, name, bin string, env []string, args ...string) *Process {
 	t.Helper()
-	p := &Process{Name: name, out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+	p, err := Launch(name, bin, env, args...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
-		p.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			p.Kill()
-		}
+		_ = p.Stop(30 * time.Second)
 		if t.Failed() {
 			t.Logf("output of %s:\n%s", name, tail(p.out.String(), 4000))
 		}
 	})
 	return p
+}
+
+// Launch is Start for code outside a test: the caller stops the process
+// (Stop).
+func Launch(name, bin string, env []string, args ...string) (*Process, error) {
+	p := &Process{Name: name, out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	return p, nil
+}
+
+// Stop sends SIGTERM and waits up to timeout for the process to exit,
+// then kills it. It returns the process's error, or that it did not stop
+// in time.
+func (p *Process) Stop(timeout time.Duration) error {
+	p.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(timeout):
+		p.Kill()
+		return fmt.Errorf("%s did not stop within %s", p.Name, timeout)
+	}
+}
+
+// Pid returns the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Err returns how the process ended (nil while it runs or after a clean
+// exit).
+func (p *Process) Err() error {
+	select {
+	case <-p.done:
+		return p.err
+	default:
+		return nil
+	}
 }
 
 // Signal sends sig to the process.
@@ -243,28 +285,48 @@ func (c *ClickHouse) Stop(t testing.TB) {
 // (if not nil) exits first.
 func WaitHTTP(t testing.TB, url string, d time.Duration, proc *Process) {
 	t.Helper()
+	if err := PollHTTP(context.Background(), url, d, proc); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// PollHTTP is WaitHTTP for code outside a test: it returns an error (with
+// the tail of proc's output) instead of failing a test.
+func PollHTTP(ctx context.Context, url string, d time.Duration, proc *Process) error {
 	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		cancel()
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if OK(ctx, url) {
+			return nil
 		}
 		if proc != nil && proc.Exited() {
-			t.Fatalf("%s exited while waiting for %s:\n%s", proc.Name, url, tail(proc.Output(), 4000))
+			return fmt.Errorf("%s exited (%v) while waiting for %s:\n%s", proc.Name, proc.Err(), url, tail(proc.Output(), 4000))
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 	msg := ""
 	if proc != nil {
 		msg = tail(proc.Output(), 4000)
 	}
-	t.Fatalf("%s did not answer 200 within %s\n%s", url, d, msg)
+	return fmt.Errorf("%s did not answer 200 within %s\n%s", url, d, msg)
+}
+
+// OK reports whether a GET of url answers 200 within 2 s.
+func OK(ctx context.Context, url string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 type syncBuffer struct {
@@ -275,6 +337,12 @@ type syncBuffer struct {
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.b.Len() > 4<<20 {
+		// Keep the last MiB of a long-running process's output.
+		last := append([]byte(nil), s.b.Bytes()[s.b.Len()-1<<20:]...)
+		s.b.Reset()
+		s.b.Write(last)
+	}
 	return s.b.Write(p)
 }
 

@@ -1,17 +1,14 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -20,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -31,6 +27,7 @@ import (
 	"github.com/driftwatch/driftwatch/internal/config"
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/internal/loadgen"
+	"github.com/driftwatch/driftwatch/internal/teststack"
 	"github.com/driftwatch/driftwatch/schemas"
 	"github.com/driftwatch/driftwatch/services/driftwatch/command"
 	"github.com/driftwatch/driftwatch/services/driftwatch/gen"
@@ -641,55 +638,23 @@ func msgHeader(msg kafka.Message, key string) string {
 	return ""
 }
 
-// ingestProc is the ingest under test, a process or a goroutine.
+// ingestProc is the ingest under test: a process (proc) or, with
+// -in-process, a goroutine (done, err, cancel).
 type ingestProc struct {
 	started, ready time.Time
-	cmd            *exec.Cmd
-	out            *lockedBuffer
+	proc           *teststack.Process
 	done           chan struct{}
 	err            error
 	cancel         context.CancelFunc
 	addr           string // HTTP address
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 1<<20 {
-		l.b.Reset() // keep the tail only
-	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) tail() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.b.String()
-	if len(s) > 4000 {
-		s = "…" + s[len(s)-4000:]
-	}
-	return s
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
 func (r *benchRun) startIngest(ctx context.Context, bin string) (*ingestProc, error) {
-	addr, err := freeAddr()
+	port, err := teststack.Port()
 	if err != nil {
 		return nil, err
 	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
 	icfg := ingest.DefaultConfig()
 	icfg.Kafka, icfg.ClickHouse, icfg.Logging, icfg.ShutdownTimeout = r.cfg.Kafka, r.cfg.ClickHouse, r.cfg.Logging, r.cfg.ShutdownTimeout
 	icfg.ClickHouseURL = r.chURL
@@ -704,60 +669,42 @@ func (r *benchRun) startIngest(ctx context.Context, bin string) (*ingestProc, er
 	if r.cfg.BatchAge > 0 {
 		icfg.BatchAge = r.cfg.BatchAge
 	}
-	p := &ingestProc{out: &lockedBuffer{}, done: make(chan struct{}), started: time.Now(), addr: addr}
+	p := &ingestProc{started: time.Now(), addr: addr}
 	if bin == "" {
 		ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		p.cancel = cancel
+		p.cancel, p.done = cancel, make(chan struct{})
 		go func() { p.err = ingest.RunService(ictx, icfg); close(p.done) }()
 	} else {
-		p.cmd = exec.Command(bin)
-		p.cmd.Env = append(os.Environ(),
-			"DRIFTWATCH_KAFKA_BROKERS="+strings.Join(icfg.KafkaBrokers, ","),
-			"DRIFTWATCH_CLICKHOUSE_URL="+icfg.ClickHouseURL,
-			"DRIFTWATCH_HTTP_ADDR="+icfg.HTTPAddr,
-			"DRIFTWATCH_TOPIC_PREFIX="+icfg.TopicPrefix,
-			"DRIFTWATCH_INGEST_CONSUMER_GROUP="+icfg.ConsumerGroup,
-			"DRIFTWATCH_INGEST_TOPIC_PARTITIONS="+strconv.Itoa(icfg.TopicPartitions),
-			"DRIFTWATCH_INGEST_BATCH_ROWS="+strconv.Itoa(icfg.BatchRows),
-			"DRIFTWATCH_INGEST_BATCH_AGE="+icfg.BatchAge.String(),
-			"DRIFTWATCH_LOG_LEVEL="+icfg.LogLevel,
-		)
-		p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-		if err := p.cmd.Start(); err != nil {
-			return nil, fmt.Errorf("start %s: %w", bin, err)
+		p.proc, err = teststack.Launch("ingest", bin, []string{
+			"DRIFTWATCH_KAFKA_BROKERS=" + strings.Join(icfg.KafkaBrokers, ","),
+			"DRIFTWATCH_CLICKHOUSE_URL=" + icfg.ClickHouseURL,
+			"DRIFTWATCH_HTTP_ADDR=" + icfg.HTTPAddr,
+			"DRIFTWATCH_TOPIC_PREFIX=" + icfg.TopicPrefix,
+			"DRIFTWATCH_INGEST_CONSUMER_GROUP=" + icfg.ConsumerGroup,
+			"DRIFTWATCH_INGEST_TOPIC_PARTITIONS=" + strconv.Itoa(icfg.TopicPartitions),
+			"DRIFTWATCH_INGEST_BATCH_ROWS=" + strconv.Itoa(icfg.BatchRows),
+			"DRIFTWATCH_INGEST_BATCH_AGE=" + icfg.BatchAge.String(),
+			"DRIFTWATCH_LOG_LEVEL=" + icfg.LogLevel,
+		})
+		if err != nil {
+			return nil, err
 		}
-		go func() { p.err = p.cmd.Wait(); close(p.done) }()
 	}
-	deadline := time.Now().Add(r.cfg.PhaseTimeout)
-	for {
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			_ = p.stop(5 * time.Second)
-			return nil, fmt.Errorf("ingest not ready at http://%s/readyz within %s:\n%s", addr, r.cfg.PhaseTimeout, p.out.tail())
-		}
-		if p.exited() {
-			return nil, fmt.Errorf("ingest exited before it was ready: %v\n%s", p.err, p.out.tail())
-		}
-		if httpOK(ctx, "http://"+addr+"/readyz") {
-			p.ready = time.Now()
-			return p, nil
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := teststack.PollHTTP(ctx, "http://"+addr+"/readyz", r.cfg.PhaseTimeout, p.proc); err != nil {
+		_ = p.stop(5 * time.Second)
+		return nil, fmt.Errorf("ingest not ready: %w", err)
 	}
-}
-
-func httpOK(ctx context.Context, u string) bool {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
+	if p.exited() {
+		return nil, fmt.Errorf("ingest exited before it was ready: %v", p.err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	p.ready = time.Now()
+	return p, nil
 }
 
 func (p *ingestProc) exited() bool {
+	if p.proc != nil {
+		return p.proc.Exited()
+	}
 	select {
 	case <-p.done:
 		return true
@@ -803,8 +750,8 @@ func (p *ingestProc) flushStats(ctx context.Context) (n, secs, rows float64) {
 
 // pid is the ingest process's id (this process's with -in-process).
 func (p *ingestProc) pid() int {
-	if p.cmd != nil && p.cmd.Process != nil {
-		return p.cmd.Process.Pid
+	if p.proc != nil {
+		return p.proc.Pid()
 	}
 	return os.Getpid()
 }
@@ -812,10 +759,10 @@ func (p *ingestProc) pid() int {
 // peakRSS returns the ingest process's VmHWM in MiB, or 0 when ingest runs
 // in this process.
 func (p *ingestProc) peakRSS() float64 {
-	if p.cmd == nil || p.cmd.Process == nil {
+	if p.proc == nil {
 		return 0
 	}
-	return vmHWM(p.cmd.Process.Pid)
+	return vmHWM(p.proc.Pid())
 }
 
 func vmHWM(pid int) float64 {
@@ -833,24 +780,30 @@ func vmHWM(pid int) float64 {
 }
 
 func (p *ingestProc) stop(timeout time.Duration) error {
-	if p.cmd != nil {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	} else {
-		p.cancel()
+	if p.proc != nil {
+		if err := p.proc.Stop(timeout); err != nil {
+			return fmt.Errorf("ingest ended with %w:\n%s", err, tail(p.proc.Output()))
+		}
+		return nil
 	}
+	p.cancel()
 	select {
 	case <-p.done:
 	case <-time.After(timeout):
-		if p.cmd != nil {
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
 		return fmt.Errorf("ingest did not stop within %s", timeout)
 	}
 	if p.err != nil {
-		return fmt.Errorf("ingest ended with %v:\n%s", p.err, p.out.tail())
+		return fmt.Errorf("ingest ended with %w", p.err)
 	}
 	return nil
+}
+
+// tail is the end of a process's output, for an error message.
+func tail(s string) string {
+	if len(s) > 4000 {
+		return "…" + s[len(s)-4000:]
+	}
+	return s
 }
 
 // committed returns the sum over ends' partitions of min(committed, end).
@@ -897,10 +850,10 @@ func (r *benchRun) waitCommitted(ctx context.Context, ends map[string]map[int]in
 			}
 		}
 		if p.exited() {
-			return 0, fmt.Errorf("ingest exited: %v\n%s", p.err, p.out.tail())
+			return 0, fmt.Errorf("ingest exited: %v\n%s", p.err, p.output())
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return 0, fmt.Errorf("ingest committed %d of %d messages within %s (last error %v)\n%s", n, want, r.cfg.PhaseTimeout, err, p.out.tail())
+			return 0, fmt.Errorf("ingest committed %d of %d messages within %s (last error %v)\n%s", n, want, r.cfg.PhaseTimeout, err, p.output())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -983,7 +936,7 @@ func (r *benchRun) freshness(ctx context.Context, rate float64, seed uint64, bef
 	}
 	fmt.Fprintf(r.env.Stderr, "bench: freshness: produced %d messages in %s (%.0f/s), %d samples\n", sent, took.Round(time.Millisecond), float64(sent)/took.Seconds(), len(samples))
 	if len(samples) == 0 {
-		return fmt.Errorf("freshness: no inference of the phase became visible\n%s", p.out.tail())
+		return fmt.Errorf("freshness: no inference of the phase became visible\n%s", p.output())
 	}
 	res.Samples = len(samples)
 	res.FreshP50, res.FreshP99 = nearestRank(samples, 0.5), nearestRank(samples, 0.99)
@@ -1119,4 +1072,12 @@ func printBenchMedians(w io.Writer, cfg *benchIngestConfig, rs []benchResult) {
 			return r.E2ERate / r.RawRate
 		}))
 	printFigures(w, cfg, m)
+}
+
+// output is the tail of the ingest process's output ("" in process).
+func (p *ingestProc) output() string {
+	if p.proc == nil {
+		return ""
+	}
+	return tail(p.proc.Output())
 }
