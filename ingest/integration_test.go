@@ -49,7 +49,7 @@ func newStack(t *testing.T) *stack {
 		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+s.db)
 		conn.Close()
 	})
-	if err := migration.Apply(ctx, conn, migration.Defaults()); err != nil {
+	if err := migration.Apply(ctx, conn, migration.DefaultConfig()); err != nil {
 		t.Fatal(err)
 	}
 	var specs []kafkaio.TopicSpec

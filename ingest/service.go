@@ -41,7 +41,7 @@ func DefaultConfig() *Config {
 
 // Validate reports every invalid setting.
 func (c *Config) Validate() error {
-	errs := []error{c.Common.Validate(), c.Config.Options().Validate()}
+	errs := []error{c.Common.Validate(), c.Config.Validate()}
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.ConsumerGroup == "" {
 		bad("consumer_group: must not be empty")
@@ -82,7 +82,7 @@ func RunService(ctx context.Context, cfg *Config) error {
 	}
 	defer stopHTTP()
 
-	conn, err := service.OpenClickHouse(ctx, log, cfg.ClickHouse, cfg.Config.Options())
+	conn, err := service.OpenClickHouse(ctx, log, cfg.ClickHouse, cfg.Config)
 	if err != nil {
 		return err
 	}

@@ -50,7 +50,7 @@ func DefaultConfig() *Config {
 
 // Validate reports every invalid setting.
 func (c *Config) Validate() error {
-	errs := []error{c.Common.Validate(), c.Config.Options().Validate(), c.Policy.Validate("policy"), c.Triggers.Validate("triggers"), c.Performance.Validate("performance")}
+	errs := []error{c.Common.Validate(), c.Config.Validate(), c.Policy.Validate("policy"), c.Triggers.Validate("triggers"), c.Performance.Validate("performance")}
 	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) }
 	if c.Window < time.Second || c.Step < time.Second {
 		bad("window and step: must be at least 1s, got %s and %s", c.Window, c.Step)
@@ -93,7 +93,7 @@ func RunService(ctx context.Context, cfg *Config) error {
 	}
 	defer stopHTTP()
 
-	conn, err := service.OpenClickHouse(ctx, log, cfg.ClickHouse, cfg.Config.Options())
+	conn, err := service.OpenClickHouse(ctx, log, cfg.ClickHouse, cfg.Config)
 	if err != nil {
 		return err
 	}

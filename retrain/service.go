@@ -44,7 +44,7 @@ func DefaultConfig() *Config {
 
 // Validate reports every invalid setting.
 func (c *Config) Validate() error {
-	errs := []error{c.Common.Validate(), c.Config.Options().Validate(), c.Defaults.Validate("defaults")}
+	errs := []error{c.Common.Validate(), c.Config.Validate(), c.Defaults.Validate("defaults")}
 	if c.ArtifactDir == "" || c.WorkDir == "" {
 		errs = append(errs, errors.New("artifact_dir and work_dir: required"))
 	}
@@ -72,7 +72,7 @@ func RunService(ctx context.Context, cfg *Config) error {
 	}
 	defer stopHTTP()
 
-	conn, err := service.OpenClickHouse(ctx, log, cfg.ClickHouse, cfg.Config.Options())
+	conn, err := service.OpenClickHouse(ctx, log, cfg.ClickHouse, cfg.Config)
 	if err != nil {
 		return err
 	}

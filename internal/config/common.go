@@ -81,7 +81,7 @@ func (k *Kafka) Validate() error {
 		p.add("kafka_brokers", "at least one broker is required")
 	}
 	for _, b := range k.KafkaBrokers {
-		if err := checkHostPort(b); err != nil {
+		if err := CheckBroker(b); err != nil {
 			p.add("kafka_brokers", "%q: %v", b, err)
 		}
 	}
@@ -173,6 +173,34 @@ func CheckClickHouseURL(raw string) error {
 	}
 	if db := strings.Trim(u.Path, "/"); strings.Contains(db, "/") {
 		return fmt.Errorf("path %q must be a single database name", u.Path)
+	}
+	return nil
+}
+
+// CheckBroker reports whether b is a Kafka broker address a client can
+// dial: host:port with a host and a port from 1 to 65535, no scheme. It is
+// the one broker check: config validation and kafkaio both use it, so
+// -check-config refuses what the Kafka clients would.
+func CheckBroker(b string) error {
+	if b == "" {
+		return errors.New("empty entry")
+	}
+	if strings.Contains(b, "://") {
+		return errors.New("want host:port without a scheme")
+	}
+	host, port, err := net.SplitHostPort(b)
+	if err != nil {
+		return fmt.Errorf("want host:port: %v", err)
+	}
+	if host == "" {
+		return errors.New("missing host")
+	}
+	if strings.ContainsAny(host, " \t/") {
+		return fmt.Errorf("host %q is not a host name or IP address", host)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 1 to 65535", port)
 	}
 	return nil
 }

@@ -134,8 +134,8 @@ func TestLoadErrors(t *testing.T) {
 			name: "every bad value is reported at once",
 			args: []string{"-config", "testdata/bad_values.yaml"},
 			want: `invalid configuration:
-  kafka_brokers: "kafka-1": not host:port
-  kafka_brokers: "kafka-2:port": port "port" is not a number from 0 to 65535
+  kafka_brokers: "kafka-1": want host:port: address kafka-1: missing port in address
+  kafka_brokers: "kafka-2:port": port "port" is not a number from 1 to 65535
   topic_prefix: "bad prefix" may hold only letters, digits, '.', '_' and '-'
   clickhouse_url: scheme "postgres" is not one of clickhouse, tcp, http, https
   http_addr: "9101": not host:port
@@ -233,5 +233,39 @@ func TestHelpListsEveryFlagWithItsVariable(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestKafkaBrokers: -check-config refuses every address the Kafka clients
+// would refuse (it accepted ":9092" and port 0 before both used CheckBroker).
+func TestKafkaBrokers(t *testing.T) {
+	tests := []struct {
+		broker  string
+		wantErr string
+	}{
+		{"kafka-1:9092", ""},
+		{"127.0.0.1:29092", ""},
+		{"[::1]:9092", ""},
+		{":9092", "missing host"},
+		{"kafka-1:0", "from 1 to 65535"},
+		{"kafka-1:65536", "from 1 to 65535"},
+		{"kafka://kafka-1:9092", "without a scheme"},
+		{"kafka-1", "want host:port"},
+		{"", "empty entry"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.broker, func(t *testing.T) {
+			k := Kafka{KafkaBrokers: []string{tt.broker}, TopicPrefix: "driftwatch."}
+			err := k.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Errorf("Validate: %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "kafka_brokers") {
+				t.Errorf("Validate: %v, want kafka_brokers: … %s", err, tt.wantErr)
+			}
+		})
 	}
 }

@@ -16,9 +16,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 	"strings"
+
+	"github.com/driftwatch/driftwatch/internal/config"
 )
 
 // DefaultTopicPrefix is put in front of every topic name when
@@ -156,25 +156,8 @@ func ParseBrokers(list string) ([]string, error) {
 
 // validateBroker checks one host:port address. IPv6 hosts need brackets.
 func validateBroker(b string) error {
-	if b == "" {
-		return fmt.Errorf("%w: empty entry", ErrInvalidBroker)
-	}
-	if strings.Contains(b, "://") {
-		return fmt.Errorf("%w: want host:port without a scheme", ErrInvalidBroker)
-	}
-	host, port, err := net.SplitHostPort(b)
-	if err != nil {
-		return fmt.Errorf("%w: want host:port: %v", ErrInvalidBroker, err)
-	}
-	if host == "" {
-		return fmt.Errorf("%w: missing host", ErrInvalidBroker)
-	}
-	if strings.ContainsAny(host, " \t/") {
-		return fmt.Errorf("%w: host %q is not a host name or IP address", ErrInvalidBroker, host)
-	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("%w: port %q is not a number from 1 to 65535", ErrInvalidBroker, port)
+	if err := config.CheckBroker(b); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidBroker, err)
 	}
 	return nil
 }

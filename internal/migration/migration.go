@@ -21,19 +21,22 @@ import (
 	"github.com/driftwatch/driftwatch/internal/chclient"
 )
 
-// Options are the settings the DDL templates take.
-type Options struct {
+// Config holds the settings the DDL templates take: the retention part of
+// a service's configuration, with the YAML keys, environment variables and
+// flags every service shares; services embed it with `yaml:",inline"`
+// next to config.Common.
+type Config struct {
 	// RetentionDays is how long raw events are kept (TTL on event time).
-	RetentionDays int
+	RetentionDays int `yaml:"retention_days" env:"DRIFTWATCH_RETENTION_DAYS" flag:"retention-days" help:"days raw events are kept in ClickHouse (TTL by event time)"`
 	// RollupRetentionDays is how long the per-minute rollups are kept.
-	RollupRetentionDays int
+	RollupRetentionDays int `yaml:"rollup_retention_days" env:"DRIFTWATCH_ROLLUP_RETENTION_DAYS" flag:"rollup-retention-days" help:"days the per-minute rollups are kept"`
 }
 
-// Defaults are 90 days of raw events and 400 days of rollups.
-func Defaults() Options { return Options{RetentionDays: 90, RollupRetentionDays: 400} }
+// DefaultConfig returns 90 days of raw events and 400 days of rollups.
+func DefaultConfig() Config { return Config{RetentionDays: 90, RollupRetentionDays: 400} }
 
 // Validate reports bad retention settings, naming the YAML keys.
-func (o Options) Validate() error {
+func (o Config) Validate() error {
 	var errs []error
 	if o.RetentionDays < 1 || o.RetentionDays > 36500 {
 		errs = append(errs, fmt.Errorf("retention_days: must be from 1 to 36500, got %d", o.RetentionDays))
@@ -58,7 +61,7 @@ type Statement struct {
 // Statements renders the DDL for opts, in the order it must run: each file
 // in name order, its statements in file order, followed by the TTL updates
 // that bring existing tables to the configured retention.
-func Statements(opts Options) ([]Statement, error) {
+func Statements(opts Config) ([]Statement, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -135,7 +138,7 @@ func Split(script string) []string {
 
 // Apply runs every statement in order. It stops at the first failure and
 // names the file and the start of the statement.
-func Apply(ctx context.Context, conn Execer, opts Options) error {
+func Apply(ctx context.Context, conn Execer, opts Config) error {
 	stmts, err := Statements(opts)
 	if err != nil {
 		return err
@@ -157,7 +160,7 @@ func firstLine(s string) string {
 
 // Open connects to ClickHouse (creating the database named in the URL if
 // needed) and applies the DDL: what every service does at start.
-func Open(ctx context.Context, c chclient.Config, opts Options) (driver.Conn, error) {
+func Open(ctx context.Context, c chclient.Config, opts Config) (driver.Conn, error) {
 	conn, err := chclient.Open(ctx, c, true)
 	if err != nil {
 		return nil, err

@@ -20,7 +20,7 @@ func TestSplit(t *testing.T) {
 }
 
 func TestStatementsRenderRetention(t *testing.T) {
-	stmts, err := Statements(Options{RetentionDays: 7, RollupRetentionDays: 30})
+	stmts, err := Statements(Config{RetentionDays: 7, RollupRetentionDays: 30})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestStatementsRenderRetention(t *testing.T) {
 			t.Errorf("DDL lacks %q", want)
 		}
 	}
-	if _, err := Statements(Options{RetentionDays: 0, RollupRetentionDays: 1}); err == nil || err.Error() != "retention_days: must be from 1 to 36500, got 0" {
+	if _, err := Statements(Config{RetentionDays: 0, RollupRetentionDays: 1}); err == nil || err.Error() != "retention_days: must be from 1 to 36500, got 0" {
 		t.Errorf("bad retention: %v", err)
 	}
 }
@@ -59,11 +59,11 @@ func TestApplyIsIdempotent(t *testing.T) {
 	defer conn.Close()
 	defer conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
 	for i := 0; i < 2; i++ {
-		if err := Apply(ctx, conn, Defaults()); err != nil {
+		if err := Apply(ctx, conn, DefaultConfig()); err != nil {
 			t.Fatalf("apply #%d: %v", i+1, err)
 		}
 	}
-	if err := Apply(ctx, conn, Options{RetentionDays: 3, RollupRetentionDays: 5}); err != nil {
+	if err := Apply(ctx, conn, Config{RetentionDays: 3, RollupRetentionDays: 5}); err != nil {
 		t.Fatalf("apply with new retention: %v", err)
 	}
 	var ddl string

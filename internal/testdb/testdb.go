@@ -32,7 +32,7 @@ func Open(t testing.TB, prefix string) (driver.Conn, string) {
 		conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+chclient.QuoteIdent(db))
 		conn.Close()
 	})
-	if err := migration.Apply(ctx, conn, migration.Defaults()); err != nil {
+	if err := migration.Apply(ctx, conn, migration.DefaultConfig()); err != nil {
 		t.Fatalf("migrate test database %s: %v", db, err)
 	}
 	return conn, db

@@ -20,7 +20,7 @@ type migrateConfig struct {
 }
 
 func (c *migrateConfig) Validate() error {
-	return errors.Join(c.ClickHouse.Validate(), c.Logging.Validate(), c.Config.Options().Validate())
+	return errors.Join(c.ClickHouse.Validate(), c.Logging.Validate(), c.Config.Validate())
 }
 
 func migrateCommand() command.Command {
@@ -36,7 +36,7 @@ at any time; services also run it when they start.`,
 		Run: func(ctx context.Context, c config.Validator, env command.Env) error {
 			cfg := c.(*migrateConfig)
 			if cfg.DryRun {
-				stmts, err := migration.Statements(cfg.Options())
+				stmts, err := migration.Statements(cfg.Config)
 				if err != nil {
 					return err
 				}
@@ -51,8 +51,8 @@ at any time; services also run it when they start.`,
 				return err
 			}
 			defer conn.Close()
-			stmts, _ := migration.Statements(cfg.Options())
-			if err := migration.Apply(ctx, conn, cfg.Options()); err != nil {
+			stmts, _ := migration.Statements(cfg.Config)
+			if err := migration.Apply(ctx, conn, cfg.Config); err != nil {
 				return err
 			}
 			fmt.Fprintf(env.Stdout, "migrated %s: %d statements in %s (retention %d days, rollups %d days)\n",

@@ -204,7 +204,7 @@ func runBenchMonitor(ctx context.Context, cfg *benchMonitorConfig, env command.E
 			logf("drop database %s: %v", id, derr)
 		}
 	}()
-	if err := migration.Apply(ctx, conn, migration.Defaults()); err != nil {
+	if err := migration.Apply(ctx, conn, migration.DefaultConfig()); err != nil {
 		return err
 	}
 

@@ -173,7 +173,7 @@ func runBenchRetrain(ctx context.Context, cfg *benchRetrainConfig, env command.E
 			logf("drop database %s: %v", id, derr)
 		}
 	}()
-	if err := migration.Apply(ctx, conn, migration.Defaults()); err != nil {
+	if err := migration.Apply(ctx, conn, migration.DefaultConfig()); err != nil {
 		return err
 	}
 
