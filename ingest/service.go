@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/driftwatch/driftwatch/internal/chclient"
 	"github.com/driftwatch/driftwatch/internal/config"
-	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/internal/migration"
 	"github.com/driftwatch/driftwatch/internal/service"
 	"github.com/driftwatch/driftwatch/schemas"
@@ -75,45 +73,23 @@ func (c *Config) Validate() error {
 // ClickHouse and Kafka at start, retrying, rather than failing when one of
 // them is still starting.
 func RunService(ctx context.Context, cfg *Config) error {
-	log := cfg.Logger("ingest")
-	srv, stopHTTP, err := service.Start(ctx, service.Options{Name: "ingest", Addr: cfg.HTTPAddr, Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
-	if err != nil {
-		return err
-	}
-	defer stopHTTP()
-
-	conn, err := service.OpenClickHouse(ctx, log, cfg.ClickHouse, cfg.Config)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-
-	kopts := kafkaio.Options{Brokers: cfg.KafkaBrokers, TopicPrefix: cfg.TopicPrefix, ClientID: "driftwatch-ingest", Logger: log}
-	// Topics first: readers created before their topic exists log errors
-	// until it does.
-	specs := kafkaio.Specs(kopts, append(eventTopics(cfg.TopicPartitions), schemas.TopicFor(schemas.TopicDeadLetters))...)
-	if err := service.WaitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
-		return kafkaio.EnsureTopics(ctx, cfg.KafkaBrokers, specs)
-	}); err != nil {
-		return err
-	}
-	ing, err := New(Options{
-		Kafka: kopts, Group: cfg.ConsumerGroup, Conn: conn, BatchRows: cfg.BatchRows, BatchAge: cfg.BatchAge,
-		RetryMax: cfg.RetryMax, ShutdownTimeout: cfg.ShutdownTimeout, Registerer: srv.Registry(), Logger: log,
-		Limits: schemas.Limits{MaxFeatures: cfg.MaxFeatures, MaxBytes: cfg.MaxEventBytes, MaxFutureSkew: cfg.MaxFutureSkew},
+	return service.Run(ctx, service.Spec{
+		Name: "ingest", Common: cfg.Common, Migration: cfg.Config,
+		Topics: append(eventTopics(cfg.TopicPartitions), schemas.TopicFor(schemas.TopicDeadLetters)),
+		Setup: func(ctx context.Context, rt *service.Runtime) (func(context.Context) error, error) {
+			ing, err := New(Options{
+				Kafka: rt.Kafka, Group: cfg.ConsumerGroup, Conn: rt.Conn, BatchRows: cfg.BatchRows, BatchAge: cfg.BatchAge,
+				RetryMax: cfg.RetryMax, ShutdownTimeout: cfg.ShutdownTimeout, Registerer: rt.Server.Registry(), Logger: rt.Log,
+				Limits: schemas.Limits{MaxFeatures: cfg.MaxFeatures, MaxBytes: cfg.MaxEventBytes, MaxFutureSkew: cfg.MaxFutureSkew},
+			})
+			if err != nil {
+				return nil, err
+			}
+			rt.OnClose(ing.Close)
+			rt.Log.Info("ingesting", "topics", ing.Topics(), "batch_rows", cfg.BatchRows, "batch_age", cfg.BatchAge)
+			return ing.Run, nil
+		},
 	})
-	if err != nil {
-		return err
-	}
-	defer ing.Close()
-
-	srv.AddCheck("clickhouse", func(ctx context.Context) error { return conn.Ping(ctx) })
-	srv.AddCheck("kafka", func(ctx context.Context) error { return kafkaio.Ping(ctx, cfg.KafkaBrokers) })
-	srv.SetReady(true)
-	log.Info("ingesting", "topics", ing.Topics(), "clickhouse", chclient.Redact(cfg.ClickHouseURL), "batch_rows", cfg.BatchRows, "batch_age", cfg.BatchAge)
-	err = ing.Run(ctx)
-	srv.SetReady(false)
-	return err
 }
 
 // eventTopics returns the topology's event topics with partitions

@@ -86,47 +86,30 @@ func (c *Config) Validate() error {
 
 // RunService runs the monitor until ctx ends.
 func RunService(ctx context.Context, cfg *Config) error {
-	log := cfg.Logger("monitor")
-	srv, stopHTTP, err := service.Start(ctx, service.Options{Name: "monitor", Addr: cfg.HTTPAddr, Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
-	if err != nil {
-		return err
-	}
-	defer stopHTTP()
-
-	conn, err := service.OpenClickHouse(ctx, log, cfg.ClickHouse, cfg.Config)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	kopts := kafkaio.Options{Brokers: cfg.KafkaBrokers, TopicPrefix: cfg.TopicPrefix, ClientID: "driftwatch-monitor", Logger: log}
-	if err := service.WaitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
-		return kafkaio.EnsureTopics(ctx, cfg.KafkaBrokers, kafkaio.Specs(kopts, schemas.TopicFor(schemas.TopicRetrainTriggers)))
-	}); err != nil {
-		return err
-	}
-	tw, err := kafkaio.NewWriter(kopts, schemas.TopicRetrainTriggers)
-	if err != nil {
-		return err
-	}
-	defer tw.Close()
-	m, err := New(Options{
-		Conn: conn, Triggers: tw, Window: cfg.Window, Step: cfg.Step, ReferenceMode: cfg.ReferenceMode, Reference: cfg.Reference,
-		Lookback: cfg.Lookback, Policy: cfg.Policy, Models: cfg.Models, Trigger: cfg.Triggers, Performance: cfg.Performance,
-		Aggregation:         window.Options{Bins: cfg.Bins, SampleCap: cfg.SampleCap, MaxFeatures: cfg.MaxFeatures},
-		MaxFeaturesPerModel: cfg.ExportFeatures, MaxSeries: cfg.MaxSeries, Registerer: srv.Registry(), Logger: log,
-		ReferenceCacheBytes: referenceCacheBytes(cfg.ReferenceCache),
+	return service.Run(ctx, service.Spec{
+		Name: "monitor", Common: cfg.Common, Migration: cfg.Config,
+		Topics: []schemas.Topic{schemas.TopicFor(schemas.TopicRetrainTriggers)},
+		Setup: func(ctx context.Context, rt *service.Runtime) (func(context.Context) error, error) {
+			tw, err := kafkaio.NewWriter(rt.Kafka, schemas.TopicRetrainTriggers)
+			if err != nil {
+				return nil, err
+			}
+			rt.OnClose(tw.Close)
+			m, err := New(Options{
+				Conn: rt.Conn, Triggers: tw, Window: cfg.Window, Step: cfg.Step, ReferenceMode: cfg.ReferenceMode, Reference: cfg.Reference,
+				Lookback: cfg.Lookback, Policy: cfg.Policy, Models: cfg.Models, Trigger: cfg.Triggers, Performance: cfg.Performance,
+				Aggregation:         window.Options{Bins: cfg.Bins, SampleCap: cfg.SampleCap, MaxFeatures: cfg.MaxFeatures},
+				MaxFeaturesPerModel: cfg.ExportFeatures, MaxSeries: cfg.MaxSeries, Registerer: rt.Server.Registry(), Logger: rt.Log,
+				ReferenceCacheBytes: referenceCacheBytes(cfg.ReferenceCache),
+			})
+			if err != nil {
+				return nil, err
+			}
+			rt.Server.Handle("/api/", m.API())
+			rt.Log.Info("monitoring", "window", cfg.Window, "step", cfg.Step, "reference", cfg.ReferenceMode+"/"+cfg.Reference.String())
+			return m.Run, nil
+		},
 	})
-	if err != nil {
-		return err
-	}
-	srv.Handle("/api/", m.API())
-	srv.AddCheck("clickhouse", func(ctx context.Context) error { return conn.Ping(ctx) })
-	srv.AddCheck("kafka", func(ctx context.Context) error { return kafkaio.Ping(ctx, cfg.KafkaBrokers) })
-	srv.SetReady(true)
-	log.Info("monitoring", "window", cfg.Window, "step", cfg.Step, "reference", cfg.ReferenceMode+"/"+cfg.Reference.String())
-	err = m.Run(ctx)
-	srv.SetReady(false)
-	return err
 }
 
 // referenceCacheBytes turns reference_cache_mb into monitor.Options'

@@ -65,50 +65,32 @@ func (c *Config) Validate() error {
 
 // RunService runs the trainer until ctx ends.
 func RunService(ctx context.Context, cfg *Config) error {
-	log := cfg.Logger("trainer")
-	srv, stopHTTP, err := service.Start(ctx, service.Options{Name: "trainer", Addr: cfg.HTTPAddr, Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
-	if err != nil {
-		return err
-	}
-	defer stopHTTP()
-
-	conn, err := service.OpenClickHouse(ctx, log, cfg.ClickHouse, cfg.Config)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	kopts := kafkaio.Options{Brokers: cfg.KafkaBrokers, TopicPrefix: cfg.TopicPrefix, ClientID: "driftwatch-trainer", Logger: log}
-	if err := service.WaitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
-		return kafkaio.EnsureTopics(ctx, cfg.KafkaBrokers, kafkaio.Specs(kopts,
-			schemas.TopicFor(schemas.TopicRetrainTriggers), schemas.TopicFor(schemas.TopicModelEvents), schemas.TopicFor(schemas.TopicDeadLetters)))
-	}); err != nil {
-		return err
-	}
-	rd, err := kafkaio.NewReader(kopts, schemas.TopicRetrainTriggers, kopts.Prefix()+cfg.ConsumerGroup)
-	if err != nil {
-		return err
-	}
-	defer rd.Close()
-	ev, err := kafkaio.NewWriter(kopts, schemas.TopicModelEvents)
-	if err != nil {
-		return err
-	}
-	defer ev.Close()
-	dl, err := kafkaio.NewWriter(kopts, schemas.TopicDeadLetters)
-	if err != nil {
-		return err
-	}
-	defer dl.Close()
-	tr, err := New(Options{Conn: conn, Triggers: rd, Events: ev, DeadLetters: dl, ArtifactDir: cfg.ArtifactDir, WorkDir: cfg.WorkDir,
-		Defaults: cfg.Defaults, Models: cfg.Models, Workers: cfg.Workers, Lease: cfg.Lease, KeepWork: cfg.KeepWork, Registerer: srv.Registry(), Logger: log})
-	if err != nil {
-		return err
-	}
-	srv.AddCheck("clickhouse", func(ctx context.Context) error { return conn.Ping(ctx) })
-	srv.AddCheck("kafka", func(ctx context.Context) error { return kafkaio.Ping(ctx, cfg.KafkaBrokers) })
-	srv.SetReady(true)
-	log.Info("training on triggers", "topic", kopts.Topic(schemas.TopicRetrainTriggers), "artifacts", cfg.ArtifactDir)
-	err = tr.Run(ctx)
-	srv.SetReady(false)
-	return err
+	return service.Run(ctx, service.Spec{
+		Name: "trainer", Common: cfg.Common, Migration: cfg.Config,
+		Topics: []schemas.Topic{schemas.TopicFor(schemas.TopicRetrainTriggers), schemas.TopicFor(schemas.TopicModelEvents), schemas.TopicFor(schemas.TopicDeadLetters)},
+		Setup: func(ctx context.Context, rt *service.Runtime) (func(context.Context) error, error) {
+			rd, err := kafkaio.NewReader(rt.Kafka, schemas.TopicRetrainTriggers, rt.Kafka.Prefix()+cfg.ConsumerGroup)
+			if err != nil {
+				return nil, err
+			}
+			rt.OnClose(rd.Close)
+			ev, err := kafkaio.NewWriter(rt.Kafka, schemas.TopicModelEvents)
+			if err != nil {
+				return nil, err
+			}
+			rt.OnClose(ev.Close)
+			dl, err := kafkaio.NewWriter(rt.Kafka, schemas.TopicDeadLetters)
+			if err != nil {
+				return nil, err
+			}
+			rt.OnClose(dl.Close)
+			tr, err := New(Options{Conn: rt.Conn, Triggers: rd, Events: ev, DeadLetters: dl, ArtifactDir: cfg.ArtifactDir, WorkDir: cfg.WorkDir,
+				Defaults: cfg.Defaults, Models: cfg.Models, Workers: cfg.Workers, Lease: cfg.Lease, KeepWork: cfg.KeepWork, Registerer: rt.Server.Registry(), Logger: rt.Log})
+			if err != nil {
+				return nil, err
+			}
+			rt.Log.Info("training on triggers", "topic", rt.Kafka.Topic(schemas.TopicRetrainTriggers), "artifacts", cfg.ArtifactDir)
+			return tr.Run, nil
+		},
+	})
 }

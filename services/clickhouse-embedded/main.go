@@ -7,98 +7,81 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/driftwatch/driftwatch/internal/chserver"
+	"github.com/driftwatch/driftwatch/internal/config"
+	"github.com/driftwatch/driftwatch/internal/service"
 )
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "clickhouse-embedded:", err)
-		os.Exit(1)
-	}
+const usage = `clickhouse-embedded serves the ClickHouse HTTP interface over the ClickHouse
+engine loaded from libchdb (make deps fetches it), with one account and its
+data under -path. It is the ClickHouse of make run and make test; point
+driftwatch at a ClickHouse server of your own in production.`
+
+// Config is clickhouse-embedded's configuration. Its flags are the ones
+// scripts/stack.sh passes; CHDB_LIB_PATH and CLICKHOUSE_PASSWORD, read by
+// earlier versions, still set the defaults of lib and password.
+type Config struct {
+	HTTP         string        `yaml:"http" env:"DRIFTWATCH_CLICKHOUSE_EMBEDDED_HTTP" flag:"http" help:"HTTP listen address"`
+	Path         string        `yaml:"path" env:"DRIFTWATCH_CLICKHOUSE_EMBEDDED_PATH" flag:"path" help:"data directory (persists across restarts)"`
+	Lib          string        `yaml:"lib" env:"DRIFTWATCH_CLICKHOUSE_EMBEDDED_LIB" flag:"lib" help:"path of libchdb.so (default from CHDB_LIB_PATH; make deps fetches it)"`
+	User         string        `yaml:"user" env:"DRIFTWATCH_CLICKHOUSE_EMBEDDED_USER" flag:"user" help:"user name clients authenticate as"`
+	Password     config.Secret `yaml:"password" env:"DRIFTWATCH_CLICKHOUSE_EMBEDDED_PASSWORD" flag:"password" help:"password of user (default from CLICKHOUSE_PASSWORD; prefer the environment, flags show in ps)"`
+	MaxBodyBytes int64         `yaml:"max_body_bytes" env:"DRIFTWATCH_CLICKHOUSE_EMBEDDED_MAX_BODY_BYTES" flag:"max-body-bytes" help:"largest accepted request body in bytes"`
+	Sessions     int           `yaml:"sessions" env:"DRIFTWATCH_CLICKHOUSE_EMBEDDED_SESSIONS" flag:"sessions" help:"engine sessions, i.e. queries run in parallel"`
+	Debug        bool          `yaml:"debug" env:"DRIFTWATCH_CLICKHOUSE_EMBEDDED_DEBUG" flag:"debug" help:"log at debug level"`
 }
 
-func run() error {
-	defLib := os.Getenv("CHDB_LIB_PATH")
-	if defLib == "" {
-		defLib = ".deps/chdb/libchdb.so"
+func defaultConfig() *Config {
+	lib := os.Getenv("CHDB_LIB_PATH")
+	if lib == "" {
+		lib = ".deps/chdb/libchdb.so"
 	}
-	fs := flag.NewFlagSet("clickhouse-embedded", flag.ContinueOnError)
-	addr := fs.String("http", "127.0.0.1:8123", "HTTP listen address")
-	path := fs.String("path", ".data/clickhouse", "data directory (persists across restarts)")
-	lib := fs.String("lib", defLib, "path of libchdb.so (env CHDB_LIB_PATH; `make deps` fetches it)")
-	user := fs.String("user", "default", "user name clients authenticate as")
-	password := fs.String("password", os.Getenv("CLICKHOUSE_PASSWORD"), "password of -user (env CLICKHOUSE_PASSWORD)")
-	maxBody := fs.Int64("max-body-bytes", chserver.DefaultMaxBodyBytes, "largest accepted request body in bytes")
-	sessions := fs.Int("sessions", 4, "engine sessions, i.e. queries run in parallel")
-	checkConfig := fs.Bool("check-config", false, "validate the configuration and exit")
-	debug := fs.Bool("debug", false, "log at debug level")
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
+	return &Config{HTTP: "127.0.0.1:8123", Path: ".data/clickhouse", Lib: lib, User: "default",
+		Password: config.Secret(os.Getenv("CLICKHOUSE_PASSWORD")), MaxBodyBytes: chserver.DefaultMaxBodyBytes, Sessions: 4}
+}
 
-	level := slog.LevelInfo
-	if *debug {
-		level = slog.LevelDebug
+func (c *Config) options() chserver.Options {
+	return chserver.Options{Addr: c.HTTP, LibPath: c.Lib, DataPath: c.Path, Sessions: c.Sessions, User: c.User,
+		Password: c.Password.Reveal(), MaxBodyBytes: c.MaxBodyBytes}
+}
+
+// Validate reports every invalid setting, libchdb missing included.
+func (c *Config) Validate() error {
+	errs := []error{c.options().Validate()}
+	if _, err := os.Stat(c.Lib); err != nil {
+		errs = append(errs, fmt.Errorf("lib: libchdb not found at %s (run `make deps`, or set -lib / CHDB_LIB_PATH): %w", c.Lib, err))
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return errors.Join(errs...)
+}
+
+func run(ctx context.Context, c *Config) error {
+	lg := config.Logging{LogLevel: "info", LogFormat: "text"}
+	if c.Debug {
+		lg.LogLevel = "debug"
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	opts := chserver.Options{
-		Addr:         *addr,
-		LibPath:      *lib,
-		DataPath:     *path,
-		Sessions:     *sessions,
-		User:         *user,
-		Password:     *password,
-		MaxBodyBytes: *maxBody,
-		Logger:       logger,
-		Registerer:   reg,
-		Gatherer:     reg,
-		OnListen: func(a net.Addr) {
-			fmt.Printf("clickhouse-embedded listening on http://%s (data %s)\n", a, *path)
-		},
-	}
-	if *checkConfig {
-		if err := opts.Validate(); err != nil {
-			return fmt.Errorf("check config: %w", err)
-		}
-		if _, err := os.Stat(*lib); err != nil {
-			return fmt.Errorf("check config: libchdb not found at %s (run `make deps`, or set -lib / CHDB_LIB_PATH): %w", *lib, err)
-		}
-		fmt.Println("config ok")
-		return nil
+	opts := c.options()
+	opts.Logger, opts.Registerer, opts.Gatherer = lg.Logger("clickhouse-embedded"), reg, reg
+	opts.OnListen = func(a net.Addr) {
+		fmt.Printf("clickhouse-embedded listening on http://%s (data %s)\n", a, c.Path)
 	}
 	srv, err := chserver.New(opts)
 	if err != nil {
 		return err
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		// A second signal exits at once.
-		<-ctx.Done()
-		stop()
-		c := make(chan os.Signal, 1)
-		signal.Notify(c, os.Interrupt, syscall.SIGTERM)
-		<-c
-		fmt.Fprintln(os.Stderr, "clickhouse-embedded: second signal, exiting now")
-		os.Exit(2)
-	}()
 	return srv.Run(ctx)
+}
+
+func main() {
+	cfg := defaultConfig()
+	os.Exit(service.Main(cfg, service.MainOptions{Name: "clickhouse-embedded", Usage: usage, Args: os.Args[1:], Exit: os.Exit},
+		func(ctx context.Context) error { return run(ctx, cfg) }))
 }

@@ -1,0 +1,98 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/driftwatch/driftwatch/internal/chclient"
+	"github.com/driftwatch/driftwatch/internal/config"
+	"github.com/driftwatch/driftwatch/internal/kafkaio"
+	"github.com/driftwatch/driftwatch/internal/migration"
+	"github.com/driftwatch/driftwatch/schemas"
+)
+
+// Spec is what one service's start-up has of its own; Run does the rest.
+type Spec struct {
+	// Name is the service name: logs, metric labels, the Kafka client id
+	// (driftwatch-<name>).
+	Name      string
+	Common    config.Common
+	Migration migration.Config
+	// Topics are created, when missing, before Setup (readers created
+	// before their topic exists log errors until it does).
+	Topics []schemas.Topic
+	// Setup builds the service's work once the HTTP server is listening,
+	// ClickHouse is migrated and the topics exist. It may mount handlers
+	// on rt.Server and register what to close with rt.OnClose. It returns
+	// the work, which runs until ctx ends and drains.
+	Setup func(ctx context.Context, rt *Runtime) (run func(ctx context.Context) error, err error)
+}
+
+// Runtime is what Run hands to a service's Setup.
+type Runtime struct {
+	Server *Server
+	Conn   driver.Conn
+	// Kafka has the brokers, topic prefix, client id and logger.
+	Kafka  kafkaio.Options
+	Log    *slog.Logger
+	closes []func() error
+}
+
+// OnClose registers close to run after the work ended, in reverse order
+// of registration, before the ClickHouse connection closes.
+func (rt *Runtime) OnClose(close func() error) { rt.closes = append(rt.closes, close) }
+
+// Run is every service's start-up and shutdown: the HTTP server (health,
+// readiness, metrics) first, so a port in use is reported at once;
+// ClickHouse, waited for and migrated; the topics; the service's Setup;
+// readiness checks of ClickHouse and Kafka; ready; the work until ctx
+// ends; not ready; what Setup registered closed; the HTTP server last, so
+// /metrics stays up while the service drains.
+func Run(ctx context.Context, spec Spec) (err error) {
+	if spec.Setup == nil {
+		return errors.New("BUG: service.Run without Setup")
+	}
+	log := spec.Common.Logger(spec.Name)
+	srv, stopHTTP, err := Start(ctx, Options{Name: spec.Name, Addr: spec.Common.HTTPAddr, Logger: log, ShutdownTimeout: spec.Common.ShutdownTimeout})
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
+
+	conn, err := OpenClickHouse(ctx, log, spec.Common.ClickHouse, spec.Migration)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	rt := &Runtime{Server: srv, Conn: conn, Log: log,
+		Kafka: kafkaio.Options{Brokers: spec.Common.KafkaBrokers, TopicPrefix: spec.Common.TopicPrefix, ClientID: "driftwatch-" + spec.Name, Logger: log}}
+	defer func() {
+		for i := len(rt.closes) - 1; i >= 0; i-- {
+			if cerr := rt.closes[i](); cerr != nil {
+				log.Warn("close", "err", cerr)
+			}
+		}
+	}()
+	if len(spec.Topics) > 0 {
+		if err := WaitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
+			return kafkaio.EnsureTopics(ctx, spec.Common.KafkaBrokers, kafkaio.Specs(rt.Kafka, spec.Topics...))
+		}); err != nil {
+			return err
+		}
+	}
+	work, err := spec.Setup(ctx, rt)
+	if err != nil {
+		return err
+	}
+	srv.AddCheck("clickhouse", func(ctx context.Context) error { return conn.Ping(ctx) })
+	srv.AddCheck("kafka", func(ctx context.Context) error { return kafkaio.Ping(ctx, spec.Common.KafkaBrokers) })
+	srv.SetReady(true)
+	log.Info("started", "clickhouse", chclient.Redact(spec.Common.ClickHouseURL), "kafka", spec.Common.KafkaBrokers, "http", srv.Addr())
+	err = work(ctx)
+	srv.SetReady(false)
+	return err
+}
