@@ -75,13 +75,24 @@ type Options struct {
 	// MaxFeaturesPerModel and MaxSeries bound the exported series.
 	MaxFeaturesPerModel, MaxSeries int
 	// ReferenceCacheBytes bounds the reference-window aggregates kept
-	// between evaluations (see window.ComputeCached); 0 means 512 MiB, a
-	// negative value keeps none.
+	// between evaluations (see window.ComputeCached); 0 means
+	// DefaultReferenceCacheMB, a negative value keeps none (the service's
+	// reference_cache_mb 0 turns into -1: see referenceCacheBytes).
 	ReferenceCacheBytes int64
 	Registerer          prometheus.Registerer
 	Logger              *slog.Logger
 	Now                 func() time.Time
 }
+
+// The defaults of the bounds Options and Config share, written once.
+const (
+	// DefaultExportFeatures is the most features per model exported.
+	DefaultExportFeatures = 50
+	// DefaultMaxSeries is the most drift series one monitor exports.
+	DefaultMaxSeries = 10_000
+	// DefaultReferenceCacheMB is the reference cache's budget in MiB.
+	DefaultReferenceCacheMB = 512
+)
 
 // Monitor evaluates windows.
 type Monitor struct {
@@ -112,14 +123,14 @@ func New(opts Options) (*Monitor, error) {
 		opts.Now = time.Now
 	}
 	if opts.MaxFeaturesPerModel == 0 {
-		opts.MaxFeaturesPerModel = 50
+		opts.MaxFeaturesPerModel = DefaultExportFeatures
 	}
 	if opts.MaxSeries == 0 {
-		opts.MaxSeries = 10000
+		opts.MaxSeries = DefaultMaxSeries
 	}
 	opts.Aggregation.Samples = true
 	if opts.ReferenceCacheBytes == 0 {
-		opts.ReferenceCacheBytes = 512 << 20
+		opts.ReferenceCacheBytes = DefaultReferenceCacheMB << 20
 	}
 	f := promauto.With(opts.Registerer)
 	return &Monitor{

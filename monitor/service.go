@@ -43,7 +43,8 @@ func DefaultConfig() *Config {
 	return &Config{
 		Common: config.DefaultCommon("127.0.0.1:9102"), Config: migration.DefaultConfig(),
 		Window: time.Hour, Step: time.Minute, ReferenceMode: ReferenceFirst, Reference: 24 * time.Hour, Lookback: 7 * 24 * time.Hour,
-		Bins: 10, SampleCap: 100_000, MaxFeatures: 200, ExportFeatures: 50, MaxSeries: 10_000, ReferenceCache: 512,
+		Bins: window.DefaultBins, SampleCap: window.DefaultSampleCap, MaxFeatures: window.DefaultMaxFeatures,
+		ExportFeatures: DefaultExportFeatures, MaxSeries: DefaultMaxSeries, ReferenceCache: DefaultReferenceCacheMB,
 		Policy: policy.Default(), Triggers: DefaultTriggerConfig(), Performance: DefaultPerformanceConfig(),
 	}
 }

@@ -66,18 +66,27 @@ type Options struct {
 	Samples bool
 }
 
+// The defaults of Options (0 in a field means its default), which the
+// monitor's configuration shows as its own.
+const (
+	DefaultBins          = 10
+	DefaultSampleCap     = 100_000
+	DefaultMaxFeatures   = 200
+	DefaultMaxCategories = 1000
+)
+
 func (o *Options) defaults() {
 	if o.Bins == 0 {
-		o.Bins = 10
+		o.Bins = DefaultBins
 	}
 	if o.SampleCap == 0 {
-		o.SampleCap = 100_000
+		o.SampleCap = DefaultSampleCap
 	}
 	if o.MaxFeatures == 0 {
-		o.MaxFeatures = 200
+		o.MaxFeatures = DefaultMaxFeatures
 	}
 	if o.MaxCategories == 0 {
-		o.MaxCategories = 1000
+		o.MaxCategories = DefaultMaxCategories
 	}
 }
 
