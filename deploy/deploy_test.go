@@ -172,7 +172,7 @@ func (c promConfig) targets() map[string][]string {
 }
 
 // TestPrometheusTargets checks the scrape targets against the local
-// defaults in DESIGN.md and that both configurations scrape the same jobs.
+// defaults in docs/architecture.md and that both configurations scrape the same jobs.
 func TestPrometheusTargets(t *testing.T) {
 	var local, compose promConfig
 	readYAML(t, prometheusLocal, &local)

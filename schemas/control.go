@@ -12,7 +12,7 @@ import (
 // TriggerReason says why a retrain was triggered.
 type TriggerReason string
 
-// The retrain trigger reasons of DESIGN.md.
+// The retrain trigger reasons of docs/architecture.md.
 const (
 	TriggerFeatureDrift    TriggerReason = "feature_drift"
 	TriggerPredictionDrift TriggerReason = "prediction_drift"
@@ -83,7 +83,7 @@ func (t *RetrainTrigger) Validate() error {
 // ModelEventKind says what happened to a model version.
 type ModelEventKind string
 
-// The model event kinds of DESIGN.md.
+// The model event kinds of docs/architecture.md.
 const (
 	ModelRegistered ModelEventKind = "registered"
 	ModelPromoted   ModelEventKind = "promoted"

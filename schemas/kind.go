@@ -8,7 +8,7 @@ import (
 // Kind is one event contract, independent of its version.
 type Kind uint8
 
-// The event kinds of DESIGN.md, "Contracts".
+// The event kinds of docs/architecture.md, "Contracts".
 const (
 	KindUnknown Kind = iota
 	KindInference

@@ -1,5 +1,5 @@
 // Package analyst holds no code: its test runs the example analyst queries
-// printed in the README's "Tables" section against the real ClickHouse
+// printed in docs/tables.md against the real ClickHouse
 // engine and a small dataset with known answers, so the documentation
 // cannot drift from the schema.
 package analyst

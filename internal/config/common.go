@@ -33,7 +33,7 @@ type Logging struct {
 
 // Common holds the settings every driftwatch service shares; services embed
 // it with `yaml:",inline"`. The environment names are the contract in
-// DESIGN.md. Commands that need only some of them (a CLI command that
+// docs/architecture.md. Commands that need only some of them (a CLI command that
 // talks to Kafka alone) embed the parts: Kafka, ClickHouse, Logging.
 type Common struct {
 	Kafka           `yaml:",inline"`
@@ -56,7 +56,7 @@ func DefaultClickHouse() ClickHouse {
 // DefaultLogging returns info-level text logs.
 func DefaultLogging() Logging { return Logging{LogLevel: "info", LogFormat: "text"} }
 
-// DefaultCommon returns the local-development defaults from DESIGN.md with
+// DefaultCommon returns the local-development defaults from docs/architecture.md with
 // the service's own HTTP address.
 func DefaultCommon(httpAddr string) Common {
 	return Common{

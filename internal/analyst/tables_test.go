@@ -16,9 +16,9 @@ import (
 	"github.com/driftwatch/driftwatch/internal/testdb"
 )
 
-// readmeQueries returns the numbered ```sql blocks of the README.
+// readmeQueries returns the numbered ```sql blocks of docs/tables.md.
 func readmeQueries(t *testing.T) []string {
-	raw, err := os.ReadFile("../../README.md")
+	raw, err := os.ReadFile("../../docs/tables.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestREADMEQueries(t *testing.T) {
 
 	qs := readmeQueries(t)
 	if len(qs) != 6 {
-		t.Fatalf("README has %d numbered SQL examples, want 6", len(qs))
+		t.Fatalf("docs/tables.md has %d numbered SQL examples, want 6", len(qs))
 	}
 	day := t0.Format("2006-01-02")
 	sameHour := t0.Truncate(time.Hour).Equal(t0.Add(9 * time.Second).Truncate(time.Hour))
