@@ -374,9 +374,9 @@ func (m *Monitor) apiManual(w http.ResponseWriter, r *http.Request) {
 	}
 	status := http.StatusCreated
 	switch d.Outcome {
-	case "duplicate":
+	case OutcomeDuplicate:
 		status = http.StatusOK
-	case "daily_max":
+	case OutcomeDailyMax:
 		status = http.StatusTooManyRequests
 	}
 	writeJSON(w, status, map[string]any{"outcome": d.Outcome, "trigger": d.Trigger})

@@ -237,9 +237,14 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	}
 	m.exp.update(model, snap.CurRows, v)
 	res := Result{Snapshot: snap, Verdict: v}
+	// The triggers carry the version the window served; a failed read
+	// must not publish a trigger with an empty model_version.
 	var version string
-	_ = m.opts.Conn.QueryRow(ctx, fmt.Sprintf("SELECT argMax(model_version, timestamp) FROM inferences WHERE model_id = %s AND timestamp >= %s AND timestamp < %s",
-		window.Quote(model), window.TimeLit(cur.Start), window.TimeLit(cur.End))).Scan(&version)
+	if err := m.opts.Conn.QueryRow(ctx, fmt.Sprintf("SELECT argMax(model_version, timestamp) FROM inferences WHERE model_id = %s AND timestamp >= %s AND timestamp < %s",
+		window.Quote(model), window.TimeLit(cur.Start), window.TimeLit(cur.End))).Scan(&version); err != nil {
+		m.evals.WithLabelValues("error").Inc()
+		return res, fmt.Errorf("read the model version of %s in %s: %w", model, cur, err)
+	}
 	for _, t := range candidates(m.opts.Trigger, snap, v, version, now) {
 		sortedEvidence(t.Evidence)
 		d, err := m.gate.decide(ctx, t, false)
@@ -247,9 +252,9 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 			m.evals.WithLabelValues("error").Inc()
 			return res, err
 		}
-		m.triggers.WithLabelValues(string(t.Reason), d.Outcome).Inc()
+		m.triggers.WithLabelValues(string(t.Reason), string(d.Outcome)).Inc()
 		res.Decisions = append(res.Decisions, d)
-		if d.Outcome == "published" {
+		if d.Outcome == OutcomePublished {
 			m.log.Info("retrain trigger published", "model", model, "reason", t.Reason, "features", len(t.Evidence), "window", cur.String(), "dedup_key", t.DedupKey)
 		}
 	}
@@ -277,7 +282,7 @@ func (m *Monitor) Manual(ctx context.Context, model, version, key, note string) 
 	}
 	d, err := m.gate.decide(ctx, t, true)
 	if err == nil {
-		m.triggers.WithLabelValues(string(t.Reason), d.Outcome).Inc()
+		m.triggers.WithLabelValues(string(t.Reason), string(d.Outcome)).Inc()
 	}
 	return d, err
 }

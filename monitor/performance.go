@@ -211,9 +211,9 @@ func (m *Monitor) EvaluatePerformance(ctx context.Context, model string, end tim
 		if err != nil {
 			return res, err
 		}
-		m.triggers.WithLabelValues(string(t.Reason), d.Outcome).Inc()
+		m.triggers.WithLabelValues(string(t.Reason), string(d.Outcome)).Inc()
 		res.Decisions = append(res.Decisions, d)
-		if d.Outcome == "published" {
+		if d.Outcome == OutcomePublished {
 			m.log.Info("retrain trigger published", "model", model, "reason", reason, "metric", res.Primary, "value", cur.Value, "reference", refM.Value, "window", w.Window.String())
 		}
 		break

@@ -65,11 +65,27 @@ func (c TriggerConfig) Validate(prefix string) error {
 	return nil
 }
 
+// Outcome is what the trigger gate did with a candidate. Its text is the
+// API's "outcome" and the outcome label of
+// driftwatch_monitor_triggers_total.
+type Outcome string
+
+// The gate's outcomes.
+const (
+	// OutcomePublished: written to retrain_triggers and the topic.
+	OutcomePublished Outcome = "published"
+	// OutcomeDuplicate: a trigger with the same dedup key exists.
+	OutcomeDuplicate Outcome = "duplicate"
+	// OutcomeCooldown: the model had a trigger within the cooldown.
+	OutcomeCooldown Outcome = "cooldown"
+	// OutcomeDailyMax: the model reached its triggers per day.
+	OutcomeDailyMax Outcome = "daily_max"
+)
+
 // Decision is what the trigger gate decided for one candidate.
 type Decision struct {
 	Trigger *schemas.RetrainTrigger
-	// Outcome: published, duplicate, cooldown or daily_max.
-	Outcome string
+	Outcome Outcome
 }
 
 // candidates turns a verdict into the triggers its policies ask for.
@@ -164,7 +180,7 @@ func (g *gate) decide(ctx context.Context, t *schemas.RetrainTrigger, manual boo
 		return Decision{}, fmt.Errorf("look up trigger %s: %w", t.DedupKey, err)
 	}
 	if dup > 0 {
-		return Decision{Trigger: t, Outcome: "duplicate"}, nil
+		return Decision{Trigger: t, Outcome: OutcomeDuplicate}, nil
 	}
 	var last time.Time
 	var today uint64
@@ -175,10 +191,10 @@ func (g *gate) decide(ctx context.Context, t *schemas.RetrainTrigger, manual boo
 		return Decision{}, fmt.Errorf("read trigger history of %s: %w", t.ModelID, err)
 	}
 	if int(today) >= g.cfg.DailyMax {
-		return Decision{Trigger: t, Outcome: "daily_max"}, nil
+		return Decision{Trigger: t, Outcome: OutcomeDailyMax}, nil
 	}
 	if !manual && last.Unix() > 0 && t.CreatedAt.Sub(last) < g.cfg.Cooldown {
-		return Decision{Trigger: t, Outcome: "cooldown"}, nil
+		return Decision{Trigger: t, Outcome: OutcomeCooldown}, nil
 	}
 	if err := t.Validate(); err != nil {
 		return Decision{}, fmt.Errorf("BUG: invalid trigger: %w", err)
@@ -196,7 +212,7 @@ func (g *gate) decide(ctx context.Context, t *schemas.RetrainTrigger, manual boo
 		t.TriggerID, t.DedupKey, t.ModelID, t.ModelVersion, string(t.Reason), t.Policy, t.Window.From, t.Window.To, t.Reference.From, t.Reference.To, string(ev), t.CreatedAt); err != nil {
 		return Decision{}, fmt.Errorf("record trigger for %s: %w", t.ModelID, err)
 	}
-	return Decision{Trigger: t, Outcome: "published"}, nil
+	return Decision{Trigger: t, Outcome: OutcomePublished}, nil
 }
 
 // sortedEvidence orders evidence for stable output.

@@ -236,7 +236,9 @@ func runBenchMonitor(ctx context.Context, cfg *benchMonitorConfig, env command.E
 	if err := conn.QueryRow(ctx, "SELECT count() FROM inferences").Scan(&n); err != nil {
 		return fmt.Errorf("count rows: %w", err)
 	}
-	_ = conn.QueryRow(ctx, "SELECT count() FROM system.parts WHERE database = currentDatabase() AND table = 'inferences' AND active").Scan(&parts)
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.parts WHERE database = currentDatabase() AND table = 'inferences' AND active").Scan(&parts); err != nil {
+		return fmt.Errorf("count active parts: %w", err)
+	}
 	logf("load: %d rows in %.1fs (%.0f rows/s), %d active parts", n, loadSecs, float64(n)/loadSecs, parts)
 	if n != uint64(2*cfg.Rows) {
 		return fmt.Errorf("generated %d rows, want %d", n, 2*cfg.Rows)
