@@ -123,7 +123,7 @@ func TestLeases(t *testing.T) {
 		t.Fatalf("trigger of an abandoned run: %+v, %v", r, err)
 	}
 	// m-lease has no data, so the retry fails, but it ran: attempt 2.
-	if r.Attempt != 2 || r.Status != RunFailed || isInterrupted(r.DecisionReason) {
+	if r.Attempt != 2 || r.Status != RunFailed || r.interrupted() {
 		t.Errorf("taken-over run: attempt %d, %s %q; want attempt 2 that ran", r.Attempt, r.Status, r.DecisionReason)
 	}
 	if l, err := tr.readLease(ctx, r); err != nil || l == nil || l.owner != self.String() {

@@ -26,7 +26,7 @@ func quote(s string) string {
 
 const runColumns = `run_id, model_id, version, trigger_id, parent_version, attempt, dedup_key, reason, trainer, status, decision, decision_reason, query,
 training_from, eval_from, eval_to, rows_train, rows_validation, rows_test, rows_eval, rows_read, bytes_written, cpu_seconds,
-step_seconds, metrics, champion_metrics, diff_lo, diff_hi, artifact_uri, started_at, finished_at`
+step_seconds, metrics, champion_metrics, diff_lo, diff_hi, artifact_uri, started_at, finished_at, interrupted, events_published`
 
 func (t *Trainer) writeRun(ctx context.Context, r *Run) error {
 	b, err := t.opts.Conn.PrepareBatch(ctx, "INSERT INTO training_runs ("+runColumns+", updated_at)")
@@ -35,7 +35,7 @@ func (t *Trainer) writeRun(ctx context.Context, r *Run) error {
 	}
 	err = b.Append(r.RunID, r.ModelID, r.Version, r.TriggerID, r.ParentVersion, r.Attempt, r.DedupKey, r.Reason, r.Trainer, r.Status, r.Decision, r.DecisionReason, r.Query,
 		r.TrainingFrom, r.EvalFrom, r.EvalTo, r.RowsTrain, r.RowsValidation, r.RowsTest, r.RowsEval, r.RowsRead, r.BytesWritten, r.CPUSeconds,
-		nonNil(r.StepSeconds), nonNil(r.Metrics), nonNil(r.ChampionMetrics), r.DiffLo, r.DiffHi, r.ArtifactURI, r.StartedAt, r.FinishedAt, t.updatedAt())
+		nonNil(r.StepSeconds), nonNil(r.Metrics), nonNil(r.ChampionMetrics), r.DiffLo, r.DiffHi, r.ArtifactURI, r.StartedAt, r.FinishedAt, r.Interrupted, r.EventsPublished, t.updatedAt())
 	if err == nil {
 		err = b.Send()
 	}
@@ -68,7 +68,7 @@ func (t *Trainer) queryRuns(ctx context.Context, where string) ([]*Run, error) {
 		r := &Run{}
 		if err := rows.Scan(&r.RunID, &r.ModelID, &r.Version, &r.TriggerID, &r.ParentVersion, &r.Attempt, &r.DedupKey, &r.Reason, &r.Trainer, &r.Status, &r.Decision, &r.DecisionReason, &r.Query,
 			&r.TrainingFrom, &r.EvalFrom, &r.EvalTo, &r.RowsTrain, &r.RowsValidation, &r.RowsTest, &r.RowsEval, &r.RowsRead, &r.BytesWritten, &r.CPUSeconds,
-			&r.StepSeconds, &r.Metrics, &r.ChampionMetrics, &r.DiffLo, &r.DiffHi, &r.ArtifactURI, &r.StartedAt, &r.FinishedAt); err != nil {
+			&r.StepSeconds, &r.Metrics, &r.ChampionMetrics, &r.DiffLo, &r.DiffHi, &r.ArtifactURI, &r.StartedAt, &r.FinishedAt, &r.Interrupted, &r.EventsPublished); err != nil {
 			return nil, fmt.Errorf("scan training_runs: %w", err)
 		}
 		out = append(out, r)
@@ -170,11 +170,16 @@ func (t *Trainer) register(ctx context.Context, r *Run, ev *evaluation) error {
 	return t.completeRegistration(ctx, r, true, start)
 }
 
-// stepPublish is the step_seconds key of the model events' publication;
-// a finished run whose row lacks it has not had its events published.
+// stepPublish is the step_seconds key of the model events' publication.
 const stepPublish = "publish"
 
+// eventsPublished reports whether r's model events were published: its
+// events_published column, or, for a row written before that column
+// existed, the publish step in step_seconds.
 func eventsPublished(r *Run) bool {
+	if r.EventsPublished {
+		return true
+	}
 	_, ok := r.StepSeconds[stepPublish]
 	return ok
 }
@@ -205,6 +210,7 @@ func (t *Trainer) completeRegistration(ctx context.Context, r *Run, writeModel b
 		return err
 	}
 	r.StepSeconds[stepPublish] = time.Since(pub).Seconds()
+	r.EventsPublished = true
 	return t.writeRun(ctx, r)
 }
 
@@ -316,6 +322,7 @@ func (t *Trainer) Recover(ctx context.Context) error {
 			now := t.opts.Now().UTC()
 			r.Status, r.FinishedAt = RunFailed, &now
 			r.DecisionReason = interruptedReason + ": the trainer stopped mid-run (crash or kill): " + why
+			r.Interrupted = true
 			if err := t.writeRun(ctx, r); err != nil {
 				return err
 			}

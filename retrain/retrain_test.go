@@ -422,7 +422,7 @@ func TestTrainer(t *testing.T) {
 					leaseMax = max(leaseMax, l.age)
 				}
 			}
-			if i >= 0 && runs[i].Status != RunRunning && (runs[i].Status != RunFailed || !isInterrupted(runs[i].DecisionReason) || runs[i].Attempt >= 3) {
+			if i >= 0 && runs[i].Status != RunRunning && (runs[i].Status != RunFailed || !(runs[i].Interrupted && strings.HasPrefix(runs[i].DecisionReason, interruptedReason)) || runs[i].Attempt >= 3) {
 				r = runs[i]
 				break
 			}
@@ -577,7 +577,7 @@ func TestTrainer(t *testing.T) {
 				got = r
 			}
 		}
-		if got == nil || got.Status != RunFailed || !isInterrupted(got.DecisionReason) {
+		if got == nil || got.Status != RunFailed || !(got.Interrupted && strings.HasPrefix(got.DecisionReason, interruptedReason)) {
 			t.Fatalf("after recover: %+v", got)
 		}
 		// The redelivered trigger retries it under the same run and version.

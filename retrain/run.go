@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -71,6 +72,17 @@ type Run struct {
 	ArtifactURI     string
 	StartedAt       time.Time
 	FinishedAt      *time.Time
+	// Interrupted is set on a run cut short by a crash, kill or shutdown:
+	// its trigger, redelivered, runs it again (up to MaxAttempts).
+	Interrupted bool
+	// EventsPublished is set once the run's model events reached Kafka.
+	EventsPublished bool
+}
+
+// interrupted reports whether r was cut short: its column, or, for a row
+// written before the column existed, its decision_reason's old prefix.
+func (r *Run) interrupted() bool {
+	return r.Interrupted || r.Status == RunFailed && strings.HasPrefix(r.DecisionReason, interruptedReason)
 }
 
 // RunID derives a run's id from its model and dedup key, so every delivery
@@ -119,7 +131,7 @@ func (t *Trainer) RunTrigger(ctx context.Context, trig schemas.RetrainTrigger) (
 		}
 		if state == leaseAbandoned {
 			t.log.Warn("taking over an abandoned training run", "model", trig.ModelID, "run_id", runID, "why", why)
-			prev.Status, prev.DecisionReason = RunFailed, interruptedReason+": "+why
+			prev.Status, prev.DecisionReason, prev.Interrupted = RunFailed, interruptedReason+": "+why, true
 			if int(prev.Attempt) >= t.opts.MaxAttempts {
 				// No attempt left: record its end, or it would stay running.
 				end := t.opts.Now().UTC()
@@ -133,7 +145,7 @@ func (t *Trainer) RunTrigger(ctx context.Context, trig schemas.RetrainTrigger) (
 		}
 	}
 	if prev != nil {
-		if prev.Status != RunFailed || !isInterrupted(prev.DecisionReason) || int(prev.Attempt) >= t.opts.MaxAttempts || prev.RunID != runID {
+		if prev.Status != RunFailed || !prev.interrupted() || int(prev.Attempt) >= t.opts.MaxAttempts || prev.RunID != runID {
 			t.m.skipped.WithLabelValues(trig.ModelID, "duplicate").Inc()
 			t.log.Info("trigger already ran; skipped", "model", trig.ModelID, "trigger_id", trig.TriggerID, "run_id", prev.RunID, "status", prev.Status)
 			return nil, nil
@@ -199,6 +211,7 @@ func (t *Trainer) RunTrigger(ctx context.Context, trig schemas.RetrainTrigger) (
 			wctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
 			runErr = fmt.Errorf("%s: %w", interruptedReason, runErr)
+			r.Interrupted = true
 		}
 		r.Status, r.DecisionReason = RunFailed, runErr.Error()
 		if err := t.writeRun(wctx, r); err != nil {
@@ -219,10 +232,6 @@ func (t *Trainer) RunTrigger(ctx context.Context, trig schemas.RetrainTrigger) (
 	}
 	t.log.Info("training run finished", "model", r.ModelID, "run_id", r.RunID, "version", r.Version, "status", r.Status, "reason", r.DecisionReason)
 	return r, nil
-}
-
-func isInterrupted(reason string) bool {
-	return len(reason) >= len(interruptedReason) && reason[:len(interruptedReason)] == interruptedReason
 }
 
 // execute builds the dataset, trains, evaluates and writes the artifact.
