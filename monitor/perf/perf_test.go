@@ -2,19 +2,16 @@ package perf
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"math"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/driftwatch/driftwatch/internal/testcheck"
 	"github.com/driftwatch/driftwatch/internal/testdb"
 )
 
@@ -67,24 +64,8 @@ type golden struct {
 }
 
 func loadGolden(t *testing.T) golden {
-	t.Helper()
-	path := filepath.Join("testdata", "golden.json")
-	if *update {
-		py := filepath.Join("..", "..", ".deps", "venv", "bin", "python")
-		cmd := exec.Command(py, filepath.Join("testdata", "golden.py"))
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("regenerate golden file (run `bash scripts/deps.sh python` first): %v", err)
-		}
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g golden
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatalf("decode %s: %v", path, err)
-	}
+	testcheck.LoadGolden(t, *update, &g)
 	return g
 }
 
@@ -146,7 +127,7 @@ func insertOutcomes(t *testing.T, conn driver.Conn, c goldenCase, t0 time.Time, 
 }
 
 func closeRel(got, want float64) bool {
-	return math.Abs(got-want) <= relTol*math.Abs(want)+1e-12
+	return testcheck.WithinRel(got, want, relTol, 1e-12)
 }
 
 func compare(t *testing.T, res Result, c goldenCase) {
