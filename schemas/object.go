@@ -1,0 +1,107 @@
+package schemas
+
+// The contract objects (an event, its prediction or actual) are decoded
+// the same way: members in any order, each known one at most once, unknown
+// ones counted and skipped, required ones checked at the end. object and
+// child do that walk once; a decoder supplies only what to do with the
+// value of each known member.
+
+// member decodes the value of the known member at position i of the
+// object's field table; the scanner stands at the value.
+type member func(i int) *DecodeError
+
+// object decodes data as a top-level contract object with the members
+// specs and reports the first required member that is missing.
+func (d *Decoder) object(data []byte, specs []fieldSpec, info *Info, decode member) *DecodeError {
+	if err := d.begin(data); err != nil {
+		if err == errEmptyObject {
+			return firstMissing(specs, 0, "")
+		}
+		return err
+	}
+	set, err := d.members("", specs, info, decode)
+	if err != nil {
+		return err
+	}
+	if err := d.finish(); err != nil {
+		return err
+	}
+	return firstMissing(specs, set, "")
+}
+
+// child decodes the value at the scanner as the required object member
+// path (one level down): null is a missing field, any other non-object a
+// wrong type. It returns where the object starts, for errors about the
+// object as a whole.
+func (d *Decoder) child(path string, specs []fieldSpec, info *Info, decode member) (start int, err *DecodeError) {
+	s := &d.s
+	if c := s.peek(); c != '{' {
+		if c == 'n' && s.literal("null") {
+			return s.pos - 4, newErr(ReasonMissingField, path, s.pos-4, "required field is null")
+		}
+		return s.pos, wrongType(path, "an object", c, s.pos)
+	}
+	start = s.pos
+	empty, err := s.objectStart()
+	if err != nil {
+		return start, err.at(path)
+	}
+	if !empty {
+		_, err = d.members(path, specs, info, decode)
+	}
+	return start, err
+}
+
+// members walks the members of a non-empty object whose opening brace has
+// been read, up to and including its closing one, and returns the set of
+// known members it saw. parent is the object's path, "" at the top level.
+func (d *Decoder) members(parent string, specs []fieldSpec, info *Info, decode member) (fieldSet, *DecodeError) {
+	s := &d.s
+	depth := 0 // skipValue's nesting: the contract objects are the event and its direct children
+	if parent != "" {
+		depth = 1
+	}
+	var set fieldSet
+	for {
+		k, err := s.objectKey()
+		if err != nil {
+			return set, err.at(parent)
+		}
+		i := fieldIndex(specs, k)
+		if i >= 0 {
+			if set&(1<<i) != 0 {
+				// the path is built only here, on the error path, not for every member
+				return set, newErr(ReasonDuplicateKey, pathOf(parent, specs[i].name), s.pos, "duplicate key")
+			}
+			set |= 1 << i
+			if err := decode(i); err != nil {
+				return set, err
+			}
+		} else {
+			if err := d.unknownKey(parent, k, info); err != nil {
+				return set, err
+			}
+			if err := s.skipValue(depth); err != nil {
+				return set, err
+			}
+		}
+		more, err := s.objectNext()
+		if err != nil {
+			return set, err.at(parent)
+		}
+		if !more {
+			return set, nil
+		}
+	}
+}
+
+// fieldIndex is the position of key in specs, or -1. Matching is exact: a
+// key that differs in case is unknown.
+func fieldIndex(specs []fieldSpec, key []byte) int {
+	for i := range specs {
+		if specs[i].name == string(key) {
+			return i
+		}
+	}
+	return -1
+}
