@@ -74,17 +74,9 @@ func (d *Decoder) decodeInference(data []byte, ev *Inference) (Info, *DecodeErro
 	err := d.object(data, inferenceFields, &info, func(i int) *DecodeError {
 		switch i {
 		case infEventID:
-			b, err := d.requiredStr("event_id", MaxIDBytes)
-			if err != nil {
-				return err
-			}
-			ev.EventID = string(b)
+			return d.idInto("event_id", &ev.EventID)
 		case infModelID:
-			b, _, err := d.identifier("model_id", ReasonInvalidModelID, false)
-			if err != nil {
-				return err
-			}
-			ev.ModelID = d.str(b)
+			return d.modelIDInto(&ev.ModelID)
 		case infModelVersion:
 			b, err := d.requiredStr("model_version", MaxVersionBytes)
 			if err != nil {
@@ -92,17 +84,9 @@ func (d *Decoder) decodeInference(data []byte, ev *Inference) (Info, *DecodeErro
 			}
 			ev.ModelVersion = d.str(b)
 		case infPredictionID:
-			b, err := d.requiredStr("prediction_id", MaxIDBytes)
-			if err != nil {
-				return err
-			}
-			ev.PredictionID = string(b)
+			return d.idInto("prediction_id", &ev.PredictionID)
 		case infTimestamp:
-			t, err := d.timestamp("timestamp")
-			if err != nil {
-				return err
-			}
-			ev.Timestamp = t
+			return d.timestampInto("timestamp", &ev.Timestamp)
 		case infFeatures:
 			return d.features(ev)
 		case infPrediction:

@@ -1,5 +1,7 @@
 package schemas
 
+import "time"
+
 // The contract objects (an event, its prediction or actual) are decoded
 // the same way: members in any order, each known one at most once, unknown
 // ones counted and skipped, required ones checked at the end. object and
@@ -104,4 +106,38 @@ func fieldIndex(specs []fieldSpec, key []byte) int {
 		}
 	}
 	return -1
+}
+
+// The members that several contracts share (event_id, prediction_id,
+// model_id, timestamp) are read into their field by one function each.
+
+// idInto reads the required id member path into *dst, as a copy of its own:
+// ids are not interned, each event has new ones.
+func (d *Decoder) idInto(path string, dst *string) *DecodeError {
+	b, err := d.requiredStr(path, MaxIDBytes)
+	if err != nil {
+		return err
+	}
+	*dst = string(b)
+	return nil
+}
+
+// modelIDInto reads the required model_id member into *dst.
+func (d *Decoder) modelIDInto(dst *string) *DecodeError {
+	b, _, err := d.identifier("model_id", ReasonInvalidModelID, false)
+	if err != nil {
+		return err
+	}
+	*dst = d.str(b)
+	return nil
+}
+
+// timestampInto reads the timestamp member path into *dst.
+func (d *Decoder) timestampInto(path string, dst *time.Time) *DecodeError {
+	t, err := d.timestamp(path)
+	if err != nil {
+		return err
+	}
+	*dst = t
+	return nil
 }

@@ -35,29 +35,13 @@ func (d *Decoder) decodeOutcome(data []byte, ev *Outcome) (Info, *DecodeError) {
 	err := d.object(data, outcomeFields, &info, func(i int) *DecodeError {
 		switch i {
 		case 0: // event_id
-			b, err := d.requiredStr("event_id", MaxIDBytes)
-			if err != nil {
-				return err
-			}
-			ev.EventID = string(b)
+			return d.idInto("event_id", &ev.EventID)
 		case 1: // model_id
-			b, _, err := d.identifier("model_id", ReasonInvalidModelID, false)
-			if err != nil {
-				return err
-			}
-			ev.ModelID = d.str(b)
+			return d.modelIDInto(&ev.ModelID)
 		case 2: // prediction_id
-			b, err := d.requiredStr("prediction_id", MaxIDBytes)
-			if err != nil {
-				return err
-			}
-			ev.PredictionID = string(b)
+			return d.idInto("prediction_id", &ev.PredictionID)
 		case 3: // timestamp
-			t, err := d.timestamp("timestamp")
-			if err != nil {
-				return err
-			}
-			ev.Timestamp = t
+			return d.timestampInto("timestamp", &ev.Timestamp)
 		case 4: // actual
 			return d.actual(&ev.Actual, &info)
 		}
@@ -114,11 +98,7 @@ func (d *Decoder) decodeBusinessMetric(data []byte, ev *BusinessMetric) (Info, *
 	err := d.object(data, businessMetricFields, &info, func(i int) *DecodeError {
 		switch i {
 		case 0: // event_id
-			b, err := d.requiredStr("event_id", MaxIDBytes)
-			if err != nil {
-				return err
-			}
-			ev.EventID = string(b)
+			return d.idInto("event_id", &ev.EventID)
 		case 1: // metric
 			b, _, err := d.identifier("metric", ReasonInvalidField, false)
 			if err != nil {
@@ -136,11 +116,7 @@ func (d *Decoder) decodeBusinessMetric(data []byte, ev *BusinessMetric) (Info, *
 			}
 			ev.Value = f
 		case 3: // timestamp
-			t, err := d.timestamp("timestamp")
-			if err != nil {
-				return err
-			}
-			ev.Timestamp = t
+			return d.timestampInto("timestamp", &ev.Timestamp)
 		case 4: // model_id
 			b, isNull, err := d.identifier("model_id", ReasonInvalidModelID, true)
 			if err != nil {
