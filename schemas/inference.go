@@ -217,25 +217,11 @@ func (d *Decoder) prediction(p *Prediction, info *Info) *DecodeError {
 	start, err := d.child("prediction", predictionFields, info, func(i int) *DecodeError {
 		switch i {
 		case 0: // label
-			b, isNull, err := d.readStr("prediction.label")
-			if err != nil {
-				return err
-			}
-			if !isNull {
-				p.Label, p.HasLabel = d.str(b), true
-			}
+			return d.optionalStr("prediction.label", &p.Label, &p.HasLabel)
 		case 1: // score
-			f, isNull, err := d.readNum("prediction.score")
-			if err != nil {
-				return err
-			}
-			p.Score, p.HasScore = f, !isNull
+			return d.optionalNum("prediction.score", &p.Score, &p.HasScore)
 		case 2: // value
-			f, isNull, err := d.readNum("prediction.value")
-			if err != nil {
-				return err
-			}
-			p.Value, p.HasValue = f, !isNull
+			return d.optionalNum("prediction.value", &p.Value, &p.HasValue)
 		case 3: // probabilities
 			return d.probabilities(p)
 		}

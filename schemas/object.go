@@ -141,3 +141,27 @@ func (d *Decoder) timestampInto(path string, dst *time.Time) *DecodeError {
 	*dst = t
 	return nil
 }
+
+// optionalStr reads the nullable string member path into *dst and *has;
+// null leaves both alone.
+func (d *Decoder) optionalStr(path string, dst *string, has *bool) *DecodeError {
+	b, isNull, err := d.readStr(path)
+	if err != nil {
+		return err
+	}
+	if !isNull {
+		*dst, *has = d.str(b), true
+	}
+	return nil
+}
+
+// optionalNum reads the nullable number member path into *dst and *has;
+// null sets *has to false.
+func (d *Decoder) optionalNum(path string, dst *float64, has *bool) *DecodeError {
+	f, isNull, err := d.readNum(path)
+	if err != nil {
+		return err
+	}
+	*dst, *has = f, !isNull
+	return nil
+}

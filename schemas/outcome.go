@@ -54,19 +54,9 @@ func (d *Decoder) actual(a *Actual, info *Info) *DecodeError {
 	start, err := d.child("actual", actualFields, info, func(i int) *DecodeError {
 		switch i {
 		case 0: // label
-			b, isNull, err := d.readStr("actual.label")
-			if err != nil {
-				return err
-			}
-			if !isNull {
-				a.Label, a.HasLabel = d.str(b), true
-			}
+			return d.optionalStr("actual.label", &a.Label, &a.HasLabel)
 		case 1: // value
-			f, isNull, err := d.readNum("actual.value")
-			if err != nil {
-				return err
-			}
-			a.Value, a.HasValue = f, !isNull
+			return d.optionalNum("actual.value", &a.Value, &a.HasValue)
 		}
 		return nil
 	})
