@@ -177,14 +177,6 @@ func pathOf(parent, name string) string {
 // and duplicate ones.
 type fieldSet uint32
 
-func (d *Decoder) seen(set *fieldSet, bit int, path string) *DecodeError {
-	if *set&(1<<bit) != 0 {
-		return newErr(ReasonDuplicateKey, path, d.s.pos, "duplicate key")
-	}
-	*set |= 1 << bit
-	return nil
-}
-
 // wrongType reports a value of the wrong JSON type, or a syntax error when
 // the next byte cannot start a JSON value at all.
 func wrongType(path, want string, c byte, off int) *DecodeError {

@@ -71,124 +71,44 @@ func (d *Decoder) DecodeInference(data []byte, ev *Inference) (Info, error) {
 
 func (d *Decoder) decodeInference(data []byte, ev *Inference) (Info, *DecodeError) {
 	var info Info
-	var set fieldSet
-	if err := d.begin(data); err != nil {
-		if err == errEmptyObject {
-			return info, firstMissing(inferenceFields, 0, "")
-		}
-		return info, err
-	}
-	s := &d.s
-	for {
-		k, err := s.objectKey()
-		if err != nil {
-			return info, err
-		}
-		switch string(k) {
-		case "event_id":
-			if err := d.seen(&set, infEventID, "event_id"); err != nil {
-				return info, err
-			}
-			b, err := d.requiredStr("event_id", MaxIDBytes)
-			if err != nil {
-				return info, err
-			}
-			ev.EventID = string(b)
-		case "model_id":
-			if err := d.seen(&set, infModelID, "model_id"); err != nil {
-				return info, err
-			}
-			b, _, err := d.identifier("model_id", ReasonInvalidModelID, false)
-			if err != nil {
-				return info, err
-			}
-			ev.ModelID = d.str(b)
-		case "model_version":
-			if err := d.seen(&set, infModelVersion, "model_version"); err != nil {
-				return info, err
-			}
+	err := d.object(data, inferenceFields, &info, func(i int) *DecodeError {
+		switch i {
+		case infEventID:
+			return d.idInto("event_id", &ev.EventID)
+		case infModelID:
+			return d.modelIDInto(&ev.ModelID)
+		case infModelVersion:
 			b, err := d.requiredStr("model_version", MaxVersionBytes)
 			if err != nil {
-				return info, err
+				return err
 			}
 			ev.ModelVersion = d.str(b)
-		case "prediction_id":
-			if err := d.seen(&set, infPredictionID, "prediction_id"); err != nil {
-				return info, err
-			}
-			b, err := d.requiredStr("prediction_id", MaxIDBytes)
-			if err != nil {
-				return info, err
-			}
-			ev.PredictionID = string(b)
-		case "timestamp":
-			if err := d.seen(&set, infTimestamp, "timestamp"); err != nil {
-				return info, err
-			}
-			t, err := d.timestamp("timestamp")
-			if err != nil {
-				return info, err
-			}
-			ev.Timestamp = t
-		case "features":
-			if err := d.seen(&set, infFeatures, "features"); err != nil {
-				return info, err
-			}
-			if err := d.features(ev); err != nil {
-				return info, err
-			}
-		case "prediction":
-			if err := d.seen(&set, infPrediction, "prediction"); err != nil {
-				return info, err
-			}
-			if err := d.prediction(&ev.Prediction, &info); err != nil {
-				return info, err
-			}
-		case "segment":
-			if err := d.seen(&set, infSegment, "segment"); err != nil {
-				return info, err
-			}
-			if err := d.stringMap("segment", &ev.Segment); err != nil {
-				return info, err
-			}
-		case "latency_ms":
-			if err := d.seen(&set, infLatency, "latency_ms"); err != nil {
-				return info, err
-			}
-			off := s.pos
+		case infPredictionID:
+			return d.idInto("prediction_id", &ev.PredictionID)
+		case infTimestamp:
+			return d.timestampInto("timestamp", &ev.Timestamp)
+		case infFeatures:
+			return d.features(ev)
+		case infPrediction:
+			return d.prediction(&ev.Prediction, &info)
+		case infSegment:
+			return d.stringMap("segment", &ev.Segment)
+		case infLatency:
+			off := d.s.pos
 			f, isNull, err := d.readNum("latency_ms")
 			if err != nil {
-				return info, err
+				return err
 			}
 			if !isNull {
 				if f < 0 {
-					return info, newErr(ReasonInvalidField, "latency_ms", off, "must not be negative")
+					return newErr(ReasonInvalidField, "latency_ms", off, "must not be negative")
 				}
 				ev.LatencyMs, ev.HasLatency = f, true
 			}
-		default:
-			if err := d.unknownKey("", k, &info); err != nil {
-				return info, err
-			}
-			if err := s.skipValue(0); err != nil {
-				return info, err
-			}
 		}
-		more, err := s.objectNext()
-		if err != nil {
-			return info, err
-		}
-		if !more {
-			break
-		}
-	}
-	if err := d.finish(); err != nil {
-		return info, err
-	}
-	if err := firstMissing(inferenceFields, set, ""); err != nil {
-		return info, err
-	}
-	return info, nil
+		return nil
+	})
+	return info, err
 }
 
 // features decodes the features object: numbers to Numeric, booleans to
@@ -294,74 +214,21 @@ func (d *Decoder) putNumeric(ev *Inference, name string, v float64) (dup bool) {
 }
 
 func (d *Decoder) prediction(p *Prediction, info *Info) *DecodeError {
-	s := &d.s
-	if c := s.peek(); c != '{' {
-		if c == 'n' && s.literal("null") {
-			return newErr(ReasonMissingField, "prediction", s.pos-4, "required field is null")
+	start, err := d.child("prediction", predictionFields, info, func(i int) *DecodeError {
+		switch i {
+		case 0: // label
+			return d.optionalStr("prediction.label", &p.Label, &p.HasLabel)
+		case 1: // score
+			return d.optionalNum("prediction.score", &p.Score, &p.HasScore)
+		case 2: // value
+			return d.optionalNum("prediction.value", &p.Value, &p.HasValue)
+		case 3: // probabilities
+			return d.probabilities(p)
 		}
-		return wrongType("prediction", "an object", c, s.pos)
-	}
-	start := s.pos
-	empty, err := s.objectStart()
+		return nil
+	})
 	if err != nil {
-		return err.at("prediction")
-	}
-	var set fieldSet
-	for !empty {
-		k, err := s.objectKey()
-		if err != nil {
-			return err.at("prediction")
-		}
-		switch string(k) {
-		case "label":
-			if err := d.seen(&set, 0, "prediction.label"); err != nil {
-				return err
-			}
-			b, isNull, err := d.readStr("prediction.label")
-			if err != nil {
-				return err
-			}
-			if !isNull {
-				p.Label, p.HasLabel = d.str(b), true
-			}
-		case "score":
-			if err := d.seen(&set, 1, "prediction.score"); err != nil {
-				return err
-			}
-			f, isNull, err := d.readNum("prediction.score")
-			if err != nil {
-				return err
-			}
-			p.Score, p.HasScore = f, !isNull
-		case "value":
-			if err := d.seen(&set, 2, "prediction.value"); err != nil {
-				return err
-			}
-			f, isNull, err := d.readNum("prediction.value")
-			if err != nil {
-				return err
-			}
-			p.Value, p.HasValue = f, !isNull
-		case "probabilities":
-			if err := d.seen(&set, 3, "prediction.probabilities"); err != nil {
-				return err
-			}
-			if err := d.probabilities(p); err != nil {
-				return err
-			}
-		default:
-			if err := d.unknownKey("prediction", k, info); err != nil {
-				return err
-			}
-			if err := s.skipValue(1); err != nil {
-				return err
-			}
-		}
-		more, err := s.objectNext()
-		if err != nil {
-			return err.at("prediction")
-		}
-		empty = !more
+		return err
 	}
 	if !p.HasLabel && !p.HasScore && !p.HasValue && len(p.Probabilities) == 0 {
 		return newErr(ReasonInvalidField, "prediction", start, "must have at least one of label, score, value or probabilities")

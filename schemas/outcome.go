@@ -32,138 +32,36 @@ func (d *Decoder) DecodeOutcome(data []byte, ev *Outcome) (Info, error) {
 
 func (d *Decoder) decodeOutcome(data []byte, ev *Outcome) (Info, *DecodeError) {
 	var info Info
-	var set fieldSet
-	if err := d.begin(data); err != nil {
-		if err == errEmptyObject {
-			return info, firstMissing(outcomeFields, 0, "")
+	err := d.object(data, outcomeFields, &info, func(i int) *DecodeError {
+		switch i {
+		case 0: // event_id
+			return d.idInto("event_id", &ev.EventID)
+		case 1: // model_id
+			return d.modelIDInto(&ev.ModelID)
+		case 2: // prediction_id
+			return d.idInto("prediction_id", &ev.PredictionID)
+		case 3: // timestamp
+			return d.timestampInto("timestamp", &ev.Timestamp)
+		case 4: // actual
+			return d.actual(&ev.Actual, &info)
 		}
-		return info, err
-	}
-	s := &d.s
-	for {
-		k, err := s.objectKey()
-		if err != nil {
-			return info, err
-		}
-		switch string(k) {
-		case "event_id":
-			if err := d.seen(&set, 0, "event_id"); err != nil {
-				return info, err
-			}
-			b, err := d.requiredStr("event_id", MaxIDBytes)
-			if err != nil {
-				return info, err
-			}
-			ev.EventID = string(b)
-		case "model_id":
-			if err := d.seen(&set, 1, "model_id"); err != nil {
-				return info, err
-			}
-			b, _, err := d.identifier("model_id", ReasonInvalidModelID, false)
-			if err != nil {
-				return info, err
-			}
-			ev.ModelID = d.str(b)
-		case "prediction_id":
-			if err := d.seen(&set, 2, "prediction_id"); err != nil {
-				return info, err
-			}
-			b, err := d.requiredStr("prediction_id", MaxIDBytes)
-			if err != nil {
-				return info, err
-			}
-			ev.PredictionID = string(b)
-		case "timestamp":
-			if err := d.seen(&set, 3, "timestamp"); err != nil {
-				return info, err
-			}
-			t, err := d.timestamp("timestamp")
-			if err != nil {
-				return info, err
-			}
-			ev.Timestamp = t
-		case "actual":
-			if err := d.seen(&set, 4, "actual"); err != nil {
-				return info, err
-			}
-			if err := d.actual(&ev.Actual, &info); err != nil {
-				return info, err
-			}
-		default:
-			if err := d.unknownKey("", k, &info); err != nil {
-				return info, err
-			}
-			if err := s.skipValue(0); err != nil {
-				return info, err
-			}
-		}
-		more, err := s.objectNext()
-		if err != nil {
-			return info, err
-		}
-		if !more {
-			break
-		}
-	}
-	if err := d.finish(); err != nil {
-		return info, err
-	}
-	return info, firstMissing(outcomeFields, set, "")
+		return nil
+	})
+	return info, err
 }
 
 func (d *Decoder) actual(a *Actual, info *Info) *DecodeError {
-	s := &d.s
-	if c := s.peek(); c != '{' {
-		if c == 'n' && s.literal("null") {
-			return newErr(ReasonMissingField, "actual", s.pos-4, "required field is null")
+	start, err := d.child("actual", actualFields, info, func(i int) *DecodeError {
+		switch i {
+		case 0: // label
+			return d.optionalStr("actual.label", &a.Label, &a.HasLabel)
+		case 1: // value
+			return d.optionalNum("actual.value", &a.Value, &a.HasValue)
 		}
-		return wrongType("actual", "an object", c, s.pos)
-	}
-	start := s.pos
-	empty, err := s.objectStart()
+		return nil
+	})
 	if err != nil {
-		return err.at("actual")
-	}
-	var set fieldSet
-	for !empty {
-		k, err := s.objectKey()
-		if err != nil {
-			return err.at("actual")
-		}
-		switch string(k) {
-		case "label":
-			if err := d.seen(&set, 0, "actual.label"); err != nil {
-				return err
-			}
-			b, isNull, err := d.readStr("actual.label")
-			if err != nil {
-				return err
-			}
-			if !isNull {
-				a.Label, a.HasLabel = d.str(b), true
-			}
-		case "value":
-			if err := d.seen(&set, 1, "actual.value"); err != nil {
-				return err
-			}
-			f, isNull, err := d.readNum("actual.value")
-			if err != nil {
-				return err
-			}
-			a.Value, a.HasValue = f, !isNull
-		default:
-			if err := d.unknownKey("actual", k, info); err != nil {
-				return err
-			}
-			if err := s.skipValue(1); err != nil {
-				return err
-			}
-		}
-		more, err := s.objectNext()
-		if err != nil {
-			return err.at("actual")
-		}
-		empty = !more
+		return err
 	}
 	if !a.HasLabel && !a.HasValue {
 		return newErr(ReasonInvalidField, "actual", start, "must have a label or a value")
@@ -187,96 +85,40 @@ func (d *Decoder) DecodeBusinessMetric(data []byte, ev *BusinessMetric) (Info, e
 
 func (d *Decoder) decodeBusinessMetric(data []byte, ev *BusinessMetric) (Info, *DecodeError) {
 	var info Info
-	var set fieldSet
-	if err := d.begin(data); err != nil {
-		if err == errEmptyObject {
-			return info, firstMissing(businessMetricFields, 0, "")
-		}
-		return info, err
-	}
-	s := &d.s
-	for {
-		k, err := s.objectKey()
-		if err != nil {
-			return info, err
-		}
-		switch string(k) {
-		case "event_id":
-			if err := d.seen(&set, 0, "event_id"); err != nil {
-				return info, err
-			}
-			b, err := d.requiredStr("event_id", MaxIDBytes)
-			if err != nil {
-				return info, err
-			}
-			ev.EventID = string(b)
-		case "metric":
-			if err := d.seen(&set, 1, "metric"); err != nil {
-				return info, err
-			}
+	err := d.object(data, businessMetricFields, &info, func(i int) *DecodeError {
+		switch i {
+		case 0: // event_id
+			return d.idInto("event_id", &ev.EventID)
+		case 1: // metric
 			b, _, err := d.identifier("metric", ReasonInvalidField, false)
 			if err != nil {
-				return info, err
+				return err
 			}
 			ev.Metric = d.str(b)
-		case "value":
-			if err := d.seen(&set, 2, "value"); err != nil {
-				return info, err
-			}
-			off := s.pos
+		case 2: // value
+			off := d.s.pos
 			f, isNull, err := d.readNum("value")
 			if err != nil {
-				return info, err
+				return err
 			}
 			if isNull {
-				return info, newErr(ReasonMissingField, "value", off, "required field is null")
+				return newErr(ReasonMissingField, "value", off, "required field is null")
 			}
 			ev.Value = f
-		case "timestamp":
-			if err := d.seen(&set, 3, "timestamp"); err != nil {
-				return info, err
-			}
-			t, err := d.timestamp("timestamp")
-			if err != nil {
-				return info, err
-			}
-			ev.Timestamp = t
-		case "model_id":
-			if err := d.seen(&set, 4, "model_id"); err != nil {
-				return info, err
-			}
+		case 3: // timestamp
+			return d.timestampInto("timestamp", &ev.Timestamp)
+		case 4: // model_id
 			b, isNull, err := d.identifier("model_id", ReasonInvalidModelID, true)
 			if err != nil {
-				return info, err
+				return err
 			}
 			if !isNull {
 				ev.ModelID = d.str(b)
 			}
-		case "segment":
-			if err := d.seen(&set, 5, "segment"); err != nil {
-				return info, err
-			}
-			if err := d.stringMap("segment", &ev.Segment); err != nil {
-				return info, err
-			}
-		default:
-			if err := d.unknownKey("", k, &info); err != nil {
-				return info, err
-			}
-			if err := s.skipValue(0); err != nil {
-				return info, err
-			}
+		case 5: // segment
+			return d.stringMap("segment", &ev.Segment)
 		}
-		more, err := s.objectNext()
-		if err != nil {
-			return info, err
-		}
-		if !more {
-			break
-		}
-	}
-	if err := d.finish(); err != nil {
-		return info, err
-	}
-	return info, firstMissing(businessMetricFields, set, "")
+		return nil
+	})
+	return info, err
 }

@@ -32,6 +32,20 @@ func env(kv map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := kv[k]; return v, ok }
 }
 
+// fromGoodYAML sets what testdata/good.yaml sets, written out by hand.
+func fromGoodYAML(c *testConfig) {
+	c.KafkaBrokers = []string{"kafka-1:9092", "kafka-2:9092"}
+	c.ClickHouseURL = "clickhouse://ch.internal:9000/driftwatch"
+	c.ClickHouseUser = "ingest"
+	c.ClickHousePassword = "s3cret-from-file"
+	c.HTTPAddr = "0.0.0.0:9101"
+	c.TopicPrefix = "prod.driftwatch."
+	c.LogLevel = "debug"
+	c.LogFormat = "json"
+	c.ShutdownTimeout = 45 * time.Second
+	c.BatchRows = 20000
+}
+
 func TestLoadPrecedence(t *testing.T) {
 	tests := []struct {
 		name string
@@ -43,18 +57,7 @@ func TestLoadPrecedence(t *testing.T) {
 		{
 			name: "file",
 			args: []string{"-config", "testdata/good.yaml"},
-			want: func(c *testConfig) {
-				c.KafkaBrokers = []string{"kafka-1:9092", "kafka-2:9092"}
-				c.ClickHouseURL = "clickhouse://ch.internal:9000/driftwatch"
-				c.ClickHouseUser = "ingest"
-				c.ClickHousePassword = "s3cret-from-file"
-				c.HTTPAddr = "0.0.0.0:9101"
-				c.TopicPrefix = "prod.driftwatch."
-				c.LogLevel = "debug"
-				c.LogFormat = "json"
-				c.ShutdownTimeout = 45 * time.Second
-				c.BatchRows = 20000
-			},
+			want: fromGoodYAML,
 		},
 		{
 			name: "config file named by environment",
@@ -72,15 +75,9 @@ func TestLoadPrecedence(t *testing.T) {
 			args: []string{"-config", "testdata/good.yaml"},
 			env:  map[string]string{"DRIFTWATCH_KAFKA_BROKERS": " a:1, b:2 ,", "DRIFTWATCH_BATCH_ROWS": "7", "DRIFTWATCH_CLICKHOUSE_PASSWORD": "from-env"},
 			want: func(c *testConfig) {
+				fromGoodYAML(c)
 				c.KafkaBrokers = []string{"a:1", "b:2"}
-				c.ClickHouseURL = "clickhouse://ch.internal:9000/driftwatch"
-				c.ClickHouseUser = "ingest"
 				c.ClickHousePassword = "from-env"
-				c.HTTPAddr = "0.0.0.0:9101"
-				c.TopicPrefix = "prod.driftwatch."
-				c.LogLevel = "debug"
-				c.LogFormat = "json"
-				c.ShutdownTimeout = 45 * time.Second
 				c.BatchRows = 7
 			},
 		},
@@ -89,14 +86,8 @@ func TestLoadPrecedence(t *testing.T) {
 			args: []string{"-config", "testdata/good.yaml", "-batch-rows", "9", "-kafka-brokers=c:3", "-shutdown-timeout", "1m"},
 			env:  map[string]string{"DRIFTWATCH_KAFKA_BROKERS": "a:1", "DRIFTWATCH_BATCH_ROWS": "7"},
 			want: func(c *testConfig) {
+				fromGoodYAML(c)
 				c.KafkaBrokers = []string{"c:3"}
-				c.ClickHouseURL = "clickhouse://ch.internal:9000/driftwatch"
-				c.ClickHouseUser = "ingest"
-				c.ClickHousePassword = "s3cret-from-file"
-				c.HTTPAddr = "0.0.0.0:9101"
-				c.TopicPrefix = "prod.driftwatch."
-				c.LogLevel = "debug"
-				c.LogFormat = "json"
 				c.ShutdownTimeout = time.Minute
 				c.BatchRows = 9
 			},

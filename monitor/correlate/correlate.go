@@ -338,41 +338,34 @@ func betaCF(a, b, x float64) float64 {
 	)
 	qab, qap, qam := a+b, a+1, a-1
 	c := 1.0
-	d := 1 - qab*x/qap
-	if math.Abs(d) < tiny {
-		d = tiny
-	}
+	d := nonZero(1-qab*x/qap, tiny)
 	d = 1 / d
 	h := d
+	// step applies one coefficient aa of the continued fraction (modified
+	// Lentz) and returns the factor it contributes to h.
+	step := func(aa float64) float64 {
+		d = 1 / nonZero(1+aa*d, tiny)
+		c = nonZero(1+aa/c, tiny)
+		return d * c
+	}
 	for m := 1; m < 100000; m++ {
 		fm := float64(m)
 		m2 := 2 * fm
-		aa := fm * (b - fm) * x / ((qam + m2) * (a + m2))
-		d = 1 + aa*d
-		if math.Abs(d) < tiny {
-			d = tiny
-		}
-		c = 1 + aa/c
-		if math.Abs(c) < tiny {
-			c = tiny
-		}
-		d = 1 / d
-		h *= d * c
-		aa = -(a + fm) * (qab + fm) * x / ((a + m2) * (qap + m2))
-		d = 1 + aa*d
-		if math.Abs(d) < tiny {
-			d = tiny
-		}
-		c = 1 + aa/c
-		if math.Abs(c) < tiny {
-			c = tiny
-		}
-		d = 1 / d
-		del := d * c
+		h *= step(fm * (b - fm) * x / ((qam + m2) * (a + m2)))
+		del := step(-(a + fm) * (qab + fm) * x / ((a + m2) * (qap + m2)))
 		h *= del
 		if math.Abs(del-1) < eps {
 			break
 		}
 	}
 	return h
+}
+
+// nonZero is v, or tiny where |v| < tiny: Lentz's guard against dividing
+// by zero.
+func nonZero(v, tiny float64) float64 {
+	if math.Abs(v) < tiny {
+		return tiny
+	}
+	return v
 }

@@ -1,16 +1,14 @@
 package correlate
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"math"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/driftwatch/driftwatch/internal/testcheck"
 )
 
 // -update regenerates testdata/golden.json with the reference script; it
@@ -65,24 +63,8 @@ type golden struct {
 }
 
 func loadGolden(t *testing.T) golden {
-	t.Helper()
-	path := filepath.Join("testdata", "golden.json")
-	if *update {
-		py := filepath.Join("..", "..", ".deps", "venv", "bin", "python")
-		cmd := exec.Command(py, filepath.Join("testdata", "golden.py"))
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("regenerate golden file (run `bash scripts/deps.sh python` first): %v", err)
-		}
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g golden
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatalf("decode %s: %v", path, err)
-	}
+	testcheck.LoadGolden(t, *update, &g)
 	return g
 }
 
@@ -105,7 +87,7 @@ func check(t *testing.T, method string, got Result, err error, want expect) {
 	if got.N != want.N {
 		t.Errorf("%s n = %d, want %d", method, got.N, want.N)
 	}
-	if math.Abs(got.Value-*want.Value) > valueRelTol*math.Abs(*want.Value)+1e-15 {
+	if !testcheck.WithinRel(got.Value, *want.Value, valueRelTol, 1e-15) {
 		t.Errorf("%s value = %.17g, want %.17g", method, got.Value, *want.Value)
 	}
 	if d := math.Abs(got.PValue - *want.PValue); !(d <= pvalueAbs) {
@@ -220,7 +202,7 @@ func TestLagTwoFromSimulation(t *testing.T) {
 		// Independent noise at the other lags: no significant correlation
 		// as strong as the true one.
 		for _, l := range lags {
-			if l.Lag != 2 && math.Abs(l.Value) > 0.5 {
+			if l.Lag != 2 && !testcheck.Within(l.Value, 0, 0.5) {
 				t.Errorf("%s lag %d: |r| = %.3f, want small", method, l.Lag, l.Value)
 			}
 		}
@@ -277,7 +259,7 @@ func TestRegIncBeta(t *testing.T) {
 			{3.5, 1, math.Pow(x, 3.5)},
 			{0.5, 0.5, 2 / math.Pi * math.Asin(math.Sqrt(x))},
 		} {
-			if got := regIncBeta(c.a, c.b, x); math.Abs(got-c.want) > 1e-13*math.Max(1, c.want) {
+			if got := regIncBeta(c.a, c.b, x); !testcheck.Within(got, c.want, 1e-13*math.Max(1, c.want)) {
 				t.Errorf("I_%g(%g, %g) = %.17g, want %.17g", x, c.a, c.b, got, c.want)
 			}
 		}

@@ -2,19 +2,16 @@ package perf
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"math"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/driftwatch/driftwatch/internal/testcheck"
 	"github.com/driftwatch/driftwatch/internal/testdb"
 )
 
@@ -67,24 +64,8 @@ type golden struct {
 }
 
 func loadGolden(t *testing.T) golden {
-	t.Helper()
-	path := filepath.Join("testdata", "golden.json")
-	if *update {
-		py := filepath.Join("..", "..", ".deps", "venv", "bin", "python")
-		cmd := exec.Command(py, filepath.Join("testdata", "golden.py"))
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("regenerate golden file (run `bash scripts/deps.sh python` first): %v", err)
-		}
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g golden
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatalf("decode %s: %v", path, err)
-	}
+	testcheck.LoadGolden(t, *update, &g)
 	return g
 }
 
@@ -96,48 +77,50 @@ func openDB(t *testing.T) driver.Conn {
 
 func insertInferences(t *testing.T, conn driver.Conn, c goldenCase, t0 time.Time) {
 	t.Helper()
-	ctx := context.Background()
-	b, err := conn.PrepareBatch(ctx, "INSERT INTO inferences (event_id, model_id, model_version, prediction_id, timestamp, features_numeric, features_categorical, missing_features, prediction_label, prediction_score, prediction_value, prediction_probabilities, segment, latency_ms, kafka_topic, kafka_partition, kafka_offset, ingested_at)")
-	if err != nil {
-		t.Fatal(err)
-	}
 	in := c.Inferences
-	for i := range in.EventID {
-		probs := map[string]float64{}
-		if i < len(in.Probs) && in.Probs[i] != nil {
-			probs = in.Probs[i]
-		}
-		if err := b.Append(in.EventID[i], c.Model, in.Version[i], in.PredictionID[i], t0.Add(time.Duration(in.TS[i])*time.Millisecond),
-			map[string]float64{}, map[string]string{}, []string{}, in.Label[i], in.Score[i], in.Value[i],
-			probs, map[string]string{}, (*float64)(nil), "t", int32(0), int64(i), time.Now()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := b.Send(); err != nil {
-		t.Fatal(err)
-	}
+	insertBatch(t, conn, "INSERT INTO inferences (event_id, model_id, model_version, prediction_id, timestamp, features_numeric, features_categorical, missing_features, prediction_label, prediction_score, prediction_value, prediction_probabilities, segment, latency_ms, kafka_topic, kafka_partition, kafka_offset, ingested_at)",
+		len(in.EventID), func(i int) []any {
+			probs := map[string]float64{}
+			if i < len(in.Probs) && in.Probs[i] != nil {
+				probs = in.Probs[i]
+			}
+			return []any{in.EventID[i], c.Model, in.Version[i], in.PredictionID[i], t0.Add(time.Duration(in.TS[i]) * time.Millisecond),
+				map[string]float64{}, map[string]string{}, []string{}, in.Label[i], in.Score[i], in.Value[i],
+				probs, map[string]string{}, (*float64)(nil), "t", int32(0), int64(i), time.Now()}
+		})
 }
 
 // insertOutcomes inserts the outcomes whose index passes keep.
 func insertOutcomes(t *testing.T, conn driver.Conn, c goldenCase, t0 time.Time, keep func(i int) bool) {
 	t.Helper()
-	ctx := context.Background()
-	b, err := conn.PrepareBatch(ctx, "INSERT INTO outcomes (event_id, model_id, prediction_id, timestamp, actual_label, actual_value, kafka_topic, kafka_partition, kafka_offset, ingested_at)")
+	o := c.Outcomes
+	insertBatch(t, conn, "INSERT INTO outcomes (event_id, model_id, prediction_id, timestamp, actual_label, actual_value, kafka_topic, kafka_partition, kafka_offset, ingested_at)",
+		len(o.EventID), func(i int) []any {
+			if !keep(i) {
+				return nil
+			}
+			model := c.Model
+			if o.Model[i] != nil {
+				model = *o.Model[i]
+			}
+			return []any{o.EventID[i], model, o.PredictionID[i], t0.Add(time.Duration(o.TS[i]) * time.Millisecond),
+				o.Label[i], o.Value[i], "t", int32(0), int64(i), time.Now()}
+		})
+}
+
+// insertBatch sends one batch of insert with the rows row(0) … row(n-1);
+// a nil row is left out.
+func insertBatch(t *testing.T, conn driver.Conn, insert string, n int, row func(i int) []any) {
+	t.Helper()
+	b, err := conn.PrepareBatch(context.Background(), insert)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := c.Outcomes
-	for i := range o.EventID {
-		if !keep(i) {
-			continue
-		}
-		model := c.Model
-		if o.Model[i] != nil {
-			model = *o.Model[i]
-		}
-		if err := b.Append(o.EventID[i], model, o.PredictionID[i], t0.Add(time.Duration(o.TS[i])*time.Millisecond),
-			o.Label[i], o.Value[i], "t", int32(0), int64(i), time.Now()); err != nil {
-			t.Fatal(err)
+	for i := range n {
+		if r := row(i); r != nil {
+			if err := b.Append(r...); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if err := b.Send(); err != nil {
@@ -146,7 +129,7 @@ func insertOutcomes(t *testing.T, conn driver.Conn, c goldenCase, t0 time.Time, 
 }
 
 func closeRel(got, want float64) bool {
-	return math.Abs(got-want) <= relTol*math.Abs(want)+1e-12
+	return testcheck.WithinRel(got, want, relTol, 1e-12)
 }
 
 func compare(t *testing.T, res Result, c goldenCase) {

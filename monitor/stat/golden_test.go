@@ -1,14 +1,13 @@
 package stat
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"math"
-	"os"
-	"os/exec"
-	"path/filepath"
+	"slices"
 	"testing"
+
+	"github.com/driftwatch/driftwatch/internal/testcheck"
 )
 
 // -update regenerates testdata/golden.json with the reference script; it
@@ -89,29 +88,13 @@ type golden struct {
 }
 
 func loadGolden(t testing.TB) golden {
-	t.Helper()
-	path := filepath.Join("testdata", "golden.json")
-	if *update {
-		py := filepath.Join("..", "..", ".deps", "venv", "bin", "python")
-		cmd := exec.Command(py, filepath.Join("testdata", "golden.py"))
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("regenerate golden file (run `bash scripts/deps.sh python` first): %v", err)
-		}
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g golden
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatalf("decode %s: %v", path, err)
-	}
+	testcheck.LoadGolden(t, *update, &g)
 	return g
 }
 
 func closeRel(got, want float64) bool {
-	return math.Abs(got-want) <= valueRelTol*math.Abs(want)+1e-12
+	return testcheck.WithinRel(got, want, valueRelTol, 1e-12)
 }
 
 // check compares one method's outcome with scipy's.
@@ -190,7 +173,7 @@ func TestGoldenNumeric(t *testing.T) {
 				}
 			}
 			br, bc := BinCounts(c.Edges, ref), BinCounts(c.Edges, cur)
-			if !equalInts(br, c.BinsReference) || !equalInts(bc, c.BinsCurrent) {
+			if !slices.Equal(br, c.BinsReference) || !slices.Equal(bc, c.BinsCurrent) {
 				t.Errorf("bin counts = %v / %v, want %v / %v", br, bc, c.BinsReference, c.BinsCurrent)
 			}
 			counts := Counts{Reference: c.BinsReference, Current: c.BinsCurrent}
@@ -226,18 +209,6 @@ func reshape(s Sample) Sample {
 		out.Counts = append(out.Counts, 1)
 	}
 	return out
-}
-
-func equalInts(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestGoldenCategorical(t *testing.T) {
@@ -282,22 +253,22 @@ func TestGoldenBenjaminiHochberg(t *testing.T) {
 func TestGoldenDistributions(t *testing.T) {
 	g := loadGolden(t)
 	for _, c := range g.KSTwo {
-		if got := kolmogorovSF(c.N, c.X); math.Abs(got-c.SF) > 1e-10 {
+		if got := kolmogorovSF(c.N, c.X); !testcheck.Within(got, c.SF, 1e-10) {
 			t.Errorf("kstwo.sf(%v, %d) = %.17g, want %.17g", c.X, c.N, got, c.SF)
 		}
 	}
 	for _, c := range g.Smirnov {
-		if got := smirnovSF(c.N, c.X); math.Abs(got-c.SF) > 1e-12+1e-10*c.SF {
+		if got := smirnovSF(c.N, c.X); !testcheck.Within(got, c.SF, 1e-12+1e-10*c.SF) {
 			t.Errorf("smirnov(%d, %v) = %.17g, want %.17g", c.N, c.X, got, c.SF)
 		}
 	}
 	for _, c := range g.Chi2 {
-		if got := chi2SF(c.X, c.DF); math.Abs(got-c.SF) > 1e-13+1e-10*c.SF {
+		if got := chi2SF(c.X, c.DF); !testcheck.Within(got, c.SF, 1e-13+1e-10*c.SF) {
 			t.Errorf("chi2.sf(%v, %v) = %.17g, want %.17g", c.X, c.DF, got, c.SF)
 		}
 	}
 	for _, c := range g.CvMInf {
-		if got := cvmCDFInf(c.X); math.Abs(got-c.CDF) > 1e-10 {
+		if got := cvmCDFInf(c.X); !testcheck.Within(got, c.CDF, 1e-10) {
 			t.Errorf("_cdf_cvm_inf(%v) = %.17g, want %.17g", c.X, got, c.CDF)
 		}
 	}
@@ -313,7 +284,7 @@ func TestGoldenAndersonDarlingK3(t *testing.T) {
 		if err != nil {
 			t.Fatalf("case %d: %v", i, err)
 		}
-		if !closeRel(r.Value, c.Value) || math.Abs(r.PValue-c.PValue) > pvalueAbs {
+		if !closeRel(r.Value, c.Value) || !testcheck.Within(r.PValue, c.PValue, pvalueAbs) {
 			t.Errorf("case %d: %v, %v; want %v, %v", i, r.Value, r.PValue, c.Value, c.PValue)
 		}
 	}

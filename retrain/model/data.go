@@ -66,33 +66,35 @@ func column(rec arrow.Record, name string) arrow.Array {
 
 // featureColumns finds the feature maps of rec. Either may be absent (a
 // model without categorical features reads records without that column).
-func featureColumns(rec arrow.Record) (columns, error) {
-	var c columns
-	if a := column(rec, ColumnNumeric); a != nil {
-		m, ok := a.(*array.Map)
-		if !ok {
-			return c, fmt.Errorf("%w: %s is %s, want map<utf8, float64>", ErrSchema, ColumnNumeric, a.DataType())
-		}
-		k, ok1 := m.Keys().(*array.String)
-		v, ok2 := m.Items().(*array.Float64)
-		if !ok1 || !ok2 {
-			return c, fmt.Errorf("%w: %s is %s, want map<utf8, float64>", ErrSchema, ColumnNumeric, a.DataType())
-		}
-		c.numeric, c.numKeys, c.numItems = m, k, v
+func featureColumns(rec arrow.Record) (c columns, err error) {
+	c.numeric, c.numKeys, c.numItems, err = mapColumn[*array.Float64](rec, ColumnNumeric, "map<utf8, float64>")
+	if err != nil {
+		return c, err
 	}
-	if a := column(rec, ColumnCategorical); a != nil {
-		m, ok := a.(*array.Map)
-		if !ok {
-			return c, fmt.Errorf("%w: %s is %s, want map<utf8, utf8>", ErrSchema, ColumnCategorical, a.DataType())
-		}
-		k, ok1 := m.Keys().(*array.String)
-		v, ok2 := m.Items().(*array.String)
-		if !ok1 || !ok2 {
-			return c, fmt.Errorf("%w: %s is %s, want map<utf8, utf8>", ErrSchema, ColumnCategorical, a.DataType())
-		}
-		c.categorical, c.catKeys, c.catItems = m, k, v
+	c.categorical, c.catKeys, c.catItems, err = mapColumn[*array.String](rec, ColumnCategorical, "map<utf8, utf8>")
+	return c, err
+}
+
+// mapColumn finds the map column name of rec with string keys and items of
+// type V (want describes that type for the error); all nil when rec has no
+// such column.
+func mapColumn[V arrow.Array](rec arrow.Record, name, want string) (m *array.Map, keys *array.String, items V, err error) {
+	a := column(rec, name)
+	if a == nil {
+		return nil, nil, items, nil
 	}
-	return c, nil
+	m, ok := a.(*array.Map)
+	if ok {
+		keys, ok = m.Keys().(*array.String)
+	}
+	if ok {
+		items, ok = m.Items().(V)
+	}
+	if !ok {
+		var zero V
+		return nil, nil, zero, fmt.Errorf("%w: %s is %s, want %s", ErrSchema, name, a.DataType(), want)
+	}
+	return m, keys, items, nil
 }
 
 // Task says what a model predicts.

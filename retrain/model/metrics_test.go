@@ -4,6 +4,8 @@ import (
 	"errors"
 	"math"
 	"testing"
+
+	"github.com/driftwatch/driftwatch/internal/testcheck"
 )
 
 // TestMetricsByHand: y = 1 1 0 0 1, p = .9 .4 .6 .2 .5. At p ≥ 0.5: TP 2
@@ -24,7 +26,7 @@ func TestMetricsByHand(t *testing.T) {
 	} {
 		t.Run(string(tc.m), func(t *testing.T) {
 			got, err := tc.m.Compute(y, p)
-			if err != nil || math.Abs(got-tc.want) > 1e-12 {
+			if err != nil || !testcheck.Within(got, tc.want, 1e-12) {
 				t.Errorf("= %v, %v; want %v", got, err, tc.want)
 			}
 		})
@@ -60,7 +62,7 @@ func TestMetricEdgeCases(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || math.Abs(got-tc.want) > 1e-12 {
+			if err != nil || !testcheck.Within(got, tc.want, 1e-12) {
 				t.Errorf("= %v, %v; want %v", got, err, tc.want)
 			}
 		})

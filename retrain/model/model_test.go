@@ -6,12 +6,15 @@ import (
 	"errors"
 	"iter"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
+
+	"github.com/driftwatch/driftwatch/internal/testcheck"
 )
 
 // TestPreprocessorRules checks the encoding rules on rows small enough to
@@ -33,11 +36,11 @@ func TestPreprocessorRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantCols := []string{"const", "x", "const:missing", "x:missing", "colour=b", "colour=a", "colour:other"}
-	if got := pp.Columns(); !equalStrings(got, wantCols) {
+	if got := pp.Columns(); !slices.Equal(got, wantCols) {
 		t.Fatalf("columns %q, want %q", got, wantCols)
 	}
 	x := pp.Numeric[1]
-	if x.Mean != 3 || math.Abs(x.Std-math.Sqrt(8.0/3)) > 1e-15 || x.Missing != 0.25 || !x.Indicator {
+	if x.Mean != 3 || !testcheck.Within(x.Std, math.Sqrt(8.0/3), 1e-15) || x.Missing != 0.25 || !x.Indicator {
 		t.Errorf("x = %+v", x)
 	}
 	if c := pp.Numeric[0]; c.Mean != 2 || c.Std != 1 || c.Missing != 0.75 {
@@ -63,7 +66,7 @@ func TestPreprocessorRules(t *testing.T) {
 		5, 0, 0, 1, 0, 0, 0, // missing categorical sets nothing
 	}
 	for i := range want {
-		if math.Abs(got[i]-want[i]) > 1e-12 {
+		if !testcheck.Within(got[i], want[i], 1e-12) {
 			t.Fatalf("encoded\n%v\nwant\n%v", got, want)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/apache/arrow/go/v15/arrow/memory"
+
+	"github.com/driftwatch/driftwatch/internal/testcheck"
 )
 
 // reference is testdata/reference.json, written by testdata/reference.py
@@ -96,7 +98,7 @@ func referenceData(t testing.TB, ref *reference) (train, test []row) {
 // closeTo reports whether got is within tol of want, absolutely for
 // |want| ≤ 1 and relatively above.
 func closeTo(got, want, tol float64) bool {
-	return math.Abs(got-want) <= tol*max(1, math.Abs(want))
+	return testcheck.WithinScaled(got, want, tol)
 }
 
 func maxDiff(a, b []float64) float64 {
@@ -132,25 +134,13 @@ func TestPreprocessorMatchesReference(t *testing.T) {
 	}
 	for i, want := range ref.Preprocessor.Categorical {
 		got := pp.Categorical[i]
-		if got.Name != want.Name || !equalStrings(got.Categories, want.Categories) {
+		if got.Name != want.Name || !slices.Equal(got.Categories, want.Categories) {
 			t.Errorf("categorical %d = %+v, want %+v", i, got, want)
 		}
 	}
-	if got := pp.Columns(); !equalStrings(got, ref.Columns) {
+	if got := pp.Columns(); !slices.Equal(got, ref.Columns) {
 		t.Errorf("columns = %q, want %q", got, ref.Columns)
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestLogisticMatchesSklearn checks coefficients against scikit-learn's
@@ -178,7 +168,7 @@ func TestLogisticMatchesSklearn(t *testing.T) {
 			if rep.Rows != int64(len(train)) || !rep.Converged {
 				t.Errorf("rows %d converged %v", rep.Rows, rep.Converged)
 			}
-			if !equalStrings(m.Columns, ref.Columns) {
+			if !slices.Equal(m.Columns, ref.Columns) {
 				t.Fatalf("columns = %q, want %q", m.Columns, ref.Columns)
 			}
 			got := append(append([]float64{}, m.Coef...), m.Intercept)
@@ -207,7 +197,7 @@ func TestLogisticMatchesSklearn(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := ref.Logistic.TestMetrics[AUC]
-			if math.Abs(auc-want) > 0.005 {
+			if !testcheck.Within(auc, want, 0.005) {
 				t.Errorf("test ROC AUC %.6f, sklearn %.6f: differ by more than 0.005", auc, want)
 			}
 			t.Logf("test ROC AUC %.9f, sklearn %.9f, |Δ| %.3g", auc, want, math.Abs(auc-want))
@@ -264,7 +254,7 @@ func TestMetricsMatchSklearn(t *testing.T) {
 				t.Errorf("%s: %v", m, err)
 				continue
 			}
-			if math.Abs(got-w) > 1e-9 {
+			if !testcheck.Within(got, w, 1e-9) {
 				t.Errorf("%s = %.15g, sklearn %.15g", m, got, w)
 			}
 		}
@@ -283,7 +273,7 @@ func TestAUCTiesMatchSklearn(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if math.Abs(got-c.AUC) > 1e-12 {
+			if !testcheck.Within(got, c.AUC, 1e-12) {
 				t.Errorf("AUC = %.15g, sklearn roc_auc_score %.15g", got, c.AUC)
 			}
 		})
@@ -315,7 +305,7 @@ func TestResampleWeightsMatchNumpy(t *testing.T) {
 			}
 			va, _ := a.eval(counts)
 			vb, _ := b.eval(counts)
-			if math.Abs((va-vb)-want) > 1e-9 {
+			if !testcheck.Within(va-vb, want, 1e-9) {
 				t.Errorf("resample %d %s: diff %.15g, numpy %.15g", i, m, va-vb, want)
 			}
 		}
@@ -335,7 +325,7 @@ func TestBootstrapMatchesNumpy(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("go %+v; numpy lo %.6f hi %.6f se %.6f", ci, b.Lo, b.Hi, b.SE)
-	if math.Abs(ci.Lo-b.Lo) > 0.5*b.SE || math.Abs(ci.Hi-b.Hi) > 0.5*b.SE {
+	if !testcheck.Within(ci.Lo, b.Lo, 0.5*b.SE) || !testcheck.Within(ci.Hi, b.Hi, 0.5*b.SE) {
 		t.Errorf("interval [%.6f, %.6f], numpy [%.6f, %.6f] (se %.6f)", ci.Lo, ci.Hi, b.Lo, b.Hi, b.SE)
 	}
 	if !ci.ExcludesZero() || !ci.ChallengerBetter(0.001) {
@@ -348,7 +338,7 @@ func TestPercentileMatchesNumpy(t *testing.T) {
 	sorted := append([]float64{}, p.Values...)
 	slices.Sort(sorted)
 	for i, q := range p.Q {
-		if got := Percentile(sorted, q); math.Abs(got-p.Want[i]) > 1e-12 {
+		if got := Percentile(sorted, q); !testcheck.Within(got, p.Want[i], 1e-12) {
 			t.Errorf("Percentile(%v) = %.15g, numpy %.15g", q, got, p.Want[i])
 		}
 	}

@@ -2,6 +2,7 @@ package arrowschema
 
 import (
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -79,7 +80,7 @@ func TestInferenceBuilder(t *testing.T) {
 		vals = append(vals, items.Value(int(i)))
 	}
 	// amount 129.99, hour 23, is_foreign true→1; sorted by key.
-	if want := []string{"amount", "hour", "is_foreign"}; !equal(got, want) || vals[0] != 129.99 || vals[1] != 23 || vals[2] != 1 {
+	if want := []string{"amount", "hour", "is_foreign"}; !slices.Equal(got, want) || vals[0] != 129.99 || vals[1] != 23 || vals[2] != 1 {
 		t.Errorf("numeric features %v %v", got, vals)
 	}
 	if m := col("missing_features").(*array.List); m.ListValues().(*array.String).Value(0) != "card_age_days" {
@@ -136,16 +137,4 @@ func TestOutcomeAndBusinessMetricBuilders(t *testing.T) {
 		rec.Column(2).(*array.Float64).Value(0) != 10234.5 {
 		t.Errorf("business metric record %v", rec)
 	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

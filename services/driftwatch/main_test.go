@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -10,13 +9,11 @@ import (
 
 	"github.com/driftwatch/driftwatch/internal/chclient"
 	"github.com/driftwatch/driftwatch/internal/testenv"
-	"github.com/driftwatch/driftwatch/services/driftwatch/command"
+	"github.com/driftwatch/driftwatch/services/driftwatch/command/commandtest"
 )
 
 func run(args []string, env map[string]string) (int, string, string) {
-	var out, errb bytes.Buffer
-	code := command.Main(args, command.Env{Stdout: &out, Stderr: &errb, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}, commands())
-	return code, out.String(), errb.String()
+	return commandtest.Run(args, env, commands())
 }
 
 func TestDispatch(t *testing.T) {

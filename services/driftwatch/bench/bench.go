@@ -81,50 +81,43 @@ func defaultBenchIngestConfig() *benchIngestConfig {
 
 // Validate reports every invalid setting, each naming its key.
 func (c *benchIngestConfig) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.Events < 1 || c.Events > 100_000_000 {
-		bad("events: must be from 1 to 100000000, got %d", c.Events)
-	}
-	if c.Repeat < 1 || c.Repeat > 100 {
-		bad("repeat: must be from 1 to 100, got %d", c.Repeat)
-	}
+	var p problems
+	inRange(&p, "events", c.Events, 1, 100_000_000)
+	p.repeat(c.Repeat)
 	if c.InProcess && c.IngestBin != "" {
-		bad("in_process, ingest_bin: give at most one")
+		p.add("in_process, ingest_bin: give at most one")
 	}
-	for _, p := range c.CPUPids {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 {
-			bad("cpu_pids: %q is not a process id", p)
+	for _, pid := range c.CPUPids {
+		if n, err := strconv.Atoi(pid); err != nil || n < 1 {
+			p.add("cpu_pids: %q is not a process id", pid)
 		}
 	}
 	if c.CPUProfile != "" && !c.InProcess {
-		bad("cpuprofile: needs -in-process")
+		p.add("cpuprofile: needs -in-process")
 	}
-	if c.Partitions < 1 || c.Partitions > 1000 {
-		bad("partitions: must be from 1 to 1000, got %d", c.Partitions)
-	}
+	inRange(&p, "partitions", c.Partitions, 1, 1000)
 	if c.BatchRows < 0 || c.BatchRows > 10_000_000 {
-		bad("batch_rows: must be from 0 (ingest's default) to 10000000, got %d", c.BatchRows)
+		p.add("batch_rows: must be from 0 (ingest's default) to 10000000, got %d", c.BatchRows)
 	}
 	if c.BatchAge != 0 && c.BatchAge < 10*time.Millisecond {
-		bad("batch_age: must be 0 (ingest's default) or at least 10ms, got %s", c.BatchAge)
+		p.add("batch_age: must be 0 (ingest's default) or at least 10ms, got %s", c.BatchAge)
 	}
 	if c.DuplicateShare < 0 || c.MalformedShare < 0 || c.DuplicateShare+c.MalformedShare >= 1 {
-		bad("duplicate_share, malformed_share: must not be negative and must add up to less than 1, got %g and %g", c.DuplicateShare, c.MalformedShare)
+		p.add("duplicate_share, malformed_share: must not be negative and must add up to less than 1, got %g and %g", c.DuplicateShare, c.MalformedShare)
 	}
 	if c.FreshnessFor < 0 || (c.FreshnessFor > 0 && c.FreshnessFor < time.Second) {
-		bad("freshness_duration: must be 0 (skip) or at least 1s, got %s", c.FreshnessFor)
+		p.add("freshness_duration: must be 0 (skip) or at least 1s, got %s", c.FreshnessFor)
 	}
 	if c.FreshnessRate < 0 {
-		bad("freshness_rate: must not be negative, got %g", c.FreshnessRate)
+		p.add("freshness_rate: must not be negative, got %g", c.FreshnessRate)
 	}
 	if c.PhaseTimeout < time.Second {
-		bad("phase_timeout: must be at least 1s, got %s", c.PhaseTimeout)
+		p.add("phase_timeout: must be at least 1s, got %s", c.PhaseTimeout)
 	}
 	if c.ShutdownTimeout <= 0 {
-		bad("shutdown_timeout: must be positive, got %s", c.ShutdownTimeout)
+		p.add("shutdown_timeout: must be positive, got %s", c.ShutdownTimeout)
 	}
-	return errors.Join(c.Kafka.Validate(), c.ClickHouse.Validate(), c.Logging.Validate(), errors.Join(errs...))
+	return p.join(c.Kafka.Validate(), c.ClickHouse.Validate(), c.Logging.Validate())
 }
 
 func ingestCommand() command.Command {

@@ -10,46 +10,28 @@ import (
 	"github.com/driftwatch/driftwatch/internal/testenv"
 	"github.com/driftwatch/driftwatch/internal/teststack"
 	"github.com/driftwatch/driftwatch/services/driftwatch/command"
+	"github.com/driftwatch/driftwatch/services/driftwatch/command/commandtest"
 )
 
 func TestBenchIngestConfig(t *testing.T) {
-	tests := []struct {
-		name     string
-		args     []string
-		wantCode int
-		wantOut  string
-		wantErr  []string
-	}{
-		{name: "defaults are valid", args: []string{"-check-config"}, wantOut: "events: 500000"},
-		{name: "everything set", args: []string{"-check-config", "-events", "1000", "-repeat", "3", "-in-process", "-cpuprofile", "/tmp/x.prof",
+	commandtest.RunCases(t, []string{"bench", "ingest"}, Commands(), []commandtest.Case{
+		{Name: "defaults are valid", Args: []string{"-check-config"}, WantOut: "events: 500000"},
+		{Name: "everything set", Args: []string{"-check-config", "-events", "1000", "-repeat", "3", "-in-process", "-cpuprofile", "/tmp/x.prof",
 			"-partitions", "6", "-batch-rows", "20000", "-batch-age", "250ms", "-freshness-duration", "5s", "-freshness-rate", "1000", "-cpu-pids", "1,2"},
-			wantOut: "repeat: 3"},
-		{name: "help explains the phases", args: []string{"-help"}, wantErr: []string{"produce", "raw", "e2e", "freshness", "-ingest-bin"}},
-		{name: "no events", args: []string{"-events", "0"}, wantCode: 2, wantErr: []string{"events: must be from 1"}},
-		{name: "zero repeats", args: []string{"-repeat", "0"}, wantCode: 2, wantErr: []string{"repeat: must be from 1 to 100"}},
-		{name: "binary and in-process", args: []string{"-in-process", "-ingest-bin", "/bin/true"}, wantCode: 2, wantErr: []string{"in_process, ingest_bin: give at most one"}},
-		{name: "profile needs in-process", args: []string{"-cpuprofile", "x.prof"}, wantCode: 2, wantErr: []string{"cpuprofile: needs -in-process"}},
-		{name: "short freshness phase", args: []string{"-freshness-duration", "100ms"}, wantCode: 2, wantErr: []string{"freshness_duration: must be 0 (skip) or at least 1s"}},
-		{name: "tiny batch age", args: []string{"-batch-age", "1ms"}, wantCode: 2, wantErr: []string{"batch_age: must be 0"}},
-		{name: "bad pid", args: []string{"-cpu-pids", "java"}, wantCode: 2, wantErr: []string{`cpu_pids: "java" is not a process id`}},
-		{name: "shares", args: []string{"-duplicate-share", "0.5", "-malformed-share", "0.5"}, wantCode: 2, wantErr: []string{"duplicate_share, malformed_share"}},
-		{name: "every problem at once", args: []string{"-events", "-1", "-partitions", "0", "-batch-rows", "-1", "-freshness-rate", "-1", "-phase-timeout", "0s", "-kafka-brokers", "nohost"},
-			wantCode: 2, wantErr: []string{"events:", "partitions:", "batch_rows:", "freshness_rate:", "phase_timeout:", "kafka_brokers:"}},
-		{name: "positional junk", args: []string{"now"}, wantCode: 2, wantErr: []string{"unexpected arguments"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, out, errs := run(append([]string{"bench", "ingest"}, tt.args...), nil)
-			if code != tt.wantCode || !strings.Contains(out, tt.wantOut) {
-				t.Fatalf("code %d, stdout %q, stderr %q; want code %d, stdout with %q", code, out, errs, tt.wantCode, tt.wantOut)
-			}
-			for _, w := range tt.wantErr {
-				if !strings.Contains(errs, w) {
-					t.Errorf("stderr %q does not contain %q", errs, w)
-				}
-			}
-		})
-	}
+			WantOut: "repeat: 3"},
+		{Name: "help explains the phases", Args: []string{"-help"}, WantErr: []string{"produce", "raw", "e2e", "freshness", "-ingest-bin"}},
+		{Name: "no events", Args: []string{"-events", "0"}, WantCode: 2, WantErr: []string{"events: must be from 1"}},
+		{Name: "zero repeats", Args: []string{"-repeat", "0"}, WantCode: 2, WantErr: []string{"repeat: must be from 1 to 100"}},
+		{Name: "binary and in-process", Args: []string{"-in-process", "-ingest-bin", "/bin/true"}, WantCode: 2, WantErr: []string{"in_process, ingest_bin: give at most one"}},
+		{Name: "profile needs in-process", Args: []string{"-cpuprofile", "x.prof"}, WantCode: 2, WantErr: []string{"cpuprofile: needs -in-process"}},
+		{Name: "short freshness phase", Args: []string{"-freshness-duration", "100ms"}, WantCode: 2, WantErr: []string{"freshness_duration: must be 0 (skip) or at least 1s"}},
+		{Name: "tiny batch age", Args: []string{"-batch-age", "1ms"}, WantCode: 2, WantErr: []string{"batch_age: must be 0"}},
+		{Name: "bad pid", Args: []string{"-cpu-pids", "java"}, WantCode: 2, WantErr: []string{`cpu_pids: "java" is not a process id`}},
+		{Name: "shares", Args: []string{"-duplicate-share", "0.5", "-malformed-share", "0.5"}, WantCode: 2, WantErr: []string{"duplicate_share, malformed_share"}},
+		{Name: "every problem at once", Args: []string{"-events", "-1", "-partitions", "0", "-batch-rows", "-1", "-freshness-rate", "-1", "-phase-timeout", "0s", "-kafka-brokers", "nohost"},
+			WantCode: 2, WantErr: []string{"events:", "partitions:", "batch_rows:", "freshness_rate:", "phase_timeout:", "kafka_brokers:"}},
+		{Name: "positional junk", Args: []string{"now"}, WantCode: 2, WantErr: []string{"unexpected arguments"}},
+	})
 }
 
 func TestBenchHelpListed(t *testing.T) {

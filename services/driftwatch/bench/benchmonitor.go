@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -78,30 +77,19 @@ func defaultBenchMonitorConfig() *benchMonitorConfig {
 
 // Validate reports every invalid setting, each naming its key.
 func (c *benchMonitorConfig) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.Rows < 1000 || c.Rows > 100_000_000 {
-		bad("rows: must be from 1000 to 100000000, got %d", c.Rows)
-	}
-	if c.Numeric < 1 || c.Numeric > 1000 {
-		bad("numeric: must be from 1 to 1000, got %d", c.Numeric)
-	}
-	if c.Categorical < 0 || c.Categorical > 1000 {
-		bad("categorical: must be from 0 to 1000, got %d", c.Categorical)
-	}
-	if c.Repeat < 1 || c.Repeat > 100 {
-		bad("repeat: must be from 1 to 100, got %d", c.Repeat)
-	}
+	var p problems
+	inRange(&p, "rows", c.Rows, 1000, 100_000_000)
+	inRange(&p, "numeric", c.Numeric, 1, 1000)
+	inRange(&p, "categorical", c.Categorical, 0, 1000)
+	p.repeat(c.Repeat)
 	if c.SampleCap < 0 {
-		bad("sample_cap: must be 0 (monitor's default) or positive, got %d", c.SampleCap)
+		p.add("sample_cap: must be 0 (monitor's default) or positive, got %d", c.SampleCap)
 	}
-	if c.ServerPID < 0 {
-		bad("server_pid: must be 0 (look it up) or a process id, got %d", c.ServerPID)
-	}
+	p.serverPID(c.ServerPID)
 	if c.Evidently && (c.Python == "" || c.Script == "") {
-		bad("python, script: both are needed unless -evidently=false")
+		p.add("python, script: both are needed unless -evidently=false")
 	}
-	return errors.Join(c.ClickHouse.Validate(), c.Logging.Validate(), errors.Join(errs...))
+	return p.join(c.ClickHouse.Validate(), c.Logging.Validate())
 }
 
 func monitorCommand() command.Command {

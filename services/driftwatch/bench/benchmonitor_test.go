@@ -4,44 +4,27 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/driftwatch/driftwatch/services/driftwatch/command/commandtest"
 )
 
 func TestBenchMonitorConfig(t *testing.T) {
-	tests := []struct {
-		name     string
-		args     []string
-		wantCode int
-		wantOut  string
-		wantErr  []string
-	}{
-		{name: "defaults are valid", args: []string{"-check-config"}, wantOut: "rows: 1000000"},
-		{name: "everything set", args: []string{"-check-config", "-rows", "5000", "-numeric", "3", "-categorical", "0", "-repeat", "5",
-			"-evidently=false", "-sample-cap", "1000", "-optimize", "-server-pid", "42", "-keep", "-work-dir", "/tmp"}, wantOut: "repeat: 5"},
-		{name: "help explains the phases and flags", args: []string{"-help"},
-			wantErr: []string{"load", "export", "monitor", "evidently", "-rows", "-numeric", "-categorical", "-repeat", "-evidently", "VmHWM"}},
-		{name: "too few rows", args: []string{"-rows", "10"}, wantCode: 2, wantErr: []string{"rows: must be from 1000 to 100000000, got 10"}},
-		{name: "no numeric features", args: []string{"-numeric", "0"}, wantCode: 2, wantErr: []string{"numeric: must be from 1 to 1000, got 0"}},
-		{name: "negative categorical", args: []string{"-categorical", "-1"}, wantCode: 2, wantErr: []string{"categorical: must be from 0 to 1000, got -1"}},
-		{name: "zero repeats", args: []string{"-repeat", "0"}, wantCode: 2, wantErr: []string{"repeat: must be from 1 to 100, got 0"}},
-		{name: "evidently needs python", args: []string{"-python", ""}, wantCode: 2, wantErr: []string{"python, script: both are needed unless -evidently=false"}},
-		{name: "no python is fine without evidently", args: []string{"-check-config", "-evidently=false", "-python", ""}, wantOut: "evidently: false"},
-		{name: "every problem at once", args: []string{"-rows", "0", "-numeric", "0", "-repeat", "101", "-sample-cap", "-1", "-server-pid", "-3", "-clickhouse-url", ""},
-			wantCode: 2, wantErr: []string{"rows:", "numeric:", "repeat:", "sample_cap:", "server_pid:", "clickhouse_url:"}},
-		{name: "positional junk", args: []string{"now"}, wantCode: 2, wantErr: []string{"unexpected arguments"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, out, errs := run(append([]string{"bench", "monitor"}, tt.args...), nil)
-			if code != tt.wantCode || !strings.Contains(out, tt.wantOut) {
-				t.Fatalf("code %d, stdout %q, stderr %q; want code %d, stdout with %q", code, out, errs, tt.wantCode, tt.wantOut)
-			}
-			for _, w := range tt.wantErr {
-				if !strings.Contains(errs, w) {
-					t.Errorf("stderr %q does not contain %q", errs, w)
-				}
-			}
-		})
-	}
+	commandtest.RunCases(t, []string{"bench", "monitor"}, Commands(), []commandtest.Case{
+		{Name: "defaults are valid", Args: []string{"-check-config"}, WantOut: "rows: 1000000"},
+		{Name: "everything set", Args: []string{"-check-config", "-rows", "5000", "-numeric", "3", "-categorical", "0", "-repeat", "5",
+			"-evidently=false", "-sample-cap", "1000", "-optimize", "-server-pid", "42", "-keep", "-work-dir", "/tmp"}, WantOut: "repeat: 5"},
+		{Name: "help explains the phases and flags", Args: []string{"-help"},
+			WantErr: []string{"load", "export", "monitor", "evidently", "-rows", "-numeric", "-categorical", "-repeat", "-evidently", "VmHWM"}},
+		{Name: "too few rows", Args: []string{"-rows", "10"}, WantCode: 2, WantErr: []string{"rows: must be from 1000 to 100000000, got 10"}},
+		{Name: "no numeric features", Args: []string{"-numeric", "0"}, WantCode: 2, WantErr: []string{"numeric: must be from 1 to 1000, got 0"}},
+		{Name: "negative categorical", Args: []string{"-categorical", "-1"}, WantCode: 2, WantErr: []string{"categorical: must be from 0 to 1000, got -1"}},
+		{Name: "zero repeats", Args: []string{"-repeat", "0"}, WantCode: 2, WantErr: []string{"repeat: must be from 1 to 100, got 0"}},
+		{Name: "evidently needs python", Args: []string{"-python", ""}, WantCode: 2, WantErr: []string{"python, script: both are needed unless -evidently=false"}},
+		{Name: "no python is fine without evidently", Args: []string{"-check-config", "-evidently=false", "-python", ""}, WantOut: "evidently: false"},
+		{Name: "every problem at once", Args: []string{"-rows", "0", "-numeric", "0", "-repeat", "101", "-sample-cap", "-1", "-server-pid", "-3", "-clickhouse-url", ""},
+			WantCode: 2, WantErr: []string{"rows:", "numeric:", "repeat:", "sample_cap:", "server_pid:", "clickhouse_url:"}},
+		{Name: "positional junk", Args: []string{"now"}, WantCode: 2, WantErr: []string{"unexpected arguments"}},
+	})
 }
 
 // TestBenchDataSQL checks the generated statement's shape: every feature

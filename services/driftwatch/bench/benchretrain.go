@@ -60,21 +60,12 @@ func defaultBenchRetrainConfig() *benchRetrainConfig {
 
 // Validate reports every invalid setting, each naming its key.
 func (c *benchRetrainConfig) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.Rows < 1000 || c.Rows > 100_000_000 {
-		bad("rows: must be from 1000 to 100000000, got %d", c.Rows)
-	}
-	if c.Features < 1 || c.Features > 1000 {
-		bad("features: must be from 1 to 1000, got %d", c.Features)
-	}
-	if c.Repeat < 1 || c.Repeat > 100 {
-		bad("repeat: must be from 1 to 100, got %d", c.Repeat)
-	}
-	if c.ServerPID < 0 {
-		bad("server_pid: must be 0 (look it up) or a process id, got %d", c.ServerPID)
-	}
-	return errors.Join(c.ClickHouse.Validate(), c.Logging.Validate(), errors.Join(errs...))
+	var p problems
+	inRange(&p, "rows", c.Rows, 1000, 100_000_000)
+	inRange(&p, "features", c.Features, 1, 1000)
+	p.repeat(c.Repeat)
+	p.serverPID(c.ServerPID)
+	return p.join(c.ClickHouse.Validate(), c.Logging.Validate())
 }
 
 func retrainCommand() command.Command {

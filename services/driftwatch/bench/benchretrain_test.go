@@ -4,41 +4,24 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/driftwatch/driftwatch/services/driftwatch/command/commandtest"
 )
 
 func TestBenchRetrainConfig(t *testing.T) {
-	tests := []struct {
-		name     string
-		args     []string
-		wantCode int
-		wantOut  string
-		wantErr  []string
-	}{
-		{name: "defaults are valid", args: []string{"-check-config"}, wantOut: "rows: 1000000"},
-		{name: "everything set", args: []string{"-check-config", "-rows", "5000", "-features", "3", "-repeat", "5",
-			"-server-pid", "42", "-keep", "-work-dir", "/tmp"}, wantOut: "repeat: 5"},
-		{name: "help explains the phases and flags", args: []string{"-help"},
-			wantErr: []string{"load", "retrain", "dataset", "train", "evaluate", "end to end", "-rows", "-features", "-repeat", "-keep", "VmHWM"}},
-		{name: "too few rows", args: []string{"-rows", "10"}, wantCode: 2, wantErr: []string{"rows: must be from 1000 to 100000000, got 10"}},
-		{name: "no features", args: []string{"-features", "0"}, wantCode: 2, wantErr: []string{"features: must be from 1 to 1000, got 0"}},
-		{name: "zero repeats", args: []string{"-repeat", "0"}, wantCode: 2, wantErr: []string{"repeat: must be from 1 to 100, got 0"}},
-		{name: "every problem at once", args: []string{"-rows", "0", "-features", "1001", "-repeat", "101", "-server-pid", "-3", "-clickhouse-url", ""},
-			wantCode: 2, wantErr: []string{"rows:", "features:", "repeat:", "server_pid:", "clickhouse_url:"}},
-		{name: "positional junk", args: []string{"now"}, wantCode: 2, wantErr: []string{"unexpected arguments"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, out, errs := run(append([]string{"bench", "retrain"}, tt.args...), nil)
-			if code != tt.wantCode || !strings.Contains(out, tt.wantOut) {
-				t.Fatalf("code %d, stdout %q, stderr %q; want code %d, stdout with %q", code, out, errs, tt.wantCode, tt.wantOut)
-			}
-			for _, w := range tt.wantErr {
-				if !strings.Contains(errs, w) {
-					t.Errorf("stderr %q does not contain %q", errs, w)
-				}
-			}
-		})
-	}
+	commandtest.RunCases(t, []string{"bench", "retrain"}, Commands(), []commandtest.Case{
+		{Name: "defaults are valid", Args: []string{"-check-config"}, WantOut: "rows: 1000000"},
+		{Name: "everything set", Args: []string{"-check-config", "-rows", "5000", "-features", "3", "-repeat", "5",
+			"-server-pid", "42", "-keep", "-work-dir", "/tmp"}, WantOut: "repeat: 5"},
+		{Name: "help explains the phases and flags", Args: []string{"-help"},
+			WantErr: []string{"load", "retrain", "dataset", "train", "evaluate", "end to end", "-rows", "-features", "-repeat", "-keep", "VmHWM"}},
+		{Name: "too few rows", Args: []string{"-rows", "10"}, WantCode: 2, WantErr: []string{"rows: must be from 1000 to 100000000, got 10"}},
+		{Name: "no features", Args: []string{"-features", "0"}, WantCode: 2, WantErr: []string{"features: must be from 1 to 1000, got 0"}},
+		{Name: "zero repeats", Args: []string{"-repeat", "0"}, WantCode: 2, WantErr: []string{"repeat: must be from 1 to 100, got 0"}},
+		{Name: "every problem at once", Args: []string{"-rows", "0", "-features", "1001", "-repeat", "101", "-server-pid", "-3", "-clickhouse-url", ""},
+			WantCode: 2, WantErr: []string{"rows:", "features:", "repeat:", "server_pid:", "clickhouse_url:"}},
+		{Name: "positional junk", Args: []string{"now"}, WantCode: 2, WantErr: []string{"unexpected arguments"}},
+	})
 }
 
 // TestBenchRetrainSQL checks the generated statements' shape: every

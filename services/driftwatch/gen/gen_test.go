@@ -19,46 +19,28 @@ import (
 	"github.com/driftwatch/driftwatch/internal/testenv"
 	"github.com/driftwatch/driftwatch/schemas"
 	"github.com/driftwatch/driftwatch/services/driftwatch/command"
+	"github.com/driftwatch/driftwatch/services/driftwatch/command/commandtest"
 )
 
 func TestGenConfig(t *testing.T) {
-	tests := []struct {
-		name     string
-		args     []string
-		wantCode int
-		wantOut  string
-		wantErr  []string
-	}{
-		{name: "defaults are valid", args: []string{"-check-config"}, wantOut: "start: auto"},
-		{name: "changes as a comma list", args: []string{"-check-config", "-change", "mean_shift:f0:2.0@50000,concept_drift@+1m,model-0/missing:c1:0.2"},
-			wantOut: "- concept_drift@+1m"},
-		{name: "regression with everything set", args: []string{"-check-config", "-task", "regression", "-models", "4", "-rate", "500", "-duplicate-share", "0.1",
+	commandtest.RunCases(t, []string{"gen"}, Commands(), []commandtest.Case{
+		{Name: "defaults are valid", Args: []string{"-check-config"}, WantOut: "start: auto"},
+		{Name: "changes as a comma list", Args: []string{"-check-config", "-change", "mean_shift:f0:2.0@50000,concept_drift@+1m,model-0/missing:c1:0.2"},
+			WantOut: "- concept_drift@+1m"},
+		{Name: "regression with everything set", Args: []string{"-check-config", "-task", "regression", "-models", "4", "-rate", "500", "-duplicate-share", "0.1",
 			"-malformed-share", "0.1", "-outcome-share", "0.5", "-label-delay", "1h", "-label-delay-dist", "fixed", "-start", "2024-05-01T00:00:00Z", "-business-bucket", "0"}},
-		{name: "unknown change kind", args: []string{"-change", "wobble:f0:1"}, wantCode: 2, wantErr: []string{`changes: change "wobble:f0:1": unknown kind`}},
-		{name: "change of a missing feature", args: []string{"-change", "mean_shift:f20:1"}, wantCode: 2, wantErr: []string{`"f20" is not a numeric feature`}},
-		{name: "change of a missing model", args: []string{"-models", "2", "-change", "model-2/concept_drift"}, wantCode: 2, wantErr: []string{`model "model-2"`}},
-		{name: "negative rate", args: []string{"-rate", "-5"}, wantCode: 2, wantErr: []string{"rate: must not be negative"}},
-		{name: "shares over 1", args: []string{"-malformed-share", "0.6", "-duplicate-share", "0.6"}, wantCode: 2, wantErr: []string{"duplicate_share, malformed_share"}},
-		{name: "bad start", args: []string{"-start", "yesterday"}, wantCode: 2, wantErr: []string{`start: "yesterday" is neither`}},
-		{name: "bad task", args: []string{"-task", "ranking"}, wantCode: 2, wantErr: []string{`task: "ranking"`}},
-		{name: "ids without manifest", args: []string{"-manifest-ids"}, wantCode: 2, wantErr: []string{"manifest_ids: needs -manifest"}},
-		{name: "every problem at once", args: []string{"-models", "0", "-partitions", "0", "-events", "-1", "-kafka-brokers", "nohost"}, wantCode: 2,
-			wantErr: []string{"models:", "partitions:", "events:", "kafka_brokers:"}},
-		{name: "not a number", args: []string{"-seed", "x"}, wantCode: 2, wantErr: []string{`"x" is not an integer`}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, out, errs := run(append([]string{"gen"}, tt.args...), nil)
-			if code != tt.wantCode || !strings.Contains(out, tt.wantOut) {
-				t.Fatalf("code %d, stdout %q, stderr %q; want code %d, stdout with %q", code, out, errs, tt.wantCode, tt.wantOut)
-			}
-			for _, w := range tt.wantErr {
-				if !strings.Contains(errs, w) {
-					t.Errorf("stderr %q does not contain %q", errs, w)
-				}
-			}
-		})
-	}
+		{Name: "unknown change kind", Args: []string{"-change", "wobble:f0:1"}, WantCode: 2, WantErr: []string{`changes: change "wobble:f0:1": unknown kind`}},
+		{Name: "change of a missing feature", Args: []string{"-change", "mean_shift:f20:1"}, WantCode: 2, WantErr: []string{`"f20" is not a numeric feature`}},
+		{Name: "change of a missing model", Args: []string{"-models", "2", "-change", "model-2/concept_drift"}, WantCode: 2, WantErr: []string{`model "model-2"`}},
+		{Name: "negative rate", Args: []string{"-rate", "-5"}, WantCode: 2, WantErr: []string{"rate: must not be negative"}},
+		{Name: "shares over 1", Args: []string{"-malformed-share", "0.6", "-duplicate-share", "0.6"}, WantCode: 2, WantErr: []string{"duplicate_share, malformed_share"}},
+		{Name: "bad start", Args: []string{"-start", "yesterday"}, WantCode: 2, WantErr: []string{`start: "yesterday" is neither`}},
+		{Name: "bad task", Args: []string{"-task", "ranking"}, WantCode: 2, WantErr: []string{`task: "ranking"`}},
+		{Name: "ids without manifest", Args: []string{"-manifest-ids"}, WantCode: 2, WantErr: []string{"manifest_ids: needs -manifest"}},
+		{Name: "every problem at once", Args: []string{"-models", "0", "-partitions", "0", "-events", "-1", "-kafka-brokers", "nohost"}, WantCode: 2,
+			WantErr: []string{"models:", "partitions:", "events:", "kafka_brokers:"}},
+		{Name: "not a number", Args: []string{"-seed", "x"}, WantCode: 2, WantErr: []string{`"x" is not an integer`}},
+	})
 }
 
 func TestGenStartAndStep(t *testing.T) {
