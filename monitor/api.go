@@ -12,7 +12,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/driftwatch/driftwatch/monitor/window"
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/schemas"
 )
 
@@ -75,12 +75,12 @@ func (m *Monitor) apiPerformance(w http.ResponseWriter, r *http.Request) {
 	}
 	cond := ""
 	if metric := r.URL.Query().Get("metric"); metric != "" {
-		cond = " AND metric = " + window.Quote(metric)
+		cond = " AND metric = " + chsql.String(metric)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	out, err := scanAll(ctx, m.opts.Conn, "performance_latest", fmt.Sprintf("SELECT window_start, window_end, metric, value, samples, label_coverage, computed_at, computations FROM performance_latest WHERE model_id = %s%s ORDER BY window_start DESC, metric LIMIT %d",
-		window.Quote(model), cond, limit), func(rows driver.Rows, p *PerformanceRow) error {
+		chsql.String(model), cond, limit), func(rows driver.Rows, p *PerformanceRow) error {
 		return rows.Scan(&p.WindowStart, &p.WindowEnd, &p.Metric, &p.Value, &p.Samples, &p.LabelCoverage, &p.ComputedAt, &p.Computations)
 	})
 	if err != nil {
@@ -113,7 +113,7 @@ func (m *Monitor) apiCorrelations(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	out, err := scanAll(ctx, m.opts.Conn, "business_correlations", fmt.Sprintf(`SELECT model_metric, business_metric, method, lag, value, p_value, samples, bucket_seconds, window_start, window_end
 		FROM business_correlations FINAL WHERE model_id = %s AND window_end = (SELECT max(window_end) FROM business_correlations WHERE model_id = %s)
-		ORDER BY business_metric, model_metric, method, lag`, window.Quote(model), window.Quote(model)), func(rows driver.Rows, c *CorrelationRow) error {
+		ORDER BY business_metric, model_metric, method, lag`, chsql.String(model), chsql.String(model)), func(rows driver.Rows, c *CorrelationRow) error {
 		return rows.Scan(&c.ModelMetric, &c.BusinessMetric, &c.Method, &c.Lag, &c.Value, &c.PValue, &c.Samples, &c.BucketSeconds, &c.WindowStart, &c.WindowEnd)
 	})
 	if err != nil {
@@ -252,7 +252,7 @@ func (m *Monitor) apiResults(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	q := fmt.Sprintf("SELECT %s FROM drift_results FINAL WHERE model_id = %s AND window_end = (SELECT max(window_end) FROM drift_results WHERE model_id = %s) ORDER BY kind, feature, method",
-		resultCols, window.Quote(model), window.Quote(model))
+		resultCols, chsql.String(model), chsql.String(model))
 	rows, err := scanAll(ctx, m.opts.Conn, "drift_results", q, scanResult)
 	if err != nil {
 		fail(w, http.StatusBadGateway, "%v", err)
@@ -278,12 +278,12 @@ func (m *Monitor) apiHistory(w http.ResponseWriter, r *http.Request) {
 	method := r.URL.Query().Get("method")
 	cond := ""
 	if method != "" {
-		cond = " AND method = " + window.Quote(method)
+		cond = " AND method = " + chsql.String(method)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	q := fmt.Sprintf("SELECT %s FROM drift_results FINAL WHERE model_id = %s AND feature = %s%s ORDER BY window_end DESC, method LIMIT %d",
-		resultCols, window.Quote(model), window.Quote(feature), cond, limit)
+		resultCols, chsql.String(model), chsql.String(feature), cond, limit)
 	rows, err := scanAll(ctx, m.opts.Conn, "drift_results", q, scanResult)
 	if err != nil {
 		fail(w, http.StatusBadGateway, "%v", err)
@@ -317,7 +317,7 @@ func (m *Monitor) apiTriggers(w http.ResponseWriter, r *http.Request) {
 		if !validModel(w, model) {
 			return
 		}
-		cond = " WHERE model_id = " + window.Quote(model)
+		cond = " WHERE model_id = " + chsql.String(model)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()

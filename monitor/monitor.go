@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/monitor/window"
 	"github.com/driftwatch/driftwatch/schemas"
@@ -158,7 +159,7 @@ type Result struct {
 
 // Models returns the models with inferences in the lookback before now.
 func (m *Monitor) Models(ctx context.Context, now time.Time) ([]string, error) {
-	rows, err := m.opts.Conn.Query(ctx, "SELECT DISTINCT model_id FROM inferences WHERE timestamp >= "+window.TimeLit(now.Add(-m.opts.Lookback))+" ORDER BY model_id")
+	rows, err := m.opts.Conn.Query(ctx, "SELECT DISTINCT model_id FROM inferences WHERE timestamp >= "+chsql.Time(now.Add(-m.opts.Lookback))+" ORDER BY model_id")
 	if err != nil {
 		return nil, fmt.Errorf("discover models: %w", err)
 	}
@@ -183,7 +184,7 @@ func (m *Monitor) reference(ctx context.Context, model string, cur window.Span) 
 	}
 	first, ok := m.first[model]
 	if !ok {
-		if err := m.opts.Conn.QueryRow(ctx, "SELECT min(timestamp) FROM inferences WHERE model_id = "+window.Quote(model)).Scan(&first); err != nil {
+		if err := m.opts.Conn.QueryRow(ctx, "SELECT min(timestamp) FROM inferences WHERE model_id = "+chsql.String(model)).Scan(&first); err != nil {
 			return window.Span{}, fmt.Errorf("first event of %s: %w", model, err)
 		}
 		m.first[model] = first
@@ -241,7 +242,7 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	// must not publish a trigger with an empty model_version.
 	var version string
 	if err := m.opts.Conn.QueryRow(ctx, fmt.Sprintf("SELECT argMax(model_version, timestamp) FROM inferences WHERE model_id = %s AND timestamp >= %s AND timestamp < %s",
-		window.Quote(model), window.TimeLit(cur.Start), window.TimeLit(cur.End))).Scan(&version); err != nil {
+		chsql.String(model), chsql.Time(cur.Start), chsql.Time(cur.End))).Scan(&version); err != nil {
 		m.evals.WithLabelValues("error").Inc()
 		return res, fmt.Errorf("read the model version of %s in %s: %w", model, cur, err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/monitor/correlate"
 	"github.com/driftwatch/driftwatch/monitor/perf"
 	"github.com/driftwatch/driftwatch/monitor/window"
@@ -106,7 +107,7 @@ type perfMetrics struct {
 
 func (m *Monitor) task(ctx context.Context, model string) (perf.Task, error) {
 	var scored, valued uint64
-	if err := m.opts.Conn.QueryRow(ctx, "SELECT countIf(prediction_score IS NOT NULL OR prediction_label IS NOT NULL), countIf(prediction_value IS NOT NULL) FROM inferences WHERE model_id = "+window.Quote(model)).Scan(&scored, &valued); err != nil {
+	if err := m.opts.Conn.QueryRow(ctx, "SELECT countIf(prediction_score IS NOT NULL OR prediction_label IS NOT NULL), countIf(prediction_value IS NOT NULL) FROM inferences WHERE model_id = "+chsql.String(model)).Scan(&scored, &valued); err != nil {
 		return "", fmt.Errorf("detect the task of %s: %w", model, err)
 	}
 	if valued > scored {
@@ -286,7 +287,7 @@ func (m *Monitor) correlate(ctx context.Context, model string, end time.Time, op
 
 func (m *Monitor) businessMetrics(ctx context.Context, model string, span window.Span) ([]string, error) {
 	rows, err := m.opts.Conn.Query(ctx, fmt.Sprintf("SELECT DISTINCT metric FROM business_metrics WHERE model_id IN (%s, '') AND timestamp >= %s AND timestamp < %s ORDER BY metric",
-		window.Quote(model), window.TimeLit(span.Start), window.TimeLit(span.End)))
+		chsql.String(model), chsql.Time(span.Start), chsql.Time(span.End)))
 	if err != nil {
 		return nil, fmt.Errorf("list business metrics of %s: %w", model, err)
 	}
@@ -329,7 +330,7 @@ func (m *Monitor) bucketSeries(ctx context.Context, q string, span window.Span) 
 
 func (m *Monitor) businessSeries(ctx context.Context, model, metric string, span window.Span) ([]float64, error) {
 	q := fmt.Sprintf("SELECT toDateTime64(toStartOfInterval(timestamp, INTERVAL %d SECOND), 3, 'UTC') AS b, avg(value) FROM business_metrics FINAL WHERE metric = %s AND model_id IN (%s, '') AND timestamp >= %s AND timestamp < %s GROUP BY b ORDER BY b",
-		int(m.opts.Performance.Bucket/time.Second), window.Quote(metric), window.Quote(model), window.TimeLit(span.Start), window.TimeLit(span.End))
+		int(m.opts.Performance.Bucket/time.Second), chsql.String(metric), chsql.String(model), chsql.Time(span.Start), chsql.Time(span.End))
 	s, err := m.bucketSeries(ctx, q, span)
 	if err != nil {
 		return nil, fmt.Errorf("business series %s of %s: %w", metric, model, err)
@@ -339,7 +340,7 @@ func (m *Monitor) businessSeries(ctx context.Context, model, metric string, span
 
 func (m *Monitor) meanPrediction(ctx context.Context, model string, span window.Span) ([]float64, error) {
 	q := fmt.Sprintf("SELECT toDateTime64(toStartOfInterval(timestamp, INTERVAL %d SECOND), 3, 'UTC') AS b, avg(coalesce(prediction_score, prediction_value)) FROM inferences WHERE model_id = %s AND timestamp >= %s AND timestamp < %s AND coalesce(prediction_score, prediction_value) IS NOT NULL GROUP BY b ORDER BY b",
-		int(m.opts.Performance.Bucket/time.Second), window.Quote(model), window.TimeLit(span.Start), window.TimeLit(span.End))
+		int(m.opts.Performance.Bucket/time.Second), chsql.String(model), chsql.Time(span.Start), chsql.Time(span.End))
 	s, err := m.bucketSeries(ctx, q, span)
 	if err != nil {
 		return nil, fmt.Errorf("mean prediction of %s: %w", model, err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/monitor/window"
 )
@@ -115,10 +116,10 @@ func history(ctx context.Context, conn driver.Conn, model string, ends []time.Ti
 		if i > 0 {
 			in += ", "
 		}
-		in += window.TimeLit(e)
+		in += chsql.Time(e)
 	}
-	q := fmt.Sprintf("SELECT feature, window_end, argMax(drifted, computed_at) FROM drift_results WHERE model_id = %s AND method = '%s' AND window_end IN (%s) GROUP BY feature, window_end",
-		window.Quote(model), MethodVerdict, in)
+	q := fmt.Sprintf("SELECT feature, window_end, argMax(drifted, computed_at) FROM drift_results WHERE model_id = %s AND method = %s AND window_end IN (%s) GROUP BY feature, window_end",
+		chsql.String(model), chsql.String(MethodVerdict), in)
 	rows, err := conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("read drift history of %s: %w", model, err)

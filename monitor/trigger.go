@@ -15,6 +15,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/monitor/window"
 	"github.com/driftwatch/driftwatch/schemas"
@@ -176,7 +177,7 @@ type gate struct {
 
 func (g *gate) decide(ctx context.Context, t *schemas.RetrainTrigger, manual bool) (Decision, error) {
 	var dup uint64
-	if err := g.conn.QueryRow(ctx, "SELECT count() FROM retrain_triggers WHERE model_id = "+window.Quote(t.ModelID)+" AND dedup_key = "+window.Quote(t.DedupKey)).Scan(&dup); err != nil {
+	if err := g.conn.QueryRow(ctx, "SELECT count() FROM retrain_triggers WHERE model_id = "+chsql.String(t.ModelID)+" AND dedup_key = "+chsql.String(t.DedupKey)).Scan(&dup); err != nil {
 		return Decision{}, fmt.Errorf("look up trigger %s: %w", t.DedupKey, err)
 	}
 	if dup > 0 {
@@ -186,7 +187,7 @@ func (g *gate) decide(ctx context.Context, t *schemas.RetrainTrigger, manual boo
 	var today uint64
 	day := t.CreatedAt.UTC().Truncate(24 * time.Hour)
 	q := fmt.Sprintf("SELECT max(created_at), countIf(created_at >= %s) FROM retrain_triggers WHERE model_id = %s",
-		window.TimeLit(day), window.Quote(t.ModelID))
+		chsql.Time(day), chsql.String(t.ModelID))
 	if err := g.conn.QueryRow(ctx, q).Scan(&last, &today); err != nil {
 		return Decision{}, fmt.Errorf("read trigger history of %s: %w", t.ModelID, err)
 	}

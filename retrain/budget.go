@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/schemas"
 )
 
@@ -67,7 +68,7 @@ func (t *Trainer) checkBudget(ctx context.Context, trig schemas.RetrainTrigger, 
 		horizon = mc.MinInterval
 	}
 	runs, err := t.queryRuns(ctx, fmt.Sprintf("model_id = %s AND status != %s AND started_at > fromUnixTimestamp64Milli(%d, 'UTC')",
-		quote(trig.ModelID), quote(RunSkipped), now.Add(-horizon).UnixMilli()))
+		chsql.String(trig.ModelID), chsql.String(RunSkipped), now.Add(-horizon).UnixMilli()))
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/internal/teststack"
 	"github.com/driftwatch/driftwatch/schemas"
@@ -150,7 +151,7 @@ defaults:
 	if r.RunID != runID || r.Attempt != 2 || r.Status != RunSucceeded {
 		t.Fatalf("run %s attempt %d %s (%s); want %s attempt 2 succeeded", r.RunID, r.Attempt, r.Status, r.DecisionReason, runID)
 	}
-	if n := w.count(t, fmt.Sprintf("SELECT count() FROM models FINAL WHERE model_id = 'model-0' AND version = %s", quote(r.Version))); n != 1 {
+	if n := w.count(t, fmt.Sprintf("SELECT count() FROM models FINAL WHERE model_id = 'model-0' AND version = %s", chsql.String(r.Version))); n != 1 {
 		t.Errorf("%d models rows for version %s, want 1", n, r.Version)
 	}
 	if n := w.count(t, "SELECT count() FROM models FINAL WHERE model_id = 'model-0'"); n != 1 {

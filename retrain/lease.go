@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/driftwatch/driftwatch/internal/chsql"
 )
 
 // ErrRunHeld is returned by RunTrigger for a trigger whose run another
@@ -125,7 +127,7 @@ type lease struct {
 // readLease returns a run's lease, nil when it has none.
 func (t *Trainer) readLease(ctx context.Context, r *Run) (*lease, error) {
 	rows, err := t.opts.Conn.Query(ctx, fmt.Sprintf("SELECT owner, dateDiff('millisecond', heartbeat_at, now64(3)) FROM training_leases FINAL WHERE model_id = %s AND run_id = %s",
-		quote(r.ModelID), quote(r.RunID)))
+		chsql.String(r.ModelID), chsql.String(r.RunID)))
 	if err != nil {
 		return nil, fmt.Errorf("read the lease of run %s: %w", r.RunID, err)
 	}
@@ -205,7 +207,7 @@ func (t *Trainer) isActive(id string) bool {
 // writeLease records a heartbeat of run r by this process.
 func (t *Trainer) writeLease(ctx context.Context, r *Run) error {
 	err := t.opts.Conn.Exec(ctx, fmt.Sprintf("INSERT INTO training_leases (run_id, model_id, owner, heartbeat_at) SELECT %s, %s, %s, now64(3)",
-		quote(r.RunID), quote(r.ModelID), quote(t.self.String())))
+		chsql.String(r.RunID), chsql.String(r.ModelID), chsql.String(t.self.String())))
 	if err != nil {
 		return fmt.Errorf("write the lease of run %s: %w", r.RunID, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/internal/testdb"
 )
 
@@ -72,7 +73,7 @@ func TestLeases(t *testing.T) {
 		if err := tr.writeRun(ctx, r); err != nil {
 			t.Fatal(err)
 		}
-		if err := conn.Exec(ctx, fmt.Sprintf("INSERT INTO training_leases SELECT %s, %s, %s, now64(3) - toIntervalSecond(%d)", quote(r.RunID), quote(r.ModelID), quote(owner), ago)); err != nil {
+		if err := conn.Exec(ctx, fmt.Sprintf("INSERT INTO training_leases SELECT %s, %s, %s, now64(3) - toIntervalSecond(%d)", chsql.String(r.RunID), chsql.String(r.ModelID), chsql.String(owner), ago)); err != nil {
 			t.Fatal(err)
 		}
 	}

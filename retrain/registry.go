@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/retrain/dataset"
 	"github.com/driftwatch/driftwatch/retrain/model"
 	"github.com/driftwatch/driftwatch/schemas"
@@ -19,10 +19,6 @@ import (
 
 // ModelSchemaHeader is the schema header of model events.
 const ModelSchemaHeader = "driftwatch.model-event.v1"
-
-func quote(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-}
 
 const runColumns = `run_id, model_id, version, trigger_id, parent_version, attempt, dedup_key, reason, trainer, status, decision, decision_reason, query,
 training_from, eval_from, eval_to, rows_train, rows_validation, rows_test, rows_eval, rows_read, bytes_written, cpu_seconds,
@@ -78,12 +74,12 @@ func (t *Trainer) queryRuns(ctx context.Context, where string) ([]*Run, error) {
 
 // Runs lists a model's training runs, oldest first.
 func (t *Trainer) Runs(ctx context.Context, modelID string) ([]*Run, error) {
-	return t.queryRuns(ctx, "model_id = "+quote(modelID))
+	return t.queryRuns(ctx, "model_id = "+chsql.String(modelID))
 }
 
 func (t *Trainer) findRun(ctx context.Context, trig schemas.RetrainTrigger, runID string) (*Run, error) {
 	runs, err := t.queryRuns(ctx, fmt.Sprintf("model_id = %s AND (run_id = %s OR trigger_id = %s OR dedup_key = %s)",
-		quote(trig.ModelID), quote(runID), quote(trig.TriggerID), quote(trig.DedupKey)))
+		chsql.String(trig.ModelID), chsql.String(runID), chsql.String(trig.TriggerID), chsql.String(trig.DedupKey)))
 	if err != nil || len(runs) == 0 {
 		return nil, err
 	}
@@ -357,7 +353,7 @@ func (t *Trainer) Recover(ctx context.Context) error {
 func ListVersions(ctx context.Context, conn driver.Conn, modelID string) ([]*Version, error) {
 	where := ""
 	if modelID != "" {
-		where = " WHERE model_id = " + quote(modelID)
+		where = " WHERE model_id = " + chsql.String(modelID)
 	}
 	rows, err := conn.Query(ctx, "SELECT "+modelColumns+" FROM models FINAL"+where+" ORDER BY model_id, created_at DESC, updated_at DESC")
 	if err != nil {

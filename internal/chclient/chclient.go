@@ -17,6 +17,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/internal/config"
 )
 
@@ -202,15 +204,10 @@ func ensureDatabase(ctx context.Context, c Config, t Target) error {
 		return fmt.Errorf("open ClickHouse %s: %w", Redact(c.URL), err)
 	}
 	defer conn.Close()
-	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+QuoteIdent(t.Database)); err != nil {
+	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+chsql.Ident(t.Database)); err != nil {
 		return fmt.Errorf("create database %s on %s: %w", t.Database, Redact(c.URL), err)
 	}
 	return nil
-}
-
-// QuoteIdent quotes a ClickHouse identifier with backticks.
-func QuoteIdent(s string) string {
-	return "`" + strings.NewReplacer("\\", "\\\\", "`", "\\`").Replace(s) + "`"
 }
 
 // Code returns the ClickHouse error code carried by err (from either

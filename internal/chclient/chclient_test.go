@@ -9,6 +9,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/internal/testenv"
 )
 
@@ -70,12 +71,6 @@ func TestRedact(t *testing.T) {
 	}
 }
 
-func TestQuoteIdent(t *testing.T) {
-	if got := QuoteIdent("we`ird\\"); got != "`we\\`ird\\\\`" {
-		t.Errorf("QuoteIdent = %s", got)
-	}
-}
-
 // TestOpenAgainstServer connects to the ClickHouse the environment names
 // (the embedded server under `make test`), creates a database and reads
 // an error code back.
@@ -93,7 +88,7 @@ func TestOpenAgainstServer(t *testing.T) {
 		t.Fatalf("Open(%s): %v", Redact(u), err)
 	}
 	defer conn.Close()
-	defer conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+QuoteIdent(db))
+	defer conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+chsql.Ident(db))
 	var got string
 	if err := conn.QueryRow(ctx, "SELECT currentDatabase()").Scan(&got); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/driftwatch/driftwatch/internal/chdb"
+	"github.com/driftwatch/driftwatch/internal/chsql"
 )
 
 // execute runs req on an engine session and writes the response.
@@ -95,12 +96,12 @@ func (s *Server) prepareSession(sess Session, req *request) error {
 	}
 	s.mu.Unlock()
 	if !known || cur != req.database {
-		stmts = append(stmts, "USE "+quoteIdent(req.database))
+		stmts = append(stmts, "USE "+chsql.Ident(req.database))
 	}
 	if len(req.settings) > 0 {
 		parts := make([]string, len(req.settings))
 		for i, kv := range req.settings {
-			parts[i] = kv[0] + " = " + quoteString(kv[1])
+			parts[i] = kv[0] + " = " + chsql.String(kv[1])
 		}
 		stmts = append(stmts, "SET "+strings.Join(parts, ", "))
 	}

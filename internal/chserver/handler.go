@@ -451,15 +451,3 @@ func splitLines(s string) []string {
 	}
 	return out
 }
-
-// quoteString quotes v as a ClickHouse string literal.
-func quoteString(v string) string {
-	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
-	return "'" + r.Replace(v) + "'"
-}
-
-// quoteIdent quotes name as a ClickHouse identifier.
-func quoteIdent(name string) string {
-	r := strings.NewReplacer(`\`, `\\`, "`", "\\`")
-	return "`" + r.Replace(name) + "`"
-}

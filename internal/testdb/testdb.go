@@ -13,6 +13,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/driftwatch/driftwatch/internal/chclient"
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/internal/migration"
 	"github.com/driftwatch/driftwatch/internal/testenv"
 )
@@ -29,7 +30,7 @@ func Open(t testing.TB, prefix string) (driver.Conn, string) {
 		t.Fatalf("open test database %s: %v", db, err)
 	}
 	t.Cleanup(func() {
-		conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+chclient.QuoteIdent(db))
+		conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+chsql.Ident(db))
 		conn.Close()
 	})
 	if err := migration.Apply(ctx, conn, migration.DefaultConfig()); err != nil {

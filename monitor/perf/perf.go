@@ -67,6 +67,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/monitor/window"
 )
 
@@ -256,9 +257,9 @@ func lit(x float64) string { return "toFloat64(" + strconv.FormatFloat(x, 'g', -
 
 // inWindow is the filter on inferences FINAL for the model and window.
 func (q *querier) inWindow() string {
-	s := fmt.Sprintf("model_id = %s AND timestamp >= %s AND timestamp < %s", window.Quote(q.model), window.TimeLit(q.w.Start), window.TimeLit(q.w.End))
+	s := fmt.Sprintf("model_id = %s AND timestamp >= %s AND timestamp < %s", chsql.String(q.model), chsql.Time(q.w.Start), chsql.Time(q.w.End))
 	if q.opts.Version != "" {
-		s += " AND model_version = " + window.Quote(q.opts.Version)
+		s += " AND model_version = " + chsql.String(q.opts.Version)
 	}
 	return s
 }
@@ -270,7 +271,7 @@ func (q *querier) labelled() string {
 	outcomeFilter, joinFilter := "", ""
 	if h := q.opts.Horizon; h > 0 {
 		ms := h.Milliseconds()
-		outcomeFilter = " AND timestamp <= " + window.TimeLit(q.w.End.Add(h))
+		outcomeFilter = " AND timestamp <= " + chsql.Time(q.w.End.Add(h))
 		joinFilter = fmt.Sprintf(" WHERE dateDiff('millisecond', i.timestamp, o.timestamp) <= %d", ms)
 	}
 	return fmt.Sprintf(`SELECT
@@ -287,7 +288,7 @@ INNER JOIN (
     SELECT event_id, prediction_id, timestamp, actual_label, actual_value FROM outcomes FINAL
     WHERE model_id = %[2]s AND prediction_id IN (SELECT prediction_id FROM inferences FINAL WHERE %[1]s)%[3]s
 ) AS o ON i.prediction_id = o.prediction_id%[4]s
-GROUP BY i.event_id`, q.inWindow(), window.Quote(q.model), outcomeFilter, joinFilter)
+GROUP BY i.event_id`, q.inWindow(), chsql.String(q.model), outcomeFilter, joinFilter)
 }
 
 func (q *querier) total() string {
@@ -327,7 +328,7 @@ func (q *querier) binary(ctx context.Context, res *Result) error {
     prediction_score IS NOT NULL AS has_score,
     ifNull(prediction_score, 0) AS s,
     delay_ms
-FROM (%[3]s)`, window.Quote(q.opts.PositiveLabel), lit(q.opts.Threshold), q.labelled())
+FROM (%[3]s)`, chsql.String(q.opts.PositiveLabel), lit(q.opts.Threshold), q.labelled())
 	sql := fmt.Sprintf(`SELECT %s AS total, countIf(has_y) AS labelled, %s AS delays,
     countIf(has_y AND has_pred) AS n_cls,
     countIf(has_y AND has_pred AND pred_pos = y_pos) AS correct,

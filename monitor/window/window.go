@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/driftwatch/driftwatch/internal/chsql"
 )
 
 // Span is a half-open event-time interval [Start, End).
@@ -229,31 +231,21 @@ type querier struct {
 	curOnly bool
 }
 
-// TimeLit returns t as a ClickHouse DateTime64(3, 'UTC') literal.
-func TimeLit(t time.Time) string {
-	return "toDateTime64('" + t.UTC().Format("2006-01-02 15:04:05.000") + "', 3, 'UTC')"
-}
-
-// Quote returns s as a ClickHouse string literal.
-func Quote(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-}
-
 func (q *querier) inRef() string {
-	return fmt.Sprintf("(timestamp >= %s AND timestamp < %s)", TimeLit(q.ref.Start), TimeLit(q.ref.End))
+	return fmt.Sprintf("(timestamp >= %s AND timestamp < %s)", chsql.Time(q.ref.Start), chsql.Time(q.ref.End))
 }
 
 func (q *querier) inCur() string {
-	return fmt.Sprintf("(timestamp >= %s AND timestamp < %s)", TimeLit(q.cur.Start), TimeLit(q.cur.End))
+	return fmt.Sprintf("(timestamp >= %s AND timestamp < %s)", chsql.Time(q.cur.Start), chsql.Time(q.cur.End))
 }
 
 // base is the FROM clause of the two windows' rows (of the current
 // window's alone with curOnly).
 func (q *querier) base() string {
 	if q.curOnly {
-		return fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND %s", Quote(q.model), q.inCur())
+		return fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND %s", chsql.String(q.model), q.inCur())
 	}
-	return fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND (%s OR %s)", Quote(q.model), q.inRef(), q.inCur())
+	return fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND (%s OR %s)", chsql.String(q.model), q.inRef(), q.inCur())
 }
 
 // rows counts both windows' rows and returns the newest ingested_at of the
@@ -261,7 +253,7 @@ func (q *querier) base() string {
 // still holds.
 func (q *querier) rows(ctx context.Context, s *Snapshot) (time.Time, error) {
 	sql := fmt.Sprintf("SELECT countIf(%[1]s), countIf(%[2]s), maxIf(ingested_at, %[1]s) FROM inferences FINAL WHERE model_id = %[3]s AND (%[1]s OR %[2]s)",
-		q.inRef(), q.inCur(), Quote(q.model))
+		q.inRef(), q.inCur(), chsql.String(q.model))
 	var (
 		r, c   uint64
 		newest time.Time
@@ -286,7 +278,7 @@ func (q *querier) numericPairs(hash bool) string {
 	return fmt.Sprintf("(SELECT is_cur%[1]s, k, v FROM (SELECT %[3]s AS is_cur%[2]s, features_numeric %[4]s) "+
 		"ARRAY JOIN mapKeys(features_numeric) AS k, mapValues(features_numeric) AS v "+
 		"UNION ALL SELECT %[3]s AS is_cur%[2]s, %[5]s AS k, assumeNotNull(prediction_score) AS v %[4]s AND prediction_score IS NOT NULL)",
-		h, hDef, q.inCur(), q.base(), Quote(ScoreFeature))
+		h, hDef, q.inCur(), q.base(), chsql.String(ScoreFeature))
 }
 
 // numericEdges returns the numeric features present in the reference, the
@@ -302,13 +294,13 @@ func (q *querier) numericEdges(ctx context.Context) ([]Numeric, error) {
 	for i := range qs {
 		qs[i] = strconv.FormatFloat(float64(i+1)/float64(q.opts.Bins), 'g', -1, 64)
 	}
-	ref := fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND %s", Quote(q.model), q.inRef())
+	ref := fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND %s", chsql.String(q.model), q.inRef())
 	pairs := fmt.Sprintf("(SELECT k, v FROM (SELECT features_numeric %[1]s) "+
 		"ARRAY JOIN mapKeys(features_numeric) AS k, mapValues(features_numeric) AS v "+
-		"UNION ALL SELECT %[2]s AS k, assumeNotNull(prediction_score) AS v %[1]s AND prediction_score IS NOT NULL)", ref, Quote(ScoreFeature))
+		"UNION ALL SELECT %[2]s AS k, assumeNotNull(prediction_score) AS v %[1]s AND prediction_score IS NOT NULL)", ref, chsql.String(ScoreFeature))
 	sql := fmt.Sprintf("SELECT k, count() AS n, min(v), max(v), quantilesExactInclusive(%s)(v) FROM %s "+
 		"GROUP BY k ORDER BY k = %s DESC, n DESC, k LIMIT %d",
-		strings.Join(qs, ", "), pairs, Quote(ScoreFeature), q.opts.MaxFeatures+1)
+		strings.Join(qs, ", "), pairs, chsql.String(ScoreFeature), q.opts.MaxFeatures+1)
 	// The current counts (a light query) run beside the quantiles.
 	var (
 		curN    map[string]int64
@@ -379,9 +371,9 @@ func (q *querier) edgesQuery(ctx context.Context, sql string) ([]Numeric, error)
 // currentCounts returns the current window's rows per numeric feature (and
 // the score, as ScoreFeature).
 func (q *querier) currentCounts(ctx context.Context) (map[string]int64, error) {
-	cur := fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND %s", Quote(q.model), q.inCur())
+	cur := fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND %s", chsql.String(q.model), q.inCur())
 	sql := fmt.Sprintf("SELECT k, count() FROM (SELECT features_numeric.keys AS ks %[1]s) ARRAY JOIN ks AS k GROUP BY k "+
-		"UNION ALL SELECT %[2]s, count() %[1]s AND prediction_score IS NOT NULL", cur, Quote(ScoreFeature))
+		"UNION ALL SELECT %[2]s, count() %[1]s AND prediction_score IS NOT NULL", cur, chsql.String(ScoreFeature))
 	return q.countsBy(ctx, sql, "current counts")
 }
 
@@ -412,7 +404,7 @@ func (q *querier) numericBins(ctx context.Context, out []Numeric) error {
 	edges := make([][]float64, nb)
 	for i, n := range out {
 		idx[i] = strconv.Itoa(i + 1)
-		keys[i] = Quote(n.Feature)
+		keys[i] = chsql.String(n.Feature)
 		lo[i], hi[i] = n.RefMin, n.RefMax
 		refRate[i] = sampleRate(q.opts.SampleCap, n.RefN)
 		curRate[i] = sampleRate(q.opts.SampleCap, n.CurN)
@@ -567,7 +559,7 @@ func concatSorted(bins [][]float64) []float64 {
 
 // deadLetters counts the current window's dead letters per reason.
 func (q *querier) deadLetters(ctx context.Context) (map[string]int64, error) {
-	return q.countsBy(ctx, fmt.Sprintf("SELECT reason, count() FROM dead_letters FINAL WHERE model_id = %s AND %s GROUP BY reason", Quote(q.model), q.inCur()), "dead letters")
+	return q.countsBy(ctx, fmt.Sprintf("SELECT reason, count() FROM dead_letters FINAL WHERE model_id = %s AND %s GROUP BY reason", chsql.String(q.model), q.inCur()), "dead letters")
 }
 
 // countsBy runs sql, which returns (name, count) rows, and collects them;
@@ -611,7 +603,7 @@ func (q *querier) categoryRows(ctx context.Context, cached *Reference) ([]catRow
 		"SELECT is_cur, k, v FROM (SELECT %[1]s AS is_cur, features_categorical %[2]s) "+
 		"ARRAY JOIN mapKeys(features_categorical) AS k, mapValues(features_categorical) AS v "+
 		"UNION ALL SELECT %[1]s AS is_cur, %[3]s AS k, assumeNotNull(prediction_label) AS v %[2]s AND prediction_label IS NOT NULL"+
-		") GROUP BY k, v ORDER BY k, r + c DESC, v", q.inCur(), q.base(), Quote(LabelFeature))
+		") GROUP BY k, v ORDER BY k, r + c DESC, v", q.inCur(), q.base(), chsql.String(LabelFeature))
 	rows, err := q.conn.Query(ctx, sql)
 	if err != nil {
 		return nil, fmt.Errorf("category counts of %s: %w", q.model, err)

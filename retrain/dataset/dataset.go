@@ -44,6 +44,7 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/file"
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/retrain/model"
 )
 
@@ -164,16 +165,12 @@ type Field struct {
 	Type string `json:"type"`
 }
 
-func timeLit(t time.Time) string {
-	return fmt.Sprintf("fromUnixTimestamp64Milli(toInt64(%d), 'UTC')", t.UnixMilli())
-}
-
 // Query returns the SQL that reads s's rows in time order.
 func (s Spec) Query() string {
 	return fmt.Sprintf(`SELECT event_id, timestamp, features_numeric, features_categorical, prediction_score, prediction_value, actual_label, actual_value
 FROM inferences_labeled
-WHERE model_id = '%s' AND timestamp >= %s AND timestamp < %s
-ORDER BY timestamp, event_id`, s.ModelID, timeLit(s.From), timeLit(s.To))
+WHERE model_id = %s AND timestamp >= %s AND timestamp < %s
+ORDER BY timestamp, event_id`, chsql.String(s.ModelID), chsql.Time(s.From), chsql.Time(s.To))
 }
 
 // Build reads s's rows from ClickHouse and writes the splits, metadata.json
@@ -187,8 +184,8 @@ func Build(ctx context.Context, conn driver.Conn, s Spec, dir string) (*Manifest
 		return nil, fmt.Errorf("create dataset directory: %w", err)
 	}
 	var nTrain uint64
-	countQ := fmt.Sprintf("SELECT count() FROM inferences_labeled WHERE model_id = '%s' AND timestamp >= %s AND timestamp < %s",
-		s.ModelID, timeLit(s.From), timeLit(s.EvalFrom))
+	countQ := fmt.Sprintf("SELECT count() FROM inferences_labeled WHERE model_id = %s AND timestamp >= %s AND timestamp < %s",
+		chsql.String(s.ModelID), chsql.Time(s.From), chsql.Time(s.EvalFrom))
 	if err := conn.QueryRow(ctx, countQ).Scan(&nTrain); err != nil {
 		return nil, fmt.Errorf("count training rows of %s: %w", s.ModelID, err)
 	}

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -52,14 +51,10 @@ func (c *Config) options() chserver.Options {
 		Password: c.Password.Reveal(), MaxBodyBytes: c.MaxBodyBytes}
 }
 
-// Validate reports every invalid setting, libchdb missing included.
-func (c *Config) Validate() error {
-	errs := []error{c.options().Validate()}
-	if _, err := os.Stat(c.Lib); err != nil {
-		errs = append(errs, fmt.Errorf("lib: libchdb not found at %s (run `make deps`, or set -lib / CHDB_LIB_PATH): %w", c.Lib, err))
-	}
-	return errors.Join(errs...)
-}
+// Validate reports every invalid setting. A missing libchdb is reported
+// when the server starts, after it bound its address (so a port in use is
+// named first), with what to do about it.
+func (c *Config) Validate() error { return c.options().Validate() }
 
 func run(ctx context.Context, c *Config) error {
 	lg := config.Logging{LogLevel: "info", LogFormat: "text"}

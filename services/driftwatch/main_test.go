@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/driftwatch/driftwatch/internal/chclient"
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/internal/testenv"
 	"github.com/driftwatch/driftwatch/services/driftwatch/command/commandtest"
 )
@@ -65,5 +66,5 @@ func dropDatabase(t *testing.T, base, db string) {
 		return
 	}
 	defer conn.Close()
-	_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+chclient.QuoteIdent(db))
+	_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+chsql.Ident(db))
 }

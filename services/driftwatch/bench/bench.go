@@ -24,6 +24,7 @@ import (
 
 	"github.com/driftwatch/driftwatch/ingest"
 	"github.com/driftwatch/driftwatch/internal/chclient"
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/internal/config"
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/internal/loadgen"
@@ -970,7 +971,7 @@ func (r *benchRun) cleanup() error {
 		return errors.Join(append(errs, err)...)
 	}
 	defer conn.Close()
-	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+chclient.QuoteIdent(r.id)); err != nil {
+	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+chsql.Ident(r.id)); err != nil {
 		errs = append(errs, fmt.Errorf("drop database %s: %w", r.id, err))
 	}
 	return errors.Join(errs...)

@@ -25,6 +25,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/driftwatch/driftwatch/internal/chclient"
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/internal/config"
 	"github.com/driftwatch/driftwatch/internal/migration"
 	"github.com/driftwatch/driftwatch/monitor"
@@ -188,7 +189,7 @@ func runBenchMonitor(ctx context.Context, cfg *benchMonitorConfig, env command.E
 		}
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if derr := conn.Exec(cctx, "DROP DATABASE IF EXISTS "+chclient.QuoteIdent(id)); derr != nil {
+		if derr := conn.Exec(cctx, "DROP DATABASE IF EXISTS "+chsql.Ident(id)); derr != nil {
 			logf("drop database %s: %v", id, derr)
 		}
 	}()
@@ -481,7 +482,7 @@ func benchExportSQL(path string, numeric, categorical int, curStart time.Time) s
 		cols = append(cols, fmt.Sprintf("features_categorical['%s'] AS %s", benchCategoricalName(j), benchCategoricalName(j)))
 	}
 	return fmt.Sprintf("INSERT INTO FUNCTION file(%s, 'Parquet') SELECT %s FROM inferences WHERE model_id = '%s'",
-		window.Quote(path), strings.Join(cols, ", "), benchModel)
+		chsql.String(path), strings.Join(cols, ", "), benchModel)
 }
 
 // evidentlyOut is what the script writes.

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/driftwatch/driftwatch/internal/chclient"
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/internal/config"
 	"github.com/driftwatch/driftwatch/internal/migration"
 	"github.com/driftwatch/driftwatch/retrain"
@@ -160,7 +161,7 @@ func runBenchRetrain(ctx context.Context, cfg *benchRetrainConfig, env command.E
 		os.RemoveAll(workDir)
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if derr := conn.Exec(cctx, "DROP DATABASE IF EXISTS "+chclient.QuoteIdent(id)); derr != nil {
+		if derr := conn.Exec(cctx, "DROP DATABASE IF EXISTS "+chsql.Ident(id)); derr != nil {
 			logf("drop database %s: %v", id, derr)
 		}
 	}()
