@@ -4,15 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"regexp"
 	"strconv"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
-	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/schemas"
 )
 
@@ -73,16 +69,9 @@ func (m *Monitor) apiPerformance(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	cond := ""
-	if metric := r.URL.Query().Get("metric"); metric != "" {
-		cond = " AND metric = " + chsql.String(metric)
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	out, err := scanAll(ctx, m.opts.Conn, "performance_latest", fmt.Sprintf("SELECT window_start, window_end, metric, value, samples, label_coverage, computed_at, computations FROM performance_latest WHERE model_id = %s%s ORDER BY window_start DESC, metric LIMIT %d",
-		chsql.String(model), cond, limit), func(rows driver.Rows, p *PerformanceRow) error {
-		return rows.Scan(&p.WindowStart, &p.WindowEnd, &p.Metric, &p.Value, &p.Samples, &p.LabelCoverage, &p.ComputedAt, &p.Computations)
-	})
+	out, err := m.store.Performance(ctx, model, r.URL.Query().Get("metric"), limit)
 	if err != nil {
 		fail(w, http.StatusBadGateway, "%v", err)
 		return
@@ -111,11 +100,7 @@ func (m *Monitor) apiCorrelations(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	out, err := scanAll(ctx, m.opts.Conn, "business_correlations", fmt.Sprintf(`SELECT model_metric, business_metric, method, lag, value, p_value, samples, bucket_seconds, window_start, window_end
-		FROM business_correlations FINAL WHERE model_id = %s AND window_end = (SELECT max(window_end) FROM business_correlations WHERE model_id = %s)
-		ORDER BY business_metric, model_metric, method, lag`, chsql.String(model), chsql.String(model)), func(rows driver.Rows, c *CorrelationRow) error {
-		return rows.Scan(&c.ModelMetric, &c.BusinessMetric, &c.Method, &c.Lag, &c.Value, &c.PValue, &c.Samples, &c.BucketSeconds, &c.WindowStart, &c.WindowEnd)
-	})
+	out, err := m.store.Correlations(ctx, model)
 	if err != nil {
 		fail(w, http.StatusBadGateway, "%v", err)
 		return
@@ -175,14 +160,7 @@ type ModelSummary struct {
 func (m *Monitor) apiModels(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	out, err := scanAll(ctx, m.opts.Conn, "drift_results", `
-		SELECT model_id, window_start, window_end,
-		       groupArrayIf(feature, drifted), groupArrayIf(feature, sustained), max(samples)
-		FROM drift_results FINAL
-		WHERE method = 'verdict' AND (model_id, window_end) IN (SELECT model_id, max(window_end) FROM drift_results WHERE method = 'verdict' GROUP BY model_id)
-		GROUP BY model_id, window_start, window_end ORDER BY model_id`, func(rows driver.Rows, s *ModelSummary) error {
-		return rows.Scan(&s.ModelID, &s.LastWindowStart, &s.LastWindowEnd, &s.DriftedFeatures, &s.SustainedDrift, &s.Samples)
-	})
+	out, err := m.store.Models(ctx)
 	if err != nil {
 		fail(w, http.StatusBadGateway, "%v", err)
 		return
@@ -207,43 +185,6 @@ type ResultRow struct {
 	WindowEnd      time.Time `json:"window_end"`
 }
 
-const resultCols = "feature, kind, method, value, p_value, p_value_adjusted, threshold, drifted, sustained, status, samples, window_start, window_end"
-
-// scanAll runs sql and scans every row with scan. Its errors name table:
-// "query <table>: …" when the query fails, "read <table>: …" when a row
-// or the rest of the stream does, so a cut-off result is an error, never a
-// short 200.
-func scanAll[T any](ctx context.Context, conn driver.Conn, table, sql string, scan func(driver.Rows, *T) error) ([]T, error) {
-	rows, err := conn.Query(ctx, sql)
-	if err != nil {
-		return nil, fmt.Errorf("query %s: %w", table, err)
-	}
-	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		var v T
-		if err := scan(rows, &v); err != nil {
-			return nil, fmt.Errorf("read %s: %w", table, err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", table, err)
-	}
-	return out, nil
-}
-
-func scanResult(rows driver.Rows, r *ResultRow) error {
-	var v float64
-	if err := rows.Scan(&r.Feature, &r.Kind, &r.Method, &v, &r.PValue, &r.PValueAdjusted, &r.Threshold, &r.Drifted, &r.Sustained, &r.Status, &r.Samples, &r.WindowStart, &r.WindowEnd); err != nil {
-		return err
-	}
-	if !math.IsNaN(v) && !math.IsInf(v, 0) {
-		r.Value = &v
-	}
-	return nil
-}
-
 func (m *Monitor) apiResults(w http.ResponseWriter, r *http.Request) {
 	model := r.PathValue("model")
 	if !validModel(w, model) {
@@ -251,9 +192,7 @@ func (m *Monitor) apiResults(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	q := fmt.Sprintf("SELECT %s FROM drift_results FINAL WHERE model_id = %s AND window_end = (SELECT max(window_end) FROM drift_results WHERE model_id = %s) ORDER BY kind, feature, method",
-		resultCols, chsql.String(model), chsql.String(model))
-	rows, err := scanAll(ctx, m.opts.Conn, "drift_results", q, scanResult)
+	rows, err := m.store.LatestResults(ctx, model)
 	if err != nil {
 		fail(w, http.StatusBadGateway, "%v", err)
 		return
@@ -275,16 +214,9 @@ func (m *Monitor) apiHistory(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	method := r.URL.Query().Get("method")
-	cond := ""
-	if method != "" {
-		cond = " AND method = " + chsql.String(method)
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	q := fmt.Sprintf("SELECT %s FROM drift_results FINAL WHERE model_id = %s AND feature = %s%s ORDER BY window_end DESC, method LIMIT %d",
-		resultCols, chsql.String(model), chsql.String(feature), cond, limit)
-	rows, err := scanAll(ctx, m.opts.Conn, "drift_results", q, scanResult)
+	rows, err := m.store.History(ctx, model, feature, r.URL.Query().Get("method"), limit)
 	if err != nil {
 		fail(w, http.StatusBadGateway, "%v", err)
 		return
@@ -312,27 +244,13 @@ func (m *Monitor) apiTriggers(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	cond := ""
-	if model := r.URL.Query().Get("model"); model != "" {
-		if !validModel(w, model) {
-			return
-		}
-		cond = " WHERE model_id = " + chsql.String(model)
+	model := r.URL.Query().Get("model")
+	if model != "" && !validModel(w, model) {
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	out, err := scanAll(ctx, m.opts.Conn, "retrain_triggers", fmt.Sprintf("SELECT trigger_id, model_id, model_version, reason, policy, window_start, window_end, evidence, created_at, dedup_key FROM retrain_triggers FINAL%s ORDER BY created_at DESC LIMIT %d", cond, limit),
-		func(rows driver.Rows, t *TriggerRow) error {
-			var ev string
-			if err := rows.Scan(&t.TriggerID, &t.ModelID, &t.Version, &t.Reason, &t.Policy, &t.WindowStart, &t.WindowEnd, &ev, &t.CreatedAt, &t.DedupKey); err != nil {
-				return err
-			}
-			t.Evidence = json.RawMessage(ev)
-			if !json.Valid(t.Evidence) {
-				t.Evidence = json.RawMessage("[]")
-			}
-			return nil
-		})
+	out, err := m.store.Triggers(ctx, model, limit)
 	if err != nil {
 		fail(w, http.StatusBadGateway, "%v", err)
 		return

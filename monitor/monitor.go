@@ -107,6 +107,7 @@ type Monitor struct {
 	first    map[string]time.Time
 	perfDesc perfMetrics
 	refs     *refCache
+	store    *Store
 }
 
 // New validates opts.
@@ -135,7 +136,7 @@ func New(opts Options) (*Monitor, error) {
 	}
 	f := promauto.With(opts.Registerer)
 	return &Monitor{
-		opts: opts, log: opts.Logger,
+		opts: opts, log: opts.Logger, store: &Store{conn: opts.Conn},
 		exp:      newExporter(opts.Registerer, opts.MaxFeaturesPerModel, opts.MaxSeries),
 		gate:     &gate{conn: opts.Conn, writer: opts.Triggers, cfg: opts.Trigger},
 		evals:    f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_evaluations_total", Help: "Model windows evaluated, by outcome."}, []string{"outcome"}),
