@@ -208,7 +208,11 @@ func (g *gate) decide(ctx context.Context, t *schemas.RetrainTrigger, manual boo
 	if err := g.writer.WriteMessages(ctx, msg); err != nil {
 		return Decision{}, fmt.Errorf("publish trigger for %s: %w", t.ModelID, err)
 	}
-	ev, _ := json.Marshal(t.Evidence)
+	ev, err := json.Marshal(t.Evidence)
+	if err != nil {
+		// Not reached: the trigger, evidence included, encoded above.
+		return Decision{}, fmt.Errorf("BUG: encode the evidence of a published trigger for %s: %w", t.ModelID, err)
+	}
 	if err := g.conn.Exec(ctx, "INSERT INTO retrain_triggers (trigger_id, dedup_key, model_id, model_version, reason, policy, window_start, window_end, reference_start, reference_end, evidence, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		t.TriggerID, t.DedupKey, t.ModelID, t.ModelVersion, string(t.Reason), t.Policy, t.Window.From, t.Window.To, t.Reference.From, t.Reference.To, string(ev), t.CreatedAt); err != nil {
 		return Decision{}, fmt.Errorf("record trigger for %s: %w", t.ModelID, err)

@@ -112,7 +112,7 @@ func Load(cfg Validator, opts LoadOptions) (Loaded, error) {
 	// -check-config and to reject bad flags before anything else happens.
 	scratch := reflect.New(rv.Elem().Type())
 	scratch.Elem().Set(rv.Elem())
-	scratchFields, _ := collect(scratch.Elem())
+	scratchFields, _ := collect(scratch.Elem()) // the same type collect accepted above
 	fs, file, check := newFlagSet(opts, scratchFields)
 	if err := fs.Parse(opts.Args); err != nil {
 		return res, err

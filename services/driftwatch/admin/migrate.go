@@ -51,7 +51,10 @@ at any time; services also run it when they start.`,
 				return err
 			}
 			defer conn.Close()
-			stmts, _ := migration.Statements(cfg.Config)
+			stmts, err := migration.Statements(cfg.Config)
+			if err != nil {
+				return err
+			}
 			if err := migration.Apply(ctx, conn, cfg.Config); err != nil {
 				return err
 			}
