@@ -57,43 +57,20 @@ type ModelConfig struct {
 	Policy *policy.Config `yaml:"policy"`
 }
 
-// Options configure a Monitor.
+// Options configure a Monitor: its Settings (start from DefaultSettings)
+// and what it runs on.
 type Options struct {
+	Settings
 	Conn driver.Conn
-	// Triggers receives retrain triggers (the retrain-triggers topic).
-	Triggers interface {
+	// TriggerWriter receives retrain triggers (the retrain-triggers topic).
+	TriggerWriter interface {
 		WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 	}
-	Window, Step  time.Duration
-	ReferenceMode string
-	Reference     time.Duration
-	Lookback      time.Duration
-	Policy        policy.Config
-	Models        map[string]ModelConfig
-	Trigger       TriggerConfig
-	Performance   PerformanceConfig
-	Aggregation   window.Options
-	// MaxFeaturesPerModel and MaxSeries bound the exported series.
-	MaxFeaturesPerModel, MaxSeries int
-	// ReferenceCacheBytes bounds the reference-window aggregates kept
-	// between evaluations (see window.ComputeCached); 0 means
-	// DefaultReferenceCacheMB, a negative value keeps none (the service's
-	// reference_cache_mb 0 turns into -1: see referenceCacheBytes).
-	ReferenceCacheBytes int64
-	Registerer          prometheus.Registerer
-	Logger              *slog.Logger
-	Now                 func() time.Time
+	Registerer prometheus.Registerer
+	// Logger is slog.Default and Now time.Now when nil.
+	Logger *slog.Logger
+	Now    func() time.Time
 }
-
-// The defaults of the bounds Options and Config share, written once.
-const (
-	// DefaultExportFeatures is the most features per model exported.
-	DefaultExportFeatures = 50
-	// DefaultMaxSeries is the most drift series one monitor exports.
-	DefaultMaxSeries = 10_000
-	// DefaultReferenceCacheMB is the reference cache's budget in MiB.
-	DefaultReferenceCacheMB = 512
-)
 
 // Monitor evaluates windows.
 type Monitor struct {
@@ -112,11 +89,11 @@ type Monitor struct {
 
 // New validates opts.
 func New(opts Options) (*Monitor, error) {
-	if opts.Conn == nil || opts.Triggers == nil || opts.Registerer == nil {
-		return nil, errors.New("monitor: Conn, Triggers and Registerer are required")
+	if opts.Conn == nil || opts.TriggerWriter == nil || opts.Registerer == nil {
+		return nil, errors.New("monitor: Conn, TriggerWriter and Registerer are required")
 	}
-	if opts.Window <= 0 || opts.Step <= 0 || opts.Reference <= 0 || opts.Lookback <= 0 {
-		return nil, errors.New("monitor: Window, Step, Reference and Lookback must be positive")
+	if err := opts.Settings.Validate(); err != nil {
+		return nil, fmt.Errorf("monitor: %w", err)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -124,27 +101,17 @@ func New(opts Options) (*Monitor, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.MaxFeaturesPerModel == 0 {
-		opts.MaxFeaturesPerModel = DefaultExportFeatures
-	}
-	if opts.MaxSeries == 0 {
-		opts.MaxSeries = DefaultMaxSeries
-	}
-	opts.Aggregation.Samples = true
-	if opts.ReferenceCacheBytes == 0 {
-		opts.ReferenceCacheBytes = DefaultReferenceCacheMB << 20
-	}
 	f := promauto.With(opts.Registerer)
 	return &Monitor{
 		opts: opts, log: opts.Logger, store: &Store{conn: opts.Conn},
-		exp:      newExporter(opts.Registerer, opts.MaxFeaturesPerModel, opts.MaxSeries),
-		gate:     &gate{conn: opts.Conn, writer: opts.Triggers, cfg: opts.Trigger},
+		exp:      newExporter(opts.Registerer, opts.ExportFeatures, opts.MaxSeries),
+		gate:     &gate{conn: opts.Conn, writer: opts.TriggerWriter, cfg: opts.Triggers},
 		evals:    f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_evaluations_total", Help: "Model windows evaluated, by outcome."}, []string{"outcome"}),
 		duration: f.NewHistogram(prometheus.HistogramOpts{Name: "driftwatch_monitor_evaluation_duration_seconds", Help: "Time to evaluate one model window (queries, statistics, writes).", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 		triggers: f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_triggers_total", Help: "Retrain trigger decisions by reason and outcome."}, []string{"reason", "outcome"}),
 		first:    map[string]time.Time{},
 		perfDesc: perfDescs(),
-		refs: newRefCache(opts.ReferenceCacheBytes,
+		refs: newRefCache(int64(opts.ReferenceCacheMB)<<20,
 			f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_reference_cache_total", Help: "Evaluations whose reference-window aggregates came from the cache (hit) or were read again (miss)."}, []string{"result"})),
 	}, nil
 }
@@ -208,7 +175,7 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		m.evals.WithLabelValues("waiting").Inc()
 		return Result{Skipped: "the current window overlaps the reference " + ref.String()}, nil
 	}
-	snap, refAgg, err := window.ComputeCached(ctx, m.opts.Conn, model, ref, cur, m.opts.Aggregation, m.refs.get(model))
+	snap, refAgg, err := window.ComputeCached(ctx, m.opts.Conn, model, ref, cur, m.opts.aggregation(), m.refs.get(model))
 	m.refs.put(model, refAgg)
 	if errors.Is(err, window.ErrNoReference) {
 		m.evals.WithLabelValues("no_reference").Inc()
@@ -247,7 +214,7 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		m.evals.WithLabelValues("error").Inc()
 		return res, fmt.Errorf("read the model version of %s in %s: %w", model, cur, err)
 	}
-	for _, t := range candidates(m.opts.Trigger, snap, v, version, now) {
+	for _, t := range candidates(m.opts.Triggers, snap, v, version, now) {
 		sortedEvidence(t.Evidence)
 		d, err := m.gate.decide(ctx, t, false)
 		if err != nil {

@@ -136,9 +136,9 @@ func (w *world) count(t *testing.T, q string) uint64 {
 func (w *world) monitor(t *testing.T, triggers *kafka.Writer) *Monitor {
 	t.Helper()
 	pol := policy.Default()
-	m, err := New(Options{Conn: w.conn, Triggers: triggers, Window: time.Hour, Step: time.Hour, ReferenceMode: ReferenceFirst, Reference: time.Hour,
-		Lookback: 48 * time.Hour, Policy: pol, Trigger: DefaultTriggerConfig(), Registerer: prometheus.NewRegistry(),
-		Now: func() time.Time { return w.start.Add(40 * time.Hour) }})
+	m, err := New(Options{Settings: testSettings(48*time.Hour, pol, nil), Conn: w.conn, TriggerWriter: triggers,
+		Registerer: prometheus.NewRegistry(),
+		Now:        func() time.Time { return w.start.Add(40 * time.Hour) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,9 +351,9 @@ func TestDeadLettersAsDataQuality(t *testing.T) {
 	}
 	defer tw.Close()
 	reg := prometheus.NewRegistry()
-	m, err := New(Options{Conn: w.conn, Triggers: tw, Window: time.Hour, Step: time.Hour, ReferenceMode: ReferenceFirst, Reference: time.Hour,
-		Lookback: 48 * time.Hour, Policy: policy.Default(), Trigger: DefaultTriggerConfig(), Registerer: reg,
-		Now: func() time.Time { return w.start.Add(40 * time.Hour) }})
+	m, err := New(Options{Settings: testSettings(48*time.Hour, policy.Default(), nil), Conn: w.conn, TriggerWriter: tw,
+		Registerer: reg,
+		Now:        func() time.Time { return w.start.Add(40 * time.Hour) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,9 +436,9 @@ func TestRunCatchesUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tw.Close()
-	m, err := New(Options{Conn: w.conn, Triggers: tw, Window: time.Hour, Step: time.Hour, ReferenceMode: ReferenceFirst, Reference: time.Hour,
-		Lookback: 48 * time.Hour, Policy: policy.Default(), Trigger: DefaultTriggerConfig(), Registerer: prometheus.NewRegistry(),
-		Now: func() time.Time { return w.start.Add(6*time.Hour + time.Minute) }})
+	m, err := New(Options{Settings: testSettings(48*time.Hour, policy.Default(), nil), Conn: w.conn, TriggerWriter: tw,
+		Registerer: prometheus.NewRegistry(),
+		Now:        func() time.Time { return w.start.Add(6*time.Hour + time.Minute) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,4 +457,16 @@ func TestRunCatchesUp(t *testing.T) {
 	if n := w.count(t, "SELECT uniqExact(window_end) FROM drift_results WHERE method = 'verdict'"); n != 2 {
 		t.Errorf("evaluated %d windows, want 2 (the current one and the one before)", n)
 	}
+}
+
+// testSettings are the defaults with hourly tumbling windows, a one-hour
+// reference, lookback and pol, and performance off unless pc is given.
+func testSettings(lookback time.Duration, pol policy.Config, pc *PerformanceConfig) Settings {
+	s := DefaultSettings()
+	s.Window, s.Step, s.Reference, s.Lookback, s.Policy = time.Hour, time.Hour, time.Hour, lookback, pol
+	s.Performance.Enabled = false
+	if pc != nil {
+		s.Performance = *pc
+	}
+	return s
 }

@@ -93,9 +93,9 @@ func perfMonitorClock(t *testing.T, w *world, pc PerformanceConfig, now func() t
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tw.Close() })
-	m, err := New(Options{Conn: w.conn, Triggers: tw, Window: time.Hour, Step: time.Hour, ReferenceMode: ReferenceFirst, Reference: time.Hour,
-		Lookback: 72 * time.Hour, Policy: policy.Default(), Trigger: DefaultTriggerConfig(), Performance: pc, Registerer: prometheus.NewRegistry(),
-		Now: now})
+	m, err := New(Options{Settings: testSettings(72*time.Hour, policy.Default(), &pc), Conn: w.conn, TriggerWriter: tw,
+		Registerer: prometheus.NewRegistry(),
+		Now:        now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -293,16 +293,17 @@ func (discardTriggers) WriteMessages(context.Context, ...kafka.Message) error { 
 
 func benchMonitorOnce(ctx context.Context, conn driver.Conn, ref, cur window.Span, agg window.Options, serverPID int) (monitorRun, monitor.Result, error) {
 	var r monitorRun
+	set := monitor.DefaultSettings()
+	set.Window, set.Step, set.Reference, set.Lookback = time.Hour, time.Hour, time.Hour, 48*time.Hour
+	set.Models = map[string]monitor.ModelConfig{benchModel: {ReferenceStart: ref.Start, ReferenceEnd: ref.End}}
+	set.Performance.Enabled = false
+	if agg.SampleCap != 0 {
+		set.SampleCap = agg.SampleCap
+	}
 	m, err := monitor.New(monitor.Options{
-		Conn: conn, Triggers: discardTriggers{}, Window: time.Hour, Step: time.Hour,
-		ReferenceMode: monitor.ReferenceFixed, Reference: time.Hour, Lookback: 48 * time.Hour,
-		Policy:      policy.Default(),
-		Models:      map[string]monitor.ModelConfig{benchModel: {ReferenceStart: ref.Start, ReferenceEnd: ref.End}},
-		Trigger:     monitor.DefaultTriggerConfig(),
-		Aggregation: agg,
-		Registerer:  prometheus.NewRegistry(),
-		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now:         func() time.Time { return cur.End },
+		Settings: set, Conn: conn, TriggerWriter: discardTriggers{}, Registerer: prometheus.NewRegistry(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:    func() time.Time { return cur.End },
 	})
 	if err != nil {
 		return r, monitor.Result{}, err

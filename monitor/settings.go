@@ -1,0 +1,84 @@
+package monitor
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/driftwatch/driftwatch/monitor/policy"
+	"github.com/driftwatch/driftwatch/monitor/window"
+)
+
+// Settings are the monitor's settings: the service's configuration keys
+// (Config embeds them) and what New takes (Options embeds them), one type
+// with its defaults in DefaultSettings and nowhere else.
+type Settings struct {
+	Window           time.Duration `yaml:"window" env:"DRIFTWATCH_MONITOR_WINDOW" flag:"window" help:"length of the current window (event time)"`
+	Step             time.Duration `yaml:"step" env:"DRIFTWATCH_MONITOR_STEP" flag:"step" help:"how often windows are evaluated and how far they slide (step = window: tumbling)"`
+	ReferenceMode    string        `yaml:"reference_mode" env:"DRIFTWATCH_MONITOR_REFERENCE_MODE" flag:"reference-mode" help:"first (the first -reference of a model's data) or previous (the window before the current one)"`
+	Reference        time.Duration `yaml:"reference" env:"DRIFTWATCH_MONITOR_REFERENCE" flag:"reference" help:"length of the reference in reference_mode first"`
+	Lookback         time.Duration `yaml:"lookback" env:"DRIFTWATCH_MONITOR_LOOKBACK" flag:"lookback" help:"models with inferences in this period are evaluated"`
+	Bins             int           `yaml:"bins" env:"DRIFTWATCH_MONITOR_BINS" flag:"bins" help:"reference-quantile bins for PSI, Jensen-Shannon and Hellinger"`
+	SampleCap        int           `yaml:"sample_cap" env:"DRIFTWATCH_MONITOR_SAMPLE_CAP" flag:"sample-cap" help:"most rows per feature and window the rank tests (KS, Anderson-Darling, CvM, Wasserstein) see"`
+	MaxFeatures      int           `yaml:"max_features" env:"DRIFTWATCH_MONITOR_MAX_FEATURES" flag:"max-features" help:"most numeric and categorical features examined per model (most frequent first)"`
+	ExportFeatures   int           `yaml:"export_features" env:"DRIFTWATCH_MONITOR_EXPORT_FEATURES" flag:"export-features" help:"most features per model exported to Prometheus (most drifted first)"`
+	MaxSeries        int           `yaml:"max_series" env:"DRIFTWATCH_MONITOR_MAX_SERIES" flag:"max-series" help:"most drift series this instance exports"`
+	ReferenceCacheMB int           `yaml:"reference_cache_mb" env:"DRIFTWATCH_MONITOR_REFERENCE_CACHE_MB" flag:"reference-cache-mb" help:"MiB of reference-window aggregates kept between evaluations (least recently used models dropped first; 0: none)"`
+
+	Policy      policy.Config          `yaml:"policy"`
+	Triggers    TriggerConfig          `yaml:"triggers"`
+	Performance PerformanceConfig      `yaml:"performance"`
+	Models      map[string]ModelConfig `yaml:"models"`
+}
+
+// DefaultSettings are the monitor's defaults: one-hour windows every
+// minute against a model's first 24 hours, models seen in the last 7 days.
+func DefaultSettings() Settings {
+	return Settings{
+		Window: time.Hour, Step: time.Minute, ReferenceMode: ReferenceFirst, Reference: 24 * time.Hour, Lookback: 7 * 24 * time.Hour,
+		Bins: window.DefaultBins, SampleCap: window.DefaultSampleCap, MaxFeatures: window.DefaultMaxFeatures,
+		ExportFeatures: 50, MaxSeries: 10_000, ReferenceCacheMB: 512,
+		Policy: policy.Default(), Triggers: DefaultTriggerConfig(), Performance: DefaultPerformanceConfig(),
+	}
+}
+
+// Validate reports every invalid setting by its configuration key.
+func (s *Settings) Validate() error {
+	errs := []error{s.Policy.Validate("policy"), s.Triggers.Validate("triggers"), s.Performance.Validate("performance")}
+	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) }
+	if s.Window < time.Second || s.Step < time.Second {
+		bad("window and step: must be at least 1s, got %s and %s", s.Window, s.Step)
+	}
+	if s.ReferenceMode != ReferenceFirst && s.ReferenceMode != ReferencePrevious {
+		bad("reference_mode: %q is neither first nor previous (fixed references are set per model under models)", s.ReferenceMode)
+	}
+	if s.Reference < time.Second || s.Lookback < time.Second {
+		bad("reference and lookback: must be at least 1s")
+	}
+	if s.Bins < 2 || s.Bins > 1000 {
+		bad("bins: must be from 2 to 1000, got %d", s.Bins)
+	}
+	if s.SampleCap < 100 {
+		bad("sample_cap: must be at least 100, got %d", s.SampleCap)
+	}
+	if s.ReferenceCacheMB < 0 {
+		bad("reference_cache_mb: must not be negative, got %d", s.ReferenceCacheMB)
+	}
+	if s.MaxFeatures < 1 || s.ExportFeatures < 1 || s.MaxSeries < 1 {
+		bad("max_features, export_features and max_series: must be at least 1")
+	}
+	for id, mc := range s.Models {
+		if mc.ReferenceStart.IsZero() != mc.ReferenceEnd.IsZero() || (!mc.ReferenceStart.IsZero() && !mc.ReferenceEnd.After(mc.ReferenceStart)) {
+			bad("models.%s: reference_start and reference_end must both be set, start before end", id)
+		}
+		if mc.Policy != nil {
+			errs = append(errs, mc.Policy.Validate("models."+id+".policy"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// aggregation is the window package's view of the settings.
+func (s *Settings) aggregation() window.Options {
+	return window.Options{Bins: s.Bins, SampleCap: s.SampleCap, MaxFeatures: s.MaxFeatures, Samples: true}
+}
