@@ -70,31 +70,25 @@ import (
 type Options struct {
 	// Kafka says where the brokers are and the topic prefix.
 	Kafka kafkaio.Options
-	// Group is the consumer group prefix; each topic's group is the topic
-	// prefix + Group + "." + the topic's short name, so deployments that
-	// share a cluster under different topic prefixes never share a group.
-	// Default "ingest": groups driftwatch.ingest.inferences and so on.
-	Group string
+	// Settings are the service's settings (a zero field takes its
+	// DefaultSettings value). Each topic's consumer group is the topic
+	// prefix + ConsumerGroup + "." + the topic's short name, so
+	// deployments that share a cluster under different topic prefixes
+	// never share a group: driftwatch.ingest.inferences and so on.
+	Settings
 	// Conn is the ClickHouse connection, in the database holding the tables.
 	Conn driver.Conn
 	// Kinds are the event kinds to ingest; default inference, outcome and
 	// business metric.
 	Kinds []schemas.Kind
-	// BatchRows and BatchAge close a batch, whichever comes first.
-	// Defaults 50,000 and 500ms (freshness: a row waits at most this long
-	// in ingest before its insert starts).
-	BatchRows int
-	BatchAge  time.Duration
-	// RetryMin and RetryMax bound the backoff between failed attempts.
-	// Defaults 100ms and 30s.
-	RetryMin, RetryMax time.Duration
+	// RetryMin is the first backoff after a failed attempt (Settings'
+	// RetryMax the longest). Default 100ms.
+	RetryMin time.Duration
 	// OpTimeout bounds one insert, dead-letter write or commit attempt.
 	// Default 60s.
 	OpTimeout time.Duration
 	// ShutdownTimeout bounds the final flush. Default 30s.
 	ShutdownTimeout time.Duration
-	// Limits are the decoder's limits (zero fields take schemas' defaults).
-	Limits schemas.Limits
 	// Registerer receives the metrics; required.
 	Registerer prometheus.Registerer
 	// Logger; slog.Default when nil.
@@ -108,23 +102,12 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
-	if o.Group == "" {
-		o.Group = "ingest"
-	}
+	o.Settings = o.Settings.withDefaults()
 	if len(o.Kinds) == 0 {
 		o.Kinds = []schemas.Kind{schemas.KindInference, schemas.KindOutcome, schemas.KindBusinessMetric}
 	}
-	if o.BatchRows == 0 {
-		o.BatchRows = 50000
-	}
-	if o.BatchAge == 0 {
-		o.BatchAge = 500 * time.Millisecond
-	}
 	if o.RetryMin == 0 {
 		o.RetryMin = 100 * time.Millisecond
-	}
-	if o.RetryMax == 0 {
-		o.RetryMax = 30 * time.Second
 	}
 	if o.OpTimeout == 0 {
 		o.OpTimeout = time.Minute
@@ -220,14 +203,14 @@ func New(opts Options) (*Ingester, error) {
 	for _, kind := range opts.Kinds {
 		var decs [2]chunkDecoder
 		for i := range decs {
-			d, err := newDecoder(kind, schemas.Options{Limits: opts.Limits, Now: opts.Now}, opts.Kafka.Prefix())
+			d, err := newDecoder(kind, schemas.Options{Limits: opts.limits(), Now: opts.Now}, opts.Kafka.Prefix())
 			if err != nil {
 				ing.Close()
 				return nil, err
 			}
 			decs[i] = d
 		}
-		r, err := opts.newReader(kind.Topic(), opts.Kafka.Prefix()+opts.Group+"."+kind.Topic())
+		r, err := opts.newReader(kind.Topic(), opts.Kafka.Prefix()+opts.ConsumerGroup+"."+kind.Topic())
 		if err != nil {
 			ing.Close()
 			return nil, fmt.Errorf("reader for %s: %w", kind.Topic(), err)

@@ -139,7 +139,7 @@ func TestIngestEndToEnd(t *testing.T) {
 	s.produce(t, "business-metrics", kafka.Message{Value: []byte(fmt.Sprintf(`{"event_id":"b-0","metric":"revenue","value":12.5,"timestamp":%d}`, now.UnixMilli()))})
 
 	reg := prometheus.NewRegistry()
-	ing, err := New(Options{Kafka: s.kopts, Group: "g", Conn: s.conn, BatchRows: 1000, BatchAge: 200 * time.Millisecond, Registerer: reg})
+	ing, err := New(Options{Kafka: s.kopts, Settings: Settings{ConsumerGroup: "g", BatchRows: 1000, BatchAge: 200 * time.Millisecond}, Conn: s.conn, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

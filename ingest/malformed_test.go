@@ -61,7 +61,7 @@ func TestMalformedEventsGoToDeadLetters(t *testing.T) {
 	}
 
 	reg := prometheus.NewRegistry()
-	ing, err := New(Options{Kafka: s.kopts, Group: "g", Conn: s.conn, BatchRows: 5000, BatchAge: 200 * time.Millisecond, Registerer: reg})
+	ing, err := New(Options{Kafka: s.kopts, Settings: Settings{ConsumerGroup: "g", BatchRows: 5000, BatchAge: 200 * time.Millisecond}, Conn: s.conn, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,11 +12,18 @@ import (
 	"github.com/driftwatch/driftwatch/schemas"
 )
 
-// Config is the ingest service's configuration.
+// Config is the ingest service's configuration: the common keys, the
+// migration's and ingest's Settings.
 type Config struct {
 	config.Common    `yaml:",inline"`
 	migration.Config `yaml:",inline"`
+	Settings         `yaml:",inline"`
+}
 
+// Settings are ingest's own settings: the service's configuration keys
+// (Config embeds them) and New's (Options embeds them), one type. Its
+// defaults are DefaultSettings, and New reads a zero field as its default.
+type Settings struct {
 	ConsumerGroup   string        `yaml:"consumer_group" env:"DRIFTWATCH_INGEST_CONSUMER_GROUP" flag:"consumer-group" help:"consumer group name; each topic is read by group <topic prefix><name>.<topic>"`
 	BatchRows       int           `yaml:"batch_rows" env:"DRIFTWATCH_INGEST_BATCH_ROWS" flag:"batch-rows" help:"rows per ClickHouse insert (a batch also closes at batch_age)"`
 	BatchAge        time.Duration `yaml:"batch_age" env:"DRIFTWATCH_INGEST_BATCH_AGE" flag:"batch-age" help:"longest a batch waits before it is inserted"`
@@ -27,43 +34,79 @@ type Config struct {
 	TopicPartitions int           `yaml:"topic_partitions" env:"DRIFTWATCH_INGEST_TOPIC_PARTITIONS" flag:"topic-partitions" help:"partitions of topics ingest creates when they do not exist"`
 }
 
-// DefaultConfig returns the ingest defaults (HTTP on 127.0.0.1:9101).
-func DefaultConfig() *Config {
-	return &Config{
-		Common: config.DefaultCommon("127.0.0.1:9101"), Config: migration.DefaultConfig(),
+// DefaultSettings: group "ingest", batches of 50,000 rows or 500 ms,
+// retries backing off to 30 s, the decoder's and the topology's defaults.
+func DefaultSettings() Settings {
+	return Settings{
 		ConsumerGroup: "ingest", BatchRows: 50000, BatchAge: 500 * time.Millisecond, RetryMax: 30 * time.Second,
 		MaxFeatures: schemas.DefaultMaxFeatures, MaxEventBytes: schemas.DefaultMaxBytes, MaxFutureSkew: schemas.DefaultMaxFutureSkew,
 		TopicPartitions: schemas.TopicFor(schemas.TopicInferences).Partitions,
 	}
 }
 
+// withDefaults returns s with every zero field set to its default.
+func (s Settings) withDefaults() Settings {
+	d := DefaultSettings()
+	setDefault(&s.ConsumerGroup, d.ConsumerGroup)
+	setDefault(&s.BatchRows, d.BatchRows)
+	setDefault(&s.BatchAge, d.BatchAge)
+	setDefault(&s.RetryMax, d.RetryMax)
+	setDefault(&s.MaxFeatures, d.MaxFeatures)
+	setDefault(&s.MaxEventBytes, d.MaxEventBytes)
+	setDefault(&s.MaxFutureSkew, d.MaxFutureSkew)
+	setDefault(&s.TopicPartitions, d.TopicPartitions)
+	return s
+}
+
+func setDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
+
+// limits are the decoder's view of the settings.
+func (s *Settings) limits() schemas.Limits {
+	return schemas.Limits{MaxFeatures: s.MaxFeatures, MaxBytes: s.MaxEventBytes, MaxFutureSkew: s.MaxFutureSkew}
+}
+
+// DefaultConfig returns the ingest defaults (HTTP on 127.0.0.1:9101).
+func DefaultConfig() *Config {
+	return &Config{Common: config.DefaultCommon("127.0.0.1:9101"), Config: migration.DefaultConfig(), Settings: DefaultSettings()}
+}
+
 // Validate reports every invalid setting.
 func (c *Config) Validate() error {
-	errs := []error{c.Common.Validate(), c.Config.Validate()}
+	return errors.Join(c.Common.Validate(), c.Config.Validate(), c.Settings.Validate())
+}
+
+// Validate reports every invalid setting by its configuration key.
+func (s *Settings) Validate() error {
+	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.ConsumerGroup == "" {
+	if s.ConsumerGroup == "" {
 		bad("consumer_group: must not be empty")
 	}
-	if c.BatchRows < 1 || c.BatchRows > 10_000_000 {
-		bad("batch_rows: must be from 1 to 10000000, got %d", c.BatchRows)
+	if s.BatchRows < 1 || s.BatchRows > 10_000_000 {
+		bad("batch_rows: must be from 1 to 10000000, got %d", s.BatchRows)
 	}
-	if c.BatchAge < 10*time.Millisecond {
-		bad("batch_age: must be at least 10ms, got %s", c.BatchAge)
+	if s.BatchAge < 10*time.Millisecond {
+		bad("batch_age: must be at least 10ms, got %s", s.BatchAge)
 	}
-	if c.RetryMax < 100*time.Millisecond {
-		bad("retry_max: must be at least 100ms, got %s", c.RetryMax)
+	if s.RetryMax < 100*time.Millisecond {
+		bad("retry_max: must be at least 100ms, got %s", s.RetryMax)
 	}
-	if c.MaxFeatures < 1 {
-		bad("max_features: must be at least 1, got %d", c.MaxFeatures)
+	if s.MaxFeatures < 1 {
+		bad("max_features: must be at least 1, got %d", s.MaxFeatures)
 	}
-	if c.MaxEventBytes < 256 {
-		bad("max_event_bytes: must be at least 256, got %d", c.MaxEventBytes)
+	if s.MaxEventBytes < 256 {
+		bad("max_event_bytes: must be at least 256, got %d", s.MaxEventBytes)
 	}
-	if c.MaxFutureSkew < 0 {
-		bad("max_future_skew: must not be negative, got %s", c.MaxFutureSkew)
+	if s.MaxFutureSkew < 0 {
+		bad("max_future_skew: must not be negative, got %s", s.MaxFutureSkew)
 	}
-	if c.TopicPartitions < 1 {
-		bad("topic_partitions: must be at least 1, got %d", c.TopicPartitions)
+	if s.TopicPartitions < 1 {
+		bad("topic_partitions: must be at least 1, got %d", s.TopicPartitions)
 	}
 	return errors.Join(errs...)
 }
@@ -77,11 +120,8 @@ func RunService(ctx context.Context, cfg *Config) error {
 		Name: "ingest", Common: cfg.Common, Migration: cfg.Config,
 		Topics: append(eventTopics(cfg.TopicPartitions), schemas.TopicFor(schemas.TopicDeadLetters)),
 		Setup: func(ctx context.Context, rt *service.Runtime) (func(context.Context) error, error) {
-			ing, err := New(Options{
-				Kafka: rt.Kafka, Group: cfg.ConsumerGroup, Conn: rt.Conn, BatchRows: cfg.BatchRows, BatchAge: cfg.BatchAge,
-				RetryMax: cfg.RetryMax, ShutdownTimeout: cfg.ShutdownTimeout, Registerer: rt.Server.Registry(), Logger: rt.Log,
-				Limits: schemas.Limits{MaxFeatures: cfg.MaxFeatures, MaxBytes: cfg.MaxEventBytes, MaxFutureSkew: cfg.MaxFutureSkew},
-			})
+			ing, err := New(Options{Settings: cfg.Settings, Kafka: rt.Kafka, Conn: rt.Conn, ShutdownTimeout: cfg.ShutdownTimeout,
+				Registerer: rt.Server.Registry(), Logger: rt.Log})
 			if err != nil {
 				return nil, err
 			}

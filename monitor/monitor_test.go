@@ -100,8 +100,7 @@ func (w *world) fill(t *testing.T, hours, perHour int, changes ...string) {
 	if err := wr.WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
 	}
-	ing, err := ingest.New(ingest.Options{Kafka: w.kopts, Conn: w.conn, Registerer: prometheus.NewRegistry(), BatchAge: 200 * time.Millisecond,
-		Limits: ingestLimits()})
+	ing, err := ingest.New(ingest.Options{Kafka: w.kopts, Conn: w.conn, Registerer: prometheus.NewRegistry(), Settings: ingestSettings()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +316,7 @@ func testAPI(t *testing.T, m *Monitor, w *world) {
 	}
 }
 
-func ingestLimits() schemas.Limits { return schemas.Limits{} }
+func ingestSettings() ingest.Settings { return ingest.Settings{BatchAge: 200 * time.Millisecond} }
 
 // TestDeadLettersAsDataQuality: in the last of 3 hours every 20th
 // inference loses its event_id on the way to Kafka. Ingest dead-letters

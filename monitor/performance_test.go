@@ -55,8 +55,8 @@ func (w *world) send(t *testing.T, events []loadgen.Event) {
 		}
 		wr.Close()
 	}
-	ing, err := ingest.New(ingest.Options{Kafka: w.kopts, Group: "perf", Conn: w.conn, Registerer: prometheus.NewRegistry(), BatchAge: 200 * time.Millisecond,
-		Limits: schemas.Limits{MaxFutureSkew: 48 * time.Hour}})
+	ing, err := ingest.New(ingest.Options{Kafka: w.kopts, Conn: w.conn, Registerer: prometheus.NewRegistry(),
+		Settings: ingest.Settings{ConsumerGroup: "perf", BatchAge: 200 * time.Millisecond, MaxFutureSkew: 48 * time.Hour}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ func (w *world) fill(t *testing.T, perHour int) {
 		}
 		wr.Close()
 	}
-	ing, err := ingest.New(ingest.Options{Kafka: w.kopts, Conn: w.conn, Registerer: prometheus.NewRegistry(), BatchAge: 200 * time.Millisecond})
+	ing, err := ingest.New(ingest.Options{Kafka: w.kopts, Conn: w.conn, Registerer: prometheus.NewRegistry(), Settings: ingest.Settings{BatchAge: 200 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
