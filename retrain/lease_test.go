@@ -57,8 +57,8 @@ func TestLeases(t *testing.T) {
 	conn, _ := testdb.Open(t, "lease_test")
 	ctx := context.Background()
 	mc := modelCfg()
-	tr, err := New(Options{Conn: conn, Events: &eventLog{}, ArtifactDir: filepath.Join(t.TempDir(), "a"), WorkDir: filepath.Join(t.TempDir(), "w"),
-		Defaults: mc, Lease: 3 * time.Second})
+	tr, err := New(Options{Conn: conn, Events: &eventLog{},
+		Settings: Settings{ArtifactDir: filepath.Join(t.TempDir(), "a"), WorkDir: filepath.Join(t.TempDir(), "w"), Defaults: mc, Lease: 3 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -331,7 +331,7 @@ func TestTrainer(t *testing.T) {
 	}
 
 	t.Run("external trainer evaluated like built-in", func(t *testing.T) {
-		tr := w.trainer(t, Options{Defaults: external()})
+		tr := w.trainer(t, Options{Settings: Settings{Defaults: external()}})
 		r, err := tr.RunTrigger(ctx, trigger("model-0", "trig-c", "perf:model-0:external", w.now()))
 		if err != nil {
 			t.Fatal(err)
@@ -369,7 +369,7 @@ func TestTrainer(t *testing.T) {
 				mc.Timeout = tc.timeout
 			}
 			ev := &eventLog{}
-			tr := w.trainer(t, Options{Defaults: mc, Events: ev})
+			tr := w.trainer(t, Options{Settings: Settings{Defaults: mc}, Events: ev})
 			r, err := tr.RunTrigger(ctx, trigger("model-1", "trig-"+tc.arg, "x"+tc.arg, w.now()))
 			if err != nil {
 				t.Fatal(err)
@@ -392,7 +392,7 @@ func TestTrainer(t *testing.T) {
 		// A lease shorter than the run: the heartbeats must keep it.
 		const leaseFor = 9 * time.Second
 		tr := w.trainer(t, Options{Triggers: w.triggerReader(t, "retrain-test-slow"), Events: &eventLog{}, DeadLetters: w.writer(t, "dead-letters"),
-			Defaults: mc, Lease: leaseFor})
+			Settings: Settings{Defaults: mc, Lease: leaseFor}})
 		raw, _ := json.Marshal(trigger("model-1", "trig-slow", "slow:model-1", w.now()))
 		tw := w.writer(t, "retrain-triggers")
 		if err := tw.WriteMessages(ctx, kafka.Message{Key: []byte("model-1"), Value: raw}); err != nil {
@@ -449,7 +449,7 @@ func TestTrainer(t *testing.T) {
 		mc := modelCfg()
 		mc.MaxRunsPerDay, mc.MinInterval = 2, time.Hour
 		ev := &eventLog{}
-		tr := w.trainer(t, Options{Defaults: mc, Events: ev})
+		tr := w.trainer(t, Options{Settings: Settings{Defaults: mc}, Events: ev})
 		clock := w.now()
 		tr.opts.Now = func() time.Time { return clock }
 		manual := func(id string) schemas.RetrainTrigger {

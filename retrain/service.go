@@ -15,14 +15,19 @@ import (
 	"github.com/driftwatch/driftwatch/schemas"
 )
 
-// DefaultConsumerGroup is the trainer's default Kafka consumer group.
-const DefaultConsumerGroup = "trainer"
-
-// Config is the trainer service's configuration.
+// Config is the trainer service's configuration: the common keys, the
+// migration's and the trainer's Settings.
 type Config struct {
 	config.Common    `yaml:",inline"`
 	migration.Config `yaml:",inline"`
+	Settings         `yaml:",inline"`
+}
 
+// Settings are the trainer's own settings: the service's configuration
+// keys (Config embeds them) and New's (Options embeds them), one type
+// with its defaults in DefaultSettings; New reads a zero Workers or Lease
+// as its default.
+type Settings struct {
 	ConsumerGroup string        `yaml:"consumer_group" env:"DRIFTWATCH_TRAINER_CONSUMER_GROUP" flag:"consumer-group" help:"Kafka consumer group of retrain-triggers is <topic prefix><name>; trainers in one group share the models"`
 	ArtifactDir   string        `yaml:"artifact_dir" env:"DRIFTWATCH_TRAINER_ARTIFACT_DIR" flag:"artifact-dir" help:"directory of model artifacts (<dir>/<model>/<version>/)"`
 	WorkDir       string        `yaml:"work_dir" env:"DRIFTWATCH_TRAINER_WORK_DIR" flag:"work-dir" help:"directory of each run's dataset and external trainer output"`
@@ -30,21 +35,32 @@ type Config struct {
 	KeepWork      bool          `yaml:"keep_work" env:"DRIFTWATCH_TRAINER_KEEP_WORK" flag:"keep-work" help:"keep each run's dataset files after it ends"`
 	Lease         time.Duration `yaml:"lease" env:"DRIFTWATCH_TRAINER_LEASE" flag:"lease" help:"how long a running run may miss its trainer's heartbeats (every third of it) before another trainer takes it over"`
 
+	// Defaults apply to models not in Models.
 	Defaults ModelConfig            `yaml:"defaults"`
 	Models   map[string]ModelConfig `yaml:"models"`
 }
 
+// DefaultSettings: group "trainer", artifacts and work under the system's
+// temporary directory, one worker, a one-minute lease, DefaultModelConfig.
+func DefaultSettings() Settings {
+	dir := filepath.Join(os.TempDir(), "driftwatch-trainer")
+	return Settings{ConsumerGroup: "trainer", ArtifactDir: filepath.Join(dir, "artifacts"), WorkDir: filepath.Join(dir, "work"),
+		Workers: 1, Lease: DefaultLease, Defaults: DefaultModelConfig()}
+}
+
 // DefaultConfig returns the trainer defaults (HTTP on 127.0.0.1:9103).
 func DefaultConfig() *Config {
-	dir := filepath.Join(os.TempDir(), "driftwatch-trainer")
-	return &Config{Common: config.DefaultCommon("127.0.0.1:9103"), Config: migration.DefaultConfig(),
-		ConsumerGroup: DefaultConsumerGroup, ArtifactDir: filepath.Join(dir, "artifacts"), WorkDir: filepath.Join(dir, "work"), Workers: 1, Lease: DefaultLease,
-		Defaults: DefaultModelConfig()}
+	return &Config{Common: config.DefaultCommon("127.0.0.1:9103"), Config: migration.DefaultConfig(), Settings: DefaultSettings()}
 }
 
 // Validate reports every invalid setting.
 func (c *Config) Validate() error {
-	errs := []error{c.Common.Validate(), c.Config.Validate(), c.Defaults.Validate("defaults")}
+	return errors.Join(c.Common.Validate(), c.Config.Validate(), c.Settings.Validate())
+}
+
+// Validate reports every invalid setting by its configuration key.
+func (c *Settings) Validate() error {
+	errs := []error{c.Defaults.Validate("defaults")}
 	if c.ArtifactDir == "" || c.WorkDir == "" {
 		errs = append(errs, errors.New("artifact_dir and work_dir: required"))
 	}
@@ -84,8 +100,7 @@ func RunService(ctx context.Context, cfg *Config) error {
 				return nil, err
 			}
 			rt.OnClose(dl.Close)
-			tr, err := New(Options{Conn: rt.Conn, Triggers: rd, Events: ev, DeadLetters: dl, ArtifactDir: cfg.ArtifactDir, WorkDir: cfg.WorkDir,
-				Defaults: cfg.Defaults, Models: cfg.Models, Workers: cfg.Workers, Lease: cfg.Lease, KeepWork: cfg.KeepWork, Registerer: rt.Server.Registry(), Logger: rt.Log})
+			tr, err := New(Options{Settings: cfg.Settings, Conn: rt.Conn, Triggers: rd, Events: ev, DeadLetters: dl, Registerer: rt.Server.Registry(), Logger: rt.Log})
 			if err != nil {
 				return nil, err
 			}

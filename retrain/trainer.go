@@ -38,27 +38,17 @@ type Options struct {
 	// Events receives model events; DeadLetters malformed triggers.
 	Events      Writer
 	DeadLetters Writer
-	// ArtifactDir holds <model>/<version>/model.json and metadata.json;
-	// WorkDir the datasets and external trainers' output of each run.
-	ArtifactDir string
-	WorkDir     string
-	// Defaults apply to models not in Models.
-	Defaults ModelConfig
-	Models   map[string]ModelConfig
-	// Workers is how many runs (of different models) go at once (1 when 0).
-	Workers int
+	// Settings are the service's settings: ArtifactDir holds
+	// <model>/<version>/model.json and metadata.json, WorkDir each run's
+	// datasets and external trainers' output (both required); a zero
+	// Workers or Lease takes its DefaultSettings value.
+	Settings
 	// MaxAttempts is how often a run interrupted by a crash or shutdown is
 	// retried (3 when 0).
 	MaxAttempts int
-	// Lease is how long a running run may go without its owner's
-	// heartbeat (written every third of it) before another trainer takes
-	// it over (DefaultLease when 0).
-	Lease time.Duration
-	// KeepWork keeps each run's work directory (datasets) after it ends.
-	KeepWork   bool
-	Registerer prometheus.Registerer
-	Logger     *slog.Logger
-	Now        func() time.Time
+	Registerer  prometheus.Registerer
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 // Trainer consumes retrain triggers and runs them.
@@ -99,14 +89,15 @@ func New(opts Options) (*Trainer, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	d := DefaultSettings()
 	if opts.Workers <= 0 {
-		opts.Workers = 1
+		opts.Workers = d.Workers
 	}
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 3
 	}
 	if opts.Lease <= 0 {
-		opts.Lease = DefaultLease
+		opts.Lease = d.Lease
 	}
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry()

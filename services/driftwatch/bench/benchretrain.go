@@ -203,8 +203,8 @@ func runBenchRetrain(ctx context.Context, cfg *benchRetrainConfig, env command.E
 		serverPID = findServerPID(cfg.ClickHouseURL)
 	}
 	tr, err := retrain.New(retrain.Options{
-		Conn: conn, Events: discardTriggers{}, Defaults: mc,
-		ArtifactDir: filepath.Join(workDir, "artifacts"), WorkDir: filepath.Join(workDir, "work"), KeepWork: cfg.Keep,
+		Conn: conn, Events: discardTriggers{},
+		Settings:   retrain.Settings{Defaults: mc, ArtifactDir: filepath.Join(workDir, "artifacts"), WorkDir: filepath.Join(workDir, "work"), KeepWork: cfg.Keep},
 		Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now: func() time.Time { return now },
 	})
