@@ -69,11 +69,10 @@ func (m *Monitor) apiPerformance(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	defer cancel()
-	out, err := m.store.Performance(ctx, model, r.URL.Query().Get("metric"), limit)
-	if err != nil {
-		fail(w, http.StatusBadGateway, "%v", err)
+	out, ok := query(w, r, func(ctx context.Context) ([]PerformanceRow, error) {
+		return m.store.Performance(ctx, model, r.URL.Query().Get("metric"), limit)
+	})
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "performance": out})
@@ -98,11 +97,8 @@ func (m *Monitor) apiCorrelations(w http.ResponseWriter, r *http.Request) {
 	if !validModel(w, model) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	defer cancel()
-	out, err := m.store.Correlations(ctx, model)
-	if err != nil {
-		fail(w, http.StatusBadGateway, "%v", err)
+	out, ok := query(w, r, func(ctx context.Context) ([]CorrelationRow, error) { return m.store.Correlations(ctx, model) })
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "correlations": out})
@@ -138,6 +134,19 @@ func limitParam(r *http.Request) (int, error) {
 
 var modelID = regexp.MustCompile(schemas.ModelIDPattern)
 
+// query runs q under the API's 30 s query timeout; when it fails it
+// answers 502 with the error and reports false.
+func query[T any](w http.ResponseWriter, r *http.Request, q func(context.Context) (T, error)) (T, bool) {
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	out, err := q(ctx)
+	if err != nil {
+		fail(w, http.StatusBadGateway, "%v", err)
+		return out, false
+	}
+	return out, true
+}
+
 func validModel(w http.ResponseWriter, model string) bool {
 	if !modelID.MatchString(model) {
 		fail(w, http.StatusBadRequest, "model %q: must be 1-128 characters of letters, digits and ._:-", model)
@@ -158,11 +167,8 @@ type ModelSummary struct {
 }
 
 func (m *Monitor) apiModels(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	defer cancel()
-	out, err := m.store.Models(ctx)
-	if err != nil {
-		fail(w, http.StatusBadGateway, "%v", err)
+	out, ok := query(w, r, func(ctx context.Context) ([]ModelSummary, error) { return m.store.Models(ctx) })
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"models": out})
@@ -190,11 +196,8 @@ func (m *Monitor) apiResults(w http.ResponseWriter, r *http.Request) {
 	if !validModel(w, model) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	defer cancel()
-	rows, err := m.store.LatestResults(ctx, model)
-	if err != nil {
-		fail(w, http.StatusBadGateway, "%v", err)
+	rows, ok := query(w, r, func(ctx context.Context) ([]ResultRow, error) { return m.store.LatestResults(ctx, model) })
+	if !ok {
 		return
 	}
 	if len(rows) == 0 {
@@ -214,11 +217,10 @@ func (m *Monitor) apiHistory(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	defer cancel()
-	rows, err := m.store.History(ctx, model, feature, r.URL.Query().Get("method"), limit)
-	if err != nil {
-		fail(w, http.StatusBadGateway, "%v", err)
+	rows, ok := query(w, r, func(ctx context.Context) ([]ResultRow, error) {
+		return m.store.History(ctx, model, feature, r.URL.Query().Get("method"), limit)
+	})
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "feature": feature, "history": rows})
@@ -248,11 +250,8 @@ func (m *Monitor) apiTriggers(w http.ResponseWriter, r *http.Request) {
 	if model != "" && !validModel(w, model) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	defer cancel()
-	out, err := m.store.Triggers(ctx, model, limit)
-	if err != nil {
-		fail(w, http.StatusBadGateway, "%v", err)
+	out, ok := query(w, r, func(ctx context.Context) ([]TriggerRow, error) { return m.store.Triggers(ctx, model, limit) })
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"triggers": out})
