@@ -34,7 +34,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/monitor/window"
 	"github.com/driftwatch/driftwatch/schemas"
@@ -105,7 +104,7 @@ func New(opts Options) (*Monitor, error) {
 	return &Monitor{
 		opts: opts, log: opts.Logger, store: &Store{conn: opts.Conn},
 		exp:      newExporter(opts.Registerer, opts.ExportFeatures, opts.MaxSeries),
-		gate:     &gate{conn: opts.Conn, writer: opts.TriggerWriter, cfg: opts.Triggers},
+		gate:     &gate{store: &Store{conn: opts.Conn}, writer: opts.TriggerWriter, cfg: opts.Triggers},
 		evals:    f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_evaluations_total", Help: "Model windows evaluated, by outcome."}, []string{"outcome"}),
 		duration: f.NewHistogram(prometheus.HistogramOpts{Name: "driftwatch_monitor_evaluation_duration_seconds", Help: "Time to evaluate one model window (queries, statistics, writes).", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 		triggers: f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_triggers_total", Help: "Retrain trigger decisions by reason and outcome."}, []string{"reason", "outcome"}),
@@ -127,20 +126,7 @@ type Result struct {
 
 // Models returns the models with inferences in the lookback before now.
 func (m *Monitor) Models(ctx context.Context, now time.Time) ([]string, error) {
-	rows, err := m.opts.Conn.Query(ctx, "SELECT DISTINCT model_id FROM inferences WHERE timestamp >= "+chsql.Time(now.Add(-m.opts.Lookback))+" ORDER BY model_id")
-	if err != nil {
-		return nil, fmt.Errorf("discover models: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("discover models: %w", err)
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return m.store.ModelsSince(ctx, now.Add(-m.opts.Lookback))
 }
 
 func (m *Monitor) reference(ctx context.Context, model string, cur window.Span) (window.Span, error) {
@@ -152,8 +138,9 @@ func (m *Monitor) reference(ctx context.Context, model string, cur window.Span) 
 	}
 	first, ok := m.first[model]
 	if !ok {
-		if err := m.opts.Conn.QueryRow(ctx, "SELECT min(timestamp) FROM inferences WHERE model_id = "+chsql.String(model)).Scan(&first); err != nil {
-			return window.Span{}, fmt.Errorf("first event of %s: %w", model, err)
+		var err error
+		if first, err = m.store.FirstInference(ctx, model); err != nil {
+			return window.Span{}, err
 		}
 		m.first[model] = first
 	}
@@ -193,14 +180,14 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	for k := pol.Consecutive - 1; k >= 1; k-- {
 		ends = append(ends, end.Add(-time.Duration(k)*m.opts.Step))
 	}
-	hist, err := history(ctx, m.opts.Conn, model, ends)
+	hist, err := m.store.DriftHistory(ctx, model, ends)
 	if err != nil {
 		m.evals.WithLabelValues("error").Inc()
 		return Result{}, err
 	}
 	v := policy.Evaluate(snap, pol, hist)
 	now := m.opts.Now()
-	if err := writeResults(ctx, m.opts.Conn, snap, v, now); err != nil {
+	if err := m.store.WriteResults(ctx, snap, v.Rows, verdictRows(v), now); err != nil {
 		m.evals.WithLabelValues("error").Inc()
 		return Result{}, err
 	}
@@ -208,11 +195,10 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	res := Result{Snapshot: snap, Verdict: v}
 	// The triggers carry the version the window served; a failed read
 	// must not publish a trigger with an empty model_version.
-	var version string
-	if err := m.opts.Conn.QueryRow(ctx, fmt.Sprintf("SELECT argMax(model_version, timestamp) FROM inferences WHERE model_id = %s AND timestamp >= %s AND timestamp < %s",
-		chsql.String(model), chsql.Time(cur.Start), chsql.Time(cur.End))).Scan(&version); err != nil {
+	version, err := m.store.ServedVersion(ctx, model, cur)
+	if err != nil {
 		m.evals.WithLabelValues("error").Inc()
-		return res, fmt.Errorf("read the model version of %s in %s: %w", model, cur, err)
+		return res, err
 	}
 	for _, t := range candidates(m.opts.Triggers, snap, v, version, now) {
 		sortedEvidence(t.Evidence)

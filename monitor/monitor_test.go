@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -468,4 +469,96 @@ func testSettings(lookback time.Duration, pol policy.Config, pc *PerformanceConf
 		s.Performance = *pc
 	}
 	return s
+}
+
+// errInjected is the error failingConn's queries fail with.
+var errInjected = errors.New("injected query failure")
+
+// failingConn passes every call to the real connection except queries
+// whose text contains fail, which fail with errInjected.
+type failingConn struct {
+	driver.Conn
+	fail string
+}
+
+func (c failingConn) Query(ctx context.Context, q string, args ...any) (driver.Rows, error) {
+	if strings.Contains(q, c.fail) {
+		return nil, errInjected
+	}
+	return c.Conn.Query(ctx, q, args...)
+}
+
+func (c failingConn) QueryRow(ctx context.Context, q string, args ...any) driver.Row {
+	if strings.Contains(q, c.fail) {
+		return failedRow{}
+	}
+	return c.Conn.QueryRow(ctx, q, args...)
+}
+
+// failedRow is the row of a query that failed.
+type failedRow struct{}
+
+func (failedRow) Err() error           { return errInjected }
+func (failedRow) Scan(...any) error    { return errInjected }
+func (failedRow) ScanStruct(any) error { return errInjected }
+
+// recordingWriter stands in for the retrain-triggers writer and keeps what
+// is published.
+type recordingWriter struct{ msgs []kafka.Message }
+
+func (w *recordingWriter) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+	w.msgs = append(w.msgs, msgs...)
+	return nil
+}
+
+// TestEvaluateFailsWithoutModelVersion: when the query of the window's
+// model version fails, the evaluation fails and publishes no trigger (it
+// used to publish one with an empty model_version). The window asks for a
+// scheduled trigger whatever its drift, and with the query answering the
+// same window publishes it, with the version the window served.
+func TestEvaluateFailsWithoutModelVersion(t *testing.T) {
+	w := newWorld(t)
+	w.start = time.Now().UTC().Truncate(time.Hour).Add(-40 * time.Hour)
+	w.fill(t, 3, 500)
+	trig := DefaultTriggerConfig()
+	trig.Schedule = time.Hour
+	newMonitor := func(conn driver.Conn, tw *recordingWriter) *Monitor {
+		t.Helper()
+		set := testSettings(48*time.Hour, policy.Default(), nil)
+		set.Triggers = trig
+		m, err := New(Options{Settings: set, Conn: conn, TriggerWriter: tw, Registerer: prometheus.NewRegistry(),
+			Now: func() time.Time { return w.start.Add(40 * time.Hour) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	ctx := context.Background()
+	end := w.start.Add(2 * time.Hour)
+
+	tw := &recordingWriter{}
+	m := newMonitor(failingConn{Conn: w.conn, fail: "argMax(model_version"}, tw)
+	res, err := m.Evaluate(ctx, "model-0", end)
+	if !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "model version") {
+		t.Fatalf("evaluate with the version query failing: error %v, want the injected failure of the model version read", err)
+	}
+	if len(res.Decisions) != 0 || len(tw.msgs) != 0 {
+		t.Errorf("version query failed: %d decisions, %d triggers published; want none", len(res.Decisions), len(tw.msgs))
+	}
+	if n := w.count(t, "SELECT count() FROM retrain_triggers"); n != 0 {
+		t.Errorf("version query failed: retrain_triggers holds %d rows, want 0", n)
+	}
+	if n := testutil.ToFloat64(m.evals.WithLabelValues("error")); n != 1 {
+		t.Errorf("evaluations with outcome error: %v, want 1", n)
+	}
+
+	m = newMonitor(w.conn, tw)
+	res, err = m.Evaluate(ctx, "model-0", end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Decisions) != 1 || res.Decisions[0].Outcome != OutcomePublished || res.Decisions[0].Trigger.Reason != schemas.TriggerSchedule ||
+		res.Decisions[0].Trigger.ModelVersion != "1" || len(tw.msgs) != 1 {
+		t.Fatalf("version query answering: decisions %+v, %d published; want one scheduled trigger of version 1", res.Decisions, len(tw.msgs))
+	}
 }

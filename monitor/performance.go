@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/monitor/correlate"
 	"github.com/driftwatch/driftwatch/monitor/perf"
 	"github.com/driftwatch/driftwatch/monitor/window"
@@ -106,8 +105,8 @@ type perfMetrics struct {
 }
 
 func (m *Monitor) task(ctx context.Context, model string) (perf.Task, error) {
-	var scored, valued uint64
-	if err := m.opts.Conn.QueryRow(ctx, "SELECT countIf(prediction_score IS NOT NULL OR prediction_label IS NOT NULL), countIf(prediction_value IS NOT NULL) FROM inferences WHERE model_id = "+chsql.String(model)).Scan(&scored, &valued); err != nil {
+	scored, valued, err := m.store.PredictionCounts(ctx, model)
+	if err != nil {
 		return "", fmt.Errorf("detect the task of %s: %w", model, err)
 	}
 	if valued > scored {
@@ -229,7 +228,7 @@ func (m *Monitor) correlate(ctx context.Context, model string, end time.Time, op
 	c := m.opts.Performance
 	last := end.Truncate(c.Bucket)
 	span := window.Span{Start: last.Add(-time.Duration(c.Buckets) * c.Bucket), End: last}
-	metrics, err := m.businessMetrics(ctx, model, span)
+	metrics, err := m.store.BusinessMetrics(ctx, model, span)
 	if err != nil || len(metrics) == 0 {
 		return err
 	}
@@ -238,20 +237,14 @@ func (m *Monitor) correlate(ctx context.Context, model string, end time.Time, op
 		return fmt.Errorf("bucketed performance of %s: %w", model, err)
 	}
 	series := map[string][]float64{res.Primary: perf.Values(buckets, res.Primary)}
-	if mean, err := m.meanPrediction(ctx, model, span); err == nil {
+	if mean, err := m.store.MeanPrediction(ctx, model, span, c.Bucket, c.Buckets); err == nil {
 		series["prediction_mean"] = mean
 	} else {
 		return err
 	}
-	batch, err := m.opts.Conn.PrepareBatch(ctx, "INSERT INTO business_correlations (model_id, model_metric, business_metric, lag, method, value, p_value, samples, bucket_seconds, window_start, window_end, computed_at)")
-	if err != nil {
-		return fmt.Errorf("prepare business_correlations insert: %w", err)
-	}
-	defer batch.Abort() //nolint:errcheck // a no-op after Send
-	now := m.opts.Now()
-	rows := 0
+	var rows []CorrelationRow
 	for _, bm := range metrics {
-		biz, err := m.businessSeries(ctx, model, bm, span)
+		biz, err := m.store.BusinessSeries(ctx, model, bm, span, c.Bucket, c.Buckets)
 		if err != nil {
 			return err
 		}
@@ -268,84 +261,13 @@ func (m *Monitor) correlate(ctx context.Context, model string, end time.Time, op
 					if l.Err != nil {
 						continue
 					}
-					if err := batch.Append(model, mm, bm, uint16(l.Lag), method, l.Value, l.PValue, uint64(l.N), uint32(c.Bucket/time.Second), span.Start, span.End, now); err != nil {
-						return fmt.Errorf("append correlation: %w", err)
-					}
-					rows++
+					rows = append(rows, CorrelationRow{ModelMetric: mm, BusinessMetric: bm, Method: method, Lag: uint16(l.Lag), Value: l.Value, PValue: l.PValue,
+						Samples: uint64(l.N), BucketSeconds: uint32(c.Bucket / time.Second), WindowStart: span.Start, WindowEnd: span.End})
 				}
 			}
 		}
 	}
-	if rows == 0 {
-		return nil
-	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("insert business correlations of %s: %w", model, err)
-	}
-	return nil
-}
-
-func (m *Monitor) businessMetrics(ctx context.Context, model string, span window.Span) ([]string, error) {
-	rows, err := m.opts.Conn.Query(ctx, fmt.Sprintf("SELECT DISTINCT metric FROM business_metrics WHERE model_id IN (%s, '') AND timestamp >= %s AND timestamp < %s ORDER BY metric",
-		chsql.String(model), chsql.Time(span.Start), chsql.Time(span.End)))
-	if err != nil {
-		return nil, fmt.Errorf("list business metrics of %s: %w", model, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
-}
-
-// bucketSeries runs q, which returns (bucket start, value) rows, and lays
-// them on the span's grid, NaN where a bucket has no row.
-func (m *Monitor) bucketSeries(ctx context.Context, q string, span window.Span) ([]float64, error) {
-	c := m.opts.Performance
-	rows, err := m.opts.Conn.Query(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var at []time.Time
-	var vals []float64
-	for rows.Next() {
-		var t time.Time
-		var v float64
-		if err := rows.Scan(&t, &v); err != nil {
-			return nil, err
-		}
-		at, vals = append(at, t), append(vals, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return correlate.Align(span.Start, c.Bucket, c.Buckets, at, vals)
-}
-
-func (m *Monitor) businessSeries(ctx context.Context, model, metric string, span window.Span) ([]float64, error) {
-	q := fmt.Sprintf("SELECT toDateTime64(toStartOfInterval(timestamp, INTERVAL %d SECOND), 3, 'UTC') AS b, avg(value) FROM business_metrics FINAL WHERE metric = %s AND model_id IN (%s, '') AND timestamp >= %s AND timestamp < %s GROUP BY b ORDER BY b",
-		int(m.opts.Performance.Bucket/time.Second), chsql.String(metric), chsql.String(model), chsql.Time(span.Start), chsql.Time(span.End))
-	s, err := m.bucketSeries(ctx, q, span)
-	if err != nil {
-		return nil, fmt.Errorf("business series %s of %s: %w", metric, model, err)
-	}
-	return s, nil
-}
-
-func (m *Monitor) meanPrediction(ctx context.Context, model string, span window.Span) ([]float64, error) {
-	q := fmt.Sprintf("SELECT toDateTime64(toStartOfInterval(timestamp, INTERVAL %d SECOND), 3, 'UTC') AS b, avg(coalesce(prediction_score, prediction_value)) FROM inferences WHERE model_id = %s AND timestamp >= %s AND timestamp < %s AND coalesce(prediction_score, prediction_value) IS NOT NULL GROUP BY b ORDER BY b",
-		int(m.opts.Performance.Bucket/time.Second), chsql.String(model), chsql.Time(span.Start), chsql.Time(span.End))
-	s, err := m.bucketSeries(ctx, q, span)
-	if err != nil {
-		return nil, fmt.Errorf("mean prediction of %s: %w", model, err)
-	}
-	return s, nil
+	return m.store.WriteCorrelations(ctx, model, m.opts.Now(), rows)
 }
 
 // exportPerformance publishes the newest window with labels, the label

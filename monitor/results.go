@@ -1,16 +1,9 @@
 package monitor
 
 import (
-	"context"
-	"fmt"
 	"math"
-	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
-	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/monitor/policy"
-	"github.com/driftwatch/driftwatch/monitor/window"
 )
 
 // MethodVerdict is the method column of the per-feature verdict row: value
@@ -32,23 +25,10 @@ func finite(x float64) float64 {
 	return x
 }
 
-// writeResults inserts a window's rows into drift_results.
-func writeResults(ctx context.Context, conn driver.Conn, snap *window.Snapshot, v policy.Verdict, computedAt time.Time) error {
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO drift_results (model_id, model_version, window_start, window_end, reference_start, reference_end, feature, kind, method, value, p_value, p_value_adjusted, threshold, drifted, sustained, status, samples, reference_samples, computed_at)")
-	if err != nil {
-		return fmt.Errorf("prepare drift_results insert: %w", err)
-	}
-	defer batch.Abort() //nolint:errcheck // a no-op after Send
-	add := func(r policy.Row) error {
-		return batch.Append(snap.Model, "", snap.Current.Start, snap.Current.End, snap.Reference.Start, snap.Reference.End,
-			r.Feature, r.Kind, r.Method, r.Value, nullable(r.PValue), nullable(r.PValueAdjusted), finite(r.Threshold),
-			r.Drifted, r.Sustained, r.Status, uint64(max(r.Samples, 0)), uint64(max(r.ReferenceSamples, 0)), computedAt)
-	}
-	for _, r := range v.Rows {
-		if err := add(r); err != nil {
-			return fmt.Errorf("append drift result: %w", err)
-		}
-	}
+// verdictRows returns a window's per-feature verdict rows (method
+// MethodVerdict), written to drift_results with the methods' rows.
+func verdictRows(v policy.Verdict) []policy.Row {
+	var out []policy.Row
 	for _, f := range verdictFeatures(v) {
 		r := policy.Row{Feature: f.name, Kind: f.kind, Method: MethodVerdict, PValue: math.NaN(), PValueAdjusted: math.NaN(), Threshold: 1,
 			Status: f.status, Samples: f.samples, ReferenceSamples: f.ref}
@@ -56,14 +36,9 @@ func writeResults(ctx context.Context, conn driver.Conn, snap *window.Snapshot, 
 			r.Value, r.Drifted = 1, true
 		}
 		r.Sustained = f.sustained
-		if err := add(r); err != nil {
-			return fmt.Errorf("append verdict: %w", err)
-		}
+		out = append(out, r)
 	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("insert %d drift results of %s: %w", len(v.Rows), snap.Model, err)
-	}
-	return nil
+	return out
 }
 
 type featureVerdict struct {
@@ -102,51 +77,4 @@ func verdictFeatures(v policy.Verdict) []featureVerdict {
 		out = append(out, fv)
 	}
 	return out
-}
-
-// history reads, for each feature, whether it was drifted in the windows
-// ending at each of ends (oldest first), from the newest verdict rows.
-func history(ctx context.Context, conn driver.Conn, model string, ends []time.Time) (policy.History, error) {
-	h := policy.History{}
-	if len(ends) == 0 {
-		return h, nil
-	}
-	in := ""
-	for i, e := range ends {
-		if i > 0 {
-			in += ", "
-		}
-		in += chsql.Time(e)
-	}
-	q := fmt.Sprintf("SELECT feature, window_end, argMax(drifted, computed_at) FROM drift_results WHERE model_id = %s AND method = %s AND window_end IN (%s) GROUP BY feature, window_end",
-		chsql.String(model), chsql.String(MethodVerdict), in)
-	rows, err := conn.Query(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("read drift history of %s: %w", model, err)
-	}
-	defer rows.Close()
-	got := map[string]map[int64]bool{}
-	for rows.Next() {
-		var (
-			f   string
-			end time.Time
-			d   bool
-		)
-		if err := rows.Scan(&f, &end, &d); err != nil {
-			return nil, fmt.Errorf("read drift history of %s: %w", model, err)
-		}
-		if got[f] == nil {
-			got[f] = map[int64]bool{}
-		}
-		got[f][end.UnixMilli()] = d
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read drift history of %s: %w", model, err)
-	}
-	for f, byEnd := range got {
-		for _, e := range ends {
-			h[f] = append(h[f], byEnd[e.UnixMilli()]) // a missing window counts as not drifted
-		}
-	}
-	return h, nil
 }

@@ -5,15 +5,23 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/driftwatch/driftwatch/internal/chsql"
+	"github.com/driftwatch/driftwatch/monitor/correlate"
+	"github.com/driftwatch/driftwatch/monitor/policy"
+	"github.com/driftwatch/driftwatch/monitor/window"
+	"github.com/driftwatch/driftwatch/schemas"
 )
 
-// Store holds the queries the monitor's API reads its answers with; the
-// HTTP handlers parse and validate requests, call a method and write the
-// answer, and never build SQL.
+// Store holds the monitor's queries: those the API reads its answers with
+// and those of the evaluation loops (model discovery, the window's model
+// version, drift results and their history, business metrics and
+// correlations, the trigger gate's bookkeeping). The HTTP handlers and the
+// loops call its methods and never build SQL; the aggregations of a window
+// and of a performance window are the query packages window and perf.
 type Store struct {
 	conn driver.Conn
 }
@@ -92,6 +100,253 @@ func (s *Store) Triggers(ctx context.Context, model string, limit int) ([]Trigge
 			}
 			return nil
 		})
+}
+
+// ModelsSince returns the models with inferences at or after since, by
+// model_id.
+func (s *Store) ModelsSince(ctx context.Context, since time.Time) ([]string, error) {
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT model_id FROM inferences WHERE timestamp >= "+chsql.Time(since)+" ORDER BY model_id")
+	if err != nil {
+		return nil, fmt.Errorf("discover models: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("discover models: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// FirstInference returns the timestamp of a model's first inference.
+func (s *Store) FirstInference(ctx context.Context, model string) (time.Time, error) {
+	var first time.Time
+	if err := s.conn.QueryRow(ctx, "SELECT min(timestamp) FROM inferences WHERE model_id = "+chsql.String(model)).Scan(&first); err != nil {
+		return time.Time{}, fmt.Errorf("first event of %s: %w", model, err)
+	}
+	return first, nil
+}
+
+// ServedVersion returns the model_version of a model's newest inference in
+// span: the version the window served.
+func (s *Store) ServedVersion(ctx context.Context, model string, span window.Span) (string, error) {
+	var version string
+	if err := s.conn.QueryRow(ctx, fmt.Sprintf("SELECT argMax(model_version, timestamp) FROM inferences WHERE model_id = %s AND timestamp >= %s AND timestamp < %s",
+		chsql.String(model), chsql.Time(span.Start), chsql.Time(span.End))).Scan(&version); err != nil {
+		return "", fmt.Errorf("read the model version of %s in %s: %w", model, span, err)
+	}
+	return version, nil
+}
+
+// PredictionCounts returns how many of a model's inferences carry a score
+// or a label (scored) and how many a value (valued).
+func (s *Store) PredictionCounts(ctx context.Context, model string) (scored, valued uint64, err error) {
+	err = s.conn.QueryRow(ctx, "SELECT countIf(prediction_score IS NOT NULL OR prediction_label IS NOT NULL), countIf(prediction_value IS NOT NULL) FROM inferences WHERE model_id = "+chsql.String(model)).Scan(&scored, &valued)
+	return scored, valued, err
+}
+
+// WriteResults inserts a window's drift results into drift_results: rows,
+// the methods' results, and verdicts, the per-feature verdict rows.
+func (s *Store) WriteResults(ctx context.Context, snap *window.Snapshot, rows, verdicts []policy.Row, computedAt time.Time) error {
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO drift_results (model_id, model_version, window_start, window_end, reference_start, reference_end, feature, kind, method, value, p_value, p_value_adjusted, threshold, drifted, sustained, status, samples, reference_samples, computed_at)")
+	if err != nil {
+		return fmt.Errorf("prepare drift_results insert: %w", err)
+	}
+	defer batch.Abort() //nolint:errcheck // a no-op after Send
+	add := func(r policy.Row) error {
+		return batch.Append(snap.Model, "", snap.Current.Start, snap.Current.End, snap.Reference.Start, snap.Reference.End,
+			r.Feature, r.Kind, r.Method, r.Value, nullable(r.PValue), nullable(r.PValueAdjusted), finite(r.Threshold),
+			r.Drifted, r.Sustained, r.Status, uint64(max(r.Samples, 0)), uint64(max(r.ReferenceSamples, 0)), computedAt)
+	}
+	for _, r := range rows {
+		if err := add(r); err != nil {
+			return fmt.Errorf("append drift result: %w", err)
+		}
+	}
+	for _, r := range verdicts {
+		if err := add(r); err != nil {
+			return fmt.Errorf("append verdict: %w", err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert %d drift results of %s: %w", len(rows), snap.Model, err)
+	}
+	return nil
+}
+
+// DriftHistory returns, for each feature, whether it was drifted in the
+// windows ending at each of ends (oldest first), from the newest verdict
+// rows; a window without a verdict row counts as not drifted.
+func (s *Store) DriftHistory(ctx context.Context, model string, ends []time.Time) (policy.History, error) {
+	h := policy.History{}
+	if len(ends) == 0 {
+		return h, nil
+	}
+	in := ""
+	for i, e := range ends {
+		if i > 0 {
+			in += ", "
+		}
+		in += chsql.Time(e)
+	}
+	q := fmt.Sprintf("SELECT feature, window_end, argMax(drifted, computed_at) FROM drift_results WHERE model_id = %s AND method = %s AND window_end IN (%s) GROUP BY feature, window_end",
+		chsql.String(model), chsql.String(MethodVerdict), in)
+	rows, err := s.conn.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("read drift history of %s: %w", model, err)
+	}
+	defer rows.Close()
+	got := map[string]map[int64]bool{}
+	for rows.Next() {
+		var (
+			f   string
+			end time.Time
+			d   bool
+		)
+		if err := rows.Scan(&f, &end, &d); err != nil {
+			return nil, fmt.Errorf("read drift history of %s: %w", model, err)
+		}
+		if got[f] == nil {
+			got[f] = map[int64]bool{}
+		}
+		got[f][end.UnixMilli()] = d
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read drift history of %s: %w", model, err)
+	}
+	for f, byEnd := range got {
+		for _, e := range ends {
+			h[f] = append(h[f], byEnd[e.UnixMilli()]) // a missing window counts as not drifted
+		}
+	}
+	return h, nil
+}
+
+// BusinessMetrics returns the names of the business metrics recorded in
+// span for a model or for every model (model_id ”), sorted.
+func (s *Store) BusinessMetrics(ctx context.Context, model string, span window.Span) ([]string, error) {
+	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT DISTINCT metric FROM business_metrics WHERE model_id IN (%s, '') AND timestamp >= %s AND timestamp < %s ORDER BY metric",
+		chsql.String(model), chsql.Time(span.Start), chsql.Time(span.End)))
+	if err != nil {
+		return nil, fmt.Errorf("list business metrics of %s: %w", model, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		out = append(out, name)
+	}
+	return out, rows.Err()
+}
+
+// BusinessSeries returns the mean of a business metric (of the model or
+// of every model) per bucket of span: n buckets of length bucket from
+// span.Start, NaN where a bucket has no observation.
+func (s *Store) BusinessSeries(ctx context.Context, model, metric string, span window.Span, bucket time.Duration, n int) ([]float64, error) {
+	q := fmt.Sprintf("SELECT toDateTime64(toStartOfInterval(timestamp, INTERVAL %d SECOND), 3, 'UTC') AS b, avg(value) FROM business_metrics FINAL WHERE metric = %s AND model_id IN (%s, '') AND timestamp >= %s AND timestamp < %s GROUP BY b ORDER BY b",
+		int(bucket/time.Second), chsql.String(metric), chsql.String(model), chsql.Time(span.Start), chsql.Time(span.End))
+	series, err := s.bucketSeries(ctx, q, span.Start, bucket, n)
+	if err != nil {
+		return nil, fmt.Errorf("business series %s of %s: %w", metric, model, err)
+	}
+	return series, nil
+}
+
+// MeanPrediction returns a model's mean prediction (its score, or its
+// value for a regressor) per bucket of span: n buckets of length bucket
+// from span.Start, NaN where a bucket has no prediction.
+func (s *Store) MeanPrediction(ctx context.Context, model string, span window.Span, bucket time.Duration, n int) ([]float64, error) {
+	q := fmt.Sprintf("SELECT toDateTime64(toStartOfInterval(timestamp, INTERVAL %d SECOND), 3, 'UTC') AS b, avg(coalesce(prediction_score, prediction_value)) FROM inferences WHERE model_id = %s AND timestamp >= %s AND timestamp < %s AND coalesce(prediction_score, prediction_value) IS NOT NULL GROUP BY b ORDER BY b",
+		int(bucket/time.Second), chsql.String(model), chsql.Time(span.Start), chsql.Time(span.End))
+	series, err := s.bucketSeries(ctx, q, span.Start, bucket, n)
+	if err != nil {
+		return nil, fmt.Errorf("mean prediction of %s: %w", model, err)
+	}
+	return series, nil
+}
+
+// bucketSeries runs q, which returns (bucket start, value) rows, and lays
+// them on the grid of n buckets from start, NaN where a bucket has no row.
+func (s *Store) bucketSeries(ctx context.Context, q string, start time.Time, bucket time.Duration, n int) ([]float64, error) {
+	rows, err := s.conn.Query(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var at []time.Time
+	var vals []float64
+	for rows.Next() {
+		var t time.Time
+		var v float64
+		if err := rows.Scan(&t, &v); err != nil {
+			return nil, err
+		}
+		at, vals = append(at, t), append(vals, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return correlate.Align(start, bucket, n, at, vals)
+}
+
+// WriteCorrelations inserts a model's correlations, computed at computedAt,
+// into business_correlations; no rows is no insert.
+func (s *Store) WriteCorrelations(ctx context.Context, model string, computedAt time.Time, rows []CorrelationRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO business_correlations (model_id, model_metric, business_metric, lag, method, value, p_value, samples, bucket_seconds, window_start, window_end, computed_at)")
+	if err != nil {
+		return fmt.Errorf("prepare business_correlations insert: %w", err)
+	}
+	defer batch.Abort() //nolint:errcheck // a no-op after Send
+	for _, c := range rows {
+		if err := batch.Append(model, c.ModelMetric, c.BusinessMetric, c.Lag, c.Method, c.Value, c.PValue, c.Samples, c.BucketSeconds, c.WindowStart, c.WindowEnd, computedAt); err != nil {
+			return fmt.Errorf("append correlation: %w", err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert business correlations of %s: %w", model, err)
+	}
+	return nil
+}
+
+// HasTrigger reports whether retrain_triggers holds a trigger of model with
+// the dedup key.
+func (s *Store) HasTrigger(ctx context.Context, model, dedupKey string) (bool, error) {
+	var n uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM retrain_triggers WHERE model_id = "+chsql.String(model)+" AND dedup_key = "+chsql.String(dedupKey)).Scan(&n); err != nil {
+		return false, fmt.Errorf("look up trigger %s: %w", dedupKey, err)
+	}
+	return n > 0, nil
+}
+
+// TriggerHistory returns when model's newest trigger was created (the zero
+// Unix time when it has none) and how many of its triggers were created at
+// or after since.
+func (s *Store) TriggerHistory(ctx context.Context, model string, since time.Time) (last time.Time, n uint64, err error) {
+	q := fmt.Sprintf("SELECT max(created_at), countIf(created_at >= %s) FROM retrain_triggers WHERE model_id = %s",
+		chsql.Time(since), chsql.String(model))
+	if err := s.conn.QueryRow(ctx, q).Scan(&last, &n); err != nil {
+		return time.Time{}, 0, fmt.Errorf("read trigger history of %s: %w", model, err)
+	}
+	return last, n, nil
+}
+
+// RecordTrigger inserts a published trigger into retrain_triggers, with its
+// evidence already encoded as JSON.
+func (s *Store) RecordTrigger(ctx context.Context, t *schemas.RetrainTrigger, evidence string) error {
+	if err := s.conn.Exec(ctx, "INSERT INTO retrain_triggers (trigger_id, dedup_key, model_id, model_version, reason, policy, window_start, window_end, reference_start, reference_end, evidence, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		t.TriggerID, t.DedupKey, t.ModelID, t.ModelVersion, string(t.Reason), t.Policy, t.Window.From, t.Window.To, t.Reference.From, t.Reference.To, evidence, t.CreatedAt); err != nil {
+		return fmt.Errorf("record trigger for %s: %w", t.ModelID, err)
+	}
+	return nil
 }
 
 const resultCols = "feature, kind, method, value, p_value, p_value_adjusted, threshold, drifted, sustained, status, samples, window_start, window_end"

@@ -12,10 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/monitor/window"
 	"github.com/driftwatch/driftwatch/schemas"
@@ -168,7 +166,7 @@ func dedupKey(parts ...any) string {
 // the two republishes (with the same dedup_key, which the trainer ignores)
 // rather than losing the trigger.
 type gate struct {
-	conn   driver.Conn
+	store  *Store
 	writer interface {
 		WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 	}
@@ -176,20 +174,16 @@ type gate struct {
 }
 
 func (g *gate) decide(ctx context.Context, t *schemas.RetrainTrigger, manual bool) (Decision, error) {
-	var dup uint64
-	if err := g.conn.QueryRow(ctx, "SELECT count() FROM retrain_triggers WHERE model_id = "+chsql.String(t.ModelID)+" AND dedup_key = "+chsql.String(t.DedupKey)).Scan(&dup); err != nil {
-		return Decision{}, fmt.Errorf("look up trigger %s: %w", t.DedupKey, err)
+	dup, err := g.store.HasTrigger(ctx, t.ModelID, t.DedupKey)
+	if err != nil {
+		return Decision{}, err
 	}
-	if dup > 0 {
+	if dup {
 		return Decision{Trigger: t, Outcome: OutcomeDuplicate}, nil
 	}
-	var last time.Time
-	var today uint64
-	day := t.CreatedAt.UTC().Truncate(24 * time.Hour)
-	q := fmt.Sprintf("SELECT max(created_at), countIf(created_at >= %s) FROM retrain_triggers WHERE model_id = %s",
-		chsql.Time(day), chsql.String(t.ModelID))
-	if err := g.conn.QueryRow(ctx, q).Scan(&last, &today); err != nil {
-		return Decision{}, fmt.Errorf("read trigger history of %s: %w", t.ModelID, err)
+	last, today, err := g.store.TriggerHistory(ctx, t.ModelID, t.CreatedAt.UTC().Truncate(24*time.Hour))
+	if err != nil {
+		return Decision{}, err
 	}
 	if int(today) >= g.cfg.DailyMax {
 		return Decision{Trigger: t, Outcome: OutcomeDailyMax}, nil
@@ -213,9 +207,8 @@ func (g *gate) decide(ctx context.Context, t *schemas.RetrainTrigger, manual boo
 		// Not reached: the trigger, evidence included, encoded above.
 		return Decision{}, fmt.Errorf("BUG: encode the evidence of a published trigger for %s: %w", t.ModelID, err)
 	}
-	if err := g.conn.Exec(ctx, "INSERT INTO retrain_triggers (trigger_id, dedup_key, model_id, model_version, reason, policy, window_start, window_end, reference_start, reference_end, evidence, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		t.TriggerID, t.DedupKey, t.ModelID, t.ModelVersion, string(t.Reason), t.Policy, t.Window.From, t.Window.To, t.Reference.From, t.Reference.To, string(ev), t.CreatedAt); err != nil {
-		return Decision{}, fmt.Errorf("record trigger for %s: %w", t.ModelID, err)
+	if err := g.store.RecordTrigger(ctx, t, string(ev)); err != nil {
+		return Decision{}, err
 	}
 	return Decision{Trigger: t, Outcome: OutcomePublished}, nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/schemas"
 )
 
@@ -67,8 +66,7 @@ func (t *Trainer) checkBudget(ctx context.Context, trig schemas.RetrainTrigger, 
 	if mc.MinInterval > horizon {
 		horizon = mc.MinInterval
 	}
-	runs, err := t.queryRuns(ctx, fmt.Sprintf("model_id = %s AND status != %s AND started_at > fromUnixTimestamp64Milli(%d, 'UTC')",
-		chsql.String(trig.ModelID), chsql.String(RunSkipped), now.Add(-horizon).UnixMilli()))
+	runs, err := t.store().attemptedRunsSince(ctx, trig.ModelID, now.Add(-horizon))
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +80,7 @@ func (t *Trainer) checkBudget(ctx context.Context, trig schemas.RetrainTrigger, 
 	}
 	r := &Run{RunID: runID, ModelID: trig.ModelID, TriggerID: trig.TriggerID, DedupKey: trig.DedupKey, Attempt: 1, Reason: string(trig.Reason),
 		Trainer: mc.Trainer, Status: RunSkipped, DecisionReason: reason, StepSeconds: map[string]float64{}, StartedAt: now, FinishedAt: &now}
-	if err := t.writeRun(ctx, r); err != nil {
+	if err := t.store().writeRun(ctx, r); err != nil {
 		return nil, err
 	}
 	t.m.budgetSkipped.WithLabelValues(cause).Inc()

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/driftwatch/driftwatch/internal/chsql"
 )
 
 // ErrRunHeld is returned by RunTrigger for a trigger whose run another
@@ -124,31 +122,6 @@ type lease struct {
 	age   time.Duration // since the last heartbeat, by ClickHouse's clock
 }
 
-// readLease returns a run's lease, nil when it has none.
-func (t *Trainer) readLease(ctx context.Context, r *Run) (*lease, error) {
-	rows, err := t.opts.Conn.Query(ctx, fmt.Sprintf("SELECT owner, dateDiff('millisecond', heartbeat_at, now64(3)) FROM training_leases FINAL WHERE model_id = %s AND run_id = %s",
-		chsql.String(r.ModelID), chsql.String(r.RunID)))
-	if err != nil {
-		return nil, fmt.Errorf("read the lease of run %s: %w", r.RunID, err)
-	}
-	defer rows.Close()
-	var l *lease
-	for rows.Next() {
-		var (
-			who string
-			ms  int64
-		)
-		if err := rows.Scan(&who, &ms); err != nil {
-			return nil, fmt.Errorf("read the lease of run %s: %w", r.RunID, err)
-		}
-		l = &lease{owner: who, age: time.Duration(ms) * time.Millisecond}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read the lease of run %s: %w", r.RunID, err)
-	}
-	return l, nil
-}
-
 // leaseState is what a run recorded as running is, by its lease.
 type leaseState int
 
@@ -167,7 +140,7 @@ const (
 // leaseOf tells what a run recorded as running is, by its lease, and why
 // (for the logs).
 func (t *Trainer) leaseOf(ctx context.Context, r *Run) (leaseState, string, error) {
-	l, err := t.readLease(ctx, r)
+	l, err := t.store().lease(ctx, r)
 	if err != nil {
 		return 0, "", err
 	}
@@ -204,22 +177,12 @@ func (t *Trainer) isActive(id string) bool {
 	return t.active[id]
 }
 
-// writeLease records a heartbeat of run r by this process.
-func (t *Trainer) writeLease(ctx context.Context, r *Run) error {
-	err := t.opts.Conn.Exec(ctx, fmt.Sprintf("INSERT INTO training_leases (run_id, model_id, owner, heartbeat_at) SELECT %s, %s, %s, now64(3)",
-		chsql.String(r.RunID), chsql.String(r.ModelID), chsql.String(t.self.String())))
-	if err != nil {
-		return fmt.Errorf("write the lease of run %s: %w", r.RunID, err)
-	}
-	return nil
-}
-
 // holdLease writes run r's first heartbeat, then one every third of the
 // lease until the returned stop is called (stop waits for a heartbeat in
 // flight, so none lands after it). A failed heartbeat is logged and
 // retried at the next tick; the run goes on.
 func (t *Trainer) holdLease(ctx context.Context, r *Run) (stop func(), err error) {
-	if err := t.writeLease(ctx, r); err != nil {
+	if err := t.store().writeLease(ctx, r, t.self.String()); err != nil {
 		return nil, err
 	}
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -235,7 +198,7 @@ func (t *Trainer) holdLease(ctx context.Context, r *Run) (stop func(), err error
 				// Bounded: one insert stuck on a dead connection must not
 				// hold back the heartbeats after it.
 				wctx, cancel := context.WithTimeout(hctx, t.opts.Lease/3)
-				if err := t.writeLease(wctx, r); err != nil && hctx.Err() == nil {
+				if err := t.store().writeLease(wctx, r, t.self.String()); err != nil && hctx.Err() == nil {
 					t.log.Warn("training run heartbeat", "model", r.ModelID, "run_id", r.RunID, "err", err)
 				}
 				cancel()

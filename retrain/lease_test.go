@@ -70,7 +70,7 @@ func TestLeases(t *testing.T) {
 		trig := trigger("m-lease", id, id, now)
 		r := &Run{RunID: RunID(trig.ModelID, trig.DedupKey), ModelID: trig.ModelID, Version: "v-" + id, TriggerID: id, DedupKey: id, Attempt: 1,
 			Reason: string(trig.Reason), Trainer: TrainerBuiltin, Status: RunRunning, StartedAt: now}
-		if err := tr.writeRun(ctx, r); err != nil {
+		if err := tr.store().writeRun(ctx, r); err != nil {
 			t.Fatal(err)
 		}
 		if err := conn.Exec(ctx, fmt.Sprintf("INSERT INTO training_leases SELECT %s, %s, %s, now64(3) - toIntervalSecond(%d)", chsql.String(r.RunID), chsql.String(r.ModelID), chsql.String(owner), ago)); err != nil {
@@ -127,7 +127,7 @@ func TestLeases(t *testing.T) {
 	if r.Attempt != 2 || r.Status != RunFailed || r.interrupted() {
 		t.Errorf("taken-over run: attempt %d, %s %q; want attempt 2 that ran", r.Attempt, r.Status, r.DecisionReason)
 	}
-	if l, err := tr.readLease(ctx, r); err != nil || l == nil || l.owner != self.String() {
+	if l, err := tr.store().lease(ctx, r); err != nil || l == nil || l.owner != self.String() {
 		t.Errorf("lease after the takeover: %+v, %v; want held by %s", l, err, self)
 	}
 
@@ -163,7 +163,7 @@ func TestLeases(t *testing.T) {
 	runningSince("last", "other-host/7/123/0123456789ab", 3600)
 	last := status("last")
 	last.Attempt = 3
-	if err := tr.writeRun(ctx, last); err != nil {
+	if err := tr.store().writeRun(ctx, last); err != nil {
 		t.Fatal(err)
 	}
 	if r, err := tr.RunTrigger(ctx, trigger("m-lease", "last", "last", now)); r != nil || err != nil {

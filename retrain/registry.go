@@ -11,7 +11,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/retrain/dataset"
 	"github.com/driftwatch/driftwatch/retrain/model"
 	"github.com/driftwatch/driftwatch/schemas"
@@ -20,66 +19,13 @@ import (
 // ModelSchemaHeader is the schema header of model events.
 const ModelSchemaHeader = "driftwatch.model-event.v1"
 
-const runColumns = `run_id, model_id, version, trigger_id, parent_version, attempt, dedup_key, reason, trainer, status, decision, decision_reason, query,
-training_from, eval_from, eval_to, rows_train, rows_validation, rows_test, rows_eval, rows_read, bytes_written, cpu_seconds,
-step_seconds, metrics, champion_metrics, diff_lo, diff_hi, artifact_uri, started_at, finished_at, interrupted, events_published`
-
-func (t *Trainer) writeRun(ctx context.Context, r *Run) error {
-	b, err := t.opts.Conn.PrepareBatch(ctx, "INSERT INTO training_runs ("+runColumns+", updated_at)")
-	if err != nil {
-		return fmt.Errorf("prepare insert into training_runs: %w", err)
-	}
-	err = b.Append(r.RunID, r.ModelID, r.Version, r.TriggerID, r.ParentVersion, r.Attempt, r.DedupKey, r.Reason, r.Trainer, r.Status, r.Decision, r.DecisionReason, r.Query,
-		r.TrainingFrom, r.EvalFrom, r.EvalTo, r.RowsTrain, r.RowsValidation, r.RowsTest, r.RowsEval, r.RowsRead, r.BytesWritten, r.CPUSeconds,
-		nonNil(r.StepSeconds), nonNil(r.Metrics), nonNil(r.ChampionMetrics), r.DiffLo, r.DiffHi, r.ArtifactURI, r.StartedAt, r.FinishedAt, r.Interrupted, r.EventsPublished, t.updatedAt())
-	if err == nil {
-		err = b.Send()
-	}
-	if err != nil {
-		b.Abort()
-		return fmt.Errorf("insert into training_runs (run %s, status %s): %w", r.RunID, r.Status, err)
-	}
-	return nil
-}
-
-// updatedAt is the version column of the ReplacingMergeTree tables: wall
-// time, not the injected clock, so that a later write always wins.
-func (t *Trainer) updatedAt() time.Time { return time.Now().UTC() }
-
-func nonNil(m map[string]float64) map[string]float64 {
-	if m == nil {
-		return map[string]float64{}
-	}
-	return m
-}
-
-func (t *Trainer) queryRuns(ctx context.Context, where string) ([]*Run, error) {
-	rows, err := t.opts.Conn.Query(ctx, "SELECT "+runColumns+" FROM training_runs FINAL WHERE "+where+" ORDER BY started_at, updated_at, run_id")
-	if err != nil {
-		return nil, fmt.Errorf("query training_runs: %w", err)
-	}
-	defer rows.Close()
-	var out []*Run
-	for rows.Next() {
-		r := &Run{}
-		if err := rows.Scan(&r.RunID, &r.ModelID, &r.Version, &r.TriggerID, &r.ParentVersion, &r.Attempt, &r.DedupKey, &r.Reason, &r.Trainer, &r.Status, &r.Decision, &r.DecisionReason, &r.Query,
-			&r.TrainingFrom, &r.EvalFrom, &r.EvalTo, &r.RowsTrain, &r.RowsValidation, &r.RowsTest, &r.RowsEval, &r.RowsRead, &r.BytesWritten, &r.CPUSeconds,
-			&r.StepSeconds, &r.Metrics, &r.ChampionMetrics, &r.DiffLo, &r.DiffHi, &r.ArtifactURI, &r.StartedAt, &r.FinishedAt, &r.Interrupted, &r.EventsPublished); err != nil {
-			return nil, fmt.Errorf("scan training_runs: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
-}
-
 // Runs lists a model's training runs, oldest first.
 func (t *Trainer) Runs(ctx context.Context, modelID string) ([]*Run, error) {
-	return t.queryRuns(ctx, "model_id = "+chsql.String(modelID))
+	return t.store().modelRuns(ctx, modelID)
 }
 
 func (t *Trainer) findRun(ctx context.Context, trig schemas.RetrainTrigger, runID string) (*Run, error) {
-	runs, err := t.queryRuns(ctx, fmt.Sprintf("model_id = %s AND (run_id = %s OR trigger_id = %s OR dedup_key = %s)",
-		chsql.String(trig.ModelID), chsql.String(runID), chsql.String(trig.TriggerID), chsql.String(trig.DedupKey)))
+	runs, err := t.store().triggerRuns(ctx, trig, runID)
 	if err != nil || len(runs) == 0 {
 		return nil, err
 	}
@@ -108,29 +54,9 @@ type Version struct {
 	UpdatedAt       time.Time          `json:"updated_at"`
 }
 
-const modelColumns = "model_id, version, status, metrics, champion_metrics, trainer, artifact_uri, trigger_id, run_id, parent_version, reason, created_at, updated_at"
-
-func (t *Trainer) writeVersion(ctx context.Context, v *Version) error {
-	b, err := t.opts.Conn.PrepareBatch(ctx, "INSERT INTO models ("+modelColumns+")")
-	if err != nil {
-		return fmt.Errorf("prepare insert into models: %w", err)
-	}
-	v.UpdatedAt = t.updatedAt()
-	err = b.Append(v.ModelID, v.Version, v.Status, nonNil(v.Metrics), nonNil(v.ChampionMetrics), v.Trainer, v.ArtifactURI, v.TriggerID, v.RunID,
-		v.ParentVersion, v.Reason, v.CreatedAt, v.UpdatedAt)
-	if err == nil {
-		err = b.Send()
-	}
-	if err != nil {
-		b.Abort()
-		return fmt.Errorf("insert into models (%s %s %s): %w", v.ModelID, v.Version, v.Status, err)
-	}
-	return nil
-}
-
 // ListVersions lists the registry like the package function.
 func (t *Trainer) ListVersions(ctx context.Context, modelID string) ([]*Version, error) {
-	return ListVersions(ctx, t.opts.Conn, modelID)
+	return t.store().versions(ctx, modelID)
 }
 
 func (t *Trainer) champion(ctx context.Context, modelID string) (string, error) {
@@ -159,7 +85,7 @@ func (t *Trainer) register(ctx context.Context, r *Run, ev *evaluation) error {
 	if ev.decision == DecisionPromote {
 		r.Status = RunSucceeded
 	}
-	if err := t.writeRun(ctx, r); err != nil {
+	if err := t.store().writeRun(ctx, r); err != nil {
 		return err
 	}
 	t.m.runs.WithLabelValues(r.ModelID, r.Status).Inc()
@@ -207,7 +133,7 @@ func (t *Trainer) completeRegistration(ctx context.Context, r *Run, writeModel b
 	}
 	r.StepSeconds[stepPublish] = time.Since(pub).Seconds()
 	r.EventsPublished = true
-	return t.writeRun(ctx, r)
+	return t.store().writeRun(ctx, r)
 }
 
 // republish completes the registration of a finished run whose events
@@ -235,7 +161,7 @@ func (t *Trainer) writeRunVersion(ctx context.Context, r *Run) error {
 	if r.Status == RunSucceeded {
 		v.Status = StatusChampion
 	}
-	if err := t.writeVersion(ctx, v); err != nil {
+	if err := t.store().writeVersion(ctx, v); err != nil {
 		return err
 	}
 	if v.Status == StatusChampion {
@@ -254,7 +180,7 @@ func (t *Trainer) retireOthers(ctx context.Context, modelID, keep string) error 
 		if v.Status == StatusChampion && v.Version != keep {
 			v.Status = StatusRetired
 			v.Reason = "superseded by " + keep
-			if err := t.writeVersion(ctx, v); err != nil {
+			if err := t.store().writeVersion(ctx, v); err != nil {
 				return err
 			}
 		}
@@ -288,7 +214,7 @@ func (t *Trainer) publish(ctx context.Context, r *Run, kind schemas.ModelEventKi
 // published (no publish step) have them published, and a model with more
 // than one champion keeps only the newest.
 func (t *Trainer) Recover(ctx context.Context) error {
-	runs, err := t.queryRuns(ctx, "status IN ('running', 'succeeded', 'rejected')")
+	runs, err := t.store().unsettledRuns(ctx)
 	if err != nil {
 		return err
 	}
@@ -319,7 +245,7 @@ func (t *Trainer) Recover(ctx context.Context) error {
 			r.Status, r.FinishedAt = RunFailed, &now
 			r.DecisionReason = interruptedReason + ": the trainer stopped mid-run (crash or kill): " + why
 			r.Interrupted = true
-			if err := t.writeRun(ctx, r); err != nil {
+			if err := t.store().writeRun(ctx, r); err != nil {
 				return err
 			}
 			t.log.Warn("marked an interrupted training run failed", "model", r.ModelID, "run_id", r.RunID, "why", why)
@@ -351,25 +277,7 @@ func (t *Trainer) Recover(ctx context.Context) error {
 // ListVersions lists the registry (one model, or every model when modelID
 // is empty), by model and newest first.
 func ListVersions(ctx context.Context, conn driver.Conn, modelID string) ([]*Version, error) {
-	where := ""
-	if modelID != "" {
-		where = " WHERE model_id = " + chsql.String(modelID)
-	}
-	rows, err := conn.Query(ctx, "SELECT "+modelColumns+" FROM models FINAL"+where+" ORDER BY model_id, created_at DESC, updated_at DESC")
-	if err != nil {
-		return nil, fmt.Errorf("query models: %w", err)
-	}
-	defer rows.Close()
-	var out []*Version
-	for rows.Next() {
-		v := &Version{}
-		if err := rows.Scan(&v.ModelID, &v.Version, &v.Status, &v.Metrics, &v.ChampionMetrics, &v.Trainer, &v.ArtifactURI, &v.TriggerID, &v.RunID,
-			&v.ParentVersion, &v.Reason, &v.CreatedAt, &v.UpdatedAt); err != nil {
-			return nil, fmt.Errorf("scan models: %w", err)
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return store{conn: conn}.versions(ctx, modelID)
 }
 
 func writeArtifact(dir string, m *model.Model) error {

@@ -413,7 +413,7 @@ func TestTrainer(t *testing.T) {
 			}
 			i := slices.IndexFunc(runs, func(r *Run) bool { return r.TriggerID == "trig-slow" })
 			if i >= 0 && runs[i].Status == RunRunning {
-				l, err := tr.readLease(ctx, runs[i])
+				l, err := tr.store().lease(ctx, runs[i])
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -563,7 +563,7 @@ func TestTrainer(t *testing.T) {
 		// A run a killed trainer left running.
 		trig := trigger("model-1", "trig-k", "kill", w.now())
 		id := RunID("model-1", "kill")
-		if err := tr.writeRun(ctx, &Run{RunID: id, ModelID: "model-1", Version: "r" + id[:12], TriggerID: trig.TriggerID, DedupKey: trig.DedupKey,
+		if err := tr.store().writeRun(ctx, &Run{RunID: id, ModelID: "model-1", Version: "r" + id[:12], TriggerID: trig.TriggerID, DedupKey: trig.DedupKey,
 			Attempt: 1, Status: RunRunning, StartedAt: w.now()}); err != nil {
 			t.Fatal(err)
 		}

@@ -137,7 +137,7 @@ func (t *Trainer) RunTrigger(ctx context.Context, trig schemas.RetrainTrigger) (
 				end := t.opts.Now().UTC()
 				prev.FinishedAt = &end
 				prev.DecisionReason += fmt.Sprintf("; no attempt left (%d of %d)", prev.Attempt, t.opts.MaxAttempts)
-				if err := t.writeRun(ctx, prev); err != nil {
+				if err := t.store().writeRun(ctx, prev); err != nil {
 					return nil, err
 				}
 				t.m.runs.WithLabelValues(prev.ModelID, RunFailed).Inc()
@@ -181,7 +181,7 @@ func (t *Trainer) RunTrigger(ctx context.Context, trig schemas.RetrainTrigger) (
 		return nil, err
 	}
 	defer stopLease()
-	if err := t.writeRun(ctx, r); err != nil {
+	if err := t.store().writeRun(ctx, r); err != nil {
 		return nil, err
 	}
 	t.m.running.Inc()
@@ -214,7 +214,7 @@ func (t *Trainer) RunTrigger(ctx context.Context, trig schemas.RetrainTrigger) (
 			r.Interrupted = true
 		}
 		r.Status, r.DecisionReason = RunFailed, runErr.Error()
-		if err := t.writeRun(wctx, r); err != nil {
+		if err := t.store().writeRun(wctx, r); err != nil {
 			return nil, err
 		}
 		t.m.runs.WithLabelValues(r.ModelID, RunFailed).Inc()
