@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -97,8 +98,27 @@ func (w *world) produce(t *testing.T, gen *loadgen.Generator, ticks int64, hook 
 				wr.MaxAttempts = 50 // rides out a broker restart
 				writers[topic] = wr
 			}
-			if err := wr.WriteMessages(ctx, msgs...); err != nil {
-				t.Fatalf("produce to %s: %v", topic, err)
+			// A producer rides out the broker's restart: the messages
+			// kafka-go gave up on (a partition without a leader until
+			// the restarted broker has elected one) are sent again.
+			pending, deadline := msgs, time.Now().Add(2*time.Minute)
+			for len(pending) > 0 {
+				err := wr.WriteMessages(ctx, pending...)
+				var we kafka.WriteErrors
+				if err == nil || !errors.As(err, &we) || time.Now().After(deadline) {
+					if err != nil {
+						t.Fatalf("produce to %s: %v", topic, err)
+					}
+					break
+				}
+				var again []kafka.Message
+				for i, e := range we {
+					if e != nil {
+						again = append(again, pending[i])
+					}
+				}
+				pending = again
+				time.Sleep(time.Second)
 			}
 			batch[topic] = msgs[:0]
 		}

@@ -189,6 +189,11 @@ type ResultRow struct {
 	Samples        uint64    `json:"samples"`
 	WindowStart    time.Time `json:"window_start"`
 	WindowEnd      time.Time `json:"window_end"`
+	// Reference is how the window's reference was chosen (growing,
+	// pinned, previous or fixed) and ReferenceStart/End its span.
+	Reference      string    `json:"reference"`
+	ReferenceStart time.Time `json:"reference_start"`
+	ReferenceEnd   time.Time `json:"reference_end"`
 }
 
 func (m *Monitor) apiResults(w http.ResponseWriter, r *http.Request) {

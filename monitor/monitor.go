@@ -120,6 +120,9 @@ type Result struct {
 	Snapshot  *window.Snapshot
 	Verdict   policy.Verdict
 	Decisions []Decision
+	// Reference is how the reference was chosen: ReferenceGrowing,
+	// ReferencePinned, ReferencePrevious or ReferenceFixed.
+	Reference string
 	// Skipped says why nothing was evaluated ("" when evaluated).
 	Skipped string
 }
@@ -129,22 +132,40 @@ func (m *Monitor) Models(ctx context.Context, now time.Time) ([]string, error) {
 	return m.store.ModelsSince(ctx, now.Add(-m.opts.Lookback))
 }
 
-func (m *Monitor) reference(ctx context.Context, model string, cur window.Span) (window.Span, error) {
+// Reference kinds: how a window's reference was chosen, in the results
+// (drift_results.reference_kind and the API's "reference").
+const (
+	// ReferenceGrowing: the model does not have a full Reference of data
+	// yet, so the reference is all of its data before the current window.
+	ReferenceGrowing = "growing"
+	// ReferencePinned: the first Reference of the model's data, complete.
+	ReferencePinned = "pinned"
+)
+
+// reference returns the reference of model's window cur and its kind:
+// fixed (configured), previous, pinned (the model's first Reference) or,
+// until the model has a full Reference of data before cur, growing (from
+// its first inference to the start of cur; empty when nothing precedes
+// cur).
+func (m *Monitor) reference(ctx context.Context, model string, cur window.Span) (span window.Span, kind string, err error) {
 	if mc, ok := m.opts.Models[model]; ok && !mc.ReferenceStart.IsZero() {
-		return window.Span{Start: mc.ReferenceStart, End: mc.ReferenceEnd}, nil
+		return window.Span{Start: mc.ReferenceStart, End: mc.ReferenceEnd}, ReferenceFixed, nil
 	}
 	if m.opts.ReferenceMode == ReferencePrevious {
-		return window.Span{Start: cur.Start.Add(-m.opts.Window), End: cur.Start}, nil
+		return window.Span{Start: cur.Start.Add(-m.opts.Window), End: cur.Start}, ReferencePrevious, nil
 	}
 	first, ok := m.first[model]
 	if !ok {
-		var err error
 		if first, err = m.store.FirstInference(ctx, model); err != nil {
-			return window.Span{}, err
+			return window.Span{}, "", err
 		}
 		m.first[model] = first
 	}
-	return window.Span{Start: first, End: first.Add(m.opts.Reference)}, nil
+	full := window.Span{Start: first, End: first.Add(m.opts.Reference)}
+	if !cur.Start.Before(full.End) {
+		return full, ReferencePinned, nil
+	}
+	return window.Span{Start: first, End: cur.Start}, ReferenceGrowing, nil
 }
 
 // Evaluate evaluates model's window ending at end: aggregates, verdict,
@@ -153,28 +174,40 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	start := time.Now()
 	defer func() { m.duration.Observe(time.Since(start).Seconds()) }()
 	cur := window.Span{Start: end.Add(-m.opts.Window), End: end}
-	ref, err := m.reference(ctx, model, cur)
+	ref, kind, err := m.reference(ctx, model, cur)
 	if err != nil {
 		m.evals.WithLabelValues("error").Inc()
 		return Result{}, err
+	}
+	if kind == ReferenceGrowing && !ref.Start.Before(ref.End) {
+		m.evals.WithLabelValues("waiting").Inc()
+		return Result{Reference: kind, Skipped: fmt.Sprintf("no reference yet: the model's first inference (%s) is in the current window %s", ref.Start.Format(time.RFC3339), cur)}, nil
 	}
 	if cur.Start.Before(ref.End) {
 		m.evals.WithLabelValues("waiting").Inc()
-		return Result{Skipped: "the current window overlaps the reference " + ref.String()}, nil
-	}
-	snap, refAgg, err := window.ComputeCached(ctx, m.opts.Conn, model, ref, cur, m.opts.aggregation(), m.refs.get(model))
-	m.refs.put(model, refAgg)
-	if errors.Is(err, window.ErrNoReference) {
-		m.evals.WithLabelValues("no_reference").Inc()
-		return Result{Snapshot: snap, Skipped: "no rows in the reference " + ref.String()}, nil
-	}
-	if err != nil {
-		m.evals.WithLabelValues("error").Inc()
-		return Result{}, err
+		return Result{Reference: kind, Skipped: "the current window overlaps the reference " + ref.String()}, nil
 	}
 	pol := m.opts.Policy
 	if mc, ok := m.opts.Models[model]; ok && mc.Policy != nil {
 		pol = *mc.Policy
+	}
+	snap, refAgg, err := window.ComputeCached(ctx, m.opts.Conn, model, ref, cur, m.opts.aggregation(), m.refs.get(model))
+	if kind != ReferenceGrowing {
+		// A growing reference changes every step: caching it only evicts
+		// the pinned references of other models.
+		m.refs.put(model, refAgg)
+	}
+	if errors.Is(err, window.ErrNoReference) {
+		m.evals.WithLabelValues("no_reference").Inc()
+		return Result{Snapshot: snap, Reference: kind, Skipped: "no rows in the reference " + ref.String()}, nil
+	}
+	if err != nil {
+		m.evals.WithLabelValues("error").Inc()
+		return Result{}, err
+	}
+	if kind == ReferenceGrowing && snap.RefRows < pol.MinSamples {
+		m.evals.WithLabelValues("waiting").Inc()
+		return Result{Snapshot: snap, Reference: kind, Skipped: fmt.Sprintf("the growing reference %s holds %d rows, fewer than min_samples (%d)", ref, snap.RefRows, pol.MinSamples)}, nil
 	}
 	var ends []time.Time
 	for k := pol.Consecutive - 1; k >= 1; k-- {
@@ -187,12 +220,12 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	}
 	v := policy.Evaluate(snap, pol, hist)
 	now := m.opts.Now()
-	if err := m.store.WriteResults(ctx, snap, v.Rows, verdictRows(v), now); err != nil {
+	if err := m.store.WriteResults(ctx, snap, kind, v.Rows, verdictRows(v), now); err != nil {
 		m.evals.WithLabelValues("error").Inc()
 		return Result{}, err
 	}
 	m.exp.update(model, snap.CurRows, v)
-	res := Result{Snapshot: snap, Verdict: v}
+	res := Result{Snapshot: snap, Verdict: v, Reference: kind}
 	// The triggers carry the version the window served; a failed read
 	// must not publish a trigger with an empty model_version.
 	version, err := m.store.ServedVersion(ctx, model, cur)

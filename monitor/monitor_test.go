@@ -25,6 +25,7 @@ import (
 	"github.com/driftwatch/driftwatch/internal/testdb"
 	"github.com/driftwatch/driftwatch/internal/testenv"
 	"github.com/driftwatch/driftwatch/monitor/policy"
+	"github.com/driftwatch/driftwatch/monitor/window"
 	"github.com/driftwatch/driftwatch/schemas"
 )
 
@@ -39,6 +40,8 @@ type world struct {
 	// corrupt, if set, may spoil an inference on its way to Kafka; it
 	// reports whether it did (the event is then dead-lettered by ingest).
 	corrupt func(ev loadgen.Event, m *kafka.Message) bool
+	// numeric, when not 0, is the number of numeric features per model.
+	numeric int
 }
 
 func newWorld(t *testing.T) *world {
@@ -69,6 +72,9 @@ func (w *world) fill(t *testing.T, hours, perHour int, changes ...string) {
 	cfg.Step = time.Hour / time.Duration(perHour)
 	cfg.Outcomes.Share = 0
 	cfg.BusinessMetrics.Enabled = false
+	if w.numeric != 0 {
+		cfg.NumericFeatures = w.numeric
+	}
 	for _, c := range changes {
 		ch, err := loadgen.ParseChange(c, cfg.Start)
 		if err != nil {
@@ -560,5 +566,74 @@ func TestEvaluateFailsWithoutModelVersion(t *testing.T) {
 	if len(res.Decisions) != 1 || res.Decisions[0].Outcome != OutcomePublished || res.Decisions[0].Trigger.Reason != schemas.TriggerSchedule ||
 		res.Decisions[0].Trigger.ModelVersion != "1" || len(tw.msgs) != 1 {
 		t.Fatalf("version query answering: decisions %+v, %d published; want one scheduled trigger of version 1", res.Decisions, len(tw.msgs))
+	}
+}
+
+// TestNewModelGrowingReference: a model two hours old, with the default
+// settings (a 24 h reference, 1 h windows every minute), its second hour
+// shifted by 1.5 standard deviations in f1 of its three numeric features.
+// The monitor evaluates it as it would live (Run's first round evaluates
+// the last Consecutive windows): the reference grows (all of the model's
+// data before the window), f1 and only f1 is flagged in both windows, and
+// the results and the API say the reference was growing. Before the model
+// has an hour of data there is nothing before the window: waiting.
+func TestNewModelGrowingReference(t *testing.T) {
+	w := newWorld(t)
+	w.numeric = 3
+	now := time.Now().UTC().Truncate(time.Minute)
+	w.start = now.Add(-2 * time.Hour)
+	w.fill(t, 2, 3000, "mean_shift:f1:1.5@+1h")
+	tw := &recordingWriter{}
+	set := DefaultSettings()
+	m, err := New(Options{Settings: set, Conn: w.conn, TriggerWriter: tw, Registerer: prometheus.NewRegistry(), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	early, err := m.Evaluate(ctx, "model-0", w.start.Add(30*time.Minute))
+	if err != nil || early.Skipped == "" || early.Reference != ReferenceGrowing {
+		t.Fatalf("window ending 30 minutes after the first inference: skipped %q, reference %q, %v; want waiting on a growing reference", early.Skipped, early.Reference, err)
+	}
+	// The two windows Run's first round evaluates (Consecutive = 2).
+	for _, end := range []time.Time{now.Add(-set.Step), now} {
+		res, err := m.Evaluate(ctx, "model-0", end)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Skipped != "" || res.Reference != ReferenceGrowing {
+			t.Fatalf("window ending %s: skipped %q, reference %q; want evaluated on a growing reference", end, res.Skipped, res.Reference)
+		}
+		wantRef := window.Span{Start: w.start, End: end.Add(-time.Hour)}
+		if !res.Snapshot.Reference.Start.Equal(wantRef.Start) || !res.Snapshot.Reference.End.Equal(wantRef.End) {
+			t.Errorf("window ending %s: reference %s, want %s", end, res.Snapshot.Reference, wantRef)
+		}
+		if !slices.Equal(res.Verdict.Drifted, []string{"f1"}) {
+			t.Errorf("window ending %s: drifted %v, want [f1]", end, res.Verdict.Drifted)
+		}
+	}
+	if got := w.count(t, "SELECT count() FROM drift_results FINAL WHERE model_id = 'model-0' AND reference_kind = 'growing' AND method = 'verdict' AND feature = 'f1' AND drifted"); got != 2 {
+		t.Errorf("%d drifted f1 verdict rows with reference_kind growing, want 2", got)
+	}
+	srv := httptest.NewServer(m.API())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/v1/models/model-0/results")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Results []ResultRow `json:"results"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if len(body.Results) == 0 {
+		t.Fatal("no results in the API")
+	}
+	for _, r := range body.Results {
+		if r.Reference != ReferenceGrowing || !r.ReferenceStart.Equal(w.start) || !r.ReferenceEnd.Equal(now.Add(-time.Hour)) {
+			t.Fatalf("API row %s/%s: reference %q %s–%s, want growing %s–%s", r.Feature, r.Method, r.Reference, r.ReferenceStart, r.ReferenceEnd, w.start, now.Add(-time.Hour))
+		}
 	}
 }

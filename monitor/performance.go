@@ -158,7 +158,7 @@ func (m *Monitor) EvaluatePerformance(ctx context.Context, model string, end tim
 	if err := perf.Write(ctx, m.opts.Conn, now, res.Windows...); err != nil {
 		return res, err
 	}
-	ref, err := m.reference(ctx, model, window.Span{Start: end.Add(-c.Window), End: end})
+	ref, _, err := m.reference(ctx, model, window.Span{Start: end.Add(-c.Window), End: end})
 	if err != nil {
 		return res, err
 	}

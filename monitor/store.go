@@ -150,14 +150,14 @@ func (s *Store) PredictionCounts(ctx context.Context, model string) (scored, val
 
 // WriteResults inserts a window's drift results into drift_results: rows,
 // the methods' results, and verdicts, the per-feature verdict rows.
-func (s *Store) WriteResults(ctx context.Context, snap *window.Snapshot, rows, verdicts []policy.Row, computedAt time.Time) error {
-	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO drift_results (model_id, model_version, window_start, window_end, reference_start, reference_end, feature, kind, method, value, p_value, p_value_adjusted, threshold, drifted, sustained, status, samples, reference_samples, computed_at)")
+func (s *Store) WriteResults(ctx context.Context, snap *window.Snapshot, referenceKind string, rows, verdicts []policy.Row, computedAt time.Time) error {
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO drift_results (model_id, model_version, window_start, window_end, reference_start, reference_end, reference_kind, feature, kind, method, value, p_value, p_value_adjusted, threshold, drifted, sustained, status, samples, reference_samples, computed_at)")
 	if err != nil {
 		return fmt.Errorf("prepare drift_results insert: %w", err)
 	}
 	defer batch.Abort() //nolint:errcheck // a no-op after Send
 	add := func(r policy.Row) error {
-		return batch.Append(snap.Model, "", snap.Current.Start, snap.Current.End, snap.Reference.Start, snap.Reference.End,
+		return batch.Append(snap.Model, "", snap.Current.Start, snap.Current.End, snap.Reference.Start, snap.Reference.End, referenceKind,
 			r.Feature, r.Kind, r.Method, r.Value, nullable(r.PValue), nullable(r.PValueAdjusted), finite(r.Threshold),
 			r.Drifted, r.Sustained, r.Status, uint64(max(r.Samples, 0)), uint64(max(r.ReferenceSamples, 0)), computedAt)
 	}
@@ -349,7 +349,7 @@ func (s *Store) RecordTrigger(ctx context.Context, t *schemas.RetrainTrigger, ev
 	return nil
 }
 
-const resultCols = "feature, kind, method, value, p_value, p_value_adjusted, threshold, drifted, sustained, status, samples, window_start, window_end"
+const resultCols = "feature, kind, method, value, p_value, p_value_adjusted, threshold, drifted, sustained, status, samples, window_start, window_end, reference_kind, reference_start, reference_end"
 
 // scanAll runs sql and scans every row with scan. Its errors name table:
 // "query <table>: …" when the query fails, "read <table>: …" when a row
@@ -377,7 +377,7 @@ func scanAll[T any](ctx context.Context, conn driver.Conn, table, sql string, sc
 
 func scanResult(rows driver.Rows, r *ResultRow) error {
 	var v float64
-	if err := rows.Scan(&r.Feature, &r.Kind, &r.Method, &v, &r.PValue, &r.PValueAdjusted, &r.Threshold, &r.Drifted, &r.Sustained, &r.Status, &r.Samples, &r.WindowStart, &r.WindowEnd); err != nil {
+	if err := rows.Scan(&r.Feature, &r.Kind, &r.Method, &v, &r.PValue, &r.PValueAdjusted, &r.Threshold, &r.Drifted, &r.Sustained, &r.Status, &r.Samples, &r.WindowStart, &r.WindowEnd, &r.Reference, &r.ReferenceStart, &r.ReferenceEnd); err != nil {
 		return err
 	}
 	if !math.IsNaN(v) && !math.IsInf(v, 0) {
