@@ -36,11 +36,25 @@ type ModelConfig struct {
 	// regression when nil).
 	Guardrails []Guardrail `yaml:"guardrails"`
 	// Maturity is how old an inference must be for its label to count as
-	// final; TrainWindow and EvalWindow are the lengths of the training
-	// range and the evaluation window that end at now − Maturity.
+	// final: when 0, the p99 label delay of the model's last day of labels
+	// (plus a second), at most MaxMaturity (DefaultMaxMaturity when 0; the
+	// maturity itself when no label has arrived). TrainWindow and
+	// EvalWindow are the lengths of the training range and the evaluation
+	// window that end at now − Maturity.
 	Maturity    time.Duration `yaml:"maturity"`
+	MaxMaturity time.Duration `yaml:"max_maturity"`
 	TrainWindow time.Duration `yaml:"train_window"`
 	EvalWindow  time.Duration `yaml:"eval_window"`
+	// EvalMaxShare is the largest share of the matured labelled rows the
+	// evaluation window takes (DefaultEvalMaxShare when 0); MinEvalRows and
+	// MinTrainRows the fewest rows the evaluation window and the training
+	// range hold (DefaultMinEvalRows and DefaultMinTrainRows when 0). The
+	// evaluation window is EvalWindow's rows capped at the share and raised
+	// to the minimum; a run with too few rows for both fails and says when
+	// enough will have matured.
+	EvalMaxShare float64 `yaml:"eval_max_share"`
+	MinEvalRows  int     `yaml:"min_eval_rows"`
+	MinTrainRows int     `yaml:"min_train_rows"`
 	// Resamples of the bootstrap (1000 when 0) and its confidence level.
 	Resamples int     `yaml:"resamples"`
 	Level     float64 `yaml:"level"`
@@ -62,19 +76,26 @@ type ModelConfig struct {
 	MinInterval   time.Duration `yaml:"min_interval"`
 }
 
-// Retrain budget defaults.
+// Retrain budget and window defaults.
 const (
 	DefaultMaxRunsPerDay = 4
 	DefaultMinInterval   = time.Hour
+	DefaultMaxMaturity   = 24 * time.Hour
+	DefaultEvalMaxShare  = 0.2
+	DefaultMinEvalRows   = 200
+	DefaultMinTrainRows  = 1000
 )
 
 // DefaultModelConfig is binary classification of label "1" judged by ROC
-// AUC with a margin of 0.005 on the last 6 hours of labels matured for 1
-// hour, trained on the 7 days before, with the built-in trainer, at most
-// 4 runs a day and 1 hour apart.
+// AUC with a margin of 0.005 on the last 6 hours of labels matured for
+// their p99 label delay (at most 24 hours), but at most a fifth of the
+// labelled rows and at least 200, trained on the 7 days before (at least
+// 1000 rows), with the built-in trainer, at most 4 runs a day and 1 hour
+// apart.
 func DefaultModelConfig() ModelConfig {
-	return ModelConfig{Task: model.Classification, PositiveClass: "1", Margin: 0.005, Maturity: time.Hour,
-		TrainWindow: 7 * 24 * time.Hour, EvalWindow: 6 * time.Hour, Trainer: TrainerBuiltin, Timeout: 30 * time.Minute,
+	return ModelConfig{Task: model.Classification, PositiveClass: "1", Margin: 0.005, MaxMaturity: DefaultMaxMaturity,
+		TrainWindow: 7 * 24 * time.Hour, EvalWindow: 6 * time.Hour, EvalMaxShare: DefaultEvalMaxShare,
+		MinEvalRows: DefaultMinEvalRows, MinTrainRows: DefaultMinTrainRows, Trainer: TrainerBuiltin, Timeout: 30 * time.Minute,
 		MaxRunsPerDay: DefaultMaxRunsPerDay, MinInterval: DefaultMinInterval}
 }
 
@@ -109,6 +130,18 @@ func (c ModelConfig) withDefaults() ModelConfig {
 	if c.MinInterval == 0 {
 		c.MinInterval = DefaultMinInterval
 	}
+	if c.MaxMaturity == 0 {
+		c.MaxMaturity = max(DefaultMaxMaturity, c.Maturity)
+	}
+	if c.EvalMaxShare == 0 {
+		c.EvalMaxShare = DefaultEvalMaxShare
+	}
+	if c.MinEvalRows == 0 {
+		c.MinEvalRows = DefaultMinEvalRows
+	}
+	if c.MinTrainRows == 0 {
+		c.MinTrainRows = DefaultMinTrainRows
+	}
 	return c
 }
 
@@ -136,6 +169,15 @@ func (c ModelConfig) Validate(key string) error {
 	}
 	if c.Maturity < 0 || c.TrainWindow <= 0 || c.EvalWindow <= 0 {
 		bad("maturity, train_window and eval_window: must be positive")
+	}
+	if c.MaxMaturity < 0 {
+		bad("max_maturity: must be positive, got %s", c.MaxMaturity)
+	}
+	if c.EvalMaxShare <= 0 || c.EvalMaxShare >= 1 {
+		bad("eval_max_share: must be in (0, 1), got %g", c.EvalMaxShare)
+	}
+	if c.MinEvalRows < 0 || c.MinTrainRows < 0 {
+		bad("min_eval_rows and min_train_rows: must not be negative")
 	}
 	if c.Level <= 0 || c.Level >= 1 {
 		bad("level: must be in (0, 1)")

@@ -41,6 +41,14 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
+	w := openWorld(t)
+	w.fill(t, 200)
+	return w
+}
+
+// openWorld is an empty world: its database and topics.
+func openWorld(t *testing.T) *world {
+	t.Helper()
 	brokers := testenv.KafkaBrokers(t)
 	ctx := context.Background()
 	id := strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -56,7 +64,6 @@ func newWorld(t *testing.T) *world {
 	if err := kafkaio.EnsureTopics(ctx, brokers, specs); err != nil {
 		t.Fatal(err)
 	}
-	w.fill(t, 200)
 	return w
 }
 
@@ -73,13 +80,20 @@ func (w *world) fill(t *testing.T, perHour int) {
 		t.Fatal(err)
 	}
 	cfg.Changes = append(cfg.Changes, ch)
+	w.load(t, cfg, int64(w.hours*perHour*cfg.Models))
+}
+
+// load sends ticks of cfg's inferences and outcomes through Kafka and
+// ingest into the world's database and waits for them all.
+func (w *world) load(t *testing.T, cfg loadgen.Config, ticks int64) {
+	t.Helper()
 	gen, err := loadgen.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	writers := map[string]*kafka.Writer{}
 	msgs := map[string][]kafka.Message{}
-	for gen.Ticks() < int64(w.hours*perHour*cfg.Models) {
+	for gen.Ticks() < ticks {
 		ev := gen.Next()
 		if ev.Topic != "inferences" && ev.Topic != "outcomes" {
 			continue

@@ -165,11 +165,11 @@ func (t *Trainer) RunTrigger(ctx context.Context, trig schemas.RetrainTrigger) (
 	if err != nil {
 		return nil, err
 	}
-	evalTo := now.Add(-mc.Maturity)
+	win, planErr := t.plan(ctx, mc, trig.ModelID, now)
 	r := &Run{
 		RunID: runID, ModelID: trig.ModelID, Version: "r" + runID[:12], TriggerID: trig.TriggerID, DedupKey: trig.DedupKey,
 		ParentVersion: parent, Attempt: attempt, Reason: string(trig.Reason), Trainer: mc.Trainer, Status: RunRunning,
-		TrainingFrom: evalTo.Add(-mc.EvalWindow - mc.TrainWindow), EvalFrom: evalTo.Add(-mc.EvalWindow), EvalTo: evalTo,
+		TrainingFrom: win.From, EvalFrom: win.EvalFrom, EvalTo: win.To,
 		StepSeconds: map[string]float64{}, StartedAt: now,
 	}
 	// The lease before the running row: no trainer ever reads a run as
@@ -186,14 +186,18 @@ func (t *Trainer) RunTrigger(ctx context.Context, trig schemas.RetrainTrigger) (
 	}
 	t.m.running.Inc()
 	defer t.m.running.Dec()
-	t.log.Info("training run started", "model", r.ModelID, "run_id", r.RunID, "version", r.Version, "trigger_id", r.TriggerID, "trainer", r.Trainer)
+	t.log.Info("training run started", "model", r.ModelID, "run_id", r.RunID, "version", r.Version, "trigger_id", r.TriggerID, "trainer", r.Trainer,
+		"maturity", win.Maturity, "maturity_from_labels", win.Auto, "training_from", r.TrainingFrom, "eval_from", r.EvalFrom, "eval_to", r.EvalTo)
 
 	cpu0 := cpuSeconds()
 	workDir := filepath.Join(t.opts.WorkDir, r.ModelID, r.RunID)
 	if !t.opts.KeepWork {
 		defer removeAll(workDir)
 	}
-	ev, runErr := t.execute(ctx, mc, r, workDir)
+	ev, runErr := (*evaluation)(nil), planErr
+	if planErr == nil {
+		ev, runErr = t.execute(ctx, mc, r, workDir)
+	}
 	stopLease() // the run's rows from here on say it is no longer running
 	r.CPUSeconds += cpuSeconds() - cpu0
 	end := t.opts.Now().UTC()

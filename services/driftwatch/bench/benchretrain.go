@@ -170,9 +170,10 @@ func runBenchRetrain(ctx context.Context, cfg *benchRetrainConfig, env command.E
 	}
 
 	// load: the clock is fixed so that the trainer's default windows
-	// (maturity 1h, eval 6h, train 7d) select every generated row.
+	// (eval 6h, train 7d) with a maturity of 1h select every generated row.
 	now := time.Now().UTC().Truncate(time.Hour)
 	mc := retrain.DefaultModelConfig()
+	mc.Maturity = time.Hour
 	// Every repeat is a run of the same model at the same instant: no budget.
 	mc.MaxRunsPerDay, mc.MinInterval = -1, -1
 	evalTo := now.Add(-mc.Maturity)
