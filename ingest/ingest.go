@@ -33,7 +33,7 @@
 // driftwatch-dead-lettered-at (RFC 3339).
 //
 // Metrics (labels: topic, one of the three event topics; reason, one of
-// schemas.Reasons()):
+// schemas.DeadLetterReasons()):
 //
 //	driftwatch_ingest_events_consumed_total{topic}         messages read
 //	driftwatch_ingest_events_written_total{topic}          rows ClickHouse acknowledged
@@ -78,6 +78,10 @@ type Options struct {
 	Settings
 	// Conn is the ClickHouse connection, in the database holding the tables.
 	Conn driver.Conn
+	// RetentionDays is the tables' TTL (migration's retention_days): older
+	// events are dead-lettered as older_than_retention instead of being
+	// written and deleted at the next merge. 0 keeps every event.
+	RetentionDays int
 	// Kinds are the event kinds to ingest; default inference, outcome and
 	// business metric.
 	Kinds []schemas.Kind
@@ -222,7 +226,9 @@ func New(opts Options) (*Ingester, error) {
 			topic: topic, kind: kind, reader: r, dlq: dlq, opts: &ing.opts, m: ing.m,
 			log: opts.Logger.With("topic", topic),
 			// Two batches alternate: one fills while the other is flushed.
-			newTable: func() table { return newTable(kind, opts.Conn, opts.Now) },
+			newTable: func() table {
+				return newTable(kind, opts.Conn, opts.Now, time.Duration(opts.RetentionDays)*24*time.Hour)
+			},
 			decoders: decs,
 		}
 		if opts.Conn != nil {

@@ -13,7 +13,7 @@ type counterVec interface {
 }
 
 // metrics are ingest's series; the package doc lists them. Labels are
-// bounded: topic (three event topics) and reason (schemas.Reasons()).
+// bounded: topic (three event topics) and reason (schemas.DeadLetterReasons()).
 type metrics struct {
 	consumed      *prometheus.CounterVec
 	written       *prometheus.CounterVec

@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/driftwatch/driftwatch/internal/chclient"
 	"github.com/driftwatch/driftwatch/schemas"
 )
 
@@ -39,8 +40,12 @@ type table interface {
 	rows() int
 	// newest is the largest event timestamp in the batch.
 	newest() time.Time
-	// insert writes the batch; token is the insert_deduplication_token.
-	insert(ctx context.Context, token string) error
+	// partition is row i's ClickHouse partition (the day of its
+	// timestamp: the event tables are PARTITION BY toDate(timestamp)).
+	partition(i int) int32
+	// insert writes rows [lo, hi) of the batch, in the order they were
+	// added; token is the insert_deduplication_token.
+	insert(ctx context.Context, lo, hi int, token string) error
 	reset()
 }
 
@@ -88,6 +93,7 @@ type pipeline struct {
 // batch is what one ClickHouse insert and one commit cover.
 type batch struct {
 	tbl     table
+	rowMsgs []kafka.Message // the message of each row, for rows ClickHouse refuses
 	pending []kafka.Message // dead letters
 	dlRows  []deadLetterRow // the same, for the dead_letters table
 	last    map[int]kafka.Message
@@ -101,6 +107,8 @@ func (p *pipeline) newBatch() *batch {
 
 func (b *batch) reset() {
 	b.tbl.reset()
+	clear(b.rowMsgs) // drop the values they hold
+	b.rowMsgs = b.rowMsgs[:0]
 	b.pending = b.pending[:0]
 	b.dlRows = b.dlRows[:0]
 	clear(b.last)
@@ -301,6 +309,8 @@ func (p *pipeline) fill(ctx context.Context, b *batch, d *decoding) error {
 				p.deadLetter(b, *msg, err)
 			case dup:
 				p.m.duplicates.WithLabelValues(p.topic).Inc()
+			default:
+				b.rowMsgs = append(b.rowMsgs, *msg)
 			}
 			if info.UnknownFields > 0 {
 				p.m.unknownFields.WithLabelValues(p.topic).Add(float64(info.UnknownFields))
@@ -385,12 +395,14 @@ func (p *pipeline) flush(ctx context.Context, b *batch) error {
 	start := p.opts.Now()
 	rows := b.tbl.rows()
 	if rows > 0 {
-		token := p.token(b)
-		if err := p.retry(ctx, "insert into ClickHouse", func(ctx context.Context) error { return b.tbl.insert(ctx, token) }, p.m.insertErrors); err != nil {
+		written, err := p.insertRows(ctx, b)
+		if err != nil {
 			return err
 		}
-		p.m.written.WithLabelValues(p.topic).Add(float64(rows))
-		p.m.setNewest(p.topic, b.tbl.newest())
+		p.m.written.WithLabelValues(p.topic).Add(float64(written))
+		if written > 0 {
+			p.m.setNewest(p.topic, b.tbl.newest())
+		}
 	}
 	if len(b.pending) > 0 {
 		write := func(ctx context.Context) error {
@@ -405,8 +417,7 @@ func (p *pipeline) flush(ctx context.Context, b *batch) error {
 			return err
 		}
 		if p.deadLetterRows != nil {
-			token := p.token(b) + "|dead_letters"
-			if err := p.retry(ctx, "insert into dead_letters", func(ctx context.Context) error { return p.deadLetterRows(ctx, b.dlRows, token) }, p.m.insertErrors); err != nil {
+			if err := p.insertDeadLetterRows(ctx, b); err != nil {
 				return err
 			}
 		}
@@ -424,7 +435,9 @@ func (p *pipeline) flush(ctx context.Context, b *batch) error {
 	return nil
 }
 
-// retry calls op until it succeeds or ctx ends, backing off exponentially
+// retry calls op until it succeeds, fails permanently (a *refusedError:
+// ClickHouse refused the request for what it holds, see chclient.Classify)
+// or ctx ends, backing off exponentially
 // from RetryMin to RetryMax with jitter. While it retries nothing is
 // committed, and the pipeline fetches at most one more batch, so memory
 // stays bounded by two batches.
@@ -444,8 +457,16 @@ func (p *pipeline) retry(ctx context.Context, what string, op func(context.Conte
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s for %s: %w (last error: %v)", what, p.topic, ctx.Err(), err)
 		}
+		class, ex := chclient.Classify(err)
+		if class == chclient.Permanent {
+			return &refusedError{what: what, ex: ex, err: err}
+		}
 		if p.flushLog.allow(p.opts.Now()) {
-			p.log.Warn("retrying", "topic", p.topic, "op", what, "attempt", attempt, "next_in", delay, "err", err)
+			if class == chclient.Setup {
+				p.log.Error("retrying; ClickHouse refuses every request until an operator fixes the deployment", "topic", p.topic, "op", what, "attempt", attempt, "next_in", delay, "code", ex.Code, "err", err)
+			} else {
+				p.log.Warn("retrying", "topic", p.topic, "op", what, "attempt", attempt, "next_in", delay, "err", err)
+			}
 		}
 		wait := delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1))
 		select {

@@ -32,6 +32,11 @@ type Settings struct {
 	MaxEventBytes   int           `yaml:"max_event_bytes" env:"DRIFTWATCH_INGEST_MAX_EVENT_BYTES" flag:"max-event-bytes" help:"largest event accepted, in bytes"`
 	MaxFutureSkew   time.Duration `yaml:"max_future_skew" env:"DRIFTWATCH_INGEST_MAX_FUTURE_SKEW" flag:"max-future-skew" help:"how far in the future an event timestamp may be"`
 	TopicPartitions int           `yaml:"topic_partitions" env:"DRIFTWATCH_INGEST_TOPIC_PARTITIONS" flag:"topic-partitions" help:"partitions of topics ingest creates when they do not exist"`
+	// MaxPartitionsPerInsert is the most day partitions one insert
+	// touches: a batch spanning more days (a backfill) is inserted in
+	// several blocks. Keep it at or below the server's
+	// max_partitions_per_insert_block (100 by default).
+	MaxPartitionsPerInsert int `yaml:"max_partitions_per_insert" env:"DRIFTWATCH_INGEST_MAX_PARTITIONS_PER_INSERT" flag:"max-partitions-per-insert" help:"most day partitions one insert touches (at most the server's max_partitions_per_insert_block)"`
 }
 
 // DefaultSettings: group "ingest", batches of 50,000 rows or 500 ms,
@@ -40,7 +45,7 @@ func DefaultSettings() Settings {
 	return Settings{
 		ConsumerGroup: "ingest", BatchRows: 50000, BatchAge: 500 * time.Millisecond, RetryMax: 30 * time.Second,
 		MaxFeatures: schemas.DefaultMaxFeatures, MaxEventBytes: schemas.DefaultMaxBytes, MaxFutureSkew: schemas.DefaultMaxFutureSkew,
-		TopicPartitions: schemas.TopicFor(schemas.TopicInferences).Partitions,
+		TopicPartitions: schemas.TopicFor(schemas.TopicInferences).Partitions, MaxPartitionsPerInsert: 100,
 	}
 }
 
@@ -55,6 +60,7 @@ func (s Settings) withDefaults() Settings {
 	setDefault(&s.MaxEventBytes, d.MaxEventBytes)
 	setDefault(&s.MaxFutureSkew, d.MaxFutureSkew)
 	setDefault(&s.TopicPartitions, d.TopicPartitions)
+	setDefault(&s.MaxPartitionsPerInsert, d.MaxPartitionsPerInsert)
 	return s
 }
 
@@ -108,6 +114,9 @@ func (s *Settings) Validate() error {
 	if s.TopicPartitions < 1 {
 		bad("topic_partitions: must be at least 1, got %d", s.TopicPartitions)
 	}
+	if s.MaxPartitionsPerInsert < 1 || s.MaxPartitionsPerInsert > 10000 {
+		bad("max_partitions_per_insert: must be from 1 to 10000, got %d", s.MaxPartitionsPerInsert)
+	}
 	return errors.Join(errs...)
 }
 
@@ -120,7 +129,7 @@ func RunService(ctx context.Context, cfg *Config) error {
 		Name: "ingest", Common: cfg.Common, Migration: cfg.Config,
 		Topics: append(eventTopics(cfg.TopicPartitions), schemas.TopicFor(schemas.TopicDeadLetters)),
 		Setup: func(ctx context.Context, rt *service.Runtime) (func(context.Context) error, error) {
-			ing, err := New(Options{Settings: cfg.Settings, Kafka: rt.Kafka, Conn: rt.Conn, ShutdownTimeout: cfg.ShutdownTimeout,
+			ing, err := New(Options{Settings: cfg.Settings, Kafka: rt.Kafka, Conn: rt.Conn, ShutdownTimeout: cfg.ShutdownTimeout, RetentionDays: cfg.RetentionDays,
 				Registerer: rt.Server.Registry(), Logger: rt.Log})
 			if err != nil {
 				return nil, err

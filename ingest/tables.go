@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -30,8 +31,13 @@ type eventTable[E any] struct {
 	ts      func(*E) time.Time
 	appendE func(ev *E, src arrowschema.Source)
 	b       recordBuilder
+	// retention is the tables' retention_days: older events are refused
+	// (ReasonOlderThanRetention) rather than stored and deleted by the
+	// TTL at the next merge. 0 keeps everything.
+	retention time.Duration
 
 	seen     map[string]struct{}
+	days     []int32 // each row's partition, in row order
 	newestTS time.Time
 	rec      arrow.Record // built at the first insert attempt, kept for retries
 }
@@ -74,26 +80,44 @@ func (t *eventTable[E]) add(dec chunkDecoder, i int, msg *kafka.Message) (schema
 		return info, false, err
 	}
 	ev := &d.evs[i]
+	ts := t.ts(ev)
+	if t.retention > 0 {
+		if oldest := t.now().Add(-t.retention); ts.Before(oldest) {
+			return info, false, &schemas.DecodeError{Reason: schemas.ReasonOlderThanRetention, Path: "timestamp", Offset: -1,
+				Msg: fmt.Sprintf("%s is older than the tables' retention of %d days (events from %s on are kept)",
+					ts.UTC().Format(time.RFC3339Nano), int(t.retention/(24*time.Hour)), oldest.UTC().Format(time.RFC3339))}
+		}
+	}
 	id := t.id(ev)
 	if _, dup := t.seen[id]; dup {
 		return info, true, nil
 	}
 	t.seen[id] = struct{}{}
-	if ts := t.ts(ev); ts.After(t.newestTS) {
+	if ts.After(t.newestTS) {
 		t.newestTS = ts
 	}
+	t.days = append(t.days, dayOf(ts))
 	t.appendE(ev, arrowschema.Source{Topic: msg.Topic, Partition: int32(msg.Partition), Offset: msg.Offset, IngestedAt: t.now()})
 	return info, false, nil
 }
 
-func (t *eventTable[E]) rows() int         { return len(t.seen) }
-func (t *eventTable[E]) newest() time.Time { return t.newestTS }
+func (t *eventTable[E]) rows() int             { return len(t.seen) }
+func (t *eventTable[E]) newest() time.Time     { return t.newestTS }
+func (t *eventTable[E]) partition(i int) int32 { return t.days[i] }
 
-func (t *eventTable[E]) insert(ctx context.Context, token string) error {
+// dayOf is toDate(ts): days since 1970-01-01 in UTC.
+func dayOf(ts time.Time) int32 { return int32(ts.Unix() / 86400) }
+
+func (t *eventTable[E]) insert(ctx context.Context, lo, hi int, token string) error {
 	if t.rec == nil {
 		t.rec = t.b.NewRecord()
 	}
-	return arrowch.Insert(ctx, t.conn, t.name, t.rec, token)
+	rec := t.rec
+	if lo != 0 || hi != int(rec.NumRows()) {
+		rec = rec.NewSlice(int64(lo), int64(hi))
+		defer rec.Release()
+	}
+	return arrowch.Insert(ctx, t.conn, t.name, rec, token)
 }
 
 func (t *eventTable[E]) reset() {
@@ -105,6 +129,7 @@ func (t *eventTable[E]) reset() {
 		t.b.NewRecord().Release()
 	}
 	clear(t.seen)
+	t.days = t.days[:0]
 	t.newestTS = time.Time{}
 }
 
@@ -126,7 +151,7 @@ func newDecoder(kind schemas.Kind, opts schemas.Options, prefix string) (chunkDe
 }
 
 // newTable returns the batch for one event kind.
-func newTable(kind schemas.Kind, conn driver.Conn, now func() time.Time) table {
+func newTable(kind schemas.Kind, conn driver.Conn, now func() time.Time, retention time.Duration) table {
 	mem := memory.NewGoAllocator()
 	switch kind {
 	case schemas.KindInference:
@@ -135,7 +160,7 @@ func newTable(kind schemas.Kind, conn driver.Conn, now func() time.Time) table {
 			name: "inferences", conn: conn, now: now, b: b,
 			id:      func(e *schemas.Inference) string { return e.EventID },
 			ts:      func(e *schemas.Inference) time.Time { return e.Timestamp },
-			appendE: b.Append, seen: map[string]struct{}{},
+			appendE: b.Append, seen: map[string]struct{}{}, retention: retention,
 		}
 	case schemas.KindOutcome:
 		b := arrowschema.NewOutcomeBuilder(mem)
@@ -143,7 +168,7 @@ func newTable(kind schemas.Kind, conn driver.Conn, now func() time.Time) table {
 			name: "outcomes", conn: conn, now: now, b: b,
 			id:      func(e *schemas.Outcome) string { return e.EventID },
 			ts:      func(e *schemas.Outcome) time.Time { return e.Timestamp },
-			appendE: b.Append, seen: map[string]struct{}{},
+			appendE: b.Append, seen: map[string]struct{}{}, retention: retention,
 		}
 	case schemas.KindBusinessMetric:
 		b := arrowschema.NewBusinessMetricBuilder(mem)
@@ -151,7 +176,7 @@ func newTable(kind schemas.Kind, conn driver.Conn, now func() time.Time) table {
 			name: "business_metrics", conn: conn, now: now, b: b,
 			id:      func(e *schemas.BusinessMetric) string { return e.EventID },
 			ts:      func(e *schemas.BusinessMetric) time.Time { return e.Timestamp },
-			appendE: b.Append, seen: map[string]struct{}{},
+			appendE: b.Append, seen: map[string]struct{}{}, retention: retention,
 		}
 	}
 	panic("BUG: newTable for kind " + kind.String())

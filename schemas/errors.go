@@ -51,6 +51,25 @@ const (
 	ReasonNonFiniteNumber Reason = "non_finite_number"
 )
 
+// The reasons ingest gives an event the decoder accepted but ClickHouse
+// cannot keep. They are not decoder reasons (Reasons leaves them out);
+// DeadLetterReasons lists them with the rest.
+const (
+	// ReasonOlderThanRetention: the event's timestamp is older than the
+	// tables' retention_days, so the TTL would delete it at the next merge.
+	ReasonOlderThanRetention Reason = "older_than_retention"
+	// ReasonRejectedByStorage: ClickHouse refused the row itself (the
+	// error carries the exception code and message); every other row of
+	// its batch was stored.
+	ReasonRejectedByStorage Reason = "rejected_by_storage"
+)
+
+// DeadLetterReasons returns every reason a dead letter can carry: Reasons
+// and the two ingest reasons, in a fixed order.
+func DeadLetterReasons() []Reason {
+	return append(Reasons(), ReasonOlderThanRetention, ReasonRejectedByStorage)
+}
+
 var allReasons = [...]Reason{
 	ReasonInvalidJSON,
 	ReasonInvalidUTF8,
