@@ -84,6 +84,10 @@ type Monitor struct {
 	perfDesc perfMetrics
 	refs     *refCache
 	store    *Store
+	pins     pins
+	// refMissing is 1 per model whose reference is missing (see
+	// referenceMissing); the series is deleted once it has one.
+	refMissing *prometheus.GaugeVec
 }
 
 // New validates opts.
@@ -109,6 +113,9 @@ func New(opts Options) (*Monitor, error) {
 		duration: f.NewHistogram(prometheus.HistogramOpts{Name: "driftwatch_monitor_evaluation_duration_seconds", Help: "Time to evaluate one model window (queries, statistics, writes).", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 		triggers: f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_triggers_total", Help: "Retrain trigger decisions by reason and outcome."}, []string{"reason", "outcome"}),
 		first:    map[string]time.Time{},
+		pins:     pins{loaded: map[string]time.Time{}},
+		refMissing: f.NewGaugeVec(prometheus.GaugeOpts{Name: "driftwatch_reference_missing",
+			Help: "1 while a model's reference (pinned, set or fixed) holds no rows and has no persisted profile: its drift cannot be measured."}, []string{"model"}),
 		perfDesc: perfDescs(),
 		refs: newRefCache(int64(opts.ReferenceCacheMB)<<20,
 			f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_reference_cache_total", Help: "Evaluations whose reference-window aggregates came from the cache (hit) or were read again (miss)."}, []string{"result"})),
@@ -147,12 +154,21 @@ const (
 // until the model has a full Reference of data before cur, growing (from
 // its first inference to the start of cur; empty when nothing precedes
 // cur).
-func (m *Monitor) reference(ctx context.Context, model string, cur window.Span) (span window.Span, kind string, err error) {
+//
+// A persisted reference (pin, from reference_profiles) wins over the
+// model's first period: it is pinned, or set when an operator set it.
+func (m *Monitor) reference(ctx context.Context, model string, cur window.Span, pin *ReferenceProfile) (span window.Span, kind string, err error) {
 	if mc, ok := m.opts.Models[model]; ok && !mc.ReferenceStart.IsZero() {
 		return window.Span{Start: mc.ReferenceStart, End: mc.ReferenceEnd}, ReferenceFixed, nil
 	}
 	if m.opts.ReferenceMode == ReferencePrevious {
 		return window.Span{Start: cur.Start.Add(-m.opts.Window), End: cur.Start}, ReferencePrevious, nil
+	}
+	if pin != nil {
+		if pin.Source == ProfileSet {
+			return pin.Span(), ReferenceOperator, nil
+		}
+		return pin.Span(), ReferencePinned, nil
 	}
 	first, ok := m.first[model]
 	if !ok {
@@ -174,7 +190,19 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	start := time.Now()
 	defer func() { m.duration.Observe(time.Since(start).Seconds()) }()
 	cur := window.Span{Start: end.Add(-m.opts.Window), End: end}
-	ref, kind, err := m.reference(ctx, model, cur)
+	cached := m.refs.get(model)
+	var pin *ReferenceProfile
+	if m.pinnable(model) {
+		p, pref, ok, err := m.pinnedReference(ctx, model, cached)
+		if err != nil {
+			m.evals.WithLabelValues("error").Inc()
+			return Result{}, err
+		}
+		if ok {
+			pin, cached = &p, pref
+		}
+	}
+	ref, kind, err := m.reference(ctx, model, cur, pin)
 	if err != nil {
 		m.evals.WithLabelValues("error").Inc()
 		return Result{}, err
@@ -191,7 +219,7 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	if mc, ok := m.opts.Models[model]; ok && mc.Policy != nil {
 		pol = *mc.Policy
 	}
-	snap, refAgg, err := window.ComputeCached(ctx, m.opts.Conn, model, ref, cur, m.opts.aggregation(), m.refs.get(model))
+	snap, refAgg, err := window.ComputeCached(ctx, m.opts.Conn, model, ref, cur, m.opts.aggregation(), cached)
 	if kind != ReferenceGrowing {
 		// A growing reference changes every step: caching it only evicts
 		// the pinned references of other models.
@@ -199,11 +227,28 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	}
 	if errors.Is(err, window.ErrNoReference) {
 		m.evals.WithLabelValues("no_reference").Inc()
-		return Result{Snapshot: snap, Reference: kind, Skipped: "no rows in the reference " + ref.String()}, nil
+		why := "no rows in the reference " + ref.String()
+		if pin != nil {
+			why += " and its persisted profile was computed with other aggregation settings (bins, sample_cap, max_features, max_categories); set it again with driftwatch reference set"
+		}
+		if kind == ReferencePinned || kind == ReferenceOperator || kind == ReferenceFixed {
+			return m.referenceMissing(ctx, snap, kind, why)
+		}
+		return Result{Snapshot: snap, Reference: kind, Skipped: why}, nil
 	}
 	if err != nil {
 		m.evals.WithLabelValues("error").Inc()
 		return Result{}, err
+	}
+	m.refMissing.DeleteLabelValues(model)
+	if (kind == ReferencePinned || kind == ReferenceOperator) && !refAgg.Pinned() {
+		// The first complete reference, or a persisted one computed again
+		// from its rows with new aggregation settings: persist it.
+		source, by := ProfileFirst, "monitor"
+		if pin != nil {
+			source, by = pin.Source, pin.CreatedBy
+		}
+		m.persist(ctx, model, refAgg, source, by)
 	}
 	if kind == ReferenceGrowing && snap.RefRows < pol.MinSamples {
 		m.evals.WithLabelValues("waiting").Inc()

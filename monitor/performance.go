@@ -158,7 +158,18 @@ func (m *Monitor) EvaluatePerformance(ctx context.Context, model string, end tim
 	if err := perf.Write(ctx, m.opts.Conn, now, res.Windows...); err != nil {
 		return res, err
 	}
-	ref, _, err := m.reference(ctx, model, window.Span{Start: end.Add(-c.Window), End: end})
+	// The drift reference's period, the persisted one when there is one.
+	var pin *ReferenceProfile
+	if m.pinnable(model) {
+		p, ok, err := m.store.ReferenceProfile(ctx, model)
+		if err != nil {
+			return res, err
+		}
+		if ok {
+			pin = &p
+		}
+	}
+	ref, _, err := m.reference(ctx, model, window.Span{Start: end.Add(-c.Window), End: end}, pin)
 	if err != nil {
 		return res, err
 	}

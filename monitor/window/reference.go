@@ -20,6 +20,8 @@ type Reference struct {
 	numeric    []Numeric // reference fields only
 	categories []catRow  // ref > 0 only
 	bytes      int64
+	// pinned: persisted (see profile.go); valid whatever the raw rows say.
+	pinned bool
 }
 
 func newReference(model string, span Span, opts Options, rows int64, newest time.Time, num []Numeric, cats []catRow) *Reference {
@@ -47,6 +49,9 @@ func (r *Reference) Bytes() int64 {
 }
 
 func (r *Reference) valid(model string, span Span, opts Options, rows int64, newest time.Time) bool {
+	if r != nil && r.pinned {
+		return r.model == model && r.span.Start.Equal(span.Start) && r.span.End.Equal(span.End) && r.opts == opts
+	}
 	return r != nil && r.model == model && r.span.Start.Equal(span.Start) && r.span.End.Equal(span.End) &&
 		r.opts == opts && r.rows == rows && r.newest.Equal(newest)
 }

@@ -160,7 +160,9 @@ func Compute(ctx context.Context, conn driver.Conn, model string, ref, cur Span,
 // same model, reference span and options, and the reference still has the
 // same row count and newest ingested_at, only the current window is read
 // (the reference is usually fixed while the current window slides every
-// minute). The snapshot is the same as Compute's either way.
+// minute). The snapshot is the same as Compute's either way. A pinned
+// (persisted) cached Reference is used for its model, span and options
+// even when the reference window's rows are gone.
 func ComputeCached(ctx context.Context, conn driver.Conn, model string, ref, cur Span, opts Options, cached *Reference) (*Snapshot, *Reference, error) {
 	opts.defaults()
 	s := &Snapshot{Model: model, Reference: ref, Current: cur}
@@ -169,13 +171,18 @@ func ComputeCached(ctx context.Context, conn driver.Conn, model string, ref, cur
 	if err != nil {
 		return nil, nil, err
 	}
-	if s.RefRows == 0 {
-		return s, nil, ErrNoReference
-	}
 	if cached.valid(model, ref, opts, s.RefRows, newest) {
 		q.curOnly = true
+		if cached.pinned {
+			// The persisted aggregates stand for the reference, whether
+			// the TTL removed its rows or a late event added one.
+			s.RefRows = cached.rows
+		}
 	} else {
 		cached = nil
+	}
+	if s.RefRows == 0 {
+		return s, nil, ErrNoReference
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

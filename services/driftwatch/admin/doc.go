@@ -1,4 +1,5 @@
 // Package admin holds the driftwatch tool's administrative commands:
 // migrate (the ClickHouse schema), retrain (a manual retrain trigger) and
-// models (the registry's versions).
+// models (the registry's versions), reference set and reference show (a
+// model's persisted drift reference).
 package admin

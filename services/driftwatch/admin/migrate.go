@@ -65,7 +65,8 @@ at any time; services also run it when they start.`,
 	}
 }
 
-// Commands returns the administrative commands: migrate, retrain, models.
+// Commands returns the administrative commands: migrate, retrain, models,
+// reference set and reference show.
 func Commands() []command.Command {
-	return []command.Command{migrateCommand(), retrainCommand(), modelsCommand()}
+	return []command.Command{migrateCommand(), retrainCommand(), modelsCommand(), referenceSetCommand(), referenceShowCommand()}
 }
