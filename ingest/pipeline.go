@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/driftwatch/driftwatch/internal/chclient"
 	"github.com/driftwatch/driftwatch/schemas"
@@ -99,6 +100,7 @@ type batch struct {
 	last    map[int]kafka.Message
 	first   map[int]int64
 	msgs    int
+	bytes   int // of the messages read into it (msgBytes)
 }
 
 func (p *pipeline) newBatch() *batch {
@@ -114,6 +116,7 @@ func (b *batch) reset() {
 	clear(b.last)
 	clear(b.first)
 	b.msgs = 0
+	b.bytes = 0
 }
 
 func (p *pipeline) run(ctx context.Context) error {
@@ -128,7 +131,8 @@ func (p *pipeline) run(ctx context.Context) error {
 	rctx, stopWork := context.WithCancel(ctx)
 	defer stopWork()
 	fetched := make(chan kafka.Message, fetchQueue)
-	go p.fetch(rctx, fetched)
+	queued := semaphore.NewWeighted(int64(p.opts.QueueBytes))
+	go p.fetch(rctx, fetched, queued)
 	halves := make(chan []kafka.Message)
 	decoded := make(chan struct{})
 	defer close(halves)
@@ -138,7 +142,7 @@ func (p *pipeline) run(ctx context.Context) error {
 			decoded <- struct{}{}
 		}
 	}()
-	d := &decoding{fetched: fetched, halves: halves, decoded: decoded}
+	d := &decoding{fetched: fetched, queued: queued, queueBytes: p.opts.QueueBytes, halves: halves, decoded: decoded}
 
 	free := make(chan *batch, 2)
 	free <- p.newBatch()
@@ -213,21 +217,42 @@ func (p *pipeline) flushError(ctx context.Context, err error) error {
 	return err
 }
 
-// fetchQueue is how many fetched messages wait for decoding at most.
+// fetchQueue is how many fetched messages wait for decoding at most;
+// QueueBytes bounds their bytes.
 const fetchQueue = 4096
 
-// chunkMax is the most messages decoded as one chunk; chunkSplit the
-// fewest that are split between two goroutines.
+// msgBytes is what a message holds in memory, near enough: key, value and
+// headers.
+func msgBytes(msg *kafka.Message) int {
+	n := len(msg.Key) + len(msg.Value)
+	for _, h := range msg.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+// queuedBytes is what a message takes of the fetch queue's QueueBytes: its
+// bytes, and the whole queue for a message larger than the queue (it then
+// waits alone).
+func queuedBytes(msg *kafka.Message, queueBytes int) int64 {
+	return int64(min(msgBytes(msg), queueBytes))
+}
+
+// chunkMax is the most messages decoded as one chunk, chunkMaxBytes their
+// most bytes (a chunk holds one message at least); chunkSplit the fewest
+// that are split between two goroutines.
 const (
-	chunkMax   = 512
-	chunkSplit = 64
+	chunkMax      = 512
+	chunkMaxBytes = 4 << 20
+	chunkSplit    = 64
 )
 
 // fetch hands every message kafka-go fetches to out, in order, until ctx
-// ends. A failed fetch (broker unreachable, group rebalancing) is counted,
+// ends, holding at most QueueBytes of them: each takes its bytes from
+// queued before it is sent, and fill gives them back when it takes it. A failed fetch (broker unreachable, group rebalancing) is counted,
 // logged and retried: kafka-go reconnects by itself, and the batch in hand
 // stays uncommitted until it is flushed.
-func (p *pipeline) fetch(ctx context.Context, out chan<- kafka.Message) {
+func (p *pipeline) fetch(ctx context.Context, out chan<- kafka.Message, queued *semaphore.Weighted) {
 	for {
 		msg, err := p.reader.FetchMessage(ctx)
 		if err != nil {
@@ -245,6 +270,9 @@ func (p *pipeline) fetch(ctx context.Context, out chan<- kafka.Message) {
 			}
 			continue
 		}
+		if queued.Acquire(ctx, queuedBytes(&msg, p.opts.QueueBytes)) != nil {
+			return // ctx ended
+		}
 		select {
 		case out <- msg:
 		case <-ctx.Done():
@@ -256,14 +284,23 @@ func (p *pipeline) fetch(ctx context.Context, out chan<- kafka.Message) {
 // decoding is what fill needs besides the batch: the fetched messages, the
 // helper decoding goroutine, and the current chunk.
 type decoding struct {
-	fetched <-chan kafka.Message
-	halves  chan<- []kafka.Message
-	decoded <-chan struct{}
-	chunk   []kafka.Message
+	fetched    <-chan kafka.Message
+	queued     *semaphore.Weighted // the fetch queue's bytes
+	queueBytes int
+	halves     chan<- []kafka.Message
+	decoded    <-chan struct{}
+	chunk      []kafka.Message
 }
 
-// fill reads messages into b until it is full or old enough. It returns nil
-// when b should be flushed and ctx's error when ctx ended.
+// take is msg, taken off the fetch queue: its bytes go back to the queue.
+func (d *decoding) take(msg kafka.Message) kafka.Message {
+	d.queued.Release(queuedBytes(&msg, d.queueBytes))
+	return msg
+}
+
+// fill reads messages into b until it is full (BatchRows rows, or
+// BatchBytes of messages) or old enough. It returns nil when b should be
+// flushed and ctx's error when ctx ended.
 func (p *pipeline) fill(ctx context.Context, b *batch, d *decoding) error {
 	age := time.NewTimer(p.opts.BatchAge)
 	defer age.Stop()
@@ -272,28 +309,34 @@ func (p *pipeline) fill(ctx context.Context, b *batch, d *decoding) error {
 		// Every message adds at most one row or one dead letter, so a
 		// chunk of this size cannot overfill the batch.
 		room := p.opts.BatchRows - max(b.tbl.rows(), len(b.pending))
-		if room <= 0 {
+		if room <= 0 || b.bytes >= p.opts.BatchBytes {
 			return nil
 		}
-		chunk := d.chunk[:0]
+		// A chunk stops at chunkMaxBytes and at what the batch has room
+		// for, so a batch overshoots BatchBytes by one message at most.
+		roomBytes := min(chunkMaxBytes, p.opts.BatchBytes-b.bytes)
+		chunk, chunkBytes := d.chunk[:0], 0
 		select {
 		case msg := <-d.fetched:
-			chunk = append(chunk, msg)
+			chunk = append(chunk, d.take(msg))
+			chunkBytes += msgBytes(&msg)
 		case <-age.C:
 			return nil // the batch is old enough
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	more:
-		for len(chunk) < min(room, chunkMax) {
+		for len(chunk) < min(room, chunkMax) && chunkBytes < roomBytes {
 			select {
 			case msg := <-d.fetched:
-				chunk = append(chunk, msg)
+				chunk = append(chunk, d.take(msg))
+				chunkBytes += msgBytes(&msg)
 			default:
 				break more
 			}
 		}
 		d.chunk = chunk
+		b.bytes += chunkBytes
 		consumed.Add(float64(len(chunk)))
 		p.decodeChunk(d, chunk)
 		for i := range chunk {
@@ -316,6 +359,7 @@ func (p *pipeline) fill(ctx context.Context, b *batch, d *decoding) error {
 				p.m.unknownFields.WithLabelValues(p.topic).Add(float64(info.UnknownFields))
 			}
 		}
+		clear(chunk) // the batch holds what it keeps; let the rest go
 	}
 }
 

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/driftwatch/driftwatch/internal/config"
@@ -18,14 +21,32 @@ type Config struct {
 	config.Common    `yaml:",inline"`
 	migration.Config `yaml:",inline"`
 	Settings         `yaml:",inline"`
+	// MemoryLimit is the Go runtime's soft memory limit for the process
+	// (runtime/debug.SetMemoryLimit): near it the garbage collector runs
+	// more often instead of letting the heap grow to twice what is live.
+	// 0 leaves the runtime's default; GOMEMLIMIT in the environment wins.
+	MemoryLimit int64 `yaml:"memory_limit" env:"DRIFTWATCH_INGEST_MEMORY_LIMIT" flag:"memory-limit" help:"soft memory limit of the process in bytes (Go's GOMEMLIMIT, which wins when set); 0 is none"`
 }
+
+// DefaultMemoryLimit is memory_limit's default, 448 MiB: with the default
+// batch_bytes and queue_bytes ingest's live memory stays well below it, and
+// the limit keeps garbage from taking the process past 512 MiB.
+const DefaultMemoryLimit = 448 << 20
 
 // Settings are ingest's own settings: the service's configuration keys
 // (Config embeds them) and New's (Options embeds them), one type. Its
 // defaults are DefaultSettings, and New reads a zero field as its default.
 type Settings struct {
-	ConsumerGroup   string        `yaml:"consumer_group" env:"DRIFTWATCH_INGEST_CONSUMER_GROUP" flag:"consumer-group" help:"consumer group name; each topic is read by group <topic prefix><name>.<topic>"`
-	BatchRows       int           `yaml:"batch_rows" env:"DRIFTWATCH_INGEST_BATCH_ROWS" flag:"batch-rows" help:"rows per ClickHouse insert (a batch also closes at batch_age)"`
+	ConsumerGroup string `yaml:"consumer_group" env:"DRIFTWATCH_INGEST_CONSUMER_GROUP" flag:"consumer-group" help:"consumer group name; each topic is read by group <topic prefix><name>.<topic>"`
+	BatchRows     int    `yaml:"batch_rows" env:"DRIFTWATCH_INGEST_BATCH_ROWS" flag:"batch-rows" help:"rows per ClickHouse insert (a batch also closes at batch_age)"`
+	// BatchBytes bounds a batch in bytes as BatchRows does in rows: a
+	// batch closes when the Kafka messages it holds reach it. Two batches
+	// are in memory at most (one filling, one being inserted), each about
+	// twice its messages' size (the messages and their Arrow rows).
+	BatchBytes int `yaml:"batch_bytes" env:"DRIFTWATCH_INGEST_BATCH_BYTES" flag:"batch-bytes" help:"bytes of Kafka messages per ClickHouse insert (a batch closes at batch_rows, batch_bytes or batch_age)"`
+	// QueueBytes bounds the messages fetched from Kafka and not yet
+	// decoded, per topic.
+	QueueBytes      int           `yaml:"queue_bytes" env:"DRIFTWATCH_INGEST_QUEUE_BYTES" flag:"queue-bytes" help:"bytes of fetched messages waiting to be decoded, per topic"`
 	BatchAge        time.Duration `yaml:"batch_age" env:"DRIFTWATCH_INGEST_BATCH_AGE" flag:"batch-age" help:"longest a batch waits before it is inserted"`
 	RetryMax        time.Duration `yaml:"retry_max" env:"DRIFTWATCH_INGEST_RETRY_MAX" flag:"retry-max" help:"longest backoff between retries while ClickHouse or Kafka is down"`
 	MaxFeatures     int           `yaml:"max_features" env:"DRIFTWATCH_INGEST_MAX_FEATURES" flag:"max-features" help:"most features one inference may carry"`
@@ -39,11 +60,11 @@ type Settings struct {
 	MaxPartitionsPerInsert int `yaml:"max_partitions_per_insert" env:"DRIFTWATCH_INGEST_MAX_PARTITIONS_PER_INSERT" flag:"max-partitions-per-insert" help:"most day partitions one insert touches (at most the server's max_partitions_per_insert_block)"`
 }
 
-// DefaultSettings: group "ingest", batches of 50,000 rows or 500 ms,
+// DefaultSettings: group "ingest", batches of 50,000 rows, 16 MiB or 500 ms, an 8 MiB fetch queue,
 // retries backing off to 30 s, the decoder's and the topology's defaults.
 func DefaultSettings() Settings {
 	return Settings{
-		ConsumerGroup: "ingest", BatchRows: 50000, BatchAge: 500 * time.Millisecond, RetryMax: 30 * time.Second,
+		ConsumerGroup: "ingest", BatchRows: 50000, BatchBytes: 16 << 20, QueueBytes: 8 << 20, BatchAge: 500 * time.Millisecond, RetryMax: 30 * time.Second,
 		MaxFeatures: schemas.DefaultMaxFeatures, MaxEventBytes: schemas.DefaultMaxBytes, MaxFutureSkew: schemas.DefaultMaxFutureSkew,
 		TopicPartitions: schemas.TopicFor(schemas.TopicInferences).Partitions, MaxPartitionsPerInsert: 100,
 	}
@@ -54,6 +75,8 @@ func (s Settings) withDefaults() Settings {
 	d := DefaultSettings()
 	setDefault(&s.ConsumerGroup, d.ConsumerGroup)
 	setDefault(&s.BatchRows, d.BatchRows)
+	setDefault(&s.BatchBytes, d.BatchBytes)
+	setDefault(&s.QueueBytes, d.QueueBytes)
 	setDefault(&s.BatchAge, d.BatchAge)
 	setDefault(&s.RetryMax, d.RetryMax)
 	setDefault(&s.MaxFeatures, d.MaxFeatures)
@@ -78,12 +101,16 @@ func (s *Settings) limits() schemas.Limits {
 
 // DefaultConfig returns the ingest defaults (HTTP on 127.0.0.1:9101).
 func DefaultConfig() *Config {
-	return &Config{Common: config.DefaultCommon("127.0.0.1:9101"), Config: migration.DefaultConfig(), Settings: DefaultSettings()}
+	return &Config{Common: config.DefaultCommon("127.0.0.1:9101"), Config: migration.DefaultConfig(), Settings: DefaultSettings(), MemoryLimit: DefaultMemoryLimit}
 }
 
 // Validate reports every invalid setting.
 func (c *Config) Validate() error {
-	return errors.Join(c.Common.Validate(), c.Config.Validate(), c.Settings.Validate())
+	var errs []error
+	if c.MemoryLimit != 0 && c.MemoryLimit < 64<<20 {
+		errs = append(errs, fmt.Errorf("memory_limit: must be 0 (none) or at least 67108864 (64 MiB), got %d", c.MemoryLimit))
+	}
+	return errors.Join(c.Common.Validate(), c.Config.Validate(), c.Settings.Validate(), errors.Join(errs...))
 }
 
 // Validate reports every invalid setting by its configuration key.
@@ -95,6 +122,12 @@ func (s *Settings) Validate() error {
 	}
 	if s.BatchRows < 1 || s.BatchRows > 10_000_000 {
 		bad("batch_rows: must be from 1 to 10000000, got %d", s.BatchRows)
+	}
+	if s.BatchBytes < 64<<10 || s.BatchBytes > 1<<30 {
+		bad("batch_bytes: must be from 65536 (64 KiB) to 1073741824 (1 GiB), got %d", s.BatchBytes)
+	}
+	if s.QueueBytes < 64<<10 || s.QueueBytes > 1<<30 {
+		bad("queue_bytes: must be from 65536 (64 KiB) to 1073741824 (1 GiB), got %d", s.QueueBytes)
 	}
 	if s.BatchAge < 10*time.Millisecond {
 		bad("batch_age: must be at least 10ms, got %s", s.BatchAge)
@@ -135,7 +168,15 @@ func RunService(ctx context.Context, cfg *Config) error {
 				return nil, err
 			}
 			rt.OnClose(ing.Close)
-			rt.Log.Info("ingesting", "topics", ing.Topics(), "batch_rows", cfg.BatchRows, "batch_age", cfg.BatchAge)
+			limit := "none"
+			switch {
+			case os.Getenv("GOMEMLIMIT") != "":
+				limit = "GOMEMLIMIT=" + os.Getenv("GOMEMLIMIT")
+			case cfg.MemoryLimit > 0:
+				debug.SetMemoryLimit(cfg.MemoryLimit)
+				limit = strconv.FormatInt(cfg.MemoryLimit, 10)
+			}
+			rt.Log.Info("ingesting", "topics", ing.Topics(), "batch_rows", cfg.BatchRows, "batch_bytes", cfg.BatchBytes, "queue_bytes", cfg.QueueBytes, "batch_age", cfg.BatchAge, "memory_limit", limit)
 			return ing.Run, nil
 		},
 	})

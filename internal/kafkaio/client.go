@@ -53,6 +53,10 @@ func NewWriter(opts Options, name string) (*kafka.Writer, error) {
 	}, nil
 }
 
+// readerQueue is the most messages a reader holds fetched and not yet
+// handed out by FetchMessage.
+const readerQueue = 16
+
 // NewReader returns a consumer-group reader of the topic called name under
 // opts' prefix.
 //
@@ -70,13 +74,17 @@ func NewReader(opts Options, name, group string) (*kafka.Reader, error) {
 		return nil, errors.New("new Kafka reader: consumer group is empty")
 	}
 	cfg := kafka.ReaderConfig{
-		Brokers:           opts.Brokers,
-		GroupID:           group,
-		Topic:             topic,
-		Dialer:            &kafka.Dialer{ClientID: opts.clientID(), Timeout: dialTimeout, DualStack: true},
-		MinBytes:          1,
-		MaxBytes:          10 << 20,
-		MaxWait:           500 * time.Millisecond,
+		Brokers:  opts.Brokers,
+		GroupID:  group,
+		Topic:    topic,
+		Dialer:   &kafka.Dialer{ClientID: opts.clientID(), Timeout: dialTimeout, DualStack: true},
+		MinBytes: 1,
+		MaxBytes: 10 << 20,
+		MaxWait:  500 * time.Millisecond,
+		// kafka-go's queue of fetched messages (default 100). Callers that
+		// read fast keep their own queue, bounded in bytes (ingest); at
+		// 1 MiB a message, 100 would hold 100 MiB.
+		QueueCapacity:     readerQueue,
 		CommitInterval:    0,
 		StartOffset:       kafka.FirstOffset,
 		HeartbeatInterval: 3 * time.Second,

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -57,6 +58,9 @@ type benchIngestConfig struct {
 	BatchAge          time.Duration `yaml:"batch_age" flag:"batch-age" help:"ingest batch_age; 0 keeps ingest's default"`
 	DuplicateShare    float64       `yaml:"duplicate_share" flag:"duplicate-share" help:"share of producer duplicates among the inferences"`
 	MalformedShare    float64       `yaml:"malformed_share" flag:"malformed-share" help:"share of malformed inferences (dead-lettered)"`
+	EventBytes        int           `yaml:"event_bytes" flag:"event-bytes" help:"pad each inference with a categorical feature \"payload\" to this many bytes of JSON; 0 keeps loadgen's ~800 bytes (at most 1047552: 1 MiB less Kafka's record overhead)"`
+	BatchBytes        int           `yaml:"batch_bytes" flag:"batch-bytes" help:"ingest batch_bytes; 0 keeps ingest's default"`
+	QueueBytes        int           `yaml:"queue_bytes" flag:"queue-bytes" help:"ingest queue_bytes; 0 keeps ingest's default"`
 	FreshnessFor      time.Duration `yaml:"freshness_duration" flag:"freshness-duration" help:"length of the freshness phase; 0 skips it"`
 	FreshnessRate     float64       `yaml:"freshness_rate" flag:"freshness-rate" help:"inferences/s during the freshness phase; 0 means half the measured end-to-end rate"`
 	SkipRaw           bool          `yaml:"skip_raw" flag:"skip-raw" help:"skip the raw fetch+decode phase"`
@@ -100,6 +104,15 @@ func (c *benchIngestConfig) Validate() error {
 	if c.BatchRows < 0 || c.BatchRows > 10_000_000 {
 		p.add("batch_rows: must be from 0 (ingest's default) to 10000000, got %d", c.BatchRows)
 	}
+	if c.EventBytes != 0 && (c.EventBytes < 1024 || c.EventBytes > maxBenchEventBytes) {
+		p.add("event_bytes: must be 0 (loadgen's events) or from 1024 to %d (1 MiB less Kafka's record overhead), got %d", maxBenchEventBytes, c.EventBytes)
+	}
+	if c.BatchBytes != 0 && (c.BatchBytes < 64<<10 || c.BatchBytes > 1<<30) {
+		p.add("batch_bytes: must be 0 (ingest's default) or from 65536 to 1073741824, got %d", c.BatchBytes)
+	}
+	if c.QueueBytes != 0 && (c.QueueBytes < 64<<10 || c.QueueBytes > 1<<30) {
+		p.add("queue_bytes: must be 0 (ingest's default) or from 65536 to 1073741824, got %d", c.QueueBytes)
+	}
 	if c.BatchAge != 0 && c.BatchAge < 10*time.Millisecond {
 		p.add("batch_age: must be 0 (ingest's default) or at least 10ms, got %s", c.BatchAge)
 	}
@@ -131,6 +144,10 @@ topics (-topic-prefix plus a unique run id) and a fresh ClickHouse database (nam
 the run, beside the one in the URL), and deletes both at the end unless -keep.
 Events are loadgen's default shape: one model, 20 numeric and 5 categorical
 features, about 800 bytes of JSON; no outcomes or business metrics.
+-event-bytes N pads every inference to N bytes with a categorical feature
+"payload" of random letters (for ingest's memory with large events: try
+-event-bytes 1047552 -events 2000); -batch-bytes and -queue-bytes pass
+ingest's byte bounds.
 
 Phases, in order (progress on stderr):
   produce    -events inferences, stamped from now-1h to now, are written to
@@ -457,6 +474,7 @@ func (r *benchRun) produce(ctx context.Context, seed uint64, ticks int64, start 
 	if err != nil {
 		return loadgen.Stats{}, 0, 0, err
 	}
+	pad := newPadder(r.cfg.EventBytes, seed)
 	began := time.Now()
 	stop := benchProgress(r.env.Stderr, "produce", p.Sent, ticks)
 	pctx, cancel := context.WithTimeout(ctx, r.cfg.PhaseTimeout)
@@ -467,7 +485,7 @@ func (r *benchRun) produce(ctx context.Context, seed uint64, ticks int64, start 
 		if rate > 0 {
 			// Stamp each event with the wall clock, so freshness measures
 			// the pipeline and not the generator.
-			ev := g.Next()
+			ev := pad.event(g.Next())
 			p.Add(pctx, ev)
 			due := began.Add(time.Duration(float64(g.Ticks()) / rate * float64(time.Second)))
 			if d := time.Until(due); d > 2*time.Millisecond {
@@ -480,7 +498,7 @@ func (r *benchRun) produce(ctx context.Context, seed uint64, ticks int64, start 
 			}
 			continue
 		}
-		p.Add(pctx, g.Next())
+		p.Add(pctx, pad.event(g.Next()))
 	}
 	cerr := p.Close(r.cfg.ShutdownTimeout)
 	stop()
@@ -663,8 +681,15 @@ func (r *benchRun) startIngest(ctx context.Context, bin string) (*ingestProc, er
 	if r.cfg.BatchAge > 0 {
 		icfg.BatchAge = r.cfg.BatchAge
 	}
+	if r.cfg.BatchBytes > 0 {
+		icfg.BatchBytes = r.cfg.BatchBytes
+	}
+	if r.cfg.QueueBytes > 0 {
+		icfg.QueueBytes = r.cfg.QueueBytes
+	}
 	p := &ingestProc{started: time.Now(), addr: addr}
 	if bin == "" {
+		icfg.MemoryLimit = 0 // it would be this process's, producers included
 		ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		p.cancel, p.done = cancel, make(chan struct{})
 		go func() { p.err = ingest.RunService(ictx, icfg); close(p.done) }()
@@ -678,6 +703,8 @@ func (r *benchRun) startIngest(ctx context.Context, bin string) (*ingestProc, er
 			"DRIFTWATCH_INGEST_TOPIC_PARTITIONS=" + strconv.Itoa(icfg.TopicPartitions),
 			"DRIFTWATCH_INGEST_BATCH_ROWS=" + strconv.Itoa(icfg.BatchRows),
 			"DRIFTWATCH_INGEST_BATCH_AGE=" + icfg.BatchAge.String(),
+			"DRIFTWATCH_INGEST_BATCH_BYTES=" + strconv.Itoa(icfg.BatchBytes),
+			"DRIFTWATCH_INGEST_QUEUE_BYTES=" + strconv.Itoa(icfg.QueueBytes),
 			"DRIFTWATCH_LOG_LEVEL=" + icfg.LogLevel,
 		})
 		if err != nil {
@@ -1074,4 +1101,59 @@ func (p *ingestProc) output() string {
 		return ""
 	}
 	return tail(p.proc.Output())
+}
+
+// maxBenchEventBytes is the largest -event-bytes: an event of 1 MiB less
+// 1 KiB, so that with its key, headers and the record batch's overhead it
+// stays below Kafka's default max.message.bytes (1 MiB + 12 bytes) even
+// when it does not compress.
+const maxBenchEventBytes = 1<<20 - 1<<10
+
+// padder grows inferences to -event-bytes with a categorical feature
+// "payload" of random letters and digits (about as incompressible as LZ4
+// sees a real blob), so that ingest holds events of that size in memory.
+type padder struct {
+	size  int
+	bytes []byte // size random characters, a prefix of which pads an event
+}
+
+func newPadder(size int, seed uint64) *padder {
+	if size == 0 {
+		return &padder{}
+	}
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	b := make([]byte, size)
+	for i := range b {
+		b[i] = alphabet[rng.IntN(len(alphabet))]
+	}
+	return &padder{size: size, bytes: b}
+}
+
+// event pads an inference that has a features object and is shorter than
+// the size; the rest (outcomes, malformed events without features, events
+// already as large) it leaves as they are.
+func (p *padder) event(ev loadgen.Event) loadgen.Event {
+	const at, field = `"features":{`, `"payload":"",`
+	if p.size == 0 || ev.Kind != schemas.KindInference || len(ev.Value)+len(field) >= p.size {
+		return ev
+	}
+	i := bytes.Index(ev.Value, []byte(at))
+	if i < 0 {
+		return ev
+	}
+	i += len(at)
+	sep := `",` // between the payload and the next feature
+	if i < len(ev.Value) && ev.Value[i] == '}' {
+		sep = `"` // no features: the payload is the only one
+	}
+	n := p.size - len(ev.Value) - len(`"payload":"`) - len(sep)
+	v := make([]byte, 0, p.size)
+	v = append(v, ev.Value[:i]...)
+	v = append(v, `"payload":"`...)
+	v = append(v, p.bytes[:n]...)
+	v = append(v, sep...)
+	v = append(v, ev.Value[i:]...)
+	ev.Value = v
+	return ev
 }

@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/driftwatch/driftwatch/internal/loadgen"
 	"github.com/driftwatch/driftwatch/internal/testenv"
 	"github.com/driftwatch/driftwatch/internal/teststack"
+	"github.com/driftwatch/driftwatch/schemas"
 	"github.com/driftwatch/driftwatch/services/driftwatch/command"
 	"github.com/driftwatch/driftwatch/services/driftwatch/command/commandtest"
 )
@@ -31,7 +33,49 @@ func TestBenchIngestConfig(t *testing.T) {
 		{Name: "every problem at once", Args: []string{"-events", "-1", "-partitions", "0", "-batch-rows", "-1", "-freshness-rate", "-1", "-phase-timeout", "0s", "-kafka-brokers", "nohost"},
 			WantCode: 2, WantErr: []string{"events:", "partitions:", "batch_rows:", "freshness_rate:", "phase_timeout:", "kafka_brokers:"}},
 		{Name: "positional junk", Args: []string{"now"}, WantCode: 2, WantErr: []string{"unexpected arguments"}},
+		{Name: "large events", Args: []string{"-check-config", "-event-bytes", "1047552", "-batch-bytes", "8388608", "-queue-bytes", "4194304"}, WantOut: "event_bytes: 1047552"},
+		{Name: "events over a Kafka message", Args: []string{"-event-bytes", "1048576"}, WantCode: 2, WantErr: []string{"event_bytes: must be 0 (loadgen's events) or from 1024 to 1047552"}},
+		{Name: "tiny byte bounds", Args: []string{"-batch-bytes", "10", "-queue-bytes", "10"}, WantCode: 2, WantErr: []string{"batch_bytes: must be 0", "queue_bytes: must be 0"}},
 	})
+}
+
+// TestPadder: a padded inference is exactly the size asked for, still
+// decodes, and carries the payload; other events pass unchanged.
+func TestPadder(t *testing.T) {
+	lc := loadgen.DefaultConfig()
+	lc.MalformedShare = 0.2
+	g, err := loadgen.New(lc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := schemas.NewDecoder(schemas.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 200_000
+	p := newPadder(size, 1)
+	padded := 0
+	for range 500 {
+		ev := g.Next()
+		orig := string(ev.Value)
+		out := p.event(ev)
+		var inf schemas.Inference
+		_, derr := dec.DecodeInference(ev.Value, &inf)
+		_, perr := dec.DecodeInference(out.Value, &inf)
+		if ev.Kind != schemas.KindInference || derr != nil {
+			if derr == nil && string(out.Value) != orig {
+				t.Fatalf("a %s event was changed", ev.Kind)
+			}
+			continue
+		}
+		padded++
+		if len(out.Value) != size || perr != nil || len(inf.Categorical["payload"]) == 0 {
+			t.Fatalf("padded inference: %d bytes (want %d), decode error %v, payload of %d bytes", len(out.Value), size, perr, len(inf.Categorical["payload"]))
+		}
+	}
+	if padded < 300 {
+		t.Errorf("%d of 500 events padded; want the valid inferences (about 400)", padded)
+	}
 }
 
 func TestBenchHelpListed(t *testing.T) {
