@@ -241,7 +241,14 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		return Result{}, err
 	}
 	m.refMissing.DeleteLabelValues(model)
-	if (kind == ReferencePinned || kind == ReferenceOperator) && !refAgg.Pinned() {
+	switch {
+	case (kind != ReferencePinned && kind != ReferenceOperator) || refAgg.Pinned():
+	case pin == nil && snap.RefRows < pol.MinSamples:
+		// A first day this sparse (a backfill of one event a day, a
+		// stray event dated before the model went live) is no baseline
+		// to keep for good: it is used, and not persisted.
+		m.log.Debug("not persisting a reference with fewer rows than min_samples", "model", model, "reference", ref.String(), "rows", snap.RefRows, "min_samples", pol.MinSamples)
+	default:
 		// The first complete reference, or a persisted one computed again
 		// from its rows with new aggregation settings: persist it.
 		source, by := ProfileFirst, "monitor"

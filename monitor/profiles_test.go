@@ -2,8 +2,10 @@ package monitor
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,6 +102,26 @@ func TestReferenceSurvives(t *testing.T) {
 	}
 	if _, err := SetReference(ctx, w.conn, set, "model-0", first, "test@host", w.start.Add(5*time.Hour)); err == nil {
 		t.Error("SetReference over a period without rows succeeded")
+	}
+
+	// A first period too sparse to be a baseline (3 rows, min_samples 100)
+	// is used but not persisted.
+	var vals []string
+	for i := range 3 {
+		vals = append(vals, fmt.Sprintf("('s%d', 'sparse', 'v1', 's%d', %s, map('f1', %d), now64(3))", i, i, chsql.Time(w.start.Add(-30*time.Hour+time.Duration(i)*time.Minute)), i))
+	}
+	for i := range 300 {
+		vals = append(vals, fmt.Sprintf("('c%d', 'sparse', 'v1', 'c%d', %s, map('f1', %d), now64(3))", i, i, chsql.Time(end.Add(-time.Duration(i+1)*10*time.Second)), i%7))
+	}
+	if err := w.conn.Exec(ctx, "INSERT INTO inferences (event_id, model_id, model_version, prediction_id, timestamp, features_numeric, ingested_at) VALUES "+strings.Join(vals, ", ")); err != nil {
+		t.Fatal(err)
+	}
+	res, err = m2.Evaluate(ctx, "sparse", end)
+	if err != nil || res.Reference != ReferencePinned || res.Snapshot.RefRows != 3 {
+		t.Fatalf("sparse model: %v, reference %q, %d reference rows", err, res.Reference, res.Snapshot.RefRows)
+	}
+	if _, ok, err := m2.store.ReferenceProfile(ctx, "sparse"); ok || err != nil {
+		t.Errorf("a 3-row reference was persisted (%v)", err)
 	}
 
 	// A fixed reference with no rows: a data-quality result and the gauge.
