@@ -4,6 +4,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -12,32 +13,65 @@ import (
 	"github.com/driftwatch/driftwatch/monitor/stat"
 )
 
-// exporter holds the latest window's series per model and serves them as
-// constant metrics, so series of features that left the top list vanish
-// instead of going stale. Cardinality is bounded twice: at most
-// MaxFeaturesPerModel features per model (the most drifted first, by PSI
-// then KS), and at most MaxSeries series in all (models evaluated later are
-// dropped and counted).
+// exporter holds each model's latest series and serves them as constant
+// metrics, so series of features that left the top list vanish instead of
+// going stale. Cardinality is bounded twice: at most MaxFeaturesPerModel
+// features per model (the most drifted first, by PSI then KS), and at most
+// maxSeries series in all, shared fairly: every model gets the same share
+// (max-min fair: a model that needs less leaves the rest to the others),
+// the most drifted models get the series the shares leave over first, and
+// within a model its sustained drift comes first. The series of a model
+// not evaluated within lookback are deleted.
 type exporter struct {
 	mu          sync.Mutex
-	byModel     map[string][]prometheus.Metric
-	extra       map[string][]prometheus.Metric // performance series per model
+	models      map[string]*modelSeries
+	shown       map[string]int // series exported per model: its share
 	maxFeatures int
 	maxSeries   int
+	lookback    time.Duration
+	now         func() time.Time
 	dropped     prometheus.Counter
 
 	score, detected, samples, quality *prometheus.Desc
 }
 
-func newExporter(reg prometheus.Registerer, maxFeatures, maxSeries int) *exporter {
+// modelSeries is one model's series, most important first: head (the
+// detected series of its sustained features, then its window's samples),
+// extra (performance, label coverage, business correlations), tail (the
+// rest of its drift and data-quality series).
+type modelSeries struct {
+	head, extra, tail []prometheus.Metric
+	// sustained counts its features drifted for the configured number of
+	// windows; severity is its largest PSI (+ KS D/1000): how drifted it is.
+	sustained int
+	severity  float64
+	at        time.Time // when it was last evaluated
+}
+
+func (s *modelSeries) len() int { return len(s.head) + len(s.extra) + len(s.tail) }
+
+// each calls f with s's first n series.
+func (s *modelSeries) each(n int, f func(prometheus.Metric)) {
+	for _, part := range [][]prometheus.Metric{s.head, s.extra, s.tail} {
+		for _, m := range part {
+			if n <= 0 {
+				return
+			}
+			f(m)
+			n--
+		}
+	}
+}
+
+func newExporter(reg prometheus.Registerer, maxFeatures, maxSeries int, lookback time.Duration, now func() time.Time) *exporter {
 	e := &exporter{
-		byModel: map[string][]prometheus.Metric{}, extra: map[string][]prometheus.Metric{}, maxFeatures: maxFeatures, maxSeries: maxSeries,
+		models: map[string]*modelSeries{}, shown: map[string]int{}, maxFeatures: maxFeatures, maxSeries: maxSeries, lookback: lookback, now: now,
 		score:    prometheus.NewDesc("driftwatch_drift_score", "Latest drift statistic per model, feature and method (the statistic itself for tests: KS D, chi-square X², …; p-values are in drift_results).", []string{"model", "feature", "method"}, nil),
 		detected: prometheus.NewDesc("driftwatch_drift_detected", "1 while a feature is drifted for the configured number of consecutive windows.", []string{"model", "feature"}, nil),
 		samples:  prometheus.NewDesc("driftwatch_window_samples", "Rows in the latest current window.", []string{"model"}, nil),
 		quality:  prometheus.NewDesc("driftwatch_data_quality", "Latest data-quality measure per model, feature and check (missing_share, out_of_range_share, volume_ratio; dead_letter_share with the reason as feature).", []string{"model", "feature", "check"}, nil),
 	}
-	e.dropped = promauto.With(reg).NewCounter(prometheus.CounterOpts{Name: "driftwatch_monitor_series_dropped_total", Help: "Series not exported because the per-instance series limit was reached."})
+	e.dropped = promauto.With(reg).NewCounter(prometheus.CounterOpts{Name: "driftwatch_monitor_series_dropped_total", Help: "Series of an evaluated model not exported because its share of max_series was smaller."})
 	reg.MustRegister(e)
 	return e
 }
@@ -57,33 +91,112 @@ func (e *exporter) Describe(ch chan<- *prometheus.Desc) {
 func (e *exporter) Collect(ch chan<- prometheus.Metric) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, ms := range e.byModel {
-		for _, m := range ms {
-			ch <- m
-		}
+	for name, s := range e.models {
+		s.each(e.shown[name], func(m prometheus.Metric) { ch <- m })
 	}
-	for _, ms := range e.extra {
-		for _, m := range ms {
-			ch <- m
-		}
+}
+
+// model returns model's series, created when new, stamped now.
+func (e *exporter) model(name string) *modelSeries {
+	s := e.models[name]
+	if s == nil {
+		s = &modelSeries{}
+		e.models[name] = s
 	}
+	s.at = e.now()
+	return s
 }
 
 // setExtra replaces a model's performance series.
 func (e *exporter) setExtra(model string, ms []prometheus.Metric) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.extra[model] = ms
+	e.model(model).extra = ms
+	e.allocate(model)
 }
 
-func (e *exporter) seriesCount(except string) int {
-	n := 0
-	for m, ms := range e.byModel {
-		if m != except {
-			n += len(ms)
+// allocate deletes the models not evaluated within lookback and shares
+// maxSeries among the rest; the series of changed its share leaves out
+// are counted as dropped.
+func (e *exporter) allocate(changed string) {
+	cutoff := e.now().Add(-e.lookback)
+	for name, s := range e.models {
+		if s.at.Before(cutoff) {
+			delete(e.models, name)
 		}
 	}
-	return n
+	names := make([]string, 0, len(e.models))
+	for name := range e.models {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		a, b := e.models[names[i]], e.models[names[j]]
+		if a.sustained != b.sustained {
+			return a.sustained > b.sustained
+		}
+		if a.severity != b.severity {
+			return a.severity > b.severity
+		}
+		return names[i] < names[j]
+	})
+	demand := make([]int, len(names))
+	for i, name := range names {
+		demand[i] = e.models[name].len()
+	}
+	clear(e.shown)
+	for i, n := range fairShares(demand, e.maxSeries) {
+		e.shown[names[i]] = n
+		if names[i] == changed && n < demand[i] {
+			e.dropped.Add(float64(demand[i] - n))
+		}
+	}
+}
+
+// fairShares shares budget among demands (in priority order, most
+// important first) max-min fairly: every demand gets min(d, L) for the
+// largest level L the budget affords, and what that leaves goes one by one
+// to the first demands still short. With fewer series than demands, the
+// first demands get one each.
+func fairShares(demand []int, budget int) []int {
+	afford := func(level int) bool {
+		sum := 0
+		for _, d := range demand {
+			sum += min(d, level)
+			if sum > budget {
+				return false
+			}
+		}
+		return true
+	}
+	hi := 0
+	for _, d := range demand {
+		hi = max(hi, d)
+	}
+	lo := 0 // afford(0) always holds
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if afford(mid) {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	out := make([]int, len(demand))
+	left := budget
+	for i, d := range demand {
+		out[i] = min(d, lo)
+		left -= out[i]
+	}
+	for i, d := range demand {
+		if left == 0 {
+			break
+		}
+		if out[i] < d {
+			out[i]++
+			left--
+		}
+	}
+	return out
 }
 
 // update replaces a model's series with those of its latest verdict.
@@ -124,36 +237,36 @@ func (e *exporter) update(model string, rows int64, v policy.Verdict) {
 	for _, f := range features {
 		keep[f] = true
 	}
-	ms := []prometheus.Metric{prometheus.MustNewConstMetric(e.samples, prometheus.GaugeValue, float64(rows), model)}
+	var head, tail []prometheus.Metric
+	samples := prometheus.MustNewConstMetric(e.samples, prometheus.GaugeValue, float64(rows), model)
+	nSustained, maxSeverity := 0, 0.0
 	for _, f := range features {
-		d := 0.0
+		maxSeverity = max(maxSeverity, severity[f])
 		if sustained[f] {
-			d = 1
+			nSustained++
+			head = append(head, prometheus.MustNewConstMetric(e.detected, prometheus.GaugeValue, 1, model, f))
+		} else {
+			tail = append(tail, prometheus.MustNewConstMetric(e.detected, prometheus.GaugeValue, 0, model, f))
 		}
-		ms = append(ms, prometheus.MustNewConstMetric(e.detected, prometheus.GaugeValue, d, model, f))
 	}
+	head = append(head, samples)
 	for _, r := range v.Rows {
 		if math.IsNaN(r.Value) {
 			continue
 		}
 		if r.Kind == policy.KindDataQuality {
 			if r.Feature == policy.ModelFeature || r.Method == policy.CheckDeadLetterShare || keep[r.Feature] {
-				ms = append(ms, prometheus.MustNewConstMetric(e.quality, prometheus.GaugeValue, r.Value, model, r.Feature, r.Method))
+				tail = append(tail, prometheus.MustNewConstMetric(e.quality, prometheus.GaugeValue, r.Value, model, r.Feature, r.Method))
 			}
 			continue
 		}
 		if keep[r.Feature] {
-			ms = append(ms, prometheus.MustNewConstMetric(e.score, prometheus.GaugeValue, r.Value, model, r.Feature, r.Method))
+			tail = append(tail, prometheus.MustNewConstMetric(e.score, prometheus.GaugeValue, r.Value, model, r.Feature, r.Method))
 		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if room := e.maxSeries - e.seriesCount(model); len(ms) > room {
-		if room < 0 {
-			room = 0
-		}
-		e.dropped.Add(float64(len(ms) - room))
-		ms = ms[:room]
-	}
-	e.byModel[model] = ms
+	s := e.model(model)
+	s.head, s.tail, s.sustained, s.severity = head, tail, nSustained, maxSeverity
+	e.allocate(model)
 }

@@ -107,7 +107,7 @@ func New(opts Options) (*Monitor, error) {
 	f := promauto.With(opts.Registerer)
 	return &Monitor{
 		opts: opts, log: opts.Logger, store: &Store{conn: opts.Conn},
-		exp:      newExporter(opts.Registerer, opts.ExportFeatures, opts.MaxSeries),
+		exp:      newExporter(opts.Registerer, opts.ExportFeatures, opts.MaxSeries, opts.Lookback, opts.Now),
 		gate:     &gate{store: &Store{conn: opts.Conn}, writer: opts.TriggerWriter, cfg: opts.Triggers},
 		evals:    f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_evaluations_total", Help: "Model windows evaluated, by outcome."}, []string{"outcome"}),
 		duration: f.NewHistogram(prometheus.HistogramOpts{Name: "driftwatch_monitor_evaluation_duration_seconds", Help: "Time to evaluate one model window (queries, statistics, writes).", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),

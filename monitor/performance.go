@@ -52,12 +52,17 @@ type PerformanceConfig struct {
 	// MinCorrelation (p < 0.05) at its best lag: the drop costs money.
 	BusinessTrigger bool    `yaml:"business_trigger"`
 	MinCorrelation  float64 `yaml:"min_correlation"`
+	// MaxBusinessMetrics caps the KPIs correlated per model (its own and
+	// the global ones), the most observed in the span first: each costs
+	// queries every round and Prometheus series.
+	MaxBusinessMetrics int `yaml:"max_business_metrics"`
 }
 
 // DefaultPerformanceConfig returns the defaults.
 func DefaultPerformanceConfig() PerformanceConfig {
 	return PerformanceConfig{Enabled: true, Window: time.Hour, Recompute: 24, Horizon: 7 * 24 * time.Hour, PositiveLabel: "1",
-		Drop: 0.05, MinLabelled: 200, CoverageAge: time.Hour, Bucket: time.Hour, Buckets: 48, MaxLag: 6, BusinessTrigger: true, MinCorrelation: 0.7}
+		Drop: 0.05, MinLabelled: 200, CoverageAge: time.Hour, Bucket: time.Hour, Buckets: 48, MaxLag: 6, BusinessTrigger: true, MinCorrelation: 0.7,
+		MaxBusinessMetrics: 20}
 }
 
 // Validate names every bad setting.
@@ -69,6 +74,9 @@ func (c PerformanceConfig) Validate(prefix string) error {
 	}
 	if c.Recompute < 1 || c.Buckets < 3 || c.MaxLag < 0 || c.MaxLag > c.Buckets-3 {
 		bad("recompute ≥ 1, buckets ≥ 3 and 0 ≤ max_lag ≤ buckets−3 are required, got %d, %d, %d", c.Recompute, c.Buckets, c.MaxLag)
+	}
+	if c.MaxBusinessMetrics < 1 || c.MaxBusinessMetrics > 1000 {
+		bad("max_business_metrics: must be from 1 to 1000, got %d", c.MaxBusinessMetrics)
 	}
 	if c.Horizon < 0 || c.CoverageAge < 0 {
 		bad("horizon and coverage_age: must not be negative")
@@ -239,9 +247,13 @@ func (m *Monitor) correlate(ctx context.Context, model string, end time.Time, op
 	c := m.opts.Performance
 	last := end.Truncate(c.Bucket)
 	span := window.Span{Start: last.Add(-time.Duration(c.Buckets) * c.Bucket), End: last}
-	metrics, err := m.store.BusinessMetrics(ctx, model, span)
+	metrics, err := m.store.BusinessMetrics(ctx, model, span, c.MaxBusinessMetrics+1)
 	if err != nil || len(metrics) == 0 {
 		return err
+	}
+	if len(metrics) > c.MaxBusinessMetrics {
+		metrics = metrics[:c.MaxBusinessMetrics]
+		m.log.Warn("the model has more business metrics than max_business_metrics; correlating the most observed", "model", model, "max_business_metrics", c.MaxBusinessMetrics)
 	}
 	buckets, err := perf.Buckets(ctx, m.opts.Conn, model, span, c.Bucket, opts)
 	if err != nil {

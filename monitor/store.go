@@ -225,11 +225,12 @@ func (s *Store) DriftHistory(ctx context.Context, model string, ends []time.Time
 	return h, nil
 }
 
-// BusinessMetrics returns the names of the business metrics recorded in
-// span for a model or for every model (model_id ”), sorted.
-func (s *Store) BusinessMetrics(ctx context.Context, model string, span window.Span) ([]string, error) {
-	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT DISTINCT metric FROM business_metrics WHERE model_id IN (%s, '') AND timestamp >= %s AND timestamp < %s ORDER BY metric",
-		chsql.String(model), chsql.Time(span.Start), chsql.Time(span.End)))
+// BusinessMetrics returns the names of at most limit business metrics
+// recorded in span for a model or for every model (empty model_id), the most
+// observed first.
+func (s *Store) BusinessMetrics(ctx context.Context, model string, span window.Span, limit int) ([]string, error) {
+	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT metric FROM business_metrics WHERE model_id IN (%s, '') AND timestamp >= %s AND timestamp < %s GROUP BY metric ORDER BY count() DESC, metric LIMIT %d",
+		chsql.String(model), chsql.Time(span.Start), chsql.Time(span.End), limit))
 	if err != nil {
 		return nil, fmt.Errorf("list business metrics of %s: %w", model, err)
 	}

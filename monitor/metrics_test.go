@@ -1,0 +1,116 @@
+package monitor
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/driftwatch/driftwatch/monitor/policy"
+	"github.com/driftwatch/driftwatch/monitor/stat"
+)
+
+func TestFairShares(t *testing.T) {
+	for _, c := range []struct {
+		demand []int
+		budget int
+		want   []int
+	}{
+		{[]int{5, 5}, 100, []int{5, 5}},                            // room for all
+		{[]int{10, 10, 10}, 12, []int{4, 4, 4}},                    // equal shares
+		{[]int{10, 10, 10}, 13, []int{5, 4, 4}},                    // the first (most drifted) gets the remainder
+		{[]int{2, 50, 50}, 22, []int{2, 10, 10}},                   // a small demand leaves the rest to the others
+		{[]int{3, 3, 3, 3}, 2, []int{1, 1, 0, 0}},                  // fewer series than models: the first ones
+		{[]int{0, 7}, 5, []int{0, 5}},                              // nothing wanted, nothing given
+		{[]int{}, 10, []int{}},                                     // no models
+		{[]int{1000, 1, 1, 1}, 10, []int{7, 1, 1, 1}},              // the big one takes what the small leave
+		{[]int{4, 4, 4, 4, 4}, 0, []int{0, 0, 0, 0, 0}},            // no budget
+		{[]int{12, 12, 12, 12, 12}, 59, []int{12, 12, 12, 12, 11}}, // all but one series
+	} {
+		got := fairShares(c.demand, c.budget)
+		sum := 0
+		for _, g := range got {
+			sum += g
+		}
+		if !slices.Equal(got, c.want) || sum > c.budget {
+			t.Errorf("fairShares(%v, %d) = %v, want %v", c.demand, c.budget, got, c.want)
+		}
+	}
+}
+
+// verdict is a policy verdict over n features, PSI psi each; sustained
+// lists the features drifted for Consecutive windows.
+func verdict(n int, psi float64, sustained ...string) policy.Verdict {
+	var v policy.Verdict
+	for i := range n {
+		f := fmt.Sprintf("f%d", i)
+		v.Rows = append(v.Rows, policy.Row{Feature: f, Kind: "drift", Method: stat.MethodPSI, Value: psi},
+			policy.Row{Feature: f, Kind: "drift", Method: stat.MethodKS, Value: psi / 2})
+	}
+	v.Sustained = sustained
+	return v
+}
+
+// TestSeriesBudgetIsFair: 2,000 junk models evaluated first fill a
+// 10,000-series budget; one model with sustained drift evaluated after
+// them still exports its drift_detected series, and the junk models'
+// series are deleted once they have not been evaluated within lookback.
+func TestSeriesBudgetIsFair(t *testing.T) {
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	reg := prometheus.NewRegistry()
+	e := newExporter(reg, 50, 10_000, 7*24*time.Hour, clock)
+	for i := range 2000 {
+		e.update(fmt.Sprintf("aaaa-%04d", i), 100, verdict(3, 0.01)) // 1 + 3 + 6 = 10 series each
+	}
+	e.update("zz-real", 1000, verdict(20, 0.9, "f3"))
+	exported := func(model, feature string) (float64, bool) {
+		ms, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range ms {
+			if mf.GetName() != "driftwatch_drift_detected" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["model"] == model && labels["feature"] == feature {
+					return m.GetGauge().GetValue(), true
+				}
+			}
+		}
+		return math.NaN(), false
+	}
+	if v, ok := exported("zz-real", "f3"); !ok || v != 1 {
+		t.Errorf("driftwatch_drift_detected{model=zz-real,feature=f3} = %v (exported %v), want 1", v, ok)
+	}
+	total := testutil.CollectAndCount(e)
+	if total > 10_000 {
+		t.Errorf("%d series exported, max_series 10000", total)
+	}
+	if e.shown["zz-real"] < 5 {
+		t.Errorf("the drifted model got %d series, the junk models about 5 each", e.shown["zz-real"])
+	}
+
+	// A week later only the real model is evaluated: the junk models'
+	// series go, and the real model gets its whole demand.
+	now = now.Add(7*24*time.Hour + time.Minute)
+	e.update("zz-real", 1000, verdict(20, 0.9, "f3"))
+	if n := testutil.CollectAndCount(e); n != e.models["zz-real"].len() || len(e.models) != 1 {
+		t.Errorf("after lookback: %d series of %d models, want only zz-real's %d", n, len(e.models), e.models["zz-real"].len())
+	}
+	if got := testutil.ToFloat64(e.dropped); !(got > 0) {
+		t.Errorf("series_dropped_total = %v, want the junk models' cut series counted", got)
+	}
+	if v, ok := exported("zz-real", "f3"); !ok || v != 1 {
+		t.Errorf("after lookback: driftwatch_drift_detected{model=zz-real,feature=f3} = %v (exported %v), want 1", v, ok)
+	}
+}
