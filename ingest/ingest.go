@@ -12,9 +12,11 @@
 //     its original key, value and headers plus the reason headers below; an
 //     event whose event_id is already in the batch is dropped;
 //  3. insert the record with clickhouse-go (arrowch), with an
-//     insert_deduplication_token naming the topic and the offset range of
-//     every partition in the batch, so a retry of an insert that did reach
-//     ClickHouse is dropped;
+//     insert_deduplication_token naming the topic, the offset range of
+//     every partition in the batch and a digest of its event ids, so a retry
+//     of an insert that did reach ClickHouse is dropped, and a new batch that
+//     covers the same offsets (a topic created again, a failover to a
+//     cluster whose offsets repeat) is not;
 //  4. write the dead letters, then commit the offsets.
 //
 // Steps 3 and 4 of one batch run while the next batch is fetched and

@@ -2,7 +2,10 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"hash"
 	"log/slog"
 	"math/rand/v2"
 	"sort"
@@ -44,6 +47,8 @@ type table interface {
 	// partition is row i's ClickHouse partition (the day of its
 	// timestamp: the event tables are PARTITION BY toDate(timestamp)).
 	partition(i int) int32
+	// idDigest digests the event ids of the batch's rows, in order.
+	idDigest() string
 	// insert writes rows [lo, hi) of the batch, in the order they were
 	// added; token is the insert_deduplication_token.
 	insert(ctx context.Context, lo, hi int, token string) error
@@ -100,11 +105,12 @@ type batch struct {
 	last    map[int]kafka.Message
 	first   map[int]int64
 	msgs    int
-	bytes   int // of the messages read into it (msgBytes)
+	bytes   int       // of the messages read into it (msgBytes)
+	dlHash  hash.Hash // SHA-256 of the dead letters' values, in order
 }
 
 func (p *pipeline) newBatch() *batch {
-	return &batch{tbl: p.newTable(), last: map[int]kafka.Message{}, first: map[int]int64{}}
+	return &batch{tbl: p.newTable(), last: map[int]kafka.Message{}, first: map[int]int64{}, dlHash: sha256.New()}
 }
 
 func (b *batch) reset() {
@@ -117,6 +123,7 @@ func (b *batch) reset() {
 	clear(b.first)
 	b.msgs = 0
 	b.bytes = 0
+	b.dlHash.Reset()
 }
 
 func (p *pipeline) run(ctx context.Context) error {
@@ -410,11 +417,16 @@ func (p *pipeline) deadLetter(b *batch, msg kafka.Message, err error) {
 		kafka.Header{Key: schemas.HeaderDeadLetteredAt, Value: []byte(p.opts.Now().UTC().Format(time.RFC3339Nano))},
 	)
 	b.pending = append(b.pending, kafka.Message{Key: msg.Key, Value: msg.Value, Headers: headers})
+	b.dlHash.Write(msg.Value)
+	b.dlHash.Write([]byte{0})
 	b.dlRows = append(b.dlRows, newDeadLetterRow(p.kind, msg, reason, err, p.opts.Now()))
 }
 
-// token identifies the batch by the offsets it covers, so a retried insert
-// of the same messages is dropped by ClickHouse's insert deduplication.
+// token identifies the batch by the offsets it covers and by a digest of
+// the event ids it stores, so a retried insert of the same messages is
+// dropped by ClickHouse's insert deduplication, while a different batch
+// that happens to cover the same offsets (a topic deleted and created
+// again, a failover to a cluster whose offsets repeat) is not.
 func (p *pipeline) token(b *batch) string {
 	parts := make([]int, 0, len(b.last))
 	for part := range b.last {
@@ -426,7 +438,15 @@ func (p *pipeline) token(b *batch) string {
 	for _, part := range parts {
 		fmt.Fprintf(&sb, "|%d:%d-%d", part, b.first[part], b.last[part].Offset)
 	}
+	sb.WriteString("|ids:")
+	sb.WriteString(b.tbl.idDigest())
 	return sb.String()
+}
+
+// deadLetterToken is the token of b's dead_letters rows: the batch's token
+// and a digest of the dead letters' values (they may have no event id).
+func (p *pipeline) deadLetterToken(b *batch) string {
+	return p.token(b) + "|dead_letters:" + hex.EncodeToString(b.dlHash.Sum(nil)[:16])
 }
 
 // flush inserts b, writes its dead letters (to the topic, then to the

@@ -133,7 +133,7 @@ func (p *pipeline) insertRange(ctx context.Context, b *batch, lo, hi int, token 
 // dead-letter topic, which is the record to replay from.
 func (p *pipeline) insertDeadLetterRows(ctx context.Context, b *batch) error {
 	n := len(b.dlRows)
-	token := p.token(b) + "|dead_letters"
+	token := p.deadLetterToken(b)
 	month := func(i int) int32 {
 		t := b.dlRows[i].timestamp
 		return int32(t.Year()*12 + int(t.Month()))

@@ -2,7 +2,10 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"hash"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -37,7 +40,8 @@ type eventTable[E any] struct {
 	retention time.Duration
 
 	seen     map[string]struct{}
-	days     []int32 // each row's partition, in row order
+	ids      hash.Hash // SHA-256 of the event ids of the rows, in row order
+	days     []int32   // each row's partition, in row order
 	newestTS time.Time
 	rec      arrow.Record // built at the first insert attempt, kept for retries
 }
@@ -93,6 +97,8 @@ func (t *eventTable[E]) add(dec chunkDecoder, i int, msg *kafka.Message) (schema
 		return info, true, nil
 	}
 	t.seen[id] = struct{}{}
+	t.ids.Write([]byte(id))
+	t.ids.Write([]byte{0})
 	if ts.After(t.newestTS) {
 		t.newestTS = ts
 	}
@@ -104,6 +110,12 @@ func (t *eventTable[E]) add(dec chunkDecoder, i int, msg *kafka.Message) (schema
 func (t *eventTable[E]) rows() int             { return len(t.seen) }
 func (t *eventTable[E]) newest() time.Time     { return t.newestTS }
 func (t *eventTable[E]) partition(i int) int32 { return t.days[i] }
+
+// idDigest is the first 128 bits of the SHA-256 of the rows' event ids, in
+// hex; an empty batch digests to that of no ids.
+func (t *eventTable[E]) idDigest() string { return hex.EncodeToString(t.ids.Sum(nil)[:16]) }
+
+func newIDHash() hash.Hash { return sha256.New() }
 
 // dayOf is toDate(ts): days since 1970-01-01 in UTC.
 func dayOf(ts time.Time) int32 { return int32(ts.Unix() / 86400) }
@@ -129,6 +141,7 @@ func (t *eventTable[E]) reset() {
 		t.b.NewRecord().Release()
 	}
 	clear(t.seen)
+	t.ids.Reset()
 	t.days = t.days[:0]
 	t.newestTS = time.Time{}
 }
@@ -160,7 +173,7 @@ func newTable(kind schemas.Kind, conn driver.Conn, now func() time.Time, retenti
 			name: "inferences", conn: conn, now: now, b: b,
 			id:      func(e *schemas.Inference) string { return e.EventID },
 			ts:      func(e *schemas.Inference) time.Time { return e.Timestamp },
-			appendE: b.Append, seen: map[string]struct{}{}, retention: retention,
+			appendE: b.Append, seen: map[string]struct{}{}, ids: newIDHash(), retention: retention,
 		}
 	case schemas.KindOutcome:
 		b := arrowschema.NewOutcomeBuilder(mem)
@@ -168,7 +181,7 @@ func newTable(kind schemas.Kind, conn driver.Conn, now func() time.Time, retenti
 			name: "outcomes", conn: conn, now: now, b: b,
 			id:      func(e *schemas.Outcome) string { return e.EventID },
 			ts:      func(e *schemas.Outcome) time.Time { return e.Timestamp },
-			appendE: b.Append, seen: map[string]struct{}{}, retention: retention,
+			appendE: b.Append, seen: map[string]struct{}{}, ids: newIDHash(), retention: retention,
 		}
 	case schemas.KindBusinessMetric:
 		b := arrowschema.NewBusinessMetricBuilder(mem)
@@ -176,7 +189,7 @@ func newTable(kind schemas.Kind, conn driver.Conn, now func() time.Time, retenti
 			name: "business_metrics", conn: conn, now: now, b: b,
 			id:      func(e *schemas.BusinessMetric) string { return e.EventID },
 			ts:      func(e *schemas.BusinessMetric) time.Time { return e.Timestamp },
-			appendE: b.Append, seen: map[string]struct{}{}, retention: retention,
+			appendE: b.Append, seen: map[string]struct{}{}, ids: newIDHash(), retention: retention,
 		}
 	}
 	panic("BUG: newTable for kind " + kind.String())
