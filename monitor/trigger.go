@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -162,6 +163,9 @@ func dedupKey(parts ...any) string {
 
 // gate decides and publishes: a trigger whose dedup_key is already in
 // retrain_triggers is a duplicate; then cooldown and the daily maximum.
+// Decisions for one model are serialised (a lock per model, held from the
+// history read to the table write), so concurrent triggers — manual ones
+// from the API, an evaluation's — never pass the daily maximum together.
 // Publishing writes Kafka first and the table second, so a crash between
 // the two republishes (with the same dedup_key, which the trainer ignores)
 // rather than losing the trigger.
@@ -171,9 +175,52 @@ type gate struct {
 		WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 	}
 	cfg TriggerConfig
+
+	mu    sync.Mutex
+	locks map[string]*modelLock // by model; an entry lives while in use
+}
+
+type modelLock struct {
+	ch    chan struct{} // a one-slot semaphore, so a waiter can give up with ctx
+	users int
+}
+
+// lock takes model's lock, waiting at most until ctx ends; the returned
+// function releases it.
+func (g *gate) lock(ctx context.Context, model string) (func(), error) {
+	g.mu.Lock()
+	if g.locks == nil {
+		g.locks = map[string]*modelLock{}
+	}
+	l := g.locks[model]
+	if l == nil {
+		l = &modelLock{ch: make(chan struct{}, 1)}
+		g.locks[model] = l
+	}
+	l.users++
+	g.mu.Unlock()
+	done := func() {
+		g.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(g.locks, model)
+		}
+		g.mu.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+		return func() { <-l.ch; done() }, nil
+	case <-ctx.Done():
+		done()
+		return nil, fmt.Errorf("wait for the trigger gate of %s: %w", model, ctx.Err())
+	}
 }
 
 func (g *gate) decide(ctx context.Context, t *schemas.RetrainTrigger, manual bool) (Decision, error) {
+	unlock, err := g.lock(ctx, t.ModelID)
+	if err != nil {
+		return Decision{}, err
+	}
+	defer unlock()
 	dup, err := g.store.HasTrigger(ctx, t.ModelID, t.DedupKey)
 	if err != nil {
 		return Decision{}, err
