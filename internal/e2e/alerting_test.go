@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -46,6 +48,17 @@ const serviceDownFor = "30s"
 // API: DriftwatchFeatureDrift for exactly the two shifted features, with the
 // statistics and the runbook hint in the annotations, active (not
 // inhibited), and no alert about the pipeline itself.
+//
+// Beside it, junk models (aaaa-0000 …, named to sort first, three numeric
+// features each, no drift) are in ClickHouse from the start: together they
+// want several times the monitor's max_series. The budget is shared fairly,
+// most drifted first, so the drifted model's alert still fires; with series
+// allotted first come, first served in name order it never would. The
+// issue's case is 2,000 junk models against the default 10,000 series; a
+// monitor evaluates models one after another, about 0.3 s each on this
+// machine, so this test keeps the ratio at a tenth of the scale (200 junk
+// models, max_series 1,000) and TestSeriesBudgetIsFair in package monitor
+// runs the exporter at full scale.
 func TestDriftAlertReachesAlertmanager(t *testing.T) {
 	promBin := binary(t, "prometheus")
 	amBin := binary(t, "prometheus-alertmanager")
@@ -109,13 +122,14 @@ func TestDriftAlertReachesAlertmanager(t *testing.T) {
 		}
 		return n >= want, fmt.Sprintf("%d rows", n)
 	})
+	insertJunkModels(t, conn, cfg.Start, now)
 
 	// The monitor starts once the data is in: its first round evaluates the
 	// 30 minutes before the current minute against the first 30 minutes of
 	// the data. The default policy wants two drifted windows in a row, and a
 	// fresh monitor has no earlier window, so the test asks for one.
 	monitorCfg := filepath.Join(dir, "monitor.yml")
-	if err := os.WriteFile(monitorCfg, []byte("policy:\n  consecutive: 1\n"), 0o644); err != nil {
+	if err := os.WriteFile(monitorCfg, []byte(fmt.Sprintf("policy:\n  consecutive: 1\nmax_series: %d\n", maxSeries)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	mon := teststack.Start(t, "monitor", monitorBin, append(env, "DRIFTWATCH_HTTP_ADDR="+monitorAddr),
@@ -133,13 +147,13 @@ func TestDriftAlertReachesAlertmanager(t *testing.T) {
 	teststack.WaitHTTP(t, "http://"+promAddr+"/-/ready", 60*time.Second, prom)
 
 	var drift []amAlert
-	waitFor(t, "DriftwatchFeatureDrift for f3 and f7 in Alertmanager", 90*time.Second, func() (bool, string) {
+	waitFor(t, "DriftwatchFeatureDrift for f3 and f7 of model-0 in Alertmanager", 10*time.Minute, func() (bool, string) {
 		all := alerts(t, amAddr)
 		drift = drift[:0]
 		var names []string
 		for _, a := range all {
 			names = append(names, a.Labels["alertname"]+"/"+a.Labels["feature"])
-			if a.Labels["alertname"] == "DriftwatchFeatureDrift" {
+			if a.Labels["alertname"] == "DriftwatchFeatureDrift" && a.Labels["model"] == "model-0" {
 				drift = append(drift, a)
 			}
 		}
@@ -168,6 +182,14 @@ func TestDriftAlertReachesAlertmanager(t *testing.T) {
 	if !slices.Equal(features, []string{"f3", "f7"}) {
 		t.Errorf("DriftwatchFeatureDrift for %v, want exactly [f3 f7]", features)
 	}
+	// The budget was contended and held: the junk wanted more than
+	// max_series, some of its series were dropped, and the monitor exports
+	// at most max_series model series.
+	series, dropped := modelSeries(t, monitorAddr)
+	if !(series <= maxSeries) || !(dropped > 0) {
+		t.Errorf("the monitor exports %d model series (max_series %d) and dropped %v; want at most max_series with some dropped", series, maxSeries, dropped)
+	}
+	t.Logf("model series exported: %d; dropped for the budget: %v", series, dropped)
 	// Nothing is wrong with the pipeline itself. Prediction drift may or
 	// may not follow from two shifted inputs; a shift of two standard
 	// deviations also moves a good share of a feature's values beyond the
@@ -175,12 +197,41 @@ func TestDriftAlertReachesAlertmanager(t *testing.T) {
 	// the shifted features (never for others).
 	for _, a := range alerts(t, amAddr) {
 		switch l := a.Labels; {
+		case strings.HasPrefix(l["model"], junkPrefix):
+			// A junk model's chance drift (600 features tested) is no concern here.
 		case l["alertname"] == "DriftwatchFeatureDrift", l["alertname"] == "DriftwatchPredictionDrift":
 		case l["alertname"] == "DriftwatchDataQuality" && l["check"] == "out_of_range_share" && (l["feature"] == "f3" || l["feature"] == "f7"):
 			t.Logf("also: %s", a.Annotations["summary"])
 		default:
 			t.Errorf("unexpected alert %v: %s", a.Labels, a.Annotations["description"])
 		}
+	}
+}
+
+const (
+	junkPrefix = "aaaa-"
+	junkModels = 200
+	maxSeries  = 1000 // the monitor's, here: the junk wants about 20 series a model
+	junkRows   = 720 // per model over the three hours: 120 per 30-minute window
+)
+
+// insertJunkModels writes junkModels models' inferences straight into
+// ClickHouse (the junk only has to be there; the drifted model takes the
+// whole pipeline): junkRows each, evenly from start to now, three numeric
+// features from the same distribution throughout.
+func insertJunkModels(t *testing.T, conn interface {
+	Exec(ctx context.Context, query string, args ...any) error
+}, start, now time.Time) {
+	t.Helper()
+	span := now.Sub(start).Milliseconds()
+	q := fmt.Sprintf(`INSERT INTO inferences (event_id, model_id, model_version, prediction_id, timestamp, features_numeric, prediction_score, kafka_topic)
+SELECT concat('junk-', toString(number)), concat('%s', leftPad(toString(intDiv(number, %d)), 4, '0')), 'v1', concat('junk-', toString(number)),
+       fromUnixTimestamp64Milli(toInt64(%d + (number %% %d) * %d / %d)),
+       map('a', (cityHash64(number, 1) %% 1000) / 1000, 'b', (cityHash64(number, 2) %% 1000) / 10, 'c', toFloat64(cityHash64(number, 3) %% 7)),
+       (cityHash64(number, 4) %% 1000) / 1000, 'junk'
+FROM numbers(%d)`, junkPrefix, junkRows, start.UnixMilli(), junkRows, span, junkRows, junkModels*junkRows)
+	if err := conn.Exec(context.Background(), q); err != nil {
+		t.Fatalf("insert the junk models: %v", err)
 	}
 }
 
@@ -343,6 +394,32 @@ func alerts(t *testing.T, amAddr string) []amAlert {
 		t.Fatalf("decode /api/v2/alerts: %v", err)
 	}
 	return out
+}
+
+// modelSeries counts the per-model series the monitor exports (the
+// families max_series bounds) and reads driftwatch_monitor_series_dropped_total.
+func modelSeries(t *testing.T, addr string) (int, float64) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, dropped := 0, math.NaN()
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(line, "driftwatch_monitor_series_dropped_total "):
+			dropped, _ = strconv.ParseFloat(strings.Fields(line)[1], 64)
+		case strings.HasPrefix(line, "driftwatch_drift_score{"), strings.HasPrefix(line, "driftwatch_drift_detected{"),
+			strings.HasPrefix(line, "driftwatch_window_samples{"), strings.HasPrefix(line, "driftwatch_data_quality{"):
+			n++
+		}
+	}
+	return n, dropped
 }
 
 func hasFeatures(as []amAlert, features ...string) bool {
