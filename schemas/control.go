@@ -59,13 +59,34 @@ type RetrainTrigger struct {
 	DedupKey     string        `json:"dedup_key"`
 }
 
-// Validate reports the first broken rule as a *DecodeError.
+// The limits of a driftwatch.retrain-trigger.v1 message. The trainer looks
+// a trigger up by its ids and keys in ClickHouse and keeps queued triggers
+// in memory, so every field is bounded: a trigger over a limit is a
+// poison message (a *DecodeError), dead-lettered, never retried.
+const (
+	// MaxTriggerBytes bounds the encoded message (Kafka's default
+	// max.message.bytes is a little more).
+	MaxTriggerBytes = 1 << 20
+	// MaxTriggerKeyBytes bounds trigger_id, dedup_key and policy, and an
+	// evidence row's check, feature and method.
+	MaxTriggerKeyBytes = 256
+	// MaxTriggerEvidence bounds the evidence rows.
+	MaxTriggerEvidence = 1000
+)
+
+// Validate reports the first broken rule as a *DecodeError: a required
+// field missing, a field out of its domain, or over its limit
+// (MaxTriggerKeyBytes, MaxVersionBytes, MaxTriggerEvidence).
 func (t *RetrainTrigger) Validate() error {
 	switch {
 	case t.TriggerID == "":
 		return missing("trigger_id")
+	case len(t.TriggerID) > MaxTriggerKeyBytes:
+		return tooLong("trigger_id", t.TriggerID, MaxTriggerKeyBytes)
 	case !validIdent([]byte(t.ModelID)):
-		return newErr(ReasonInvalidModelID, "model_id", -1, quoteValue([]byte(t.ModelID))+" must be 1-128 characters of letters, digits and ._:-")
+		return newErr(ReasonInvalidModelID, "model_id", -1, quoteValue([]byte(t.ModelID))+" "+identRule)
+	case len(t.ModelVersion) > MaxVersionBytes:
+		return tooLong("model_version", t.ModelVersion, MaxVersionBytes)
 	case !slices.Contains(triggerReasons, t.Reason):
 		return newErr(ReasonInvalidField, "reason", -1, fmt.Sprintf("%s is not one of %v", quoteValue([]byte(t.Reason)), triggerReasons))
 	case t.CreatedAt.IsZero():
@@ -74,10 +95,46 @@ func (t *RetrainTrigger) Validate() error {
 		return newErr(ReasonInvalidField, "window", -1, "to is before from")
 	case t.Reference.To.Before(t.Reference.From):
 		return newErr(ReasonInvalidField, "reference", -1, "to is before from")
+	case len(t.Policy) > MaxTriggerKeyBytes:
+		return tooLong("policy", t.Policy, MaxTriggerKeyBytes)
 	case t.DedupKey == "":
 		return missing("dedup_key")
+	case len(t.DedupKey) > MaxTriggerKeyBytes:
+		return tooLong("dedup_key", t.DedupKey, MaxTriggerKeyBytes)
+	case len(t.Evidence) > MaxTriggerEvidence:
+		return newErr(ReasonInvalidField, "evidence", -1, fmt.Sprintf("%d rows, at most %d", len(t.Evidence), MaxTriggerEvidence))
+	}
+	for i, e := range t.Evidence {
+		for _, f := range []struct{ name, v string }{{"check", e.Check}, {"feature", e.Feature}, {"method", e.Method}} {
+			if len(f.v) > MaxTriggerKeyBytes {
+				return tooLong(fmt.Sprintf("evidence[%d].%s", i, f.name), f.v, MaxTriggerKeyBytes)
+			}
+		}
 	}
 	return nil
+}
+
+// tooLong is the error of a string field over its limit in bytes.
+func tooLong(path, v string, limit int) *DecodeError {
+	return newErr(ReasonInvalidField, path, -1, fmt.Sprintf("%d bytes, at most %d (%s)", len(v), limit, quoteValue([]byte(v))))
+}
+
+// EncodeRetrainTrigger validates t and encodes it as the message
+// DecodeRetrainTrigger reads; a trigger that breaks a rule, or whose
+// encoding is longer than MaxTriggerBytes, is an error, so a producer
+// never publishes what the trainer would dead-letter.
+func EncodeRetrainTrigger(t *RetrainTrigger) ([]byte, error) {
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(t)
+	if err != nil {
+		return nil, fmt.Errorf("encode retrain trigger: %w", err)
+	}
+	if len(data) > MaxTriggerBytes {
+		return nil, newErr(ReasonTooLarge, "", -1, fmt.Sprintf("retrain trigger of %d bytes, at most %d", len(data), MaxTriggerBytes))
+	}
+	return data, nil
 }
 
 // ModelEventKind says what happened to a model version.
@@ -112,7 +169,7 @@ func (e *ModelEvent) Validate() error {
 	case e.EventID == "":
 		return missing("event_id")
 	case !validIdent([]byte(e.ModelID)):
-		return newErr(ReasonInvalidModelID, "model_id", -1, quoteValue([]byte(e.ModelID))+" must be 1-128 characters of letters, digits and ._:-")
+		return newErr(ReasonInvalidModelID, "model_id", -1, quoteValue([]byte(e.ModelID))+" "+identRule)
 	case e.Version == "":
 		return missing("version")
 	case !slices.Contains([]ModelEventKind{ModelRegistered, ModelPromoted, ModelRejected, ModelFailed}, e.Kind):
@@ -124,9 +181,12 @@ func (e *ModelEvent) Validate() error {
 }
 
 // DecodeRetrainTrigger decodes and validates a driftwatch.retrain-trigger.v1
-// message. Errors are *DecodeError.
+// message of at most MaxTriggerBytes. Errors are *DecodeError.
 func DecodeRetrainTrigger(data []byte) (RetrainTrigger, error) {
 	var t RetrainTrigger
+	if len(data) > MaxTriggerBytes {
+		return t, newErr(ReasonTooLarge, "", -1, fmt.Sprintf("retrain trigger of %d bytes, at most %d", len(data), MaxTriggerBytes))
+	}
 	if err := json.Unmarshal(data, &t); err != nil {
 		return t, newErr(ReasonInvalidJSON, "", -1, "decode retrain trigger: "+err.Error())
 	}

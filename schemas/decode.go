@@ -44,7 +44,11 @@ const (
 	MaxKeyBytes = 256
 	// ModelIDPattern is the regular expression model_id and metric match; the
 	// JSON Schemas in jsonschema/ use the same pattern (a test checks it).
-	ModelIDPattern = `^[A-Za-z0-9._:-]{1,128}$`
+	// It is 1-128 letters, digits or ._:- except "." and "..": the trainer
+	// names directories after a model, and those two would climb out of
+	// them. It is written without lookahead so that Go's regexp (RE2) and
+	// JSON Schema's ECMA-262 dialect read it the same way.
+	ModelIDPattern = `^([A-Za-z0-9_:-][A-Za-z0-9._:-]{0,127}|\.[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,126}|\.\.[A-Za-z0-9._:-]{1,126})$`
 )
 
 // Options configure a Decoder.
@@ -268,13 +272,17 @@ func (d *Decoder) identifier(path string, reason Reason, nullable bool) (b []byt
 		return nil, false, newErr(ReasonMissingField, path, off, "required field is null")
 	}
 	if !validIdent(b) {
-		return nil, false, newErr(reason, path, off, quoteValue(b)+" must be 1-128 characters of letters, digits and ._:-")
+		return nil, false, newErr(reason, path, off, quoteValue(b)+" "+identRule)
 	}
 	return b, false, nil
 }
 
+// identRule says what validIdent accepts, for error messages.
+const identRule = `must be 1-128 characters of letters, digits and ._:-, and not "." or ".."`
+
+// validIdent reports whether b matches ModelIDPattern.
 func validIdent(b []byte) bool {
-	return len(b) >= 1 && len(b) <= MaxModelIDLen && isIdent(b)
+	return len(b) >= 1 && len(b) <= MaxModelIDLen && isIdent(b) && string(b) != "." && string(b) != ".."
 }
 
 // timestamp reads an RFC 3339 string or epoch milliseconds and checks the

@@ -145,7 +145,8 @@ func replaceMember(t *testing.T, data, name, raw string) string {
 func TestModelIDPatternMatchesValidator(t *testing.T) {
 	re := regexp.MustCompile(ModelIDPattern)
 	for _, s := range []string{"a", "churn-v2", "team.model:prod_1", strings.Repeat("x", 128), strings.Repeat("x", 129),
-		"", "a b", "a/b", "é", "a\n", "A-Z.0_9:", "ünï"} {
+		"", "a b", "a/b", "é", "a\n", "A-Z.0_9:", "ünï",
+		".", "..", "...", ".a", "a.", "..a", ".." + strings.Repeat("x", 126), ".." + strings.Repeat("x", 127), "." + strings.Repeat("x", 127), "." + strings.Repeat("x", 128)} {
 		if got, want := validIdent([]byte(s)), re.MatchString(s); got != want {
 			t.Errorf("%q: validator %v, pattern %v", s, got, want)
 		}

@@ -84,7 +84,7 @@ func TestDecodeOutcomeAndBusinessMetricErrors(t *testing.T) {
 		{KindOutcome, `{"event_id":"o","model_id":"m","prediction_id":"p","timestamp":"2025-11-20T14:00:00Z","actual":{"value":"3"}}`, "actual.value: must be a number, got string"},
 		{KindOutcome, `{"event_id":"o","model_id":"m","timestamp":"2025-11-20T14:00:00Z","actual":{"label":"x"}}`, "prediction_id: required field is missing"},
 		{KindBusinessMetric, `{"event_id":"b","metric":"rev","value":null,"timestamp":"2025-11-20T14:00:00Z"}`, "value: required field is null"},
-		{KindBusinessMetric, `{"event_id":"b","metric":"rev","value":1,"timestamp":"2025-11-20T14:00:00Z","model_id":"a b"}`, `model_id: "a b" must be 1-128 characters of letters, digits and ._:-`},
+		{KindBusinessMetric, `{"event_id":"b","metric":"rev","value":1,"timestamp":"2025-11-20T14:00:00Z","model_id":"a b"}`, `model_id: "a b" must be 1-128 characters of letters, digits and ._:-, and not "." or ".."`},
 		{KindBusinessMetric, `{"event_id":"b","metric":"rev","value":1,"timestamp":"2025-11-20T14:00:00Z","segment":{"r":"x","r":"y"}}`, "segment.r: duplicate key"},
 	} {
 		if _, _, err := decodeAny(d, tc.kind, []byte(tc.data)); err == nil || err.Error() != tc.msg {
