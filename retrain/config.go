@@ -66,6 +66,12 @@ type ModelConfig struct {
 	// C and Alpha are the built-in trainers' regularisation (model.Config).
 	C     float64 `yaml:"c"`
 	Alpha float64 `yaml:"alpha"`
+	// MaxFeatures is the most columns of the built-in trainers' design
+	// matrix (model.DefaultMaxFeatures, 1024, when 0): the features present
+	// in the most training rows and the most frequent categories are kept,
+	// the rest ignored, so a model whose events carry thousands of distinct
+	// feature names trains in bounded memory.
+	MaxFeatures int `yaml:"max_features"`
 	// MaxRunsPerDay is how many runs the model may start in any 24 hours
 	// (DefaultMaxRunsPerDay when 0, unlimited when negative); MinInterval
 	// how long after the start of its last run the next may start
@@ -175,6 +181,9 @@ func (c ModelConfig) Validate(key string) error {
 	}
 	if c.EvalMaxShare <= 0 || c.EvalMaxShare >= 1 {
 		bad("eval_max_share: must be in (0, 1), got %g", c.EvalMaxShare)
+	}
+	if c.MaxFeatures < 0 {
+		bad("max_features: must not be negative, got %d", c.MaxFeatures)
 	}
 	if c.MinEvalRows < 0 || c.MinTrainRows < 0 {
 		bad("min_eval_rows and min_train_rows: must not be negative")

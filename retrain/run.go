@@ -1,6 +1,7 @@
 package retrain
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -277,10 +278,15 @@ func (t *Trainer) execute(ctx context.Context, mc ModelConfig, r *Run, workDir s
 		}
 		challenger = ext
 	default:
-		m, _, err := model.Train(ctx, ds.Batches(dataset.Train), model.Config{Target: target, C: mc.C, Alpha: mc.Alpha})
+		m, rep, err := model.Train(ctx, ds.Batches(dataset.Train), model.Config{Target: target, C: mc.C, Alpha: mc.Alpha,
+			Preprocess: model.PreprocessOptions{MaxFeatures: mc.MaxFeatures}})
 		if err != nil {
 			step("train", start)
 			return nil, fmt.Errorf("%w: train built-in model: %w", ErrRunFailed, err)
+		}
+		if limit := cmp.Or(mc.MaxFeatures, model.DefaultMaxFeatures); rep.Columns >= limit-1 {
+			t.log.Info("design matrix at max_features: the least frequent features and categories were left out", "model", r.ModelID, "run_id", r.RunID,
+				"columns", rep.Columns, "max_features", limit)
 		}
 		if err := writeArtifact(artifactDir, m); err != nil {
 			return nil, err

@@ -42,6 +42,17 @@
 // One-hot columns are not standardised. Features that appear only at
 // prediction time are ignored.
 //
+// The columns are at most [PreprocessOptions.MaxFeatures] (default 1024),
+// chosen before any matrix is allocated, most frequent first: numeric
+// features by the training rows they are present in (a feature and its
+// missing indicator are kept together), categorical features by the rows
+// they are present in (their "other" column), and each of a categorical
+// feature's TopK categories by its count, after its feature; ties go by
+// name. What is left out is ignored like a feature unseen in training. So
+// five events with 2,000 distinct feature names each give 1024 columns, not
+// 10,000 (an 800 MB Hessian per worker). Below the limit every feature is
+// kept and the columns are the ones listed above.
+//
 // # Objectives and solvers
 //
 // Logistic regression (binary classification) minimises

@@ -13,6 +13,12 @@ import (
 // their own one-hot column when PreprocessOptions.TopK is 0.
 const DefaultTopK = 20
 
+// DefaultMaxFeatures is the most columns a Preprocessor produces when
+// PreprocessOptions.MaxFeatures is 0. The trainers accumulate a d×d
+// Hessian (8·d² bytes per worker) and factor it in d³/3 steps, so d is
+// what bounds a run's memory and time: 1024 columns are 8 MiB a worker.
+const DefaultMaxFeatures = 1024
+
 // PreprocessOptions configure how a Preprocessor is fitted.
 type PreprocessOptions struct {
 	// TopK is the number of most frequent training categories per
@@ -22,6 +28,20 @@ type PreprocessOptions struct {
 	// MissingIndicators adds a 0/1 column for each numeric feature that
 	// was missing in at least one training row.
 	MissingIndicators bool `json:"missing_indicators" yaml:"missing_indicators"`
+	// MaxFeatures is the most output columns (numeric features, missing
+	// indicators, one-hot and "other" columns together); 0 means
+	// DefaultMaxFeatures. Features present in the most training rows are
+	// kept first, then the most frequent categories of the kept
+	// categorical features; the rest are ignored like features unseen in
+	// training. The columns are chosen before any matrix is allocated.
+	MaxFeatures int `json:"max_features" yaml:"max_features"`
+}
+
+func (o PreprocessOptions) maxFeatures() int {
+	if o.MaxFeatures == 0 {
+		return DefaultMaxFeatures
+	}
+	return o.MaxFeatures
 }
 
 func (o PreprocessOptions) topK() int {
@@ -88,6 +108,9 @@ func FitPreprocessor(ctx context.Context, data Batches, target Target, opts Prep
 	}
 	if opts.TopK < 0 {
 		return nil, fmt.Errorf("preprocess.top_k: %d is negative", opts.TopK)
+	}
+	if opts.MaxFeatures < 0 {
+		return nil, fmt.Errorf("preprocess.max_features: %d is negative", opts.MaxFeatures)
 	}
 	type numStat struct {
 		n          int64
@@ -166,44 +189,108 @@ func FitPreprocessor(ctx context.Context, data Batches, target Target, opts Prep
 	if rows == 0 {
 		return nil, ErrNoRows
 	}
-	p := &Preprocessor{}
-	for name, st := range num {
-		std := math.Sqrt(st.m2 / float64(st.n))
-		if std == 0 || math.IsNaN(std) {
-			std = 1
-		}
-		missing := rows - st.n
-		p.Numeric = append(p.Numeric, NumericFeature{
-			Name:      name,
-			Mean:      st.mean,
-			Std:       std,
-			Missing:   float64(missing) / float64(rows),
-			Indicator: opts.MissingIndicators && missing > 0,
-		})
+	// Choose the columns within the budget, most frequent first: each
+	// candidate is a numeric feature (its column and missing indicator,
+	// counted by the rows it is present in), a categorical feature (its
+	// "other" column, counted by the rows it is present in) or one of the
+	// TopK categories of a categorical feature (its rows). A feature sorts
+	// before its categories, whose counts are at most its own, so a
+	// category is only taken after its feature.
+	type candidate struct {
+		n       int64
+		kind    int // 0 numeric, 1 categorical feature, 2 category
+		name, v string
 	}
-	slices.SortFunc(p.Numeric, func(a, b NumericFeature) int { return strings.Compare(a.Name, b.Name) })
+	var cands []candidate
+	for name, st := range num {
+		cands = append(cands, candidate{st.n, 0, name, ""})
+	}
 	k := opts.topK()
 	for name, counts := range cat {
-		type kv struct {
-			v string
-			n int64
-		}
-		all := make([]kv, 0, len(counts))
+		var total int64
+		all := make([]candidate, 0, len(counts))
 		for v, n := range counts {
-			all = append(all, kv{v, n})
+			total += n
+			all = append(all, candidate{n, 2, name, v})
 		}
-		slices.SortFunc(all, func(a, b kv) int {
+		slices.SortFunc(all, func(a, b candidate) int {
 			if c := cmp.Compare(b.n, a.n); c != 0 {
 				return c
 			}
 			return strings.Compare(a.v, b.v)
 		})
-		f := CategoricalFeature{Name: name, Categories: []string{}}
-		for _, e := range all[:min(k, len(all))] {
-			f.Categories = append(f.Categories, e.v)
-		}
-		p.Categorical = append(p.Categorical, f)
+		cands = append(cands, candidate{total, 1, name, ""})
+		cands = append(cands, all[:min(k, len(all))]...)
 	}
+	slices.SortFunc(cands, func(a, b candidate) int {
+		if c := cmp.Compare(b.n, a.n); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.name, b.name); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.kind, b.kind); c != 0 { // a feature before its categories
+			return c
+		}
+		return strings.Compare(a.v, b.v)
+	})
+	budget := opts.maxFeatures()
+	p := &Preprocessor{}
+	kept := map[string]int{} // categorical feature → index into p.Categorical
+	for _, c := range cands {
+		switch c.kind {
+		case 0:
+			st := num[c.name]
+			missing := rows - st.n
+			indicator := opts.MissingIndicators && missing > 0
+			cost := 1
+			if indicator {
+				cost = 2
+			}
+			if cost > budget {
+				continue
+			}
+			budget -= cost
+			std := math.Sqrt(st.m2 / float64(st.n))
+			if std == 0 || math.IsNaN(std) {
+				std = 1
+			}
+			p.Numeric = append(p.Numeric, NumericFeature{
+				Name:      c.name,
+				Mean:      st.mean,
+				Std:       std,
+				Missing:   float64(missing) / float64(rows),
+				Indicator: indicator,
+			})
+		case 1:
+			if budget < 1 {
+				continue
+			}
+			budget--
+			kept[c.name] = len(p.Categorical)
+			p.Categorical = append(p.Categorical, CategoricalFeature{Name: c.name, Categories: []string{}})
+		case 2:
+			i, ok := kept[c.name]
+			if !ok || budget < 1 {
+				continue
+			}
+			budget--
+			p.Categorical[i].Categories = append(p.Categorical[i].Categories, c.v)
+		}
+	}
+	// Categories in their column order: count descending, then category
+	// (the global order above interleaves features at equal counts).
+	for i := range p.Categorical {
+		f := &p.Categorical[i]
+		counts := cat[f.Name]
+		slices.SortFunc(f.Categories, func(a, b string) int {
+			if c := cmp.Compare(counts[b], counts[a]); c != 0 {
+				return c
+			}
+			return strings.Compare(a, b)
+		})
+	}
+	slices.SortFunc(p.Numeric, func(a, b NumericFeature) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(p.Categorical, func(a, b CategoricalFeature) int { return strings.Compare(a.Name, b.Name) })
 	return p, nil
 }

@@ -77,6 +77,9 @@ func (c Config) Validate() error {
 	if c.Preprocess.TopK < 0 {
 		errs = append(errs, fmt.Errorf("preprocess.top_k: %d is negative", c.Preprocess.TopK))
 	}
+	if c.Preprocess.MaxFeatures < 0 {
+		errs = append(errs, fmt.Errorf("preprocess.max_features: %d is negative", c.Preprocess.MaxFeatures))
+	}
 	if c.C < 0 || math.IsNaN(c.C) || math.IsInf(c.C, 0) {
 		errs = append(errs, fmt.Errorf("c: %v must be positive and finite", c.C))
 	}
