@@ -51,7 +51,7 @@ func (e external) predict(rec arrow.Record, ids *array.String, dst []float64) ([
 // row) and its artifact into OUT/model/, which is moved to artifactDir.
 // It returns the command's CPU seconds too.
 func runExternal(ctx context.Context, mc ModelConfig, ds *dataset.Manifest, out, artifactDir string) (external, float64, error) {
-	if err := os.MkdirAll(out, 0o755); err != nil {
+	if err := os.MkdirAll(out, 0o700); err != nil {
 		return nil, 0, fmt.Errorf("create trainer output directory: %w", err)
 	}
 	logPath := filepath.Join(filepath.Dir(out), "trainer.log")
@@ -96,12 +96,16 @@ func runExternal(ctx context.Context, mc ModelConfig, ds *dataset.Manifest, out,
 	if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
 		return nil, cpu, fmt.Errorf("%w: external trainer output: no model directory %s", ErrRunFailed, src)
 	}
-	if err := os.MkdirAll(filepath.Dir(artifactDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(artifactDir), 0o700); err != nil {
 		return nil, cpu, fmt.Errorf("create artifact directory: %w", err)
 	}
 	_ = os.RemoveAll(artifactDir)
 	if err := os.Rename(src, artifactDir); err != nil {
 		return nil, cpu, fmt.Errorf("move external artifact: %w", err)
+	}
+	// The command made the directory with its own umask.
+	if err := os.Chmod(artifactDir, 0o700); err != nil {
+		return nil, cpu, fmt.Errorf("restrict external artifact directory: %w", err)
 	}
 	return preds, cpu, nil
 }

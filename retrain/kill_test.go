@@ -52,8 +52,7 @@ func TestTrainerSIGKILL(t *testing.T) {
 	// Maturity 11h: the world's data ends 10 to 11 hours before the
 	// binary's (real) clock. The budget is left at its defaults: the retry
 	// of the interrupted run must not count against it.
-	cfg := fmt.Sprintf(`artifact_dir: %q
-work_dir: %q
+	cfg := fmt.Sprintf(`data_dir: %q
 defaults:
   task: binary_classification
   positive_class: "1"
@@ -64,7 +63,7 @@ defaults:
   trainer: external
   command: ["sh", %q]
   timeout: 5m
-`, filepath.Join(dir, "artifacts"), filepath.Join(dir, "work"), wrapper)
+`, filepath.Join(dir, "trainer"), wrapper)
 	cfgPath := filepath.Join(dir, "trainer.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

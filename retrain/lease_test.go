@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +57,7 @@ func TestLeases(t *testing.T) {
 	ctx := context.Background()
 	mc := modelCfg()
 	tr, err := New(Options{Conn: conn, Events: &eventLog{},
-		Settings: Settings{ArtifactDir: filepath.Join(t.TempDir(), "a"), WorkDir: filepath.Join(t.TempDir(), "w"), Defaults: mc, Lease: 3 * time.Second}})
+		Settings: Settings{DataDir: t.TempDir(), Defaults: mc, Lease: 3 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}

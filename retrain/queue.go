@@ -3,6 +3,7 @@ package retrain
 import (
 	"container/heap"
 	"sync"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -14,7 +15,15 @@ type item struct {
 	trig schemas.RetrainTrigger
 	msg  kafka.Message
 	seq  uint64
+	// notBefore is when a trigger put back after a transient error may
+	// run again (zero: now); attempts counts those errors.
+	notBefore time.Time
+	attempts  int
 }
+
+// size is what an item counts against the queue's byte bound: its
+// message, which the decoded trigger roughly doubles.
+func (a *item) size() int { return 2 * (len(a.msg.Key) + len(a.msg.Value)) }
 
 func (a *item) before(b *item) bool {
 	pa, pb := prio(a.trig.Reason), prio(b.trig.Reason)
@@ -50,19 +59,26 @@ func (h *itemHeap) Pop() any {
 // queue holds triggers ordered by priority (reason) and age, and hands
 // out at most one per model at a time. A trigger whose trigger_id or
 // (model, dedup_key) is already queued or running is refused, so
-// redeliveries never wait for a run that would be skipped anyway.
+// redeliveries never wait for a run that would be skipped anyway. It holds
+// at most maxItems triggers and maxBytes (item.size) of them: push waits
+// for room, so a flood of triggers waits in Kafka, not in memory. A
+// trigger put back after a transient error (retry) waits out its backoff
+// without holding a worker, so the triggers behind it run meanwhile.
 type queue struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
-	items  itemHeap
-	busy   map[string]bool // model → a run is in progress
-	keys   map[string]int  // trigger_id and model/dedup_key → queued or running
-	seq    uint64
-	closed bool
+	mu       sync.Mutex
+	cond     *sync.Cond
+	items    itemHeap
+	bytes    int
+	maxItems int
+	maxBytes int
+	busy     map[string]bool // model → a run is in progress
+	keys     map[string]int  // trigger_id and model/dedup_key → queued or running
+	seq      uint64
+	closed   bool
 }
 
-func newQueue() *queue {
-	q := &queue{busy: map[string]bool{}, keys: map[string]int{}}
+func newQueue(maxItems, maxBytes int) *queue {
+	q := &queue{busy: map[string]bool{}, keys: map[string]int{}, maxItems: maxItems, maxBytes: maxBytes}
 	q.cond = sync.NewCond(&q.mu)
 	return q
 }
@@ -71,25 +87,46 @@ func itemKeys(t *schemas.RetrainTrigger) [2]string {
 	return [2]string{"id\x00" + t.TriggerID, "dedup\x00" + t.ModelID + "\x00" + t.DedupKey}
 }
 
-// push queues it; false when the same trigger is already queued or running.
-func (q *queue) push(it *item) bool {
+// pushResult is what push did with a trigger.
+type pushResult int
+
+const (
+	pushed    pushResult = iota
+	duplicate            // the same trigger is already queued or running
+	closed               // the queue was closed while push waited for room
+)
+
+// push queues it once there is room (an empty queue always has room, so
+// one trigger larger than maxBytes still runs).
+func (q *queue) push(it *item) pushResult {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	for !q.closed && len(q.items) > 0 && (len(q.items) >= q.maxItems || q.bytes+it.size() > q.maxBytes) {
+		q.cond.Wait()
+	}
+	if q.closed {
+		return closed
+	}
 	ks := itemKeys(&it.trig)
 	if q.keys[ks[0]] > 0 || q.keys[ks[1]] > 0 {
-		return false
+		return duplicate
 	}
 	for _, k := range ks {
 		q.keys[k]++
 	}
 	q.seq++
 	it.seq = q.seq
-	heap.Push(&q.items, it)
-	q.cond.Broadcast()
-	return true
+	q.add(it)
+	return pushed
 }
 
-// pop blocks until a trigger of an idle model is queued, marks the model
+func (q *queue) add(it *item) {
+	heap.Push(&q.items, it)
+	q.bytes += it.size()
+	q.cond.Broadcast()
+}
+
+// pop blocks until a trigger of an idle model is due, marks the model
 // busy and returns it; nil once closed.
 func (q *queue) pop() *item {
 	q.mu.Lock()
@@ -98,21 +135,56 @@ func (q *queue) pop() *item {
 		if q.closed {
 			return nil
 		}
-		// The heap's order is kept by scanning for the best item of an
-		// idle model; queues are short (one entry per pending trigger).
+		// The heap's order is kept by scanning for the best due item of an
+		// idle model; queues are short (at most maxItems).
+		now := time.Now()
 		best := -1
+		var wake time.Time
 		for i, it := range q.items {
-			if !q.busy[it.trig.ModelID] && (best < 0 || it.before(q.items[best])) {
+			if q.busy[it.trig.ModelID] {
+				continue
+			}
+			if it.notBefore.After(now) {
+				if wake.IsZero() || it.notBefore.Before(wake) {
+					wake = it.notBefore
+				}
+				continue
+			}
+			if best < 0 || it.before(q.items[best]) {
 				best = i
 			}
 		}
 		if best >= 0 {
 			it := heap.Remove(&q.items, best).(*item)
+			q.bytes -= it.size()
 			q.busy[it.trig.ModelID] = true
+			q.cond.Broadcast() // room for push
 			return it
 		}
+		var tm *time.Timer
+		if !wake.IsZero() {
+			tm = time.AfterFunc(time.Until(wake), func() {
+				q.mu.Lock()
+				q.cond.Broadcast()
+				q.mu.Unlock()
+			})
+		}
 		q.cond.Wait()
+		if tm != nil {
+			tm.Stop()
+		}
 	}
+}
+
+// retry puts a popped trigger back, due at notBefore, and releases its
+// model; it keeps the trigger's keys, so a redelivery is still refused.
+// It does not wait for room: the trigger held its place while it ran.
+func (q *queue) retry(it *item, notBefore time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.busy, it.trig.ModelID)
+	it.notBefore = notBefore
+	q.add(it)
 }
 
 // done releases the model and the trigger's keys.

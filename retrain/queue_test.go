@@ -1,7 +1,9 @@
 package retrain
 
 import (
+	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -10,10 +12,10 @@ import (
 )
 
 func TestQueueOrderAndOneRunPerModel(t *testing.T) {
-	q := newQueue()
+	q := newQueue(100, 1<<20)
 	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	push := func(model, id string, reason schemas.TriggerReason, age time.Duration) bool {
-		return q.push(&item{trig: schemas.RetrainTrigger{TriggerID: id, ModelID: model, Reason: reason, DedupKey: id, CreatedAt: t0.Add(-age)}})
+		return q.push(&item{trig: schemas.RetrainTrigger{TriggerID: id, ModelID: model, Reason: reason, DedupKey: id, CreatedAt: t0.Add(-age)}}) == pushed
 	}
 	push("a", "a-drift", schemas.TriggerFeatureDrift, time.Hour)
 	push("a", "a-manual", schemas.TriggerManual, 0)
@@ -33,6 +35,85 @@ func TestQueueOrderAndOneRunPerModel(t *testing.T) {
 	if it := q.pop(); it.trig.TriggerID != "a-drift" {
 		t.Errorf("after a's run: %s", it.trig.TriggerID)
 	}
+}
+
+func queued(model, id string, valueBytes int) *item {
+	return &item{trig: schemas.RetrainTrigger{TriggerID: id, ModelID: model, Reason: schemas.TriggerFeatureDrift, DedupKey: id},
+		msg: kafka.Message{Value: []byte(strings.Repeat("x", valueBytes))}}
+}
+
+// TestQueueBounded: push waits while the queue holds maxItems triggers or
+// maxBytes of them, and goes on when a pop makes room; closing the queue
+// releases a waiting push. An empty queue takes a trigger of any size.
+func TestQueueBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := newQueue(2, 1<<20)
+		q.push(queued("a", "a1", 10))
+		q.push(queued("b", "b1", 10))
+		res := make(chan pushResult, 1)
+		go func() { res <- q.push(queued("c", "c1", 10)) }()
+		synctest.Wait()
+		select {
+		case r := <-res:
+			t.Fatalf("push into a full queue (2 of 2) returned %v", r)
+		default:
+		}
+		if it := q.pop(); it.trig.TriggerID != "a1" {
+			t.Fatalf("popped %s", it.trig.TriggerID)
+		}
+		if r := <-res; r != pushed || q.len() != 2 {
+			t.Fatalf("push after a pop: %v, %d queued", r, q.len())
+		}
+
+		// Bytes: 2×600 KB of messages (item.size doubles them) do not fit 2 MiB
+		// next to another 600 KB.
+		q = newQueue(100, 2<<20)
+		if r := q.push(queued("a", "big", 3<<20)); r != pushed {
+			t.Fatalf("an empty queue refused a trigger larger than its bound: %v", r)
+		}
+		q.pop()
+		q.push(queued("a", "a1", 600<<10))
+		go func() { res <- q.push(queued("b", "b1", 600<<10)) }()
+		synctest.Wait()
+		select {
+		case r := <-res:
+			t.Fatalf("push over max bytes returned %v", r)
+		default:
+		}
+		q.close()
+		if r := <-res; r != closed {
+			t.Fatalf("push released by close: %v, want closed", r)
+		}
+	})
+}
+
+// TestQueueRetryDoesNotBlock: a trigger put back after a transient error
+// waits out its backoff without a worker; the next trigger (of the same
+// model too) is handed out meanwhile, and the retried one once it is due.
+func TestQueueRetryDoesNotBlock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := newQueue(100, 1<<20)
+		q.push(queued("a", "first", 10))
+		q.push(queued("a", "second", 10))
+		it := q.pop()
+		if it.trig.TriggerID != "first" {
+			t.Fatalf("popped %s", it.trig.TriggerID)
+		}
+		q.retry(it, time.Now().Add(10*time.Second))
+		if r := q.push(queued("a", "first", 10)); r != duplicate {
+			t.Errorf("a redelivery of the retried trigger: %v, want duplicate", r)
+		}
+		next := q.pop()
+		if next.trig.TriggerID != "second" {
+			t.Fatalf("while first backs off: %s", next.trig.TriggerID)
+		}
+		q.done(next)
+		start := time.Now()
+		again := q.pop() // waits for the backoff (the bubble's clock)
+		if again.trig.TriggerID != "first" || time.Since(start) != 10*time.Second {
+			t.Errorf("retried %s after %v, want first after 10s", again.trig.TriggerID, time.Since(start))
+		}
+	})
 }
 
 func TestOffsetsCommitContiguousPrefix(t *testing.T) {

@@ -281,7 +281,7 @@ func ListVersions(ctx context.Context, conn driver.Conn, modelID string) ([]*Ver
 }
 
 func writeArtifact(dir string, m *model.Model) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create artifact directory: %w", err)
 	}
 	tmp := filepath.Join(dir, "model.json.tmp")

@@ -193,8 +193,7 @@ func (w *world) trainer(t *testing.T, opts Options) *Trainer {
 	if opts.Events == nil {
 		opts.Events = &eventLog{}
 	}
-	opts.ArtifactDir = filepath.Join(t.TempDir(), "artifacts")
-	opts.WorkDir = filepath.Join(t.TempDir(), "work")
+	opts.DataDir = filepath.Join(t.TempDir(), "trainer")
 	if opts.Defaults.Task == "" {
 		opts.Defaults = modelCfg()
 	}
@@ -571,6 +570,8 @@ func TestTrainer(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("a trigger that cannot run does not block the next", func(t *testing.T) { testPoisonTriggers(t, w) })
 
 	t.Run("recover interrupted run", func(t *testing.T) {
 		tr := w.trainer(t, Options{})

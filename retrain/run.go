@@ -191,12 +191,12 @@ func (t *Trainer) RunTrigger(ctx context.Context, trig schemas.RetrainTrigger) (
 		"maturity", win.Maturity, "maturity_from_labels", win.Auto, "training_from", r.TrainingFrom, "eval_from", r.EvalFrom, "eval_to", r.EvalTo)
 
 	cpu0 := cpuSeconds()
-	workDir := filepath.Join(t.opts.WorkDir, r.ModelID, r.RunID)
-	if !t.opts.KeepWork {
+	workDir, dirErr := runDir(t.workDir, r.ModelID, r.RunID)
+	if dirErr == nil && !t.opts.KeepWork {
 		defer removeAll(workDir)
 	}
-	ev, runErr := (*evaluation)(nil), planErr
-	if planErr == nil {
+	ev, runErr := (*evaluation)(nil), cmp.Or(planErr, dirErr)
+	if runErr == nil {
 		ev, runErr = t.execute(ctx, mc, r, workDir)
 	}
 	stopLease() // the run's rows from here on say it is no longer running
@@ -263,7 +263,10 @@ func (t *Trainer) execute(ctx context.Context, mc ModelConfig, r *Run, workDir s
 			r.RowsTrain, r.RowsEval, r.TrainingFrom.Format(time.RFC3339), r.EvalTo.Format(time.RFC3339))
 	}
 
-	artifactDir := filepath.Join(t.opts.ArtifactDir, r.ModelID, r.Version)
+	artifactDir, err := runDir(t.artifactDir, r.ModelID, r.Version)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRunFailed, err)
+	}
 	r.ArtifactURI = "file://" + artifactDir
 	target := model.Target{Task: mc.Task, PositiveClass: mc.PositiveClass}
 	start = time.Now()

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/driftwatch/driftwatch/internal/config"
@@ -25,27 +23,36 @@ type Config struct {
 
 // Settings are the trainer's own settings: the service's configuration
 // keys (Config embeds them) and New's (Options embeds them), one type
-// with its defaults in DefaultSettings; New reads a zero Workers or Lease
-// as its default.
+// with its defaults in DefaultSettings; New reads a zero Workers, Lease,
+// QueueSize or QueueBytes as its default.
 type Settings struct {
 	ConsumerGroup string        `yaml:"consumer_group" env:"DRIFTWATCH_TRAINER_CONSUMER_GROUP" flag:"consumer-group" help:"Kafka consumer group of retrain-triggers is <topic prefix><name>; trainers in one group share the models"`
-	ArtifactDir   string        `yaml:"artifact_dir" env:"DRIFTWATCH_TRAINER_ARTIFACT_DIR" flag:"artifact-dir" help:"directory of model artifacts (<dir>/<model>/<version>/)"`
-	WorkDir       string        `yaml:"work_dir" env:"DRIFTWATCH_TRAINER_WORK_DIR" flag:"work-dir" help:"directory of each run's dataset and external trainer output"`
+	DataDir       string        `yaml:"data_dir" env:"DRIFTWATCH_TRAINER_DATA_DIR" flag:"data-dir" help:"the trainer's directory, created 0700: model artifacts in <dir>/artifacts/<model>/<version>/, each run's dataset and external trainer output in <dir>/work/<model>/<run>/"`
 	Workers       int           `yaml:"workers" env:"DRIFTWATCH_TRAINER_WORKERS" flag:"workers" help:"runs (of different models) at once"`
 	KeepWork      bool          `yaml:"keep_work" env:"DRIFTWATCH_TRAINER_KEEP_WORK" flag:"keep-work" help:"keep each run's dataset files after it ends"`
 	Lease         time.Duration `yaml:"lease" env:"DRIFTWATCH_TRAINER_LEASE" flag:"lease" help:"how long a running run may miss its trainer's heartbeats (every third of it) before another trainer takes it over"`
+	QueueSize     int           `yaml:"queue_size" env:"DRIFTWATCH_TRAINER_QUEUE_SIZE" flag:"queue-size" help:"most triggers waiting in memory; more wait in Kafka"`
+	QueueBytes    int           `yaml:"queue_bytes" env:"DRIFTWATCH_TRAINER_QUEUE_BYTES" flag:"queue-bytes" help:"most bytes of triggers waiting in memory (twice their messages' size); more wait in Kafka"`
 
 	// Defaults apply to models not in Models.
 	Defaults ModelConfig            `yaml:"defaults"`
 	Models   map[string]ModelConfig `yaml:"models"`
 }
 
-// DefaultSettings: group "trainer", artifacts and work under the system's
-// temporary directory, one worker, a one-minute lease, DefaultModelConfig.
+// Trainer defaults.
+const (
+	DefaultDataDir    = "data/trainer"
+	DefaultQueueSize  = 1000
+	DefaultQueueBytes = 64 << 20
+)
+
+// DefaultSettings: group "trainer", data under data/trainer (relative to
+// the working directory, as Prometheus keeps data/), one worker, a
+// one-minute lease, at most 1,000 triggers and 64 MiB queued,
+// DefaultModelConfig.
 func DefaultSettings() Settings {
-	dir := filepath.Join(os.TempDir(), "driftwatch-trainer")
-	return Settings{ConsumerGroup: "trainer", ArtifactDir: filepath.Join(dir, "artifacts"), WorkDir: filepath.Join(dir, "work"),
-		Workers: 1, Lease: DefaultLease, Defaults: DefaultModelConfig()}
+	return Settings{ConsumerGroup: "trainer", DataDir: DefaultDataDir, Workers: 1, Lease: DefaultLease,
+		QueueSize: DefaultQueueSize, QueueBytes: DefaultQueueBytes, Defaults: DefaultModelConfig()}
 }
 
 // DefaultConfig returns the trainer defaults (HTTP on 127.0.0.1:9103).
@@ -61,8 +68,14 @@ func (c *Config) Validate() error {
 // Validate reports every invalid setting by its configuration key.
 func (c *Settings) Validate() error {
 	errs := []error{c.Defaults.Validate("defaults")}
-	if c.ArtifactDir == "" || c.WorkDir == "" {
-		errs = append(errs, errors.New("artifact_dir and work_dir: required"))
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir: required"))
+	}
+	if c.QueueSize < 1 {
+		errs = append(errs, fmt.Errorf("queue_size: must be at least 1, got %d", c.QueueSize))
+	}
+	if c.QueueBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("queue_bytes: must be at least 1 MiB (one trigger), got %d", c.QueueBytes))
 	}
 	if c.ConsumerGroup == "" {
 		errs = append(errs, errors.New("consumer_group: must not be empty"))
@@ -104,7 +117,7 @@ func RunService(ctx context.Context, cfg *Config) error {
 			if err != nil {
 				return nil, err
 			}
-			rt.Log.Info("training on triggers", "topic", rt.Kafka.Topic(schemas.TopicRetrainTriggers), "artifacts", cfg.ArtifactDir)
+			rt.Log.Info("training on triggers", "topic", rt.Kafka.Topic(schemas.TopicRetrainTriggers), "data_dir", cfg.DataDir)
 			return tr.Run, nil
 		},
 	})

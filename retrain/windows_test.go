@@ -3,7 +3,6 @@ package retrain
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -70,7 +69,7 @@ func (w *world) defaultTrainer(t *testing.T, now time.Time) *Trainer {
 	mc := DefaultModelConfig()
 	mc.Resamples = 300
 	tr, err := New(Options{Conn: w.conn, Events: &eventLog{}, Now: func() time.Time { return now },
-		Settings: Settings{Defaults: mc, ArtifactDir: filepath.Join(t.TempDir(), "artifacts"), WorkDir: filepath.Join(t.TempDir(), "work")}})
+		Settings: Settings{Defaults: mc, DataDir: t.TempDir()}})
 	if err != nil {
 		t.Fatal(err)
 	}

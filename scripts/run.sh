@@ -80,8 +80,7 @@ declare -A svc_port=([ingest]=9101 [monitor]=9102 [trainer]=9103)
 for svc in ingest monitor trainer; do
 	if [[ -x bin/$svc ]]; then
 		start "$svc" "${svc_port[$svc]}" env DRIFTWATCH_HTTP_ADDR="127.0.0.1:${svc_port[$svc]}" \
-			DRIFTWATCH_TRAINER_ARTIFACT_DIR="${DRIFTWATCH_TRAINER_ARTIFACT_DIR:-$STACK_DIR/trainer/artifacts}" \
-			DRIFTWATCH_TRAINER_WORK_DIR="${DRIFTWATCH_TRAINER_WORK_DIR:-$STACK_DIR/trainer/work}" "bin/$svc"
+			DRIFTWATCH_TRAINER_DATA_DIR="${DRIFTWATCH_TRAINER_DATA_DIR:-$STACK_DIR/trainer}" "bin/$svc"
 		listening+=("$(printf '%-19s http://127.0.0.1:%s  (/healthz /readyz /metrics)' "$svc" "${svc_port[$svc]}")")
 	fi
 done

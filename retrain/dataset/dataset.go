@@ -180,7 +180,7 @@ func Build(ctx context.Context, conn driver.Conn, s Spec, dir string) (*Manifest
 		return nil, fmt.Errorf("dataset spec: %w", err)
 	}
 	s = s.withDefaults()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create dataset directory: %w", err)
 	}
 	var nTrain uint64

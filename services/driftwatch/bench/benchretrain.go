@@ -205,7 +205,7 @@ func runBenchRetrain(ctx context.Context, cfg *benchRetrainConfig, env command.E
 	}
 	tr, err := retrain.New(retrain.Options{
 		Conn: conn, Events: discardTriggers{},
-		Settings:   retrain.Settings{Defaults: mc, ArtifactDir: filepath.Join(workDir, "artifacts"), WorkDir: filepath.Join(workDir, "work"), KeepWork: cfg.Keep},
+		Settings:   retrain.Settings{Defaults: mc, DataDir: workDir, KeepWork: cfg.Keep},
 		Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now: func() time.Time { return now },
 	})
