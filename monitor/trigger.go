@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -88,7 +89,13 @@ type Decision struct {
 	Outcome Outcome
 }
 
-// candidates turns a verdict into the triggers its policies ask for.
+// candidates turns a verdict into the triggers its policies ask for. Each
+// is within the trigger contract's limits (schemas.EncodeRetrainTrigger
+// accepts it): evidence rows whose names are over
+// schemas.MaxTriggerKeyBytes are left out, and at most
+// schemas.MaxTriggerEvidence rows are kept, the most drifted first
+// (drift), fewer when the encoded trigger would still be over
+// schemas.MaxTriggerBytes.
 func candidates(c TriggerConfig, snap *window.Snapshot, v policy.Verdict, version string, now time.Time) []*schemas.RetrainTrigger {
 	var out []*schemas.RetrainTrigger
 	evidence := func(features []string, kinds ...string) []schemas.Evidence {
@@ -99,6 +106,9 @@ func candidates(c TriggerConfig, snap *window.Snapshot, v policy.Verdict, versio
 		var ev []schemas.Evidence
 		for _, r := range v.Rows {
 			if !want[r.Feature] || !r.Drifted || !slices.Contains(kinds, r.Kind) {
+				continue
+			}
+			if len(r.Feature) > schemas.MaxTriggerKeyBytes || len(r.Kind) > schemas.MaxTriggerKeyBytes || len(r.Method) > schemas.MaxTriggerKeyBytes {
 				continue
 			}
 			e := schemas.Evidence{Check: r.Kind, Feature: r.Feature, Method: r.Method, Value: r.Value, Threshold: finite(r.Threshold), Samples: r.Samples}
@@ -112,12 +122,14 @@ func candidates(c TriggerConfig, snap *window.Snapshot, v policy.Verdict, versio
 	}
 	mk := func(reason schemas.TriggerReason, policyName string, ev []schemas.Evidence) *schemas.RetrainTrigger {
 		key := dedupKey(policyName, snap.Model, snap.Current.End)
-		return &schemas.RetrainTrigger{
+		t := &schemas.RetrainTrigger{
 			TriggerID: key[:32], ModelID: snap.Model, ModelVersion: version, Reason: reason, CreatedAt: now.UTC(),
 			Window:    schemas.TimeRange{From: snap.Current.Start, To: snap.Current.End},
 			Reference: schemas.TimeRange{From: snap.Reference.Start, To: snap.Reference.End},
 			Evidence:  ev, Policy: policyName, DedupKey: key,
 		}
+		fitEvidence(t)
+		return t
 	}
 	var inputs, preds []string
 	for _, f := range v.Sustained {
@@ -144,6 +156,69 @@ func candidates(c TriggerConfig, snap *window.Snapshot, v policy.Verdict, versio
 		out = append(out, mk(schemas.TriggerDataQuality, "data_quality", evidence(fs, policy.KindDataQuality)))
 	}
 	return out
+}
+
+// fitEvidence keeps the most drifted of t's evidence rows (drift, then
+// the most samples, then by feature and method), at most
+// schemas.MaxTriggerEvidence, and as many of those as fit the trigger in
+// schemas.MaxTriggerBytes.
+func fitEvidence(t *schemas.RetrainTrigger) {
+	ev := t.Evidence
+	slices.SortStableFunc(ev, func(a, b schemas.Evidence) int {
+		if c := cmp.Compare(drift(b), drift(a)); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b.Samples, a.Samples); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Feature, b.Feature); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Method, b.Method)
+	})
+	ev = ev[:min(len(ev), schemas.MaxTriggerEvidence)]
+	fits := func(n int) bool {
+		t.Evidence = ev[:n]
+		_, err := schemas.EncodeRetrainTrigger(t)
+		return err == nil
+	}
+	if !fits(len(ev)) {
+		// The longest prefix that fits (each row is at most a few KB
+		// encoded, so one does).
+		lo, hi := 0, len(ev) // fits(lo), !fits(hi)
+		for hi-lo > 1 {
+			if mid := (lo + hi) / 2; fits(mid) {
+				lo = mid
+			} else {
+				hi = mid
+			}
+		}
+		ev = ev[:lo]
+	}
+	t.Evidence = ev
+}
+
+// drift is how far beyond its threshold an evidence row is, comparable
+// across methods: for a p-value test log(p)/log(alpha) (2 when p = alpha²),
+// for a statistic value/threshold; 0 when undefined.
+func drift(e schemas.Evidence) float64 {
+	var d float64
+	switch {
+	case e.PValue != nil && *e.PValue <= 0:
+		d = math.Inf(1)
+	case e.PValue != nil && e.Threshold > 0 && e.Threshold < 1:
+		d = math.Log(*e.PValue) / math.Log(e.Threshold)
+	case e.PValue != nil:
+		d = -math.Log(*e.PValue)
+	case e.Threshold != 0:
+		d = e.Value / math.Abs(e.Threshold)
+	case e.Value > 0:
+		d = math.Inf(1)
+	}
+	if math.IsNaN(d) {
+		return 0
+	}
+	return d
 }
 
 // dedupKey is the same for the same decision: a monitor that evaluates the

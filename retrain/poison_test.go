@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -136,6 +138,17 @@ func testPoisonTriggers(t *testing.T, w *world) {
 			t.Logf("valid trigger: run %s %s (%s)", run.Status, run.Decision, run.DecisionReason)
 			if run.Status != RunSucceeded && run.Status != RunRejected {
 				t.Errorf("valid trigger: run %s %q, want trained and judged", run.Status, run.DecisionReason)
+			}
+			// Its artifact and work directories are 0700 under data_dir.
+			art := strings.TrimPrefix(run.ArtifactURI, "file://")
+			if !strings.HasPrefix(art, filepath.Join(tr.opts.DataDir, "artifacts", "model-1")+"/") {
+				t.Errorf("artifact %s not under %s", art, tr.opts.DataDir)
+			}
+			for _, d := range []string{tr.opts.DataDir, filepath.Join(tr.opts.DataDir, "artifacts"), filepath.Dir(art), art,
+				filepath.Join(tr.opts.DataDir, "work"), filepath.Join(tr.opts.DataDir, "work", "model-1")} {
+				if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != 0o700 || !fi.IsDir() {
+					t.Errorf("%s: %v, want a directory of mode 0700", d, fi.Mode())
+				}
 			}
 			dl := wt.deadLetters(t, 1)[0]
 			h := headers(dl)

@@ -11,6 +11,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/driftwatch/driftwatch/internal/chclient"
 	"github.com/driftwatch/driftwatch/retrain/dataset"
 	"github.com/driftwatch/driftwatch/retrain/model"
 	"github.com/driftwatch/driftwatch/schemas"
@@ -213,6 +214,10 @@ func (t *Trainer) publish(ctx context.Context, r *Run, kind schemas.ModelEventKi
 // not in models are registered, finished runs whose events were not
 // published (no publish step) have them published, and a model with more
 // than one champion keeps only the newest.
+//
+// A run ClickHouse refuses to finish for good (chclient.Permanent) is
+// logged and left as it is, so that one run cannot keep the trainer from
+// starting.
 func (t *Trainer) Recover(ctx context.Context) error {
 	runs, err := t.store().unsettledRuns(ctx)
 	if err != nil {
@@ -246,12 +251,18 @@ func (t *Trainer) Recover(ctx context.Context) error {
 			r.DecisionReason = interruptedReason + ": the trainer stopped mid-run (crash or kill): " + why
 			r.Interrupted = true
 			if err := t.store().writeRun(ctx, r); err != nil {
+				if t.refused(r, err) {
+					continue
+				}
 				return err
 			}
 			t.log.Warn("marked an interrupted training run failed", "model", r.ModelID, "run_id", r.RunID, "why", why)
 		case !have[r.ModelID+"\x00"+r.Version]:
 			t.log.Warn("completing a registration cut short", "model", r.ModelID, "run_id", r.RunID, "version", r.Version)
 			if err := t.completeRegistration(ctx, r, true, time.Now()); err != nil {
+				if t.refused(r, err) {
+					continue
+				}
 				return err
 			}
 			if r.Status == RunSucceeded {
@@ -262,6 +273,9 @@ func (t *Trainer) Recover(ctx context.Context) error {
 			// only the events are missing.
 			t.log.Warn("publishing the model events of a registration cut short", "model", r.ModelID, "run_id", r.RunID, "version", r.Version)
 			if err := t.completeRegistration(ctx, r, false, time.Now()); err != nil {
+				if t.refused(r, err) {
+					continue
+				}
 				return err
 			}
 		}
@@ -331,4 +345,14 @@ func writeMetadata(dir string, r *Run, ds *dataset.Manifest, ev *evaluation) err
 		return fmt.Errorf("write artifact metadata: %w", err)
 	}
 	return nil
+}
+
+// refused reports whether err, from finishing run r, is ClickHouse
+// refusing the request for good, and logs it if so.
+func (t *Trainer) refused(r *Run, err error) bool {
+	if class, _ := chclient.Classify(err); class != chclient.Permanent {
+		return false
+	}
+	t.log.Error("cannot finish a training run: ClickHouse refuses it; left as it is", "model", r.ModelID, "run_id", r.RunID, "status", r.Status, "err", err)
+	return true
 }
