@@ -61,7 +61,7 @@ func (w *world) committed(t *testing.T, group string, partition int) int64 {
 	t.Helper()
 	cl := &kafka.Client{Addr: kafka.TCP(w.brokers...), Timeout: 10 * time.Second}
 	topic := w.kopts.Topic("retrain-triggers")
-	resp, err := cl.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{Addr: net.Addr(kafka.TCP(w.brokers[0])), GroupID: w.kopts.TopicPrefix + group,
+	resp, err := cl.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{Addr: net.Addr(kafka.TCP(w.brokers[0])), GroupID: group,
 		Topics: map[string][]int{topic: {partition}}})
 	if err != nil {
 		t.Fatal(err)
