@@ -97,12 +97,12 @@ const (
 // their p99 label delay (at most 24 hours), but at most a fifth of the
 // labelled rows and at least 200, trained on the 7 days before (at least
 // 1000 rows), with the built-in trainer, at most 4 runs a day and 1 hour
-// apart.
+// apart, and a design matrix of at most 1024 columns.
 func DefaultModelConfig() ModelConfig {
 	return ModelConfig{Task: model.Classification, PositiveClass: "1", Margin: 0.005, MaxMaturity: DefaultMaxMaturity,
 		TrainWindow: 7 * 24 * time.Hour, EvalWindow: 6 * time.Hour, EvalMaxShare: DefaultEvalMaxShare,
 		MinEvalRows: DefaultMinEvalRows, MinTrainRows: DefaultMinTrainRows, Trainer: TrainerBuiltin, Timeout: 30 * time.Minute,
-		MaxRunsPerDay: DefaultMaxRunsPerDay, MinInterval: DefaultMinInterval}
+		MaxRunsPerDay: DefaultMaxRunsPerDay, MinInterval: DefaultMinInterval, MaxFeatures: model.DefaultMaxFeatures}
 }
 
 func (c ModelConfig) withDefaults() ModelConfig {
@@ -147,6 +147,9 @@ func (c ModelConfig) withDefaults() ModelConfig {
 	}
 	if c.MinTrainRows == 0 {
 		c.MinTrainRows = DefaultMinTrainRows
+	}
+	if c.MaxFeatures == 0 {
+		c.MaxFeatures = model.DefaultMaxFeatures
 	}
 	return c
 }

@@ -19,6 +19,9 @@ type item struct {
 	// run again (zero: now); attempts counts those errors.
 	notBefore time.Time
 	attempts  int
+	// parked is set while a retried trigger waits: its model stays busy
+	// for every other trigger of the model.
+	parked bool
 }
 
 // size is what an item counts against the queue's byte bound: its
@@ -63,7 +66,9 @@ func (h *itemHeap) Pop() any {
 // at most maxItems triggers and maxBytes (item.size) of them: push waits
 // for room, so a flood of triggers waits in Kafka, not in memory. A
 // trigger put back after a transient error (retry) waits out its backoff
-// without holding a worker, so the triggers behind it run meanwhile.
+// without holding a worker, so the triggers of other models run
+// meanwhile; its own model stays busy, so that a model still never has two
+// runs at once and its triggers keep their order.
 type queue struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -141,7 +146,7 @@ func (q *queue) pop() *item {
 		best := -1
 		var wake time.Time
 		for i, it := range q.items {
-			if q.busy[it.trig.ModelID] {
+			if q.busy[it.trig.ModelID] && !it.parked {
 				continue
 			}
 			if it.notBefore.After(now) {
@@ -158,6 +163,7 @@ func (q *queue) pop() *item {
 			it := heap.Remove(&q.items, best).(*item)
 			q.bytes -= it.size()
 			q.busy[it.trig.ModelID] = true
+			it.parked = false
 			q.cond.Broadcast() // room for push
 			return it
 		}
@@ -176,14 +182,14 @@ func (q *queue) pop() *item {
 	}
 }
 
-// retry puts a popped trigger back, due at notBefore, and releases its
-// model; it keeps the trigger's keys, so a redelivery is still refused.
-// It does not wait for room: the trigger held its place while it ran.
+// retry puts a popped trigger back, due at notBefore; its model stays
+// busy for other triggers and its keys stay taken, so a redelivery is
+// still refused. It does not wait for room: the trigger held its place
+// while it ran.
 func (q *queue) retry(it *item, notBefore time.Time) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	delete(q.busy, it.trig.ModelID)
-	it.notBefore = notBefore
+	it.notBefore, it.parked = notBefore, true
 	q.add(it)
 }
 

@@ -88,30 +88,36 @@ func TestQueueBounded(t *testing.T) {
 }
 
 // TestQueueRetryDoesNotBlock: a trigger put back after a transient error
-// waits out its backoff without a worker; the next trigger (of the same
-// model too) is handed out meanwhile, and the retried one once it is due.
+// waits out its backoff without a worker; another model's trigger is
+// handed out meanwhile, the same model's waits (one run per model, in
+// order), and the retried one runs once it is due.
 func TestQueueRetryDoesNotBlock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		q := newQueue(100, 1<<20)
 		q.push(queued("a", "first", 10))
-		q.push(queued("a", "second", 10))
+		q.push(queued("a", "a-second", 10))
+		q.push(queued("b", "b-first", 10))
 		it := q.pop()
 		if it.trig.TriggerID != "first" {
 			t.Fatalf("popped %s", it.trig.TriggerID)
 		}
-		q.retry(it, time.Now().Add(10*time.Second))
+		start := time.Now()
+		q.retry(it, start.Add(10*time.Second))
 		if r := q.push(queued("a", "first", 10)); r != duplicate {
 			t.Errorf("a redelivery of the retried trigger: %v, want duplicate", r)
 		}
 		next := q.pop()
-		if next.trig.TriggerID != "second" {
-			t.Fatalf("while first backs off: %s", next.trig.TriggerID)
+		if next.trig.TriggerID != "b-first" || time.Since(start) != 0 {
+			t.Fatalf("while first backs off: %s after %v, want b-first at once", next.trig.TriggerID, time.Since(start))
 		}
 		q.done(next)
-		start := time.Now()
 		again := q.pop() // waits for the backoff (the bubble's clock)
 		if again.trig.TriggerID != "first" || time.Since(start) != 10*time.Second {
-			t.Errorf("retried %s after %v, want first after 10s", again.trig.TriggerID, time.Since(start))
+			t.Errorf("popped %s after %v, want first after its 10s backoff (before a-second)", again.trig.TriggerID, time.Since(start))
+		}
+		q.done(again)
+		if it := q.pop(); it.trig.TriggerID != "a-second" {
+			t.Errorf("then %s, want a-second", it.trig.TriggerID)
 		}
 	})
 }

@@ -287,7 +287,7 @@ func (t *Trainer) execute(ctx context.Context, mc ModelConfig, r *Run, workDir s
 			step("train", start)
 			return nil, fmt.Errorf("%w: train built-in model: %w", ErrRunFailed, err)
 		}
-		if limit := cmp.Or(mc.MaxFeatures, model.DefaultMaxFeatures); rep.Columns >= limit-1 {
+		if limit := mc.MaxFeatures; rep.Columns >= limit-1 {
 			t.log.Info("design matrix at max_features: the least frequent features and categories were left out", "model", r.ModelID, "run_id", r.RunID,
 				"columns", rep.Columns, "max_features", limit)
 		}
