@@ -159,7 +159,7 @@ defaults:
 	if n := w.count(t, "SELECT count() FROM models FINAL WHERE model_id = 'model-0' AND status = 'champion'"); n != 1 {
 		t.Errorf("%d champions of model-0, want 1", n)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "artifacts", "model-0", r.Version, "model.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "trainer", "artifacts", "model-0", r.Version, "model.json")); err != nil {
 		t.Error(err)
 	}
 
