@@ -31,6 +31,43 @@ type Logging struct {
 	LogFormat string `yaml:"log_format" env:"DRIFTWATCH_LOG_FORMAT" flag:"log-format" help:"log format: text or json"`
 }
 
+// HTTP bounds what a client of a service's HTTP server (health, readiness,
+// /metrics, the API) may hold: a connection that sends its request slowly,
+// or reads its answer slowly, or sits idle, is closed. WriteTimeout must be
+// longer than the longest query an API handler runs (the monitor's
+// api_query_timeout), or an answer is cut off while it is still computed.
+type HTTP struct {
+	HTTPReadHeaderTimeout time.Duration `yaml:"http_read_header_timeout" env:"DRIFTWATCH_HTTP_READ_HEADER_TIMEOUT" flag:"http-read-header-timeout" help:"longest a client may take to send a request's headers"`
+	HTTPReadTimeout       time.Duration `yaml:"http_read_timeout" env:"DRIFTWATCH_HTTP_READ_TIMEOUT" flag:"http-read-timeout" help:"longest a client may take to send a whole request, body included"`
+	HTTPWriteTimeout      time.Duration `yaml:"http_write_timeout" env:"DRIFTWATCH_HTTP_WRITE_TIMEOUT" flag:"http-write-timeout" help:"longest from the end of a request's headers to the end of its answer; longer than any API query"`
+	HTTPIdleTimeout       time.Duration `yaml:"http_idle_timeout" env:"DRIFTWATCH_HTTP_IDLE_TIMEOUT" flag:"http-idle-timeout" help:"how long a keep-alive connection may wait for its next request"`
+}
+
+// DefaultHTTP returns the HTTP server's timeouts: 10 s for the headers,
+// 30 s for the whole request, 60 s for the answer (twice the monitor's
+// default api_query_timeout), 120 s idle.
+func DefaultHTTP() HTTP {
+	return HTTP{HTTPReadHeaderTimeout: 10 * time.Second, HTTPReadTimeout: 30 * time.Second, HTTPWriteTimeout: 60 * time.Second, HTTPIdleTimeout: 120 * time.Second}
+}
+
+// Validate reports every timeout that is not positive, or a read-header
+// timeout longer than the read timeout it is part of.
+func (h *HTTP) Validate() error {
+	var p problems
+	for _, f := range []struct {
+		key string
+		d   time.Duration
+	}{{"http_read_header_timeout", h.HTTPReadHeaderTimeout}, {"http_read_timeout", h.HTTPReadTimeout}, {"http_write_timeout", h.HTTPWriteTimeout}, {"http_idle_timeout", h.HTTPIdleTimeout}} {
+		if f.d <= 0 {
+			p.add(f.key, "must be positive, got %s", f.d)
+		}
+	}
+	if h.HTTPReadHeaderTimeout > h.HTTPReadTimeout && h.HTTPReadTimeout > 0 {
+		p.add("http_read_header_timeout", "%s is longer than http_read_timeout %s, which includes the headers", h.HTTPReadHeaderTimeout, h.HTTPReadTimeout)
+	}
+	return errors.Join(p...)
+}
+
 // Common holds the settings every driftwatch service shares; services embed
 // it with `yaml:",inline"`. The environment names are the contract in
 // docs/architecture.md. Commands that need only some of them (a CLI command that
@@ -39,6 +76,7 @@ type Common struct {
 	Kafka           `yaml:",inline"`
 	ClickHouse      `yaml:",inline"`
 	HTTPAddr        string `yaml:"http_addr" env:"DRIFTWATCH_HTTP_ADDR" flag:"http-addr" help:"listen address for /healthz, /readyz, /metrics and the API"`
+	HTTP            `yaml:",inline"`
 	Logging         `yaml:",inline"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"DRIFTWATCH_SHUTDOWN_TIMEOUT" flag:"shutdown-timeout" help:"how long a graceful shutdown (flush, commit, close) may take"`
 }
@@ -63,6 +101,7 @@ func DefaultCommon(httpAddr string) Common {
 		Kafka:           DefaultKafka(),
 		ClickHouse:      DefaultClickHouse(),
 		HTTPAddr:        httpAddr,
+		HTTP:            DefaultHTTP(),
 		Logging:         DefaultLogging(),
 		ShutdownTimeout: 30 * time.Second,
 	}
@@ -117,7 +156,7 @@ func (c *Common) Validate() error {
 	if err := checkHostPort(c.HTTPAddr); err != nil {
 		p.add("http_addr", "%q: %v", c.HTTPAddr, err)
 	}
-	p = append(p, c.Logging.Validate())
+	p = append(p, c.HTTP.Validate(), c.Logging.Validate())
 	if c.ShutdownTimeout <= 0 {
 		p.add("shutdown_timeout", "must be positive, got %s", c.ShutdownTimeout)
 	}

@@ -66,7 +66,7 @@ func TestLoadPrecedence(t *testing.T) {
 				*c = testConfig{Common: Common{
 					Kafka:      Kafka{KafkaBrokers: []string{"kafka-1:9092", "kafka-2:9092"}, TopicPrefix: "prod.driftwatch."},
 					ClickHouse: ClickHouse{ClickHouseURL: "clickhouse://ch.internal:9000/driftwatch", ClickHouseUser: "ingest", ClickHousePassword: "s3cret-from-file"},
-					HTTPAddr:   "0.0.0.0:9101", Logging: Logging{LogLevel: "debug", LogFormat: "json"}, ShutdownTimeout: 45 * time.Second,
+					HTTPAddr:   "0.0.0.0:9101", HTTP: DefaultHTTP(), Logging: Logging{LogLevel: "debug", LogFormat: "json"}, ShutdownTimeout: 45 * time.Second,
 				}, BatchRows: 20000}
 			},
 		},

@@ -45,6 +45,13 @@ type Runtime struct {
 // of registration, before the ClickHouse connection closes.
 func (rt *Runtime) OnClose(close func() error) { rt.closes = append(rt.closes, close) }
 
+// AddDependencyChecks adds the readiness checks every service has: a
+// ClickHouse ping on conn and a dial of the Kafka brokers.
+func AddDependencyChecks(srv *Server, conn driver.Conn, brokers []string) {
+	srv.AddCheck("clickhouse", func(ctx context.Context) error { return conn.Ping(ctx) })
+	srv.AddCheck("kafka", func(ctx context.Context) error { return kafkaio.Ping(ctx, brokers) })
+}
+
 // Run is every service's start-up and shutdown: the HTTP server (health,
 // readiness, metrics) first, so a port in use is reported at once;
 // ClickHouse, waited for and migrated; the topics; the service's Setup;
@@ -56,7 +63,7 @@ func Run(ctx context.Context, spec Spec) (err error) {
 		return errors.New("BUG: service.Run without Setup")
 	}
 	log := spec.Common.Logger(spec.Name)
-	srv, stopHTTP, err := Start(ctx, Options{Name: spec.Name, Addr: spec.Common.HTTPAddr, Logger: log, ShutdownTimeout: spec.Common.ShutdownTimeout})
+	srv, stopHTTP, err := Start(ctx, Options{Name: spec.Name, Addr: spec.Common.HTTPAddr, Logger: log, ShutdownTimeout: spec.Common.ShutdownTimeout, HTTP: spec.Common.HTTP})
 	if err != nil {
 		return err
 	}
@@ -88,8 +95,7 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	if err != nil {
 		return err
 	}
-	srv.AddCheck("clickhouse", func(ctx context.Context) error { return conn.Ping(ctx) })
-	srv.AddCheck("kafka", func(ctx context.Context) error { return kafkaio.Ping(ctx, spec.Common.KafkaBrokers) })
+	AddDependencyChecks(srv, conn, spec.Common.KafkaBrokers)
 	srv.SetReady(true)
 	log.Info("started", "clickhouse", chclient.Redact(spec.Common.ClickHouseURL), "kafka", spec.Common.KafkaBrokers, "http", srv.Addr())
 	err = work(ctx)

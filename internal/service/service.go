@@ -4,11 +4,22 @@
 // timeout. It holds no globals, so a test can start two services in one
 // process.
 //
+// The server closes connections that hold it up: a request whose headers
+// take longer than HTTPReadHeaderTimeout, or whose body takes longer than
+// HTTPReadTimeout, an answer not written within HTTPWriteTimeout, a
+// keep-alive connection idle for HTTPIdleTimeout (config.HTTP). /readyz
+// runs its checks at most once per ReadyCacheTTL (1 s): probes within it
+// share the last result, and probes that arrive while the checks run wait
+// for that run instead of starting their own, so a burst of probes costs
+// one ClickHouse ping and one Kafka dial.
+//
 // Metrics registered by the runtime itself (besides the Go and process
 // collectors):
 //
 //	driftwatch_build_info{service,version,goversion}  gauge, always 1
 //	driftwatch_service_ready{service}                 gauge, 1 while /readyz answers 200
+//	driftwatch_readyz_checks_total{service,check,outcome}  counter, readiness checks run
+//	    (outcome ok or error); probes answered from the cache do not count
 package service
 
 import (
@@ -28,6 +39,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/driftwatch/driftwatch/internal/config"
 )
 
 // Check is a readiness check; it returns nil when the dependency it checks
@@ -49,19 +62,43 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// CheckTimeout bounds each readiness check; 2s when zero.
 	CheckTimeout time.Duration
+	// HTTP holds the server's timeouts; a zero field is its default
+	// (config.DefaultHTTP).
+	HTTP config.HTTP
+	// ReadyCacheTTL is how long a readiness result is reused; 1s when
+	// zero.
+	ReadyCacheTTL time.Duration
+	// Now is the clock of the readiness cache; time.Now when nil.
+	Now func() time.Time
 }
 
 // Server is the service's HTTP front: health, readiness, metrics and
 // whatever API handlers the service mounts.
 type Server struct {
-	opts     Options
-	log      *slog.Logger
-	mux      *http.ServeMux
-	ready    atomic.Bool
-	readyG   prometheus.Gauge
-	mu       sync.Mutex
-	checks   map[string]Check
-	listener net.Listener
+	opts      Options
+	log       *slog.Logger
+	mux       *http.ServeMux
+	ready     atomic.Bool
+	readyG    prometheus.Gauge
+	checksRun *prometheus.CounterVec
+	mu        sync.Mutex
+	checks    map[string]Check
+	cache     readyCache
+	listener  net.Listener
+}
+
+// readyCache is the last readiness result and the evaluation under way,
+// guarded by Server.mu.
+type readyCache struct {
+	err   error
+	at    time.Time
+	valid bool
+	// gen changes with the set of checks: a result of the old set is
+	// not cached.
+	gen uint64
+	// running is closed when the evaluation under way ends; nil when
+	// none runs.
+	running chan struct{}
 }
 
 // New validates opts and builds a Server; it does not listen yet.
@@ -84,6 +121,13 @@ func New(opts Options) (*Server, error) {
 	if opts.CheckTimeout <= 0 {
 		opts.CheckTimeout = 2 * time.Second
 	}
+	opts.HTTP = withDefaults(opts.HTTP)
+	if opts.ReadyCacheTTL <= 0 {
+		opts.ReadyCacheTTL = time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	s := &Server{opts: opts, log: opts.Logger, mux: http.NewServeMux(), checks: map[string]Check{}}
 	reg := opts.Registry
 	if err := registerDefaultCollectors(reg); err != nil {
@@ -99,6 +143,10 @@ func New(opts Options) (*Server, error) {
 		Name: "driftwatch_service_ready", Help: "1 while the service reports ready on /readyz.",
 		ConstLabels: prometheus.Labels{"service": opts.Name},
 	})
+	s.checksRun = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "driftwatch_readyz_checks_total", Help: "Readiness checks run, by check and outcome (ok, error); probes answered from the cache do not count.",
+		ConstLabels: prometheus.Labels{"service": opts.Name},
+	}, []string{"check", "outcome"})
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
@@ -106,6 +154,20 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /readyz", s.serveReady)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}))
 	return s, nil
+}
+
+// withDefaults fills the zero timeouts of h with config.DefaultHTTP's.
+func withDefaults(h config.HTTP) config.HTTP {
+	d := config.DefaultHTTP()
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&h.HTTPReadHeaderTimeout, &d.HTTPReadHeaderTimeout}, {&h.HTTPReadTimeout, &d.HTTPReadTimeout},
+		{&h.HTTPWriteTimeout, &d.HTTPWriteTimeout}, {&h.HTTPIdleTimeout, &d.HTTPIdleTimeout},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	return h
 }
 
 func registerDefaultCollectors(reg *prometheus.Registry) error {
@@ -148,11 +210,15 @@ func (s *Server) Logger() *slog.Logger { return s.log }
 // Handle mounts an API handler; patterns follow net/http.ServeMux.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
-// AddCheck adds a named readiness check, evaluated on every /readyz.
+// AddCheck adds a named readiness check, evaluated by /readyz (at most
+// once per ReadyCacheTTL). A cached result is dropped, so the new check
+// counts from the next probe.
 func (s *Server) AddCheck(name string, c Check) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.checks[name] = c
+	s.cache.gen++
+	s.cache.valid = false
 }
 
 // SetReady marks the service ready (it has started its work) or not ready
@@ -165,30 +231,72 @@ func (s *Server) SetReady(ready bool) {
 	}
 }
 
-// Ready evaluates readiness as /readyz does and returns the failures.
+// Ready evaluates readiness as /readyz does and returns the failures. The
+// checks' result is reused for ReadyCacheTTL; a caller that comes while
+// they run waits for that run (or for its own ctx to end). Not being
+// started, or shutting down, is never cached.
 func (s *Server) Ready(ctx context.Context) error {
 	if !s.ready.Load() {
 		return errors.New("not started or shutting down")
 	}
-	s.mu.Lock()
-	names := make([]string, 0, len(s.checks))
-	for n := range s.checks {
+	for {
+		s.mu.Lock()
+		if s.cache.valid && s.opts.Now().Sub(s.cache.at) < s.opts.ReadyCacheTTL {
+			err := s.cache.err
+			s.mu.Unlock()
+			return err
+		}
+		if wait := s.cache.running; wait != nil {
+			s.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return fmt.Errorf("wait for the readiness checks: %w", ctx.Err())
+			}
+		}
+		done := make(chan struct{})
+		s.cache.running = done
+		gen := s.cache.gen
+		checks := make(map[string]Check, len(s.checks))
+		for n, c := range s.checks {
+			checks[n] = c
+		}
+		s.mu.Unlock()
+
+		// The run is shared: one prober going away must not fail the
+		// others', so only CheckTimeout bounds it.
+		err := s.runChecks(context.WithoutCancel(ctx), checks)
+
+		s.mu.Lock()
+		if gen == s.cache.gen {
+			s.cache.err, s.cache.at, s.cache.valid = err, s.opts.Now(), true
+		}
+		s.cache.running = nil
+		close(done)
+		s.mu.Unlock()
+		return err
+	}
+}
+
+// runChecks runs every check in name order, each within CheckTimeout.
+func (s *Server) runChecks(ctx context.Context, checks map[string]Check) error {
+	names := make([]string, 0, len(checks))
+	for n := range checks {
 		names = append(names, n)
 	}
-	checks := make(map[string]Check, len(s.checks))
-	for n, c := range s.checks {
-		checks[n] = c
-	}
-	s.mu.Unlock()
 	sort.Strings(names)
 	var errs []error
 	for _, n := range names {
 		cctx, cancel := context.WithTimeout(ctx, s.opts.CheckTimeout)
 		err := checks[n](cctx)
 		cancel()
+		outcome := "ok"
 		if err != nil {
+			outcome = "error"
 			errs = append(errs, fmt.Errorf("%s: %w", n, err))
 		}
+		s.checksRun.WithLabelValues(n, outcome).Inc()
 	}
 	return errors.Join(errs...)
 }
@@ -233,7 +341,15 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.Listen(); err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	h := s.opts.HTTP
+	srv := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: h.HTTPReadHeaderTimeout,
+		ReadTimeout:       h.HTTPReadTimeout,
+		WriteTimeout:      h.HTTPWriteTimeout,
+		IdleTimeout:       h.HTTPIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(s.listener) }()
 	s.log.Info("http server listening", "addr", s.Addr())
