@@ -56,6 +56,11 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request, req *request) e
 	if req.clientRev > 0 && len(req.stmt.revisionCalls) > 0 {
 		query = rewriteRevision(query, req.stmt.revisionCalls, req.clientRev)
 	}
+	if cancelOnClose(req) {
+		tag := killTag()
+		query = tag + query
+		defer s.stopOnClose(r.Context(), tag)()
+	}
 	res, err := sess.Query(query, req.format, req.params)
 	if err != nil {
 		return err

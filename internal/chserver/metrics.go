@@ -9,6 +9,7 @@ type metrics struct {
 	requests     *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
 	insertedRows prometheus.Counter
+	cancelled    prometheus.Counter
 }
 
 // newMetrics builds the server's metrics on reg; a nil reg keeps them
@@ -28,6 +29,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		insertedRows: f.NewCounter(prometheus.CounterOpts{
 			Name: "driftwatch_clickhouse_embedded_inserted_rows_total",
 			Help: "Rows written by INSERT requests.",
+		}),
+		cancelled: f.NewCounter(prometheus.CounterOpts{
+			Name: "driftwatch_clickhouse_embedded_cancelled_queries_total",
+			Help: "Queries stopped because their client went away (cancel_http_readonly_queries_on_client_close).",
 		}),
 	}
 }

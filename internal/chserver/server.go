@@ -11,6 +11,14 @@
 // re-encoded for the client's protocol revision. INSERT data is streamed
 // into the engine chunk by chunk, never held whole in memory.
 //
+// A client cannot hold the server up: its headers must arrive within
+// ReadHeaderTimeout (10 s), each read of its body within ReceiveTimeout
+// and each MiB of its answer be taken within SendTimeout (30 s each, as
+// ClickHouse's http_receive_timeout and http_send_timeout), and an idle
+// keep-alive connection is closed after IdleTimeout (120 s). A SELECT sent
+// with cancel_http_readonly_queries_on_client_close=1 is stopped (KILL
+// QUERY) when its client closes the connection, as ClickHouse does.
+//
 // Metrics (registered on Options.Registerer):
 //
 //	driftwatch_clickhouse_embedded_requests_total{kind,outcome}   requests by statement kind
@@ -18,6 +26,7 @@
 //	    bad_request, panic)
 //	driftwatch_clickhouse_embedded_request_duration_seconds{kind} request latency
 //	driftwatch_clickhouse_embedded_inserted_rows_total            rows written by INSERTs
+//	driftwatch_clickhouse_embedded_cancelled_queries_total        queries stopped because their client went away
 package chserver
 
 import (
@@ -68,6 +77,11 @@ type Options struct {
 	Engine Engine
 	// ShutdownTimeout bounds the drain of in-flight requests; 0 means 30s.
 	ShutdownTimeout time.Duration
+	// ReadHeaderTimeout bounds the reading of a request's headers;
+	// ReceiveTimeout each read of its body, SendTimeout each MiB of its
+	// answer, IdleTimeout the wait of a keep-alive connection for its
+	// next request. 0 means the Default… constant.
+	ReadHeaderTimeout, ReceiveTimeout, SendTimeout, IdleTimeout time.Duration
 }
 
 // Validate reports every problem with the options at once.
@@ -87,6 +101,9 @@ func (o Options) Validate() error {
 	}
 	if o.Sessions < 0 {
 		errs = append(errs, fmt.Errorf("session count (Sessions) %d is negative", o.Sessions))
+	}
+	if o.ReadHeaderTimeout < 0 || o.ReceiveTimeout < 0 || o.SendTimeout < 0 || o.IdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("a timeout is negative: read header %s, receive %s, send %s, idle %s", o.ReadHeaderTimeout, o.ReceiveTimeout, o.SendTimeout, o.IdleTimeout))
 	}
 	return errors.Join(errs...)
 }
@@ -141,6 +158,17 @@ func New(opts Options) (*Server, error) {
 	if opts.ShutdownTimeout == 0 {
 		opts.ShutdownTimeout = 30 * time.Second
 	}
+	for _, t := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&opts.ReadHeaderTimeout, DefaultReadHeaderTimeout}, {&opts.ReceiveTimeout, DefaultReceiveTimeout},
+		{&opts.SendTimeout, DefaultSendTimeout}, {&opts.IdleTimeout, DefaultIdleTimeout},
+	} {
+		if *t.v == 0 {
+			*t.v = t.def
+		}
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -169,11 +197,17 @@ func (s *Server) Run(ctx context.Context) error {
 	defer ln.Close()
 
 	if s.engine == nil {
-		conn, err := chdb.Open(chdb.Options{LibPath: s.opts.LibPath, DataPath: s.opts.DataPath, Sessions: s.opts.Sessions})
+		// One session more than Sessions: the killer's, outside the pool.
+		conn, err := chdb.Open(chdb.Options{LibPath: s.opts.LibPath, DataPath: s.opts.DataPath, Sessions: s.opts.Sessions + 1})
 		if err != nil {
 			return fmt.Errorf("start embedded ClickHouse: %w", err)
 		}
-		s.engine = &chdbEngine{conn: conn}
+		ctl, err := conn.Session(ctx)
+		if err != nil {
+			_ = conn.Close()
+			return fmt.Errorf("start embedded ClickHouse: take the session for KILL QUERY: %w", err)
+		}
+		s.engine = &chdbEngine{conn: conn, ctl: ctl, chdbKiller: chdbKiller{sess: chdbSession{ctl}}}
 	}
 	defer func() {
 		if err := s.engine.Close(); err != nil {
@@ -184,9 +218,12 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 
+	// No ReadTimeout or WriteTimeout for the whole request: Handler
+	// bounds each read and write instead (see withDeadlines).
 	srv := &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
+		IdleTimeout:       s.opts.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
@@ -250,7 +287,7 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("/metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{}))
 	}
 	mux.HandleFunc("/", s.serveQuery)
-	return mux
+	return s.withDeadlines(mux)
 }
 
 func (s *Server) ping(w http.ResponseWriter, _ *http.Request) {
@@ -259,8 +296,13 @@ func (s *Server) ping(w http.ResponseWriter, _ *http.Request) {
 	_, _ = io.WriteString(w, "Ok.\n")
 }
 
-// chdbEngine adapts *chdb.Conn to Engine.
-type chdbEngine struct{ conn *chdb.Conn }
+// chdbEngine adapts *chdb.Conn to Engine; its killer runs on ctl, a
+// session taken out of the pool for good.
+type chdbEngine struct {
+	conn *chdb.Conn
+	ctl  *chdb.Session
+	chdbKiller
+}
 
 func (e *chdbEngine) Acquire(ctx context.Context) (Session, error) {
 	s, err := e.conn.Session(ctx)
@@ -271,7 +313,10 @@ func (e *chdbEngine) Acquire(ctx context.Context) (Session, error) {
 }
 
 func (e *chdbEngine) Release(s Session, broken bool) { e.conn.Release(s.(chdbSession).s, broken) }
-func (e *chdbEngine) Close() error                   { return e.conn.Close() }
+func (e *chdbEngine) Close() error {
+	e.conn.Release(e.ctl, false) // Close waits for every session taken
+	return e.conn.Close()
+}
 
 type chdbSession struct{ s *chdb.Session }
 
