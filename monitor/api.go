@@ -3,12 +3,17 @@ package monitor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"regexp"
 	"strconv"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/driftwatch/driftwatch/internal/chclient"
 	"github.com/driftwatch/driftwatch/schemas"
 )
 
@@ -21,6 +26,12 @@ import (
 //	POST /api/v1/models/{model}/triggers                  a manual trigger
 //	GET  /api/v1/models/{model}/performance?metric=roc_auc&limit=100  newest value per window
 //	GET  /api/v1/models/{model}/correlations              latest business correlations, every lag
+//
+// Every query of the API runs with the request's context, so a client that
+// goes away cancels it, within api_query_timeout (the context's deadline
+// and ClickHouse's max_execution_time; 504 when it passes), and reads at
+// most api_max_rows rows (or the request's smaller limit): an answer cut
+// there says "truncated": true.
 func (m *Monitor) API() http.Handler {
 	mux := http.NewServeMux()
 	for _, r := range m.routes() {
@@ -69,13 +80,13 @@ func (m *Monitor) apiPerformance(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	out, ok := query(w, r, func(ctx context.Context) ([]PerformanceRow, error) {
-		return m.store.Performance(ctx, model, r.URL.Query().Get("metric"), limit)
+	out, truncated, ok := apiQuery(m, w, r, limit, func(ctx context.Context, n int) ([]PerformanceRow, error) {
+		return m.store.Performance(ctx, model, r.URL.Query().Get("metric"), n)
 	})
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "performance": out})
+	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "performance": out, "truncated": truncated})
 }
 
 // CorrelationRow is one lag of a model/business metric correlation.
@@ -97,11 +108,11 @@ func (m *Monitor) apiCorrelations(w http.ResponseWriter, r *http.Request) {
 	if !validModel(w, model) {
 		return
 	}
-	out, ok := query(w, r, func(ctx context.Context) ([]CorrelationRow, error) { return m.store.Correlations(ctx, model) })
+	out, truncated, ok := apiQuery(m, w, r, 0, func(ctx context.Context, n int) ([]CorrelationRow, error) { return m.store.Correlations(ctx, model, n) })
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "correlations": out})
+	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "correlations": out, "truncated": truncated})
 }
 
 type apiError struct {
@@ -134,18 +145,50 @@ func limitParam(r *http.Request) (int, error) {
 
 var modelID = regexp.MustCompile(schemas.ModelIDPattern)
 
-// query runs q under the API's 30 s query timeout; when it fails it
-// answers 502 with the error and reports false.
-func query[T any](w http.ResponseWriter, r *http.Request, q func(context.Context) (T, error)) (T, bool) {
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	defer cancel()
-	out, err := q(ctx)
-	if err != nil {
-		fail(w, http.StatusBadGateway, "%v", err)
-		return out, false
+// apiQuery runs q for a handler and reports whether it answered (false:
+// it wrote the error). q reads at most n rows; it is given one more than
+// the answer holds, min(limit, api_max_rows) (limit 0: api_max_rows), and
+// a last row beyond it is dropped and reported as truncated.
+//
+// The query runs with the request's context: when the client goes away,
+// clickhouse-go cancels it over the native protocol, and over HTTP it closes
+// the connection, on which ClickHouse stops a read-only query because
+// cancel_http_readonly_queries_on_client_close is set. api_query_timeout
+// is both the context's deadline and ClickHouse's max_execution_time, so
+// the server stops a query the client gave up on (504).
+func apiQuery[T any](m *Monitor, w http.ResponseWriter, r *http.Request, limit int, q func(ctx context.Context, n int) ([]T, error)) (rows []T, truncated, ok bool) {
+	n := m.opts.APIMaxRows
+	if limit > 0 && limit < n {
+		n = limit
 	}
-	return out, true
+	timeout := m.opts.APIQueryTimeout
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
+		"max_execution_time":                           int(math.Ceil(timeout.Seconds())),
+		"cancel_http_readonly_queries_on_client_close": 1,
+	}))
+	rows, err := q(ctx, n+1)
+	switch {
+	case r.Context().Err() != nil:
+		// The client is gone; there is nobody to answer.
+		return nil, false, false
+	case errors.Is(err, context.DeadlineExceeded) || chclient.Code(err) == codeTimeoutExceeded:
+		fail(w, http.StatusGatewayTimeout, "query did not finish within api_query_timeout (%s): %v", timeout, err)
+		return nil, false, false
+	case err != nil:
+		fail(w, http.StatusBadGateway, "%v", err)
+		return nil, false, false
+	}
+	if len(rows) > n {
+		return rows[:n], true, true
+	}
+	return rows, false, true
 }
+
+// codeTimeoutExceeded is ClickHouse's TIMEOUT_EXCEEDED: max_execution_time
+// passed.
+const codeTimeoutExceeded = 159
 
 func validModel(w http.ResponseWriter, model string) bool {
 	if !modelID.MatchString(model) {
@@ -167,11 +210,11 @@ type ModelSummary struct {
 }
 
 func (m *Monitor) apiModels(w http.ResponseWriter, r *http.Request) {
-	out, ok := query(w, r, func(ctx context.Context) ([]ModelSummary, error) { return m.store.Models(ctx) })
+	out, truncated, ok := apiQuery(m, w, r, 0, func(ctx context.Context, n int) ([]ModelSummary, error) { return m.store.Models(ctx, n) })
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"models": out})
+	writeJSON(w, http.StatusOK, map[string]any{"models": out, "truncated": truncated})
 }
 
 // ResultRow is one drift_results row in the API.
@@ -201,7 +244,7 @@ func (m *Monitor) apiResults(w http.ResponseWriter, r *http.Request) {
 	if !validModel(w, model) {
 		return
 	}
-	rows, ok := query(w, r, func(ctx context.Context) ([]ResultRow, error) { return m.store.LatestResults(ctx, model) })
+	rows, truncated, ok := apiQuery(m, w, r, 0, func(ctx context.Context, n int) ([]ResultRow, error) { return m.store.LatestResults(ctx, model, n) })
 	if !ok {
 		return
 	}
@@ -209,7 +252,7 @@ func (m *Monitor) apiResults(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "no results for model %q", model)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "results": rows})
+	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "results": rows, "truncated": truncated})
 }
 
 func (m *Monitor) apiHistory(w http.ResponseWriter, r *http.Request) {
@@ -222,13 +265,13 @@ func (m *Monitor) apiHistory(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	rows, ok := query(w, r, func(ctx context.Context) ([]ResultRow, error) {
-		return m.store.History(ctx, model, feature, r.URL.Query().Get("method"), limit)
+	rows, truncated, ok := apiQuery(m, w, r, limit, func(ctx context.Context, n int) ([]ResultRow, error) {
+		return m.store.History(ctx, model, feature, r.URL.Query().Get("method"), n)
 	})
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "feature": feature, "history": rows})
+	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "feature": feature, "history": rows, "truncated": truncated})
 }
 
 // TriggerRow is one retrain trigger in the API.
@@ -255,11 +298,11 @@ func (m *Monitor) apiTriggers(w http.ResponseWriter, r *http.Request) {
 	if model != "" && !validModel(w, model) {
 		return
 	}
-	out, ok := query(w, r, func(ctx context.Context) ([]TriggerRow, error) { return m.store.Triggers(ctx, model, limit) })
+	out, truncated, ok := apiQuery(m, w, r, limit, func(ctx context.Context, n int) ([]TriggerRow, error) { return m.store.Triggers(ctx, model, n) })
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"triggers": out})
+	writeJSON(w, http.StatusOK, map[string]any{"triggers": out, "truncated": truncated})
 }
 
 // ManualRequest is the body of POST /api/v1/models/{model}/triggers.
@@ -287,7 +330,7 @@ func (m *Monitor) apiManual(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "note is limited to 1024 bytes and idempotency_key to 256")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), m.opts.APIQueryTimeout)
 	defer cancel()
 	d, err := m.Manual(ctx, model, req.ModelVersion, req.IdempotencyKey, req.Note)
 	if err != nil {

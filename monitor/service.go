@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/driftwatch/driftwatch/internal/config"
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
@@ -26,7 +27,11 @@ func DefaultConfig() *Config {
 
 // Validate reports every invalid setting.
 func (c *Config) Validate() error {
-	return errors.Join(c.Common.Validate(), c.Config.Validate(), c.Settings.Validate())
+	errs := []error{c.Common.Validate(), c.Config.Validate(), c.Settings.Validate()}
+	if c.HTTPWriteTimeout <= c.APIQueryTimeout {
+		errs = append(errs, fmt.Errorf("http_write_timeout: %s must be longer than api_query_timeout %s, or an answer is cut off while its query still runs", c.HTTPWriteTimeout, c.APIQueryTimeout))
+	}
+	return errors.Join(errs...)
 }
 
 // RunService runs the monitor until ctx ends.

@@ -24,6 +24,8 @@ type Settings struct {
 	ExportFeatures   int           `yaml:"export_features" env:"DRIFTWATCH_MONITOR_EXPORT_FEATURES" flag:"export-features" help:"most features per model exported to Prometheus (most drifted first)"`
 	MaxSeries        int           `yaml:"max_series" env:"DRIFTWATCH_MONITOR_MAX_SERIES" flag:"max-series" help:"most drift series this instance exports"`
 	ReferenceCacheMB int           `yaml:"reference_cache_mb" env:"DRIFTWATCH_MONITOR_REFERENCE_CACHE_MB" flag:"reference-cache-mb" help:"MiB of reference-window aggregates kept between evaluations (least recently used models dropped first; 0: none)"`
+	APIMaxRows       int           `yaml:"api_max_rows" env:"DRIFTWATCH_MONITOR_API_MAX_ROWS" flag:"api-max-rows" help:"most rows an API answer holds; an answer cut there says \"truncated\": true"`
+	APIQueryTimeout  time.Duration `yaml:"api_query_timeout" env:"DRIFTWATCH_MONITOR_API_QUERY_TIMEOUT" flag:"api-query-timeout" help:"longest an API request's queries may run (ClickHouse max_execution_time); shorter than http_write_timeout"`
 
 	Policy      policy.Config          `yaml:"policy"`
 	Triggers    TriggerConfig          `yaml:"triggers"`
@@ -37,7 +39,7 @@ func DefaultSettings() Settings {
 	return Settings{
 		Window: time.Hour, Step: time.Minute, ReferenceMode: ReferenceFirst, Reference: 24 * time.Hour, Lookback: 7 * 24 * time.Hour,
 		Bins: window.DefaultBins, SampleCap: window.DefaultSampleCap, MaxFeatures: window.DefaultMaxFeatures,
-		ExportFeatures: 50, MaxSeries: 10_000, ReferenceCacheMB: 512,
+		ExportFeatures: 50, MaxSeries: 10_000, ReferenceCacheMB: 512, APIMaxRows: 10_000, APIQueryTimeout: 30 * time.Second,
 		Policy: policy.Default(), Triggers: DefaultTriggerConfig(), Performance: DefaultPerformanceConfig(),
 	}
 }
@@ -63,6 +65,12 @@ func (s *Settings) Validate() error {
 	}
 	if s.ReferenceCacheMB < 0 {
 		bad("reference_cache_mb: must not be negative, got %d", s.ReferenceCacheMB)
+	}
+	if s.APIMaxRows < 1 || s.APIMaxRows > 1_000_000 {
+		bad("api_max_rows: must be from 1 to 1000000, got %d", s.APIMaxRows)
+	}
+	if s.APIQueryTimeout < time.Second {
+		bad("api_query_timeout: must be at least 1s, got %s", s.APIQueryTimeout)
 	}
 	if s.MaxFeatures < 1 || s.ExportFeatures < 1 || s.MaxSeries < 1 {
 		bad("max_features, export_features and max_series: must be at least 1")

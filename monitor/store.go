@@ -40,32 +40,33 @@ func (s *Store) Performance(ctx context.Context, model, metric string, limit int
 }
 
 // Correlations returns a model's business correlations of its newest
-// window, every lag.
-func (s *Store) Correlations(ctx context.Context, model string) ([]CorrelationRow, error) {
+// window, every lag, at most limit rows.
+func (s *Store) Correlations(ctx context.Context, model string, limit int) ([]CorrelationRow, error) {
 	return scanAll(ctx, s.conn, "business_correlations", fmt.Sprintf(`SELECT model_metric, business_metric, method, lag, value, p_value, samples, bucket_seconds, window_start, window_end
 		FROM business_correlations FINAL WHERE model_id = %s AND window_end = (SELECT max(window_end) FROM business_correlations WHERE model_id = %s)
-		ORDER BY business_metric, model_metric, method, lag`, chsql.String(model), chsql.String(model)), func(rows driver.Rows, c *CorrelationRow) error {
+		ORDER BY business_metric, model_metric, method, lag LIMIT %d`, chsql.String(model), chsql.String(model), limit), func(rows driver.Rows, c *CorrelationRow) error {
 		return rows.Scan(&c.ModelMetric, &c.BusinessMetric, &c.Method, &c.Lag, &c.Value, &c.PValue, &c.Samples, &c.BucketSeconds, &c.WindowStart, &c.WindowEnd)
 	})
 }
 
 // Models returns every model's newest verdict: its window and the drifted
-// and sustained features.
-func (s *Store) Models(ctx context.Context) ([]ModelSummary, error) {
-	return scanAll(ctx, s.conn, "drift_results", `
+// and sustained features; at most limit models, by model_id.
+func (s *Store) Models(ctx context.Context, limit int) ([]ModelSummary, error) {
+	return scanAll(ctx, s.conn, "drift_results", fmt.Sprintf(`
 		SELECT model_id, window_start, window_end,
 		       groupArrayIf(feature, drifted), groupArrayIf(feature, sustained), max(samples)
 		FROM drift_results FINAL
 		WHERE method = 'verdict' AND (model_id, window_end) IN (SELECT model_id, max(window_end) FROM drift_results WHERE method = 'verdict' GROUP BY model_id)
-		GROUP BY model_id, window_start, window_end ORDER BY model_id`, func(rows driver.Rows, s *ModelSummary) error {
+		GROUP BY model_id, window_start, window_end ORDER BY model_id LIMIT %d`, limit), func(rows driver.Rows, s *ModelSummary) error {
 		return rows.Scan(&s.ModelID, &s.LastWindowStart, &s.LastWindowEnd, &s.DriftedFeatures, &s.SustainedDrift, &s.Samples)
 	})
 }
 
-// LatestResults returns a model's drift results of its newest window.
-func (s *Store) LatestResults(ctx context.Context, model string) ([]ResultRow, error) {
-	q := fmt.Sprintf("SELECT %s FROM drift_results FINAL WHERE model_id = %s AND window_end = (SELECT max(window_end) FROM drift_results WHERE model_id = %s) ORDER BY kind, feature, method",
-		resultCols, chsql.String(model), chsql.String(model))
+// LatestResults returns a model's drift results of its newest window, at
+// most limit rows.
+func (s *Store) LatestResults(ctx context.Context, model string, limit int) ([]ResultRow, error) {
+	q := fmt.Sprintf("SELECT %s FROM drift_results FINAL WHERE model_id = %s AND window_end = (SELECT max(window_end) FROM drift_results WHERE model_id = %s) ORDER BY kind, feature, method LIMIT %d",
+		resultCols, chsql.String(model), chsql.String(model), limit)
 	return scanAll(ctx, s.conn, "drift_results", q, scanResult)
 }
 

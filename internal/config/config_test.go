@@ -260,3 +260,28 @@ func TestKafkaBrokers(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTPValidate: a timeout that is not positive, or a header timeout
+// longer than the whole-request timeout, is named by its key.
+func TestHTTPValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*HTTP)
+		want string
+	}{
+		{"defaults", func(*HTTP) {}, ""},
+		{"zero write timeout", func(h *HTTP) { h.HTTPWriteTimeout = 0 }, "http_write_timeout: must be positive, got 0s"},
+		{"negative idle timeout", func(h *HTTP) { h.HTTPIdleTimeout = -time.Second }, "http_idle_timeout: must be positive, got -1s"},
+		{"header longer than request", func(h *HTTP) { h.HTTPReadHeaderTimeout = time.Minute },
+			"http_read_header_timeout: 1m0s is longer than http_read_timeout 30s, which includes the headers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := DefaultHTTP()
+			tc.mod(&h)
+			err := h.Validate()
+			if (tc.want == "") != (err == nil) || (err != nil && err.Error() != tc.want) {
+				t.Errorf("Validate() = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
