@@ -2,6 +2,7 @@ package chserver
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/driftwatch/driftwatch/internal/chsql"
@@ -43,13 +44,17 @@ func killTag() string { return "/* clickhouse-embedded cancel " + newQueryID() +
 // chdbKiller runs KILL QUERY on a session of its own, kept out of the
 // pool so that a kill never waits for the queries it is to stop.
 type chdbKiller struct {
-	mu   sync.Mutex
-	sess Session
+	mu     sync.Mutex
+	sess   Session
+	closed bool // the engine is closed: sess is gone
 }
 
 func (k *chdbKiller) Kill(prefix string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.closed {
+		return errors.New("the engine is closed")
+	}
 	_, err := k.sess.Query("KILL QUERY WHERE startsWith(query, "+chsql.String(prefix)+") ASYNC", "TabSeparated", nil)
 	return err
 }

@@ -314,6 +314,11 @@ func (e *chdbEngine) Acquire(ctx context.Context) (Session, error) {
 
 func (e *chdbEngine) Release(s Session, broken bool) { e.conn.Release(s.(chdbSession).s, broken) }
 func (e *chdbEngine) Close() error {
+	// A request still running after the shutdown's drain may yet try a
+	// kill: it must not reach a closed session.
+	e.chdbKiller.mu.Lock()
+	e.closed = true
+	e.chdbKiller.mu.Unlock()
 	e.conn.Release(e.ctl, false) // Close waits for every session taken
 	return e.conn.Close()
 }
