@@ -54,6 +54,9 @@ type ModelConfig struct {
 	ReferenceEnd   time.Time `yaml:"reference_end"`
 	// Policy replaces the instance's drift policy for this model when set.
 	Policy *policy.Config `yaml:"policy"`
+	// EvaluationTimeout replaces the instance's evaluation_timeout for
+	// this model when set.
+	EvaluationTimeout time.Duration `yaml:"evaluation_timeout"`
 }
 
 // Options configure a Monitor: its Settings (start from DefaultSettings)

@@ -26,6 +26,11 @@ type Settings struct {
 	ReferenceCacheMB int           `yaml:"reference_cache_mb" env:"DRIFTWATCH_MONITOR_REFERENCE_CACHE_MB" flag:"reference-cache-mb" help:"MiB of reference-window aggregates kept between evaluations (least recently used models dropped first; 0: none)"`
 	APIMaxRows       int           `yaml:"api_max_rows" env:"DRIFTWATCH_MONITOR_API_MAX_ROWS" flag:"api-max-rows" help:"most rows an API answer holds; an answer cut there says \"truncated\": true"`
 	APIQueryTimeout  time.Duration `yaml:"api_query_timeout" env:"DRIFTWATCH_MONITOR_API_QUERY_TIMEOUT" flag:"api-query-timeout" help:"longest an API request's queries may run (ClickHouse max_execution_time); shorter than http_write_timeout"`
+	MaxCategories    int           `yaml:"max_categories" env:"DRIFTWATCH_MONITOR_MAX_CATEGORIES" flag:"max-categories" help:"most categories per categorical feature compared (most frequent first, the rest one __other bucket); a feature with more is reported high_cardinality"`
+	// EvaluationTimeout bounds one model's round of evaluations (its
+	// windows due, then its performance); 0 is half of Step.
+	EvaluationTimeout     time.Duration `yaml:"evaluation_timeout" env:"DRIFTWATCH_MONITOR_EVALUATION_TIMEOUT" flag:"evaluation-timeout" help:"deadline of one model's evaluation round; a model past it is cut off with an error and retried next round (0: half of step)"`
+	EvaluationConcurrency int           `yaml:"evaluation_concurrency" env:"DRIFTWATCH_MONITOR_EVALUATION_CONCURRENCY" flag:"evaluation-concurrency" help:"models evaluated at the same time"`
 
 	Policy      policy.Config          `yaml:"policy"`
 	Triggers    TriggerConfig          `yaml:"triggers"`
@@ -40,6 +45,7 @@ func DefaultSettings() Settings {
 		Window: time.Hour, Step: time.Minute, ReferenceMode: ReferenceFirst, Reference: 24 * time.Hour, Lookback: 7 * 24 * time.Hour,
 		Bins: window.DefaultBins, SampleCap: window.DefaultSampleCap, MaxFeatures: window.DefaultMaxFeatures,
 		ExportFeatures: 50, MaxSeries: 10_000, ReferenceCacheMB: 512, APIMaxRows: 10_000, APIQueryTimeout: 30 * time.Second,
+		MaxCategories: window.DefaultMaxCategories, EvaluationConcurrency: 4,
 		Policy: policy.Default(), Triggers: DefaultTriggerConfig(), Performance: DefaultPerformanceConfig(),
 	}
 }

@@ -45,6 +45,9 @@ const (
 	StatusDrifted      = "drifted"
 	StatusInsufficient = "insufficient"
 	StatusUndefined    = "undefined"
+	// StatusSkipped: the method was not computed because it means nothing
+	// on this feature; the row's Note says why.
+	StatusSkipped = "skipped"
 )
 
 // Kinds of a result.
@@ -63,6 +66,9 @@ const (
 	// feature: the share of the model's events in the window that ingest
 	// rejected for it.
 	CheckDeadLetterShare = "dead_letter_share"
+	// CheckHighCardinality rows report a categorical feature with more
+	// distinct values in the windows than MaxCategories (the value).
+	CheckHighCardinality = "high_cardinality"
 )
 
 // ModelFeature is the feature name of model-level checks (volume).
