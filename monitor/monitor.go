@@ -16,7 +16,7 @@
 //
 // Metrics (besides the exporter's series, see the README):
 //
-//	driftwatch_monitor_evaluations_total{outcome}       ok, no_reference, waiting, error
+//	driftwatch_monitor_evaluations_total{outcome}       ok, no_reference, waiting, error, timeout (evaluation_timeout passed)
 //	driftwatch_monitor_evaluation_duration_seconds      histogram per model window
 //	driftwatch_monitor_triggers_total{reason,outcome}   published, duplicate, cooldown, daily_max
 //	driftwatch_monitor_series_dropped_total             series over the per-instance limit
@@ -27,8 +27,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"sync"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -83,6 +86,9 @@ type Monitor struct {
 	evals    *prometheus.CounterVec
 	duration prometheus.Histogram
 	triggers *prometheus.CounterVec
+	// first is each model's first inference (firstMu guards it: models
+	// are evaluated concurrently).
+	firstMu  sync.Mutex
 	first    map[string]time.Time
 	perfDesc perfMetrics
 	refs     *refCache
@@ -173,12 +179,16 @@ func (m *Monitor) reference(ctx context.Context, model string, cur window.Span, 
 		}
 		return pin.Span(), ReferencePinned, nil
 	}
+	m.firstMu.Lock()
 	first, ok := m.first[model]
+	m.firstMu.Unlock()
 	if !ok {
 		if first, err = m.store.FirstInference(ctx, model); err != nil {
 			return window.Span{}, "", err
 		}
+		m.firstMu.Lock()
 		m.first[model] = first
+		m.firstMu.Unlock()
 	}
 	full := window.Span{Start: first, End: first.Add(m.opts.Reference)}
 	if !cur.Start.Before(full.End) {
@@ -198,7 +208,7 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	if m.pinnable(model) {
 		p, pref, ok, err := m.pinnedReference(ctx, model, cached)
 		if err != nil {
-			m.evals.WithLabelValues("error").Inc()
+			m.failed(ctx)
 			return Result{}, err
 		}
 		if ok {
@@ -207,7 +217,7 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	}
 	ref, kind, err := m.reference(ctx, model, cur, pin)
 	if err != nil {
-		m.evals.WithLabelValues("error").Inc()
+		m.failed(ctx)
 		return Result{}, err
 	}
 	if kind == ReferenceGrowing && !ref.Start.Before(ref.End) {
@@ -240,7 +250,7 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		return Result{Snapshot: snap, Reference: kind, Skipped: why}, nil
 	}
 	if err != nil {
-		m.evals.WithLabelValues("error").Inc()
+		m.failed(ctx)
 		return Result{}, err
 	}
 	m.refMissing.DeleteLabelValues(model)
@@ -270,13 +280,13 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	}
 	hist, err := m.store.DriftHistory(ctx, model, ends)
 	if err != nil {
-		m.evals.WithLabelValues("error").Inc()
+		m.failed(ctx)
 		return Result{}, err
 	}
 	v := policy.Evaluate(snap, pol, hist)
 	now := m.opts.Now()
 	if err := m.store.WriteResults(ctx, snap, kind, v.Rows, verdictRows(v), now); err != nil {
-		m.evals.WithLabelValues("error").Inc()
+		m.failed(ctx)
 		return Result{}, err
 	}
 	m.exp.update(model, snap.CurRows, v)
@@ -285,14 +295,14 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	// must not publish a trigger with an empty model_version.
 	version, err := m.store.ServedVersion(ctx, model, cur)
 	if err != nil {
-		m.evals.WithLabelValues("error").Inc()
+		m.failed(ctx)
 		return res, err
 	}
 	for _, t := range candidates(m.opts.Triggers, snap, v, version, now) {
 		sortedEvidence(t.Evidence)
 		d, err := m.gate.decide(ctx, t, false)
 		if err != nil {
-			m.evals.WithLabelValues("error").Inc()
+			m.failed(ctx)
 			return res, err
 		}
 		m.triggers.WithLabelValues(string(t.Reason), string(d.Outcome)).Inc()
@@ -335,10 +345,14 @@ func (m *Monitor) Manual(ctx context.Context, model, version, key, note string) 
 // evaluation (at start: the Consecutive−1 windows before the current one,
 // so hysteresis has its history at once) are evaluated first, oldest first,
 // at most catchUp of them.
+//
+// Models are evaluated EvaluationConcurrency at a time, each round of a
+// model (its windows, then its performance) under its own deadline
+// (evaluation_timeout): a model that fails, hangs or is slow is cut off
+// and retried from where it stopped next round, and never holds up the
+// others beyond its deadline.
 func (m *Monitor) Run(ctx context.Context) error {
-	const catchUp = 10
-	last := map[string]time.Time{}
-	lastPerf := map[string]time.Time{}
+	state := map[string]*modelState{}
 	for {
 		now := m.opts.Now()
 		end := now.Truncate(m.opts.Step)
@@ -346,40 +360,30 @@ func (m *Monitor) Run(ctx context.Context) error {
 		if err != nil {
 			m.log.Warn("model discovery failed", "err", err)
 		}
+		slots := make(chan struct{}, m.opts.EvaluationConcurrency)
+		var wg sync.WaitGroup
+	models:
 		for _, model := range models {
-			from, ok := last[model]
-			if !ok {
-				c := m.opts.Policy.Consecutive
-				if mc, has := m.opts.Models[model]; has && mc.Policy != nil {
-					c = mc.Policy.Consecutive
-				}
-				from = end.Add(-time.Duration(c) * m.opts.Step)
+			st := state[model]
+			if st == nil {
+				st = &modelState{}
+				state[model] = st
 			}
-			first := from.Add(m.opts.Step)
-			if oldest := end.Add(-time.Duration(catchUp-1) * m.opts.Step); first.Before(oldest) {
-				first = oldest
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				break models
 			}
-			for e := first; !e.After(end); e = e.Add(m.opts.Step) {
-				if ctx.Err() != nil {
-					return nil
-				}
-				if _, err := m.Evaluate(ctx, model, e); err != nil {
-					if ctx.Err() == nil {
-						m.log.Warn("evaluation failed", "model", model, "window_end", e, "err", err)
-					}
-					break // retry from here next round
-				}
-				last[model] = e
-			}
-			if p := m.opts.Performance; p.Enabled && (lastPerf[model].IsZero() || !end.Truncate(p.Window).Equal(lastPerf[model])) {
-				if _, err := m.EvaluatePerformance(ctx, model, end.Truncate(p.Window)); err != nil {
-					if ctx.Err() == nil {
-						m.log.Warn("performance evaluation failed", "model", model, "err", err)
-					}
-				} else {
-					lastPerf[model] = end.Truncate(p.Window)
-				}
-			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				m.round(ctx, model, end, st)
+			}()
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			return nil
 		}
 		wait := end.Add(m.opts.Step).Sub(m.opts.Now())
 		select {
@@ -388,4 +392,107 @@ func (m *Monitor) Run(ctx context.Context) error {
 		case <-time.After(max(wait, time.Second)):
 		}
 	}
+}
+
+// modelState is what Run remembers of a model between rounds; only the
+// goroutine evaluating the model in a round touches it.
+type modelState struct {
+	// last is the end of the newest window evaluated, lastPerf the
+	// performance window end last scored.
+	last, lastPerf time.Time
+}
+
+// catchUp is the most windows of one model Run evaluates in a round.
+const catchUp = 10
+
+// round evaluates model's windows due by end and its performance, each
+// under the model's evaluation deadline.
+func (m *Monitor) round(ctx context.Context, model string, end time.Time, st *modelState) {
+	from := st.last
+	if from.IsZero() {
+		c := m.opts.Policy.Consecutive
+		if mc, has := m.opts.Models[model]; has && mc.Policy != nil {
+			c = mc.Policy.Consecutive
+		}
+		from = end.Add(-time.Duration(c) * m.opts.Step)
+	}
+	first := from.Add(m.opts.Step)
+	if oldest := end.Add(-time.Duration(catchUp-1) * m.opts.Step); first.Before(oldest) {
+		first = oldest
+	}
+	timeout := m.evaluationTimeout(model)
+	if first.After(end) {
+		// Nothing due.
+	} else if err := m.withDeadline(ctx, timeout, func(ctx context.Context) error {
+		for e := first; !e.After(end); e = e.Add(m.opts.Step) {
+			if _, err := m.Evaluate(ctx, model, e); err != nil {
+				return fmt.Errorf("window ending %s: %w", e.Format(time.RFC3339), err)
+			}
+			st.last = e
+		}
+		return nil
+	}); err != nil {
+		m.roundFailed(ctx, "evaluation", model, timeout, err)
+	}
+	p := m.opts.Performance
+	if !p.Enabled || ctx.Err() != nil {
+		return
+	}
+	pend := end.Truncate(p.Window)
+	if !st.lastPerf.IsZero() && pend.Equal(st.lastPerf) {
+		return
+	}
+	if err := m.withDeadline(ctx, timeout, func(ctx context.Context) error {
+		_, err := m.EvaluatePerformance(ctx, model, pend)
+		return err
+	}); err != nil {
+		m.roundFailed(ctx, "performance evaluation", model, timeout, err)
+		return
+	}
+	st.lastPerf = pend
+}
+
+// evaluationTimeout is model's evaluation deadline: its own, the
+// instance's, or half of Step.
+func (m *Monitor) evaluationTimeout(model string) time.Duration {
+	if mc, ok := m.opts.Models[model]; ok && mc.EvaluationTimeout > 0 {
+		return mc.EvaluationTimeout
+	}
+	if m.opts.EvaluationTimeout > 0 {
+		return m.opts.EvaluationTimeout
+	}
+	return m.opts.Step / 2
+}
+
+// withDeadline runs f with a context that ends after timeout. ClickHouse is
+// told too (max_execution_time, whole seconds, at least 1), so a query cut
+// off by the deadline stops on the server as well as in the client.
+func (m *Monitor) withDeadline(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	secs := max(1, int64(math.Ceil(timeout.Seconds())))
+	return f(clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_execution_time": secs})))
+}
+
+// roundFailed logs a model's failed or timed-out round; the evaluation's
+// outcome was counted where it failed. A round cut off because Run is
+// stopping is not worth a line.
+func (m *Monitor) roundFailed(ctx context.Context, what, model string, timeout time.Duration, err error) {
+	switch {
+	case ctx.Err() != nil:
+	case errors.Is(err, context.DeadlineExceeded):
+		m.log.Warn(what+" timed out; it is retried from there next round", "model", model, "evaluation_timeout", timeout, "err", err)
+	default:
+		m.log.Warn(what+" failed; it is retried from there next round", "model", model, "err", err)
+	}
+}
+
+// failed counts a failed evaluation: outcome timeout when ctx's deadline
+// passed (evaluation_timeout), error otherwise.
+func (m *Monitor) failed(ctx context.Context) {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		m.evals.WithLabelValues("timeout").Inc()
+		return
+	}
+	m.evals.WithLabelValues("error").Inc()
 }

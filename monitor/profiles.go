@@ -195,7 +195,7 @@ func (m *Monitor) referenceMissing(ctx context.Context, snap *window.Snapshot, k
 	row := policy.Row{Feature: "__all", Kind: "data_quality", Method: "reference_missing", Value: 1, PValue: math.NaN(), PValueAdjusted: math.NaN(),
 		Threshold: 0, Drifted: true, Sustained: true, Status: "drifted", Samples: snap.CurRows}
 	if err := m.store.WriteResults(ctx, snap, kind, []policy.Row{row}, nil, m.opts.Now()); err != nil {
-		m.evals.WithLabelValues("error").Inc()
+		m.failed(ctx)
 		return Result{}, err
 	}
 	m.log.Warn("the model's reference is missing: its drift cannot be measured", "model", snap.Model, "why", why)

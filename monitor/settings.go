@@ -81,7 +81,19 @@ func (s *Settings) Validate() error {
 	if s.MaxFeatures < 1 || s.ExportFeatures < 1 || s.MaxSeries < 1 {
 		bad("max_features, export_features and max_series: must be at least 1")
 	}
+	if s.MaxCategories < 2 || s.MaxCategories > 100_000 {
+		bad("max_categories: must be from 2 to 100000, got %d", s.MaxCategories)
+	}
+	if s.EvaluationTimeout < 0 {
+		bad("evaluation_timeout: must not be negative (0 is half of step), got %s", s.EvaluationTimeout)
+	}
+	if s.EvaluationConcurrency < 1 {
+		bad("evaluation_concurrency: must be at least 1, got %d", s.EvaluationConcurrency)
+	}
 	for id, mc := range s.Models {
+		if mc.EvaluationTimeout < 0 {
+			bad("models.%s.evaluation_timeout: must not be negative, got %s", id, mc.EvaluationTimeout)
+		}
 		if mc.ReferenceStart.IsZero() != mc.ReferenceEnd.IsZero() || (!mc.ReferenceStart.IsZero() && !mc.ReferenceEnd.After(mc.ReferenceStart)) {
 			bad("models.%s: reference_start and reference_end must both be set, start before end", id)
 		}
@@ -94,5 +106,5 @@ func (s *Settings) Validate() error {
 
 // aggregation is the window package's view of the settings.
 func (s *Settings) aggregation() window.Options {
-	return window.Options{Bins: s.Bins, SampleCap: s.SampleCap, MaxFeatures: s.MaxFeatures, Samples: true}
+	return window.Options{Bins: s.Bins, SampleCap: s.SampleCap, MaxFeatures: s.MaxFeatures, MaxCategories: s.MaxCategories, Samples: true}
 }
