@@ -397,10 +397,28 @@ func (q *querier) currentCounts(ctx context.Context) (map[string]int64, error) {
 // rows, uniform and the same on every run (h hashes the event_id). They
 // are collected per bin and sorted there: bins are value ranges, so the
 // bins in order give the sorted sample.
+//
+// The features' constants make the query text grow with features × bins;
+// above MaxQueryBytes the features are split in halves, each half a query
+// of its own (another read of the windows), until every query fits under
+// ClickHouse's max_query_size.
 func (q *querier) numericBins(ctx context.Context, out []Numeric) error {
 	if len(out) == 0 {
 		return nil
 	}
+	sql := q.binsSQL(out)
+	if len(sql) > MaxQueryBytes && len(out) > 1 {
+		half := len(out) / 2
+		if err := q.numericBins(ctx, out[:half]); err != nil {
+			return err
+		}
+		return q.numericBins(ctx, out[half:])
+	}
+	return q.binsQuery(ctx, sql, out)
+}
+
+// binsSQL is numericBins' query for the features out (idx 1 is out[0]).
+func (q *querier) binsSQL(out []Numeric) string {
 	nb := q.opts.Bins - 1
 	idx := make([]string, len(out))
 	keys := make([]string, len(out))
@@ -449,11 +467,15 @@ func (q *querier) numericBins(ctx context.Context, out []Numeric) error {
 		keep = fmt.Sprintf(", h < transform(idx * 2 + is_cur, CAST([%s], 'Array(UInt32)'), %s, toFloat64(0)) AS keep", strings.Join(slots, ", "), floatArray(rates))
 		h = "h, "
 	}
-	sql := fmt.Sprintf("SELECT idx, is_cur, bin, count(), countIf(is_cur AND (v < %s OR v > %s))%s FROM ("+
+	return fmt.Sprintf("SELECT idx, is_cur, bin, count(), countIf(is_cur AND (v < %s OR v > %s))%s FROM ("+
 		"SELECT is_cur, v, idx, toUInt32(%s) AS bin%s "+
 		"FROM (SELECT is_cur, %sv, transform(k, [%s], %s, toUInt32(0)) AS idx FROM %s) WHERE idx > 0"+
 		") GROUP BY idx, is_cur, bin",
 		per(lo), per(hi), sample, strings.Join(bin, " + "), keep, h, strings.Join(keys, ", "), ids, q.numericPairs(q.opts.Samples))
+}
+
+// binsQuery runs binsSQL's query sql and fills in out.
+func (q *querier) binsQuery(ctx context.Context, sql string, out []Numeric) error {
 	rows, err := q.conn.Query(ctx, sql)
 	if err != nil {
 		return fmt.Errorf("bin counts of %s: %w", q.model, err)
@@ -727,20 +749,22 @@ func compress(sorted []float64) ([]float64, []int64) {
 	return v, c
 }
 
-func lit(x float64) string {
-	if math.IsInf(x, 0) || math.IsNaN(x) {
-		return "nan"
-	}
-	return "toFloat64(" + strconv.FormatFloat(x, 'g', -1, 64) + ")"
-}
-
+// floatArray is xs as an Array(Float64) literal, ±Inf and NaN as nan.
+// Bare literals in one CAST: a query carries thousands of them, and
+// toFloat64(…) around each made it half as long again.
 func floatArray(xs []float64) string {
 	parts := make([]string, len(xs))
 	for i, x := range xs {
-		parts[i] = lit(x)
+		if math.IsInf(x, 0) || math.IsNaN(x) {
+			parts[i] = "nan"
+		} else {
+			parts[i] = strconv.FormatFloat(x, 'g', -1, 64)
+		}
 	}
-	if len(parts) == 0 {
-		return "CAST([], 'Array(Float64)')"
-	}
-	return "[" + strings.Join(parts, ", ") + "]"
+	return "CAST([" + strings.Join(parts, ",") + "], 'Array(Float64)')"
 }
+
+// MaxQueryBytes bounds the text of the window queries, under ClickHouse's
+// default max_query_size (262,144 bytes) with room to spare; a query that
+// would be longer is split by features (see numericBins).
+const MaxQueryBytes = 200_000
