@@ -31,7 +31,7 @@ func verdictRows(v policy.Verdict) []policy.Row {
 	var out []policy.Row
 	for _, f := range verdictFeatures(v) {
 		r := policy.Row{Feature: f.name, Kind: f.kind, Method: MethodVerdict, PValue: math.NaN(), PValueAdjusted: math.NaN(), Threshold: 1,
-			Status: f.status, Samples: f.samples, ReferenceSamples: f.ref}
+			Status: f.status, Samples: f.samples, ReferenceSamples: f.ref, Note: f.note}
 		if f.drifted {
 			r.Value, r.Drifted = 1, true
 		}
@@ -42,9 +42,9 @@ func verdictRows(v policy.Verdict) []policy.Row {
 }
 
 type featureVerdict struct {
-	name, kind, status string
-	drifted, sustained bool
-	samples, ref       int64
+	name, kind, status, note string
+	drifted, sustained       bool
+	samples, ref             int64
 }
 
 func verdictFeatures(v policy.Verdict) []featureVerdict {
@@ -60,6 +60,10 @@ func verdictFeatures(v policy.Verdict) []featureVerdict {
 	for _, f := range v.Insufficient {
 		insufficient[f] = true
 	}
+	skipped := map[string]bool{}
+	for _, f := range v.Skipped {
+		skipped[f] = true
+	}
 	seen := map[string]bool{}
 	var out []featureVerdict
 	for _, r := range v.Rows {
@@ -69,6 +73,8 @@ func verdictFeatures(v policy.Verdict) []featureVerdict {
 		seen[r.Feature] = true
 		fv := featureVerdict{name: r.Feature, kind: r.Kind, status: policy.StatusOK, drifted: drifted[r.Feature], sustained: sustained[r.Feature], samples: r.Samples, ref: r.ReferenceSamples}
 		switch {
+		case skipped[r.Feature]:
+			fv.status, fv.note = policy.StatusSkipped, r.Note
 		case insufficient[r.Feature]:
 			fv.status = policy.StatusInsufficient
 		case fv.drifted:

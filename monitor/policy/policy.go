@@ -227,6 +227,9 @@ type Row struct {
 	Status           string
 	Samples          int64
 	ReferenceSamples int64
+	// Note says why the result is what it is when Status alone does not
+	// (why a method was skipped); usually empty.
+	Note string
 }
 
 // Verdict is one window's outcome.
@@ -237,6 +240,9 @@ type Verdict struct {
 	Drifted, Sustained []string
 	// Insufficient lists features without enough rows for a verdict.
 	Insufficient []string
+	// Skipped lists features whose decision methods were skipped (see
+	// highCardinality).
+	Skipped []string
 	// QualityIssues lists "feature/check" pairs beyond their thresholds.
 	QualityIssues []string
 }
@@ -275,7 +281,7 @@ func Evaluate(snap *window.Snapshot, c Config, hist History) Verdict {
 		}
 	}
 	for i := range snap.Categorical {
-		for _, r := range categoricalRows(&snap.Categorical[i], c) {
+		for _, r := range categoricalRows(&snap.Categorical[i], c, snap.MaxCategories) {
 			add(r)
 		}
 	}
@@ -333,7 +339,7 @@ func Evaluate(snap *window.Snapshot, c Config, hist History) Verdict {
 		if numeric[f] {
 			decide = c.DecideNumeric
 		}
-		drifted, insufficient := true, false
+		drifted, insufficient, skipped := true, false, false
 		for _, m := range decide {
 			found := false
 			for _, i := range byFeature[f] {
@@ -342,6 +348,9 @@ func Evaluate(snap *window.Snapshot, c Config, hist History) Verdict {
 				}
 				found = true
 				switch rows[i].Status {
+				case StatusSkipped:
+					skipped = true
+					drifted = false
 				case StatusInsufficient, StatusUndefined:
 					insufficient = true
 					drifted = false
@@ -352,6 +361,10 @@ func Evaluate(snap *window.Snapshot, c Config, hist History) Verdict {
 			if !found {
 				drifted = false
 			}
+		}
+		if skipped {
+			v.Skipped = append(v.Skipped, f)
+			continue
 		}
 		if insufficient {
 			v.Insufficient = append(v.Insufficient, f)
@@ -402,7 +415,7 @@ func quality(snap *window.Snapshot, c Config, v *Verdict) []Row {
 		}
 		return float64(part) / float64(whole)
 	}
-	check := func(feature, method string, value, threshold float64, bad bool, samples, ref int64) {
+	check := func(feature, method string, value, threshold float64, bad bool, samples, ref int64) *Row {
 		status := StatusOK
 		if math.IsNaN(value) {
 			status = StatusInsufficient
@@ -413,6 +426,7 @@ func quality(snap *window.Snapshot, c Config, v *Verdict) []Row {
 		}
 		rows = append(rows, Row{Feature: feature, Kind: KindDataQuality, Method: method, Value: value, PValue: math.NaN(), PValueAdjusted: math.NaN(),
 			Threshold: threshold, Drifted: bad, Sustained: bad, Status: status, Samples: samples, ReferenceSamples: ref})
+		return &rows[len(rows)-1]
 	}
 	missing := func(feature string, refN, curN int64) {
 		if feature == window.ScoreFeature || feature == window.LabelFeature {
@@ -429,8 +443,16 @@ func quality(snap *window.Snapshot, c Config, v *Verdict) []Row {
 			check(n.Feature, CheckOutOfRangeShare, s, c.OutOfRangeShare, s > c.OutOfRangeShare, n.CurN, n.RefN)
 		}
 	}
-	for _, cf := range snap.Categorical {
+	for i := range snap.Categorical {
+		cf := &snap.Categorical[i]
 		missing(cf.Feature, cf.RefN, cf.CurN)
+		// More distinct values than max_categories: flagged when the
+		// category methods were skipped, recorded (ok) when they compared
+		// the folded categories.
+		if cf.Folded {
+			skip, note := highCardinality(cf, snap.MaxCategories)
+			check(cf.Feature, CheckHighCardinality, float64(cf.Distinct), float64(snap.MaxCategories), skip, cf.CurN, cf.RefN).Note = note
+		}
 	}
 	refDur := snap.Reference.End.Sub(snap.Reference.Start).Seconds()
 	curDur := snap.Current.End.Sub(snap.Current.Start).Seconds()
@@ -520,8 +542,54 @@ func numericRows(n *window.Numeric, c Config) []Row {
 	})
 }
 
-// categoricalRows computes c's categorical methods on one feature.
-func categoricalRows(cf *window.Categorical, c Config) []Row {
+// minKeptShare is the least share of a window's rows its kept categories
+// must hold for a folded feature to be compared: below it the comparison
+// is mostly of one opaque bucket (OtherCategory) and of categories that
+// happen to be the most frequent among near-unique values.
+const minKeptShare = 0.5
+
+// highCardinality says whether a categorical feature's methods are
+// skipped, and why: it has more distinct values than MaxCategories and
+// its MaxCategories most frequent hold less than minKeptShare of the rows
+// of a window (a user id sent as a feature: every category seen once,
+// chi-square and PSI on them mean nothing).
+func highCardinality(cf *window.Categorical, maxCategories int) (skip bool, note string) {
+	if !cf.Folded {
+		return false, ""
+	}
+	var refOther, curOther int64
+	if n := len(cf.Categories); n > 0 && cf.Categories[n-1] == window.OtherCategory {
+		refOther, curOther = cf.RefCounts[n-1], cf.CurCounts[n-1]
+	}
+	kept := func(other, n int64) float64 {
+		if n == 0 {
+			return 1
+		}
+		return 1 - float64(other)/float64(n)
+	}
+	ref, cur := kept(refOther, cf.RefN), kept(curOther, cf.CurN)
+	skip = ref < minKeptShare || cur < minKeptShare
+	note = fmt.Sprintf("high_cardinality: %d distinct values in the two windows (%d in the current, %d in the reference), more than max_categories (%d); the %d most frequent hold %.1f%% of the current rows and %.1f%% of the reference's, the rest is one %s bucket",
+		cf.Distinct, cf.CurDistinct, cf.RefDistinct, maxCategories, maxCategories, 100*cur, 100*ref, window.OtherCategory)
+	if skip {
+		note += fmt.Sprintf(", so the category methods are skipped (they compare near-unique values, below %.0f%% of a window's rows); raise max_categories or stop sending this feature", 100*minKeptShare)
+	} else {
+		note += ", which the methods compare as one category"
+	}
+	return skip, note
+}
+
+// categoricalRows computes c's categorical methods on one feature; those
+// of a feature highCardinality skips are rows with status skipped.
+func categoricalRows(cf *window.Categorical, c Config, maxCategories int) []Row {
+	if skip, note := highCardinality(cf, maxCategories); skip {
+		rows := make([]Row, 0, len(c.CategoricalMethods))
+		for _, m := range c.CategoricalMethods {
+			rows = append(rows, Row{Feature: cf.Feature, Kind: kindOf(cf.Feature), Method: m, Threshold: c.Threshold(cf.Feature, m), Samples: cf.CurN, ReferenceSamples: cf.RefN,
+				Value: math.NaN(), PValue: math.NaN(), PValueAdjusted: math.NaN(), Status: StatusSkipped, Note: note})
+		}
+		return rows
+	}
 	counts := stat.Counts{Labels: cf.Categories, Reference: cf.RefCounts, Current: cf.CurCounts}
 	return methodRows(cf.Feature, c.CategoricalMethods, cf.RefN, cf.CurN, c, func(m string) (stat.Result, error) {
 		switch m {

@@ -3,7 +3,9 @@ package window
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -27,6 +29,16 @@ type profileJSON struct {
 	Newest     time.Time     `json:"newest"`
 	Numeric    []numericJSON `json:"numeric"`
 	Categories []catJSON     `json:"categories"`
+	// CategoryStats per categorical feature (absent in profiles written
+	// before categories were folded: then none is, and the distinct
+	// values are the categories listed).
+	CategoryStats []catStatJSON `json:"category_stats,omitempty"`
+}
+
+type catStatJSON struct {
+	Feature  string `json:"feature"`
+	Distinct int64  `json:"distinct"`
+	Folded   bool   `json:"folded,omitempty"`
 }
 
 type numericJSON struct {
@@ -45,6 +57,9 @@ type catJSON struct {
 	Feature  string `json:"feature"`
 	Category string `json:"category"`
 	N        int64  `json:"n"`
+	// Folded: the sum of the feature's categories beyond MaxCategories
+	// (Category is empty).
+	Folded bool `json:"folded,omitempty"`
 }
 
 // Marshal encodes r for a reference_profiles row.
@@ -59,7 +74,10 @@ func (r *Reference) Marshal() ([]byte, error) {
 			RefValues: n.RefValues, RefCounts: n.RefCounts, SampledRef: n.SampledRef})
 	}
 	for _, c := range r.categories {
-		p.Categories = append(p.Categories, catJSON{Feature: c.feature, Category: c.category, N: c.ref})
+		p.Categories = append(p.Categories, catJSON{Feature: c.feature, Category: c.category, N: c.ref, Folded: c.folded})
+	}
+	for _, f := range slices.Sorted(maps.Keys(r.catStats)) {
+		p.CategoryStats = append(p.CategoryStats, catStatJSON{Feature: f, Distinct: r.catStats[f].distinct, Folded: r.catStats[f].folded})
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -87,9 +105,23 @@ func Unmarshal(data []byte) (*Reference, error) {
 	}
 	cats := make([]catRow, 0, len(p.Categories))
 	for _, c := range p.Categories {
-		cats = append(cats, catRow{feature: c.Feature, category: c.Category, ref: c.N})
+		cats = append(cats, catRow{feature: c.Feature, category: c.Category, ref: c.N, folded: c.Folded})
 	}
-	r := newReference(p.Model, Span{Start: p.Start.UTC(), End: p.End.UTC()}, p.Options, p.Rows, p.Newest, num, cats)
+	var stats map[string]catStats
+	if len(p.CategoryStats) > 0 {
+		stats = map[string]catStats{}
+		for _, s := range p.CategoryStats {
+			// distinct above MaxCategories marks the feature folded.
+			d := s.Distinct
+			if s.Folded {
+				d = max(d, int64(p.Options.MaxCategories)+1)
+			} else {
+				d = min(d, int64(p.Options.MaxCategories))
+			}
+			stats[s.Feature] = catStats{distinct: d, ref: s.Distinct}
+		}
+	}
+	r := newReference(p.Model, Span{Start: p.Start.UTC(), End: p.End.UTC()}, p.Options, p.Rows, p.Newest, num, cats, stats)
 	r.pinned = true
 	return r, nil
 }

@@ -19,13 +19,26 @@ type Reference struct {
 	newest     time.Time
 	numeric    []Numeric // reference fields only
 	categories []catRow  // ref > 0 only
-	bytes      int64
+	// catStats per categorical feature: its distinct values in the
+	// reference and whether the categories were folded (then categories
+	// are not all of the reference's).
+	catStats map[string]refCats
+	bytes    int64
 	// pinned: persisted (see profile.go); valid whatever the raw rows say.
 	pinned bool
 }
 
-func newReference(model string, span Span, opts Options, rows int64, newest time.Time, num []Numeric, cats []catRow) *Reference {
-	r := &Reference{model: model, span: span, opts: opts, rows: rows, newest: newest}
+// refCats is what a Reference knows of one categorical feature.
+type refCats struct {
+	distinct int64
+	folded   bool
+}
+
+// newReference keeps the reference's side of a computation; stats are
+// the category statistics of the computation (nil: count the distinct
+// values from cats, none folded).
+func newReference(model string, span Span, opts Options, rows int64, newest time.Time, num []Numeric, cats []catRow, stats map[string]catStats) *Reference {
+	r := &Reference{model: model, span: span, opts: opts, rows: rows, newest: newest, catStats: map[string]refCats{}}
 	for _, n := range num {
 		r.numeric = append(r.numeric, Numeric{Feature: n.Feature, Edges: n.Edges, RefBins: n.RefBins, RefN: n.RefN,
 			RefMin: n.RefMin, RefMax: n.RefMax, RefValues: n.RefValues, RefCounts: n.RefCounts, SampledRef: n.SampledRef})
@@ -33,8 +46,16 @@ func newReference(model string, span Span, opts Options, rows int64, newest time
 	}
 	for _, c := range cats {
 		if c.ref > 0 {
-			r.categories = append(r.categories, catRow{feature: c.feature, category: c.category, ref: c.ref})
+			r.categories = append(r.categories, catRow{feature: c.feature, category: c.category, ref: c.ref, folded: c.folded})
 			r.bytes += int64(len(c.feature)+len(c.category)) + 48
+			if stats == nil {
+				r.catStats[c.feature] = refCats{distinct: r.catStats[c.feature].distinct + 1}
+			}
+		}
+	}
+	for f, s := range stats {
+		if s.ref > 0 {
+			r.catStats[f] = refCats{distinct: s.ref, folded: s.distinct > int64(opts.MaxCategories)}
 		}
 	}
 	return r
@@ -63,7 +84,10 @@ func (r *Reference) numericFor(ctx context.Context, q *querier) ([]Numeric, erro
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Numeric, len(r.numeric))
+	var out []Numeric // nil without features, as numericEdges
+	if len(r.numeric) > 0 {
+		out = make([]Numeric, len(r.numeric))
+	}
 	for i, n := range r.numeric {
 		n.CurN = curN[n.Feature]
 		n.CurBins = make([]int64, len(n.RefBins))

@@ -117,10 +117,19 @@ type Numeric struct {
 // Categorical is one categorical feature's aggregates.
 type Categorical struct {
 	Feature string
-	// Categories, RefCounts and CurCounts are aligned.
+	// Categories, RefCounts and CurCounts are aligned. When Folded, the
+	// last category is OtherCategory, the sum of those beyond the
+	// MaxCategories most frequent.
 	Categories           []string
 	RefCounts, CurCounts []int64
 	RefN, CurN           int64
+	// Distinct counts the feature's distinct values in the two windows
+	// (exact, except against a pinned reference whose categories were
+	// folded: then an estimate, the two windows' counts less the kept
+	// categories they share), RefDistinct and CurDistinct in each.
+	Distinct, RefDistinct, CurDistinct int64
+	// Folded: the feature has more distinct values than MaxCategories.
+	Folded bool
 }
 
 // Snapshot is what ClickHouse reports for one model and a pair of windows.
@@ -131,6 +140,8 @@ type Snapshot struct {
 	RefRows, CurRows int64
 	Numeric          []Numeric
 	Categorical      []Categorical
+	// MaxCategories is the most categories a categorical feature keeps.
+	MaxCategories int
 	// DeadLetters counts the model's events ingest rejected in the current
 	// window (by their event time when it could be read, else the time of
 	// rejection), per reason; from the dead_letters table.
@@ -165,7 +176,7 @@ func Compute(ctx context.Context, conn driver.Conn, model string, ref, cur Span,
 // even when the reference window's rows are gone.
 func ComputeCached(ctx context.Context, conn driver.Conn, model string, ref, cur Span, opts Options, cached *Reference) (*Snapshot, *Reference, error) {
 	opts.defaults()
-	s := &Snapshot{Model: model, Reference: ref, Current: cur}
+	s := &Snapshot{Model: model, Reference: ref, Current: cur, MaxCategories: opts.MaxCategories}
 	q := &querier{conn: conn, model: model, ref: ref, cur: cur, opts: opts}
 	newest, err := q.rows(ctx, s)
 	if err != nil {
@@ -190,12 +201,13 @@ func ComputeCached(ctx context.Context, conn driver.Conn, model string, ref, cur
 		wg             sync.WaitGroup
 		numErr, catErr error
 		catRows        []catRow
+		catStat        map[string]catStats
 	)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if catRows, catErr = q.categoryRows(ctx, cached); catErr == nil {
-			s.Categorical = q.assembleCategorical(catRows)
+		if catRows, catStat, catErr = q.categoryRows(ctx, cached); catErr == nil {
+			s.Categorical = q.assembleCategorical(catRows, catStat)
 			s.DeadLetters, catErr = q.deadLetters(ctx)
 		}
 		if catErr != nil {
@@ -223,7 +235,7 @@ func ComputeCached(ctx context.Context, conn driver.Conn, model string, ref, cur
 	}
 	s.Numeric = num
 	if cached == nil {
-		cached = newReference(model, ref, opts, s.RefRows, newest, num, catRows)
+		cached = newReference(model, ref, opts, s.RefRows, newest, num, catRows, catStat)
 	}
 	return s, cached, nil
 }
@@ -616,58 +628,121 @@ func (q *querier) countsBy(ctx context.Context, sql, what string) (map[string]in
 	return out, nil
 }
 
-// catRow is one (feature, category) with its counts in the two windows.
+// OtherCategory is the category the categories of a feature beyond
+// MaxCategories are summed into.
+const OtherCategory = "__other"
+
+// catRow is one (feature, category) with its counts in the two windows;
+// a folded row (category "") sums the feature's categories beyond
+// MaxCategories.
 type catRow struct {
 	feature, category string
 	ref, cur          int64
+	folded            bool
 }
 
-// categoryRows returns every (feature, category) of the two windows with
-// their counts, ordered by feature, then count in both windows (most
-// first), then category. With cached, the current window is read and its
-// counts merged with the cached reference's.
-func (q *querier) categoryRows(ctx context.Context, cached *Reference) ([]catRow, error) {
+// catStats count a feature's distinct values in the two windows, and in
+// each of them.
+type catStats struct {
+	distinct, ref, cur int64
+}
+
+// categorySQL counts every (feature, category) of the windows q reads and
+// keeps, per feature, the MaxCategories most frequent in both windows
+// together (then by category), summing the rest into one folded row, with
+// the feature's distinct values: ClickHouse groups a unique-per-event
+// feature's millions of values, and Go receives at most MaxCategories + 1
+// rows per feature. Ordered by feature, the kept rows by count (most
+// first) and category, the folded row last — the order merge gives too.
+func (q *querier) categorySQL() string {
 	// The label is a second, narrow read under UNION ALL, like the score.
-	sql := fmt.Sprintf("SELECT k, v, countIf(NOT is_cur) AS r, countIf(is_cur) AS c FROM ("+
+	return fmt.Sprintf("SELECT k, folded, if(folded, '', v) AS cat, sum(r) AS rr, sum(c) AS cc, any(d), any(dr), any(dc) FROM ("+
+		"SELECT k, v, r, c, rn > %[4]d AS folded, d, dr, dc FROM ("+
+		"SELECT k, v, r, c, row_number() OVER byCount AS rn, count() OVER byFeature AS d, countIf(r > 0) OVER byFeature AS dr, countIf(c > 0) OVER byFeature AS dc FROM ("+
+		"SELECT k, v, countIf(NOT is_cur) AS r, countIf(is_cur) AS c FROM ("+
 		"SELECT is_cur, k, v FROM (SELECT %[1]s AS is_cur, features_categorical %[2]s) "+
 		"ARRAY JOIN mapKeys(features_categorical) AS k, mapValues(features_categorical) AS v "+
 		"UNION ALL SELECT %[1]s AS is_cur, %[3]s AS k, assumeNotNull(prediction_label) AS v %[2]s AND prediction_label IS NOT NULL"+
-		") GROUP BY k, v ORDER BY k, r + c DESC, v", q.inCur(), q.base(), chsql.String(LabelFeature))
-	rows, err := q.conn.Query(ctx, sql)
+		") GROUP BY k, v) WINDOW byCount AS (PARTITION BY k ORDER BY r + c DESC, v), byFeature AS (PARTITION BY k))"+
+		") GROUP BY k, folded, cat ORDER BY k, folded, rr + cc DESC, cat", q.inCur(), q.base(), chsql.String(LabelFeature), q.opts.MaxCategories)
+}
+
+// readCategories runs categorySQL.
+func (q *querier) readCategories(ctx context.Context) ([]catRow, map[string]catStats, error) {
+	rows, err := q.conn.Query(ctx, q.categorySQL())
 	if err != nil {
-		return nil, fmt.Errorf("category counts of %s: %w", q.model, err)
+		return nil, nil, fmt.Errorf("category counts of %s: %w", q.model, err)
 	}
 	defer rows.Close()
 	var out []catRow
+	stats := map[string]catStats{}
 	for rows.Next() {
 		var (
-			f, v string
-			r, c uint64
+			f, v          string
+			folded        bool
+			r, c, d, x, y uint64
 		)
-		if err := rows.Scan(&f, &v, &r, &c); err != nil {
-			return nil, fmt.Errorf("read category counts of %s: %w", q.model, err)
+		if err := rows.Scan(&f, &folded, &v, &r, &c, &d, &x, &y); err != nil {
+			return nil, nil, fmt.Errorf("read category counts of %s: %w", q.model, err)
 		}
-		out = append(out, catRow{f, v, int64(r), int64(c)})
+		out = append(out, catRow{f, v, int64(r), int64(c), folded})
+		stats[f] = catStats{distinct: int64(d), ref: int64(x), cur: int64(y)}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read category counts of %s: %w", q.model, err)
+		return nil, nil, fmt.Errorf("read category counts of %s: %w", q.model, err)
 	}
-	if cached == nil {
-		return out, nil
+	return out, stats, nil
+}
+
+// categoryRows returns the categories of the two windows with their
+// counts and the features' distinct values (see categorySQL). With cached,
+// the current window is read and merged with the cached reference's: the
+// same rows as reading both windows while no feature has more than
+// MaxCategories. When one has, the kept reference is not every category
+// of the reference, so both windows are read again — or, for a pinned
+// reference (whose rows may be gone), the two windows' kept categories
+// are merged, the folded rows summed, and the distinct values estimated.
+func (q *querier) categoryRows(ctx context.Context, cached *Reference) ([]catRow, map[string]catStats, error) {
+	out, stats, err := q.readCategories(ctx)
+	if err != nil || cached == nil {
+		return out, stats, err
 	}
-	// Merge: the cached reference counts, plus the current window's.
-	type key struct{ f, v string }
-	idx := make(map[key]int, len(cached.categories)+len(out))
-	merged := make([]catRow, 0, len(cached.categories)+len(out))
-	for _, r := range cached.categories {
-		idx[key{r.feature, r.category}] = len(merged)
-		merged = append(merged, catRow{r.feature, r.category, r.ref, 0})
+	folded := false
+	for _, s := range cached.catStats {
+		folded = folded || s.folded
 	}
-	for _, r := range out {
-		if i, ok := idx[key{r.feature, r.category}]; ok {
-			merged[i].cur = r.cur
+	for _, s := range stats {
+		folded = folded || s.distinct > int64(q.opts.MaxCategories)
+	}
+	if folded && !cached.pinned {
+		both := *q
+		both.curOnly = false
+		return both.readCategories(ctx)
+	}
+	return cached.merge(out, stats, folded)
+}
+
+// merge merges the current window's category rows and stats with r's.
+func (r *Reference) merge(cur []catRow, curStats map[string]catStats, folded bool) ([]catRow, map[string]catStats, error) {
+	type key struct {
+		f, v   string
+		folded bool
+	}
+	idx := make(map[key]int, len(r.categories)+len(cur))
+	merged := make([]catRow, 0, len(r.categories)+len(cur))
+	for _, c := range r.categories {
+		idx[key{c.feature, c.category, c.folded}] = len(merged)
+		merged = append(merged, catRow{c.feature, c.category, c.ref, 0, c.folded})
+	}
+	shared := map[string]int64{}
+	for _, c := range cur {
+		if i, ok := idx[key{c.feature, c.category, c.folded}]; ok {
+			merged[i].cur = c.cur
+			if !c.folded {
+				shared[c.feature]++
+			}
 		} else {
-			merged = append(merged, catRow{r.feature, r.category, 0, r.cur})
+			merged = append(merged, catRow{c.feature, c.category, 0, c.cur, c.folded})
 		}
 	}
 	sort.Slice(merged, func(i, j int) bool {
@@ -675,26 +750,48 @@ func (q *querier) categoryRows(ctx context.Context, cached *Reference) ([]catRow
 		if a.feature != b.feature {
 			return a.feature < b.feature
 		}
+		if a.folded != b.folded {
+			return b.folded
+		}
 		if a.ref+a.cur != b.ref+b.cur {
 			return a.ref+a.cur > b.ref+b.cur
 		}
 		return a.category < b.category
 	})
-	return merged, nil
+	stats := map[string]catStats{}
+	for _, c := range merged {
+		s := stats[c.feature]
+		if !folded {
+			s.distinct++ // every category of both windows is here
+		}
+		stats[c.feature] = s
+	}
+	for f, s := range stats {
+		s.ref, s.cur = r.catStats[f].distinct, curStats[f].cur
+		if folded {
+			// Categories seen in both windows count once where both
+			// kept them; some beyond the kept ones may be counted twice.
+			s.distinct = s.ref + s.cur - shared[f]
+		}
+		stats[f] = s
+	}
+	return merged, stats, nil
 }
 
 // assembleCategorical turns ordered category rows into the features'
-// aggregates: at most MaxCategories categories each (the rest summed into
-// "__other"), the features most frequent in the reference first, capped at
-// MaxFeatures, and the label last.
-func (q *querier) assembleCategorical(rows []catRow) []Categorical {
+// aggregates: at most MaxCategories categories each (the rest, and the
+// folded rows, summed into OtherCategory), the features most frequent in
+// the reference first, capped at MaxFeatures, and the label last.
+func (q *querier) assembleCategorical(rows []catRow, stats map[string]catStats) []Categorical {
 	byFeature := map[string]*Categorical{}
+	other := map[string]int{} // index of a feature's OtherCategory
 	var order []string
 	for _, row := range rows {
-		f, v, r, c := row.feature, row.category, row.ref, row.cur
+		f, r, c := row.feature, row.ref, row.cur
 		x := byFeature[f]
 		if x == nil {
-			x = &Categorical{Feature: f}
+			s := stats[f]
+			x = &Categorical{Feature: f, Distinct: s.distinct, RefDistinct: s.ref, CurDistinct: s.cur, Folded: s.distinct > int64(q.opts.MaxCategories)}
 			byFeature[f] = x
 			if f != LabelFeature {
 				order = append(order, f)
@@ -702,19 +799,23 @@ func (q *querier) assembleCategorical(rows []catRow) []Categorical {
 		}
 		x.RefN += r
 		x.CurN += c
-		if len(x.Categories) < q.opts.MaxCategories {
-			x.Categories = append(x.Categories, v)
+		if !row.folded && len(x.Categories) < q.opts.MaxCategories {
+			x.Categories = append(x.Categories, row.category)
 			x.RefCounts = append(x.RefCounts, r)
 			x.CurCounts = append(x.CurCounts, c)
-		} else {
-			if x.Categories[len(x.Categories)-1] != "__other" {
-				x.Categories = append(x.Categories, "__other")
-				x.RefCounts = append(x.RefCounts, 0)
-				x.CurCounts = append(x.CurCounts, 0)
-			}
-			x.RefCounts[len(x.RefCounts)-1] += r
-			x.CurCounts[len(x.CurCounts)-1] += c
+			continue
 		}
+		x.Folded = true
+		i, ok := other[f]
+		if !ok {
+			i = len(x.Categories)
+			other[f] = i
+			x.Categories = append(x.Categories, OtherCategory)
+			x.RefCounts = append(x.RefCounts, 0)
+			x.CurCounts = append(x.CurCounts, 0)
+		}
+		x.RefCounts[i] += r
+		x.CurCounts[i] += c
 	}
 	// The most frequent features in the reference first, capped; the label
 	// last, whatever its reference count.

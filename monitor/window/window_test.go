@@ -14,6 +14,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/internal/testdb"
 	"github.com/driftwatch/driftwatch/monitor/stat"
 )
@@ -310,4 +311,132 @@ func TestDecodeFloats(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCategoriesFolded: a feature with 40 skewed categories and one with a
+// value unique per row, MaxCategories 5. ClickHouse keeps, per feature, the
+// 5 most frequent categories in both windows together (ties by category)
+// and sums the rest into __other, with the distinct values of the windows
+// — as computed here in Go from the rows. A cached reference gives the
+// same snapshot; a pinned (persisted) one, whose rows cannot be read
+// again, keeps the counts exact and estimates the distinct values from
+// above.
+func TestCategoriesFolded(t *testing.T) {
+	conn := openDB(t)
+	ctx := context.Background()
+	t0 := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
+	ref := Span{Start: t0, End: t0.Add(time.Hour)}
+	cur := Span{Start: t0.Add(time.Hour), End: t0.Add(2 * time.Hour)}
+	const n = 4000 // rows per window
+	// tier: category number^2 % 1601 / 40 in the reference, shifted by 3 in
+	// the current window, so both share most but not all categories.
+	if err := conn.Exec(ctx, fmt.Sprintf("INSERT INTO inferences (event_id, model_id, model_version, prediction_id, timestamp, features_categorical, ingested_at) "+
+		"SELECT toString(number), 'm', '1', '', %s + toIntervalMillisecond(number * 900), "+
+		"map('tier', concat('t', toString(intDiv((number %% %d) * (number %% %d) %% 1601, 40) + if(number >= %d, 3, 0))), 'uid', concat('u', toString(number))), now64(3) FROM numbers(%d)",
+		chsql.Time(t0), n, n, n, 2*n)); err != nil {
+		t.Fatal(err)
+	}
+	type counts struct{ r, c int64 }
+	want := map[string]map[string]counts{"tier": {}, "uid": {}}
+	for i := range 2 * n {
+		isCur := i >= n
+		add := func(f, v string) {
+			x := want[f][v]
+			if isCur {
+				x.c++
+			} else {
+				x.r++
+			}
+			want[f][v] = x
+		}
+		tier := (i % n) * (i % n) % 1601 / 40
+		if isCur {
+			tier += 3
+		}
+		add("tier", fmt.Sprintf("t%d", tier))
+		add("uid", fmt.Sprintf("u%d", i))
+	}
+	opts := Options{MaxCategories: 5}
+	full, refAgg, err := ComputeCached(ctx, conn, "m", ref, cur, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, s *Snapshot, exact bool) {
+		t.Helper()
+		if len(s.Categorical) != 2 {
+			t.Fatalf("%s: %d categorical features, want 2", what, len(s.Categorical))
+		}
+		for _, c := range s.Categorical {
+			cats := want[c.Feature]
+			names := make([]string, 0, len(cats))
+			var refD, curD int64
+			for v, x := range cats {
+				names = append(names, v)
+				if x.r > 0 {
+					refD++
+				}
+				if x.c > 0 {
+					curD++
+				}
+			}
+			slices.SortFunc(names, func(a, b string) int {
+				if d := (cats[b].r + cats[b].c) - (cats[a].r + cats[a].c); d != 0 {
+					return int(d)
+				}
+				return strings.Compare(a, b)
+			})
+			var other counts
+			for _, v := range names[5:] {
+				other.r, other.c = other.r+cats[v].r, other.c+cats[v].c
+			}
+			wantCats := append(slices.Clone(names[:5]), OtherCategory)
+			if !exact {
+				// Merged from the two windows' kept categories: the
+				// totals hold, not every category's counts.
+				var r, cu int64
+				for i := range c.Categories {
+					r, cu = r+c.RefCounts[i], cu+c.CurCounts[i]
+				}
+				if len(c.Categories) != 6 || c.Categories[5] != OtherCategory || r != n || cu != n || c.RefN != n || c.CurN != n || !c.Folded ||
+					c.RefDistinct != refD || c.CurDistinct != curD || c.Distinct < int64(len(names)) {
+					t.Errorf("%s %s: categories %v with %d/%d rows (want 5 and __other, %d each), folded %v, distinct %d (%d/%d), want at least %d (%d/%d)",
+						what, c.Feature, c.Categories, r, cu, n, c.Folded, c.Distinct, c.RefDistinct, c.CurDistinct, len(names), refD, curD)
+				}
+				continue
+			}
+			if !slices.Equal(c.Categories, wantCats) {
+				t.Errorf("%s %s: categories %v, want %v", what, c.Feature, c.Categories, wantCats)
+				continue
+			}
+			for i, v := range names[:5] {
+				if c.RefCounts[i] != cats[v].r || c.CurCounts[i] != cats[v].c {
+					t.Errorf("%s %s=%s: counts %d/%d, want %d/%d", what, c.Feature, v, c.RefCounts[i], c.CurCounts[i], cats[v].r, cats[v].c)
+				}
+			}
+			if c.RefCounts[5] != other.r || c.CurCounts[5] != other.c || c.RefN != n || c.CurN != n || !c.Folded {
+				t.Errorf("%s %s: __other %d/%d, want %d/%d; rows %d/%d, want %d; folded %v", what, c.Feature, c.RefCounts[5], c.CurCounts[5], other.r, other.c, c.RefN, c.CurN, n, c.Folded)
+			}
+			if c.RefDistinct != refD || c.CurDistinct != curD || c.Distinct != int64(len(names)) {
+				t.Errorf("%s %s: distinct %d (%d/%d), want %d (%d/%d)", what, c.Feature, c.Distinct, c.RefDistinct, c.CurDistinct, len(names), refD, curD)
+			}
+		}
+	}
+	check("both windows read", full, true)
+	cached, again, err := ComputeCached(ctx, conn, "m", ref, cur, opts, refAgg)
+	if err != nil || again != refAgg || !reflect.DeepEqual(cached, full) {
+		t.Errorf("cached reference: snapshot equal %v, reference reused %v, %v", reflect.DeepEqual(cached, full), again == refAgg, err)
+	}
+	blob, err := refAgg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned, err := Unmarshal(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, used, err := ComputeCached(ctx, conn, "m", ref, cur, opts, pinned)
+	if err != nil || used != pinned {
+		t.Fatalf("pinned reference: used %v, %v", used == pinned, err)
+	}
+	check("pinned reference", got, false)
 }
