@@ -3,7 +3,11 @@
 // bin counts on reference-quantile edges, capped value→count samples for
 // the rank tests, per-category counts, missing and out-of-range counts.
 // Go receives aggregates, never raw rows, so the work scales with the
-// ClickHouse cluster rather than with the monitor.
+// ClickHouse cluster rather than with the monitor: a categorical feature's
+// categories beyond MaxCategories are summed in ClickHouse (a user id sent
+// as a feature is one row, not millions), and a query whose per-feature
+// constants would exceed ClickHouse's max_query_size is split by features
+// (MaxQueryBytes).
 //
 // Every query reads inferences FINAL for one model and the union of the two
 // windows (or one of them), by event time, except the count of the current
