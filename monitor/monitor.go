@@ -421,9 +421,7 @@ func (m *Monitor) round(ctx context.Context, model string, end time.Time, st *mo
 		first = oldest
 	}
 	timeout := m.evaluationTimeout(model)
-	if first.After(end) {
-		// Nothing due.
-	} else if err := m.withDeadline(ctx, timeout, func(ctx context.Context) error {
+	err := m.withDeadline(ctx, timeout, func(ctx context.Context) error {
 		for e := first; !e.After(end); e = e.Add(m.opts.Step) {
 			if _, err := m.Evaluate(ctx, model, e); err != nil {
 				return fmt.Errorf("window ending %s: %w", e.Format(time.RFC3339), err)
@@ -431,7 +429,8 @@ func (m *Monitor) round(ctx context.Context, model string, end time.Time, st *mo
 			st.last = e
 		}
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		m.roundFailed(ctx, "evaluation", model, timeout, err)
 	}
 	p := m.opts.Performance
