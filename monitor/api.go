@@ -237,6 +237,8 @@ type ResultRow struct {
 	Reference      string    `json:"reference"`
 	ReferenceStart time.Time `json:"reference_start"`
 	ReferenceEnd   time.Time `json:"reference_end"`
+	// Note says why a method was skipped (status skipped), else empty.
+	Note string `json:"note,omitempty"`
 }
 
 func (m *Monitor) apiResults(w http.ResponseWriter, r *http.Request) {

@@ -69,7 +69,7 @@ func newExporter(reg prometheus.Registerer, maxFeatures, maxSeries int, lookback
 		score:    prometheus.NewDesc("driftwatch_drift_score", "Latest drift statistic per model, feature and method (the statistic itself for tests: KS D, chi-square X², …; p-values are in drift_results).", []string{"model", "feature", "method"}, nil),
 		detected: prometheus.NewDesc("driftwatch_drift_detected", "1 while a feature is drifted for the configured number of consecutive windows.", []string{"model", "feature"}, nil),
 		samples:  prometheus.NewDesc("driftwatch_window_samples", "Rows in the latest current window.", []string{"model"}, nil),
-		quality:  prometheus.NewDesc("driftwatch_data_quality", "Latest data-quality measure per model, feature and check (missing_share, out_of_range_share, volume_ratio; dead_letter_share with the reason as feature).", []string{"model", "feature", "check"}, nil),
+		quality:  prometheus.NewDesc("driftwatch_data_quality", "Latest data-quality measure per model, feature and check (missing_share, out_of_range_share, volume_ratio, high_cardinality: distinct values; dead_letter_share with the reason as feature).", []string{"model", "feature", "check"}, nil),
 	}
 	e.dropped = promauto.With(reg).NewCounter(prometheus.CounterOpts{Name: "driftwatch_monitor_series_dropped_total", Help: "Series of an evaluated model not exported because its share of max_series was smaller."})
 	reg.MustRegister(e)
@@ -255,7 +255,9 @@ func (e *exporter) update(model string, rows int64, v policy.Verdict) {
 			continue
 		}
 		if r.Kind == policy.KindDataQuality {
-			if r.Feature == policy.ModelFeature || r.Method == policy.CheckDeadLetterShare || keep[r.Feature] {
+			// high_cardinality too for a feature whose methods were skipped
+			// (it has no PSI or KS to rank it by).
+			if r.Feature == policy.ModelFeature || r.Method == policy.CheckDeadLetterShare || r.Method == policy.CheckHighCardinality || keep[r.Feature] {
 				tail = append(tail, prometheus.MustNewConstMetric(e.quality, prometheus.GaugeValue, r.Value, model, r.Feature, r.Method))
 			}
 			continue

@@ -114,3 +114,38 @@ func TestSeriesBudgetIsFair(t *testing.T) {
 		t.Errorf("after lookback: driftwatch_drift_detected{model=zz-real,feature=f3} = %v (exported %v), want 1", v, ok)
 	}
 }
+
+// TestHighCardinalityExported: a feature whose category methods were
+// skipped has no PSI or KS to rank it, yet its high_cardinality row is
+// exported.
+func TestHighCardinalityExported(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newExporter(reg, 50, 10_000, time.Hour, time.Now)
+	v := verdict(2, 0.01)
+	v.Rows = append(v.Rows,
+		policy.Row{Feature: "user_id", Kind: policy.KindDrift, Method: stat.MethodPSI, Value: math.NaN(), Status: "skipped"},
+		policy.Row{Feature: "user_id", Kind: policy.KindDataQuality, Method: policy.CheckHighCardinality, Value: 500_000})
+	e.update("m", 1000, v)
+	ms, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := math.NaN()
+	for _, mf := range ms {
+		if mf.GetName() != "driftwatch_data_quality" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, p := range m.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			if l["model"] == "m" && l["feature"] == "user_id" && l["check"] == "high_cardinality" {
+				found = m.GetGauge().GetValue()
+			}
+		}
+	}
+	if !(found == 500_000) {
+		t.Errorf("driftwatch_data_quality{check=high_cardinality,feature=user_id} = %v, want 500000", found)
+	}
+}

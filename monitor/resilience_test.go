@@ -144,7 +144,7 @@ func TestHighCardinalityFeature(t *testing.T) {
 	if peak > 1<<30 {
 		t.Errorf("Go heap peaked at %d MiB, want at most 1024", peak>>20)
 	}
-	res, err := m.store.LatestResults(ctx, "a-ids")
+	res, err := m.store.LatestResults(ctx, "a-ids", 10_000)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -351,7 +351,7 @@ func (s *Store) RecordTrigger(ctx context.Context, t *schemas.RetrainTrigger, ev
 	return nil
 }
 
-const resultCols = "feature, kind, method, value, p_value, p_value_adjusted, threshold, drifted, sustained, status, samples, window_start, window_end, reference_kind, reference_start, reference_end"
+const resultCols = "feature, kind, method, value, p_value, p_value_adjusted, threshold, drifted, sustained, status, samples, window_start, window_end, reference_kind, reference_start, reference_end, note"
 
 // scanAll runs sql and scans every row with scan. Its errors name table:
 // "query <table>: …" when the query fails, "read <table>: …" when a row
@@ -379,7 +379,7 @@ func scanAll[T any](ctx context.Context, conn driver.Conn, table, sql string, sc
 
 func scanResult(rows driver.Rows, r *ResultRow) error {
 	var v float64
-	if err := rows.Scan(&r.Feature, &r.Kind, &r.Method, &v, &r.PValue, &r.PValueAdjusted, &r.Threshold, &r.Drifted, &r.Sustained, &r.Status, &r.Samples, &r.WindowStart, &r.WindowEnd, &r.Reference, &r.ReferenceStart, &r.ReferenceEnd); err != nil {
+	if err := rows.Scan(&r.Feature, &r.Kind, &r.Method, &v, &r.PValue, &r.PValueAdjusted, &r.Threshold, &r.Drifted, &r.Sustained, &r.Status, &r.Samples, &r.WindowStart, &r.WindowEnd, &r.Reference, &r.ReferenceStart, &r.ReferenceEnd, &r.Note); err != nil {
 		return err
 	}
 	if !math.IsNaN(v) && !math.IsInf(v, 0) {
