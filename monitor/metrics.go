@@ -20,7 +20,9 @@ import (
 // maxSeries series in all, shared fairly: every model gets the same share
 // (max-min fair: a model that needs less leaves the rest to the others),
 // the most drifted models get the series the shares leave over first, and
-// within a model its sustained drift comes first. The series of a model
+// within a model its sustained drift comes first: every model's head (its
+// sustained drift with the statistics the alerts quote, and its samples)
+// is allotted before any model's other series. The series of a model
 // not evaluated within lookback are deleted.
 type exporter struct {
 	mu          sync.Mutex
@@ -36,7 +38,8 @@ type exporter struct {
 }
 
 // modelSeries is one model's series, most important first: head (the
-// detected series of its sustained features, then its window's samples),
+// detected series of its sustained features, its window's samples, then
+// the sustained features' statistics),
 // extra (performance, label coverage, business correlations), tail (the
 // rest of its drift and data-quality series).
 type modelSeries struct {
@@ -139,15 +142,26 @@ func (e *exporter) allocate(changed string) {
 		}
 		return names[i] < names[j]
 	})
-	demand := make([]int, len(names))
+	// Heads first (sustained drift and its statistics, which the alerts
+	// quote, and each model's samples), shared fairly in that order; then
+	// the rest of every model's series from what the heads leave.
+	heads, rest := make([]int, len(names)), make([]int, len(names))
 	for i, name := range names {
-		demand[i] = e.models[name].len()
+		s := e.models[name]
+		heads[i], rest[i] = len(s.head), len(s.extra)+len(s.tail)
 	}
+	h := fairShares(heads, e.maxSeries)
+	left := e.maxSeries
+	for _, n := range h {
+		left -= n
+	}
+	r := fairShares(rest, left)
 	clear(e.shown)
-	for i, n := range fairShares(demand, e.maxSeries) {
-		e.shown[names[i]] = n
-		if names[i] == changed && n < demand[i] {
-			e.dropped.Add(float64(demand[i] - n))
+	for i, name := range names {
+		n := h[i] + r[i]
+		e.shown[name] = n
+		if name == changed && n < heads[i]+rest[i] {
+			e.dropped.Add(float64(heads[i] + rest[i] - n))
 		}
 	}
 }
@@ -262,8 +276,14 @@ func (e *exporter) update(model string, rows int64, v policy.Verdict) {
 			}
 			continue
 		}
-		if keep[r.Feature] {
-			tail = append(tail, prometheus.MustNewConstMetric(e.score, prometheus.GaugeValue, r.Value, model, r.Feature, r.Method))
+		if !keep[r.Feature] {
+			continue
+		}
+		m := prometheus.MustNewConstMetric(e.score, prometheus.GaugeValue, r.Value, model, r.Feature, r.Method)
+		if sustained[r.Feature] && r.Kind != policy.KindDataQuality {
+			head = append(head, m) // the statistics the drift alert quotes
+		} else {
+			tail = append(tail, m)
 		}
 	}
 	e.mu.Lock()

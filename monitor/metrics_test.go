@@ -68,26 +68,12 @@ func TestSeriesBudgetIsFair(t *testing.T) {
 		e.update(fmt.Sprintf("aaaa-%04d", i), 100, verdict(3, 0.01)) // 1 + 3 + 6 = 10 series each
 	}
 	e.update("zz-real", 1000, verdict(20, 0.9, "f3"))
-	exported := func(model, feature string) (float64, bool) {
-		ms, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range ms {
-			if mf.GetName() != "driftwatch_drift_detected" {
-				continue
-			}
-			for _, m := range mf.GetMetric() {
-				labels := map[string]string{}
-				for _, l := range m.GetLabel() {
-					labels[l.GetName()] = l.GetValue()
-				}
-				if labels["model"] == model && labels["feature"] == feature {
-					return m.GetGauge().GetValue(), true
-				}
-			}
-		}
-		return math.NaN(), false
+	exported := func(model, feature string) (float64, bool) { return gathered(t, reg, "driftwatch_drift_detected", model, feature, "") }
+	if _, ok := gathered(t, reg, "driftwatch_drift_score", "zz-real", "f3", stat.MethodPSI); !ok {
+		t.Error("the drifted model's PSI for f3, which its alert quotes, is not exported")
+	}
+	if _, ok := gathered(t, reg, "driftwatch_drift_score", "zz-real", "f3", stat.MethodKS); !ok {
+		t.Error("the drifted model's KS for f3, which its alert quotes, is not exported")
 	}
 	if v, ok := exported("zz-real", "f3"); !ok || v != 1 {
 		t.Errorf("driftwatch_drift_detected{model=zz-real,feature=f3} = %v (exported %v), want 1", v, ok)
@@ -148,4 +134,29 @@ func TestHighCardinalityExported(t *testing.T) {
 	if !(found == 500_000) {
 		t.Errorf("driftwatch_data_quality{check=high_cardinality,feature=user_id} = %v, want 500000", found)
 	}
+}
+
+// gathered is the value of metric name{model, feature[, method or check]}
+// in reg, and whether it is there.
+func gathered(t *testing.T, reg *prometheus.Registry, name, model, feature, method string) (float64, bool) {
+	t.Helper()
+	ms, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range ms {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, p := range m.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			if l["model"] == model && l["feature"] == feature && (method == "" || l["method"] == method || l["check"] == method) {
+				return m.GetGauge().GetValue(), true
+			}
+		}
+	}
+	return math.NaN(), false
 }
