@@ -27,6 +27,6 @@ CREATE TABLE IF NOT EXISTS inferences
 ENGINE = ReplacingMergeTree
 PARTITION BY toDate(timestamp)
 ORDER BY (model_id, timestamp, event_id)
-TTL toDateTime(timestamp) + INTERVAL {{.RetentionDays}} DAY
+TTL toDateTime(timestamp) + INTERVAL {{.RetentionFor "inferences"}} DAY
 SETTINGS non_replicated_deduplication_window = 10000
 COMMENT 'Every inference event, one row per event_id (use FINAL for exact counts)';

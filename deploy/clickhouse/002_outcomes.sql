@@ -17,6 +17,6 @@ CREATE TABLE IF NOT EXISTS outcomes
 ENGINE = ReplacingMergeTree
 PARTITION BY toDate(timestamp)
 ORDER BY (model_id, prediction_id, event_id)
-TTL toDateTime(timestamp) + INTERVAL {{.RetentionDays}} DAY
+TTL toDateTime(timestamp) + INTERVAL {{.RetentionFor "outcomes"}} DAY
 SETTINGS non_replicated_deduplication_window = 10000
 COMMENT 'Ground-truth outcomes, joined to inferences by (model_id, prediction_id)';

@@ -15,6 +15,6 @@ CREATE TABLE IF NOT EXISTS business_metrics
 ENGINE = ReplacingMergeTree
 PARTITION BY toDate(timestamp)
 ORDER BY (metric, model_id, timestamp, event_id)
-TTL toDateTime(timestamp) + INTERVAL {{.RetentionDays}} DAY
+TTL toDateTime(timestamp) + INTERVAL {{.RetentionFor "business_metrics"}} DAY
 SETTINGS non_replicated_deduplication_window = 10000
 COMMENT 'Business metric events';

@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS inferences_per_minute
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(minute)
 ORDER BY (model_id, model_version, minute)
-TTL minute + INTERVAL {{.RollupRetentionDays}} DAY
+TTL minute + INTERVAL {{.RollupRetentionFor "inferences_per_minute"}} DAY
 COMMENT 'Inference volume, mean score and latency per model, version and minute';
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS inferences_per_minute_mv TO inferences_per_minute
@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS outcomes_per_minute
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(minute)
 ORDER BY (model_id, minute)
-TTL minute + INTERVAL {{.RollupRetentionDays}} DAY
+TTL minute + INTERVAL {{.RollupRetentionFor "outcomes_per_minute"}} DAY
 COMMENT 'Outcome (label) volume per model and minute';
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS outcomes_per_minute_mv TO outcomes_per_minute
@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS business_metrics_per_minute
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(minute)
 ORDER BY (metric, model_id, minute)
-TTL minute + INTERVAL {{.RollupRetentionDays}} DAY
+TTL minute + INTERVAL {{.RollupRetentionFor "business_metrics_per_minute"}} DAY
 COMMENT 'Business metric count, sum, min and max per metric, model and minute';
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS business_metrics_per_minute_mv TO business_metrics_per_minute

@@ -20,6 +20,6 @@ CREATE TABLE IF NOT EXISTS dead_letters
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(timestamp)
 ORDER BY (model_id, timestamp, kafka_topic, kafka_partition, kafka_offset)
-TTL toDateTime(received_at) + INTERVAL {{.RetentionDays}} DAY
+TTL toDateTime(received_at) + INTERVAL {{.RetentionFor "dead_letters"}} DAY
 SETTINGS non_replicated_deduplication_window = 10000
 COMMENT 'Events ingest rejected, one row per source offset (use FINAL for exact counts)';

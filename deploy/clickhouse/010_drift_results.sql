@@ -26,5 +26,5 @@ CREATE TABLE IF NOT EXISTS drift_results
 ENGINE = ReplacingMergeTree(computed_at)
 PARTITION BY toYYYYMM(window_start)
 ORDER BY (model_id, window_start, window_end, feature, method, model_version)
-TTL toDateTime(window_start) + INTERVAL {{.RollupRetentionDays}} DAY
+TTL toDateTime(window_start) + INTERVAL {{.RollupRetentionFor "drift_results"}} DAY
 COMMENT 'Drift, prediction drift and data quality per model, window, feature and method';

@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS performance_results
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(window_start)
 ORDER BY (model_id, metric, window_start, computed_at)
-TTL toDateTime(window_start) + INTERVAL {{.RollupRetentionDays}} DAY
+TTL toDateTime(window_start) + INTERVAL {{.RollupRetentionFor "performance_results"}} DAY
 COMMENT 'Performance per model, window and metric; every re-evaluation kept, newest computed_at wins';
 
 -- The current value of every (model, version, window, metric): the newest

@@ -22,5 +22,5 @@ CREATE TABLE IF NOT EXISTS business_correlations
 ENGINE = ReplacingMergeTree(computed_at)
 PARTITION BY toYYYYMM(window_start)
 ORDER BY (model_id, business_metric, model_metric, method, lag, bucket_seconds, window_start, window_end)
-TTL toDateTime(window_start) + INTERVAL {{.RollupRetentionDays}} DAY
+TTL toDateTime(window_start) + INTERVAL {{.RollupRetentionFor "business_correlations"}} DAY
 COMMENT 'Model-metric vs business-metric correlations per window, method and lag (newest under FINAL)';

@@ -14,5 +14,5 @@ CREATE TABLE IF NOT EXISTS training_leases
 )
 ENGINE = ReplacingMergeTree(heartbeat_at)
 ORDER BY (model_id, run_id)
-TTL toDateTime(heartbeat_at) + INTERVAL {{.RetentionDays}} DAY
+TTL toDateTime(heartbeat_at) + INTERVAL {{.RetentionFor "training_leases"}} DAY
 COMMENT 'Leases of running training runs: who runs each and when it last said so (use FINAL)';

@@ -30,14 +30,78 @@ type Config struct {
 	RetentionDays int `yaml:"retention_days" env:"DRIFTWATCH_RETENTION_DAYS" flag:"retention-days" help:"days raw events are kept in ClickHouse (TTL by event time)"`
 	// RollupRetentionDays is how long the per-minute rollups are kept.
 	RollupRetentionDays int `yaml:"rollup_retention_days" env:"DRIFTWATCH_ROLLUP_RETENTION_DAYS" flag:"rollup-retention-days" help:"days the per-minute rollups are kept"`
+	// Retention overrides RetentionDays or RollupRetentionDays for single
+	// tables, by table name (`retention: {dead_letters: 7}`): the days
+	// that table's TTL keeps. A map, so YAML only (as every map setting).
+	Retention map[string]int `yaml:"retention"`
 }
 
 // DefaultConfig returns 90 days of raw events and 400 days of rollups.
 func DefaultConfig() Config { return Config{RetentionDays: 90, RollupRetentionDays: 400} }
 
+// RetentionFor returns the days table's TTL keeps raw rows: its entry in
+// Retention, else RetentionDays. The DDL templates call it as
+// {{.RetentionFor "inferences"}}.
+func (o Config) RetentionFor(table string) int {
+	if d, ok := o.Retention[table]; ok {
+		return d
+	}
+	return o.RetentionDays
+}
+
+// RollupRetentionFor is RetentionFor for the rollup and result tables,
+// whose default is RollupRetentionDays.
+func (o Config) RollupRetentionFor(table string) int {
+	if d, ok := o.Retention[table]; ok {
+		return d
+	}
+	return o.RollupRetentionDays
+}
+
+// retentionTemplate finds the tables whose TTL the DDL templates take from
+// RetentionFor or RollupRetentionFor: the tables Retention may name.
+var retentionTemplate = regexp.MustCompile(`\{\{\s*\.(?:Rollup)?RetentionFor\s+"(\w+)"\s*\}\}`)
+
+// RetentionTables returns the tables whose retention Retention can set,
+// in name order: every table of the DDL with a TTL.
+func RetentionTables() []string {
+	names, _ := fs.Glob(deploy.ClickHouseDDL, "clickhouse/*.sql")
+	seen := map[string]bool{}
+	var out []string
+	for _, name := range names {
+		raw, err := fs.ReadFile(deploy.ClickHouseDDL, name)
+		if err != nil {
+			panic("BUG: embedded DDL " + name + " unreadable: " + err.Error())
+		}
+		for _, m := range retentionTemplate.FindAllStringSubmatch(string(raw), -1) {
+			if !seen[m[1]] {
+				seen[m[1]] = true
+				out = append(out, m[1])
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Validate reports bad retention settings, naming the YAML keys.
 func (o Config) Validate() error {
 	var errs []error
+	if tables := o.Retention; len(tables) > 0 {
+		known := RetentionTables()
+		names := make([]string, 0, len(tables))
+		for t := range tables {
+			names = append(names, t)
+		}
+		sort.Strings(names)
+		for _, t := range names {
+			if i := sort.SearchStrings(known, t); i == len(known) || known[i] != t {
+				errs = append(errs, fmt.Errorf("retention.%s: no such table with a TTL (one of %s)", t, strings.Join(known, ", ")))
+			} else if d := tables[t]; d < 1 || d > 36500 {
+				errs = append(errs, fmt.Errorf("retention.%s: must be from 1 to 36500 days, got %d", t, d))
+			}
+		}
+	}
 	if o.RetentionDays < 1 || o.RetentionDays > 36500 {
 		errs = append(errs, fmt.Errorf("retention_days: must be from 1 to 36500, got %d", o.RetentionDays))
 	}

@@ -99,3 +99,58 @@ func withDatabase(base, db string) string {
 	}
 	return base[:i+3] + rest + "/" + db
 }
+
+// TestPerTableRetention sets dead_letters to 7 days and inferences_per_minute
+// to 30 over the defaults, applies the DDL to the real engine and reads the
+// TTLs back from SHOW CREATE TABLE; unknown tables and bad days are errors.
+func TestPerTableRetention(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Retention = map[string]int{"dead_letters": 7, "inferences_per_minute": 30}
+	base := testenv.ClickHouseURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	db := fmt.Sprintf("migration_retention_%d", time.Now().UnixNano())
+	conn, err := chclient.Open(ctx, chclient.Config{URL: withDatabase(base, db)}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	defer conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
+	// Created with the defaults first, so the overrides must reach existing
+	// tables through ALTER … MODIFY TTL.
+	if err := Apply(ctx, conn, DefaultConfig()); err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(ctx, conn, cfg); err != nil {
+		t.Fatal(err)
+	}
+	for table, want := range map[string]string{
+		"dead_letters":          "TTL toDateTime(received_at) + toIntervalDay(7)",
+		"inferences":            "TTL toDateTime(timestamp) + toIntervalDay(90)",
+		"outcomes":              "TTL toDateTime(timestamp) + toIntervalDay(90)",
+		"inferences_per_minute": "TTL minute + toIntervalDay(30)",
+		"outcomes_per_minute":   "TTL minute + toIntervalDay(400)",
+	} {
+		var ddl string
+		if err := conn.QueryRow(ctx, "SHOW CREATE TABLE "+table).Scan(&ddl); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(ddl, want) {
+			t.Errorf("%s: SHOW CREATE TABLE lacks %q:\n%s", table, want, ddl)
+		}
+	}
+
+	tables := RetentionTables()
+	for _, want := range []string{"business_metrics", "dead_letters", "inferences", "inferences_per_minute", "outcomes"} {
+		if !strings.Contains(strings.Join(tables, " "), want) {
+			t.Errorf("RetentionTables() = %v, lacks %s", tables, want)
+		}
+	}
+	bad := DefaultConfig()
+	bad.Retention = map[string]int{"inferences_labeled": 7, "dead_letters": 0}
+	err = bad.Validate()
+	if err == nil || !strings.Contains(err.Error(), "retention.inferences_labeled: no such table with a TTL") ||
+		!strings.Contains(err.Error(), "retention.dead_letters: must be from 1 to 36500 days, got 0") {
+		t.Errorf("Validate = %v", err)
+	}
+}
