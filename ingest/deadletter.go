@@ -78,14 +78,31 @@ func newDeadLetterRow(kind schemas.Kind, msg kafka.Message, reason string, err e
 	if ts.IsZero() {
 		ts = now
 	}
-	payload := msg.Value
-	if len(payload) > deadLetterPayloadBytes {
-		payload = payload[:deadLetterPayloadBytes]
-	}
-	return deadLetterRow{timestamp: ts.UTC(), receivedAt: now.UTC(), modelID: model, kind: kind.Topic(), reason: reason,
-		error: err.Error(), payload: string(payload), payloadBytes: uint32(min(len(msg.Value), 1<<32-1)),
+	r := deadLetterRow{timestamp: ts.UTC(), receivedAt: now.UTC(), modelID: model, kind: kind.Topic(), reason: reason,
+		error: err.Error(), payloadBytes: uint32(min(len(msg.Value), 1<<32-1)),
 		topic: msg.Topic, partition: int32(msg.Partition), offset: msg.Offset}
+	r.setPayload(msg.Value)
+	return r
 }
+
+// setPayload stores the first deadLetterPayloadBytes of value as the row's
+// payload (payload_bytes stays the size of the original value).
+func (r *deadLetterRow) setPayload(value []byte) {
+	if len(value) > deadLetterPayloadBytes {
+		value = value[:deadLetterPayloadBytes]
+	}
+	r.payload = string(value)
+}
+
+// HeaderPersonal marks a dead letter whose value the personal-data rules
+// changed: "governed" (personal fields dropped or hashed) or "withheld"
+// (the value did not parse and was replaced by a note).
+const HeaderPersonal = "driftwatch-personal"
+
+const (
+	personalGoverned = "governed"
+	personalWithheld = "withheld"
+)
 
 // insertDeadLetters writes rows to the dead_letters table under token, the
 // batch's insert_deduplication_token, so a retried batch is stored once.

@@ -84,6 +84,9 @@ type Options struct {
 	// events are dead-lettered as older_than_retention instead of being
 	// written and deleted at the next merge. 0 keeps every event.
 	RetentionDays int
+	// TableRetentionDays overrides RetentionDays per table (migration's
+	// retention: {inferences: 30}).
+	TableRetentionDays map[string]int
 	// Kinds are the event kinds to ingest; default inference, outcome and
 	// business metric.
 	Kinds []schemas.Kind
@@ -127,6 +130,15 @@ func (o *Options) setDefaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+}
+
+// retention is how old an event of kind may be: its table's retention.
+func (o *Options) retention(kind schemas.Kind) time.Duration {
+	days := o.RetentionDays
+	if d, ok := o.TableRetentionDays[tableName(kind)]; ok {
+		days = d
+	}
+	return time.Duration(days) * 24 * time.Hour
 }
 
 func (o *Options) validate() error {
@@ -175,6 +187,10 @@ func New(opts Options) (*Ingester, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	policy, err := opts.policy()
+	if err != nil {
+		return nil, err
+	}
 	ing := &Ingester{opts: opts}
 	if opts.newReader == nil {
 		opts.newReader = func(topic, group string) (Reader, error) { return kafkaio.NewReader(opts.Kafka, topic, group) }
@@ -190,7 +206,8 @@ func New(opts Options) (*Ingester, error) {
 			return w, nil
 		}
 	}
-	dlq, err := opts.newWriter(schemas.TopicDeadLetters)
+	var dlq Writer
+	dlq, err = opts.newWriter(schemas.TopicDeadLetters)
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter writer: %w", err)
 	}
@@ -209,7 +226,7 @@ func New(opts Options) (*Ingester, error) {
 	for _, kind := range opts.Kinds {
 		var decs [2]chunkDecoder
 		for i := range decs {
-			d, err := newDecoder(kind, schemas.Options{Limits: opts.limits(), Now: opts.Now}, opts.Kafka.Prefix())
+			d, err := newDecoder(kind, schemas.Options{Limits: opts.limits(), Now: opts.Now}, opts.Kafka.Prefix(), policy)
 			if err != nil {
 				ing.Close()
 				return nil, err
@@ -229,8 +246,9 @@ func New(opts Options) (*Ingester, error) {
 			log: opts.Logger.With("topic", topic),
 			// Two batches alternate: one fills while the other is flushed.
 			newTable: func() table {
-				return newTable(kind, opts.Conn, opts.Now, time.Duration(opts.RetentionDays)*24*time.Hour)
+				return newTable(kind, opts.Conn, opts.Now, opts.retention(kind))
 			},
+			policy:   policy,
 			decoders: decs,
 		}
 		if opts.Conn != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/driftwatch/driftwatch/ingest/personal"
 	"github.com/driftwatch/driftwatch/internal/chclient"
 	"github.com/driftwatch/driftwatch/schemas"
 )
@@ -90,6 +91,8 @@ type pipeline struct {
 	// decode in parallel.
 	decoders [2]chunkDecoder
 	opts     *Options
+	// policy is the personal-data rules; nil when there are none.
+	policy   *personal.Policy
 	log      *slog.Logger
 	m        *metrics
 	fetchLog rateLimiter // used by the fetching goroutine only
@@ -107,10 +110,18 @@ type batch struct {
 	msgs    int
 	bytes   int       // of the messages read into it (msgBytes)
 	dlHash  hash.Hash // SHA-256 of the dead letters' values, in order
+	// hasher applies the personal-data rules to the dead letters' values;
+	// nil when they keep their bytes. One per batch: a batch is used by one
+	// goroutine at a time (fill, then flush).
+	hasher *personal.Hasher
 }
 
 func (p *pipeline) newBatch() *batch {
-	return &batch{tbl: p.newTable(), last: map[int]kafka.Message{}, first: map[int]int64{}, dlHash: sha256.New()}
+	b := &batch{tbl: p.newTable(), last: map[int]kafka.Message{}, first: map[int]int64{}, dlHash: sha256.New()}
+	if p.policy != nil && !p.opts.DeadLetterKeepPersonal {
+		b.hasher = p.policy.NewHasher()
+	}
+	return b
 }
 
 func (b *batch) reset() {
@@ -416,10 +427,23 @@ func (p *pipeline) deadLetter(b *batch, msg kafka.Message, err error) {
 		kafka.Header{Key: schemas.HeaderSourceOffset, Value: []byte(strconv.FormatInt(msg.Offset, 10))},
 		kafka.Header{Key: schemas.HeaderDeadLetteredAt, Value: []byte(p.opts.Now().UTC().Format(time.RFC3339Nano))},
 	)
-	b.pending = append(b.pending, kafka.Message{Key: msg.Key, Value: msg.Value, Headers: headers})
 	b.dlHash.Write(msg.Value)
 	b.dlHash.Write([]byte{0})
-	b.dlRows = append(b.dlRows, newDeadLetterRow(p.kind, msg, reason, err, p.opts.Now()))
+	row := newDeadLetterRow(p.kind, msg, reason, err, p.opts.Now())
+	if b.hasher != nil {
+		value, changed, withheld := b.hasher.Payload(msg.Value, row.modelID)
+		if changed {
+			msg.Value = value
+			row.setPayload(value)
+			verdict := personalGoverned
+			if withheld {
+				verdict = personalWithheld
+			}
+			headers = append(headers, kafka.Header{Key: HeaderPersonal, Value: []byte(verdict)})
+		}
+	}
+	b.pending = append(b.pending, kafka.Message{Key: msg.Key, Value: msg.Value, Headers: headers})
+	b.dlRows = append(b.dlRows, row)
 }
 
 // token identifies the batch by the offsets it covers and by a digest of

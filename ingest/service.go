@@ -1,14 +1,17 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
+	"sort"
 	"strconv"
 	"time"
 
+	"github.com/driftwatch/driftwatch/ingest/personal"
 	"github.com/driftwatch/driftwatch/internal/config"
 	"github.com/driftwatch/driftwatch/internal/migration"
 	"github.com/driftwatch/driftwatch/internal/service"
@@ -58,6 +61,86 @@ type Settings struct {
 	// several blocks. Keep it at or below the server's
 	// max_partitions_per_insert_block (100 by default).
 	MaxPartitionsPerInsert int `yaml:"max_partitions_per_insert" env:"DRIFTWATCH_INGEST_MAX_PARTITIONS_PER_INSERT" flag:"max-partitions-per-insert" help:"most day partitions one insert touches (at most the server's max_partitions_per_insert_block)"`
+	// Models holds per-model settings by model id ("*" for every model):
+	// today the personal-data rules. A map, so YAML only.
+	Models map[string]ModelSettings `yaml:"models"`
+	// PersonalHashKeyFile is the file holding the HMAC-SHA256 key that
+	// hash rules use (at least 16 bytes; trailing newlines are ignored).
+	// Required when a rule hashes.
+	PersonalHashKeyFile string `yaml:"personal_hash_key_file" env:"DRIFTWATCH_INGEST_PERSONAL_HASH_KEY_FILE" flag:"personal-hash-key-file" help:"file holding the HMAC-SHA256 key of personal hash rules (required when a rule hashes)"`
+	// DeadLetterKeepPersonal keeps rejected events' original bytes in the
+	// dead-letter topic and the dead_letters table; by default their
+	// personal fields are dropped or hashed too, and a payload that does
+	// not parse is withheld.
+	DeadLetterKeepPersonal bool `yaml:"dead_letter_keep_personal" env:"DRIFTWATCH_INGEST_DEAD_LETTER_KEEP_PERSONAL" flag:"dead-letter-keep-personal" help:"keep rejected events' personal fields in the dead-letter topic and table (default: dropped or hashed, unparsable payloads withheld)"`
+}
+
+// ModelSettings are one model's entry in models.
+type ModelSettings struct {
+	// Personal maps a feature or segment key to drop or hash: the field
+	// is removed, or replaced by "hmac:" + 32 hex digits, before anything
+	// is stored.
+	Personal map[string]string `yaml:"personal"`
+}
+
+// personalRules returns the models' personal rules, and an error per
+// invalid one, naming its key.
+func (s *Settings) personalRules() (map[string]personal.Rules, bool, error) {
+	var errs []error
+	out := map[string]personal.Rules{}
+	hashes := false
+	for _, model := range sortedKeys(s.Models) {
+		if model == "" {
+			errs = append(errs, errors.New("models: a model id must not be empty (\"*\" is every model)"))
+			continue
+		}
+		rules := personal.Rules{}
+		for _, field := range sortedKeys(s.Models[model].Personal) {
+			a, err := personal.ParseAction(s.Models[model].Personal[field])
+			switch {
+			case field == "":
+				errs = append(errs, fmt.Errorf("models.%s.personal: a field name must not be empty", model))
+			case err != nil:
+				errs = append(errs, fmt.Errorf("models.%s.personal.%s: %w", model, field, err))
+			default:
+				rules[field] = a
+				hashes = hashes || a == personal.Hash
+			}
+		}
+		out[model] = rules
+	}
+	return out, hashes, errors.Join(errs...)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// policy compiles the personal rules, reading the hash key file; nil when
+// there are no rules.
+func (s *Settings) policy() (*personal.Policy, error) {
+	rules, hashes, err := s.personalRules()
+	if err != nil {
+		return nil, err
+	}
+	var key []byte
+	if hashes && s.PersonalHashKeyFile != "" {
+		b, err := os.ReadFile(s.PersonalHashKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("personal_hash_key_file: read the hash key: %w", err)
+		}
+		key = bytes.TrimRight(b, "\r\n")
+	}
+	p, err := personal.New(rules, key)
+	if err != nil {
+		return nil, fmt.Errorf("personal_hash_key_file: %w", err)
+	}
+	return p, nil
 }
 
 // DefaultSettings: group "ingest", batches of 50,000 rows, 16 MiB or 500 ms, an 8 MiB fetch queue,
@@ -150,6 +233,13 @@ func (s *Settings) Validate() error {
 	if s.MaxPartitionsPerInsert < 1 || s.MaxPartitionsPerInsert > 10000 {
 		bad("max_partitions_per_insert: must be from 1 to 10000, got %d", s.MaxPartitionsPerInsert)
 	}
+	_, hashes, err := s.personalRules()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if hashes && s.PersonalHashKeyFile == "" {
+		bad("personal_hash_key_file: required when a personal rule hashes (models.<model>.personal.<field>: hash)")
+	}
 	return errors.Join(errs...)
 }
 
@@ -163,7 +253,8 @@ func RunService(ctx context.Context, cfg *Config) error {
 		Topics: append(eventTopics(cfg.TopicPartitions), schemas.TopicFor(schemas.TopicDeadLetters)),
 		Setup: func(ctx context.Context, rt *service.Runtime) (func(context.Context) error, error) {
 			ing, err := New(Options{Settings: cfg.Settings, Kafka: rt.Kafka, Conn: rt.Conn, ShutdownTimeout: cfg.ShutdownTimeout, RetentionDays: cfg.RetentionDays,
-				Registerer: rt.Server.Registry(), Logger: rt.Log})
+				TableRetentionDays: cfg.Retention,
+				Registerer:         rt.Server.Registry(), Logger: rt.Log})
 			if err != nil {
 				return nil, err
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/driftwatch/driftwatch/ingest/personal"
 	"github.com/driftwatch/driftwatch/internal/arrowch"
 	"github.com/driftwatch/driftwatch/schemas"
 	"github.com/driftwatch/driftwatch/schemas/arrowschema"
@@ -52,6 +53,9 @@ type eventTable[E any] struct {
 type eventDecoder[E any] struct {
 	prefix string
 	decode func(data []byte, ev *E) (schemas.Info, error)
+	// govern applies the personal-data rules to a decoded event; nil when
+	// there are none (the hot path then does nothing more).
+	govern func(ev *E)
 	evs    []E
 	infos  []schemas.Info
 	errs   []error
@@ -71,6 +75,9 @@ func (d *eventDecoder[E]) decodeChunk(msgs []kafka.Message) {
 			continue
 		}
 		d.infos[i], d.errs[i] = d.decode(msg.Value, &d.evs[i])
+		if d.govern != nil && d.errs[i] == nil {
+			d.govern(&d.evs[i])
+		}
 	}
 }
 
@@ -146,21 +153,44 @@ func (t *eventTable[E]) reset() {
 	t.newestTS = time.Time{}
 }
 
-// newDecoder returns a chunk decoder for one event kind.
-func newDecoder(kind schemas.Kind, opts schemas.Options, prefix string) (chunkDecoder, error) {
+// newDecoder returns a chunk decoder for one event kind, applying policy
+// (nil: no personal-data rules) to every event it decodes. Outcomes carry
+// no features or segment, so no rule applies to them.
+func newDecoder(kind schemas.Kind, opts schemas.Options, prefix string, policy *personal.Policy) (chunkDecoder, error) {
 	dec, err := schemas.NewDecoder(opts)
 	if err != nil {
 		return nil, err
 	}
 	switch kind {
 	case schemas.KindInference:
-		return &eventDecoder[schemas.Inference]{prefix: prefix, decode: dec.DecodeInference}, nil
+		d := &eventDecoder[schemas.Inference]{prefix: prefix, decode: dec.DecodeInference}
+		if policy != nil {
+			d.govern = policy.NewHasher().Inference
+		}
+		return d, nil
 	case schemas.KindOutcome:
 		return &eventDecoder[schemas.Outcome]{prefix: prefix, decode: dec.DecodeOutcome}, nil
 	case schemas.KindBusinessMetric:
-		return &eventDecoder[schemas.BusinessMetric]{prefix: prefix, decode: dec.DecodeBusinessMetric}, nil
+		d := &eventDecoder[schemas.BusinessMetric]{prefix: prefix, decode: dec.DecodeBusinessMetric}
+		if policy != nil {
+			d.govern = policy.NewHasher().BusinessMetric
+		}
+		return d, nil
 	}
 	panic("BUG: newDecoder for kind " + kind.String())
+}
+
+// tableName is the ClickHouse table events of kind are stored in.
+func tableName(kind schemas.Kind) string {
+	switch kind {
+	case schemas.KindInference:
+		return "inferences"
+	case schemas.KindOutcome:
+		return "outcomes"
+	case schemas.KindBusinessMetric:
+		return "business_metrics"
+	}
+	panic("BUG: tableName for kind " + kind.String())
 }
 
 // newTable returns the batch for one event kind.
@@ -170,7 +200,7 @@ func newTable(kind schemas.Kind, conn driver.Conn, now func() time.Time, retenti
 	case schemas.KindInference:
 		b := arrowschema.NewInferenceBuilder(mem)
 		return &eventTable[schemas.Inference]{
-			name: "inferences", conn: conn, now: now, b: b,
+			name: tableName(kind), conn: conn, now: now, b: b,
 			id:      func(e *schemas.Inference) string { return e.EventID },
 			ts:      func(e *schemas.Inference) time.Time { return e.Timestamp },
 			appendE: b.Append, seen: map[string]struct{}{}, ids: newIDHash(), retention: retention,
@@ -178,7 +208,7 @@ func newTable(kind schemas.Kind, conn driver.Conn, now func() time.Time, retenti
 	case schemas.KindOutcome:
 		b := arrowschema.NewOutcomeBuilder(mem)
 		return &eventTable[schemas.Outcome]{
-			name: "outcomes", conn: conn, now: now, b: b,
+			name: tableName(kind), conn: conn, now: now, b: b,
 			id:      func(e *schemas.Outcome) string { return e.EventID },
 			ts:      func(e *schemas.Outcome) time.Time { return e.Timestamp },
 			appendE: b.Append, seen: map[string]struct{}{}, ids: newIDHash(), retention: retention,
@@ -186,7 +216,7 @@ func newTable(kind schemas.Kind, conn driver.Conn, now func() time.Time, retenti
 	case schemas.KindBusinessMetric:
 		b := arrowschema.NewBusinessMetricBuilder(mem)
 		return &eventTable[schemas.BusinessMetric]{
-			name: "business_metrics", conn: conn, now: now, b: b,
+			name: tableName(kind), conn: conn, now: now, b: b,
 			id:      func(e *schemas.BusinessMetric) string { return e.EventID },
 			ts:      func(e *schemas.BusinessMetric) time.Time { return e.Timestamp },
 			appendE: b.Append, seen: map[string]struct{}{}, ids: newIDHash(), retention: retention,
