@@ -168,6 +168,15 @@ func (p *Policy) NewHasher() *Hasher {
 	return &Hasher{p: p, mac: hmac.New(sha256.New, p.key), sum: make([]byte, 0, sha256.Size), hex: make([]byte, len(HashPrefix)+32)}
 }
 
+// NewKeyHasher returns a Hasher under key that applies no rules, for
+// computing the hash ingest stored for a value (driftwatch forget).
+func NewKeyHasher(key []byte) (*Hasher, error) {
+	if len(key) < MinKeyBytes {
+		return nil, fmt.Errorf("the personal hash key is %d bytes, at least %d are needed", len(key), MinKeyBytes)
+	}
+	return (&Policy{key: bytes.Clone(key)}).NewHasher(), nil
+}
+
 // Policy returns the policy h hashes for.
 func (h *Hasher) Policy() *Policy { return h.p }
 

@@ -1,5 +1,6 @@
 // Package admin holds the driftwatch tool's administrative commands:
 // migrate (the ClickHouse schema), retrain (a manual retrain trigger) and
 // models (the registry's versions), reference set and reference show (a
-// model's persisted drift reference).
+// model's persisted drift reference), forget (erase a subject's rows from
+// every table).
 package admin

@@ -66,7 +66,7 @@ at any time; services also run it when they start.`,
 }
 
 // Commands returns the administrative commands: migrate, retrain, models,
-// reference set and reference show.
+// reference set, reference show and forget.
 func Commands() []command.Command {
-	return []command.Command{migrateCommand(), retrainCommand(), modelsCommand(), referenceSetCommand(), referenceShowCommand()}
+	return []command.Command{migrateCommand(), retrainCommand(), modelsCommand(), referenceSetCommand(), referenceShowCommand(), forgetCommand()}
 }

@@ -1,0 +1,253 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/driftwatch/driftwatch/ingest/personal"
+	"github.com/driftwatch/driftwatch/internal/chclient"
+	"github.com/driftwatch/driftwatch/internal/chsql"
+	"github.com/driftwatch/driftwatch/internal/config"
+	"github.com/driftwatch/driftwatch/services/driftwatch/command"
+)
+
+type forgetConfig struct {
+	config.ClickHouse `yaml:",inline"`
+	config.Logging    `yaml:",inline"`
+	PredictionID      string `yaml:"prediction_id" flag:"prediction-id" help:"erase this prediction: its inferences, outcomes and dead letters"`
+	EventID           string `yaml:"event_id" flag:"event-id" help:"erase this event (an inference, outcome or business metric) and the outcomes of its prediction"`
+	Segment           string `yaml:"segment" flag:"segment" help:"erase every event whose segment has key=value, and the outcomes of those predictions"`
+	Model             string `yaml:"model" flag:"model" help:"erase only this model's rows"`
+	// PersonalHashKeyFile is ingest's key: with it a segment value is also
+	// matched in its hashed form, as ingest stored it under a hash rule.
+	PersonalHashKeyFile string `yaml:"personal_hash_key_file" env:"DRIFTWATCH_INGEST_PERSONAL_HASH_KEY_FILE" flag:"personal-hash-key-file" help:"ingest's personal hash key file: -segment values are also matched hashed"`
+	DryRun              bool   `yaml:"dry_run" flag:"dry-run" help:"count the subject's rows per table without deleting them"`
+
+	segKey, segValue string
+}
+
+func (c *forgetConfig) Validate() error {
+	var errs []error
+	n := 0
+	for _, v := range []string{c.PredictionID, c.EventID, c.Segment} {
+		if v != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		errs = append(errs, errors.New("prediction_id, event_id, segment: give exactly one subject (-prediction-id P, -event-id E or -segment key=value)"))
+	}
+	if c.Segment != "" {
+		k, v, ok := strings.Cut(c.Segment, "=")
+		if !ok || k == "" || v == "" {
+			errs = append(errs, fmt.Errorf("segment: %q is not key=value", c.Segment))
+		}
+		c.segKey, c.segValue = k, v
+	}
+	return errors.Join(append(errs, c.ClickHouse.Validate(), c.Logging.Validate())...)
+}
+
+func forgetCommand() command.Command {
+	return command.Command{
+		Name:    "forget",
+		Summary: "erase a subject (a prediction, an event or a segment value) from every table",
+		Usage: `driftwatch forget -prediction-id P | -event-id E | -segment key=value [-model M]
+deletes the subject's rows from every table that holds events: outcomes (the
+labels of the subject's predictions), inferences, business_metrics and
+dead_letters (matched in the rejected payload), with ClickHouse lightweight
+DELETE. It prints each table's rows before and after; inferences_labeled is a
+view and empties with its tables. The per-minute rollups hold counts, not
+events, and are left alone. Kafka topics keep their copies until their own
+retention removes them. With -personal-hash-key-file (ingest's key) a segment
+value is matched raw and hashed. -dry-run only counts.`,
+		Config: func() config.Validator {
+			return &forgetConfig{ClickHouse: config.DefaultClickHouse(), Logging: config.DefaultLogging()}
+		},
+		Run: func(ctx context.Context, c config.Validator, env command.Env) error {
+			cfg := c.(*forgetConfig)
+			subj, err := cfg.subject()
+			if err != nil {
+				return err
+			}
+			conn, err := chclient.Open(ctx, chclient.FromConfig(cfg.ClickHouse), false)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			res, err := forget(ctx, conn, subj, cfg.DryRun)
+			if err != nil {
+				return err
+			}
+			return printForget(env.Stdout, subj, res, cfg.DryRun)
+		},
+	}
+}
+
+// subject is what forget erases, as predicates over each table.
+type subject struct {
+	desc string
+	// inference selects the subject's rows of inferences (and of the
+	// inferences_labeled view); outcome, metric and deadLetter those of
+	// the other tables ("" when the table cannot hold the subject).
+	inference, outcome, metric, deadLetter string
+}
+
+func (c *forgetConfig) subject() (subject, error) {
+	model := ""
+	if c.Model != "" {
+		model = " AND model_id = " + chsql.String(c.Model)
+	}
+	// The outcomes of the subject's predictions go with it: they label the
+	// same person's prediction.
+	ofInferences := func(where string) string {
+		return "(model_id, prediction_id) IN (SELECT model_id, prediction_id FROM inferences WHERE " + where + ")"
+	}
+	switch {
+	case c.PredictionID != "":
+		p := chsql.String(c.PredictionID)
+		return subject{desc: "prediction_id " + p,
+			inference:  "prediction_id = " + p + model,
+			outcome:    "prediction_id = " + p + model,
+			deadLetter: "JSONExtractString(payload, 'prediction_id') = " + p + model,
+		}, nil
+	case c.EventID != "":
+		e := chsql.String(c.EventID)
+		inf := "event_id = " + e + model
+		return subject{desc: "event_id " + e,
+			inference:  inf,
+			outcome:    "(event_id = " + e + " OR " + ofInferences(inf) + ")" + model,
+			metric:     inf,
+			deadLetter: "JSONExtractString(payload, 'event_id') = " + e + model,
+		}, nil
+	default:
+		values := []string{chsql.String(c.segValue)}
+		if c.PersonalHashKeyFile != "" {
+			key, err := os.ReadFile(c.PersonalHashKeyFile)
+			if err != nil {
+				return subject{}, fmt.Errorf("personal_hash_key_file: read the hash key: %w", err)
+			}
+			h, err := personal.NewKeyHasher(bytes.TrimRight(key, "\r\n"))
+			if err != nil {
+				return subject{}, fmt.Errorf("personal_hash_key_file: %w", err)
+			}
+			values = append(values, chsql.String(h.String(c.segValue)))
+		}
+		in := " IN (" + strings.Join(values, ", ") + ")"
+		k := chsql.String(c.segKey)
+		inf := "segment[" + k + "]" + in + model
+		return subject{desc: "segment " + c.segKey + "=" + chsql.String(c.segValue),
+			inference:  inf,
+			outcome:    ofInferences(inf) + model,
+			metric:     inf,
+			deadLetter: "JSONExtractString(payload, 'segment', " + k + ")" + in + model,
+		}, nil
+	}
+}
+
+// forgetRow is one table's count of the subject's rows.
+type forgetRow struct {
+	table         string
+	before, after uint64
+	view          bool
+}
+
+// forget counts the subject's rows in every table, deletes them table by
+// table and counts again. Outcomes go first: their predicate reads
+// inferences, so it is counted after its delete while inferences still
+// hold the subject.
+func forget(ctx context.Context, conn driver.Conn, s subject, dryRun bool) ([]forgetRow, error) {
+	type target struct {
+		table, where string
+		view         bool
+	}
+	var targets []target
+	for _, t := range []target{
+		{"outcomes", s.outcome, false},
+		{"inferences", s.inference, false},
+		{"inferences_labeled", s.inference, true},
+		{"business_metrics", s.metric, false},
+		{"dead_letters", s.deadLetter, false},
+	} {
+		if t.where != "" {
+			targets = append(targets, t)
+		}
+	}
+	count := func(t target) (uint64, error) {
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM "+chsql.Ident(t.table)+" WHERE "+t.where).Scan(&n); err != nil {
+			return 0, fmt.Errorf("count the subject's rows in %s: %w", t.table, err)
+		}
+		return n, nil
+	}
+	out := make([]forgetRow, len(targets))
+	for i, t := range targets {
+		n, err := count(t)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = forgetRow{table: t.table, before: n, after: n, view: t.view}
+	}
+	if dryRun {
+		return out, nil
+	}
+	for i, t := range targets {
+		if t.view || out[i].before == 0 {
+			continue
+		}
+		if err := conn.Exec(ctx, "DELETE FROM "+chsql.Ident(t.table)+" WHERE "+t.where); err != nil {
+			return nil, fmt.Errorf("delete the subject's rows from %s: %w", t.table, err)
+		}
+		n, err := count(t)
+		if err != nil {
+			return nil, err
+		}
+		out[i].after = n
+	}
+	var left []string
+	for i, t := range targets {
+		if t.view {
+			n, err := count(t)
+			if err != nil {
+				return nil, err
+			}
+			out[i].after = n
+		}
+		if out[i].after > 0 {
+			left = append(left, fmt.Sprintf("%s: %d", t.table, out[i].after))
+		}
+	}
+	if len(left) > 0 {
+		return out, fmt.Errorf("rows of %s remain after the delete (%s)", s.desc, strings.Join(left, ", "))
+	}
+	return out, nil
+}
+
+func printForget(w io.Writer, s subject, rows []forgetRow, dryRun bool) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if dryRun {
+		fmt.Fprintf(w, "would forget %s (dry run, nothing deleted)\n", s.desc)
+		fmt.Fprintln(tw, "TABLE\tROWS")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s\t%d\n", r.table, r.before)
+		}
+		return tw.Flush()
+	}
+	fmt.Fprintf(w, "forgot %s\n", s.desc)
+	fmt.Fprintln(tw, "TABLE\tBEFORE\tAFTER\tREMOVED")
+	for _, r := range rows {
+		removed := fmt.Sprint(r.before - r.after)
+		if r.view {
+			removed += " (view)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", r.table, r.before, r.after, removed)
+	}
+	return tw.Flush()
+}
