@@ -8,7 +8,10 @@
 //  1. fetch messages until the batch has BatchRows rows or is BatchAge old;
 //  2. decode each with schemas (chunks of messages split between two
 //     goroutines, each with its own Decoder) and append it, in fetch
-//     order, to an Arrow record; an invalid event is set aside as a dead letter carrying
+//     order, to an Arrow record, after the personal-data rules (package
+//     personal: per model, named features and segment entries dropped or
+//     HMAC-hashed; nothing is done when there are no rules); an invalid
+//     event is set aside as a dead letter carrying
 //     its original key, value and headers plus the reason headers below; an
 //     event whose event_id is already in the batch is dropped;
 //  3. insert the record with clickhouse-go (arrowch), with an
@@ -32,7 +35,11 @@
 // Dead-letter headers: driftwatch-reason (a schemas.Reason code),
 // driftwatch-error (the message), driftwatch-source-topic,
 // driftwatch-source-partition, driftwatch-source-offset,
-// driftwatch-dead-lettered-at (RFC 3339).
+// driftwatch-dead-lettered-at (RFC 3339), and driftwatch-personal
+// (HeaderPersonal: governed or withheld) when the personal-data rules
+// changed the value: unless DeadLetterKeepPersonal is set, a dead letter's
+// value (in the topic and the dead_letters table) has the rules applied,
+// and one that does not parse is replaced by a note.
 //
 // Metrics (labels: topic, one of the three event topics; reason, one of
 // schemas.DeadLetterReasons()):

@@ -202,10 +202,21 @@ func TestPersonalSettings(t *testing.T) {
 		t.Errorf("Validate = %v", err)
 	}
 	set.Models["credit-risk"].Personal["email"] = "drop"
-	set.PersonalHashKeyFile = filepath.Join(t.TempDir(), "missing.key")
-	if err := set.Validate(); err != nil {
-		t.Errorf("Validate with a key file = %v", err)
+	dir := t.TempDir()
+	set.PersonalHashKeyFile = filepath.Join(dir, "short.key")
+	if err := os.WriteFile(set.PersonalHashKeyFile, []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
+	if err := set.Validate(); err == nil || !strings.Contains(err.Error(), "personal_hash_key_file: the personal hash key is 5 bytes, at least 16 are needed") {
+		t.Errorf("Validate with a short key = %v", err)
+	}
+	if err := os.WriteFile(set.PersonalHashKeyFile, []byte("0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Validate(); err != nil {
+		t.Errorf("Validate with a 16-byte key = %v", err)
+	}
+	set.PersonalHashKeyFile = filepath.Join(dir, "missing.key")
 	_, err = New(Options{Settings: set, Registerer: prometheus.NewRegistry(), newReader: func(string, string) (Reader, error) { return nil, nil }})
 	if err == nil || !strings.Contains(err.Error(), "personal_hash_key_file: read the hash key") {
 		t.Errorf("New with a missing key file = %v", err)

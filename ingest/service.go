@@ -85,10 +85,11 @@ type ModelSettings struct {
 
 // personalRules returns the models' personal rules, and an error per
 // invalid one, naming its key.
-func (s *Settings) personalRules() (map[string]personal.Rules, bool, error) {
+// The string is the key of the first hash rule ("" when none hashes).
+func (s *Settings) personalRules() (map[string]personal.Rules, string, error) {
 	var errs []error
 	out := map[string]personal.Rules{}
-	hashes := false
+	hashes := ""
 	for _, model := range sortedKeys(s.Models) {
 		if model == "" {
 			errs = append(errs, errors.New("models: a model id must not be empty (\"*\" is every model)"))
@@ -104,7 +105,9 @@ func (s *Settings) personalRules() (map[string]personal.Rules, bool, error) {
 				errs = append(errs, fmt.Errorf("models.%s.personal.%s: %w", model, field, err))
 			default:
 				rules[field] = a
-				hashes = hashes || a == personal.Hash
+				if a == personal.Hash && hashes == "" {
+					hashes = "models." + model + ".personal." + field
+				}
 			}
 		}
 		out[model] = rules
@@ -121,6 +124,16 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
+// personalRuleCount is how many personal rules are configured, for the
+// start-up log line.
+func (s *Settings) personalRuleCount() int {
+	n := 0
+	for _, m := range s.Models {
+		n += len(m.Personal)
+	}
+	return n
+}
+
 // policy compiles the personal rules, reading the hash key file; nil when
 // there are no rules.
 func (s *Settings) policy() (*personal.Policy, error) {
@@ -129,7 +142,7 @@ func (s *Settings) policy() (*personal.Policy, error) {
 		return nil, err
 	}
 	var key []byte
-	if hashes && s.PersonalHashKeyFile != "" {
+	if hashes != "" && s.PersonalHashKeyFile != "" {
 		b, err := os.ReadFile(s.PersonalHashKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("personal_hash_key_file: read the hash key: %w", err)
@@ -237,8 +250,15 @@ func (s *Settings) Validate() error {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	if hashes && s.PersonalHashKeyFile == "" {
-		bad("personal_hash_key_file: required when a personal rule hashes (models.<model>.personal.<field>: hash)")
+	switch {
+	case hashes != "" && s.PersonalHashKeyFile == "":
+		bad("personal_hash_key_file: required when a personal rule hashes (%s: hash)", hashes)
+	case hashes != "" && err == nil:
+		// The key is read here too, so -check-config catches a missing or
+		// short key before the service starts.
+		if _, err := s.policy(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -267,7 +287,7 @@ func RunService(ctx context.Context, cfg *Config) error {
 				debug.SetMemoryLimit(cfg.MemoryLimit)
 				limit = strconv.FormatInt(cfg.MemoryLimit, 10)
 			}
-			rt.Log.Info("ingesting", "topics", ing.Topics(), "batch_rows", cfg.BatchRows, "batch_bytes", cfg.BatchBytes, "queue_bytes", cfg.QueueBytes, "batch_age", cfg.BatchAge, "memory_limit", limit)
+			rt.Log.Info("ingesting", "topics", ing.Topics(), "personal_rules", cfg.personalRuleCount(), "dead_letter_keep_personal", cfg.DeadLetterKeepPersonal, "batch_rows", cfg.BatchRows, "batch_bytes", cfg.BatchBytes, "queue_bytes", cfg.QueueBytes, "batch_age", cfg.BatchAge, "memory_limit", limit)
 			return ing.Run, nil
 		},
 	})
