@@ -58,8 +58,14 @@ at any time; services also run it when they start.`,
 			if err := migration.Apply(ctx, conn, cfg.Config); err != nil {
 				return err
 			}
-			fmt.Fprintf(env.Stdout, "migrated %s: %d statements in %s (retention %d days, rollups %d days)\n",
-				chclient.Redact(cfg.ClickHouseURL), len(stmts), time.Since(start).Round(time.Millisecond), cfg.RetentionDays, cfg.RollupRetentionDays)
+			overrides := ""
+			for _, t := range migration.RetentionTables() {
+				if d, ok := cfg.Retention[t]; ok {
+					overrides += fmt.Sprintf(", %s %d days", t, d)
+				}
+			}
+			fmt.Fprintf(env.Stdout, "migrated %s: %d statements in %s (retention %d days, rollups %d days%s)\n",
+				chclient.Redact(cfg.ClickHouseURL), len(stmts), time.Since(start).Round(time.Millisecond), cfg.RetentionDays, cfg.RollupRetentionDays, overrides)
 			return nil
 		},
 	}
