@@ -57,7 +57,7 @@ func newStack(t *testing.T) *stack {
 		specs = append(specs, kafkaio.TopicSpec{Name: s.kopts.Topic(n), Partitions: 3})
 	}
 	specs = append(specs, kafkaio.Specs(s.kopts, schemas.TopicFor(schemas.TopicDeadLetters))[0])
-	if err := kafkaio.EnsureTopics(ctx, brokers, specs); err != nil {
+	if err := kafkaio.EnsureTopics(ctx, kafkaio.Options{Brokers: brokers}, specs); err != nil {
 		t.Fatal(err)
 	}
 	return s

@@ -67,7 +67,7 @@ func TestTopicRecreated(t *testing.T) {
 		t.Fatalf("delete %s: %v", topic, err)
 	}
 	for i := 0; ; i++ { // deletion is asynchronous: retry creation until the name is free
-		err := kafkaio.EnsureTopics(ctx, s.brokers, []kafkaio.TopicSpec{{Name: topic, Partitions: 3}})
+		err := kafkaio.EnsureTopics(ctx, kafkaio.Options{Brokers: s.brokers}, []kafkaio.TopicSpec{{Name: topic, Partitions: 3}})
 		if err == nil {
 			break
 		}

@@ -56,7 +56,7 @@ func newWorld(t *testing.T) *world {
 		specs = append(specs, kafkaio.TopicSpec{Name: w.kopts.Topic(n), Partitions: 3})
 	}
 	specs = append(specs, kafkaio.Specs(w.kopts, schemas.TopicFor(schemas.TopicDeadLetters))[0])
-	if err := kafkaio.EnsureTopics(ctx, brokers, specs); err != nil {
+	if err := kafkaio.EnsureTopics(ctx, kafkaio.Options{Brokers: brokers}, specs); err != nil {
 		t.Fatal(err)
 	}
 	return w

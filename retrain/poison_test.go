@@ -27,7 +27,7 @@ func (w *world) withTopics(t *testing.T, name string) *world {
 	wt.kopts.TopicPrefix = w.kopts.TopicPrefix + name + "."
 	specs := []kafkaio.TopicSpec{{Name: wt.kopts.Topic("retrain-triggers"), Partitions: 3}}
 	specs = append(specs, kafkaio.Specs(wt.kopts, schemas.TopicFor(schemas.TopicDeadLetters))[0])
-	if err := kafkaio.EnsureTopics(context.Background(), w.brokers, specs); err != nil {
+	if err := kafkaio.EnsureTopics(context.Background(), kafkaio.Options{Brokers: w.brokers}, specs); err != nil {
 		t.Fatal(err)
 	}
 	return &wt

@@ -16,6 +16,17 @@ import (
 type Kafka struct {
 	KafkaBrokers []string `yaml:"kafka_brokers" env:"DRIFTWATCH_KAFKA_BROKERS" flag:"kafka-brokers" help:"Kafka bootstrap brokers, comma-separated host:port"`
 	TopicPrefix  string   `yaml:"topic_prefix" env:"DRIFTWATCH_TOPIC_PREFIX" flag:"topic-prefix" help:"prefix of every Kafka topic name"`
+	// SASL and TLS (see kafka_security.go and docs/security-kafka.md).
+	KafkaSASLMechanism         string `yaml:"kafka_sasl_mechanism" env:"DRIFTWATCH_KAFKA_SASL_MECHANISM" flag:"kafka-sasl-mechanism" help:"Kafka SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty for none"`
+	KafkaSASLUsername          string `yaml:"kafka_sasl_username" env:"DRIFTWATCH_KAFKA_SASL_USERNAME" flag:"kafka-sasl-username" help:"Kafka SASL user name"`
+	KafkaSASLPassword          Secret `yaml:"kafka_sasl_password" env:"DRIFTWATCH_KAFKA_SASL_PASSWORD" flag:"kafka-sasl-password" help:"Kafka SASL password (prefer kafka_sasl_password_file or the environment, flags show in ps)"`
+	KafkaSASLPasswordFile      string `yaml:"kafka_sasl_password_file" env:"DRIFTWATCH_KAFKA_SASL_PASSWORD_FILE" flag:"kafka-sasl-password-file" help:"file holding the Kafka SASL password (one line; a trailing newline is dropped)"`
+	KafkaTLS                   bool   `yaml:"kafka_tls" env:"DRIFTWATCH_KAFKA_TLS" flag:"kafka-tls" help:"connect to the Kafka brokers over TLS"`
+	KafkaTLSCAFile             string `yaml:"kafka_tls_ca_file" env:"DRIFTWATCH_KAFKA_TLS_CA_FILE" flag:"kafka-tls-ca-file" help:"PEM file of the CA certificates that sign the brokers' certificates; empty for the system roots"`
+	KafkaTLSCertFile           string `yaml:"kafka_tls_cert_file" env:"DRIFTWATCH_KAFKA_TLS_CERT_FILE" flag:"kafka-tls-cert-file" help:"PEM client certificate for Kafka (with kafka_tls_key_file)"`
+	KafkaTLSKeyFile            string `yaml:"kafka_tls_key_file" env:"DRIFTWATCH_KAFKA_TLS_KEY_FILE" flag:"kafka-tls-key-file" help:"PEM private key of kafka_tls_cert_file"`
+	KafkaTLSServerName         string `yaml:"kafka_tls_server_name" env:"DRIFTWATCH_KAFKA_TLS_SERVER_NAME" flag:"kafka-tls-server-name" help:"name the brokers' certificates are checked against; empty for each broker's host"`
+	KafkaTLSInsecureSkipVerify bool   `yaml:"kafka_tls_insecure_skip_verify" env:"DRIFTWATCH_KAFKA_TLS_INSECURE_SKIP_VERIFY" flag:"kafka-tls-insecure-skip-verify" help:"do not verify the brokers' certificates (testing only: anyone on the path can read and change the traffic)"`
 }
 
 // ClickHouse says where ClickHouse is and who to connect as.
@@ -127,6 +138,7 @@ func (k *Kafka) Validate() error {
 	if !validTopicPrefix(k.TopicPrefix) {
 		p.add("topic_prefix", "%q may hold only letters, digits, '.', '_' and '-'", k.TopicPrefix)
 	}
+	p = append(p, k.validateSecurity())
 	return errors.Join(p...)
 }
 

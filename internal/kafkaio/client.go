@@ -77,7 +77,7 @@ func NewReader(opts Options, name, group string) (*kafka.Reader, error) {
 		Brokers:  opts.Brokers,
 		GroupID:  group,
 		Topic:    topic,
-		Dialer:   &kafka.Dialer{ClientID: opts.clientID(), Timeout: dialTimeout, DualStack: true},
+		Dialer:   &kafka.Dialer{ClientID: opts.clientID(), Timeout: dialTimeout, DualStack: true, SASLMechanism: opts.SASL, TLS: opts.TLS},
 		MinBytes: 1,
 		MaxBytes: 10 << 20,
 		MaxWait:  500 * time.Millisecond,
@@ -131,10 +131,12 @@ type TopicSpec struct {
 // EnsureTopics creates the topics that do not exist yet and waits until every
 // partition of every listed topic has a leader, so a writer can use them at
 // once. Topics that already exist are left as they are, whatever their
-// partition count or settings. The request goes to the cluster's controller.
-// ctx bounds the whole call.
-func EnsureTopics(ctx context.Context, brokers []string, topics []TopicSpec) error {
-	if err := (Options{Brokers: brokers}).Validate(); err != nil {
+// partition count or settings. The request goes to the cluster's controller,
+// through opts' brokers, SASL and TLS. ctx bounds the whole call. An error
+// saying the cluster refused the credentials or certificate wraps
+// ErrRefused.
+func EnsureTopics(ctx context.Context, opts Options, topics []TopicSpec) error {
+	if err := opts.Validate(); err != nil {
 		return fmt.Errorf("ensure Kafka topics: %w", err)
 	}
 	if len(topics) == 0 {
@@ -167,13 +169,12 @@ func EnsureTopics(ctx context.Context, brokers []string, topics []TopicSpec) err
 		return fmt.Errorf("ensure Kafka topics: %w", err)
 	}
 
-	tr := transport(Options{})
-	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr}
+	client, closeClient := NewClient(opts)
+	defer closeClient()
 
 	res, err := client.CreateTopics(ctx, req)
 	if err != nil {
-		return fmt.Errorf("create Kafka topics %v: %w", names, err)
+		return fmt.Errorf("create Kafka topics %v: %w", names, refused(err))
 	}
 	for _, name := range names {
 		if err := res.Errors[name]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
@@ -246,16 +247,17 @@ func topicsWithoutLeaders(ctx context.Context, client *kafka.Client, topics []st
 
 // Ping asks the cluster for its broker list and succeeds when at least one
 // broker is registered: the check behind a service's readiness. It tries the
-// bootstrap brokers in order; ctx bounds the whole call.
-func Ping(ctx context.Context, brokers []string) error {
-	if err := (Options{Brokers: brokers}).Validate(); err != nil {
+// bootstrap brokers in order, with opts' SASL and TLS; ctx bounds the whole
+// call. An error saying the cluster refused the credentials or certificate
+// wraps ErrRefused.
+func Ping(ctx context.Context, opts Options) error {
+	if err := opts.Validate(); err != nil {
 		return fmt.Errorf("ping Kafka: %w", err)
 	}
-	tr := transport(Options{})
-	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Transport: tr}
+	client, closeClient := NewClient(opts)
+	defer closeClient()
 	var errs []error
-	for _, b := range brokers {
+	for _, b := range opts.Brokers {
 		// An empty, non-nil topic list asks for no topics, not all of them.
 		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Addr: kafka.TCP(b), Topics: []string{}})
 		if err == nil && len(md.Brokers) > 0 {
@@ -264,7 +266,7 @@ func Ping(ctx context.Context, brokers []string) error {
 		if err == nil {
 			err = errors.New("the cluster lists no live broker")
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", b, err))
+		errs = append(errs, fmt.Errorf("%s: %w", b, refused(err)))
 		if ctx.Err() != nil {
 			break
 		}
@@ -272,11 +274,21 @@ func Ping(ctx context.Context, brokers []string) error {
 	return fmt.Errorf("ping Kafka: %w", errors.Join(errs...))
 }
 
+// NewClient returns an admin client of opts' brokers (its Addr the
+// bootstrap list) with opts' client id, SASL and TLS, and the function that
+// closes its idle connections.
+func NewClient(opts Options) (*kafka.Client, func()) {
+	tr := transport(opts)
+	return &kafka.Client{Addr: kafka.TCP(opts.Brokers...), Transport: tr}, tr.CloseIdleConnections
+}
+
 func transport(opts Options) *kafka.Transport {
 	return &kafka.Transport{
 		ClientID:    opts.clientID(),
 		DialTimeout: dialTimeout,
 		IdleTimeout: idleTimeout,
+		SASL:        opts.SASL,
+		TLS:         opts.TLS,
 	}
 }
 

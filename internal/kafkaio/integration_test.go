@@ -17,7 +17,7 @@ func TestKafkaBrokerCommitResume(t *testing.T) {
 // TestKafkaBrokerPing checks readiness against the real broker.
 func TestKafkaBrokerPing(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	if err := Ping(t.Context(), brokers); err != nil {
+	if err := Ping(t.Context(), Options{Brokers: brokers}); err != nil {
 		t.Fatalf("Ping(%v) = %v", brokers, err)
 	}
 }

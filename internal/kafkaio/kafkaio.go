@@ -13,10 +13,13 @@
 package kafkaio
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+
+	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/driftwatch/driftwatch/internal/config"
 )
@@ -52,6 +55,13 @@ type Options struct {
 	// Logger receives kafka-go's own log lines (debug level) and its errors
 	// (warn level). Nil discards them.
 	Logger *slog.Logger
+	// SASL authenticates every connection; nil for none. FromConfig builds
+	// it from kafka_sasl_mechanism, kafka_sasl_username and the password.
+	SASL sasl.Mechanism
+	// TLS encrypts every connection; nil for plain TCP. A config without
+	// ServerName checks each broker's certificate against that broker's
+	// host.
+	TLS *tls.Config
 }
 
 // Prefix returns the topic prefix in effect.

@@ -35,11 +35,11 @@ func TestEnsureTopicsFake(t *testing.T) {
 		{Name: Topic(DefaultTopicPrefix, "dead-letters"), Partitions: 1, Configs: map[string]string{"retention.ms": "86400000"}},
 	}
 	for i := range 2 {
-		if err := EnsureTopics(ctx, brokers, specs); err != nil {
+		if err := EnsureTopics(ctx, Options{Brokers: brokers}, specs); err != nil {
 			t.Fatalf("EnsureTopics, call %d: %v", i+1, err)
 		}
 	}
-	if err := EnsureTopics(ctx, brokers, []TopicSpec{{Name: "bad name"}}); err == nil {
+	if err := EnsureTopics(ctx, Options{Brokers: brokers}, []TopicSpec{{Name: "bad name"}}); err == nil {
 		t.Error("EnsureTopics with an illegal name: err = nil, want an error")
 	}
 }
@@ -48,7 +48,7 @@ func TestPing(t *testing.T) {
 	brokers := newFakeCluster(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	if err := Ping(ctx, brokers); err != nil {
+	if err := Ping(ctx, Options{Brokers: brokers}); err != nil {
 		t.Fatalf("Ping(%v) = %v, want nil", brokers, err)
 	}
 
@@ -59,11 +59,11 @@ func TestPing(t *testing.T) {
 	}
 	dead := l.Addr().String()
 	l.Close()
-	if err := Ping(ctx, []string{dead}); err == nil {
+	if err := Ping(ctx, Options{Brokers: []string{dead}}); err == nil {
 		t.Errorf("Ping(%s) with nothing listening = nil, want an error", dead)
 	}
 	// The first broker is down, the second answers.
-	if err := Ping(ctx, []string{dead, brokers[0]}); err != nil {
+	if err := Ping(ctx, Options{Brokers: []string{dead, brokers[0]}}); err != nil {
 		t.Errorf("Ping with one live broker = %v, want nil", err)
 	}
 }

@@ -43,14 +43,14 @@ func testCommitResume(t *testing.T, brokers []string) {
 	topic := opts.Topic(name)
 	group := uniqueName("group")
 
-	if err := Ping(ctx, brokers); err != nil {
+	if err := Ping(ctx, Options{Brokers: brokers}); err != nil {
 		t.Fatalf("ping: %v", err)
 	}
 	spec := []TopicSpec{{Name: topic, Partitions: 3}}
-	if err := EnsureTopics(ctx, brokers, spec); err != nil {
+	if err := EnsureTopics(ctx, Options{Brokers: brokers}, spec); err != nil {
 		t.Fatalf("ensure topic: %v", err)
 	}
-	if err := EnsureTopics(ctx, brokers, spec); err != nil {
+	if err := EnsureTopics(ctx, Options{Brokers: brokers}, spec); err != nil {
 		t.Fatalf("ensure an existing topic again: %v", err)
 	}
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/driftwatch/driftwatch/internal/chclient"
 	"github.com/driftwatch/driftwatch/internal/config"
+	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/internal/testenv"
 )
 
@@ -156,7 +157,7 @@ func TestReadyzProbesShareOneCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	AddDependencyChecks(s, conn, brokers)
+	AddDependencyChecks(s, conn, kafkaio.Options{Brokers: brokers})
 	s.SetReady(true)
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)

@@ -46,10 +46,11 @@ type Runtime struct {
 func (rt *Runtime) OnClose(close func() error) { rt.closes = append(rt.closes, close) }
 
 // AddDependencyChecks adds the readiness checks every service has: a
-// ClickHouse ping on conn and a dial of the Kafka brokers.
-func AddDependencyChecks(srv *Server, conn driver.Conn, brokers []string) {
+// ClickHouse ping on conn and a metadata request to the Kafka brokers, with
+// kopts' SASL and TLS (so a refused password shows in /readyz).
+func AddDependencyChecks(srv *Server, conn driver.Conn, kopts kafkaio.Options) {
 	srv.AddCheck("clickhouse", func(ctx context.Context) error { return conn.Ping(ctx) })
-	srv.AddCheck("kafka", func(ctx context.Context) error { return kafkaio.Ping(ctx, brokers) })
+	srv.AddCheck("kafka", func(ctx context.Context) error { return kafkaio.Ping(ctx, kopts) })
 }
 
 // Run is every service's start-up and shutdown: the HTTP server (health,
@@ -75,8 +76,11 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	}
 	defer conn.Close()
 
-	rt := &Runtime{Server: srv, Conn: conn, Log: log,
-		Kafka: kafkaio.Options{Brokers: spec.Common.KafkaBrokers, TopicPrefix: spec.Common.TopicPrefix, ClientID: "driftwatch-" + spec.Name, Logger: log}}
+	kopts, err := kafkaio.FromConfig(spec.Common.Kafka, "driftwatch-"+spec.Name, log)
+	if err != nil {
+		return err
+	}
+	rt := &Runtime{Server: srv, Conn: conn, Log: log, Kafka: kopts}
 	defer func() {
 		for i := len(rt.closes) - 1; i >= 0; i-- {
 			if cerr := rt.closes[i](); cerr != nil {
@@ -86,7 +90,13 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	}()
 	if len(spec.Topics) > 0 {
 		if err := WaitFor(ctx, log, "create Kafka topics", func(ctx context.Context) error {
-			return kafkaio.EnsureTopics(ctx, spec.Common.KafkaBrokers, kafkaio.Specs(rt.Kafka, spec.Topics...))
+			err := kafkaio.EnsureTopics(ctx, rt.Kafka, kafkaio.Specs(rt.Kafka, spec.Topics...))
+			if errors.Is(err, kafkaio.ErrRefused) {
+				// A wrong password or an untrusted certificate: exit
+				// with it now rather than wait as for an outage.
+				return Permanent(err)
+			}
+			return err
 		}); err != nil {
 			return err
 		}
@@ -95,7 +105,7 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	if err != nil {
 		return err
 	}
-	AddDependencyChecks(srv, conn, spec.Common.KafkaBrokers)
+	AddDependencyChecks(srv, conn, rt.Kafka)
 	srv.SetReady(true)
 	log.Info("started", "clickhouse", chclient.Redact(spec.Common.ClickHouseURL), "kafka", spec.Common.KafkaBrokers, "http", srv.Addr())
 	err = work(ctx)

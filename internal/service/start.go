@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -46,6 +47,10 @@ func Retry(ctx context.Context, log *slog.Logger, what string, op func(context.C
 		if err == nil {
 			return nil
 		}
+		var perm permanentError
+		if errors.As(err, &perm) {
+			return fmt.Errorf("%s: %w", what, perm.err)
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
@@ -58,3 +63,13 @@ func Retry(ctx context.Context, log *slog.Logger, what string, op func(context.C
 		delay = min(2*delay, 15*time.Second)
 	}
 }
+
+// Permanent marks err as one that no retry cures (a Kafka cluster that
+// refuses the credentials): WaitFor and Retry return it at once, unwrapped,
+// instead of waiting.
+func Permanent(err error) error { return permanentError{err} }
+
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return p.err.Error() }
+func (p permanentError) Unwrap() error { return p.err }

@@ -66,7 +66,16 @@ func retrainCommand() command.Command {
 			if err != nil {
 				return err
 			}
-			kopts := kafkaio.Options{Brokers: cfg.KafkaBrokers, TopicPrefix: cfg.TopicPrefix, ClientID: "driftwatch-cli"}
+			kopts, err := kafkaio.FromConfig(cfg.Kafka, "driftwatch-cli", nil)
+			if err != nil {
+				return err
+			}
+			// A writer retries a refused connection as it would a broker
+			// that is down; ask once first, so a wrong password or an
+			// untrusted certificate is the error, at once.
+			if err := kafkaio.Ping(ctx, kopts); errors.Is(err, kafkaio.ErrRefused) {
+				return fmt.Errorf("publish manual trigger: %w", err)
+			}
 			w, err := kafkaio.NewWriter(kopts, schemas.TopicRetrainTriggers)
 			if err != nil {
 				return err

@@ -300,10 +300,18 @@ func benchIngestOnce(ctx context.Context, cfg *benchIngestConfig, env command.En
 	if err != nil {
 		return res, err
 	}
+	kopts, err := kafkaio.FromConfig(cfg.Kafka, "driftwatch-bench", nil)
+	if err != nil {
+		return res, err
+	}
+	kopts.TopicPrefix = cfg.TopicPrefix + id + "."
+	client, closeClient := kafkaio.NewClient(kopts)
+	defer closeClient()
+	client.Timeout = 30 * time.Second
 	r := &benchRun{
 		cfg: cfg, env: env, id: id, chURL: chURL,
-		kopts:  kafkaio.Options{Brokers: cfg.KafkaBrokers, TopicPrefix: cfg.TopicPrefix + id + ".", ClientID: "driftwatch-bench"},
-		client: &kafka.Client{Addr: kafka.TCP(cfg.KafkaBrokers...), Timeout: 30 * time.Second},
+		kopts:  kopts,
+		client: client,
 		group:  "driftwatch-ingest-" + id,
 	}
 	for _, t := range append(gen.Topics(), schemas.TopicDeadLetters) {
@@ -325,7 +333,7 @@ func benchIngestOnce(ctx context.Context, cfg *benchIngestConfig, env command.En
 		specs = append(specs, kafkaio.TopicSpec{Name: t, Partitions: cfg.Partitions})
 	}
 	ectx, cancel := context.WithTimeout(ctx, time.Minute)
-	err = kafkaio.EnsureTopics(ectx, cfg.KafkaBrokers, specs)
+	err = kafkaio.EnsureTopics(ectx, r.kopts, specs)
 	cancel()
 	if err != nil {
 		return res, err

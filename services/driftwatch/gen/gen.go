@@ -211,14 +211,17 @@ func runGen(ctx context.Context, cfg *genConfig, env command.Env) error {
 	if err != nil {
 		return err
 	}
-	opts := kafkaio.Options{Brokers: cfg.KafkaBrokers, TopicPrefix: cfg.TopicPrefix, ClientID: "driftwatch-gen"}
+	opts, err := kafkaio.FromConfig(cfg.Kafka, "driftwatch-gen", nil)
+	if err != nil {
+		return err
+	}
 	topics := schemas.EventTopics()
 	for i := range topics {
 		topics[i].Partitions = cfg.Partitions
 	}
 	specs := kafkaio.Specs(opts, append(topics, schemas.TopicFor(schemas.TopicDeadLetters))...)
 	ectx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	err = kafkaio.EnsureTopics(ectx, cfg.KafkaBrokers, specs)
+	err = kafkaio.EnsureTopics(ectx, opts, specs)
 	cancel()
 	if err != nil {
 		return err
