@@ -13,11 +13,23 @@
 #   KAFKA_CONTROLLER_PORT  --controller-port N  KRaft controller listener (default 9093)
 #   KAFKA_DATA_DIR         --data-dir DIR       data, config, pid file and kafka.log (default <repo>/.data/kafka)
 #   KAFKA_HOST             --host ADDR          address to bind and advertise (default 127.0.0.1)
+#   KAFKA_SASL_SSL_PORT    --sasl-ssl-port N    also open a SASL_SSL listener on N (default: none); see below
+#   KAFKA_SASL_USERNAME    SASL user of that listener (default driftwatch)
+#   KAFKA_SASL_PASSWORD    its password (default driftwatch-secret; letters, digits, '.', '_', '-')
 #   KAFKA_START_TIMEOUT    seconds start waits for readiness (default 60)
 #   KAFKA_STOP_TIMEOUT     seconds stop waits after SIGTERM before SIGKILL (default 30)
 #   KAFKA_HEAP_OPTS        JVM heap flags (default -Xms256m -Xmx512m)
 #   KAFKA_JVM_OPTS         extra JVM flags, after (so overriding) the script's own
 #   JAVA_HOME              the JDK to use; otherwise Java 17 if installed, else `java` on PATH
+#
+# The SASL_SSL listener (for testing driftwatch's Kafka SASL and TLS) takes
+# PLAIN (a JAAS user list), SCRAM-SHA-256 and SCRAM-SHA-512 (credentials
+# added by `kafka-storage format --add-scram`, so they are fixed when the data
+# dir is first formatted) for one user. Its certificates are made with
+# openssl on first start in <data dir>/tls: ca.pem (the CA to trust),
+# broker.pem for 127.0.0.1, localhost and KAFKA_HOST, and client.pem with
+# client.key (a client certificate the broker accepts, ssl.client.auth
+# requested). The PLAINTEXT listener stays, for the broker's own use.
 #
 # Works from any directory and as any user that can write the data dir.
 set -euo pipefail
@@ -49,6 +61,9 @@ port=${KAFKA_PORT:-9092}
 controller_port=${KAFKA_CONTROLLER_PORT:-9093}
 data_dir=${KAFKA_DATA_DIR:-$repo_root/.data/kafka}
 host=${KAFKA_HOST:-127.0.0.1}
+sasl_ssl_port=${KAFKA_SASL_SSL_PORT:-}
+sasl_username=${KAFKA_SASL_USERNAME:-driftwatch}
+sasl_password=${KAFKA_SASL_PASSWORD:-driftwatch-secret}
 start_timeout=${KAFKA_START_TIMEOUT:-60}
 stop_timeout=${KAFKA_STOP_TIMEOUT:-30}
 
@@ -63,6 +78,8 @@ parse_flags() {
 		--data-dir=*) data_dir=${1#*=}; shift ;;
 		--host) host=${2:?--host needs a value}; shift 2 ;;
 		--host=*) host=${1#*=}; shift ;;
+		--sasl-ssl-port) sasl_ssl_port=${2:?--sasl-ssl-port needs a value}; shift 2 ;;
+		--sasl-ssl-port=*) sasl_ssl_port=${1#*=}; shift ;;
 		-h | --help) usage; exit 0 ;;
 		*) die "unknown flag $1 (see scripts/kafka.sh --help)" ;;
 		esac
@@ -81,6 +98,14 @@ validate_settings() {
 	validate_port KAFKA_CONTROLLER_PORT "$controller_port"
 	[[ $port != "$controller_port" ]] ||
 		die "KAFKA_PORT and KAFKA_CONTROLLER_PORT are both $port; they need two different ports"
+	if [[ -n $sasl_ssl_port ]]; then
+		validate_port KAFKA_SASL_SSL_PORT "$sasl_ssl_port"
+		[[ $sasl_ssl_port != "$port" && $sasl_ssl_port != "$controller_port" ]] ||
+			die "KAFKA_SASL_SSL_PORT $sasl_ssl_port is also KAFKA_PORT or KAFKA_CONTROLLER_PORT; it needs its own port"
+		# Both end up in a JAAS config and a kafka-storage argument.
+		[[ $sasl_username =~ ^[A-Za-z0-9._-]+$ ]] || die "KAFKA_SASL_USERNAME may hold only letters, digits, '.', '_' and '-', got '$sasl_username'"
+		[[ $sasl_password =~ ^[A-Za-z0-9._-]+$ ]] || die "KAFKA_SASL_PASSWORD may hold only letters, digits, '.', '_' and '-'"
+	fi
 	[[ $start_timeout =~ ^[0-9]+$ ]] || die "KAFKA_START_TIMEOUT must be whole seconds, got '$start_timeout'"
 	[[ $stop_timeout =~ ^[0-9]+$ ]] || die "KAFKA_STOP_TIMEOUT must be whole seconds, got '$stop_timeout'"
 	[[ -n $data_dir ]] || die "KAFKA_DATA_DIR is empty"
@@ -93,6 +118,7 @@ validate_settings() {
 	log_file="$data_dir/kafka.log"
 	out_file="$data_dir/kafka.out"
 	format_file="$data_dir/format.env"
+	tls_dir="$data_dir/tls"
 }
 
 # ---------------------------------------------------------------- deps
@@ -183,8 +209,12 @@ port_in_use() { # port
 
 check_ports_free() {
 	local name p pid
-	for name in KAFKA_PORT KAFKA_CONTROLLER_PORT; do
-		if [[ $name == KAFKA_PORT ]]; then p=$port; else p=$controller_port; fi
+	for name in KAFKA_PORT KAFKA_CONTROLLER_PORT ${sasl_ssl_port:+KAFKA_SASL_SSL_PORT}; do
+		case $name in
+		KAFKA_PORT) p=$port ;;
+		KAFKA_CONTROLLER_PORT) p=$controller_port ;;
+		*) p=$sasl_ssl_port ;;
+		esac
 		if port_in_use "$p"; then
 			if pid=$(running_pid); then
 				die "port $p ($name) is already in use by the Kafka broker started from $data_dir (pid $pid); run scripts/kafka.sh stop, or pick other ports"
@@ -204,6 +234,68 @@ render_config() {
 	tmpl=${tmpl//@KAFKA_LOG_DIRS@/"$data_dir/logs"}
 	[[ $tmpl != *@KAFKA_* ]] || die "BUG: $template has a placeholder kafka.sh does not fill"
 	printf '%s\n' "$tmpl" >"$config"
+	[[ -z $sasl_ssl_port ]] || sasl_ssl_config >>"$config"
+}
+
+# ---------------------------------------------------------------- SASL_SSL
+
+# make_certs writes, once per data dir, a CA, the broker's certificate
+# (PKCS12 keystore for the broker, PEM for clients) and a client
+# certificate, all with openssl.
+make_certs() {
+	[[ -f $tls_dir/broker.p12 ]] && return 0
+	command -v openssl >/dev/null || die "openssl is not installed; the SASL_SSL listener's certificates are made with it"
+	local tmp san
+	rm -rf "$tls_dir.tmp"
+	mkdir -p "$tls_dir.tmp"
+	tmp=$tls_dir.tmp
+	if [[ $host =~ ^[0-9.]+$ || $host == *:* ]]; then san="IP:$host"; else san="DNS:$host"; fi
+	san="IP:127.0.0.1,DNS:localhost,$san"
+	{
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+			-keyout "$tmp/ca.key" -out "$tmp/ca.pem" -subj "/CN=driftwatch test CA" \
+			-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign &&
+			openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+				-keyout "$tmp/broker.key" -out "$tmp/broker.csr" -subj "/CN=localhost" &&
+			openssl x509 -req -in "$tmp/broker.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -CAcreateserial -days 30 \
+				-out "$tmp/broker.pem" -extfile <(printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "$san") &&
+			openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+				-keyout "$tmp/client.key" -out "$tmp/client.csr" -subj "/CN=$sasl_username" &&
+			openssl x509 -req -in "$tmp/client.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -CAcreateserial -days 30 \
+				-out "$tmp/client.pem" -extfile <(printf 'extendedKeyUsage=clientAuth\n') &&
+			openssl pkcs12 -export -in "$tmp/broker.pem" -inkey "$tmp/broker.key" -certfile "$tmp/ca.pem" \
+				-name broker -out "$tmp/broker.p12" -passout pass:driftwatch-keystore
+	} >>"$out_file" 2>&1 || {
+		tail -n 20 "$out_file" >&2
+		die "openssl could not make the SASL_SSL certificates (output above, in $out_file)"
+	}
+	rm -f "$tmp"/*.csr "$tmp"/*.srl
+	chmod 0600 "$tmp"/*.key "$tmp/broker.p12"
+	rm -rf "$tls_dir"
+	mv "$tmp" "$tls_dir"
+	info "made the SASL_SSL certificates in $tls_dir (CA ca.pem; client certificate client.pem, client.key)"
+}
+
+# sasl_ssl_config prints the lines that add the SASL_SSL listener; they come
+# after the template's, and in a properties file the last value of a key wins.
+sasl_ssl_config() {
+	cat <<PROPS
+
+# ---- added by kafka.sh for KAFKA_SASL_SSL_PORT=$sasl_ssl_port
+listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$controller_port,SASL_SSL://$host:$sasl_ssl_port
+advertised.listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$controller_port,SASL_SSL://$host:$sasl_ssl_port
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$sasl_username="$sasl_password";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PKCS12
+listener.name.sasl_ssl.ssl.keystore.location=$tls_dir/broker.p12
+listener.name.sasl_ssl.ssl.keystore.password=driftwatch-keystore
+listener.name.sasl_ssl.ssl.truststore.type=PEM
+listener.name.sasl_ssl.ssl.truststore.location=$tls_dir/ca.pem
+listener.name.sasl_ssl.ssl.client.auth=requested
+PROPS
 }
 
 # A Kafka cluster id is a UUID in unpadded URL-safe base64 (22 characters);
@@ -235,9 +327,14 @@ format_storage() {
 	local cluster_id
 	cluster_id=$(random_cluster_id)
 	info "formatting $data_dir/logs (cluster id $cluster_id, standalone controller)"
+	local -a scram=()
+	if [[ -n $sasl_ssl_port ]]; then
+		scram=(--add-scram "SCRAM-SHA-256=[name=$sasl_username,password=$sasl_password]"
+			--add-scram "SCRAM-SHA-512=[name=$sasl_username,password=$sasl_password]")
+	fi
 	if ! "$java" -Xmx256m -XX:TieredStopAtLevel=1 -Dlog4j2.configurationFile="$log4j_config" -Dkafka.logs.dir="$data_dir" \
 		-cp "$libs_dir/*" kafka.tools.StorageTool format \
-		--config "$config" --cluster-id "$cluster_id" --standalone >>"$out_file" 2>&1; then
+		--config "$config" --cluster-id "$cluster_id" --standalone "${scram[@]}" >>"$out_file" 2>&1; then
 		tail -n 30 "$out_file" >&2 || true
 		die "formatting the storage in $data_dir/logs failed (output above, in $out_file)"
 	fi
@@ -323,8 +420,10 @@ prepare() {
 	check_formatted_port
 	cmd_deps
 	find_java
-	render_config
+	mkdir -p "$data_dir"
 	: >"$out_file"
+	[[ -z $sasl_ssl_port ]] || make_certs
+	render_config
 	format_storage
 }
 
@@ -346,6 +445,9 @@ cmd_start() {
 	local ms=$((($(date +%s%N) - begin_ns) / 1000000))
 	info "ready: brokers $host:$port (controller $host:$controller_port) after ${ms} ms; data $data_dir; log $log_file"
 	info "export DRIFTWATCH_KAFKA_BROKERS=$host:$port"
+	if [[ -n $sasl_ssl_port ]]; then
+		info "SASL_SSL: DRIFTWATCH_KAFKA_BROKERS=$host:$sasl_ssl_port DRIFTWATCH_KAFKA_TLS=true DRIFTWATCH_KAFKA_TLS_CA_FILE=$tls_dir/ca.pem DRIFTWATCH_KAFKA_SASL_MECHANISM=SCRAM-SHA-512 DRIFTWATCH_KAFKA_SASL_USERNAME=$sasl_username (password KAFKA_SASL_PASSWORD)"
+	fi
 }
 
 cmd_run() {
@@ -389,7 +491,7 @@ stop_pid() { # pid
 	# The listeners close as the process ends; wait briefly so that a start
 	# right after this finds the ports free.
 	local until=$((SECONDS + 5))
-	while { port_in_use "$port" || port_in_use "$controller_port"; } && ((SECONDS < until)); do sleep 0.1; done
+	while { port_in_use "$port" || port_in_use "$controller_port" || { [[ -n $sasl_ssl_port ]] && port_in_use "$sasl_ssl_port"; }; } && ((SECONDS < until)); do sleep 0.1; done
 	rm -f "$pid_file"
 	info "stopped after $((($(date +%s%N) - begin_ns) / 1000000)) ms"
 }

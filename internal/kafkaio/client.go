@@ -169,6 +169,11 @@ func EnsureTopics(ctx context.Context, opts Options, topics []TopicSpec) error {
 		return fmt.Errorf("ensure Kafka topics: %w", err)
 	}
 
+	// CreateTopics reports a refused connection to the controller only as
+	// "Broker Not Available"; a metadata request first says what happened.
+	if err := Ping(ctx, opts); err != nil {
+		return fmt.Errorf("ensure Kafka topics %v: %w", names, err)
+	}
 	client, closeClient := NewClient(opts)
 	defer closeClient()
 

@@ -109,12 +109,50 @@ func Build(t testing.TB, pkg string) string {
 // Kafka is a private single-node broker.
 type Kafka struct {
 	Port, ControllerPort int
-	DataDir              string
-	root                 string
+	// SASLSSLPort is the SASL_SSL listener's port; 0 when the broker has
+	// none (StartKafka).
+	SASLSSLPort int
+	// SASLUsername and SASLPassword are the one user the SASL_SSL listener
+	// knows, for PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
+	SASLUsername, SASLPassword string
+	DataDir                    string
+	root                       string
 }
 
 // Brokers returns the bootstrap address.
 func (k *Kafka) Brokers() []string { return []string{"127.0.0.1:" + strconv.Itoa(k.Port)} }
+
+// SASLSSLBrokers returns the bootstrap address of the SASL_SSL listener.
+func (k *Kafka) SASLSSLBrokers() []string {
+	return []string{"127.0.0.1:" + strconv.Itoa(k.SASLSSLPort)}
+}
+
+// TLSFile returns the path of one of the files scripts/kafka.sh made for
+// the SASL_SSL listener: "ca.pem" (the CA that signed the broker's
+// certificate), "client.pem" and "client.key" (a client certificate the
+// broker accepts).
+func (k *Kafka) TLSFile(name string) string { return filepath.Join(k.DataDir, "tls", name) }
+
+// StartKafkaSASLSSL starts a broker like StartKafka that also has a
+// SASL_SSL listener (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) with certificates
+// made by openssl at start, for the user SASLUsername with password
+// SASLPassword.
+func StartKafkaSASLSSL(t testing.TB) *Kafka {
+	t.Helper()
+	root := RepoRoot(t)
+	if m, _ := filepath.Glob(filepath.Join(root, ".deps/kafka/libs/kafka_2.13-*.jar")); len(m) == 0 {
+		testenv.Unavailable(t, "the Kafka jars are not in .deps/kafka/libs (run `make deps`)")
+	}
+	if _, err := exec.LookPath("openssl"); err != nil {
+		testenv.Unavailable(t, "openssl is not installed (run `make deps`); it makes the SASL_SSL listener's certificates")
+	}
+	k := &Kafka{Port: FreePort(t), ControllerPort: FreePort(t), SASLSSLPort: FreePort(t),
+		SASLUsername: "driftwatch-test", SASLPassword: fmt.Sprintf("pw-%08x", rand.Uint32()),
+		DataDir: filepath.Join(t.TempDir(), "kafka"), root: root}
+	t.Cleanup(func() { k.run(t, "stop") })
+	k.Start(t)
+	return k
+}
 
 // StartKafka starts a broker on free ports with its own data directory.
 func StartKafka(t testing.TB) *Kafka {
@@ -139,6 +177,9 @@ func (k *Kafka) run(t testing.TB, verb string) {
 	t.Helper()
 	cmd := exec.Command("bash", filepath.Join(k.root, "scripts/kafka.sh"), verb)
 	cmd.Env = append(os.Environ(), "KAFKA_PORT="+strconv.Itoa(k.Port), "KAFKA_CONTROLLER_PORT="+strconv.Itoa(k.ControllerPort), "KAFKA_DATA_DIR="+k.DataDir)
+	if k.SASLSSLPort != 0 {
+		cmd.Env = append(cmd.Env, "KAFKA_SASL_SSL_PORT="+strconv.Itoa(k.SASLSSLPort), "KAFKA_SASL_USERNAME="+k.SASLUsername, "KAFKA_SASL_PASSWORD="+k.SASLPassword)
+	}
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("kafka.sh %s: %v\n%s", verb, err, b)
 	}
