@@ -249,7 +249,7 @@ func binary(t *testing.T, name string) string {
 // produce sends the generator's first ticks events to Kafka.
 func produce(t *testing.T, kopts kafkaio.Options, gen *loadgen.Generator, ticks int64) {
 	t.Helper()
-	if err := kafkaio.EnsureTopics(context.Background(), kafkaio.Options{Brokers: kopts.Brokers}, []kafkaio.TopicSpec{{Name: kopts.Topic("inferences"), Partitions: 3}}); err != nil {
+	if err := kafkaio.EnsureTopics(context.Background(), kopts, []kafkaio.TopicSpec{{Name: kopts.Topic("inferences"), Partitions: 3}}); err != nil {
 		t.Fatal(err)
 	}
 	byTopic := map[string][]kafka.Message{}
