@@ -8,7 +8,7 @@
 #
 # Usage:
 #   scripts/deps.sh              the default components: java maven npm libchdb
-#                                kafka prometheus alertmanager docker-compose
+#                                kafka prometheus alertmanager docker-compose openssl
 #   scripts/deps.sh NAME...      only the named components, in that order
 #   scripts/deps.sh python       the Python venv for reference scripts (.deps/venv);
 #                                optional, not part of the default run; PYTHON picks
@@ -30,7 +30,7 @@ CHDB_TARBALL_SHA256="c0d32b129e988f2b9a9a31c9141aecf5e1e2453f9a079efc4d36ab8e3f9
 # statistics (STYLE.md rule 17). Pinned so reference numbers do not move.
 PYTHON_PACKAGES=(numpy==2.2.6 scipy==1.15.3 scikit-learn==1.6.1 evidently==0.7.23 pandas==2.2.3)
 
-DEFAULT=(java maven npm libchdb kafka prometheus alertmanager docker-compose)
+DEFAULT=(java maven npm libchdb kafka prometheus alertmanager docker-compose openssl)
 ALL=("${DEFAULT[@]}" python)
 
 ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -152,6 +152,18 @@ dep_java() {
 	fi
 	apt_install openjdk-17-jre-headless
 	say java "installed ($(deb_version openjdk-17-jre-headless))"
+}
+
+# openssl makes the certificates of the tests' TLS listeners (the Kafka
+# broker's SASL_SSL listener, scripts/kafka.sh) at test time.
+dep_openssl() {
+	if command -v openssl >/dev/null 2>&1; then
+		say openssl "present ($(openssl version))"
+		return
+	fi
+	say openssl "installing openssl"
+	apt_install openssl
+	say openssl "installed ($(deb_version openssl))"
 }
 
 dep_maven() {
