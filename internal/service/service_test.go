@@ -225,3 +225,23 @@ func TestRetryAndWaitFor(t *testing.T) {
 		t.Errorf("Retry with a cancelled context: %v, want the op's error named", err)
 	}
 }
+
+// TestRetryStopsOnPermanent: an error marked Permanent (a Kafka cluster
+// refusing the password) ends WaitFor and Retry at the first attempt,
+// with the error itself, not after a wait.
+func TestRetryStopsOnPermanent(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	refused := errors.New("refused")
+	for name, retry := range map[string]func(context.Context, *slog.Logger, string, func(context.Context) error) error{"WaitFor": WaitFor, "Retry": Retry} {
+		t.Run(name, func(t *testing.T) {
+			calls := 0
+			err := retry(t.Context(), log, "connect", func(context.Context) error {
+				calls++
+				return fmt.Errorf("dial: %w", Permanent(refused))
+			})
+			if calls != 1 || !errors.Is(err, refused) || err.Error() != "connect: dial: refused" {
+				t.Errorf("after %d calls: %v, want 1 call and \"connect: dial: refused\"", calls, err)
+			}
+		})
+	}
+}

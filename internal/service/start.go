@@ -47,9 +47,8 @@ func Retry(ctx context.Context, log *slog.Logger, what string, op func(context.C
 		if err == nil {
 			return nil
 		}
-		var perm permanentError
-		if errors.As(err, &perm) {
-			return fmt.Errorf("%s: %w", what, perm.err)
+		if errors.As(err, new(permanentError)) {
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", what, err)
@@ -65,8 +64,8 @@ func Retry(ctx context.Context, log *slog.Logger, what string, op func(context.C
 }
 
 // Permanent marks err as one that no retry cures (a Kafka cluster that
-// refuses the credentials): WaitFor and Retry return it at once, unwrapped,
-// instead of waiting.
+// refuses the credentials): WaitFor and Retry return it at once instead of
+// waiting. The mark adds nothing to the error's text.
 func Permanent(err error) error { return permanentError{err} }
 
 type permanentError struct{ err error }
