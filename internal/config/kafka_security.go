@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 )
 
@@ -134,4 +135,30 @@ func (k *Kafka) validateSecurity() error {
 		p = append(p, err)
 	}
 	return errors.Join(p...)
+}
+
+// Env returns the DRIFTWATCH_KAFKA_* (and DRIFTWATCH_TOPIC_PREFIX)
+// variables that give a child process these settings, secrets included,
+// one NAME=value each for every setting that is not empty, so a command
+// that starts a service (driftwatch bench) hands on what it was given.
+func (k Kafka) Env() []string {
+	var out []string
+	v := reflect.ValueOf(k)
+	for i := range v.NumField() {
+		name := v.Type().Field(i).Tag.Get("env")
+		if name == "" || v.Field(i).IsZero() {
+			continue
+		}
+		var s string
+		switch f := v.Field(i).Interface().(type) {
+		case []string:
+			s = strings.Join(f, ",")
+		case Secret:
+			s = f.Reveal()
+		default:
+			s = fmt.Sprint(f)
+		}
+		out = append(out, name+"="+s)
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,4 +152,23 @@ func TestKafkaSecuritySettings(t *testing.T) {
 			t.Errorf("dump:\n%s", out.String())
 		}
 	})
+}
+
+// TestKafkaEnvRoundTrips: the variables Env returns load back into the
+// same settings, so a child process gets exactly what its parent has.
+func TestKafkaEnvRoundTrips(t *testing.T) {
+	want := Kafka{KafkaBrokers: []string{"k1:9096", "k2:9096"}, TopicPrefix: "p.", KafkaSASLMechanism: "SCRAM-SHA-256",
+		KafkaSASLUsername: "u", KafkaSASLPassword: "hunter2", KafkaTLS: true, KafkaTLSServerName: "kafka.internal"}
+	vars := map[string]string{}
+	for _, kv := range want.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	cfg := defaults()
+	if _, err := Load(cfg, LoadOptions{Name: "test", LookupEnv: env(vars)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Kafka; fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", want) || got.KafkaSASLPassword.Reveal() != "hunter2" {
+		t.Errorf("loaded %#v from %v, want %#v", got, vars, want)
+	}
 }

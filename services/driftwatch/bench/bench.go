@@ -702,19 +702,19 @@ func (r *benchRun) startIngest(ctx context.Context, bin string) (*ingestProc, er
 		p.cancel, p.done = cancel, make(chan struct{})
 		go func() { p.err = ingest.RunService(ictx, icfg); close(p.done) }()
 	} else {
-		p.proc, err = teststack.Launch("ingest", bin, []string{
-			"DRIFTWATCH_KAFKA_BROKERS=" + strings.Join(icfg.KafkaBrokers, ","),
-			"DRIFTWATCH_CLICKHOUSE_URL=" + icfg.ClickHouseURL,
-			"DRIFTWATCH_HTTP_ADDR=" + icfg.HTTPAddr,
-			"DRIFTWATCH_TOPIC_PREFIX=" + icfg.TopicPrefix,
-			"DRIFTWATCH_INGEST_CONSUMER_GROUP=" + icfg.ConsumerGroup,
-			"DRIFTWATCH_INGEST_TOPIC_PARTITIONS=" + strconv.Itoa(icfg.TopicPartitions),
-			"DRIFTWATCH_INGEST_BATCH_ROWS=" + strconv.Itoa(icfg.BatchRows),
-			"DRIFTWATCH_INGEST_BATCH_AGE=" + icfg.BatchAge.String(),
-			"DRIFTWATCH_INGEST_BATCH_BYTES=" + strconv.Itoa(icfg.BatchBytes),
-			"DRIFTWATCH_INGEST_QUEUE_BYTES=" + strconv.Itoa(icfg.QueueBytes),
-			"DRIFTWATCH_LOG_LEVEL=" + icfg.LogLevel,
-		})
+		p.proc, err = teststack.Launch("ingest", bin, append(icfg.Kafka.Env(), // SASL and TLS; brokers and prefix again below
+			"DRIFTWATCH_KAFKA_BROKERS="+strings.Join(icfg.KafkaBrokers, ","),
+			"DRIFTWATCH_CLICKHOUSE_URL="+icfg.ClickHouseURL,
+			"DRIFTWATCH_HTTP_ADDR="+icfg.HTTPAddr,
+			"DRIFTWATCH_TOPIC_PREFIX="+icfg.TopicPrefix,
+			"DRIFTWATCH_INGEST_CONSUMER_GROUP="+icfg.ConsumerGroup,
+			"DRIFTWATCH_INGEST_TOPIC_PARTITIONS="+strconv.Itoa(icfg.TopicPartitions),
+			"DRIFTWATCH_INGEST_BATCH_ROWS="+strconv.Itoa(icfg.BatchRows),
+			"DRIFTWATCH_INGEST_BATCH_AGE="+icfg.BatchAge.String(),
+			"DRIFTWATCH_INGEST_BATCH_BYTES="+strconv.Itoa(icfg.BatchBytes),
+			"DRIFTWATCH_INGEST_QUEUE_BYTES="+strconv.Itoa(icfg.QueueBytes),
+			"DRIFTWATCH_LOG_LEVEL="+icfg.LogLevel,
+		))
 		if err != nil {
 			return nil, err
 		}
