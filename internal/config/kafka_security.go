@@ -53,7 +53,7 @@ func (k *Kafka) TLSConfig() (*tls.Config, error) {
 	cfg := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		ServerName:         k.KafkaTLSServerName,
-		InsecureSkipVerify: k.KafkaTLSInsecureSkipVerify, //nolint:gosec // only when set explicitly, documented as testing only
+		InsecureSkipVerify: k.KafkaTLSInsecureSkipVerify, // only when set explicitly; documented as testing only
 	}
 	var errs []error
 	if k.KafkaTLSCAFile != "" {
