@@ -37,7 +37,7 @@ func TestForget(t *testing.T) {
 		specs = append(specs, kafkaio.TopicSpec{Name: kopts.Topic(n), Partitions: 1})
 	}
 	specs = append(specs, kafkaio.Specs(kopts, schemas.TopicFor(schemas.TopicDeadLetters))[0])
-	if err := kafkaio.EnsureTopics(ctx, brokers, specs); err != nil {
+	if err := kafkaio.EnsureTopics(ctx, kopts, specs); err != nil {
 		t.Fatal(err)
 	}
 	keyFile := filepath.Join(t.TempDir(), "hash.key")
