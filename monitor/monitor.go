@@ -37,6 +37,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/driftwatch/driftwatch/internal/signing"
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/monitor/window"
 	"github.com/driftwatch/driftwatch/schemas"
@@ -71,7 +72,10 @@ type Options struct {
 	TriggerWriter interface {
 		WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 	}
-	Registerer prometheus.Registerer
+	// TriggerSigner signs every trigger published (trigger_signing_key_file);
+	// nil publishes them unsigned.
+	TriggerSigner *signing.Key
+	Registerer    prometheus.Registerer
 	// Logger is slog.Default and Now time.Now when nil.
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -117,7 +121,7 @@ func New(opts Options) (*Monitor, error) {
 	return &Monitor{
 		opts: opts, log: opts.Logger, store: &Store{conn: opts.Conn},
 		exp:      newExporter(opts.Registerer, opts.ExportFeatures, opts.MaxSeries, opts.Lookback, opts.Now),
-		gate:     &gate{store: &Store{conn: opts.Conn}, writer: opts.TriggerWriter, cfg: opts.Triggers},
+		gate:     &gate{store: &Store{conn: opts.Conn}, writer: opts.TriggerWriter, cfg: opts.Triggers, signer: opts.TriggerSigner},
 		evals:    f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_evaluations_total", Help: "Model windows evaluated, by outcome."}, []string{"outcome"}),
 		duration: f.NewHistogram(prometheus.HistogramOpts{Name: "driftwatch_monitor_evaluation_duration_seconds", Help: "Time to evaluate one model window (queries, statistics, writes).", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 		triggers: f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_triggers_total", Help: "Retrain trigger decisions by reason and outcome."}, []string{"reason", "outcome"}),

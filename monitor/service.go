@@ -9,6 +9,7 @@ import (
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/internal/migration"
 	"github.com/driftwatch/driftwatch/internal/service"
+	"github.com/driftwatch/driftwatch/internal/signing"
 	"github.com/driftwatch/driftwatch/schemas"
 )
 
@@ -18,6 +19,9 @@ type Config struct {
 	config.Common    `yaml:",inline"`
 	migration.Config `yaml:",inline"`
 	Settings         `yaml:",inline"`
+	// TriggerSigning signs every published trigger when its key file is
+	// set.
+	config.TriggerSigning `yaml:",inline"`
 }
 
 // DefaultConfig returns the monitor defaults (HTTP on 127.0.0.1:9102).
@@ -27,7 +31,7 @@ func DefaultConfig() *Config {
 
 // Validate reports every invalid setting.
 func (c *Config) Validate() error {
-	errs := []error{c.Common.Validate(), c.Config.Validate(), c.Settings.Validate()}
+	errs := []error{c.Common.Validate(), c.Config.Validate(), c.Settings.Validate(), c.TriggerSigning.Validate()}
 	if c.HTTPWriteTimeout <= c.APIQueryTimeout {
 		errs = append(errs, fmt.Errorf("http_write_timeout: %s must be longer than api_query_timeout %s, or an answer is cut off while its query still runs", c.HTTPWriteTimeout, c.APIQueryTimeout))
 	}
@@ -40,12 +44,16 @@ func RunService(ctx context.Context, cfg *Config) error {
 		Name: "monitor", Common: cfg.Common, Migration: cfg.Config,
 		Topics: []schemas.Topic{schemas.TopicFor(schemas.TopicRetrainTriggers)},
 		Setup: func(ctx context.Context, rt *service.Runtime) (func(context.Context) error, error) {
+			key, err := cfg.TriggerSigning.Key()
+			if err != nil {
+				return nil, fmt.Errorf("trigger_signing_key_file: %w", err)
+			}
 			tw, err := kafkaio.NewWriter(rt.Kafka, schemas.TopicRetrainTriggers)
 			if err != nil {
 				return nil, err
 			}
 			rt.OnClose(tw.Close)
-			m, err := New(Options{Settings: cfg.Settings, Conn: rt.Conn, TriggerWriter: tw, Registerer: rt.Server.Registry(), Logger: rt.Log})
+			m, err := New(Options{Settings: cfg.Settings, Conn: rt.Conn, TriggerWriter: tw, TriggerSigner: signing.New(key), Registerer: rt.Server.Registry(), Logger: rt.Log})
 			if err != nil {
 				return nil, err
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/driftwatch/driftwatch/internal/signing"
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/monitor/window"
 	"github.com/driftwatch/driftwatch/schemas"
@@ -250,6 +251,8 @@ type gate struct {
 		WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 	}
 	cfg TriggerConfig
+	// signer signs each published trigger; nil leaves them unsigned.
+	signer *signing.Key
 
 	mu    sync.Mutex
 	locks map[string]*modelLock // by model; an entry lives while in use
@@ -321,6 +324,7 @@ func (g *gate) decide(ctx context.Context, t *schemas.RetrainTrigger, manual boo
 		return Decision{}, fmt.Errorf("encode trigger: %w", err)
 	}
 	msg := kafka.Message{Key: []byte(t.ModelID), Value: body, Headers: []kafka.Header{{Key: schemas.SchemaHeader, Value: []byte(schemas.KindRetrainTrigger.SchemaName())}}}
+	g.signer.AddTo(&msg)
 	if err := g.writer.WriteMessages(ctx, msg); err != nil {
 		return Decision{}, fmt.Errorf("publish trigger for %s: %w", t.ModelID, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/internal/migration"
 	"github.com/driftwatch/driftwatch/internal/service"
+	"github.com/driftwatch/driftwatch/internal/signing"
 	"github.com/driftwatch/driftwatch/schemas"
 )
 
@@ -19,6 +20,9 @@ type Config struct {
 	config.Common    `yaml:",inline"`
 	migration.Config `yaml:",inline"`
 	Settings         `yaml:",inline"`
+	// TriggerSigning: with a key file, only triggers signed with its key
+	// are trained.
+	config.TriggerSigning `yaml:",inline"`
 }
 
 // Settings are the trainer's own settings: the service's configuration
@@ -62,7 +66,7 @@ func DefaultConfig() *Config {
 
 // Validate reports every invalid setting.
 func (c *Config) Validate() error {
-	return errors.Join(c.Common.Validate(), c.Config.Validate(), c.Settings.Validate())
+	return errors.Join(c.Common.Validate(), c.Config.Validate(), c.Settings.Validate(), c.TriggerSigning.Validate())
 }
 
 // Validate reports every invalid setting by its configuration key.
@@ -98,6 +102,13 @@ func RunService(ctx context.Context, cfg *Config) error {
 		Name: "trainer", Common: cfg.Common, Migration: cfg.Config,
 		Topics: []schemas.Topic{schemas.TopicFor(schemas.TopicRetrainTriggers), schemas.TopicFor(schemas.TopicModelEvents), schemas.TopicFor(schemas.TopicDeadLetters)},
 		Setup: func(ctx context.Context, rt *service.Runtime) (func(context.Context) error, error) {
+			key, err := cfg.TriggerSigning.Key()
+			if err != nil {
+				return nil, fmt.Errorf("trigger_signing_key_file: %w", err)
+			}
+			if key == nil {
+				rt.Log.Warn("trigger_signing_key_file is not set: any retrain trigger on the topic is trained, whoever wrote it")
+			}
 			rd, err := kafkaio.NewReader(rt.Kafka, schemas.TopicRetrainTriggers, rt.Kafka.Prefix()+cfg.ConsumerGroup)
 			if err != nil {
 				return nil, err
@@ -113,7 +124,7 @@ func RunService(ctx context.Context, cfg *Config) error {
 				return nil, err
 			}
 			rt.OnClose(dl.Close)
-			tr, err := New(Options{Settings: cfg.Settings, Conn: rt.Conn, Triggers: rd, Events: ev, DeadLetters: dl, Registerer: rt.Server.Registry(), Logger: rt.Log})
+			tr, err := New(Options{Settings: cfg.Settings, Conn: rt.Conn, Triggers: rd, Events: ev, DeadLetters: dl, TriggerKey: signing.New(key), Registerer: rt.Server.Registry(), Logger: rt.Log})
 			if err != nil {
 				return nil, err
 			}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/driftwatch/driftwatch/internal/chclient"
 	"github.com/driftwatch/driftwatch/internal/service"
+	"github.com/driftwatch/driftwatch/internal/signing"
 	"github.com/driftwatch/driftwatch/schemas"
 )
 
@@ -41,6 +42,11 @@ type Options struct {
 	// Events receives model events; DeadLetters malformed triggers.
 	Events      Writer
 	DeadLetters Writer
+	// TriggerKey, when set (trigger_signing_key_file), is the key every
+	// consumed trigger must be signed with: one unsigned or with a
+	// signature that does not match is dead-lettered (unsigned_trigger,
+	// bad_signature) before it is decoded, and never trained.
+	TriggerKey *signing.Key
 	// Settings are the service's settings: DataDir (required) holds
 	// artifacts/<model>/<version>/model.json and metadata.json and
 	// work/<model>/<run>/, each run's datasets and external trainers'
@@ -183,6 +189,13 @@ func (t *Trainer) consume(ctx context.Context) error {
 			return fmt.Errorf("fetch retrain trigger: %w", err)
 		}
 		t.offs.add(msg)
+		if err := t.opts.TriggerKey.Verify(msg); err != nil {
+			if err := t.deadLetter(ctx, msg, string(signing.Reason(err)), err); err != nil {
+				return err
+			}
+			t.finish(ctx, msg)
+			continue
+		}
 		trig, err := schemas.DecodeRetrainTrigger(msg.Value)
 		if err != nil {
 			reason := "invalid"

@@ -89,6 +89,7 @@ type Common struct {
 	HTTPAddr        string `yaml:"http_addr" env:"DRIFTWATCH_HTTP_ADDR" flag:"http-addr" help:"listen address for /healthz, /readyz, /metrics and the API"`
 	HTTP            `yaml:",inline"`
 	Logging         `yaml:",inline"`
+	APIAuth         `yaml:",inline"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"DRIFTWATCH_SHUTDOWN_TIMEOUT" flag:"shutdown-timeout" help:"how long a graceful shutdown (flush, commit, close) may take"`
 }
 
@@ -114,6 +115,7 @@ func DefaultCommon(httpAddr string) Common {
 		HTTPAddr:        httpAddr,
 		HTTP:            DefaultHTTP(),
 		Logging:         DefaultLogging(),
+		APIAuth:         DefaultAPIAuth(),
 		ShutdownTimeout: 30 * time.Second,
 	}
 }
@@ -169,6 +171,7 @@ func (c *Common) Validate() error {
 		p.add("http_addr", "%q: %v", c.HTTPAddr, err)
 	}
 	p = append(p, c.HTTP.Validate(), c.Logging.Validate())
+	p = append(p, c.APIAuth.Validate(c.HTTPAddr))
 	if c.ShutdownTimeout <= 0 {
 		p.add("shutdown_timeout", "must be positive, got %s", c.ShutdownTimeout)
 	}

@@ -64,7 +64,7 @@ func Run(ctx context.Context, spec Spec) (err error) {
 		return errors.New("BUG: service.Run without Setup")
 	}
 	log := spec.Common.Logger(spec.Name)
-	srv, stopHTTP, err := Start(ctx, Options{Name: spec.Name, Addr: spec.Common.HTTPAddr, Logger: log, ShutdownTimeout: spec.Common.ShutdownTimeout, HTTP: spec.Common.HTTP})
+	srv, stopHTTP, err := Start(ctx, Options{Name: spec.Name, Addr: spec.Common.HTTPAddr, Logger: log, ShutdownTimeout: spec.Common.ShutdownTimeout, HTTP: spec.Common.HTTP, Auth: spec.Common.APIAuth})
 	if err != nil {
 		return err
 	}

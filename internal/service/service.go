@@ -20,6 +20,14 @@
 //	driftwatch_service_ready{service}                 gauge, 1 while /readyz answers 200
 //	driftwatch_readyz_checks_total{service,check,outcome}  counter, readiness checks run
 //	    (outcome ok or error); probes answered from the cache do not count
+//	driftwatch_api_requests_denied_total{service,reason}  counter, API requests refused
+//	    before their handler: no_token, bad_token, read_scope, unconfigured
+//	    (a write without api_tokens_file), content_type (a write not JSON)
+//
+// Every route mounted with Handle is behind the API's authentication
+// (api_auth, api_tokens_file; see auth): bearer tokens of scope read or
+// write, JSON bodies only for writes. /healthz, /readyz and /metrics are
+// always open.
 package service
 
 import (
@@ -70,6 +78,10 @@ type Options struct {
 	ReadyCacheTTL time.Duration
 	// Now is the clock of the readiness cache; time.Now when nil.
 	Now func() time.Time
+	// Auth guards the routes mounted with Handle (see auth); its zero
+	// value is api_auth tokens without tokens: reads open, writes
+	// refused.
+	Auth config.APIAuth
 }
 
 // Server is the service's HTTP front: health, readiness, metrics and
@@ -85,6 +97,7 @@ type Server struct {
 	checks    map[string]Check
 	cache     readyCache
 	listener  net.Listener
+	auth      *auth
 }
 
 // readyCache is the last readiness result and the evaluation under way,
@@ -130,7 +143,8 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger, mux: http.NewServeMux(), checks: map[string]Check{}}
 	reg := opts.Registry
-	if err := registerDefaultCollectors(reg); err != nil {
+	var err error
+	if err = registerDefaultCollectors(reg); err != nil {
 		return nil, err
 	}
 	f := promauto.With(reg)
@@ -147,6 +161,13 @@ func New(opts Options) (*Server, error) {
 		Name: "driftwatch_readyz_checks_total", Help: "Readiness checks run, by check and outcome (ok, error); probes answered from the cache do not count.",
 		ConstLabels: prometheus.Labels{"service": opts.Name},
 	}, []string{"check", "outcome"})
+	denied := f.NewCounterVec(prometheus.CounterOpts{
+		Name: "driftwatch_api_requests_denied_total", Help: "API requests refused before their handler, by reason (no_token, bad_token, read_scope, unconfigured, content_type).",
+		ConstLabels: prometheus.Labels{"service": opts.Name},
+	}, []string{"reason"})
+	if s.auth, err = newAuth(opts.Auth, opts.Addr, denied); err != nil {
+		return nil, err
+	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
@@ -207,8 +228,9 @@ func (s *Server) Registry() *prometheus.Registry { return s.opts.Registry }
 // Logger returns the service's logger.
 func (s *Server) Logger() *slog.Logger { return s.log }
 
-// Handle mounts an API handler; patterns follow net/http.ServeMux.
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+// Handle mounts an API handler behind the API's authentication
+// (Options.Auth); patterns follow net/http.ServeMux.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, s.auth.wrap(h)) }
 
 // AddCheck adds a named readiness check, evaluated by /readyz (at most
 // once per ReadyCacheTTL). A cached result is dropped, so the new check

@@ -15,6 +15,7 @@ import (
 	"github.com/driftwatch/driftwatch/internal/chclient"
 	"github.com/driftwatch/driftwatch/internal/config"
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
+	"github.com/driftwatch/driftwatch/internal/signing"
 	"github.com/driftwatch/driftwatch/retrain"
 	"github.com/driftwatch/driftwatch/schemas"
 	"github.com/driftwatch/driftwatch/services/driftwatch/command"
@@ -23,7 +24,10 @@ import (
 type retrainConfig struct {
 	config.Kafka   `yaml:",inline"`
 	config.Logging `yaml:",inline"`
-	Model          string `yaml:"model" flag:"model" help:"model to retrain (required)"`
+	// TriggerSigning signs the trigger, as the monitor does, for a
+	// trainer that accepts only signed ones.
+	config.TriggerSigning `yaml:",inline"`
+	Model                 string `yaml:"model" flag:"model" help:"model to retrain (required)"`
 	Reason         string `yaml:"reason" flag:"reason" help:"free text recorded as the trigger's policy"`
 }
 
@@ -32,7 +36,7 @@ func (c *retrainConfig) Validate() error {
 	if c.Model == "" {
 		errs = append(errs, errors.New("model: required (-model M)"))
 	}
-	return errors.Join(append(errs, c.Kafka.Validate(), c.Logging.Validate())...)
+	return errors.Join(append(errs, c.Kafka.Validate(), c.Logging.Validate(), c.TriggerSigning.Validate())...)
 }
 
 type modelsConfig struct {
@@ -52,7 +56,10 @@ func retrainCommand() command.Command {
 		Summary: "publish a manual retrain trigger for a model (the trainer service runs it)",
 		Usage: `driftwatch retrain -model M publishes a manual retrain trigger for model M to
 <prefix>retrain-triggers. The trainer service runs it ahead of other triggers
-(manual has the highest priority); follow it with driftwatch models -model M.`,
+(manual has the highest priority); follow it with driftwatch models -model M.
+With trigger_signing_key_file (DRIFTWATCH_TRIGGER_SIGNING_KEY_FILE) the
+trigger is signed with that key, as the monitor signs its own; a trainer
+with a key dead-letters unsigned triggers.`,
 		Config: func() config.Validator {
 			return &retrainConfig{Kafka: config.DefaultKafka(), Logging: config.DefaultLogging()}
 		},
@@ -76,13 +83,19 @@ func retrainCommand() command.Command {
 			if err := kafkaio.Ping(ctx, kopts); errors.Is(err, kafkaio.ErrRefused) {
 				return fmt.Errorf("publish manual trigger: %w", err)
 			}
+			key, err := cfg.TriggerSigning.Key()
+			if err != nil {
+				return fmt.Errorf("trigger_signing_key_file: %w", err)
+			}
+			msg := kafka.Message{Key: []byte(trig.ModelID), Value: raw,
+				Headers: []kafka.Header{{Key: schemas.SchemaHeader, Value: []byte(schemas.KindRetrainTrigger.SchemaName())}}}
+			signing.New(key).AddTo(&msg)
 			w, err := kafkaio.NewWriter(kopts, schemas.TopicRetrainTriggers)
 			if err != nil {
 				return err
 			}
 			defer w.Close()
-			if err := w.WriteMessages(ctx, kafka.Message{Key: []byte(trig.ModelID), Value: raw,
-				Headers: []kafka.Header{{Key: schemas.SchemaHeader, Value: []byte("driftwatch.retrain-trigger.v1")}}}); err != nil {
+			if err := w.WriteMessages(ctx, msg); err != nil {
 				return fmt.Errorf("publish manual trigger: %w", err)
 			}
 			fmt.Fprintf(env.Stdout, "published manual retrain trigger %s for %s to %s\n", trig.TriggerID, trig.ModelID, kopts.Topic(schemas.TopicRetrainTriggers))
