@@ -573,6 +573,8 @@ func TestTrainer(t *testing.T) {
 
 	t.Run("a trigger that cannot run does not block the next", func(t *testing.T) { testPoisonTriggers(t, w) })
 
+	t.Run("only signed triggers train", func(t *testing.T) { testSignedTriggers(t, w) })
+
 	t.Run("recover interrupted run", func(t *testing.T) {
 		tr := w.trainer(t, Options{})
 		// A run a killed trainer left running.

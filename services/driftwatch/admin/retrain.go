@@ -28,7 +28,7 @@ type retrainConfig struct {
 	// trainer that accepts only signed ones.
 	config.TriggerSigning `yaml:",inline"`
 	Model                 string `yaml:"model" flag:"model" help:"model to retrain (required)"`
-	Reason         string `yaml:"reason" flag:"reason" help:"free text recorded as the trigger's policy"`
+	Reason                string `yaml:"reason" flag:"reason" help:"free text recorded as the trigger's policy"`
 }
 
 func (c *retrainConfig) Validate() error {
