@@ -182,3 +182,38 @@ func (s *TriggerSigning) Key() ([]byte, error) {
 	}
 	return key, nil
 }
+
+// APIClient is how a command authenticates to a service's API: a bearer
+// token read from a file, or given in the environment (never a flag,
+// which shows in ps).
+type APIClient struct {
+	APITokenFile string `yaml:"api_token_file" env:"DRIFTWATCH_API_TOKEN_FILE" flag:"api-token-file" help:"file holding the bearer token sent to the API (one of api_tokens_file's; a write needs a write token)"`
+	APIToken     Secret `yaml:"api_token" env:"DRIFTWATCH_API_TOKEN" help:"bearer token sent to the API (environment only: flags show in ps)"`
+}
+
+// Validate reports both sources set, or a token file that cannot be read.
+func (c *APIClient) Validate() error {
+	if c.APITokenFile != "" && c.APIToken != "" {
+		return errors.New("api_token_file and api_token (DRIFTWATCH_API_TOKEN): set one")
+	}
+	if _, err := c.Token(); err != nil {
+		return fmt.Errorf("api_token_file: %w", err)
+	}
+	return nil
+}
+
+// Token returns the bearer token, "" when none is configured.
+func (c *APIClient) Token() (string, error) {
+	if c.APITokenFile == "" {
+		return strings.TrimSpace(c.APIToken.Reveal()), nil
+	}
+	raw, err := os.ReadFile(c.APITokenFile)
+	if err != nil {
+		return "", fmt.Errorf("read API token: %w", err)
+	}
+	tok := strings.TrimSpace(string(raw))
+	if tok == "" || strings.ContainsAny(tok, " \t\r\n") {
+		return "", fmt.Errorf("%s must hold one token and nothing else", c.APITokenFile)
+	}
+	return tok, nil
+}

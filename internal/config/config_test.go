@@ -67,6 +67,7 @@ func TestLoadPrecedence(t *testing.T) {
 					Kafka:      Kafka{KafkaBrokers: []string{"kafka-1:9092", "kafka-2:9092"}, TopicPrefix: "prod.driftwatch."},
 					ClickHouse: ClickHouse{ClickHouseURL: "clickhouse://ch.internal:9000/driftwatch", ClickHouseUser: "ingest", ClickHousePassword: "s3cret-from-file"},
 					HTTPAddr:   "0.0.0.0:9101", HTTP: DefaultHTTP(), Logging: Logging{LogLevel: "debug", LogFormat: "json"}, ShutdownTimeout: 45 * time.Second,
+					APIAuth: DefaultAPIAuth(),
 				}, BatchRows: 20000}
 			},
 		},

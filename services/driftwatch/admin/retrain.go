@@ -1,10 +1,15 @@
 package admin
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -27,8 +32,12 @@ type retrainConfig struct {
 	// TriggerSigning signs the trigger, as the monitor does, for a
 	// trainer that accepts only signed ones.
 	config.TriggerSigning `yaml:",inline"`
-	Model                 string `yaml:"model" flag:"model" help:"model to retrain (required)"`
-	Reason                string `yaml:"reason" flag:"reason" help:"free text recorded as the trigger's policy"`
+	// With MonitorURL the trigger goes through the monitor's API (its
+	// gate, record and signature) with APIClient's token.
+	MonitorURL       string `yaml:"monitor_url" env:"DRIFTWATCH_MONITOR_URL" flag:"monitor-url" help:"the monitor's base URL (http://127.0.0.1:9102): post the trigger to its API (daily maximum, recorded, signed by the monitor) instead of publishing it to Kafka"`
+	config.APIClient `yaml:",inline"`
+	Model            string `yaml:"model" flag:"model" help:"model to retrain (required)"`
+	Reason           string `yaml:"reason" flag:"reason" help:"free text recorded as the trigger's policy"`
 }
 
 func (c *retrainConfig) Validate() error {
@@ -36,7 +45,7 @@ func (c *retrainConfig) Validate() error {
 	if c.Model == "" {
 		errs = append(errs, errors.New("model: required (-model M)"))
 	}
-	return errors.Join(append(errs, c.Kafka.Validate(), c.Logging.Validate(), c.TriggerSigning.Validate())...)
+	return errors.Join(append(errs, c.Kafka.Validate(), c.Logging.Validate(), c.TriggerSigning.Validate(), c.APIClient.Validate())...)
 }
 
 type modelsConfig struct {
@@ -59,12 +68,20 @@ func retrainCommand() command.Command {
 (manual has the highest priority); follow it with driftwatch models -model M.
 With trigger_signing_key_file (DRIFTWATCH_TRIGGER_SIGNING_KEY_FILE) the
 trigger is signed with that key, as the monitor signs its own; a trainer
-with a key dead-letters unsigned triggers.`,
+with a key dead-letters unsigned triggers.
+
+With -monitor-url the trigger is posted to the monitor's API instead
+(POST /api/v1/models/M/triggers), which applies its daily maximum,
+records and signs it; a monitor with api_tokens_file wants a write token
+(-api-token-file FILE or DRIFTWATCH_API_TOKEN).`,
 		Config: func() config.Validator {
 			return &retrainConfig{Kafka: config.DefaultKafka(), Logging: config.DefaultLogging()}
 		},
 		Run: func(ctx context.Context, c config.Validator, env command.Env) error {
 			cfg := c.(*retrainConfig)
+			if cfg.MonitorURL != "" {
+				return postTrigger(ctx, cfg, env)
+			}
 			trig := schemas.NewManualTrigger(cfg.Model, cfg.Reason, time.Now())
 			if err := trig.Validate(); err != nil {
 				return fmt.Errorf("manual trigger: %w", err)
@@ -150,4 +167,53 @@ func printVersions(env command.Env, vs []*retrain.Version) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ModelID, v.Version, v.Status, strings.Join(m, " "), v.Trainer, v.TriggerID, v.CreatedAt.Format(time.RFC3339))
 	}
 	tw.Flush()
+}
+
+// postTrigger asks the monitor's API for a manual trigger.
+func postTrigger(ctx context.Context, cfg *retrainConfig, env command.Env) error {
+	tok, err := cfg.APIClient.Token()
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(map[string]string{"note": cfg.Reason})
+	if err != nil {
+		return err
+	}
+	u := strings.TrimRight(cfg.MonitorURL, "/") + "/api/v1/models/" + url.PathEscape(cfg.Model) + "/triggers"
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("monitor_url: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("post manual trigger to the monitor: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var out struct {
+		Error   string                  `json:"error"`
+		Outcome string                  `json:"outcome"`
+		Trigger *schemas.RetrainTrigger `json:"trigger"`
+	}
+	_ = json.Unmarshal(raw, &out)
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		hint := "give a write token with -api-token-file FILE or DRIFTWATCH_API_TOKEN"
+		if tok != "" {
+			hint = "the token given is not a write token of the monitor's api_tokens_file"
+		}
+		return fmt.Errorf("monitor refused the trigger (%s): %s; %s", resp.Status, out.Error, hint)
+	case resp.StatusCode >= 300:
+		return fmt.Errorf("monitor answered %s: %s", resp.Status, strings.TrimSpace(cmp.Or(out.Error, string(raw))))
+	case out.Trigger == nil:
+		return fmt.Errorf("monitor answered %s without a trigger: %.200s", resp.Status, raw)
+	}
+	fmt.Fprintf(env.Stdout, "manual retrain trigger %s for %s: %s by the monitor\n", out.Trigger.TriggerID, out.Trigger.ModelID, out.Outcome)
+	return nil
 }
