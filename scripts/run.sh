@@ -14,6 +14,16 @@ ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "$ROOT"
 export STACK_DIR="$ROOT/.data/local"
 export KAFKA_PORT=9092 KAFKA_CONTROLLER_PORT=9093 CLICKHOUSE_PORT=8123
+# The services' APIs: every service listens on 127.0.0.1, so api_auth none
+# (allowed only on loopback) lets curl trigger a retrain without a token;
+# a web page visited meanwhile still cannot (writes must be JSON, which a
+# browser sends cross-site only after a CORS preflight the API refuses,
+# and the Host must be loopback). DRIFTWATCH_API_TOKENS_FILE set
+# beforehand turns tokens on instead (docs/operations.md#protected-apis).
+if [[ -z "${DRIFTWATCH_API_TOKENS_FILE:-}" ]]; then
+	: "${DRIFTWATCH_API_AUTH:=none}"
+	export DRIFTWATCH_API_AUTH
+fi
 : "${DRIFTWATCH_KAFKA_BROKERS:=127.0.0.1:9092}"
 : "${DRIFTWATCH_CLICKHOUSE_URL:=http://127.0.0.1:8123/driftwatch}"
 export DRIFTWATCH_KAFKA_BROKERS DRIFTWATCH_CLICKHOUSE_URL

@@ -18,7 +18,9 @@ import (
 // auth guards the API routes a service mounts with Handle (never
 // /healthz, /readyz or /metrics):
 //
-//   - api_auth none (loopback only): no token is asked for;
+//   - api_auth none (loopback only): no token is asked for, and only a
+//     request whose Host is a loopback name is answered (403 otherwise,
+//     against DNS rebinding);
 //   - api_auth tokens with api_tokens_file: every call needs
 //     "Authorization: Bearer TOKEN" (401 without or with an unknown one),
 //     and a write (any method but GET and HEAD) a write token (403 with
@@ -97,6 +99,14 @@ func (a *auth) scope(r *http.Request) config.Scope {
 	return found
 }
 
+// hostPort gives a Host header a port, so LoopbackAddr can split it.
+func hostPort(host string) string {
+	if strings.HasSuffix(host, "]") || !strings.Contains(host, ":") {
+		return host + ":80"
+	}
+	return host
+}
+
 func isWrite(r *http.Request) bool { return r.Method != http.MethodGet && r.Method != http.MethodHead }
 
 // How to configure tokens, told to a refused client.
@@ -105,6 +115,13 @@ const tokenHelp = "set api_tokens_file (DRIFTWATCH_API_TOKENS_FILE) to a file of
 func (a *auth) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		write := isWrite(r)
+		if a.none && !config.LoopbackAddr(hostPort(r.Host)) {
+			// A page on another site whose name was made to resolve to
+			// 127.0.0.1 (DNS rebinding) is same-origin to the browser
+			// but still says its own name in Host.
+			a.deny(w, http.StatusForbidden, "host", "", fmt.Sprintf("api_auth none answers only requests for a loopback host (127.0.0.1, localhost, [::1]), not %q", r.Host))
+			return
+		}
 		if !a.none {
 			switch {
 			case a.digests == nil && write:

@@ -176,6 +176,18 @@ func TestAPIAuthNone(t *testing.T) {
 	if a := call(t, "POST", base+"/api/v1/thing", "", "application/x-www-form-urlencoded", "a=1"); a.code != 415 {
 		t.Errorf("form post with api_auth none = %d, want 415", a.code)
 	}
+	// DNS rebinding: a page of evil.example resolved to 127.0.0.1.
+	req, _ := http.NewRequest("POST", base+"/api/v1/thing", strings.NewReader("{}"))
+	req.Header.Set("Content-Type", "application/json")
+	req.Host = "evil.example:" + base[strings.LastIndex(base, ":")+1:]
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("api_auth none, Host %s: %d, want 403", req.Host, resp.StatusCode)
+	}
 	for _, addr := range []string{"0.0.0.0:0", ":0", "192.0.2.1:9102", "[::]:0"} {
 		_, err := New(Options{Name: "authtest", Addr: addr, Auth: config.APIAuth{APIAuthMode: config.APIAuthNone}})
 		if err == nil || !strings.Contains(err.Error(), "loopback") {

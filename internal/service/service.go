@@ -22,7 +22,8 @@
 //	    (outcome ok or error); probes answered from the cache do not count
 //	driftwatch_api_requests_denied_total{service,reason}  counter, API requests refused
 //	    before their handler: no_token, bad_token, read_scope, unconfigured
-//	    (a write without api_tokens_file), content_type (a write not JSON)
+//	    (a write without api_tokens_file), content_type (a write not JSON),
+//	    host (api_auth none and a Host that is not loopback)
 //
 // Every route mounted with Handle is behind the API's authentication
 // (api_auth, api_tokens_file; see auth): bearer tokens of scope read or
@@ -162,7 +163,7 @@ func New(opts Options) (*Server, error) {
 		ConstLabels: prometheus.Labels{"service": opts.Name},
 	}, []string{"check", "outcome"})
 	denied := f.NewCounterVec(prometheus.CounterOpts{
-		Name: "driftwatch_api_requests_denied_total", Help: "API requests refused before their handler, by reason (no_token, bad_token, read_scope, unconfigured, content_type).",
+		Name: "driftwatch_api_requests_denied_total", Help: "API requests refused before their handler, by reason (no_token, bad_token, read_scope, unconfigured, content_type, host).",
 		ConstLabels: prometheus.Labels{"service": opts.Name},
 	}, []string{"reason"})
 	if s.auth, err = newAuth(opts.Auth, opts.Addr, denied); err != nil {
