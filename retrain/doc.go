@@ -11,7 +11,10 @@
 // feature_drift, data_quality, schedule) and then age. Workers take the
 // best trigger of a model that is not already running, so a model never
 // has two runs at once. A malformed trigger goes to <prefix>dead-letters
-// with ingest's reason headers. A trigger is run once: its run_id is
+// with ingest's reason headers; with a signing key (Options.TriggerKey,
+// trigger_signing_key_file) so does a trigger without a valid signature
+// (internal/signing; reasons unsigned_trigger and bad_signature), before
+// it is decoded, so it never trains. A trigger is run once: its run_id is
 // derived from (model_id, dedup_key), and a trigger whose trigger_id or
 // dedup_key is already in training_runs (or in the queue) is skipped.
 //
