@@ -35,7 +35,11 @@ func TestVerify(t *testing.T) {
 	}{
 		{"signed", signed, nil},
 		{"unsigned", kafka.Message{Value: value}, ErrUnsigned},
-		{"other key", func() kafka.Message { m := kafka.Message{Value: value}; New([]byte("another key of at least 32 bytes!")).AddTo(&m); return m }(), ErrBadSignature},
+		{"other key", func() kafka.Message {
+			m := kafka.Message{Value: value}
+			New([]byte("another key of at least 32 bytes!")).AddTo(&m)
+			return m
+		}(), ErrBadSignature},
 		{"altered value", kafka.Message{Value: []byte(`{"trigger_id":"t1","model_id":"n"}`), Headers: signed.Headers}, ErrBadSignature},
 		{"no version", kafka.Message{Value: value, Headers: h(k.Sign(value)[3:])}, ErrBadSignature},
 		{"not hex", kafka.Message{Value: value, Headers: h("v1=zz")}, ErrBadSignature},
