@@ -139,7 +139,7 @@ func TestServicesOverSASLSSL(t *testing.T) {
 	// monitor: SCRAM-SHA-256, the password from a file; its manual-trigger
 	// API publishes with its SASL_SSL writer.
 	monitorAddr := addr()
-	mon := teststack.Start(t, "monitor", bins["monitor"], with("DRIFTWATCH_HTTP_ADDR="+monitorAddr,
+	mon := teststack.Start(t, "monitor", bins["monitor"], with("DRIFTWATCH_HTTP_ADDR="+monitorAddr, "DRIFTWATCH_API_AUTH=none",
 		"DRIFTWATCH_KAFKA_SASL_MECHANISM=SCRAM-SHA-256", "DRIFTWATCH_KAFKA_SASL_PASSWORD_FILE="+pwFile))
 	teststack.WaitHTTP(t, "http://"+monitorAddr+"/readyz", 90*time.Second, mon)
 	resp, err := http.Post("http://"+monitorAddr+"/api/v1/models/model-0/triggers", "application/json",

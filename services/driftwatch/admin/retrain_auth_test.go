@@ -32,7 +32,7 @@ func TestRetrainSigned(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	prefix := "cli-signed-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "."
 	kopts := kafkaio.Options{Brokers: brokers, TopicPrefix: prefix}
-	if err := kafkaio.EnsureTopics(context.Background(), brokers, kafkaio.Specs(kopts, schemas.TopicFor(schemas.TopicRetrainTriggers))); err != nil {
+	if err := kafkaio.EnsureTopics(context.Background(), kopts, kafkaio.Specs(kopts, schemas.TopicFor(schemas.TopicRetrainTriggers))); err != nil {
 		t.Fatal(err)
 	}
 	key := filepath.Join(t.TempDir(), "signing.key")
