@@ -212,7 +212,7 @@ const (
 	junkPrefix = "aaaa-"
 	junkModels = 100
 	maxSeries  = 500 // the monitor's, here: the junk wants about 20 series a model
-	junkRows   = 720  // per model over the three hours: 120 per 30-minute window
+	junkRows   = 720 // per model over the three hours: 120 per 30-minute window
 )
 
 // insertJunkModels writes junkModels models' inferences straight into
