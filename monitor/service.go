@@ -41,7 +41,7 @@ func (c *Config) Validate() error {
 // RunService runs the monitor until ctx ends.
 func RunService(ctx context.Context, cfg *Config) error {
 	return service.Run(ctx, service.Spec{
-		Name: "monitor", Common: cfg.Common, Migration: cfg.Config,
+		Name: "monitor", Common: cfg.Common, Migration: cfg.Config, Secrets: config.SecretValues(cfg),
 		Topics: []schemas.Topic{schemas.TopicFor(schemas.TopicRetrainTriggers)},
 		Setup: func(ctx context.Context, rt *service.Runtime) (func(context.Context) error, error) {
 			key, err := cfg.TriggerSigning.Key()

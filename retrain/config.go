@@ -63,6 +63,11 @@ type ModelConfig struct {
 	Trainer string        `yaml:"trainer"`
 	Command []string      `yaml:"command"`
 	Timeout time.Duration `yaml:"timeout"`
+	// Env is what the external trainer's environment has beyond the
+	// allow-list (ExternalEnvAllowed and the DRIFTWATCH_* dataset
+	// variables): name → value. The trainer's own environment, with its
+	// ClickHouse and Kafka credentials, never reaches the command.
+	Env map[string]string `yaml:"env"`
 	// C and Alpha are the built-in trainers' regularisation (model.Config).
 	C     float64 `yaml:"c"`
 	Alpha float64 `yaml:"alpha"`
@@ -203,6 +208,7 @@ func (c ModelConfig) Validate(key string) error {
 	default:
 		bad("trainer: %q is neither builtin nor external", c.Trainer)
 	}
+	errs = append(errs, validateEnv(key, c.Env))
 	return errors.Join(errs...)
 }
 

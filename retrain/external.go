@@ -11,13 +11,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 
+	"github.com/driftwatch/driftwatch/internal/config"
 	"github.com/driftwatch/driftwatch/retrain/dataset"
 )
 
@@ -50,7 +54,12 @@ func (e external) predict(rec arrow.Record, ids *array.String, dst []float64) ([
 // OUT/predictions.csv (header event_id,prediction; one row per evaluation
 // row) and its artifact into OUT/model/, which is moved to artifactDir.
 // It returns the command's CPU seconds too.
-func runExternal(ctx context.Context, mc ModelConfig, ds *dataset.Manifest, out, artifactDir string) (external, float64, error) {
+//
+// The command's environment is an allow-list, not the trainer's own: see
+// externalEnv. Its output goes to the log and to the tail a failure quotes
+// (training_runs.decision_reason) with every secret of red replaced by
+// [REDACTED].
+func runExternal(ctx context.Context, mc ModelConfig, ds *dataset.Manifest, out, artifactDir string, red *config.Redactor) (external, float64, error) {
 	if err := os.MkdirAll(out, 0o700); err != nil {
 		return nil, 0, fmt.Errorf("create trainer output directory: %w", err)
 	}
@@ -60,15 +69,19 @@ func runExternal(ctx context.Context, mc ModelConfig, ds *dataset.Manifest, out,
 		return nil, 0, fmt.Errorf("create trainer log: %w", err)
 	}
 	defer logf.Close()
-	tail := &tailBuffer{max: logTail}
-	w := io.MultiWriter(logf, tail)
+	// The tail keeps a secret's length more, so one cut at its start is
+	// still whole when redacted.
+	tail := &tailBuffer{max: logTail + red.Longest(), red: red}
+	lw := &redactWriter{w: logf, red: red}
+	defer lw.Flush()
+	w := io.MultiWriter(lw, tail)
 
 	cctx, cancel := context.WithTimeout(ctx, mc.Timeout)
 	defer cancel()
 	args := append(append([]string(nil), mc.Command[1:]...), "--dataset", ds.Dir, "--metadata", ds.MetadataPath(), "--output", out)
 	cmd := exec.CommandContext(cctx, mc.Command[0], args...)
-	cmd.Env = append(os.Environ(), "DRIFTWATCH_DATASET_DIR="+ds.Dir, "DRIFTWATCH_DATASET_METADATA="+ds.MetadataPath(),
-		"DRIFTWATCH_OUTPUT_DIR="+out, "DRIFTWATCH_MODEL_ID="+ds.ModelID, "DRIFTWATCH_TASK="+string(mc.Task), "DRIFTWATCH_POSITIVE_CLASS="+mc.PositiveClass)
+	cmd.Env = externalEnv(os.LookupEnv, mc, map[string]string{"DRIFTWATCH_DATASET_DIR": ds.Dir, "DRIFTWATCH_DATASET_METADATA": ds.MetadataPath(),
+		"DRIFTWATCH_OUTPUT_DIR": out, "DRIFTWATCH_MODEL_ID": ds.ModelID, "DRIFTWATCH_TASK": string(mc.Task), "DRIFTWATCH_POSITIVE_CLASS": mc.PositiveClass})
 	cmd.Stdout, cmd.Stderr = w, w
 	// Its own process group, so a timeout kills the trainer's children
 	// (a shell script's python) too.
@@ -147,10 +160,105 @@ func readPredictions(path string, want int64) (external, error) {
 	return out, nil
 }
 
-// tailBuffer keeps the last max bytes written to it.
+// ExternalEnvAllowed are the variables of the trainer's own environment an
+// external trainer inherits (when set); nothing else of it reaches the
+// command — in particular no DRIFTWATCH_CLICKHOUSE_* or DRIFTWATCH_KAFKA_*
+// variable.
+var ExternalEnvAllowed = []string{"PATH", "HOME", "LANG", "TMPDIR"}
+
+// datasetEnv are the variables runExternal sets itself; env: may not
+// replace them.
+var datasetEnv = []string{"DRIFTWATCH_DATASET_DIR", "DRIFTWATCH_DATASET_METADATA", "DRIFTWATCH_OUTPUT_DIR", "DRIFTWATCH_MODEL_ID",
+	"DRIFTWATCH_TASK", "DRIFTWATCH_POSITIVE_CLASS"}
+
+// externalEnv is the external command's whole environment: the allowed
+// variables of the trainer's, the model's env: and the dataset variables,
+// sorted by name.
+func externalEnv(lookup func(string) (string, bool), mc ModelConfig, dataset map[string]string) []string {
+	vars := map[string]string{}
+	for _, k := range ExternalEnvAllowed {
+		if v, ok := lookup(k); ok {
+			vars[k] = v
+		}
+	}
+	for k, v := range mc.Env {
+		vars[k] = v
+	}
+	for k, v := range dataset {
+		vars[k] = v
+	}
+	out := make([]string, 0, len(vars))
+	for k, v := range vars {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// validateEnv refuses an env: that would hand the command a credential of
+// the trainer's (a DRIFTWATCH_CLICKHOUSE_* or DRIFTWATCH_KAFKA_* name, a
+// URL with a password), replace a dataset variable, or is not a variable
+// name.
+func validateEnv(key string, env map[string]string) error {
+	var errs []error
+	for k, v := range env {
+		switch {
+		case k == "" || strings.ContainsAny(k, "=\x00") || strings.TrimSpace(k) != k:
+			errs = append(errs, fmt.Errorf("%s.env: %q is not an environment variable name", key, k))
+		case strings.HasPrefix(k, "DRIFTWATCH_CLICKHOUSE_") || strings.HasPrefix(k, "DRIFTWATCH_KAFKA_"):
+			errs = append(errs, fmt.Errorf("%s.env.%s: the trainer's ClickHouse and Kafka settings are not passed to an external trainer", key, k))
+		case slices.Contains(datasetEnv, k):
+			errs = append(errs, fmt.Errorf("%s.env.%s: set by the trainer for each run", key, k))
+		case strings.ContainsRune(v, 0):
+			errs = append(errs, fmt.Errorf("%s.env.%s: the value holds a NUL byte", key, k))
+		case len(config.URLSecrets(v)) > 0:
+			errs = append(errs, fmt.Errorf("%s.env.%s: a URL with a password (the value is not shown); give the command its credentials another way", key, k))
+		}
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errors.Join(errs...)
+}
+
+// redactWriter writes whole lines to w with red's secrets replaced; Flush
+// writes what is left of the last line.
+type redactWriter struct {
+	w   io.Writer
+	red *config.Redactor
+	buf []byte
+}
+
+func (r *redactWriter) Write(p []byte) (int, error) {
+	r.buf = append(r.buf, p...)
+	if i := bytes.LastIndexByte(r.buf, '\n'); i >= 0 {
+		if _, err := io.WriteString(r.w, r.red.Redact(string(r.buf[:i+1]))); err != nil {
+			return 0, err
+		}
+		r.buf = append(r.buf[:0], r.buf[i+1:]...)
+	}
+	// A line without an end is written in pieces, each a secret's length
+	// short of the buffer's end.
+	if keep := r.red.Longest(); len(r.buf) > 64<<10+keep {
+		cut := len(r.buf) - keep
+		if _, err := io.WriteString(r.w, r.red.Redact(string(r.buf[:cut]))); err != nil {
+			return 0, err
+		}
+		r.buf = append(r.buf[:0], r.buf[cut:]...)
+	}
+	return len(p), nil
+}
+
+// Flush writes the buffered rest.
+func (r *redactWriter) Flush() {
+	_, _ = io.WriteString(r.w, r.red.Redact(string(r.buf)))
+	r.buf = r.buf[:0]
+}
+
+// tailBuffer keeps the last max bytes written to it; String redacts red's
+// secrets and keeps logTail bytes.
 type tailBuffer struct {
 	max int
 	b   []byte
+	red *config.Redactor
 }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
@@ -161,4 +269,10 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (t *tailBuffer) String() string { return string(bytes.TrimSpace(t.b)) }
+func (t *tailBuffer) String() string {
+	s := t.red.Redact(string(t.b))
+	if len(s) > logTail {
+		s = s[len(s)-logTail:]
+	}
+	return strings.TrimSpace(s)
+}

@@ -273,7 +273,7 @@ func (t *Trainer) execute(ctx context.Context, mc ModelConfig, r *Run, workDir s
 	var challenger predictor
 	switch mc.Trainer {
 	case TrainerExternal:
-		ext, cpu, err := runExternal(ctx, mc, ds, filepath.Join(workDir, "output"), artifactDir)
+		ext, cpu, err := runExternal(ctx, mc, ds, filepath.Join(workDir, "output"), artifactDir, t.red)
 		r.CPUSeconds += cpu
 		if err != nil {
 			step("train", start)

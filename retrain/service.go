@@ -98,8 +98,9 @@ func (c *Settings) Validate() error {
 
 // RunService runs the trainer until ctx ends.
 func RunService(ctx context.Context, cfg *Config) error {
+	secrets := config.SecretValues(cfg)
 	return service.Run(ctx, service.Spec{
-		Name: "trainer", Common: cfg.Common, Migration: cfg.Config,
+		Name: "trainer", Common: cfg.Common, Migration: cfg.Config, Secrets: secrets,
 		Topics: []schemas.Topic{schemas.TopicFor(schemas.TopicRetrainTriggers), schemas.TopicFor(schemas.TopicModelEvents), schemas.TopicFor(schemas.TopicDeadLetters)},
 		Setup: func(ctx context.Context, rt *service.Runtime) (func(context.Context) error, error) {
 			key, err := cfg.TriggerSigning.Key()
@@ -124,7 +125,7 @@ func RunService(ctx context.Context, cfg *Config) error {
 				return nil, err
 			}
 			rt.OnClose(dl.Close)
-			tr, err := New(Options{Settings: cfg.Settings, Conn: rt.Conn, Triggers: rd, Events: ev, DeadLetters: dl, TriggerKey: signing.New(key), Registerer: rt.Server.Registry(), Logger: rt.Log})
+			tr, err := New(Options{Settings: cfg.Settings, Conn: rt.Conn, Triggers: rd, Events: ev, DeadLetters: dl, TriggerKey: signing.New(key), Registerer: rt.Server.Registry(), Logger: rt.Log, Secrets: secrets})
 			if err != nil {
 				return nil, err
 			}

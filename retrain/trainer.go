@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/driftwatch/driftwatch/internal/chclient"
+	"github.com/driftwatch/driftwatch/internal/config"
 	"github.com/driftwatch/driftwatch/internal/service"
 	"github.com/driftwatch/driftwatch/internal/signing"
 	"github.com/driftwatch/driftwatch/schemas"
@@ -56,9 +57,13 @@ type Options struct {
 	// MaxAttempts is how often a run interrupted by a crash or shutdown is
 	// retried (3 when 0).
 	MaxAttempts int
-	Registerer  prometheus.Registerer
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// Secrets are replaced by [REDACTED] in an external trainer's log and
+	// in the tail of it a failed run records; RunService passes every
+	// secret of the service's configuration (config.SecretValues).
+	Secrets    []string
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // Trainer consumes retrain triggers and runs them.
@@ -73,6 +78,7 @@ type Trainer struct {
 	offs                 *offsets
 	m                    *metrics
 	log                  *slog.Logger
+	red                  *config.Redactor
 	commits              sync.Mutex
 }
 
@@ -138,7 +144,8 @@ func New(opts Options) (*Trainer, error) {
 		return nil, err
 	}
 	return &Trainer{opts: opts, self: selfOwner(), artifactDir: artifacts, workDir: work, active: map[string]bool{},
-		q: newQueue(opts.QueueSize, opts.QueueBytes), offs: newOffsets(), m: m, log: opts.Logger}, nil
+		q: newQueue(opts.QueueSize, opts.QueueBytes), offs: newOffsets(), m: m, log: opts.Logger,
+		red: config.RedactorOf(opts.Secrets)}, nil
 }
 
 // ModelConfig returns the configuration a model is retrained with.

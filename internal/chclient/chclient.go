@@ -100,6 +100,9 @@ func Parse(c Config) (Target, error) {
 		}
 		t.Password, _ = u.User.Password()
 	}
+	if p := u.Query().Get("password"); p != "" && t.Password == "" {
+		t.Password = p // clickhouse-go's DSN form, ?password=
+	}
 	if c.User != "" {
 		t.User = c.User
 	}
@@ -144,6 +147,18 @@ func Redact(raw string) string {
 	if u.User != nil {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	if q := u.Query(); len(q) > 0 {
+		hidden := false
+		for k := range q {
+			if config.SecretParam(k) {
+				q.Set(k, "xxxxx")
+				hidden = true
+			}
+		}
+		if hidden {
+			u.RawQuery = q.Encode()
 		}
 	}
 	return strings.Replace(u.String(), "placeholder", hosts, 1)

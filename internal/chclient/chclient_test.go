@@ -24,6 +24,8 @@ func TestParse(t *testing.T) {
 			want: Target{Protocol: clickhouse.Native, Addrs: []string{"ch:9000"}, Database: "default", User: "default"}},
 		{name: "http with database and credentials", cfg: Config{URL: "http://alice:pw@127.0.0.1:8123/driftwatch"},
 			want: Target{Protocol: clickhouse.HTTP, Addrs: []string{"127.0.0.1:8123"}, Database: "driftwatch", User: "alice", Password: "pw"}},
+		{name: "password as a query parameter", cfg: Config{URL: "http://alice@127.0.0.1:8123/driftwatch?password=qpw"},
+			want: Target{Protocol: clickhouse.HTTP, Addrs: []string{"127.0.0.1:8123"}, Database: "driftwatch", User: "alice", Password: "qpw"}},
 		{name: "https default port", cfg: Config{URL: "https://ch.example/db"},
 			want: Target{Protocol: clickhouse.HTTP, Secure: true, Addrs: []string{"ch.example:8443"}, Database: "db", User: "default"}},
 		{name: "host list and tcp scheme", cfg: Config{URL: "tcp://a:9440,b/db"},
@@ -58,12 +60,14 @@ func TestParse(t *testing.T) {
 
 func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
-		"http://u:secret@h:8123/db": "http://u:xxxxx@h:8123/db",
-		"clickhouse://u@h/db":       "clickhouse://u@h/db",
-		"http://h/db":               "http://h/db",
-		"http://u:secret@%zz/db":    "http://u:xxxxx@%zz/db",
-		"http://u:secret@a:1,b:2/x": "http://u:xxxxx@a:1,b:2/x",
-		"garbage%zz":                "<unparseable>",
+		"http://u:secret@h:8123/db":       "http://u:xxxxx@h:8123/db",
+		"clickhouse://u@h/db":             "clickhouse://u@h/db",
+		"http://h/db":                     "http://h/db",
+		"http://u:secret@%zz/db":          "http://u:xxxxx@%zz/db",
+		"http://u:secret@a:1,b:2/x":       "http://u:xxxxx@a:1,b:2/x",
+		"garbage%zz":                      "<unparseable>",
+		"http://h/db?password=secret&x=1": "http://h/db?password=xxxxx&x=1",
+		"http://h/db?x=1&b=2":             "http://h/db?x=1&b=2",
 	} {
 		if got := Redact(in); got != want {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)

@@ -145,12 +145,16 @@ func Load(cfg Validator, opts LoadOptions) (Loaded, error) {
 	return res, nil
 }
 
-// Dump writes cfg as YAML with secrets redacted, for -check-config.
+// Dump writes cfg as YAML with secrets redacted, for -check-config: Secret
+// fields show "<redacted>", and every secret cfg holds (SecretValues: a
+// password inside a URL's userinfo or ?password= too) shows [REDACTED]
+// wherever it appears.
 func Dump(w io.Writer, cfg any) error {
 	out, err := yaml.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("encode configuration: %w", err)
 	}
+	out = []byte(NewRedactor(cfg).Redact(string(out)))
 	_, err = w.Write(out)
 	return err
 }

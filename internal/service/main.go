@@ -48,8 +48,11 @@ func Main(cfg config.Validator, opts MainOptions, run func(ctx context.Context) 
 	if errors.Is(err, config.ErrHelp) {
 		return 0
 	}
+	// Every message printed below names no secret the configuration
+	// holds (a YAML or environment error may quote a value).
+	red := config.NewRedactor(cfg)
 	if err != nil {
-		fmt.Fprintf(opts.Stderr, "%s: %v\n", opts.Name, err)
+		fmt.Fprintf(opts.Stderr, "%s: %v\n", opts.Name, red.Error(err))
 		return 2
 	}
 	if loaded.CheckOnly {
@@ -59,7 +62,7 @@ func Main(cfg config.Validator, opts MainOptions, run func(ctx context.Context) 
 		}
 		fmt.Fprintf(opts.Stdout, "# %s: configuration is valid (from %s)\n", opts.Name, src)
 		if err := config.Dump(opts.Stdout, cfg); err != nil {
-			fmt.Fprintf(opts.Stderr, "%s: %v\n", opts.Name, err)
+			fmt.Fprintf(opts.Stderr, "%s: %v\n", opts.Name, red.Error(err))
 			return 1
 		}
 		return 0
@@ -84,7 +87,7 @@ func Main(cfg config.Validator, opts MainOptions, run func(ctx context.Context) 
 		}
 	}()
 	if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		fmt.Fprintf(opts.Stderr, "%s: %v\n", opts.Name, err)
+		fmt.Fprintf(opts.Stderr, "%s: %v\n", opts.Name, red.Error(err))
 		return 1
 	}
 	return 0

@@ -29,6 +29,10 @@ type Spec struct {
 	// on rt.Server and register what to close with rt.OnClose. It returns
 	// the work, which runs until ctx ends and drains.
 	Setup func(ctx context.Context, rt *Runtime) (run func(ctx context.Context) error, err error)
+	// Secrets are the service's own secrets beyond Common's
+	// (config.SecretValues of its whole configuration), hidden from its
+	// logs as Common's are.
+	Secrets []string
 }
 
 // Runtime is what Run hands to a service's Setup.
@@ -63,7 +67,11 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	if spec.Setup == nil {
 		return errors.New("BUG: service.Run without Setup")
 	}
-	log := spec.Common.Logger(spec.Name)
+	// Every log line of the service, whatever logs it, has the secrets of
+	// its configuration (Common's Secret fields, passwords inside its
+	// URLs, Spec.Secrets) replaced.
+	red := config.RedactorOf(append(config.SecretValues(spec.Common), spec.Secrets...))
+	log := slog.New(red.Handler(spec.Common.Logger(spec.Name).Handler()))
 	srv, stopHTTP, err := Start(ctx, Options{Name: spec.Name, Addr: spec.Common.HTTPAddr, Logger: log, ShutdownTimeout: spec.Common.ShutdownTimeout, HTTP: spec.Common.HTTP, Auth: spec.Common.APIAuth})
 	if err != nil {
 		return err
