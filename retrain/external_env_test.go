@@ -2,6 +2,7 @@ package retrain
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,5 +155,46 @@ func TestModelConfigEnvValidation(t *testing.T) {
 				t.Errorf("the error shows the password: %v", err)
 			}
 		})
+	}
+}
+
+// TestExternalLogRedaction checks the two writers an external trainer's
+// output goes through with a secret cut across writes, cut by the tail's
+// start, and on an unfinished last line.
+func TestExternalLogRedaction(t *testing.T) {
+	const secret = "s3cr3t-value-0042"
+	red := config.RedactorOf([]string{secret})
+	var log strings.Builder
+	w := &redactWriter{w: &log, red: red}
+	tail := &tailBuffer{max: logTail + red.Longest(), red: red}
+	out := io.MultiWriter(w, tail)
+	// Pieces that cut the secret in the middle.
+	for _, p := range []string{"line one s3cr", "3t-value-0042 end\n", strings.Repeat("x", logTail-10) + " " + secret[:5], secret[5:] + "\nlast " + secret} {
+		if _, err := io.WriteString(out, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Flush()
+	for what, text := range map[string]string{"log": log.String(), "tail": tail.String()} {
+		if strings.Contains(text, "s3cr3t") || strings.Contains(text, "value-0042") {
+			t.Errorf("%s holds (part of) the secret: %q", what, text)
+		}
+		if !strings.HasSuffix(text, "last [REDACTED]") {
+			t.Errorf("%s does not end with the redacted last line: …%q", what, text[max(0, len(text)-40):])
+		}
+	}
+	if n := strings.Count(log.String(), "[REDACTED]"); n != 3 {
+		t.Errorf("log has %d redactions, want 3:\n%s", n, log.String())
+	}
+	if len(tail.String()) > logTail {
+		t.Errorf("tail is %d bytes, want at most %d", len(tail.String()), logTail)
+	}
+
+	// A secret whose start the last logTail bytes cut off: redacted
+	// before the cut, so not even its end shows.
+	cut := &tailBuffer{max: logTail + red.Longest(), red: red}
+	io.WriteString(cut, "x "+secret+strings.Repeat("y", logTail-5))
+	if s := cut.String(); strings.Contains(s, "0042") || len(s) > logTail {
+		t.Errorf("tail of %d bytes starts %q", len(s), s[:20])
 	}
 }
