@@ -87,7 +87,8 @@ func TestNoSecretPrintedAnywhere(t *testing.T) {
 			badEnv: []string{fmt.Sprintf("DRIFTWATCH_CLICKHOUSE_URL=http://127.0.0.1:%d/driftwatch?password=%s", closed, url.QueryEscape(secretPassword))}},
 		{name: "variable", env: []string{"DRIFTWATCH_CLICKHOUSE_URL=" + plainURL, "DRIFTWATCH_CLICKHOUSE_PASSWORD=" + secretPassword},
 			badEnv: []string{fmt.Sprintf("DRIFTWATCH_CLICKHOUSE_URL=http://127.0.0.1:%d/driftwatch", closed), "DRIFTWATCH_CLICKHOUSE_PASSWORD=" + secretPassword}},
-		{name: "config file", env: []string{"DRIFTWATCH_CLICKHOUSE_URL=" + plainURL}, args: []string{"-config", fileCfg},
+		// JSON logs here, text logs in the other routes.
+		{name: "config file", env: []string{"DRIFTWATCH_CLICKHOUSE_URL=" + plainURL, "DRIFTWATCH_LOG_FORMAT=json"}, args: []string{"-config", fileCfg},
 			badEnv: []string{fmt.Sprintf("DRIFTWATCH_CLICKHOUSE_URL=http://127.0.0.1:%d/driftwatch", closed)}},
 		{name: "flag", env: []string{"DRIFTWATCH_CLICKHOUSE_URL=" + plainURL}, args: []string{"-clickhouse-password", secretPassword},
 			badEnv: []string{fmt.Sprintf("DRIFTWATCH_CLICKHOUSE_URL=http://127.0.0.1:%d/driftwatch", closed)}},
