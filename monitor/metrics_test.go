@@ -68,7 +68,9 @@ func TestSeriesBudgetIsFair(t *testing.T) {
 		e.update(fmt.Sprintf("aaaa-%04d", i), 100, verdict(3, 0.01)) // 1 + 3 + 6 = 10 series each
 	}
 	e.update("zz-real", 1000, verdict(20, 0.9, "f3"))
-	exported := func(model, feature string) (float64, bool) { return gathered(t, reg, "driftwatch_drift_detected", model, feature, "") }
+	exported := func(model, feature string) (float64, bool) {
+		return gathered(t, reg, "driftwatch_drift_detected", model, feature, "")
+	}
 	if _, ok := gathered(t, reg, "driftwatch_drift_score", "zz-real", "f3", stat.MethodPSI); !ok {
 		t.Error("the drifted model's PSI for f3, which its alert quotes, is not exported")
 	}
