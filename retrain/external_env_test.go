@@ -36,6 +36,8 @@ func TestExternalTrainerGetsNoSecrets(t *testing.T) {
 	dump := filepath.Join(t.TempDir(), "env.txt")
 	t.Setenv("DRIFTWATCH_CLICKHOUSE_PASSWORD", envPassword)
 	t.Setenv("DRIFTWATCH_CLICKHOUSE_URL", strings.Replace(w.url, "://", "://default:"+urlPassword+"@", 1))
+	t.Setenv("DRIFTWATCH_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512") // loaded, never dialled here
+	t.Setenv("DRIFTWATCH_KAFKA_SASL_USERNAME", "trainer")
 	t.Setenv("DRIFTWATCH_KAFKA_SASL_PASSWORD", kafkaSecret)
 	t.Setenv("DRIFTWATCH_KAFKA_BROKERS", strings.Join(w.brokers, ","))
 	t.Setenv("LANG", "C.UTF-8")
