@@ -1,8 +1,10 @@
 // Package chclient is a thin wrapper over clickhouse-go/v2: it turns the
 // DRIFTWATCH_CLICKHOUSE_URL contract (clickhouse://host:9000/db for the
-// native protocol, http(s)://host:8123/db for HTTP, credentials in the URL
-// or given separately) into a connection, and keeps the password out of
-// every string it can print.
+// native protocol, clickhouse://host:9440/db?secure=true for it over TLS,
+// http(s)://host:8123/db for HTTP, credentials in the URL or given
+// separately) into a connection, and keeps the password out of every
+// string it can print. TLS connections verify the server against the
+// system roots or a CA file, and can present a client certificate.
 package chclient
 
 import (
@@ -24,8 +26,9 @@ import (
 
 // Config says where ClickHouse is and who to connect as.
 type Config struct {
-	// URL is clickhouse://host:port/db (native; tcp:// is accepted too) or
-	// http(s)://host:port/db. Hosts may be a comma-separated list.
+	// URL is clickhouse://host:port/db (native; tcp:// is accepted too;
+	// ?secure=true for TLS) or http(s)://host:port/db. Hosts may be a
+	// comma-separated list.
 	URL string
 	// User and Password override the URL's credentials when not empty.
 	User     string
@@ -34,6 +37,9 @@ type Config struct {
 	DialTimeout time.Duration
 	// Settings are ClickHouse settings sent with every query.
 	Settings map[string]any
+	// TLS names the CA and client certificate files of a TLS connection;
+	// they need a URL that asks for TLS (https://, or ?secure=true).
+	TLS TLSFiles
 }
 
 // Target is a parsed Config.
@@ -46,9 +52,9 @@ type Target struct {
 	Password string
 }
 
-// Parse checks a Config and resolves defaults: port 9000 (native), 8123
-// (http) or 8443 (https); database "default"; user "default". Errors never
-// contain the password.
+// Parse checks a Config and resolves defaults: port 9000 (native), 9440
+// (native with secure=true), 8123 (http) or 8443 (https); database
+// "default"; user "default". Errors never contain the password.
 func Parse(c Config) (Target, error) {
 	var t Target
 	// url.Parse rejects a host list ("a:9000,b:9000"), so parse the URL
@@ -68,6 +74,21 @@ func Parse(c Config) (Target, error) {
 		t.Protocol, port, t.Secure = clickhouse.HTTP, "8443", true
 	default:
 		return t, fmt.Errorf("parse ClickHouse URL %s: scheme %q is not one of clickhouse, tcp, http, https", Redact(c.URL), u.Scheme)
+	}
+	if v := u.Query().Get("secure"); v != "" {
+		secure, err := strconv.ParseBool(v)
+		if err != nil {
+			return t, fmt.Errorf("parse ClickHouse URL %s: secure=%q is neither true nor false", Redact(c.URL), v)
+		}
+		if t.Protocol == clickhouse.HTTP && secure != t.Secure {
+			return t, fmt.Errorf("parse ClickHouse URL %s: secure=%s contradicts scheme %s (use https:// for TLS over HTTP)", Redact(c.URL), v, u.Scheme)
+		}
+		if t.Protocol == clickhouse.Native && secure {
+			t.Secure, port = true, "9440"
+		}
+	}
+	if c.TLS.Set() && !t.Secure {
+		return t, fmt.Errorf("parse ClickHouse URL %s: TLS files are set but the URL does not ask for TLS (use https://, or clickhouse://…?secure=true)", Redact(c.URL))
 	}
 	if hosts == "" {
 		return t, fmt.Errorf("parse ClickHouse URL %s: host is missing", Redact(c.URL))
@@ -164,8 +185,9 @@ func Redact(raw string) string {
 	return strings.Replace(u.String(), "placeholder", hosts, 1)
 }
 
-// Options builds clickhouse-go options for the target database.
-func (t Target) Options(c Config) *clickhouse.Options {
+// Options builds clickhouse-go options for the target database; it reads
+// the TLS files of c when the target is secure.
+func (t Target) Options(c Config) (*clickhouse.Options, error) {
 	timeout := c.DialTimeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -181,9 +203,13 @@ func (t Target) Options(c Config) *clickhouse.Options {
 		o.Settings[k] = v
 	}
 	if t.Secure {
-		o.TLS = tlsConfig()
+		tc, err := c.TLS.Config()
+		if err != nil {
+			return nil, err
+		}
+		o.TLS = tc
 	}
-	return o
+	return o, nil
 }
 
 // Open connects to ClickHouse and pings it. If the database named in the
@@ -200,13 +226,17 @@ func Open(ctx context.Context, c Config, createDatabase bool) (driver.Conn, erro
 			return nil, err
 		}
 	}
-	conn, err := clickhouse.Open(t.Options(c))
+	opts, err := t.Options(c)
+	if err != nil {
+		return nil, fmt.Errorf("open ClickHouse %s: %w", Redact(c.URL), err)
+	}
+	conn, err := clickhouse.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open ClickHouse %s: %w", Redact(c.URL), err)
 	}
 	if err := conn.Ping(ctx); err != nil {
 		_ = conn.Close()
-		return nil, fmt.Errorf("ping ClickHouse %s (database %s): %w", Redact(c.URL), t.Database, err)
+		return nil, fmt.Errorf("ping ClickHouse %s (database %s): %w", Redact(c.URL), t.Database, explainTLS(err, c.TLS))
 	}
 	return conn, nil
 }
@@ -214,13 +244,17 @@ func Open(ctx context.Context, c Config, createDatabase bool) (driver.Conn, erro
 func ensureDatabase(ctx context.Context, c Config, t Target) error {
 	boot := t
 	boot.Database = "default"
-	conn, err := clickhouse.Open(boot.Options(c))
+	opts, err := boot.Options(c)
+	if err != nil {
+		return fmt.Errorf("open ClickHouse %s: %w", Redact(c.URL), err)
+	}
+	conn, err := clickhouse.Open(opts)
 	if err != nil {
 		return fmt.Errorf("open ClickHouse %s: %w", Redact(c.URL), err)
 	}
 	defer conn.Close()
 	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+chsql.Ident(t.Database)); err != nil {
-		return fmt.Errorf("create database %s on %s: %w", t.Database, Redact(c.URL), err)
+		return fmt.Errorf("create database %s on %s: %w", t.Database, Redact(c.URL), explainTLS(err, c.TLS))
 	}
 	return nil
 }
@@ -238,5 +272,6 @@ func Code(err error) int32 {
 // FromConfig is the client configuration of a service's ClickHouse
 // settings.
 func FromConfig(c config.ClickHouse) Config {
-	return Config{URL: c.ClickHouseURL, User: c.ClickHouseUser, Password: c.ClickHousePassword.Reveal()}
+	return Config{URL: c.ClickHouseURL, User: c.ClickHouseUser, Password: c.ClickHousePassword.Reveal(),
+		TLS: TLSFiles{CAFile: c.ClickHouseTLSCAFile, CertFile: c.ClickHouseTLSCertFile, KeyFile: c.ClickHouseTLSKeyFile}}
 }

@@ -34,6 +34,11 @@ type ClickHouse struct {
 	ClickHouseURL      string `yaml:"clickhouse_url" env:"DRIFTWATCH_CLICKHOUSE_URL" flag:"clickhouse-url" help:"ClickHouse URL: clickhouse://host:9000/db (native) or http://host:8123/db"`
 	ClickHouseUser     string `yaml:"clickhouse_user" env:"DRIFTWATCH_CLICKHOUSE_USER" flag:"clickhouse-user" help:"ClickHouse user (overrides the URL's)"`
 	ClickHousePassword Secret `yaml:"clickhouse_password" env:"DRIFTWATCH_CLICKHOUSE_PASSWORD" flag:"clickhouse-password" help:"ClickHouse password (overrides the URL's; prefer the environment, flags show in ps)"`
+	// The TLS files apply to an https:// URL or a native one with
+	// ?secure=true; without a CA file the system roots verify the server.
+	ClickHouseTLSCAFile   string `yaml:"clickhouse_tls_ca_file" env:"DRIFTWATCH_CLICKHOUSE_TLS_CA_FILE" flag:"clickhouse-tls-ca-file" help:"PEM file of the CA(s) that sign ClickHouse's TLS certificate (default: the system roots)"`
+	ClickHouseTLSCertFile string `yaml:"clickhouse_tls_cert_file" env:"DRIFTWATCH_CLICKHOUSE_TLS_CERT_FILE" flag:"clickhouse-tls-cert-file" help:"PEM client certificate presented to ClickHouse (with clickhouse_tls_key_file)"`
+	ClickHouseTLSKeyFile  string `yaml:"clickhouse_tls_key_file" env:"DRIFTWATCH_CLICKHOUSE_TLS_KEY_FILE" flag:"clickhouse-tls-key-file" help:"PEM private key of clickhouse_tls_cert_file"`
 }
 
 // Logging chooses the log level and format.
@@ -144,12 +149,52 @@ func (k *Kafka) Validate() error {
 	return errors.Join(p...)
 }
 
-// Validate reports an invalid ClickHouse URL without echoing a password.
+// Validate reports an invalid ClickHouse URL without echoing a password,
+// and TLS files that are unreadable, incomplete (a certificate without its
+// key) or set for a URL that does not use TLS.
 func (c *ClickHouse) Validate() error {
+	var p problems
 	if err := CheckClickHouseURL(c.ClickHouseURL); err != nil {
-		return fmt.Errorf("clickhouse_url: %w", err)
+		p.add("clickhouse_url", "%v", err)
 	}
-	return nil
+	files := []struct{ key, path string }{
+		{"clickhouse_tls_ca_file", c.ClickHouseTLSCAFile},
+		{"clickhouse_tls_cert_file", c.ClickHouseTLSCertFile},
+		{"clickhouse_tls_key_file", c.ClickHouseTLSKeyFile},
+	}
+	anySet := false
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		anySet = true
+		if st, err := os.Stat(f.path); err != nil {
+			p.add(f.key, "%v", err)
+		} else if st.IsDir() {
+			p.add(f.key, "%s is a directory, not a PEM file", f.path)
+		}
+	}
+	if (c.ClickHouseTLSCertFile == "") != (c.ClickHouseTLSKeyFile == "") {
+		p.add("clickhouse_tls_cert_file", "the client certificate and clickhouse_tls_key_file go together: set both or neither")
+	}
+	if anySet && !clickHouseURLSecure(c.ClickHouseURL) {
+		p.add("clickhouse_url", "the clickhouse_tls_* files are set but the URL does not use TLS (use https://, or clickhouse://host:9440/db?secure=true)")
+	}
+	return errors.Join(p...)
+}
+
+// clickHouseURLSecure reports whether raw asks for TLS: https://, or a
+// native URL with secure=true.
+func clickHouseURLSecure(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return strings.HasPrefix(raw, "https://")
+	}
+	if u.Scheme == "https" {
+		return true
+	}
+	secure, _ := strconv.ParseBool(u.Query().Get("secure"))
+	return secure && (u.Scheme == "clickhouse" || u.Scheme == "tcp")
 }
 
 // Validate reports an invalid log level or format.
