@@ -122,6 +122,9 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 	req, err := s.parseRequest(r, q)
 	if err == nil {
 		kind = kindLabel(req.stmt.kind)
+		err = s.guard(r, req)
+	}
+	if err == nil {
 		err = s.execute(w, r, req)
 	}
 	if err != nil {
@@ -134,7 +137,11 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 			outcome = "too_large"
 			he = errorf(http.StatusRequestEntityTooLarge, codeQueryTooLarge, "request body is larger than %d bytes (-max-body-bytes)", mbe.Limit)
 		case errors.As(err, &he):
-			if he.status != http.StatusInternalServerError {
+			switch he.status {
+			case http.StatusInternalServerError:
+			case http.StatusForbidden:
+				outcome = "forbidden"
+			default:
 				outcome = "bad_request"
 			}
 		case errors.As(err, &ce):
@@ -450,4 +457,17 @@ func splitLines(s string) []string {
 		}
 	}
 	return out
+}
+
+// guard refuses a write sent with GET and a statement that reaches
+// outside the engine's tables (see guard.go).
+func (s *Server) guard(r *http.Request, req *request) error {
+	if r.Method == http.MethodGet && !readOnly(req.stmt) {
+		return errorf(http.StatusForbidden, codeReadonly, "Cannot execute query in readonly mode: a GET request may only read; send writes with POST. (READONLY)")
+	}
+	if why := forbiddenSource(req.query); why != "" {
+		s.log.Warn("refused a statement that reaches outside the data directory", "why", why)
+		return errorf(http.StatusForbidden, codeAccessDenied, "%s: clickhouse-embedded refuses table functions, engines and clauses that reach the file system, the network or a program. (ACCESS_DENIED)", why)
+	}
+	return nil
 }

@@ -22,8 +22,8 @@
 // Metrics (registered on Options.Registerer):
 //
 //	driftwatch_clickhouse_embedded_requests_total{kind,outcome}   requests by statement kind
-//	    (select, insert, other, ping) and outcome (ok, error, unauthorized, too_large,
-//	    bad_request, panic)
+//	    (select, insert, other, ping) and outcome (ok, error, unauthorized, forbidden,
+//	    too_large, bad_request, panic)
 //	driftwatch_clickhouse_embedded_request_duration_seconds{kind} request latency
 //	driftwatch_clickhouse_embedded_inserted_rows_total            rows written by INSERTs
 //	driftwatch_clickhouse_embedded_cancelled_queries_total        queries stopped because their client went away
@@ -31,12 +31,16 @@ package chserver
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"sync"
 	"time"
 
@@ -60,8 +64,18 @@ type Options struct {
 	// Sessions is the number of engine sessions (parallel queries); 0
 	// means 4.
 	Sessions int
-	// User and Password are the one account the server accepts.
+	// User and Password are the one account the server accepts. A
+	// password is required when Addr is not a loopback address.
 	User, Password string
+	// AllowedOrigins are the values of the Origin header a request may
+	// carry (e.g. https://grafana.example:3000); a request with any other
+	// Origin is refused with 403. Empty: only requests without Origin,
+	// i.e. not sent by a web page.
+	AllowedOrigins []string
+	// TLSCertFile and TLSKeyFile, set together, make the server speak
+	// HTTPS only; TLSClientCAFile then requires every client to present a
+	// certificate that CA signed.
+	TLSCertFile, TLSKeyFile, TLSClientCAFile string
 	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Logger receives the server's logs; nil means slog.Default().
@@ -95,6 +109,20 @@ func (o Options) Validate() error {
 	}
 	if o.User == "" {
 		errs = append(errs, errors.New("user name (User) is empty"))
+	}
+	if o.Addr != "" && !loopback(o.Addr) && o.Password == "" {
+		errs = append(errs, fmt.Errorf("listen address %s is not a loopback address and no password is set: set -password (or DRIFTWATCH_CLICKHOUSE_EMBEDDED_PASSWORD), or listen on 127.0.0.1", o.Addr))
+	}
+	for _, origin := range o.AllowedOrigins {
+		if u, err := url.Parse(origin); err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			errs = append(errs, fmt.Errorf("allowed origin %q is not scheme://host[:port]", origin))
+		}
+	}
+	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
+		errs = append(errs, errors.New("TLS certificate (TLSCertFile) and key (TLSKeyFile) go together: set both or neither"))
+	}
+	if o.TLSClientCAFile != "" && o.TLSCertFile == "" {
+		errs = append(errs, errors.New("a client CA (TLSClientCAFile) needs HTTPS: set TLSCertFile and TLSKeyFile too"))
 	}
 	if o.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("body limit (MaxBodyBytes) %d is negative", o.MaxBodyBytes))
@@ -190,9 +218,16 @@ func New(opts Options) (*Server, error) {
 func (s *Server) Run(ctx context.Context) error {
 	// Listen before loading the engine: a taken port fails in
 	// milliseconds instead of after booting ClickHouse.
+	tc, err := s.tlsConfig()
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", s.opts.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (is another server using that address? choose one with -http): %w", s.opts.Addr, err)
+	}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
 	}
 	defer ln.Close()
 
@@ -228,7 +263,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("clickhouse-embedded listening", "http", ln.Addr().String(), "path", s.opts.DataPath)
+	s.log.Info("clickhouse-embedded listening", "http", ln.Addr().String(), "tls", tc != nil,
+		"client_certificates", s.opts.TLSClientCAFile != "", "path", s.opts.DataPath)
 	if s.opts.OnListen != nil {
 		s.opts.OnListen(ln.Addr())
 	}
@@ -245,6 +281,31 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("drain HTTP requests: %w", err)
 	}
 	return nil
+}
+
+// tlsConfig loads the server's certificate and client CA; nil without
+// TLS.
+func (s *Server) tlsConfig() (*tls.Config, error) {
+	if s.opts.TLSCertFile == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(s.opts.TLSCertFile, s.opts.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate %s and key %s (-tls-cert, -tls-key): %w", s.opts.TLSCertFile, s.opts.TLSKeyFile, err)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if s.opts.TLSClientCAFile != "" {
+		pem, err := os.ReadFile(s.opts.TLSClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read TLS client CA (-tls-client-ca): %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("TLS client CA %s (-tls-client-ca) holds no PEM certificate", s.opts.TLSClientCAFile)
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
 }
 
 // loadServerInfo asks the engine which settings exist, so URL parameters
@@ -287,7 +348,22 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("/metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{}))
 	}
 	mux.HandleFunc("/", s.serveQuery)
-	return s.withDeadlines(mux)
+	return s.withDeadlines(s.checkOrigin(mux))
+}
+
+// checkOrigin refuses, before anything else, a request sent by a web page
+// whose origin is not allowed.
+func (s *Server) checkOrigin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.originAllowed(r) {
+			s.metrics.requests.WithLabelValues("other", "forbidden").Inc()
+			s.log.Warn("refused a request from a web page", "origin", r.Header.Get("Origin"), "method", r.Method)
+			writeError(w, errorf(http.StatusForbidden, codeAccessDenied,
+				"requests from origin %q are refused (not on -allowed-origins). (ACCESS_DENIED)", r.Header.Get("Origin")))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) ping(w http.ResponseWriter, _ *http.Request) {

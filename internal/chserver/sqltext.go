@@ -133,6 +133,10 @@ func parseStatement(text string) statement {
 	switch first {
 	case "SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS", "CHECK", "(":
 		st.kind = kindSelect
+		if first == "WITH" && withInsert(lx, toks) {
+			// WITH x AS (...) INSERT INTO t SELECT ... writes.
+			st.kind = kindInsertSelect
+		}
 	case "SET", "USE":
 		st.kind = kindSessionOnly
 	}
@@ -215,4 +219,21 @@ func skipDataSeparator(s string, i int) int {
 		}
 	}
 	return i
+}
+
+// withInsert reports whether a statement that starts with WITH is an
+// INSERT: an INSERT keyword outside parentheses.
+func withInsert(lx *lexer, toks []token) bool {
+	depth := 0
+	for _, t := range toks {
+		switch w := lx.text(t); {
+		case w == "(":
+			depth++
+		case w == ")":
+			depth--
+		case depth == 0 && t.word && strings.EqualFold(w, "INSERT"):
+			return true
+		}
+	}
+	return false
 }

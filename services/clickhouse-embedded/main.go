@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -21,7 +22,14 @@ import (
 const usage = `clickhouse-embedded serves the ClickHouse HTTP interface over the ClickHouse
 engine loaded from libchdb (make deps fetches it), with one account and its
 data under -path. It is the ClickHouse of make run and make test; point
-driftwatch at a ClickHouse server of your own in production.`
+driftwatch at a ClickHouse server of your own in production.
+
+It is safe to leave running: a GET only reads, a request from a web page
+(an Origin header not on -allowed-origins) is refused, a non-loopback
+-http needs -password, and table functions, engines and clauses that reach
+the file system or the network (file, url, s3, remote, INTO OUTFILE, …) are
+refused. -tls-cert and -tls-key serve HTTPS; -tls-client-ca also requires
+client certificates.`
 
 // Config is clickhouse-embedded's configuration. Its flags are the ones
 // scripts/stack.sh passes; CHDB_LIB_PATH and CLICKHOUSE_PASSWORD, read by
@@ -35,6 +43,11 @@ type Config struct {
 	MaxBodyBytes int64         `yaml:"max_body_bytes" env:"DRIFTWATCH_CLICKHOUSE_EMBEDDED_MAX_BODY_BYTES" flag:"max-body-bytes" help:"largest accepted request body in bytes"`
 	Sessions     int           `yaml:"sessions" env:"DRIFTWATCH_CLICKHOUSE_EMBEDDED_SESSIONS" flag:"sessions" help:"engine sessions, i.e. queries run in parallel"`
 	Debug        bool          `yaml:"debug" env:"DRIFTWATCH_CLICKHOUSE_EMBEDDED_DEBUG" flag:"debug" help:"log at debug level"`
+	// Safety and TLS: see docs/operations.md, "The embedded server's safety".
+	AllowedOrigins []string `yaml:"allowed_origins" env:"DRIFTWATCH_CLICKHOUSE_EMBEDDED_ALLOWED_ORIGINS" flag:"allowed-origins" help:"Origin header values (scheme://host[:port], comma-separated) whose requests are served; requests from any other web page are refused (default none)"`
+	TLSCert        string   `yaml:"tls_cert" env:"DRIFTWATCH_CLICKHOUSE_EMBEDDED_TLS_CERT" flag:"tls-cert" help:"PEM certificate: serve HTTPS instead of HTTP (with -tls-key)"`
+	TLSKey         string   `yaml:"tls_key" env:"DRIFTWATCH_CLICKHOUSE_EMBEDDED_TLS_KEY" flag:"tls-key" help:"PEM private key of -tls-cert"`
+	TLSClientCA    string   `yaml:"tls_client_ca" env:"DRIFTWATCH_CLICKHOUSE_EMBEDDED_TLS_CLIENT_CA" flag:"tls-client-ca" help:"PEM CA: require every client to present a certificate it signed (needs -tls-cert)"`
 }
 
 func defaultConfig() *Config {
@@ -48,7 +61,32 @@ func defaultConfig() *Config {
 
 func (c *Config) options() chserver.Options {
 	return chserver.Options{Addr: c.HTTP, LibPath: c.Lib, DataPath: c.Path, Sessions: c.Sessions, User: c.User,
-		Password: c.Password.Reveal(), MaxBodyBytes: c.MaxBodyBytes}
+		Password: c.Password.Reveal(), MaxBodyBytes: c.MaxBodyBytes, AllowedOrigins: c.AllowedOrigins,
+		TLSCertFile: c.TLSCert, TLSKeyFile: c.TLSKey, TLSClientCAFile: c.TLSClientCA}
+}
+
+// enterDataDir makes the paths of c absolute and changes the working
+// directory to the data directory: the engine (clickhouse-local) reads a
+// table name it does not know as a file relative to the working
+// directory, which is thereby confined to the server's own data.
+func enterDataDir(c *Config) error {
+	for _, p := range []*string{&c.Path, &c.Lib, &c.TLSCert, &c.TLSKey, &c.TLSClientCA} {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return fmt.Errorf("resolve %s: %w", *p, err)
+		}
+		*p = abs
+	}
+	if err := os.MkdirAll(c.Path, 0o755); err != nil {
+		return fmt.Errorf("create data directory %s: %w", c.Path, err)
+	}
+	if err := os.Chdir(c.Path); err != nil {
+		return fmt.Errorf("enter data directory %s: %w", c.Path, err)
+	}
+	return nil
 }
 
 // Validate reports every invalid setting. A missing libchdb is reported
@@ -63,10 +101,17 @@ func run(ctx context.Context, c *Config) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := enterDataDir(c); err != nil {
+		return err
+	}
 	opts := c.options()
 	opts.Logger, opts.Registerer, opts.Gatherer = lg.Logger("clickhouse-embedded"), reg, reg
 	opts.OnListen = func(a net.Addr) {
-		fmt.Printf("clickhouse-embedded listening on http://%s (data %s)\n", a, c.Path)
+		scheme := "http"
+		if c.TLSCert != "" {
+			scheme = "https"
+		}
+		fmt.Printf("clickhouse-embedded listening on %s://%s (data %s)\n", scheme, a, c.Path)
 	}
 	srv, err := chserver.New(opts)
 	if err != nil {
