@@ -155,7 +155,8 @@ dep_java() {
 }
 
 # openssl makes the certificates of the tests' TLS listeners (the Kafka
-# broker's SASL_SSL listener, scripts/kafka.sh) at test time.
+# broker's SASL_SSL listener, scripts/kafka.sh; the embedded ClickHouse's
+# HTTPS with client certificates) at test time.
 dep_openssl() {
 	if command -v openssl >/dev/null 2>&1; then
 		say openssl "present ($(openssl version))"
