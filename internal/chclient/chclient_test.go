@@ -2,6 +2,9 @@ package chclient
 
 import (
 	"context"
+	"crypto/tls"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -38,6 +41,12 @@ func TestParse(t *testing.T) {
 		{name: "bad host keeps the password out", cfg: Config{URL: "http://u:secret@%zz/db"}, wantErr: `parse ClickHouse URL http://u:xxxxx@%zz/db: "%zz:8123" is not host:port`},
 		{name: "bad port", cfg: Config{URL: "http://h:99999/db"}, wantErr: `parse ClickHouse URL http://h:99999/db: "h:99999" is not host:port`},
 		{name: "empty", cfg: Config{}, wantErr: "parse ClickHouse URL: expected clickhouse://host:9000/db or http://host:8123/db"},
+		{name: "native TLS", cfg: Config{URL: "clickhouse://ch/db?secure=true", TLS: TLSFiles{CAFile: "ca.pem"}},
+			want: Target{Protocol: clickhouse.Native, Secure: true, Addrs: []string{"ch:9440"}, Database: "db", User: "default"}},
+		{name: "TLS files without TLS", cfg: Config{URL: "http://u:secret@h/db", TLS: TLSFiles{CAFile: "ca.pem"}},
+			wantErr: "parse ClickHouse URL http://u:xxxxx@h/db: TLS files are set but the URL does not ask for TLS (use https://, or clickhouse://…?secure=true)"},
+		{name: "secure contradicts http", cfg: Config{URL: "http://h/db?secure=true"},
+			wantErr: "parse ClickHouse URL http://h/db?secure=true: secure=true contradicts scheme http (use https:// for TLS over HTTP)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,5 +112,37 @@ func TestOpenAgainstServer(t *testing.T) {
 	err = conn.Exec(ctx, "SELECT * FROM no_such_table_here")
 	if code := Code(err); code != 60 { // UNKNOWN_TABLE
 		t.Errorf("Code(%v) = %d, want 60", err, code)
+	}
+}
+
+func TestTLSFilesConfig(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.pem")
+	if err := os.WriteFile(junk, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		files   TLSFiles
+		wantErr string
+	}{
+		{"none: system roots", TLSFiles{}, ""},
+		{"missing CA file", TLSFiles{CAFile: filepath.Join(dir, "nope.pem")}, "read ClickHouse TLS CA file"},
+		{"CA file without PEM", TLSFiles{CAFile: junk}, "holds no PEM certificate"},
+		{"cert without key", TLSFiles{CertFile: junk}, "set both the cert file and the key file"},
+		{"bad key pair", TLSFiles{CertFile: junk, KeyFile: junk}, "load ClickHouse TLS client certificate"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := tt.files.Config()
+			if tt.wantErr == "" {
+				if err != nil || c.MinVersion != tls.VersionTLS12 {
+					t.Fatalf("Config() = %v, %v", c, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
+			}
+		})
 	}
 }

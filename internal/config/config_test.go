@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -282,6 +284,41 @@ func TestHTTPValidate(t *testing.T) {
 			err := h.Validate()
 			if (tc.want == "") != (err == nil) || (err != nil && err.Error() != tc.want) {
 				t.Errorf("Validate() = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestClickHouseTLSValidate(t *testing.T) {
+	dir := t.TempDir()
+	pem := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(pem, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		c    ClickHouse
+		want []string
+	}{
+		{"https with CA", ClickHouse{ClickHouseURL: "https://h:8443/db", ClickHouseTLSCAFile: pem}, nil},
+		{"native secure with client cert", ClickHouse{ClickHouseURL: "clickhouse://h/db?secure=true", ClickHouseTLSCertFile: pem, ClickHouseTLSKeyFile: pem}, nil},
+		{"http with CA", ClickHouse{ClickHouseURL: "http://h/db", ClickHouseTLSCAFile: pem}, []string{"clickhouse_url: the clickhouse_tls_* files are set but the URL does not use TLS"}},
+		{"missing file", ClickHouse{ClickHouseURL: "https://h/db", ClickHouseTLSCAFile: filepath.Join(dir, "no.pem")}, []string{"clickhouse_tls_ca_file: stat"}},
+		{"cert without key", ClickHouse{ClickHouseURL: "https://h/db", ClickHouseTLSCertFile: pem}, []string{"clickhouse_tls_cert_file: the client certificate and clickhouse_tls_key_file go together"}},
+		{"directory", ClickHouse{ClickHouseURL: "https://h/db", ClickHouseTLSKeyFile: dir, ClickHouseTLSCertFile: pem}, []string{"clickhouse_tls_key_file: " + dir + " is a directory"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.c.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("Validate() = %v", err)
+				}
+				return
+			}
+			for _, w := range tt.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate() = %v, want it to contain %q", err, w)
+				}
 			}
 		})
 	}
