@@ -14,6 +14,9 @@
 #   CLICKHOUSE_PORT      embedded ClickHouse HTTP port (default 8123)
 #   STACK_FRESH=1        delete STACK_DIR before starting (tests do)
 #   CHDB_LIB_PATH        libchdb.so (default <repo>/.deps/chdb/libchdb.so)
+#   CLICKHOUSE_USER_FILES directories file() may use besides the data directory
+#                        (default ${TMPDIR:-/tmp}: the trainer's dataset files and
+#                        the benchmark's export, which tests read through the server)
 set -euo pipefail
 
 ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -22,6 +25,7 @@ KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
 CLICKHOUSE_PORT=${CLICKHOUSE_PORT:-8123}
 CHDB_LIB_PATH=${CHDB_LIB_PATH:-$ROOT/.deps/chdb/libchdb.so}
+CLICKHOUSE_USER_FILES=${CLICKHOUSE_USER_FILES-${TMPDIR:-/tmp}}
 CH_PID="$STACK_DIR/clickhouse.pid"
 CH_LOG="$STACK_DIR/clickhouse.log"
 
@@ -43,7 +47,8 @@ start_clickhouse() {
 	fi
 	port_free "$CLICKHOUSE_PORT" || die "port $CLICKHOUSE_PORT (ClickHouse HTTP) is already in use; stop what holds it or set CLICKHOUSE_PORT"
 	mkdir -p "$STACK_DIR/clickhouse"
-	"$bin" -http "127.0.0.1:$CLICKHOUSE_PORT" -path "$STACK_DIR/clickhouse" -lib "$CHDB_LIB_PATH" >"$CH_LOG" 2>&1 &
+	"$bin" -http "127.0.0.1:$CLICKHOUSE_PORT" -path "$STACK_DIR/clickhouse" -lib "$CHDB_LIB_PATH" \
+		-user-files "$CLICKHOUSE_USER_FILES" >"$CH_LOG" 2>&1 &
 	echo $! >"$CH_PID"
 	local i
 	for ((i = 0; i < 240; i++)); do

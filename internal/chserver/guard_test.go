@@ -34,10 +34,17 @@ func TestForbiddenSource(t *testing.T) {
 		"SELECT 1 INTO OUTFILE '/tmp/x'",
 		"INSERT INTO t FROM INFILE '/etc/passwd' FORMAT TSV",
 		"BACKUP TABLE t TO Disk('backups', 'b.zip')",
+		"SELECT * FROM file('/tmp/shared/../../etc/passwd', 'LineAsString')",
+		"SELECT * FROM file('/tmp/shared/{..,x}/etc/passwd', 'LineAsString')",
+		"SELECT * FROM file('/tmp/sharedx/a.csv')",
+		"SELECT * FROM file('/tmp/shared')",
+		"SELECT * FROM file(concat('/tmp/shared/', 'a'))",
+		"SELECT * FROM file('/tmp/shared/a' || '', 'CSV')",
+		"INSERT INTO FUNCTION file('/home/u/.bashrc', 'TSV') SELECT * FROM file('/tmp/shared/a.tsv')",
 		"CREATE TABLE t (a UInt8) ENGINE = MergeTree ORDER BY a SETTINGS disk = disk(type = local, path = '/tmp/d/')",
 	}
 	for _, q := range refused {
-		if why := forbiddenSource(q); why == "" {
+		if why := forbiddenSource(q, []string{"/data/ch", "/tmp/shared"}); why == "" {
 			t.Errorf("forbiddenSource(%q) = \"\", want a refusal", q)
 		}
 	}
@@ -51,9 +58,12 @@ func TestForbiddenSource(t *testing.T) {
 		"WITH x AS (SELECT 1) SELECT * FROM x",
 		"ALTER TABLE t MODIFY TTL ts + INTERVAL 30 DAY",
 		"SELECT cutURLParameter(u, 'a') FROM t",
+		"SELECT * FROM file('/tmp/shared/run 1/train.parquet', Parquet) AS f LEFT JOIN t ON f.id = t.id",
+		"INSERT INTO FUNCTION file('/data/ch/export.parquet', 'Parquet') SELECT * FROM t",
+		"SELECT * FROM file('relative/in/data.csv', 'CSV')",
 	}
 	for _, q := range allowed {
-		if why := forbiddenSource(q); why != "" {
+		if why := forbiddenSource(q, []string{"/data/ch", "/tmp/shared"}); why != "" {
 			t.Errorf("forbiddenSource(%q) = %q, want none", q, why)
 		}
 	}

@@ -465,7 +465,7 @@ func (s *Server) guard(r *http.Request, req *request) error {
 	if r.Method == http.MethodGet && !readOnly(req.stmt) {
 		return errorf(http.StatusForbidden, codeReadonly, "Cannot execute query in readonly mode: a GET request may only read; send writes with POST. (READONLY)")
 	}
-	if why := forbiddenSource(req.query); why != "" {
+	if why := forbiddenSource(req.query, s.fileDirs); why != "" {
 		s.log.Warn("refused a statement that reaches outside the data directory", "why", why)
 		return errorf(http.StatusForbidden, codeAccessDenied, "%s: clickhouse-embedded refuses table functions, engines and clauses that reach the file system, the network or a program. (ACCESS_DENIED)", why)
 	}

@@ -55,7 +55,8 @@ func TestAuditRequestRefused(t *testing.T) {
 	}
 	absent := filepath.Join(home, ".profile")
 	addr := freeAddr(t)
-	cmd, out := startServer(t, bin, "-http", addr, "-path", t.TempDir(), "-lib", lib, "-allowed-origins", "https://ok.example")
+	shared := t.TempDir()
+	cmd, out := startServer(t, bin, "-http", addr, "-path", t.TempDir(), "-lib", lib, "-allowed-origins", "https://ok.example", "-user-files", shared)
 	defer stopServer(t, cmd, out)
 
 	evil := http.Header{"Origin": {"https://evil.example"}}
@@ -104,6 +105,8 @@ func TestAuditRequestRefused(t *testing.T) {
 		{"POST INSERT from an allowed origin", http.MethodPost, "INSERT INTO kept VALUES (1)", "", ok, http.StatusOK},
 		{"POST INSERT without Origin (clickhouse-go, curl)", http.MethodPost, "INSERT INTO kept FORMAT CSV", "2\n", nil, http.StatusOK},
 		{"GET SELECT without Origin", http.MethodGet, "SELECT 1", "", nil, http.StatusOK},
+		{"POST file() inside -user-files", http.MethodPost, "INSERT INTO FUNCTION file('" + filepath.Join(shared, "export.csv") + "', 'CSV', 'i UInt32') SELECT 7", "", nil, http.StatusOK},
+		{"POST file() escaping -user-files", http.MethodPost, "SELECT * FROM file('" + shared + "/../" + filepath.Base(bashrc) + "', 'LineAsString')", "", nil, http.StatusForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body := send(t, tc.method, addr, tc.sql, tc.body, tc.header)
@@ -111,6 +114,9 @@ func TestAuditRequestRefused(t *testing.T) {
 				t.Errorf("status %d (%q), want %d", status, body, tc.wantStatus)
 			}
 		})
+	}
+	if b, err := os.ReadFile(filepath.Join(shared, "export.csv")); err != nil || string(b) != "7\n" {
+		t.Errorf("file() inside -user-files wrote %q, %v; want \"7\\n\"", b, err)
 	}
 	if got := query(t, addr, "SELECT groupArray(i) FROM (SELECT i FROM kept ORDER BY i)", nil); got != "[1,2]\n" {
 		t.Errorf("kept holds %q, want [1,2]: only the two allowed POSTs write", got)

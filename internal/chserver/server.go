@@ -41,6 +41,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -76,6 +77,11 @@ type Options struct {
 	// HTTPS only; TLSClientCAFile then requires every client to present a
 	// certificate that CA signed.
 	TLSCertFile, TLSKeyFile, TLSClientCAFile string
+	// FileDirs are directories besides DataPath that file() may read and
+	// write (the engine's user_files_path, which clickhouse-local does not
+	// enforce); every other path, and every other table function that
+	// reaches outside the engine, is refused.
+	FileDirs []string
 	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Logger receives the server's logs; nil means slog.Default().
@@ -170,6 +176,7 @@ type Server struct {
 	settings map[string]bool    // valid setting names; nil accepts all
 	sessDB   map[Session]string // current database of each session
 	timezone string
+	fileDirs []string // absolute: DataPath, then Options.FileDirs
 }
 
 // New validates opts and returns a server; the engine is loaded by Run.
@@ -201,7 +208,19 @@ func New(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	var fileDirs []string
+	for _, d := range append([]string{opts.DataPath}, opts.FileDirs...) {
+		if d == "" {
+			continue
+		}
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse-embedded options: resolve directory %s: %w", d, err)
+		}
+		fileDirs = append(fileDirs, abs)
+	}
 	s := &Server{
+		fileDirs: fileDirs,
 		opts:     opts,
 		log:      log,
 		metrics:  newMetrics(opts.Registerer),

@@ -27,9 +27,9 @@ driftwatch at a ClickHouse server of your own in production.
 It is safe to leave running: a GET only reads, a request from a web page
 (an Origin header not on -allowed-origins) is refused, a non-loopback
 -http needs -password, and table functions, engines and clauses that reach
-the file system or the network (file, url, s3, remote, INTO OUTFILE, …) are
-refused. -tls-cert and -tls-key serve HTTPS; -tls-client-ca also requires
-client certificates.`
+the file system or the network (url, s3, remote, INTO OUTFILE, …) are
+refused; file() only reaches -path and -user-files. -tls-cert and -tls-key
+serve HTTPS; -tls-client-ca also requires client certificates.`
 
 // Config is clickhouse-embedded's configuration. Its flags are the ones
 // scripts/stack.sh passes; CHDB_LIB_PATH and CLICKHOUSE_PASSWORD, read by
@@ -47,6 +47,7 @@ type Config struct {
 	AllowedOrigins []string `yaml:"allowed_origins" env:"DRIFTWATCH_CLICKHOUSE_EMBEDDED_ALLOWED_ORIGINS" flag:"allowed-origins" help:"Origin header values (scheme://host[:port], comma-separated) whose requests are served; requests from any other web page are refused (default none)"`
 	TLSCert        string   `yaml:"tls_cert" env:"DRIFTWATCH_CLICKHOUSE_EMBEDDED_TLS_CERT" flag:"tls-cert" help:"PEM certificate: serve HTTPS instead of HTTP (with -tls-key)"`
 	TLSKey         string   `yaml:"tls_key" env:"DRIFTWATCH_CLICKHOUSE_EMBEDDED_TLS_KEY" flag:"tls-key" help:"PEM private key of -tls-cert"`
+	UserFiles      []string `yaml:"user_files" env:"DRIFTWATCH_CLICKHOUSE_EMBEDDED_USER_FILES" flag:"user-files" help:"directories besides -path that file() may read and write, comma-separated (default none); other paths and the other file, network and program table functions are refused"`
 	TLSClientCA    string   `yaml:"tls_client_ca" env:"DRIFTWATCH_CLICKHOUSE_EMBEDDED_TLS_CLIENT_CA" flag:"tls-client-ca" help:"PEM CA: require every client to present a certificate it signed (needs -tls-cert)"`
 }
 
@@ -62,7 +63,7 @@ func defaultConfig() *Config {
 func (c *Config) options() chserver.Options {
 	return chserver.Options{Addr: c.HTTP, LibPath: c.Lib, DataPath: c.Path, Sessions: c.Sessions, User: c.User,
 		Password: c.Password.Reveal(), MaxBodyBytes: c.MaxBodyBytes, AllowedOrigins: c.AllowedOrigins,
-		TLSCertFile: c.TLSCert, TLSKeyFile: c.TLSKey, TLSClientCAFile: c.TLSClientCA}
+		TLSCertFile: c.TLSCert, TLSKeyFile: c.TLSKey, TLSClientCAFile: c.TLSClientCA, FileDirs: c.UserFiles}
 }
 
 // enterDataDir makes the paths of c absolute and changes the working
@@ -70,7 +71,11 @@ func (c *Config) options() chserver.Options {
 // table name it does not know as a file relative to the working
 // directory, which is thereby confined to the server's own data.
 func enterDataDir(c *Config) error {
-	for _, p := range []*string{&c.Path, &c.Lib, &c.TLSCert, &c.TLSKey, &c.TLSClientCA} {
+	paths := []*string{&c.Path, &c.Lib, &c.TLSCert, &c.TLSKey, &c.TLSClientCA}
+	for i := range c.UserFiles {
+		paths = append(paths, &c.UserFiles[i])
+	}
+	for _, p := range paths {
 		if *p == "" {
 			continue
 		}
