@@ -49,8 +49,15 @@ func freeAddr(t testing.TB) string {
 // startServer starts bin and waits until it answers /ping.
 func startServer(t testing.TB, bin string, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
+	return startServerIn(t, "", bin, args...)
+}
+
+// startServerIn is startServer with the working directory dir.
+func startServerIn(t testing.TB, dir, bin string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
 	var out bytes.Buffer
 	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)

@@ -55,8 +55,11 @@ func TestAuditRequestRefused(t *testing.T) {
 	}
 	absent := filepath.Join(home, ".profile")
 	addr := freeAddr(t)
-	shared := t.TempDir()
-	cmd, out := startServer(t, bin, "-http", addr, "-path", t.TempDir(), "-lib", lib, "-allowed-origins", "https://ok.example", "-user-files", shared)
+	shared, startDir := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(startDir, "probe.csv"), []byte("1,2\n3,4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd, out := startServerIn(t, startDir, bin, "-http", addr, "-path", t.TempDir(), "-lib", lib, "-allowed-origins", "https://ok.example", "-user-files", shared)
 	defer stopServer(t, cmd, out)
 
 	evil := http.Header{"Origin": {"https://evil.example"}}
@@ -114,6 +117,12 @@ func TestAuditRequestRefused(t *testing.T) {
 				t.Errorf("status %d (%q), want %d", status, body, tc.wantStatus)
 			}
 		})
+	}
+	// An unknown bare table name is a file relative to the engine's
+	// working directory: the data directory, not where it was started
+	// (startDir, holding probe.csv).
+	if status, body := send(t, http.MethodPost, addr, "SELECT count() FROM `probe.csv`", "", nil); status == http.StatusOK {
+		t.Errorf("a table named after a file in the server's start directory was read: %q", body)
 	}
 	if b, err := os.ReadFile(filepath.Join(shared, "export.csv")); err != nil || string(b) != "7\n" {
 		t.Errorf("file() inside -user-files wrote %q, %v; want \"7\\n\"", b, err)
