@@ -462,8 +462,25 @@ func splitLines(s string) []string {
 // guard refuses a write sent with GET and a statement that reaches
 // outside the engine's tables (see guard.go).
 func (s *Server) guard(r *http.Request, req *request) error {
-	if r.Method == http.MethodGet && !readOnly(req.stmt) {
-		return errorf(http.StatusForbidden, codeReadonly, "Cannot execute query in readonly mode: a GET request may only read; send writes with POST. (READONLY)")
+	if r.Method == http.MethodGet {
+		if !readOnly(req.stmt) {
+			return errorf(http.StatusForbidden, codeReadonly, "Cannot execute query in readonly mode: a GET request may only read; send writes with POST. (READONLY)")
+		}
+		// And the engine enforces it too, as ClickHouse does for GET:
+		// readonly 2 (settings may change, data may not), or 1 when
+		// asked; never 0.
+		level := "2"
+		kept := req.settings[:0]
+		for _, kv := range req.settings {
+			if kv[0] == "readonly" {
+				if kv[1] == "1" {
+					level = "1"
+				}
+				continue
+			}
+			kept = append(kept, kv)
+		}
+		req.settings = append(kept, [2]string{"readonly", level})
 	}
 	if why := forbiddenSource(req.query, s.fileDirs); why != "" {
 		s.log.Warn("refused a statement that reaches outside the data directory", "why", why)

@@ -108,7 +108,10 @@ func TestRequestRouting(t *testing.T) {
 	}{
 		{name: "ping", method: "GET", url: "/ping", status: 200, wantBody: "Ok.\n"},
 		{name: "root GET", method: "GET", url: "/", status: 200, wantBody: "Ok.\n"},
-		{name: "query param", method: "GET", url: "/?query=SELECT+1", status: 200, wantQuery: "SELECT 1"},
+		{name: "query param", method: "POST", url: "/?query=SELECT+1", status: 200, wantQuery: "SELECT 1"},
+		{name: "GET is readonly in the engine too", method: "GET", url: "/?query=SELECT+1&readonly=0", status: 200, wantQuery: "SET readonly = DEFAULT"},
+		{name: "GET write", method: "GET", url: "/?query=" + url.QueryEscape("INSERT INTO t VALUES (1)"), status: 403, wantExcCode: "164"},
+		{name: "foreign origin", method: "POST", url: "/?query=SELECT+1", hdr: map[string]string{"Origin": "https://evil.example"}, status: 403, wantExcCode: "497"},
 		{name: "param plus body", method: "POST", url: "/?query=SELECT", body: " 1", status: 200, wantQuery: "SELECT 1"},
 		{name: "body only", method: "POST", url: "/", body: "SELECT 2", status: 200, wantQuery: "SELECT 2"},
 		{name: "insert param, data body", method: "POST", url: "/?query=" + url.QueryEscape("INSERT INTO t (a) FORMAT CSV"), body: "1\n2\n", status: 200, wantInsert: "INSERT INTO t (a)|CSV|1\n2\n"},
@@ -161,7 +164,7 @@ func gz(s string) string {
 func TestSettingsAppliedAndReset(t *testing.T) {
 	f := &fakeEngine{}
 	h := newTestServer(t, f, nil)
-	rec := do(h, "GET", "/?query=SELECT+1&max_threads=1&database=db1&default_format=JSON&client_protocol_version=54460&compress=0", nil, nil)
+	rec := do(h, "POST", "/?query=SELECT+1&max_threads=1&database=db1&default_format=JSON&client_protocol_version=54460&compress=0", nil, nil)
 	if rec.Code != 200 {
 		t.Fatalf("status %d %s", rec.Code, rec.Body)
 	}
@@ -174,7 +177,7 @@ func TestSettingsAppliedAndReset(t *testing.T) {
 	}
 	// Same session, same database: no second USE.
 	f.queries = nil
-	do(h, "GET", "/?query=SELECT+2&database=db1", nil, nil)
+	do(h, "POST", "/?query=SELECT+2&database=db1", nil, nil)
 	if len(f.queries) != 1 {
 		t.Fatalf("engine ran %q, want only the query", f.queries)
 	}

@@ -118,6 +118,22 @@ func TestAuditRequestRefused(t *testing.T) {
 			}
 		})
 	}
+	// The engine enforces read-only GETs too (readonly 2, as ClickHouse),
+	// whatever readonly the URL asks for.
+	for _, params := range []string{"", "&readonly=0"} {
+		res, err := http.Get("http://" + addr + "/?query=" + url.QueryEscape("SELECT getSetting('readonly')") + params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || string(b) != "2\n" {
+			t.Errorf("GET%s: readonly is %q (status %d), want 2", params, b, res.StatusCode)
+		}
+	}
+	if got := query(t, addr, "SELECT getSetting('readonly')", nil); got != "0\n" {
+		t.Errorf("POST after GETs: readonly is %q, want 0 (the session was not reset)", got)
+	}
 	// An unknown bare table name is a file relative to the engine's
 	// working directory: the data directory, not where it was started
 	// (startDir, holding probe.csv).
