@@ -19,6 +19,14 @@
 // with cancel_http_readonly_queries_on_client_close=1 is stopped (KILL
 // QUERY) when its client closes the connection, as ClickHouse does.
 //
+// The server is safe to leave running on a developer's machine (see
+// guard.go): a request from a web page whose Origin is not allowed is
+// refused, a GET only reads, table functions and engines that reach the
+// file system or the network are refused (file() reaches only DataPath and
+// FileDirs), and a non-loopback address needs a password. With
+// TLSCertFile and TLSKeyFile it serves HTTPS, and with TLSClientCAFile
+// requires client certificates.
+//
 // Metrics (registered on Options.Registerer):
 //
 //	driftwatch_clickhouse_embedded_requests_total{kind,outcome}   requests by statement kind

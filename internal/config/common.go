@@ -31,7 +31,7 @@ type Kafka struct {
 
 // ClickHouse says where ClickHouse is and who to connect as.
 type ClickHouse struct {
-	ClickHouseURL      string `yaml:"clickhouse_url" env:"DRIFTWATCH_CLICKHOUSE_URL" flag:"clickhouse-url" help:"ClickHouse URL: clickhouse://host:9000/db (native) or http://host:8123/db"`
+	ClickHouseURL      string `yaml:"clickhouse_url" env:"DRIFTWATCH_CLICKHOUSE_URL" flag:"clickhouse-url" help:"ClickHouse URL: clickhouse://host:9000/db (native; ?secure=true for TLS) or http(s)://host:8123/db"`
 	ClickHouseUser     string `yaml:"clickhouse_user" env:"DRIFTWATCH_CLICKHOUSE_USER" flag:"clickhouse-user" help:"ClickHouse user (overrides the URL's)"`
 	ClickHousePassword Secret `yaml:"clickhouse_password" env:"DRIFTWATCH_CLICKHOUSE_PASSWORD" flag:"clickhouse-password" help:"ClickHouse password (overrides the URL's; prefer the environment, flags show in ps)"`
 	// The TLS files apply to an https:// URL or a native one with
