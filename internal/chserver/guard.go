@@ -87,6 +87,13 @@ func forbiddenName(name string) bool {
 	return false
 }
 
+// fileSettings are settings whose value is a file the engine reads
+// (format schemas and templates); they are refused in the URL and in a
+// SETTINGS clause alike.
+var fileSettings = map[string]bool{
+	"format_schema": true, "format_template_row": true, "format_template_resultset": true,
+}
+
 // tablePosition are the keywords after which a quoted name is a table
 // reference, which the engine resolves to a file when no table has it.
 var tablePosition = map[string]bool{"FROM": true, "JOIN": true, "TABLE": true, "DESCRIBE": true, "DESC": true, "INTO": true}
@@ -148,6 +155,9 @@ func forbiddenSource(text string, fileDirs []string) string {
 		}
 		if (t.word || t.quoted && w[0] != '\'') && word(i-1) == "" && i >= 2 && lx.text(toks[i-1]) == "=" && word(i-2) == "ENGINE" && forbiddenName(name) {
 			return "ENGINE = " + name + " reaches the file system, the network or a program"
+		}
+		if t.word && fileSettings[strings.ToLower(w)] && i+1 < len(toks) && lx.text(toks[i+1]) == "=" {
+			return "the setting " + w + " names a file, which the engine would read"
 		}
 		kw := word(i)
 		switch {

@@ -41,6 +41,8 @@ func TestForbiddenSource(t *testing.T) {
 		"SELECT * FROM file(concat('/tmp/shared/', 'a'))",
 		"SELECT * FROM file('/tmp/shared/a' || '', 'CSV')",
 		"INSERT INTO FUNCTION file('/home/u/.bashrc', 'TSV') SELECT * FROM file('/tmp/shared/a.tsv')",
+		"SELECT * FROM t FORMAT Template SETTINGS format_template_resultset = '/etc/passwd'",
+		"SELECT * FROM t SETTINGS format_schema = '/etc/x.proto:M' FORMAT Protobuf",
 		"CREATE TABLE t (a UInt8) ENGINE = MergeTree ORDER BY a SETTINGS disk = disk(type = local, path = '/tmp/d/')",
 	}
 	for _, q := range refused {

@@ -482,6 +482,11 @@ func (s *Server) guard(r *http.Request, req *request) error {
 		}
 		req.settings = append(kept, [2]string{"readonly", level})
 	}
+	for _, kv := range req.settings {
+		if fileSettings[kv[0]] {
+			return errorf(http.StatusForbidden, codeAccessDenied, "the setting %s names a file, which the engine would read: clickhouse-embedded refuses it. (ACCESS_DENIED)", kv[0])
+		}
+	}
 	if why := forbiddenSource(req.query, s.fileDirs); why != "" {
 		s.log.Warn("refused a statement that reaches outside the data directory", "why", why)
 		return errorf(http.StatusForbidden, codeAccessDenied, "%s: clickhouse-embedded refuses table functions, engines and clauses that reach the file system, the network or a program. (ACCESS_DENIED)", why)

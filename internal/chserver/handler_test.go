@@ -110,6 +110,7 @@ func TestRequestRouting(t *testing.T) {
 		{name: "root GET", method: "GET", url: "/", status: 200, wantBody: "Ok.\n"},
 		{name: "query param", method: "POST", url: "/?query=SELECT+1", status: 200, wantQuery: "SELECT 1"},
 		{name: "GET is readonly in the engine too", method: "GET", url: "/?query=SELECT+1&readonly=0", status: 200, wantQuery: "SET readonly = DEFAULT"},
+		{name: "file setting in the URL", method: "POST", url: "/?query=SELECT+1&format_schema=%2Fetc%2Fx.proto", status: 403, wantExcCode: "497"},
 		{name: "GET write", method: "GET", url: "/?query=" + url.QueryEscape("INSERT INTO t VALUES (1)"), status: 403, wantExcCode: "164"},
 		{name: "foreign origin", method: "POST", url: "/?query=SELECT+1", hdr: map[string]string{"Origin": "https://evil.example"}, status: 403, wantExcCode: "497"},
 		{name: "param plus body", method: "POST", url: "/?query=SELECT", body: " 1", status: 200, wantQuery: "SELECT 1"},
