@@ -142,8 +142,13 @@ func forbiddenSource(text string, fileDirs []string) string {
 		name := w
 		if t.quoted && (w[0] == '`' || w[0] == '"') {
 			name = unquote(w)
-			if strings.ContainsAny(name, `/\`) {
-				return "the identifier " + w + " names a path, which the engine would read as a file"
+			// Only where a table goes: a column or an alias may hold a
+			// slash ("SELECT `a/b` FROM t"); a table name that does is
+			// read as a file by clickhouse-local.
+			inTable := i > 0 && (tablePosition[word(i-1)] || lx.text(toks[i-1]) == "." ||
+				lx.text(toks[i-1]) == "," && (clause[depth] == "FROM" || clause[depth] == "JOIN"))
+			if inTable && strings.ContainsAny(name, `/\`) {
+				return "the identifier " + w + " in place of a table names a path, which the engine would read as a file"
 			}
 		}
 		if (t.word || t.quoted && w[0] != '\'') && i+1 < len(toks) && lx.text(toks[i+1]) == "(" && forbiddenName(name) {
