@@ -212,7 +212,13 @@ const (
 	junkPrefix = "aaaa-"
 	junkModels = 100
 	maxSeries  = 500 // the monitor's, here: the junk wants about 20 series a model
-	junkRows   = 720 // per model over the three hours: 120 per 30-minute window
+	// junkRows per model over the three hours: 333 per 30-minute window,
+	// so the junk keeps at least min_samples (100) in the moving current
+	// window for the whole test (its rows end when they are inserted) and
+	// keeps wanting its series: with sparser junk its windows empty and
+	// free the budget, and even the first-come allotment lets the drifted
+	// model in.
+	junkRows = 2000
 )
 
 // insertJunkModels writes junkModels models' inferences straight into
