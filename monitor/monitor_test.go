@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -22,6 +21,7 @@ import (
 	"github.com/driftwatch/driftwatch/ingest"
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/internal/loadgen"
+	"github.com/driftwatch/driftwatch/internal/testcheck"
 	"github.com/driftwatch/driftwatch/internal/testdb"
 	"github.com/driftwatch/driftwatch/internal/testenv"
 	"github.com/driftwatch/driftwatch/monitor/policy"
@@ -385,7 +385,7 @@ func TestDeadLettersAsDataQuality(t *testing.T) {
 			continue
 		}
 		found = true
-		if r.Feature != string(schemas.ReasonMissingField) || math.Abs(r.Value-want) > 1e-12 || !r.Drifted || r.Kind != policy.KindDataQuality {
+		if r.Feature != string(schemas.ReasonMissingField) || !testcheck.Within(r.Value, want, 1e-12) || !r.Drifted || r.Kind != policy.KindDataQuality {
 			t.Errorf("dead-letter row %+v; want missing_field, share %d/(%d+%d) = %g, drifted", r, spoiled, stored, spoiled, want)
 		}
 	}
@@ -397,7 +397,7 @@ func TestDeadLettersAsDataQuality(t *testing.T) {
 		t.Errorf("%d dead-letter rows in drift_results, want 1", n)
 	}
 	got := testutil.ToFloat64(gaugeOf(t, reg, "driftwatch_data_quality", map[string]string{"model": "model-0", "feature": "missing_field", "check": "dead_letter_share"}))
-	if math.Abs(got-want) > 1e-12 {
+	if !testcheck.Within(got, want, 1e-12) {
 		t.Errorf("driftwatch_data_quality{check=dead_letter_share} = %g, want %g", got, want)
 	}
 	t.Logf("hour 3: %d stored, %d dead-lettered (share %.4f)", stored, spoiled, want)

@@ -20,6 +20,7 @@ import (
 	"github.com/driftwatch/driftwatch/ingest"
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/internal/loadgen"
+	"github.com/driftwatch/driftwatch/internal/testcheck"
 	"github.com/driftwatch/driftwatch/internal/testdb"
 	"github.com/driftwatch/driftwatch/internal/testenv"
 	"github.com/driftwatch/driftwatch/schemas"
@@ -282,7 +283,7 @@ func TestTrainer(t *testing.T) {
 		if r.Status != RunSucceeded || r.Decision != DecisionPromote {
 			t.Fatalf("run %s (%s), want succeeded (promote)", r.Status, r.DecisionReason)
 		}
-		if r.Metrics["roc_auc"] < r.ChampionMetrics["roc_auc"]+0.05 || r.DiffLo <= 0 {
+		if !testcheck.AtLeast(r.Metrics["roc_auc"], r.ChampionMetrics["roc_auc"]+0.05) || !(r.DiffLo > 0) {
 			t.Errorf("challenger auc %.3f vs champion %.3f, CI lo %.3f", r.Metrics["roc_auc"], r.ChampionMetrics["roc_auc"], r.DiffLo)
 		}
 		if r.RowsTrain == 0 || r.RowsEval == 0 || r.RowsRead != r.RowsTrain+r.RowsValidation+r.RowsTest+r.RowsEval || r.BytesWritten == 0 {

@@ -273,7 +273,7 @@ func TestMapAppendAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if allocs > rows/10 {
+	if !(allocs <= rows/10) {
 		t.Fatalf("%v allocations to append %d rows of 20 entries", allocs, rows)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/driftwatch/driftwatch/internal/testcheck"
 	"github.com/driftwatch/driftwatch/schemas"
 )
 
@@ -224,7 +225,7 @@ func TestEveryEventDecodesAsLabelled(t *testing.T) {
 func checkShare(t *testing.T, what string, got float64, n int, p float64) {
 	t.Helper()
 	sd := math.Sqrt(float64(n) * p * (1 - p))
-	if math.Abs(got-float64(n)*p) > 4*sd {
+	if !testcheck.Within(got, float64(n)*p, 4*sd) {
 		t.Errorf("%s: %g of %d, want %g ± %.0f", what, got, n, float64(n)*p, 4*sd)
 	}
 }
@@ -310,27 +311,27 @@ func TestDistributionChanges(t *testing.T) {
 	m1, sd1, _ := meanSD(after, "f3")
 	// The standard error of the shift estimate is about sd·sqrt(2/10000),
 	// 0.014 sd; allow 0.06 sd.
-	if shift := (m1 - m0) / sd0; math.Abs(shift-2) > 0.06 {
+	if shift := (m1 - m0) / sd0; !testcheck.Within(shift, 2, 0.06) {
 		t.Errorf("f3: mean moved %.3f sd, want 2", shift)
 	}
-	if r := sd1 / sd0; math.Abs(r-1) > 0.05 {
+	if r := sd1 / sd0; !testcheck.Within(r, 1, 0.05) {
 		t.Errorf("f3: a mean shift changed the sd by a factor %.3f", r)
 	}
 	_, v0, _ := meanSD(before, "f5")
 	_, v1, _ := meanSD(after, "f5")
-	if r := v1 / v0; math.Abs(r-3) > 0.15 {
+	if r := v1 / v0; !testcheck.Within(r, 3, 0.15) {
 		t.Errorf("f5: sd grew by a factor %.3f, want 3", r)
 	}
 	for _, f := range []string{"f0", "f4", "f19"} {
 		a, s, _ := meanSD(before, f)
 		b, s1, _ := meanSD(after, f)
-		if math.Abs(b-a)/s > 0.06 || math.Abs(s1/s-1) > 0.05 {
+		if !testcheck.AtMost(math.Abs(b-a)/s, 0.06) || !testcheck.Within(s1/s, 1, 0.05) {
 			t.Errorf("%s changed without a change: mean %.3f → %.3f, sd %.3f → %.3f", f, a, b, s, s1)
 		}
 	}
 	_, _, n0 := meanSD(before, "f6")
 	_, _, n1 := meanSD(after, "f6")
-	if n0 != 0 || math.Abs(n1-0.3) > 0.02 {
+	if n0 != 0 || !testcheck.Within(n1, 0.3, 0.02) {
 		t.Errorf("f6: null share %.3f before and %.3f after, want 0 and 0.3", n0, n1)
 	}
 	catShare := func(infs []schemas.Inference, f string, pred func(v string, ok bool) bool) float64 {
@@ -344,11 +345,11 @@ func TestDistributionChanges(t *testing.T) {
 		return float64(n) / float64(len(infs))
 	}
 	isNew := func(v string, ok bool) bool { return ok && strings.HasPrefix(v, "new_") }
-	if s0, s1 := catShare(before, "c1", isNew), catShare(after, "c1", isNew); s0 != 0 || math.Abs(s1-0.25) > 0.02 {
+	if s0, s1 := catShare(before, "c1", isNew), catShare(after, "c1", isNew); s0 != 0 || !testcheck.Within(s1, 0.25, 0.02) {
 		t.Errorf("c1: unseen-category share %.3f before and %.3f after, want 0 and 0.25", s0, s1)
 	}
 	isNull := func(_ string, ok bool) bool { return !ok }
-	if s0, s1 := catShare(before, "c2", isNull), catShare(after, "c2", isNull); s0 != 0 || math.Abs(s1-0.1) > 0.015 {
+	if s0, s1 := catShare(before, "c2", isNull), catShare(after, "c2", isNull); s0 != 0 || !testcheck.Within(s1, 0.1, 0.015) {
 		t.Errorf("c2: null share %.3f before and %.3f after, want 0 and 0.1", s0, s1)
 	}
 }
@@ -386,14 +387,14 @@ func TestConceptDriftChangesAccuracyNotFeatures(t *testing.T) {
 	}
 	// Before: calibrated scores of sharpness 4 give about 0.85. After: the
 	// true logit is independent of the model's, so about 0.5.
-	if a0 < 0.78 || a1 > 0.56 {
+	if !testcheck.AtLeast(a0, 0.78) || !testcheck.AtMost(a1, 0.56) {
 		t.Errorf("accuracy %.3f before and %.3f after the concept drift, want > 0.78 and < 0.56", a0, a1)
 	}
 	for i := 0; i < cfg.NumericFeatures; i++ {
 		f := "f" + strconv.Itoa(i)
 		m0, s0, _ := meanSD(before, f)
 		m1, s1, _ := meanSD(after, f)
-		if math.Abs(m1-m0)/s0 > 0.05 || math.Abs(s1/s0-1) > 0.04 {
+		if !testcheck.AtMost(math.Abs(m1-m0)/s0, 0.05) || !testcheck.Within(s1/s0, 1, 0.04) {
 			t.Errorf("%s: mean %.3f → %.3f, sd %.3f → %.3f across a concept drift", f, m0, m1, s0, s1)
 		}
 	}
@@ -412,7 +413,7 @@ func TestConceptDriftChangesAccuracyNotFeatures(t *testing.T) {
 		for k := range p {
 			tv += math.Abs(p[k]-q[k]) / 2
 		}
-		if tv > 0.02 {
+		if !testcheck.AtMost(tv, 0.02) {
 			t.Errorf("%s: category frequencies moved by %.3f across a concept drift", f, tv)
 		}
 	}
@@ -439,7 +440,7 @@ func pearson(x, y []float64) float64 {
 func TestPearsonReference(t *testing.T) {
 	// Worked by hand: x = 1..5, y = 2,4,5,4,5: mean 3 and 4, cov sum 6,
 	// var sums 10 and 6, r = 6/sqrt(60) = 0.7745966692.
-	if r := pearson([]float64{1, 2, 3, 4, 5}, []float64{2, 4, 5, 4, 5}); math.Abs(r-0.7745966692) > 1e-9 {
+	if r := pearson([]float64{1, 2, 3, 4, 5}, []float64{2, 4, 5, 4, 5}); !testcheck.Within(r, 0.7745966692, 1e-9) {
 		t.Fatalf("pearson = %.10f, want 0.7745966692", r)
 	}
 }
@@ -506,7 +507,7 @@ func TestBusinessMetricFollowsAccuracyWithLag(t *testing.T) {
 			best, bestR = l, r
 		}
 	}
-	if best != lag || bestR < 0.9 {
+	if best != lag || !testcheck.AtLeast(bestR, 0.9) {
 		t.Errorf("business metric correlates best with accuracy at lag %d (r = %.3f), want lag %d with r > 0.9", best, bestR, lag)
 	}
 }

@@ -142,7 +142,7 @@ func TestGoldenLagged(t *testing.T) {
 				if best.Lag != c.BestLag {
 					t.Errorf("%s: best lag %d (r %.4f), want %d", method, best.Lag, best.Value, c.BestLag)
 				}
-				if best.PValue > 1e-6 {
+				if !testcheck.AtMost(best.PValue, 1e-6) {
 					t.Errorf("%s: best lag p-value %g, want tiny", method, best.PValue)
 				}
 			}

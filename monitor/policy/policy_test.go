@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/driftwatch/driftwatch/internal/testcheck"
 	"github.com/driftwatch/driftwatch/monitor/stat"
 	"github.com/driftwatch/driftwatch/monitor/window"
 )
@@ -137,7 +138,7 @@ func TestCategoricalAndQuality(t *testing.T) {
 		t.Errorf("quality issues %v", v.QualityIssues)
 	}
 	for _, r := range v.Rows {
-		if r.Method == stat.MethodUnseenShare && (r.Value < 0.333 || r.Value > 0.334) {
+		if r.Method == stat.MethodUnseenShare && !testcheck.Between(r.Value, 0.333, 0.334) {
 			t.Errorf("unseen share %g", r.Value)
 		}
 	}
@@ -183,7 +184,7 @@ func TestDeadLetterShare(t *testing.T) {
 			}
 			for reason, w := range tc.want {
 				g, ok := got[reason]
-				if !ok || (math.IsNaN(w) != math.IsNaN(g)) || (!math.IsNaN(w) && math.Abs(g-w) > 1e-12) {
+				if !ok || (math.IsNaN(w) != math.IsNaN(g)) || (!math.IsNaN(w) && !testcheck.Within(g, w, 1e-12)) {
 					t.Errorf("%s: share %v, want %v", reason, g, w)
 				}
 			}

@@ -101,14 +101,6 @@ func closeTo(got, want, tol float64) bool {
 	return testcheck.WithinScaled(got, want, tol)
 }
 
-func maxDiff(a, b []float64) float64 {
-	var m float64
-	for i := range a {
-		m = max(m, math.Abs(a[i]-b[i]))
-	}
-	return m
-}
-
 var classTarget = Target{Task: Classification, PositiveClass: "yes"}
 
 func TestPreprocessorMatchesReference(t *testing.T) {
@@ -183,15 +175,13 @@ func TestLogisticMatchesSklearn(t *testing.T) {
 				}
 			}
 			t.Logf("max |Δcoef| vs lbfgs %.3g, vs newton-cholesky %.3g (lbfgs vs newton-cholesky %.3g)",
-				maxDiff(got, lbfgs), maxDiff(got, newton), ref.Logistic.NewtonMaxAbsDiffer)
+				testcheck.MaxAbsDiff(got, lbfgs), testcheck.MaxAbsDiff(got, newton), ref.Logistic.NewtonMaxAbsDiffer)
 
 			p, err := m.Predict(testRecs[0], nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := maxDiff(p, ref.Logistic.TestProba); d > 1e-6 {
-				t.Errorf("max |Δ test probability| = %.3g, want ≤ 1e-6", d)
-			}
+			testcheck.AllClose(t, "test probability", p, ref.Logistic.TestProba, 1e-6)
 			auc, err := AUC.Compute(ref.TestLabels, p)
 			if err != nil {
 				t.Fatal(err)
@@ -233,14 +223,12 @@ func TestRidgeMatchesSklearn(t *testing.T) {
 			t.Errorf("coefficient %d (%s) = %.12g, sklearn %.12g", i, colName(m, i), got[i], want[i])
 		}
 	}
-	t.Logf("report %+v; max |Δcoef| %.3g", rep, maxDiff(got, want))
+	t.Logf("report %+v; max |Δcoef| %.3g", rep, testcheck.MaxAbsDiff(got, want))
 	p, err := m.Predict(testRecs[0], nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := maxDiff(p, ref.Ridge.TestPred); d > 1e-8 {
-		t.Errorf("max |Δ test prediction| = %.3g", d)
-	}
+	testcheck.AllClose(t, "test prediction", p, ref.Ridge.TestPred, 1e-8)
 }
 
 // TestMetricsMatchSklearn computes every metric on scikit-learn's own test

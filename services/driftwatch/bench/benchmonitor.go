@@ -633,7 +633,9 @@ func compare(res monitor.Result, ev *evidentlyOut) []comparison {
 			}
 			d := s.dw(r)
 			c.features++
-			if diff := math.Abs(d - e); diff > c.maxDiff || c.feature == "" {
+			// A NaN difference is the largest there is: it replaces any
+			// number and no number replaces it, so the table shows it.
+			if diff := math.Abs(d - e); c.feature == "" || !math.IsNaN(c.maxDiff) && !(diff <= c.maxDiff) {
 				c.maxDiff, c.feature, c.dw, c.ev = diff, col, d, e
 			}
 		}
@@ -732,7 +734,7 @@ func printBenchMonitor(w io.Writer, cfg *benchMonitorConfig, loadSecs float64, r
 	var worst comparison
 	for _, c := range compare(last, ev) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.3g\t%s\t%.6g\t%.6g\t%s\n", c.method, c.kind, c.evMethod, c.features, c.maxDiff, c.feature, c.dw, c.ev, c.note)
-		if c.same && c.maxDiff >= worst.maxDiff {
+		if c.same && (math.IsNaN(c.maxDiff) || !math.IsNaN(worst.maxDiff) && c.maxDiff >= worst.maxDiff) {
 			worst = c
 		}
 	}
