@@ -62,9 +62,10 @@ type golden struct {
 		Reject   []bool    `json:"reject"`
 	} `json:"benjamini_hochberg"`
 	AD3 []struct {
-		Samples []goldenSample `json:"samples"`
-		Value   float64        `json:"value"`
-		PValue  float64        `json:"pvalue"`
+		Samples      []goldenSample `json:"samples"`
+		Value        float64        `json:"value"`
+		PValue       float64        `json:"pvalue"`
+		PValueMethod string         `json:"pvalue_method"`
 	} `json:"anderson_darling_k3"`
 	KSTwo []struct {
 		N  int64   `json:"n"`
@@ -213,6 +214,15 @@ func reshape(s Sample) Sample {
 
 func TestGoldenCategorical(t *testing.T) {
 	g := loadGolden(t)
+	// The chi-square p-value must be checked at many degrees of freedom
+	// too: the cases with 31 to 1001 categories reach df 30 to 1000.
+	most := 0
+	for _, c := range g.Categorical {
+		most = max(most, len(CategoryCounts(c.Reference, c.Current).Reference))
+	}
+	if most < 1001 {
+		t.Errorf("the largest categorical case has %d categories, want one with 1001 (df 1000)", most)
+	}
 	for _, c := range g.Categorical {
 		t.Run(c.Name, func(t *testing.T) {
 			counts := CategoryCounts(c.Reference, c.Current)
@@ -262,9 +272,16 @@ func TestGoldenDistributions(t *testing.T) {
 			t.Errorf("smirnov(%d, %v) = %.17g, want %.17g", c.N, c.X, got, c.SF)
 		}
 	}
+	dfs := map[float64]bool{}
 	for _, c := range g.Chi2 {
+		dfs[c.DF] = true
 		if got := chi2SF(c.X, c.DF); !testcheck.Within(got, c.SF, 1e-13+1e-10*c.SF) {
 			t.Errorf("chi2.sf(%v, %v) = %.17g, want %.17g", c.X, c.DF, got, c.SF)
+		}
+	}
+	for _, df := range []float64{30, 50, 100, 1000} {
+		if !dfs[df] {
+			t.Errorf("no chi2.sf case with df %v in the golden file", df)
 		}
 	}
 	for _, c := range g.CvMInf {
@@ -274,18 +291,34 @@ func TestGoldenDistributions(t *testing.T) {
 	}
 }
 
+// TestGoldenAndersonDarlingK3 checks more than two samples (the monitor
+// uses two; the function takes any k ≥ 2): k = 3 and k = 4, each with a
+// capped, an interpolated and a floored p-value.
 func TestGoldenAndersonDarlingK3(t *testing.T) {
 	g := loadGolden(t)
-	if len(g.AD3) == 0 {
-		t.Fatal("no k = 3 cases in golden file")
-	}
+	methods := map[int]map[string]bool{}
 	for i, c := range g.AD3 {
-		r, err := AndersonDarling(c.Samples[0].sample(), c.Samples[1].sample(), c.Samples[2].sample())
+		samples := make([]Sample, len(c.Samples))
+		for j, s := range c.Samples {
+			samples[j] = s.sample()
+		}
+		r, err := AndersonDarling(samples...)
 		if err != nil {
 			t.Fatalf("case %d: %v", i, err)
 		}
-		if !closeRel(r.Value, c.Value) || !testcheck.Within(r.PValue, c.PValue, pvalueAbs) {
-			t.Errorf("case %d: %v, %v; want %v, %v", i, r.Value, r.PValue, c.Value, c.PValue)
+		if !closeRel(r.Value, c.Value) || !testcheck.Within(r.PValue, c.PValue, pvalueAbs) || r.PValueMethod != c.PValueMethod {
+			t.Errorf("case %d (k = %d): %v, %v (%s); want %v, %v (%s)", i, len(samples), r.Value, r.PValue, r.PValueMethod, c.Value, c.PValue, c.PValueMethod)
+		}
+		if methods[len(samples)] == nil {
+			methods[len(samples)] = map[string]bool{}
+		}
+		methods[len(samples)][c.PValueMethod] = true
+	}
+	for _, k := range []int{3, 4} {
+		for _, m := range []string{PValueCapped, PValueInterpolate, PValueFloored} {
+			if !methods[k][m] {
+				t.Errorf("no k = %d case with a %s p-value in the golden file", k, m)
+			}
 		}
 	}
 }

@@ -232,6 +232,22 @@ def main():
         categorical_case("empty_current", {"a": 10, "b": 5}, {}),
         categorical_case("empty_reference", {}, {"a": 10}),
     ]
+    # Many categories, so the chi-square p-value comes from the survival
+    # function at 30 degrees of freedom and more (31, 51, 101 and 1001
+    # categories: df 30, 50, 100, 1000), each with the same shares and with
+    # a shift. A generator of its own leaves the cases above unchanged.
+    many = np.random.default_rng(20261204)
+    for k in (31, 51, 101, 1001):
+        labels = [f"k{i:04d}" for i in range(k)]
+        shares = many.dirichlet(np.full(k, 2.0))
+        shifted = shares * np.exp(many.normal(0, 0.15, k))
+        shifted /= shifted.sum()
+        n = 200 * k
+        for tag, q in (("same", shares), ("shifted", shifted)):
+            rc = many.multinomial(n, shares)
+            cc = many.multinomial(n // 2, q)
+            categorical.append(categorical_case(f"many_{k}_{tag}", dict(zip(labels, map(int, rc))),
+                                                dict(zip(labels, map(int, cc)))))
 
     bh = []
     for ps in ([0.01, 0.04, 0.03, 0.2, 0.5], [0.001, 0.001, 0.02, 0.02, 0.049, 0.9, 1.0, 0.0],
@@ -243,13 +259,29 @@ def main():
 
     # k-sample Anderson-Darling with k = 3 (the monitor uses k = 2; the
     # function takes any k >= 2).
+    def ad_k(ss):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            res = stats.anderson_ksamp([expand(x) for x in ss])
+        how = "interpolated"
+        for x in w:
+            if "capped" in str(x.message):
+                how = "capped"
+            if "floored" in str(x.message):
+                how = "floored"
+        return {"samples": ss, "value": float(res.statistic), "pvalue": float(res.pvalue), "pvalue_method": how}
+
     ad3 = []
     for shift in (0.0, 0.4):
         ss = [sample(N(0, 1, 40)), sample(N(0, 1, 35), 1), sample(N(shift, 1, 30))]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = stats.anderson_ksamp([expand(x) for x in ss])
-        ad3.append({"samples": ss, "value": float(res.statistic), "pvalue": float(res.pvalue)})
+        ad3.append(ad_k(ss))
+    # The floored end for k = 3, and k = 4 (m = 3) at both ends and between,
+    # from a generator of their own (the cases above stay as they were).
+    adg = np.random.default_rng(20261205)
+    ad3.append(ad_k([sample(adg.normal(0, 1, 40)), sample(adg.normal(0, 1, 35)), sample(adg.normal(1.5, 1, 30))]))
+    for shift in (0.0, 0.45, 1.5):
+        ad3.append(ad_k([sample(adg.normal(0, 1, 50)), sample(adg.normal(0, 1, 45), 1),
+                         sample(adg.normal(0, 1, 40)), sample(adg.normal(shift, 1, 35))]))
 
     # Distribution functions on grids that cross every branch of scipy's
     # kolmogn, smirnov, the chi-square survival function and the limiting
@@ -264,6 +296,14 @@ def main():
                for n in (1, 3, 10, 100, 1000, 20000) for x in (0.01, 0.05, 0.1, 0.3, 0.5, 0.9)]
     chi2 = [{"df": df, "x": x, "sf": float(stats.chi2.sf(x, df))}
             for df in (1, 2, 3, 7, 30, 200) for x in (0.001, 0.5, 1, 3, 10, 50, 250)]
+    # Many degrees of freedom (what a categorical feature with 31+ categories
+    # asks for), odd and even, across the bulk, on both sides of x = df + 2
+    # where the series gives way to the continued fraction, and far in both
+    # tails.
+    for df in (30, 31, 50, 51, 100, 101, 999, 1000):
+        for x in sorted({df * r for r in (0.3, 0.5, 0.8, 0.9, 0.97, 1.0, 1.03, 1.1, 1.25, 1.5, 2.0, 3.0)} |
+                        {df + 1.9, df + 2.0, df + 2.1}):
+            chi2.append({"df": df, "x": float(x), "sf": float(stats.chi2.sf(x, df))})
     from scipy.stats._hypotests import _cdf_cvm_inf
     cvm_inf = [{"x": x, "cdf": float(_cdf_cvm_inf(x))} for x in (0.01, 0.03, 0.1, 0.2, 0.461, 0.75, 1.2, 2.0, 3.5)]
 
