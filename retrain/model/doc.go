@@ -71,7 +71,8 @@
 // (the rounding floor of the sums), usually after 6–8 passes. The result
 // is the optimum to about the precision of the sums, not to a loose
 // gradient tolerance: on the reference data it matches scikit-learn's
-// newton-cholesky solver to 1e-14.
+// newton-cholesky solver to 6.4e-15 (asserted: 1e-13), and its lbfgs
+// solver, which stops 3.2e-6 short of the optimum, to that gap.
 //
 // Ridge regression minimises Σᵢ (yᵢ − xᵢ·w − b)² + α‖w‖², scikit-learn's
 // Ridge(alpha=α) with an unpenalised intercept, in closed form: one pass
