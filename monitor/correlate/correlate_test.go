@@ -60,6 +60,11 @@ type golden struct {
 			Expected map[string]expect `json:"expected"`
 		} `json:"lags"`
 	} `json:"lagged"`
+	PValues []struct {
+		N      int     `json:"n"`
+		R      float64 `json:"r"`
+		PValue float64 `json:"pvalue"`
+	} `json:"pvalues"`
 }
 
 func loadGolden(t *testing.T) golden {
@@ -247,6 +252,29 @@ func TestErrors(t *testing.T) {
 	if _, err := BestLag(lags[2:]); !errors.Is(err, ErrInsufficient) {
 		t.Errorf("BestLag without a valid lag: %v", err)
 	}
+}
+
+// TestGoldenPValues checks the p-value function over the range of n and r
+// the monitor can ask for, against scipy's Student's t survival function
+// (another algorithm), to 1e-10 relative (measured 5.1e-12, the rounding
+// of log Γ at 50,000): the golden cases' p-values are checked to 1e-6
+// absolute only, which says nothing about a p-value of 1e-50.
+func TestGoldenPValues(t *testing.T) {
+	g := loadGolden(t)
+	if len(g.PValues) < 100 {
+		t.Fatalf("%d p-value cases in the golden file, want the full grid", len(g.PValues))
+	}
+	worst := 0.0
+	for _, c := range g.PValues {
+		got := pValue(c.R, c.N)
+		if !testcheck.WithinRel(got, c.PValue, 1e-10, 1e-300) {
+			t.Errorf("p-value of r = %v from %d pairs = %.17g, scipy %.17g", c.R, c.N, got, c.PValue)
+		}
+		if c.PValue > 0 {
+			worst = max(worst, math.Abs(got-c.PValue)/c.PValue)
+		}
+	}
+	t.Logf("largest relative difference %.3g over %d cases", worst, len(g.PValues))
 }
 
 // TestRegIncBeta checks the incomplete beta function against values

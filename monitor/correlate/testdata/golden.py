@@ -113,7 +113,20 @@ def main():
     lagged["best_lag"] = best
     assert best == lag_true, best
 
-    out = {"scipy": scipy.__version__, "numpy": np.__version__, "cases": cases, "lagged": [lagged]}
+    # The p-value function on its own, over the whole range the monitor can
+    # ask for: from 3 to 100,000 pairs, r from 0 to within 1e-9 of 1, so
+    # both branches of the incomplete beta's continued fraction and p-values
+    # from 1 down to far below 1e-300. scipy computes it another way, as
+    # Student's t survival function: p = 2 t.sf(|r| sqrt(df / (1 - r^2)), df).
+    pvalues = []
+    for n in (3, 4, 5, 10, 30, 100, 1000, 5000, 100000):
+        df = n - 2
+        for r in (0.0, 1e-6, 0.001, 0.01, 0.05, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99, 0.999, 0.999999, 1 - 1e-9):
+            t = abs(r) * math.sqrt(df / ((1 - r) * (1 + r)))
+            pvalues.append({"n": n, "r": r, "pvalue": float(2 * stats.t.sf(t, df))})
+
+    out = {"scipy": scipy.__version__, "numpy": np.__version__, "cases": cases, "lagged": [lagged],
+           "pvalues": pvalues}
     with open(os.path.join(HERE, "golden.json"), "w") as f:
         json.dump(out, f, indent=1)
         f.write("\n")
