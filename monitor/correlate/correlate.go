@@ -14,7 +14,8 @@
 // yields [ErrUndefined] (r is 0/0). Neither is ever reported as a number.
 //
 // Definitions, each checked against scipy 1.15.3 through
-// testdata/golden.py (values to 1e-9 relative, p-values to 1e-6 absolute):
+// testdata/golden.py (values to 1e-9 relative, p-values to 1e-6 absolute,
+// the p-value function itself to 1e-10 relative):
 //
 //   - [Pearson]: r = Σ(x−x̄)(y−ȳ) / √(Σ(x−x̄)² Σ(y−ȳ)²); p-value from the
 //     exact null distribution of r for bivariate normal data, the
