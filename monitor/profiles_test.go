@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/driftwatch/driftwatch/internal/chsql"
+	"github.com/driftwatch/driftwatch/internal/testcheck"
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/monitor/window"
 )
@@ -83,7 +84,7 @@ func TestReferenceSurvives(t *testing.T) {
 	if !sameSpan(res.Snapshot.Reference, first) || res.Snapshot.RefRows != 2000 {
 		t.Errorf("reference %s with %d rows, want %s with 2000", res.Snapshot.Reference, res.Snapshot.RefRows, first)
 	}
-	if after := psiOf(t, res, "f1"); !(math.Abs(after-before) <= 1e-9) {
+	if after := psiOf(t, res, "f1"); !testcheck.Within(after, before, 1e-9) {
 		t.Errorf("PSI of f1 against the persisted reference %v, against the original %v", after, before)
 	}
 	if v := testutil.ToFloat64(m2.refMissing.WithLabelValues("model-0")); v != 0 {

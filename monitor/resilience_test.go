@@ -18,6 +18,7 @@ import (
 
 	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
+	"github.com/driftwatch/driftwatch/internal/testcheck"
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/monitor/stat"
 )
@@ -165,7 +166,7 @@ func TestHighCardinalityFeature(t *testing.T) {
 	}
 	// Distinct user ids in the two windows: 550,000 (hashes of distinct
 	// pairs; uniqExact checked the current window's above).
-	if hc == nil || hc.Value == nil || !(math.Abs(*hc.Value-(refRows+curRows)) <= 0.02*(refRows+curRows)) ||
+	if hc == nil || hc.Value == nil || !testcheck.WithinRel(*hc.Value, refRows+curRows, 0.02, 0) ||
 		hc.Kind != policy.KindDataQuality || !hc.Drifted || hc.Status != policy.StatusDrifted || hc.Threshold != float64(set.MaxCategories) {
 		t.Errorf("high_cardinality row %+v; want user_id flagged with about %d distinct values, threshold max_categories", hc, refRows+curRows)
 	}

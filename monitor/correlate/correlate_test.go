@@ -95,8 +95,8 @@ func check(t *testing.T, method string, got Result, err error, want expect) {
 	if !testcheck.WithinRel(got.Value, *want.Value, valueRelTol, 1e-15) {
 		t.Errorf("%s value = %.17g, want %.17g", method, got.Value, *want.Value)
 	}
-	if d := math.Abs(got.PValue - *want.PValue); !(d <= pvalueAbs) {
-		t.Errorf("%s p-value = %.17g, want %.17g (abs err %.3g)", method, got.PValue, *want.PValue, d)
+	if !testcheck.Within(got.PValue, *want.PValue, pvalueAbs) {
+		t.Errorf("%s p-value = %.17g, want %.17g (abs err %.3g)", method, got.PValue, *want.PValue, math.Abs(got.PValue-*want.PValue))
 	}
 }
 

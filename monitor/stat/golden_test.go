@@ -124,8 +124,8 @@ func check(t *testing.T, method string, res Result, err error, want goldenExpect
 		}
 		return
 	}
-	if d := math.Abs(res.PValue - *want.PValue); !(d <= pvalueAbs) {
-		t.Errorf("%s p-value = %.17g, want %.17g (abs err %.3g)", method, res.PValue, *want.PValue, d)
+	if !testcheck.Within(res.PValue, *want.PValue, pvalueAbs) {
+		t.Errorf("%s p-value = %.17g, want %.17g (abs err %.3g)", method, res.PValue, *want.PValue, math.Abs(res.PValue-*want.PValue))
 	}
 	if want.PValueMethod != "" && res.PValueMethod != want.PValueMethod {
 		t.Errorf("%s p-value method = %q, want %q", method, res.PValueMethod, want.PValueMethod)

@@ -212,7 +212,7 @@ func TestLogisticSkipsUnlabelledRows(t *testing.T) {
 	if rep.Rows != 2000 || rep.SkippedRows != 300 {
 		t.Errorf("rows %d skipped %d, want 2000 and 300", rep.Rows, rep.SkippedRows)
 	}
-	if d := testcheck.MaxAbsDiff(m1.Coef, m2.Coef); !(d <= 1e-12) || m1.Intercept != m2.Intercept {
+	if d := testcheck.MaxAbsDiff(m1.Coef, m2.Coef); !testcheck.AtMost(d, 1e-12) || m1.Intercept != m2.Intercept {
 		t.Errorf("unlabelled rows moved the coefficients by %g", d)
 	}
 }
