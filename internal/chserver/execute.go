@@ -1,9 +1,6 @@
 package chserver
 
 import (
-	"bytes"
-	"compress/gzip"
-	"compress/zlib"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +9,6 @@ import (
 	"strings"
 
 	chcompress "github.com/ClickHouse/ch-go/compress"
-	"github.com/andybalholm/brotli"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/driftwatch/driftwatch/internal/chdb"
 	"github.com/driftwatch/driftwatch/internal/chsql"
@@ -200,7 +195,7 @@ func (s *Server) respond(w http.ResponseWriter, req *request, res *chdb.Result, 
 		}
 	}
 	if req.encoding != "" && len(out) > 0 {
-		if out, err = encodeHTTP(out, req.encoding); err != nil {
+		if out, err = encodeContent(out, req.encoding); err != nil {
 			return err
 		}
 		h.Set("Content-Encoding", req.encoding)
@@ -239,32 +234,4 @@ func compressNative(out []byte, m chcompress.Method) ([]byte, error) {
 		out = out[n:]
 	}
 	return dst, nil
-}
-
-func encodeHTTP(out []byte, enc string) ([]byte, error) {
-	var buf bytes.Buffer
-	var wc io.WriteCloser
-	switch enc {
-	case "gzip":
-		wc = gzip.NewWriter(&buf)
-	case "deflate":
-		wc = zlib.NewWriter(&buf)
-	case "br":
-		wc = brotli.NewWriter(&buf)
-	case "zstd":
-		zw, err := zstd.NewWriter(&buf)
-		if err != nil {
-			return nil, fmt.Errorf("start zstd response encoder: %w", err)
-		}
-		wc = zw
-	default:
-		return out, nil
-	}
-	if _, err := wc.Write(out); err != nil {
-		return nil, fmt.Errorf("encode response with %s: %w", enc, err)
-	}
-	if err := wc.Close(); err != nil {
-		return nil, fmt.Errorf("encode response with %s: %w", enc, err)
-	}
-	return buf.Bytes(), nil
 }

@@ -2,9 +2,6 @@ package chserver
 
 import (
 	"bufio"
-	"compress/flate"
-	"compress/gzip"
-	"compress/zlib"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -19,8 +16,6 @@ import (
 	"time"
 
 	chcompress "github.com/ClickHouse/ch-go/compress"
-	"github.com/andybalholm/brotli"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/driftwatch/driftwatch/internal/chdb"
 )
@@ -39,6 +34,7 @@ const (
 	codeQueryTooLarge        = 369 // TOO_LARGE_STRING_SIZE stands in; ClickHouse has no exact code
 	codeCannotParseInput     = 27
 	codeUnknownCompression   = 438
+	codeCannotDecompress     = 271
 	codeAuthenticationFailed = 516
 	codeStdException         = 1001
 )
@@ -361,32 +357,9 @@ func decodeBody(r *http.Request, q url.Values, limit int64) (io.Reader, error) {
 		return nil, &http.MaxBytesError{Limit: limit}
 	}
 	var body io.Reader = http.MaxBytesReader(nil, r.Body, limit)
-	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
-	case "", "identity", "none":
-	case "gzip", "x-gzip":
-		zr, err := gzip.NewReader(body)
-		if err != nil {
-			return nil, errorf(http.StatusBadRequest, codeCannotParseInput, "read gzip request body: %v", err)
-		}
-		body = zr
-	case "deflate":
-		zr, err := zlib.NewReader(body)
-		if err != nil {
-			// Some clients send raw deflate without the zlib header.
-			body = flate.NewReader(http.MaxBytesReader(nil, r.Body, limit))
-		} else {
-			body = zr
-		}
-	case "br":
-		body = brotli.NewReader(body)
-	case "zstd":
-		zr, err := zstd.NewReader(body)
-		if err != nil {
-			return nil, errorf(http.StatusBadRequest, codeCannotParseInput, "read zstd request body: %v", err)
-		}
-		body = zr.IOReadCloser()
-	default:
-		return nil, errorf(http.StatusBadRequest, codeUnknownCompression, "unsupported Content-Encoding %q (gzip, deflate, br and zstd are supported)", enc)
+	body, err := decodeContent(body, r.Header.Get("Content-Encoding"), limit)
+	if err != nil {
+		return nil, err
 	}
 	if truthy(q.Get("decompress")) {
 		body = chcompress.NewReader(body)
@@ -427,17 +400,6 @@ func truthy(v string) bool {
 		return true
 	}
 	return false
-}
-
-func pickEncoding(accept string) string {
-	for _, part := range strings.Split(accept, ",") {
-		e := strings.ToLower(strings.TrimSpace(strings.SplitN(part, ";", 2)[0]))
-		switch e {
-		case "gzip", "deflate", "br", "zstd":
-			return e
-		}
-	}
-	return ""
 }
 
 func newQueryID() string {
