@@ -9,6 +9,7 @@
 # Usage:
 #   scripts/deps.sh              the default components: java maven npm libchdb
 #                                kafka prometheus alertmanager docker-compose openssl
+#                                clients
 #   scripts/deps.sh NAME...      only the named components, in that order
 #   scripts/deps.sh python       the Python venv for reference scripts (.deps/venv);
 #                                optional, not part of the default run; PYTHON picks
@@ -30,7 +31,15 @@ CHDB_TARBALL_SHA256="c0d32b129e988f2b9a9a31c9141aecf5e1e2453f9a079efc4d36ab8e3f9
 # statistics (STYLE.md rule 17). Pinned so reference numbers do not move.
 PYTHON_PACKAGES=(numpy==2.2.6 scipy==1.15.3 scikit-learn==1.6.1 evidently==0.7.23 pandas==2.2.3)
 
-DEFAULT=(java maven npm libchdb kafka prometheus alertmanager docker-compose openssl)
+# The analysts' ClickHouse clients that TestAnalystClients runs with their
+# default settings (docs/tables.md, "Clients analysts use"): a venv with
+# clickhouse-connect, an npm prefix with @clickhouse/client, and the JDBC
+# driver named in testdata/clients/pom.xml, all under .deps/clients/.
+CLIENTS_PYTHON=(clickhouse-connect==1.12.0)
+CLIENTS_NPM=(@clickhouse/client@1.23.1)
+CLIENTS_JDBC_POM=testdata/clients/pom.xml
+
+DEFAULT=(java maven npm libchdb kafka prometheus alertmanager docker-compose openssl clients)
 ALL=("${DEFAULT[@]}" python)
 
 ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -314,6 +323,45 @@ dep_python() {
 			"check pip's network settings (pip config list), then run: scripts/deps.sh python"
 	printf '%s\n' "$want" >"$stamp"
 	say python "installed into .deps/venv ($want)"
+}
+
+dep_clients() {
+	local dir="$DEPS/clients" stamp="$DEPS/clients/clients.stamp" tmp
+	local want="${CLIENTS_PYTHON[*]} ${CLIENTS_NPM[*]} $(sha256sum "$ROOT/$CLIENTS_JDBC_POM" | cut -d' ' -f1)"
+	if [[ -f $stamp && "$(<"$stamp")" == "$want" ]]; then
+		say clients "present (.deps/clients: ${CLIENTS_PYTHON[*]}, ${CLIENTS_NPM[*]}, clickhouse-jdbc)"
+		return
+	fi
+	local py="${PYTHON:-python3}"
+	command -v "$py" >/dev/null 2>&1 || die "clients needs python3" "run: apt-get install -y python3 python3-venv"
+	command -v npm >/dev/null 2>&1 || die "clients needs npm" "run: scripts/deps.sh npm clients"
+	command -v mvn >/dev/null 2>&1 || die "clients needs Maven" "run: scripts/deps.sh maven clients"
+	say clients "installing ${CLIENTS_PYTHON[*]}, ${CLIENTS_NPM[*]} and the JDBC driver of $CLIENTS_JDBC_POM into .deps/clients"
+	mkdir -p "$dir"
+	rm -f "$stamp"
+	if [[ ! -x $dir/venv/bin/python ]] && ! "$py" -m venv "$dir/venv" >/dev/null 2>&1; then
+		rm -rf -- "$dir/venv"
+		die "$py -m venv failed" "on Debian install the venv module: apt-get install -y python3-venv"
+	fi
+	"$dir/venv/bin/python" -m pip install -q --disable-pip-version-check "${CLIENTS_PYTHON[@]}" ||
+		die "pip install ${CLIENTS_PYTHON[*]} failed" \
+			"check pip's network settings (pip config list), then run: scripts/deps.sh clients"
+	mkdir -p "$dir/node"
+	# --prefer-offline takes the tarballs from ~/.npm when they are there.
+	npm install --silent --prefer-offline --no-audit --no-fund --prefix "$dir/node" "${CLIENTS_NPM[@]}" >/dev/null ||
+		die "npm install ${CLIENTS_NPM[*]} failed" \
+			"check that npm can reach its registry (npm config get registry), then run: scripts/deps.sh clients"
+	tmp=$(mktemp -d "$dir/.jdbc.XXXXXX")
+	CLEANUP_DIRS+=("$tmp")
+	mvn -q -B -f "$ROOT/$CLIENTS_JDBC_POM" dependency:copy-dependencies -DoutputDirectory="$tmp" >"$dir/mvn.log" 2>&1 || {
+		tail -n 20 "$dir/mvn.log" >&2
+		die "mvn -f $CLIENTS_JDBC_POM dependency:copy-dependencies failed (log: $dir/mvn.log)" \
+			"check Maven's network settings (~/.m2/settings.xml), then run: scripts/deps.sh clients"
+	}
+	rm -rf -- "$dir/jdbc"
+	mv "$tmp" "$dir/jdbc"
+	printf '%s\n' "$want" >"$stamp"
+	say clients "installed into .deps/clients (venv, node, jdbc)"
 }
 
 # --- main -------------------------------------------------------------------

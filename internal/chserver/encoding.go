@@ -48,7 +48,7 @@ const requestEncodings = "gzip, deflate, br, zstd, lz4, xz, bz2 and snappy"
 
 // responseEncodings are the encodings a response may be sent in, in the
 // order they are chosen when a client's Accept-Encoding gives them the same
-// weight: ClickHouse's own preference.
+// weight (zstd first: the best ratio at a speed close to lz4's).
 var responseEncodings = []string{"zstd", "br", "lz4", "snappy", "gzip", "deflate", "xz"}
 
 // canonicalEncoding maps a Content-Encoding token to its name above, or ""
@@ -197,7 +197,7 @@ func decodeSnappy(body io.Reader, limit int64) (io.Reader, error) {
 
 // pickEncoding chooses the response encoding for an Accept-Encoding
 // header: the supported coding with the highest weight, ties broken by
-// ClickHouse's preference; "" when none is acceptable (identity).
+// the order of responseEncodings; "" when none is acceptable (identity).
 func pickEncoding(accept string) string {
 	weight := map[string]float64{}
 	star := -1.0

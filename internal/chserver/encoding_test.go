@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -149,13 +150,35 @@ func TestResponseEncodings(t *testing.T) {
 			}
 		})
 	}
-	t.Run("without enable_http_compression", func(t *testing.T) {
-		f := &fakeEngine{answer: func(string) (*chdb.Result, error) { return &chdb.Result{Data: plain}, nil }}
-		rec := do(newTestServer(t, f, nil), "GET", "/?query=SELECT+1", nil, map[string]string{"Accept-Encoding": "lz4"})
-		if rec.Header().Get("Content-Encoding") != "" || !bytes.Equal(rec.Body.Bytes(), plain) {
-			t.Fatalf("Content-Encoding %q, %d bytes: want the plain body", rec.Header().Get("Content-Encoding"), rec.Body.Len())
-		}
-	})
+	// Without the parameter the engine's value decides, as the server's
+	// profile does in ClickHouse: chDB's is 1, ClickHouse server's 0.
+	for _, tc := range []struct {
+		name     string
+		engineOn bool
+		param    string
+		want     string
+	}{
+		{name: "engine default off", want: ""},
+		{name: "engine default on", engineOn: true, want: "lz4"},
+		{name: "engine on, request off", engineOn: true, param: "&enable_http_compression=0", want: ""},
+		{name: "engine off, request on", param: "&enable_http_compression=1", want: "lz4"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeEngine{answer: func(string) (*chdb.Result, error) { return &chdb.Result{Data: plain}, nil }}
+			s, err := New(Options{Addr: "127.0.0.1:0", User: "default", Engine: f, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.httpCompression = tc.engineOn
+			rec := do(s.Handler(), "GET", "/?query=SELECT+1"+tc.param, nil, map[string]string{"Accept-Encoding": "lz4"})
+			if got := rec.Header().Get("Content-Encoding"); got != tc.want {
+				t.Fatalf("Content-Encoding %q, want %q", got, tc.want)
+			}
+			if tc.want == "" && !bytes.Equal(rec.Body.Bytes(), plain) {
+				t.Fatalf("%d bytes: want the plain body", rec.Body.Len())
+			}
+		})
+	}
 }
 
 func TestPickEncoding(t *testing.T) {

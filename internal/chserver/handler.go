@@ -257,13 +257,15 @@ func (s *Server) parseRequest(r *http.Request, q url.Values) (*request, error) {
 			req.compMethod = method
 		}
 	}
-	if truthy(q.Get("enable_http_compression")) {
+	s.mu.Lock()
+	known, compressByDefault := s.settings, s.httpCompression
+	s.mu.Unlock()
+	// As in ClickHouse, the response is compressed when the effective
+	// enable_http_compression is on and Accept-Encoding names an encoding.
+	if q.Has("enable_http_compression") && truthy(q.Get("enable_http_compression")) ||
+		!q.Has("enable_http_compression") && compressByDefault {
 		req.encoding = pickEncoding(r.Header.Get("Accept-Encoding"))
 	}
-
-	s.mu.Lock()
-	known := s.settings
-	s.mu.Unlock()
 	for name, vals := range q {
 		if len(vals) == 0 {
 			continue

@@ -50,6 +50,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -184,7 +185,12 @@ type Server struct {
 	settings map[string]bool    // valid setting names; nil accepts all
 	sessDB   map[Session]string // current database of each session
 	timezone string
-	fileDirs []string // absolute: DataPath, then Options.FileDirs
+	// httpCompression is the engine's value of enable_http_compression,
+	// what a request that does not set it gets: chDB's default is 1
+	// (ClickHouse server's is 0), and clients such as clickhouse-connect
+	// read it from system.settings and then only send Accept-Encoding.
+	httpCompression bool
+	fileDirs        []string // absolute: DataPath, then Options.FileDirs
 }
 
 // New validates opts and returns a server; the engine is loaded by Run.
@@ -355,6 +361,10 @@ func (s *Server) loadServerInfo(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("query engine time zone: %w", err)
 	}
+	comp, err := sess.Query("SELECT value FROM system.settings WHERE name = 'enable_http_compression'", "TabSeparated", nil)
+	if err != nil {
+		return fmt.Errorf("query engine enable_http_compression: %w", err)
+	}
 	s.mu.Lock()
 	if len(names) > 0 {
 		s.settings = names
@@ -362,6 +372,7 @@ func (s *Server) loadServerInfo(ctx context.Context) error {
 	if lines := splitLines(string(tz.Data)); len(lines) == 1 {
 		s.timezone = lines[0]
 	}
+	s.httpCompression = truthy(strings.TrimSpace(string(comp.Data)))
 	s.mu.Unlock()
 	return nil
 }

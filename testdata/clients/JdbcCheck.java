@@ -1,0 +1,83 @@
+// TestAnalystClients (internal/chserver) runs this with `java -cp
+// '.deps/clients/jdbc/*' JdbcCheck.java` (a single-file source launch)
+// against clickhouse-embedded: the ClickHouse JDBC driver (clickhouse-jdbc
+// 0.10.0, what DBeaver and other JDBC tools load) with its default
+// settings creates a table, inserts rows in a batch, selects with bound
+// parameters (JDBC's `?`, which the driver binds) and provokes an error.
+// It prints one JSON object for the test to check.
+//
+// Connection: CLIENT_CHECK_HOST, _PORT, _USER, _PASSWORD, _DATABASE, _TABLE.
+
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.sql.Timestamp;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Properties;
+
+public class JdbcCheck {
+    static String env(String k) {
+        String v = System.getenv("CLIENT_CHECK_" + k);
+        return v == null ? "" : v;
+    }
+
+    static String quote(String s) {
+        return "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n").replace("\r", "") + "\"";
+    }
+
+    public static void main(String[] args) throws Exception {
+        String url = "jdbc:clickhouse://" + env("HOST") + ":" + env("PORT") + "/" + env("DATABASE");
+        String table = env("TABLE");
+        Properties props = new Properties();
+        props.setProperty("user", env("USER"));
+        props.setProperty("password", env("PASSWORD"));
+        try (Connection conn = DriverManager.getConnection(url, props)) {
+            String version = conn.getMetaData().getDriverName() + " " + conn.getMetaData().getDriverVersion();
+            try (Statement st = conn.createStatement()) {
+                st.execute("CREATE TABLE " + table
+                        + " (id UInt32, model String, score Float64, at DateTime) ENGINE = MergeTree ORDER BY id");
+            }
+            Timestamp at = Timestamp.valueOf("2026-11-27 10:00:00");
+            int inserted = 0;
+            try (PreparedStatement ps = conn.prepareStatement(
+                    "INSERT INTO " + table + " (id, model, score, at) VALUES (?, ?, ?, ?)")) {
+                Object[][] rows = {{1, "churn", 0.25}, {2, "fraud", 0.5}, {3, "churn", 0.75}};
+                for (Object[] r : rows) {
+                    ps.setInt(1, (Integer) r[0]);
+                    ps.setString(2, (String) r[1]);
+                    ps.setDouble(3, (Double) r[2]);
+                    ps.setTimestamp(4, at);
+                    ps.addBatch();
+                }
+                for (int n : ps.executeBatch()) {
+                    inserted += Math.max(n, 0);
+                }
+            }
+            List<String> out = new ArrayList<>();
+            try (PreparedStatement ps = conn.prepareStatement(
+                    "SELECT id, model, score FROM " + table + " WHERE model = ? AND score > ? ORDER BY id")) {
+                ps.setString(1, "churn");
+                ps.setDouble(2, 0.1);
+                try (ResultSet rs = ps.executeQuery()) {
+                    while (rs.next()) {
+                        out.add("[" + rs.getLong(1) + "," + quote(rs.getString(2)) + "," + rs.getDouble(3) + "]");
+                    }
+                }
+            }
+            Integer code = null;
+            String error = "";
+            try (Statement st = conn.createStatement(); ResultSet rs = st.executeQuery("SELECT * FROM " + table + "_does_not_exist")) {
+                rs.next();
+            } catch (SQLException e) {
+                code = e.getErrorCode();
+                error = String.valueOf(e.getMessage());
+            }
+            System.out.print("{\"client\":" + quote(version) + ",\"inserted\":" + inserted + ",\"rows\":[" + String.join(",", out)
+                    + "],\"error_code\":" + code + ",\"error\":" + quote(error.substring(0, Math.min(300, error.length()))) + "}");
+        }
+    }
+}
