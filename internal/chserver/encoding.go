@@ -19,6 +19,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 	"github.com/ulikunitz/xz"
+	"github.com/ulikunitz/xz/lzma"
 )
 
 // The HTTP compression of ClickHouse's HTTP interface, which is not the
@@ -154,7 +155,7 @@ func newDecoder(body io.Reader, name string, limit int64) (io.Reader, error) {
 	case "br":
 		return brotli.NewReader(body), nil
 	case "zstd":
-		zr, err := zstd.NewReader(body, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max(limit, 1<<20))))
+		zr, err := zstd.NewReader(body, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(uint64(max(limit, 1<<20))))
 		if err != nil {
 			return nil, err
 		}
@@ -162,13 +163,80 @@ func newDecoder(body io.Reader, name string, limit int64) (io.Reader, error) {
 	case "lz4":
 		return lz4.NewReader(body), nil
 	case "xz":
-		return xz.NewReader(body)
+		br := bufio.NewReaderSize(body, 12+1024)
+		if err := checkXZDictionary(br); err != nil {
+			return nil, err
+		}
+		return xz.NewReader(br)
 	case "bz2":
 		return bzip2.NewReader(body), nil
 	case "snappy":
 		return decodeSnappy(body, limit)
 	}
 	panic("BUG: canonicalEncoding returned an encoding newDecoder does not know: " + name)
+}
+
+// maxZstdWindow bounds the window a zstd body may ask for (the decoder
+// allocates it): 128 MiB is zstd --long's.
+const maxZstdWindow = 128 << 20
+
+// maxXZDictionary bounds the LZMA2 dictionary an xz body may declare:
+// the decoder allocates what the header says (up to 4 GiB) before it reads
+// a byte of data. 64 MiB is xz -9's.
+const maxXZDictionary = 64 << 20
+
+// checkXZDictionary reads the dictionary size of the first block's LZMA2
+// filter (xz file format 1.1.0, sections 2.1.1 and 3.1) without consuming
+// it, and refuses one over maxXZDictionary. Writers use one filter chain for
+// every block, and the engine's body limit still bounds the output.
+func checkXZDictionary(br *bufio.Reader) error {
+	head, _ := br.Peek(12 + 1024)
+	if len(head) < 13 {
+		return nil // too short to be xz: the decoder says why
+	}
+	block := head[12:]
+	size := (int(block[0]) + 1) * 4
+	if block[0] == 0 || len(block) < size || size < 2 {
+		return nil // an index (empty stream) or a header the decoder refuses
+	}
+	flags, p := block[1], 2
+	varint := func() (uint64, bool) {
+		var v uint64
+		for i := 0; i < 9 && p < size; i++ {
+			b := block[p]
+			p++
+			v |= uint64(b&0x7f) << (7 * i)
+			if b < 0x80 {
+				return v, true
+			}
+		}
+		return 0, false
+	}
+	if flags&0x40 != 0 {
+		if _, ok := varint(); !ok {
+			return nil
+		}
+	}
+	if flags&0x80 != 0 {
+		if _, ok := varint(); !ok {
+			return nil
+		}
+	}
+	for range int(flags&3) + 1 {
+		id, ok1 := varint()
+		n, ok2 := varint()
+		if !ok1 || !ok2 || p+int(n) > size {
+			return nil
+		}
+		if id == 0x21 && n == 1 {
+			dict, err := lzma.DecodeDictCap(block[p])
+			if err == nil && dict > maxXZDictionary {
+				return fmt.Errorf("xz dictionary of %d bytes is over the %d bytes clickhouse-embedded accepts", dict, maxXZDictionary)
+			}
+		}
+		p += int(n)
+	}
+	return nil
 }
 
 // decodeSnappy reads the one Snappy block of body, refusing before it

@@ -2,7 +2,9 @@ package chserver
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"net/http"
@@ -88,6 +90,7 @@ func TestRequestEncodingErrors(t *testing.T) {
 		limit     int64
 		status    int
 		code      string
+		contains  string
 	}{
 		{name: "unknown", enc: "compress", body: plain, status: 400, code: "438"},
 		{name: "gzip garbage", enc: "gzip", body: []byte("not gzip"), status: 400, code: "271"},
@@ -95,6 +98,7 @@ func TestRequestEncodingErrors(t *testing.T) {
 		{name: "zstd garbage", enc: "zstd", body: []byte("not a zstd frame"), status: 400, code: "271"},
 		{name: "snappy garbage", enc: "snappy", body: []byte{0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2}, status: 400, code: "271"},
 		{name: "xz garbage", enc: "xz", body: []byte("not xz at all"), status: 400, code: "271"},
+		{name: "xz huge dictionary", enc: "xz", body: xzWithDictCode(bodies["xz"], 40), status: 400, code: "271", contains: "xz dictionary of 4294967295 bytes"},
 		{name: "bz2 garbage", enc: "bz2", body: []byte("BZh9 not bzip2"), status: 400, code: "271"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,6 +109,9 @@ func TestRequestEncodingErrors(t *testing.T) {
 			}
 			if tc.code != "" && rec.Header().Get("X-ClickHouse-Exception-Code") != tc.code {
 				t.Fatalf("exception code %q, want %s: %s", rec.Header().Get("X-ClickHouse-Exception-Code"), tc.code, rec.Body)
+			}
+			if !strings.Contains(rec.Body.String(), tc.contains) {
+				t.Fatalf("body %q does not say %q", rec.Body, tc.contains)
 			}
 		})
 	}
@@ -230,4 +237,21 @@ func FuzzDecodeContent(f *testing.F) {
 			t.Fatalf("read %d bytes past the %d limit", n, limit)
 		}
 	})
+}
+
+// xzWithDictCode rewrites the LZMA2 dictionary size code of a one-filter
+// xz fixture (40 is 4 GiB - 1, the largest) and fixes the block header's
+// CRC32, so only the dictionary is wrong.
+func xzWithDictCode(xzBody []byte, code byte) []byte {
+	b := append([]byte(nil), xzBody...)
+	block := b[12:]
+	size := (int(block[0]) + 1) * 4
+	// Header: size, flags (no sizes, one filter), filter id 0x21, props
+	// size 1, the dictionary code, padding, CRC32.
+	if block[1] != 0 || block[2] != 0x21 || block[3] != 1 {
+		panic("BUG: the xz fixture's block header is not the one-filter LZMA2 header this helper edits")
+	}
+	block[4] = code
+	binary.LittleEndian.PutUint32(block[size-4:], crc32.ChecksumIEEE(block[:size-4]))
+	return b
 }
