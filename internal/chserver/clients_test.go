@@ -33,6 +33,9 @@ type analystClient struct {
 	// wantRequest, when set, is a request the client must have sent with
 	// its defaults: what the test is a regression test of.
 	wantRequest func(seen []clientRequest) error
+	// variants are the other settings the script tries, each inserting
+	// one row and counting it back.
+	variants []string
 }
 
 var analystClients = []analystClient{
@@ -45,6 +48,7 @@ var analystClients = []analystClient{
 			}
 			return []string{py, filepath.Join(root, "testdata", "clients", "clickhouse_connect_check.py")}, nil, nil
 		},
+		variants: []string{"compress=zstd", "compress=gzip", "compress=lz4", "compress=False"},
 		// Its default inserts are lz4 frames (refused before issue 14),
 		// and it reads enable_http_compression from system.settings (1 in
 		// chDB) and then asks for compressed responses ("lz4,zstd,gzip,
@@ -74,6 +78,7 @@ var analystClients = []analystClient{
 			}
 			return []string{node, filepath.Join(root, "testdata", "clients", "clickhouse_js_check.mjs")}, []string{"NODE_PATH=" + modules}, nil
 		},
+		variants: []string{"gzip request and response"},
 	},
 	{
 		name: "clickhouse-jdbc",
@@ -88,6 +93,7 @@ var analystClients = []analystClient{
 			}
 			return []string{java, "-cp", filepath.Join(root, ".deps", "clients", "jdbc", "*"), filepath.Join(root, "testdata", "clients", "JdbcCheck.java")}, nil, nil
 		},
+		variants: []string{"decompress=true", "client.use_http_compression=true", "compress=false"},
 	},
 }
 
@@ -98,6 +104,9 @@ type clientResult struct {
 	Rows      [][]any `json:"rows"`
 	ErrorCode *int    `json:"error_code"`
 	Error     string  `json:"error"`
+	// Variants counts, for each other setting, the one row inserted
+	// with it.
+	Variants map[string]int `json:"variants"`
 }
 
 // clientRequest is what the recording proxy saw of one request.
@@ -130,6 +139,9 @@ func recordingProxy(t *testing.T, target *url.URL) (*httptest.Server, func() []c
 			if v := r.URL.Query().Get(k); v != "" {
 				params = append(params, k+"="+v)
 			}
+		}
+		if q := r.URL.Query().Get("query"); q != "" {
+			params = append(params, fmt.Sprintf("query=%.40q", q))
 		}
 		mu.Lock()
 		seen = append(seen, clientRequest{
@@ -210,6 +222,11 @@ func TestAnalystClients(t *testing.T) {
 			if !strings.Contains(res.Error, "UNKNOWN_TABLE") && !strings.Contains(res.Error, "Unknown table") {
 				t.Errorf("error message %q does not say the table is unknown", res.Error)
 			}
+			for _, v := range cl.variants {
+				if n, ok := res.Variants[v]; !ok || n != 1 {
+					t.Errorf("with %s: counted %d rows (reported: %v), want the 1 inserted", v, n, ok)
+				}
+			}
 			if cl.wantRequest != nil {
 				if err := cl.wantRequest(seen()); err != nil {
 					t.Errorf("%s's default requests: %v", cl.name, err)
@@ -219,7 +236,13 @@ func TestAnalystClients(t *testing.T) {
 			// for: the rows above prove it; say what that was.
 			encs := map[string]bool{}
 			for _, r := range seen() {
-				encs[r.ContentEncoding+"/"+r.ResponseEncoding+"/"+strings.Join(r.Params, "&")] = true
+				var params []string
+				for _, p := range r.Params {
+					if !strings.HasPrefix(p, "query=") {
+						params = append(params, p)
+					}
+				}
+				encs[r.ContentEncoding+"/"+r.ResponseEncoding+"/"+strings.Join(params, "&")] = true
 			}
 			keys := make([]string, 0, len(encs))
 			for k := range encs {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	chcompress "github.com/ClickHouse/ch-go/compress"
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/snappy"
 
@@ -254,4 +255,28 @@ func xzWithDictCode(xzBody []byte, code byte) []byte {
 	block[4] = code
 	binary.LittleEndian.PutUint32(block[size-4:], crc32.ChecksumIEEE(block[:size-4]))
 	return b
+}
+
+// TestDecompressStatementInBody sends a whole INSERT, statement and data,
+// in ClickHouse's compressed blocks with decompress=1 and no query
+// parameter, as the JDBC driver does with decompress=true: the rows must
+// reach the engine once.
+func TestDecompressStatementInBody(t *testing.T) {
+	for _, m := range []chcompress.Method{chcompress.LZ4, chcompress.ZSTD} {
+		t.Run(m.String(), func(t *testing.T) {
+			w := chcompress.NewWriter(chcompress.LevelZero, m)
+			if err := w.Compress([]byte("INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y')")); err != nil {
+				t.Fatal(err)
+			}
+			f := &fakeEngine{}
+			rec := do(newTestServer(t, f, nil), "POST", "/?compress=1&decompress=1", bytes.NewReader(w.Data), nil)
+			if rec.Code != http.StatusOK {
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+			want := "INSERT INTO t (a, b)|Values| (1, 'x'), (2, 'y')"
+			if len(f.inserts) != 1 || f.inserts[0] != want {
+				t.Fatalf("engine got %q, want [%q]", f.inserts, want)
+			}
+		})
+	}
 }

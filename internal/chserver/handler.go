@@ -366,8 +366,33 @@ func decodeBody(r *http.Request, q url.Values, limit int64) (io.Reader, error) {
 	if truthy(q.Get("decompress")) {
 		body = chcompress.NewReader(body)
 	}
+	body = &endReader{r: body}
 	// A decompression bomb must hit the limit too.
 	return &limitedBody{r: body, left: limit, limit: limit}, nil
+}
+
+// endReader makes the end of a decoded body final: ch-go's block reader
+// reports it as a wrapped io.EOF ("read next block: header: EOF") and, read
+// again, serves its last block a second time, which bufio.Reader does
+// after a Peek that met the end (the JDBC driver's decompress=1 INSERT was
+// inserted twice).
+type endReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *endReader) Read(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.r.Read(p)
+	if err != nil {
+		if errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			err = io.EOF
+		}
+		e.err = err
+	}
+	return n, err
 }
 
 type limitedBody struct {

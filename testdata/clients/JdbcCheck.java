@@ -3,7 +3,8 @@
 // against clickhouse-embedded: the ClickHouse JDBC driver (clickhouse-jdbc
 // 0.10.0, what DBeaver and other JDBC tools load) with its default
 // settings creates a table, inserts rows in a batch, selects with bound
-// parameters (JDBC's `?`, which the driver binds) and provokes an error.
+// parameters (JDBC's `?`, which the driver binds) and provokes an error;
+// then it inserts and selects once with each compression property.
 // It prints one JSON object for the test to check.
 //
 // Connection: CLIENT_CHECK_HOST, _PORT, _USER, _PASSWORD, _DATABASE, _TABLE.
@@ -27,6 +28,48 @@ public class JdbcCheck {
 
     static String quote(String s) {
         return "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n").replace("\r", "") + "\"";
+    }
+
+    // Settings analysts change: client-v2's compression properties, each
+    // a fresh connection that inserts one row and counts it back.
+    static String variants(String url, String table, Timestamp at) throws SQLException {
+        // client-v2's names: compress = COMPRESS_SERVER_RESPONSE (on by
+        // default), decompress = COMPRESS_CLIENT_REQUEST, and
+        // client.use_http_compression moves both to HTTP Content-Encoding.
+        String[][] settings = {
+            {"decompress", "true"},
+            {"client.use_http_compression", "true"},
+            {"compress", "false"},
+        };
+        List<String> out = new ArrayList<>();
+        for (String[] kv : settings) {
+            String name = kv[0] + "=" + kv[1];
+            Properties props = new Properties();
+            props.setProperty("user", env("USER"));
+            props.setProperty("password", env("PASSWORD"));
+            props.setProperty(kv[0], kv[1]);
+            if (kv[0].equals("client.use_http_compression")) {
+                props.setProperty("decompress", "true");
+            }
+            try (Connection conn = DriverManager.getConnection(url, props)) {
+                try (PreparedStatement ps = conn.prepareStatement(
+                        "INSERT INTO " + table + " (id, model, score, at) VALUES (?, ?, ?, ?)")) {
+                    ps.setInt(1, 100);
+                    ps.setString(2, name);
+                    ps.setDouble(3, 1.0);
+                    ps.setTimestamp(4, at);
+                    ps.executeUpdate();
+                }
+                try (PreparedStatement ps = conn.prepareStatement("SELECT count() FROM " + table + " WHERE model = ?")) {
+                    ps.setString(1, name);
+                    try (ResultSet rs = ps.executeQuery()) {
+                        rs.next();
+                        out.add(quote(name) + ":" + rs.getLong(1));
+                    }
+                }
+            }
+        }
+        return "{" + String.join(",", out) + "}";
     }
 
     public static void main(String[] args) throws Exception {
@@ -76,7 +119,8 @@ public class JdbcCheck {
                 code = e.getErrorCode();
                 error = String.valueOf(e.getMessage());
             }
-            System.out.print("{\"client\":" + quote(version) + ",\"inserted\":" + inserted + ",\"rows\":[" + String.join(",", out)
+            String variants = variants(url, table, at);
+            System.out.print("{\"variants\":" + variants + ",\"client\":" + quote(version) + ",\"inserted\":" + inserted + ",\"rows\":[" + String.join(",", out)
                     + "],\"error_code\":" + code + ",\"error\":" + quote(error.substring(0, Math.min(300, error.length()))) + "}");
         }
     }
