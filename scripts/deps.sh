@@ -35,7 +35,8 @@ PYTHON_PACKAGES=(numpy==2.2.6 scipy==1.15.3 scikit-learn==1.6.1 evidently==0.7.2
 # default settings (docs/tables.md, "Clients analysts use"): a venv with
 # clickhouse-connect, an npm prefix with @clickhouse/client, and the JDBC
 # driver named in testdata/clients/pom.xml, all under .deps/clients/.
-CLIENTS_PYTHON=(clickhouse-connect==1.12.0)
+# lz4 is pinned too: without it clickhouse-connect silently defaults to zstd.
+CLIENTS_PYTHON=(clickhouse-connect==1.12.0 lz4==4.4.5)
 CLIENTS_NPM=(@clickhouse/client@1.23.1)
 CLIENTS_JDBC_POM=testdata/clients/pom.xml
 
