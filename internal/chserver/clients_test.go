@@ -99,9 +99,12 @@ var analystClients = []analystClient{
 
 // clientResult is what each script prints.
 type clientResult struct {
-	Client    string  `json:"client"`
-	Inserted  int     `json:"inserted"`
-	Rows      [][]any `json:"rows"`
+	Client   string  `json:"client"`
+	Inserted int     `json:"inserted"`
+	Rows     [][]any `json:"rows"`
+	// BoundRows, when the script reports it, is the same select with
+	// ClickHouse's {name:Type} where Rows used another binding.
+	BoundRows [][]any `json:"bound_rows"`
 	ErrorCode *int    `json:"error_code"`
 	Error     string  `json:"error"`
 	// Variants counts, for each other setting, the one row inserted
@@ -215,6 +218,9 @@ func TestAnalystClients(t *testing.T) {
 			}
 			if !reflect.DeepEqual(res.Rows, wantRows) {
 				t.Errorf("selected %v with model={model:String} 'churn' and score > 0.1, want %v", res.Rows, wantRows)
+			}
+			if res.BoundRows != nil && !reflect.DeepEqual(res.BoundRows, wantRows) {
+				t.Errorf("selected %v with {model:String} 'churn' and {min:Float64} 0.1, want %v", res.BoundRows, wantRows)
 			}
 			if res.ErrorCode == nil || *res.ErrorCode != 60 {
 				t.Errorf("error code %v from a SELECT of a missing table, want 60 (UNKNOWN_TABLE); message %q", res.ErrorCode, res.Error)

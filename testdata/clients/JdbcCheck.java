@@ -3,12 +3,15 @@
 // against clickhouse-embedded: the ClickHouse JDBC driver (clickhouse-jdbc
 // 0.10.0, what DBeaver and other JDBC tools load) with its default
 // settings creates a table, inserts rows in a batch, selects with bound
-// parameters (JDBC's `?`, which the driver binds) and provokes an error;
+// parameters (JDBC's `?`, which the driver binds, and ClickHouse's
+// {name:Type} through the driver's client) and provokes an error;
 // then it inserts and selects once with each compression property.
 // It prints one JSON object for the test to check.
 //
 // Connection: CLIENT_CHECK_HOST, _PORT, _USER, _PASSWORD, _DATABASE, _TABLE.
 
+import com.clickhouse.client.api.query.GenericRecord;
+import com.clickhouse.jdbc.ConnectionImpl;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.PreparedStatement;
@@ -17,7 +20,9 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.sql.Timestamp;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Properties;
 
 public class JdbcCheck {
@@ -111,6 +116,17 @@ public class JdbcCheck {
                     }
                 }
             }
+            // ClickHouse's own {name:Type} binding, done by the server: through
+            // the client-v2 Client the driver runs on (what a JDBC tool's
+            // "native query" reaches; JDBC itself has only `?`).
+            List<String> bound = new ArrayList<>();
+            Map<String, Object> params = new HashMap<>();
+            params.put("model", "churn");
+            params.put("min", 0.1);
+            for (GenericRecord r : conn.unwrap(ConnectionImpl.class).getClient().queryAll(
+                    "SELECT id, model, score FROM " + table + " WHERE model = {model:String} AND score > {min:Float64} ORDER BY id", params)) {
+                bound.add("[" + r.getLong("id") + "," + quote(r.getString("model")) + "," + r.getDouble("score") + "]");
+            }
             Integer code = null;
             String error = "";
             try (Statement st = conn.createStatement(); ResultSet rs = st.executeQuery("SELECT * FROM " + table + "_does_not_exist")) {
@@ -121,7 +137,7 @@ public class JdbcCheck {
             }
             String variants = variants(url, table, at);
             System.out.print("{\"variants\":" + variants + ",\"client\":" + quote(version) + ",\"inserted\":" + inserted + ",\"rows\":[" + String.join(",", out)
-                    + "],\"error_code\":" + code + ",\"error\":" + quote(error.substring(0, Math.min(300, error.length()))) + "}");
+                    + "],\"bound_rows\":[" + String.join(",", bound) + "],\"error_code\":" + code + ",\"error\":" + quote(error.substring(0, Math.min(300, error.length()))) + "}");
         }
     }
 }
