@@ -37,6 +37,8 @@ func FuzzRequest(f *testing.F) {
 	f.Add("", "INSERT INTO t FORMAT Native\n\x01\x02", "client_protocol_version", "54460", "")
 	f.Add("", "SELECT 1", "compress", "1", "zstd")
 	f.Add("INSERT INTO t", "VALUES (1)", "decompress", "1", "")
+	f.Add("INSERT INTO t FORMAT CSV", "\x04\x22\x4d\x18\x64\x40\xa7\x04\x00\x00\x80\x31\x2c\x32\x0a\x00\x00\x00\x00", "max_threads", "1", "lz4")
+	f.Add("SELECT 1", "", "enable_http_compression", "1", "snappy")
 	f.Fuzz(func(t *testing.T, query, body, key, value, encoding string) {
 		e := &fakeEngine{}
 		h := newTestServer(t, e, func(o *Options) { o.MaxBodyBytes = 1 << 16 })
