@@ -334,6 +334,11 @@ dep_clients() {
 		return
 	fi
 	local py="${PYTHON:-python3}"
+	# The venv module is a package of its own on Debian (python3-venv).
+	if [[ -z ${PYTHON:-} ]] && ! { command -v python3 >/dev/null 2>&1 && python3 -c 'import ensurepip, venv' >/dev/null 2>&1; }; then
+		say clients "installing python3 and python3-venv"
+		apt_install python3 python3-venv
+	fi
 	command -v "$py" >/dev/null 2>&1 || die "clients needs python3" "run: apt-get install -y python3 python3-venv"
 	command -v npm >/dev/null 2>&1 || die "clients needs npm" "run: scripts/deps.sh npm clients"
 	command -v mvn >/dev/null 2>&1 || die "clients needs Maven" "run: scripts/deps.sh maven clients"
