@@ -5,7 +5,7 @@
 #
 #   scripts/stack.sh start   start both in the background and wait until they answer
 #   scripts/stack.sh stop    stop both (fine when nothing runs)
-#   scripts/stack.sh env     print the environment a client needs, as export lines
+#   scripts/stack.sh env     print the environment the tests read (DRIFTWATCH_TEST_*), as export lines
 #
 # Settings (environment):
 #   STACK_DIR            data, logs and pid files (default <repo>/.data/stack)
@@ -103,8 +103,10 @@ stop)
 	kafka stop
 	;;
 env)
-	printf 'export DRIFTWATCH_KAFKA_BROKERS=127.0.0.1:%s\n' "$KAFKA_PORT"
-	printf 'export DRIFTWATCH_CLICKHOUSE_URL=http://127.0.0.1:%s/default\n' "$CLICKHOUSE_PORT"
+	# The tests' own variables (internal/testenv), never the services'
+	# DRIFTWATCH_KAFKA_BROKERS and DRIFTWATCH_CLICKHOUSE_URL.
+	printf 'export DRIFTWATCH_TEST_KAFKA_BROKERS=127.0.0.1:%s\n' "$KAFKA_PORT"
+	printf 'export DRIFTWATCH_TEST_CLICKHOUSE_URL=http://127.0.0.1:%s/default\n' "$CLICKHOUSE_PORT"
 	printf 'export CHDB_LIB_PATH=%s\n' "$CHDB_LIB_PATH"
 	;;
 *)

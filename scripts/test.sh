@@ -34,7 +34,7 @@ trap 'exit 130' INT TERM
 
 bash scripts/stack.sh start
 eval "$(bash scripts/stack.sh env)"
-echo "test.sh: DRIFTWATCH_KAFKA_BROKERS=$DRIFTWATCH_KAFKA_BROKERS DRIFTWATCH_CLICKHOUSE_URL=$DRIFTWATCH_CLICKHOUSE_URL CI=${CI:-}" >&2
+echo "test.sh: DRIFTWATCH_TEST_KAFKA_BROKERS=$DRIFTWATCH_TEST_KAFKA_BROKERS DRIFTWATCH_TEST_CLICKHOUSE_URL=$DRIFTWATCH_TEST_CLICKHOUSE_URL CI=${CI:-}" >&2
 
 # shellcheck disable=SC2086 # GOTESTFLAGS and PKGS are word lists
 if [[ ${BENCH:-0} == 1 ]]; then

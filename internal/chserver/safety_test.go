@@ -157,7 +157,7 @@ func TestNonLoopbackNeedsPassword(t *testing.T) {
 	port := freeAddr(t)[len("127.0.0.1:"):]
 	open := "0.0.0.0:" + port
 	c := exec.Command(bin, "-http", open, "-path", t.TempDir(), "-lib", lib)
-	c.Env = append(os.Environ(), "CLICKHOUSE_PASSWORD=", "DRIFTWATCH_CLICKHOUSE_EMBEDDED_PASSWORD=")
+	c.Env = testenv.ChildEnv("CLICKHOUSE_PASSWORD=", "DRIFTWATCH_CLICKHOUSE_EMBEDDED_PASSWORD=")
 	b, err := c.CombinedOutput()
 	if err == nil || !strings.Contains(string(b), "not a loopback address and no password is set") {
 		t.Fatalf("want a refusal naming the missing password, got %v:\n%s", err, b)

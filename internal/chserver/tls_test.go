@@ -103,7 +103,7 @@ func TestHTTPSEndToEnd(t *testing.T) {
 	url := "https://" + addr + "/dw_tls"
 	migrate := func(ca, cert, key string) (string, error) {
 		c := exec.Command(cli, "migrate")
-		c.Env = append(os.Environ(), "DRIFTWATCH_CLICKHOUSE_URL="+url, "DRIFTWATCH_CLICKHOUSE_TLS_CA_FILE="+ca,
+		c.Env = testenv.ChildEnv("DRIFTWATCH_CLICKHOUSE_URL="+url, "DRIFTWATCH_CLICKHOUSE_TLS_CA_FILE="+ca,
 			"DRIFTWATCH_CLICKHOUSE_TLS_CERT_FILE="+cert, "DRIFTWATCH_CLICKHOUSE_TLS_KEY_FILE="+key)
 		b, err := c.CombinedOutput()
 		return string(b), err

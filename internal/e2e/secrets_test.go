@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/driftwatch/driftwatch/internal/testenv"
 	"github.com/driftwatch/driftwatch/internal/teststack"
 )
 
@@ -106,7 +107,7 @@ func TestNoSecretPrintedAnywhere(t *testing.T) {
 	// command runs bin to its end and keeps its output.
 	command := func(where, bin string, env []string, args ...string) (string, int) {
 		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), env...)
+		cmd.Env = testenv.ChildEnv(env...)
 		out, _ := cmd.CombinedOutput()
 		keep(where, string(out))
 		return string(out), cmd.ProcessState.ExitCode()

@@ -3,6 +3,14 @@
 // service: outside CI the test skips with a message saying what to start;
 // under CI=true it fails, so a green CI run never hides a skipped
 // integration test.
+//
+// Tests have variables of their own, DRIFTWATCH_TEST_KAFKA_BROKERS and
+// DRIFTWATCH_TEST_CLICKHOUSE_URL (set by scripts/test.sh and
+// scripts/stack.sh env), never the DRIFTWATCH_KAFKA_BROKERS and
+// DRIFTWATCH_CLICKHOUSE_URL the services read: a shell set up for
+// production runs the tests without a service, so they skip (tests create
+// and drop databases and topics), and the services a test starts get their
+// brokers and URL from the test, explicitly.
 package testenv
 
 import (
@@ -30,13 +38,21 @@ func Unavailable(t testing.TB, format string, args ...any) {
 	t.Skipf("skipping: "+format, args...)
 }
 
-// KafkaBrokers returns the broker list from DRIFTWATCH_KAFKA_BROKERS after
-// checking that the first broker accepts TCP connections.
+// The variables tests read; the services' own names are never read here.
+const (
+	// KafkaBrokersVar holds the test brokers, comma-separated.
+	KafkaBrokersVar = "DRIFTWATCH_TEST_KAFKA_BROKERS"
+	// ClickHouseURLVar holds the test ClickHouse server's URL.
+	ClickHouseURLVar = "DRIFTWATCH_TEST_CLICKHOUSE_URL"
+)
+
+// KafkaBrokers returns the broker list from DRIFTWATCH_TEST_KAFKA_BROKERS
+// after checking that the first broker accepts TCP connections.
 func KafkaBrokers(t testing.TB) []string {
 	t.Helper()
-	raw := os.Getenv("DRIFTWATCH_KAFKA_BROKERS")
+	raw := os.Getenv(KafkaBrokersVar)
 	if raw == "" {
-		Unavailable(t, "DRIFTWATCH_KAFKA_BROKERS is not set (run `make test`, or `scripts/kafka.sh start` and export DRIFTWATCH_KAFKA_BROKERS=127.0.0.1:9092)")
+		Unavailable(t, KafkaBrokersVar+" is not set (run `make test`, or start a stack with scripts/stack.sh start and eval \"$(scripts/stack.sh env)\")")
 		return nil
 	}
 	var brokers []string
@@ -46,26 +62,26 @@ func KafkaBrokers(t testing.TB) []string {
 		}
 	}
 	if err := dial(brokers[0]); err != nil {
-		Unavailable(t, "Kafka broker %s from DRIFTWATCH_KAFKA_BROKERS is unreachable: %v", brokers[0], err)
+		Unavailable(t, "Kafka broker %s from %s is unreachable: %v", brokers[0], KafkaBrokersVar, err)
 	}
 	return brokers
 }
 
-// ClickHouseURL returns DRIFTWATCH_CLICKHOUSE_URL after checking that its
-// host accepts TCP connections.
+// ClickHouseURL returns DRIFTWATCH_TEST_CLICKHOUSE_URL after checking that
+// its host accepts TCP connections.
 func ClickHouseURL(t testing.TB) string {
 	t.Helper()
-	raw := os.Getenv("DRIFTWATCH_CLICKHOUSE_URL")
+	raw := os.Getenv(ClickHouseURLVar)
 	if raw == "" {
-		Unavailable(t, "DRIFTWATCH_CLICKHOUSE_URL is not set (run `make test`, or start bin/clickhouse-embedded and export DRIFTWATCH_CLICKHOUSE_URL=http://127.0.0.1:8123/default)")
+		Unavailable(t, ClickHouseURLVar+" is not set (run `make test`, or start a stack with scripts/stack.sh start and eval \"$(scripts/stack.sh env)\")")
 		return ""
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		t.Fatalf("DRIFTWATCH_CLICKHOUSE_URL is not a URL: %v", err)
+		t.Fatalf("%s is not a URL: %v", ClickHouseURLVar, err)
 	}
 	if err := dial(u.Host); err != nil {
-		Unavailable(t, "ClickHouse at %s from DRIFTWATCH_CLICKHOUSE_URL is unreachable: %v", u.Host, err)
+		Unavailable(t, "ClickHouse at %s from %s is unreachable: %v", u.Host, ClickHouseURLVar, err)
 	}
 	return raw
 }
@@ -87,4 +103,19 @@ func dial(addr string) error {
 		return err
 	}
 	return c.Close()
+}
+
+// ChildEnv returns the environment for a program a test starts: the
+// test's environment without any DRIFTWATCH_* variable (a production
+// setting the shell may hold, or the test's own DRIFTWATCH_TEST_*), then
+// extra, so the program sees exactly the driftwatch settings the test
+// gives it.
+func ChildEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "DRIFTWATCH_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, extra...)
 }

@@ -194,11 +194,14 @@ type Process struct {
 	err  error
 }
 
-// Start runs bin with args and env (added to the test's environment) and
-// stops it with SIGTERM at cleanup. Its output is kept for Output.
+// Start runs bin with args and env and stops it with SIGTERM at cleanup.
+// Its output is kept for Output. The process gets the test's environment
+// without its DRIFTWATCH_* variables (testenv.ChildEnv), then env: it sees
+// only the driftwatch settings the test gives, never a production one the
+// shell holds.
 func Start(t testing.TB, name, bin string, env []string, args ...string) *Process {
 	t.Helper()
-	p, err := Launch(name, bin, env, args...)
+	p, err := launch(name, bin, testenv.ChildEnv(env...), args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,9 +217,13 @@ func Start(t testing.TB, name, bin string, env []string, args ...string) *Proces
 // Launch is Start for code outside a test: the caller stops the process
 // (Stop).
 func Launch(name, bin string, env []string, args ...string) (*Process, error) {
+	return launch(name, bin, append(os.Environ(), env...), args...)
+}
+
+func launch(name, bin string, env []string, args ...string) (*Process, error) {
 	p := &Process{Name: name, out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
