@@ -270,7 +270,10 @@ func (s *Settings) Validate() error {
 func RunService(ctx context.Context, cfg *Config) error {
 	return service.Run(ctx, service.Spec{
 		Name: "ingest", Common: cfg.Common, Migration: cfg.Config, Secrets: config.SecretValues(cfg),
-		Topics: append(eventTopics(cfg.TopicPartitions), schemas.TopicFor(schemas.TopicDeadLetters)),
+		// Ingest applies the tables' TTLs (with driftwatch migrate); the
+		// monitor and the trainer only check theirs against them.
+		OwnsRetention: true,
+		Topics:        append(eventTopics(cfg.TopicPartitions), schemas.TopicFor(schemas.TopicDeadLetters)),
 		Setup: func(ctx context.Context, rt *service.Runtime) (func(context.Context) error, error) {
 			ing, err := New(Options{Settings: cfg.Settings, Kafka: rt.Kafka, Conn: rt.Conn, ShutdownTimeout: cfg.ShutdownTimeout, RetentionDays: cfg.RetentionDays,
 				TableRetentionDays: cfg.Retention,

@@ -1,7 +1,18 @@
 // Package migration creates and updates driftwatch's ClickHouse tables from
 // the DDL in deploy/clickhouse. Every statement is idempotent (CREATE … IF
-// NOT EXISTS, then ALTER … MODIFY TTL to the configured retention), so
-// services apply it at start and `driftwatch migrate` can run at any time.
+// NOT EXISTS, ADD COLUMN IF NOT EXISTS, then ALTER … MODIFY TTL to the
+// configured retention), so it can run at any time.
+//
+// The TTLs have one owner: `driftwatch migrate` and ingest apply them
+// (Apply); the monitor and the trainer create what is missing but leave
+// every TTL as it is (ApplySchema) and compare it with their own
+// retention settings (CheckTTLs), warning when they differ. Two services
+// given different retention_days used to set the TTL back and forth at
+// each start; now the table keeps the owner's value and the other says
+// so. Ingest owns it because it writes the raw events the retention is
+// mostly about, and runs in every deployment; `driftwatch migrate` is the
+// same code, for a deployment step or a retention change without a
+// restart.
 package migration
 
 import (
@@ -120,7 +131,15 @@ type Execer interface {
 type Statement struct {
 	File string
 	SQL  string
+	// Table and Days are set on a TTL update (ALTER … MODIFY TTL): the
+	// table and the days its TTL keeps rows.
+	Table string
+	Days  int
 }
+
+// IsTTL reports whether s sets an existing table's TTL, which only the
+// owner of the retention applies.
+func (s Statement) IsTTL() bool { return s.Table != "" }
 
 // Statements renders the DDL for opts, in the order it must run: each file
 // in name order, its statements in file order, followed by the TTL updates
@@ -150,8 +169,8 @@ func Statements(opts Config) ([]Statement, error) {
 		}
 		for _, s := range Split(b.String()) {
 			out = append(out, Statement{File: name, SQL: s})
-			if ttl := ttlUpdate(s); ttl != "" {
-				ttls = append(ttls, Statement{File: name, SQL: ttl})
+			if ttl, table, days := ttlUpdate(s); ttl != "" {
+				ttls = append(ttls, Statement{File: name, SQL: ttl, Table: table, Days: days})
 			}
 		}
 	}
@@ -161,17 +180,28 @@ func Statements(opts Config) ([]Statement, error) {
 var (
 	createTable = regexp.MustCompile(`(?is)^CREATE TABLE IF NOT EXISTS\s+(\w+)`)
 	ttlClause   = regexp.MustCompile(`(?m)^TTL (.+)$`)
+	// ttlDays is the days of a TTL as the DDL writes it.
+	ttlDays = regexp.MustCompile(`(?i)\+\s*INTERVAL\s+(\d+)\s+DAY\b`)
+	// serverTTLDays is the days of a TTL as ClickHouse shows it in
+	// system.tables.engine_full (… TTL toDateTime(t) + toIntervalDay(90)).
+	serverTTLDays = regexp.MustCompile(`\bTTL\b.*?\+\s*toIntervalDay\((\d+)\)`)
 )
 
 // ttlUpdate returns the ALTER that sets a created table's TTL, so that a
-// changed retention reaches tables created earlier.
-func ttlUpdate(stmt string) string {
+// changed retention reaches tables created earlier, with the table and
+// the days it keeps.
+func ttlUpdate(stmt string) (sql, table string, days int) {
 	m := createTable.FindStringSubmatch(stmt)
 	t := ttlClause.FindStringSubmatch(stmt)
 	if m == nil || t == nil {
-		return ""
+		return "", "", 0
 	}
-	return fmt.Sprintf("ALTER TABLE %s MODIFY TTL %s SETTINGS materialize_ttl_after_modify = 0", m[1], strings.TrimSpace(t[1]))
+	d := ttlDays.FindStringSubmatch(t[1])
+	if d == nil {
+		panic("BUG: the TTL of table " + m[1] + " is not <time> + INTERVAL <days> DAY: " + t[1])
+	}
+	fmt.Sscan(d[1], &days)
+	return fmt.Sprintf("ALTER TABLE %s MODIFY TTL %s SETTINGS materialize_ttl_after_modify = 0", m[1], strings.TrimSpace(t[1])), m[1], days
 }
 
 // Split cuts a SQL script into statements at semicolons that end a line,
@@ -200,14 +230,28 @@ func Split(script string) []string {
 	return out
 }
 
-// Apply runs every statement in order. It stops at the first failure and
-// names the file and the start of the statement.
-func Apply(ctx context.Context, conn Execer, opts Config) error {
+// Apply runs every statement in order, the TTL updates included: what the
+// owner of the retention (`driftwatch migrate`, ingest) does. It stops at
+// the first failure and names the file and the start of the statement.
+func Apply(ctx context.Context, conn Execer, opts Config) error { return apply(ctx, conn, opts, true) }
+
+// ApplySchema is Apply without the TTL updates: it creates the tables,
+// views and columns that are missing and leaves every existing table's
+// TTL alone (a table it creates gets opts' TTL). Services that do not own
+// the retention (the monitor, the trainer) start with it and CheckTTLs.
+func ApplySchema(ctx context.Context, conn Execer, opts Config) error {
+	return apply(ctx, conn, opts, false)
+}
+
+func apply(ctx context.Context, conn Execer, opts Config, ttls bool) error {
 	stmts, err := Statements(opts)
 	if err != nil {
 		return err
 	}
 	for _, s := range stmts {
+		if s.IsTTL() && !ttls {
+			continue
+		}
 		if err := conn.Exec(ctx, s.SQL); err != nil {
 			return fmt.Errorf("apply %s (%s): %w", s.File, firstLine(s.SQL), err)
 		}
@@ -222,14 +266,85 @@ func firstLine(s string) string {
 	return strings.TrimSpace(s)
 }
 
+// TTLMismatch is a table whose TTL keeps other days than configured.
+type TTLMismatch struct {
+	Table string
+	// Want is the configured days; Got the table's, 0 when it has no TTL
+	// in days (or is missing).
+	Want, Got int
+}
+
+func (m TTLMismatch) String() string {
+	return fmt.Sprintf("%s keeps %d days, configured %d", m.Table, m.Got, m.Want)
+}
+
+// Querier is the part of a clickhouse-go connection CheckTTLs needs.
+type Querier interface {
+	Query(ctx context.Context, query string, args ...any) (driver.Rows, error)
+}
+
+// CheckTTLs compares the TTL of every table of the DDL that has one, in
+// the connection's database, with the days opts configures, and returns
+// the tables that differ, by name. It changes nothing.
+func CheckTTLs(ctx context.Context, conn Querier, opts Config) ([]TTLMismatch, error) {
+	stmts, err := Statements(opts)
+	if err != nil {
+		return nil, err
+	}
+	want := map[string]int{}
+	for _, s := range stmts {
+		if s.IsTTL() {
+			want[s.Table] = s.Days
+		}
+	}
+	rows, err := conn.Query(ctx, "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase()")
+	if err != nil {
+		return nil, fmt.Errorf("read the tables' TTLs: %w", err)
+	}
+	defer rows.Close()
+	got := map[string]int{}
+	for rows.Next() {
+		var name, engine string
+		if err := rows.Scan(&name, &engine); err != nil {
+			return nil, fmt.Errorf("read the tables' TTLs: %w", err)
+		}
+		if m := serverTTLDays.FindStringSubmatch(engine); m != nil {
+			var d int
+			fmt.Sscan(m[1], &d)
+			got[name] = d
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the tables' TTLs: %w", err)
+	}
+	var out []TTLMismatch
+	for table, days := range want {
+		if got[table] != days {
+			out = append(out, TTLMismatch{Table: table, Want: days, Got: got[table]})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Table < out[j].Table })
+	return out, nil
+}
+
 // Open connects to ClickHouse (creating the database named in the URL if
-// needed) and applies the DDL: what every service does at start.
+// needed) and applies the DDL, TTLs included: what ingest does at start.
 func Open(ctx context.Context, c chclient.Config, opts Config) (driver.Conn, error) {
+	return open(ctx, c, opts, Apply)
+}
+
+// OpenSchema is Open with ApplySchema: what the monitor and the trainer do
+// at start, before they CheckTTLs.
+func OpenSchema(ctx context.Context, c chclient.Config, opts Config) (driver.Conn, error) {
+	return open(ctx, c, opts, ApplySchema)
+}
+
+func open(ctx context.Context, c chclient.Config, opts Config, apply func(context.Context, Execer, Config) error) (driver.Conn, error) {
 	conn, err := chclient.Open(ctx, c, true)
 	if err != nil {
 		return nil, err
 	}
-	if err := Apply(ctx, conn, opts); err != nil {
+	if err := apply(ctx, conn, opts); err != nil {
 		conn.Close()
 		return nil, err
 	}

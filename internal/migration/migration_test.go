@@ -154,3 +154,130 @@ func TestPerTableRetention(t *testing.T) {
 		t.Errorf("Validate = %v", err)
 	}
 }
+
+// TestOneOwnerOfTheTTLs, on the real engine: the owner of the retention
+// (Apply: driftwatch migrate, ingest) sets the TTLs; a service that does
+// not own it (ApplySchema: the monitor, the trainer) with other retention
+// settings leaves them, and CheckTTLs names every table whose TTL differs
+// from its settings, with both values; the owner with new settings moves
+// them, after which the check finds nothing.
+func TestOneOwnerOfTheTTLs(t *testing.T) {
+	base := testenv.ClickHouseURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	db := fmt.Sprintf("migration_owner_%d", time.Now().UnixNano())
+	conn, err := chclient.Open(ctx, chclient.Config{URL: withDatabase(base, db)}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	defer conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
+
+	owner := DefaultConfig() // 90 and 400 days
+	other := Config{RetentionDays: 30, RollupRetentionDays: 100, Retention: map[string]int{"dead_letters": 7}}
+	if err := Apply(ctx, conn, owner); err != nil {
+		t.Fatal(err)
+	}
+	check := func(cfg Config) []TTLMismatch {
+		t.Helper()
+		ms, err := CheckTTLs(ctx, conn, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ms
+	}
+	if ms := check(owner); len(ms) != 0 {
+		t.Fatalf("right after Apply: %v", ms)
+	}
+	// The other service starts twice: the TTLs stay the owner's.
+	for i := 0; i < 2; i++ {
+		if err := ApplySchema(ctx, conn, other); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ms := check(owner); len(ms) != 0 {
+		t.Errorf("ApplySchema changed TTLs: %v", ms)
+	}
+	var ddl string
+	if err := conn.QueryRow(ctx, "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'inferences'").Scan(&ddl); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(ddl, "toIntervalDay(90)") {
+		t.Errorf("inferences' TTL after ApplySchema with 30 days: %s", ddl)
+	}
+	// Every table with a TTL differs from the other's settings, each by
+	// the days written here.
+	want := map[string][2]int{ // table: configured, actual
+		"business_correlations": {100, 400}, "business_metrics": {30, 90}, "business_metrics_per_minute": {100, 400},
+		"dead_letters": {7, 90}, "drift_results": {100, 400}, "inferences": {30, 90}, "inferences_per_minute": {100, 400},
+		"outcomes": {30, 90}, "outcomes_per_minute": {100, 400}, "performance_results": {100, 400}, "training_leases": {30, 90},
+	}
+	ms := check(other)
+	got := map[string][2]int{}
+	for _, m := range ms {
+		got[m.Table] = [2]int{m.Want, m.Got}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("CheckTTLs with the other settings:\ngot  %v\nwant %v", got, want)
+	}
+	if len(ms) > 0 && ms[0].String() != "business_correlations keeps 400 days, configured 100" {
+		t.Errorf("first mismatch reads %q", ms[0].String())
+	}
+	// The owner adopts the other settings: nothing differs any more.
+	if err := Apply(ctx, conn, other); err != nil {
+		t.Fatal(err)
+	}
+	if ms := check(other); len(ms) != 0 {
+		t.Errorf("after the owner applied them: %v", ms)
+	}
+}
+
+// TestApplySchemaCreates: on an empty database ApplySchema creates every
+// table (a monitor started before ingest works), with its settings' TTL.
+func TestApplySchemaCreates(t *testing.T) {
+	base := testenv.ClickHouseURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	db := fmt.Sprintf("migration_schema_%d", time.Now().UnixNano())
+	conn, err := chclient.Open(ctx, chclient.Config{URL: withDatabase(base, db)}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	defer conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
+	cfg := Config{RetentionDays: 12, RollupRetentionDays: 34}
+	if err := ApplySchema(ctx, conn, cfg); err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = currentDatabase()").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 20 {
+		t.Errorf("%d tables and views, want the DDL's 20", n)
+	}
+	if ms, err := CheckTTLs(ctx, conn, cfg); err != nil || len(ms) != 0 {
+		t.Errorf("CheckTTLs: %v %v", ms, err)
+	}
+}
+
+// TestStatementsMarkTTLUpdates: the TTL updates carry their table and
+// days, the other statements neither.
+func TestStatementsMarkTTLUpdates(t *testing.T) {
+	stmts, err := Statements(Config{RetentionDays: 7, RollupRetentionDays: 30, Retention: map[string]int{"dead_letters": 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, s := range stmts {
+		if s.IsTTL() != strings.Contains(s.SQL, "MODIFY TTL") {
+			t.Errorf("%s: IsTTL %v for %q", s.File, s.IsTTL(), firstLine(s.SQL))
+		}
+		if s.IsTTL() {
+			got[s.Table] = s.Days
+		}
+	}
+	if got["inferences"] != 7 || got["drift_results"] != 30 || got["dead_letters"] != 3 || len(got) != len(RetentionTables()) {
+		t.Errorf("TTL updates %v (tables with a TTL: %v)", got, RetentionTables())
+	}
+}

@@ -21,6 +21,12 @@ type Spec struct {
 	Name      string
 	Common    config.Common
 	Migration migration.Config
+	// OwnsRetention is set by the one service that applies the tables'
+	// TTLs at start (ingest; `driftwatch migrate` is the other owner).
+	// The others create what is missing, leave the TTLs alone, and check
+	// them against Migration: a log line and
+	// driftwatch_retention_ttl_mismatch when they differ.
+	OwnsRetention bool
 	// Topics are created, when missing, before Setup (readers created
 	// before their topic exists log errors until it does).
 	Topics []schemas.Topic
@@ -78,11 +84,19 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	}
 	defer stopHTTP()
 
-	conn, err := OpenClickHouse(ctx, log, spec.Common.ClickHouse, spec.Migration)
+	conn, err := OpenClickHouse(ctx, log, spec.Common.ClickHouse, spec.Migration, spec.OwnsRetention)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	if !spec.OwnsRetention {
+		ttl := newTTLCheck(srv.Registry(), spec.Name, log, conn, spec.Migration)
+		ttl.check(ctx)
+		ttlCtx, stopTTL := context.WithCancel(ctx)
+		ttlDone := make(chan struct{})
+		go func() { defer close(ttlDone); ttl.run(ttlCtx) }()
+		defer func() { stopTTL(); <-ttlDone }()
+	}
 
 	kopts, err := kafkaio.FromConfig(spec.Common.Kafka, "driftwatch-"+spec.Name, log)
 	if err != nil {

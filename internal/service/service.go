@@ -24,6 +24,11 @@
 //	    before their handler: no_token, bad_token, read_scope, unconfigured
 //	    (a write without api_tokens_file), content_type (a write not JSON),
 //	    host (api_auth none and a Host that is not loopback)
+//	driftwatch_retention_ttl_mismatch{service,table}  gauge, in a service that does not
+//	    own the retention (the monitor, the trainer): 1 while the table's TTL
+//	    keeps other days than the service's retention settings, 0 when they
+//	    agree; checked at start and every 10 minutes (ingest and driftwatch
+//	    migrate set the TTLs, see internal/migration)
 //
 // Every route mounted with Handle is behind the API's authentication
 // (api_auth, api_tokens_file; see auth): bearer tokens of scope read or

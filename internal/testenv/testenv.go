@@ -86,6 +86,19 @@ func ClickHouseURL(t testing.TB) string {
 	return raw
 }
 
+// Private is for a test that starts a private broker, server or service
+// process of its own (internal/teststack): it runs only where the tests
+// are set up for integration (DRIFTWATCH_TEST_KAFKA_BROKERS set, as make
+// test and scripts/stack.sh env do), and otherwise is unavailable like a
+// missing service, so `make test-unit` starts nothing. what names what the
+// test would start.
+func Private(t testing.TB, what string) {
+	t.Helper()
+	if os.Getenv(KafkaBrokersVar) == "" {
+		Unavailable(t, "%s is not set, so no private %s is started (run `make test`, or eval \"$(scripts/stack.sh env)\")", KafkaBrokersVar, what)
+	}
+}
+
 // Env returns the value of an environment variable that names something a
 // test needs (a binary, a library), or reports it unavailable.
 func Env(t testing.TB, name, what string) string {

@@ -103,3 +103,18 @@ func listen(t *testing.T) string {
 	t.Cleanup(func() { l.Close() })
 	return l.Addr().String()
 }
+
+// TestPrivateNeedsTheTestStack: without the tests' variables no private
+// process starts (skipped; failed under CI=true).
+func TestPrivateNeedsTheTestStack(t *testing.T) {
+	t.Setenv("DRIFTWATCH_KAFKA_BROKERS", "production:9092")
+	t.Setenv(KafkaBrokersVar, "")
+	t.Setenv("CI", "")
+	if r := run(t, func(tb testing.TB) { Private(tb, "Kafka broker") }); !strings.Contains(r.skipped, "no private Kafka broker is started") {
+		t.Errorf("skipped %q, failed %q", r.skipped, r.failed)
+	}
+	t.Setenv(KafkaBrokersVar, "127.0.0.1:1")
+	if r := run(t, func(tb testing.TB) { Private(tb, "Kafka broker") }); r.skipped != "" || r.failed != "" {
+		t.Errorf("with the test stack set: skipped %q, failed %q", r.skipped, r.failed)
+	}
+}

@@ -139,6 +139,7 @@ func (k *Kafka) TLSFile(name string) string { return filepath.Join(k.DataDir, "t
 // SASLPassword.
 func StartKafkaSASLSSL(t testing.TB) *Kafka {
 	t.Helper()
+	testenv.Private(t, "Kafka broker")
 	root := RepoRoot(t)
 	if m, _ := filepath.Glob(filepath.Join(root, ".deps/kafka/libs/kafka_2.13-*.jar")); len(m) == 0 {
 		testenv.Unavailable(t, "the Kafka jars are not in .deps/kafka/libs (run `make deps`)")
@@ -157,6 +158,7 @@ func StartKafkaSASLSSL(t testing.TB) *Kafka {
 // StartKafka starts a broker on free ports with its own data directory.
 func StartKafka(t testing.TB) *Kafka {
 	t.Helper()
+	testenv.Private(t, "Kafka broker")
 	root := RepoRoot(t)
 	if m, _ := filepath.Glob(filepath.Join(root, ".deps/kafka/libs/kafka_2.13-*.jar")); len(m) == 0 {
 		testenv.Unavailable(t, "the Kafka jars are not in .deps/kafka/libs (run `make deps`)")
@@ -201,6 +203,7 @@ type Process struct {
 // shell holds.
 func Start(t testing.TB, name, bin string, env []string, args ...string) *Process {
 	t.Helper()
+	testenv.Private(t, name+" process")
 	p, err := launch(name, bin, testenv.ChildEnv(env...), args...)
 	if err != nil {
 		t.Fatal(err)
@@ -309,6 +312,7 @@ func (c *ClickHouse) URL(db string) string { return fmt.Sprintf("http://127.0.0.
 // StartClickHouse builds and starts clickhouse-embedded on a free port.
 func StartClickHouse(t testing.TB) *ClickHouse {
 	t.Helper()
+	testenv.Private(t, "ClickHouse server")
 	lib := testenv.Env(t, "CHDB_LIB_PATH", "path of libchdb.so (run `make deps`)")
 	c := &ClickHouse{Port: FreePort(t), DataDir: filepath.Join(t.TempDir(), "clickhouse"), bin: Build(t, "./services/clickhouse-embedded"), lib: lib}
 	c.Start(t)
