@@ -15,37 +15,46 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/driftwatch/driftwatch/internal/chclient"
 	"github.com/driftwatch/driftwatch/internal/config"
-	"github.com/driftwatch/driftwatch/internal/kafkaio"
-	"github.com/driftwatch/driftwatch/internal/signing"
+	"github.com/driftwatch/driftwatch/monitor"
 	"github.com/driftwatch/driftwatch/retrain"
 	"github.com/driftwatch/driftwatch/schemas"
 	"github.com/driftwatch/driftwatch/services/driftwatch/command"
 )
 
+// retrainConfig is driftwatch retrain's: the monitor it asks, and how it
+// authenticates. The command never writes to Kafka itself, so a manual
+// trigger passes the monitor's gate like every other: recorded in
+// retrain_triggers (GET /api/v1/triggers), counted against daily_max,
+// signed with the monitor's key.
 type retrainConfig struct {
-	config.Kafka   `yaml:",inline"`
-	config.Logging `yaml:",inline"`
-	// TriggerSigning signs the trigger, as the monitor does, for a
-	// trainer that accepts only signed ones.
-	config.TriggerSigning `yaml:",inline"`
-	// With MonitorURL the trigger goes through the monitor's API (its
-	// gate, record and signature) with APIClient's token.
-	MonitorURL       string `yaml:"monitor_url" env:"DRIFTWATCH_MONITOR_URL" flag:"monitor-url" help:"the monitor's base URL (http://127.0.0.1:9102): post the trigger to its API (daily maximum, recorded, signed by the monitor) instead of publishing it to Kafka"`
+	config.Logging   `yaml:",inline"`
+	MonitorURL       string `yaml:"monitor_url" env:"DRIFTWATCH_MONITOR_URL" flag:"monitor-url" help:"the monitor's base URL: the trigger is posted to its API (POST /api/v1/models/M/triggers), which records it, applies its daily maximum and publishes it"`
 	config.APIClient `yaml:",inline"`
-	Model            string `yaml:"model" flag:"model" help:"model to retrain (required)"`
-	Reason           string `yaml:"reason" flag:"reason" help:"free text recorded as the trigger's policy"`
+	Model            string        `yaml:"model" flag:"model" help:"model to retrain (required)"`
+	Reason           string        `yaml:"reason" flag:"reason" help:"free text recorded with the trigger (its evidence's note)"`
+	Timeout          time.Duration `yaml:"timeout" flag:"timeout" help:"longest the monitor may take to answer"`
 }
+
+// defaultMonitorURL is the monitor's default HTTP address
+// (monitor.DefaultConfig), as a URL.
+const defaultMonitorURL = "http://127.0.0.1:9102"
 
 func (c *retrainConfig) Validate() error {
 	var errs []error
 	if c.Model == "" {
 		errs = append(errs, errors.New("model: required (-model M)"))
 	}
-	return errors.Join(append(errs, c.Kafka.Validate(), c.Logging.Validate(), c.TriggerSigning.Validate(), c.APIClient.Validate())...)
+	if u, err := url.Parse(c.MonitorURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("monitor_url: want http(s)://host:port of the monitor, got %q", c.MonitorURL))
+	} else if u.User != nil {
+		errs = append(errs, errors.New("monitor_url: must not hold a user or password (give the token with -api-token-file or DRIFTWATCH_API_TOKEN)"))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("timeout: must be positive, got %s", c.Timeout))
+	}
+	return errors.Join(append(errs, c.Logging.Validate(), c.APIClient.Validate())...)
 }
 
 type modelsConfig struct {
@@ -62,61 +71,25 @@ func (c *modelsConfig) Validate() error {
 func retrainCommand() command.Command {
 	return command.Command{
 		Name:    "retrain",
-		Summary: "publish a manual retrain trigger for a model (the trainer service runs it)",
-		Usage: `driftwatch retrain -model M publishes a manual retrain trigger for model M to
-<prefix>retrain-triggers. The trainer service runs it ahead of other triggers
+		Summary: "ask the monitor for a manual retrain trigger for a model (the trainer service runs it)",
+		Usage: `driftwatch retrain -model M asks the monitor (-monitor-url, default
+` + defaultMonitorURL + `) for a manual retrain trigger for model M: POST
+/api/v1/models/M/triggers. The monitor's gate decides as for its own
+triggers: it records the trigger in retrain_triggers (GET /api/v1/triggers
+lists it), refuses it when the model already had daily_max triggers today,
+signs it with its trigger_signing_key_file and publishes it to
+<prefix>retrain-triggers. The trainer runs it ahead of other triggers
 (manual has the highest priority); follow it with driftwatch models -model M.
-With trigger_signing_key_file (DRIFTWATCH_TRIGGER_SIGNING_KEY_FILE) the
-trigger is signed with that key, as the monitor signs its own; a trainer
-with a key dead-letters unsigned triggers.
 
-With -monitor-url the trigger is posted to the monitor's API instead
-(POST /api/v1/models/M/triggers), which applies its daily maximum,
-records and signs it; a monitor with api_tokens_file wants a write token
-(-api-token-file FILE or DRIFTWATCH_API_TOKEN).`,
+The monitor's API wants a write token of its api_tokens_file
+(-api-token-file FILE or DRIFTWATCH_API_TOKEN). Exit status 1 when the
+monitor is unreachable, refuses the token, or refuses the trigger (the
+reason is printed); nothing is published then.`,
 		Config: func() config.Validator {
-			return &retrainConfig{Kafka: config.DefaultKafka(), Logging: config.DefaultLogging()}
+			return &retrainConfig{Logging: config.DefaultLogging(), MonitorURL: defaultMonitorURL, Timeout: time.Minute}
 		},
 		Run: func(ctx context.Context, c config.Validator, env command.Env) error {
-			cfg := c.(*retrainConfig)
-			if cfg.MonitorURL != "" {
-				return postTrigger(ctx, cfg, env)
-			}
-			trig := schemas.NewManualTrigger(cfg.Model, cfg.Reason, time.Now())
-			if err := trig.Validate(); err != nil {
-				return fmt.Errorf("manual trigger: %w", err)
-			}
-			raw, err := json.Marshal(trig)
-			if err != nil {
-				return err
-			}
-			kopts, err := kafkaio.FromConfig(cfg.Kafka, "driftwatch-cli", nil)
-			if err != nil {
-				return err
-			}
-			// A writer retries a refused connection as it would a broker
-			// that is down; ask once first, so a wrong password or an
-			// untrusted certificate is the error, at once.
-			if err := kafkaio.Ping(ctx, kopts); errors.Is(err, kafkaio.ErrRefused) {
-				return fmt.Errorf("publish manual trigger: %w", err)
-			}
-			key, err := cfg.TriggerSigning.Key()
-			if err != nil {
-				return fmt.Errorf("trigger_signing_key_file: %w", err)
-			}
-			msg := kafka.Message{Key: []byte(trig.ModelID), Value: raw,
-				Headers: []kafka.Header{{Key: schemas.SchemaHeader, Value: []byte(schemas.KindRetrainTrigger.SchemaName())}}}
-			signing.New(key).AddTo(&msg)
-			w, err := kafkaio.NewWriter(kopts, schemas.TopicRetrainTriggers)
-			if err != nil {
-				return err
-			}
-			defer w.Close()
-			if err := w.WriteMessages(ctx, msg); err != nil {
-				return fmt.Errorf("publish manual trigger: %w", err)
-			}
-			fmt.Fprintf(env.Stdout, "published manual retrain trigger %s for %s to %s\n", trig.TriggerID, trig.ModelID, kopts.Topic(schemas.TopicRetrainTriggers))
-			return nil
+			return postTrigger(ctx, c.(*retrainConfig), env)
 		},
 	}
 }
@@ -175,12 +148,13 @@ func postTrigger(ctx context.Context, cfg *retrainConfig, env command.Env) error
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(map[string]string{"note": cfg.Reason})
+	body, err := json.Marshal(monitor.ManualRequest{Note: cfg.Reason})
 	if err != nil {
 		return err
 	}
-	u := strings.TrimRight(cfg.MonitorURL, "/") + "/api/v1/models/" + url.PathEscape(cfg.Model) + "/triggers"
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	base := strings.TrimRight(cfg.MonitorURL, "/")
+	u := base + "/api/v1/models/" + url.PathEscape(cfg.Model) + "/triggers"
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
@@ -192,13 +166,13 @@ func postTrigger(ctx context.Context, cfg *retrainConfig, env command.Env) error
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("post manual trigger to the monitor: %w", err)
+		return fmt.Errorf("the monitor at %s is unreachable (is it running? -monitor-url names it): %w", base, err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	var out struct {
 		Error   string                  `json:"error"`
-		Outcome string                  `json:"outcome"`
+		Outcome monitor.Outcome         `json:"outcome"`
 		Trigger *schemas.RetrainTrigger `json:"trigger"`
 	}
 	_ = json.Unmarshal(raw, &out)
@@ -208,11 +182,14 @@ func postTrigger(ctx context.Context, cfg *retrainConfig, env command.Env) error
 		if tok != "" {
 			hint = "the token given is not a write token of the monitor's api_tokens_file"
 		}
-		return fmt.Errorf("monitor refused the trigger (%s): %s; %s", resp.Status, out.Error, hint)
+		return fmt.Errorf("the monitor refused the request (%s): %s; %s", resp.Status, out.Error, hint)
+	case resp.StatusCode == http.StatusTooManyRequests && out.Outcome == monitor.OutcomeDailyMax:
+		return fmt.Errorf("the monitor refused the manual trigger for %s: daily_max (the model already had the monitor's daily maximum of retrain triggers today, see GET /api/v1/triggers?model=%s); nothing was published",
+			cfg.Model, url.QueryEscape(cfg.Model))
 	case resp.StatusCode >= 300:
-		return fmt.Errorf("monitor answered %s: %s", resp.Status, strings.TrimSpace(cmp.Or(out.Error, string(raw))))
+		return fmt.Errorf("the monitor answered %s: %s", resp.Status, strings.TrimSpace(cmp.Or(out.Error, string(raw))))
 	case out.Trigger == nil:
-		return fmt.Errorf("monitor answered %s without a trigger: %.200s", resp.Status, raw)
+		return fmt.Errorf("the monitor answered %s without a trigger: %.200s", resp.Status, raw)
 	}
 	fmt.Fprintf(env.Stdout, "manual retrain trigger %s for %s: %s by the monitor\n", out.Trigger.TriggerID, out.Trigger.ModelID, out.Outcome)
 	return nil

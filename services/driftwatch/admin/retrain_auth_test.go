@@ -3,15 +3,17 @@ package admin
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/driftwatch/driftwatch/internal/kafkaio"
-	"github.com/driftwatch/driftwatch/internal/signing"
 	"github.com/driftwatch/driftwatch/internal/testdb"
 	"github.com/driftwatch/driftwatch/internal/testenv"
 	"github.com/driftwatch/driftwatch/internal/teststack"
@@ -26,67 +28,12 @@ func runCLI(env map[string]string, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-// TestRetrainSigned: driftwatch retrain with trigger_signing_key_file
-// publishes the trigger to Kafka signed with the key.
-func TestRetrainSigned(t *testing.T) {
-	brokers := testenv.KafkaBrokers(t)
-	prefix := "cli-signed-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "."
-	kopts := kafkaio.Options{Brokers: brokers, TopicPrefix: prefix}
-	if err := kafkaio.EnsureTopics(context.Background(), kopts, kafkaio.Specs(kopts, schemas.TopicFor(schemas.TopicRetrainTriggers))); err != nil {
-		t.Fatal(err)
-	}
-	key := filepath.Join(t.TempDir(), "signing.key")
-	os.WriteFile(key, []byte("cli-test-signing-key-0123456789abcdef\n"), 0o600)
-	env := map[string]string{"DRIFTWATCH_KAFKA_BROKERS": strings.Join(brokers, ","), "DRIFTWATCH_TOPIC_PREFIX": prefix, "DRIFTWATCH_TRIGGER_SIGNING_KEY_FILE": key}
-	if code, out, errs := runCLI(env, "retrain", "-model", "model-7", "-reason", "cli test"); code != 0 {
-		t.Fatalf("retrain: exit %d, %q %q", code, out, errs)
-	}
-	rd, err := kafkaio.NewReader(kopts, schemas.TopicRetrainTriggers, prefix+"reader")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	msg, err := rd.FetchMessage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := signing.New([]byte("cli-test-signing-key-0123456789abcdef")).Verify(msg); err != nil {
-		t.Errorf("the CLI's trigger: %v (headers %v)", err, msg.Headers)
-	}
-	// A key file too short is refused before anything is published.
-	os.WriteFile(key, []byte("short"), 0o600)
-	if code, _, errs := runCLI(env, "retrain", "-model", "model-7"); code == 0 || !strings.Contains(errs, "trigger_signing_key_file") {
-		t.Errorf("short key: exit %d, stderr %q", code, errs)
-	}
-}
-
 // TestRetrainThroughMonitorAPI: driftwatch retrain -monitor-url posts to
 // the real monitor service's API, which wants a write token: refused
 // without one (or with a read token), published with one (file or
 // DRIFTWATCH_API_TOKEN).
 func TestRetrainThroughMonitorAPI(t *testing.T) {
-	_, db := testdb.Open(t, "cli_monitor_api")
-	dir := t.TempDir()
-	cfg := monitor.DefaultConfig()
-	cfg.KafkaBrokers = testenv.KafkaBrokers(t)
-	cfg.TopicPrefix = "cli-api-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "."
-	cfg.ClickHouseURL = testdb.URL(t, db)
-	cfg.HTTPAddr = "127.0.0.1:" + strconv.Itoa(teststack.FreePort(t))
-	cfg.APITokensFile = filepath.Join(dir, "tokens")
-	os.WriteFile(cfg.APITokensFile, []byte("cli-read-token-0123456789 read\ncli-write-token-0123456789 write\n"), 0o600)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- monitor.RunService(ctx, cfg) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	base := "http://" + cfg.HTTPAddr
-	teststack.WaitHTTP(t, base+"/readyz", time.Minute, nil)
+	base, dir := startMonitor(t, "cli_monitor_api", func(*monitor.Config) {})
 
 	tokFile := filepath.Join(dir, "write-token")
 	os.WriteFile(tokFile, []byte("cli-write-token-0123456789\n"), 0o600)
@@ -112,5 +59,108 @@ func TestRetrainThroughMonitorAPI(t *testing.T) {
 				t.Errorf("output shows a token: %q %q", out, errs)
 			}
 		})
+	}
+}
+
+// startMonitor runs the real monitor service in process on a fresh
+// database with a read token and a write token (cli-read-token-…,
+// cli-write-token-…), changed by edit, and returns its base URL and a
+// directory for the test's files.
+func startMonitor(t *testing.T, db string, edit func(*monitor.Config)) (base, dir string) {
+	t.Helper()
+	_, db = testdb.Open(t, db)
+	dir = t.TempDir()
+	cfg := monitor.DefaultConfig()
+	cfg.KafkaBrokers = testenv.KafkaBrokers(t)
+	cfg.TopicPrefix = "cli-api-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "."
+	cfg.ClickHouseURL = testdb.URL(t, db)
+	cfg.HTTPAddr = "127.0.0.1:" + strconv.Itoa(teststack.FreePort(t))
+	cfg.APITokensFile = filepath.Join(dir, "tokens")
+	os.WriteFile(cfg.APITokensFile, []byte("cli-read-token-0123456789 read\ncli-write-token-0123456789 write\n"), 0o600)
+	edit(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- monitor.RunService(ctx, cfg) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	base = "http://" + cfg.HTTPAddr
+	teststack.WaitHTTP(t, base+"/readyz", time.Minute, nil)
+	return base, dir
+}
+
+// TestManualRetrainIsGated: driftwatch retrain goes through the monitor's
+// gate like the monitor's own triggers. With daily_max 2, two manual
+// retrains of a model are published and the third is refused, exit 1,
+// naming daily_max; GET /api/v1/triggers lists the two, as manual, with
+// their notes, and nothing more.
+func TestManualRetrainIsGated(t *testing.T) {
+	base, _ := startMonitor(t, "cli_gate", func(c *monitor.Config) { c.Triggers.DailyMax = 2 })
+	env := map[string]string{"DRIFTWATCH_API_TOKEN": "cli-write-token-0123456789"}
+	var ids []string
+	for i, note := range []string{"first", "second", "third"} {
+		code, out, errs := runCLI(env, "retrain", "-model", "model-9", "-reason", note, "-monitor-url", base)
+		if i < 2 {
+			m := regexp.MustCompile(`^manual retrain trigger (\S+) for model-9: published by the monitor\n$`).FindStringSubmatch(out)
+			if code != 0 || m == nil {
+				t.Fatalf("retrain %s: exit %d, stdout %q, stderr %q", note, code, out, errs)
+			}
+			ids = append(ids, m[1])
+			continue
+		}
+		if code != 1 || !strings.Contains(errs, "refused the manual trigger for model-9: daily_max") || !strings.Contains(errs, "nothing was published") {
+			t.Errorf("retrain beyond daily_max: exit %d, stdout %q, stderr %q; want exit 1 naming daily_max", code, out, errs)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/api/v1/triggers?model=model-9", nil)
+	req.Header.Set("Authorization", "Bearer cli-read-token-0123456789")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct {
+		Triggers []monitor.TriggerRow `json:"triggers"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /api/v1/triggers: %s %v", resp.Status, err)
+	}
+	byID := map[string]monitor.TriggerRow{}
+	for _, tr := range got.Triggers {
+		byID[tr.TriggerID] = tr
+	}
+	if len(got.Triggers) != 2 {
+		t.Errorf("GET /api/v1/triggers lists %d triggers of model-9, want the 2 published: %+v", len(got.Triggers), got.Triggers)
+	}
+	for i, id := range ids {
+		tr, ok := byID[id]
+		if !ok || tr.Reason != string(schemas.TriggerManual) || !strings.Contains(string(tr.Evidence), []string{"first", "second"}[i]) {
+			t.Errorf("trigger %s in GET /api/v1/triggers: %+v (listed %v)", id, tr, ok)
+		}
+	}
+}
+
+// TestRetrainMonitorUnreachable: with no monitor listening, driftwatch
+// retrain fails at once, naming the URL and the flag; a URL that is not
+// one is a configuration error.
+func TestRetrainMonitorUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	code, out, errs := runCLI(nil, "retrain", "-model", "model-1", "-monitor-url", "http://"+addr)
+	if code != 1 || !strings.Contains(errs, "the monitor at http://"+addr+" is unreachable") || !strings.Contains(errs, "-monitor-url") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	for _, bad := range []string{"127.0.0.1:9102", "ftp://x", "http://user:pw@127.0.0.1:9102"} {
+		code, _, errs := runCLI(nil, "retrain", "-model", "model-1", "-monitor-url", bad)
+		if code != 2 || !strings.Contains(errs, "monitor_url:") || strings.Contains(errs, "pw@") {
+			t.Errorf("-monitor-url %q: exit %d, stderr %q; want a configuration error", bad, code, errs)
+		}
 	}
 }
