@@ -23,17 +23,16 @@ import (
 	"github.com/driftwatch/driftwatch/internal/teststack"
 )
 
-// TestServicesOverSASLSSL runs ingest, the trainer, the monitor and the
-// driftwatch CLI against a broker that they reach only through its
-// SASL_SSL listener (certificates made by openssl at start), each with
+// TestServicesOverSASLSSL runs ingest, the trainer and the monitor (and
+// the driftwatch CLI through the monitor) against a broker that they reach
+// only through its SASL_SSL listener (certificates made by openssl at start), each with
 // another mechanism or password route, and follows one real data path
 // through each:
 //
 //   - events produced over SASL_SSL are stored by ingest in ClickHouse;
-//   - `driftwatch retrain` publishes a manual trigger that the trainer
-//     reads and records in training_runs;
-//   - the monitor's manual-trigger API publishes one that the trainer
-//     records too;
+//   - the monitor's manual-trigger API publishes a trigger that the
+//     trainer reads and records in training_runs, and so does
+//     `driftwatch retrain`, which asks that API;
 //   - each service's /readyz, whose Kafka check talks SASL_SSL, says ready.
 //
 // Then each binary is started with a wrong password or without the CA
@@ -125,18 +124,6 @@ func TestServicesOverSASLSSL(t *testing.T) {
 		})
 	}
 
-	// The CLI: SCRAM-SHA-512, the password from the environment.
-	cliEnv := with("DRIFTWATCH_KAFKA_SASL_MECHANISM=SCRAM-SHA-512", "DRIFTWATCH_KAFKA_SASL_PASSWORD="+kfk.SASLPassword)
-	out, err := runCLI(t, bins["driftwatch"], cliEnv, "retrain", "-model", "model-0", "-reason", "sasl e2e")
-	if err != nil {
-		t.Fatalf("driftwatch retrain: %v\n%s", err, out)
-	}
-	m := regexp.MustCompile(`published manual retrain trigger (\S+) for model-0`).FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("driftwatch retrain printed %q, want the trigger id", out)
-	}
-	recorded("the CLI's trigger "+m[1], m[1])
-
 	// monitor: SCRAM-SHA-256, the password from a file; its manual-trigger
 	// API publishes with its SASL_SSL writer.
 	monitorAddr := addr()
@@ -161,6 +148,18 @@ func TestServicesOverSASLSSL(t *testing.T) {
 	}
 	recorded("the monitor's trigger "+manual.Trigger.TriggerID, manual.Trigger.TriggerID)
 
+	// The CLI asks the monitor, which publishes over SASL_SSL: the CLI
+	// itself needs no Kafka settings.
+	out, err := runCLI(t, bins["driftwatch"], nil, "retrain", "-model", "model-0", "-reason", "sasl e2e", "-monitor-url", "http://"+monitorAddr)
+	if err != nil {
+		t.Fatalf("driftwatch retrain: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`manual retrain trigger (\S+) for model-0: published by the monitor`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("driftwatch retrain printed %q, want the trigger id", out)
+	}
+	recorded("the CLI's trigger "+m[1], m[1])
+
 	// Refusals: a wrong password, an untrusted certificate.
 	const wrong = "not-the-password"
 	for _, tc := range []struct {
@@ -175,11 +174,6 @@ func TestServicesOverSASLSSL(t *testing.T) {
 			"DRIFTWATCH_KAFKA_SASL_MECHANISM=PLAIN", "DRIFTWATCH_KAFKA_SASL_PASSWORD="+wrong), nil, "SASL authentication failed"},
 		{"monitor, untrusted certificate", "monitor", with("DRIFTWATCH_HTTP_ADDR="+addr(), "DRIFTWATCH_KAFKA_TLS_CA_FILE=",
 			"DRIFTWATCH_KAFKA_SASL_MECHANISM=SCRAM-SHA-256", "DRIFTWATCH_KAFKA_SASL_PASSWORD_FILE="+pwFile), nil, "certificate signed by unknown authority"},
-		{"CLI, wrong password", "driftwatch", with("DRIFTWATCH_KAFKA_SASL_MECHANISM=SCRAM-SHA-256", "DRIFTWATCH_KAFKA_SASL_PASSWORD="+wrong),
-			[]string{"retrain", "-model", "model-0"}, "SASL authentication failed"},
-		{"CLI, untrusted certificate", "driftwatch", with("DRIFTWATCH_KAFKA_TLS_CA_FILE=",
-			"DRIFTWATCH_KAFKA_SASL_MECHANISM=SCRAM-SHA-256", "DRIFTWATCH_KAFKA_SASL_PASSWORD="+kfk.SASLPassword),
-			[]string{"retrain", "-model", "model-0"}, "certificate signed by unknown authority"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// The bound only turns a hang into a failure; the assertion is

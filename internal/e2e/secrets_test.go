@@ -134,6 +134,11 @@ func TestNoSecretPrintedAnywhere(t *testing.T) {
 			if s == "ingest" {
 				e = append(e, "DRIFTWATCH_INGEST_BATCH_AGE=200ms")
 			}
+			if s == "monitor" {
+				// driftwatch retrain posts its trigger to the monitor's
+				// API, open on loopback.
+				e = append(e, "DRIFTWATCH_API_AUTH=none")
+			}
 			return e
 		}
 
@@ -176,7 +181,7 @@ func TestNoSecretPrintedAnywhere(t *testing.T) {
 			if out, code := command(r.name+": driftwatch gen", bins["driftwatch"], base, "gen", "-events", "2000", "-models", "1", "-start", "now"); code != 0 {
 				t.Fatalf("gen exited %d:\n%s", code, out)
 			}
-			if out, code := command(r.name+": driftwatch retrain", bins["driftwatch"], base, "retrain", "-model", "model-0"); code != 0 {
+			if out, code := command(r.name+": driftwatch retrain", bins["driftwatch"], base, "retrain", "-model", "model-0", "-monitor-url", "http://"+addrs["monitor"]); code != 0 {
 				t.Fatalf("retrain exited %d:\n%s", code, out)
 			}
 			waitFor(t, "the manual run in training_runs", 120*time.Second, func() (bool, string) {
