@@ -28,8 +28,10 @@ func migrateCommand() command.Command {
 		Name:    "migrate",
 		Summary: "create or update driftwatch's ClickHouse database and tables (idempotent)",
 		Usage: `driftwatch migrate creates the database named in the ClickHouse URL and every
-driftwatch table and view in it, and sets their retention. It is safe to run
-at any time; services also run it when they start.`,
+driftwatch table and view in it, and sets their retention (TTLs). It is safe
+to run at any time. Ingest does the same at every start; the monitor and the
+trainer create what is missing but leave the TTLs, warning when they differ
+from their own retention settings: ingest and this command own them.`,
 		Config: func() config.Validator {
 			return &migrateConfig{ClickHouse: config.DefaultClickHouse(), Logging: config.DefaultLogging(), Config: migration.DefaultConfig()}
 		},
