@@ -7,7 +7,7 @@ import (
 )
 
 // TestKafkaBrokerCommitResume runs the commit-and-resume contract against
-// the real Apache Kafka broker named by DRIFTWATCH_KAFKA_BROKERS
+// the real Apache Kafka broker named by DRIFTWATCH_TEST_KAFKA_BROKERS
 // (scripts/kafka.sh start). Outside CI it skips when none is set; under
 // CI=true that fails.
 func TestKafkaBrokerCommitResume(t *testing.T) {

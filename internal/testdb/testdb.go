@@ -1,5 +1,5 @@
 // Package testdb gives a test a fresh ClickHouse database on the shared
-// test server (DRIFTWATCH_CLICKHOUSE_URL), with driftwatch's tables, dropped
+// test server (DRIFTWATCH_TEST_CLICKHOUSE_URL), with driftwatch's tables, dropped
 // when the test ends.
 package testdb
 
