@@ -44,9 +44,11 @@ var secretParts = []string{"7c1f0d", "9e2ab4route"}
 // it. The embedded ClickHouse does not check passwords, so passing one
 // costs nothing.
 func TestNoSecretPrintedAnywhere(t *testing.T) {
-	// The children see only the DRIFTWATCH_* settings each step gives.
+	// The children see only the DRIFTWATCH_* settings each step gives
+	// (teststack.Start and testenv.ChildEnv drop the rest too); the
+	// tests' own DRIFTWATCH_TEST_* stay, for testenv.
 	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "DRIFTWATCH_") {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "DRIFTWATCH_") && !strings.HasPrefix(k, "DRIFTWATCH_TEST_") {
 			t.Setenv(k, "")
 			os.Unsetenv(k)
 		}
