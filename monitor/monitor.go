@@ -340,6 +340,9 @@ func (m *Monitor) Manual(ctx context.Context, model, version, key, note string) 
 	d, err := m.gate.decide(ctx, t, true)
 	if err == nil {
 		m.triggers.WithLabelValues(string(t.Reason), string(d.Outcome)).Inc()
+		// A person asked (the API, driftwatch retrain): say what became
+		// of it, refusals included, which retrain_triggers does not hold.
+		m.log.Info("manual retrain trigger", "model", model, "outcome", d.Outcome, "trigger_id", t.TriggerID)
 	}
 	return d, err
 }

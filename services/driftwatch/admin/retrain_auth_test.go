@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -139,6 +140,18 @@ func TestManualRetrainIsGated(t *testing.T) {
 		tr, ok := byID[id]
 		if !ok || tr.Reason != string(schemas.TriggerManual) || !strings.Contains(string(tr.Evidence), []string{"first", "second"}[i]) {
 			t.Errorf("trigger %s in GET /api/v1/triggers: %+v (listed %v)", id, tr, ok)
+		}
+	}
+	// The refusal is counted with the monitor's other trigger decisions.
+	mresp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mresp.Body.Close()
+	metrics, _ := io.ReadAll(mresp.Body)
+	for _, want := range []string{`driftwatch_monitor_triggers_total{outcome="published",reason="manual"} 2`, `driftwatch_monitor_triggers_total{outcome="daily_max",reason="manual"} 1`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
 		}
 	}
 }
