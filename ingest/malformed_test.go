@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -10,21 +11,23 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/driftwatch/driftwatch/internal/loadgen"
+	"github.com/driftwatch/driftwatch/internal/testenv"
 	"github.com/driftwatch/driftwatch/schemas"
 )
 
-// TestMalformedEventsGoToDeadLetters sends 1 % malformed events of every
-// kind loadgen knows (broken JSON, wrong types, NaN, missing fields,
-// oversized, bad timestamps, invalid UTF-8, …) among valid ones: each must
-// arrive in the dead-letter topic with its reason, and every valid event in
-// ClickHouse.
+// TestMalformedEventsGoToDeadLetters sends 1 % malformed events among
+// valid ones, taking in turn each of the 36 defects loadgen knows (broken
+// JSON, wrong types, NaN, missing fields, oversized, bad timestamps,
+// invalid UTF-8, …), so every defect is sent whatever the seed: each must
+// arrive in the dead-letter topic with its reason, and every valid event
+// in ClickHouse. The seed (logged) comes from DRIFTWATCH_TEST_SEED when set.
 func TestMalformedEventsGoToDeadLetters(t *testing.T) {
 	s := newStack(t)
 	cfg := loadgen.DefaultConfig()
-	cfg.Seed = uint64(time.Now().UnixNano())
-	t.Logf("generator seed %d", cfg.Seed)
+	cfg.Seed = uint64(testenv.Seed(t))
 	cfg.Models = 2
 	cfg.MalformedShare = 0.01
+	cfg.MalformedInTurn = true
 	cfg.DuplicateShare = 0.01
 	cfg.Start = time.Now().UTC().Add(-time.Hour)
 	cfg.Step = time.Millisecond
@@ -37,8 +40,9 @@ func TestMalformedEventsGoToDeadLetters(t *testing.T) {
 	const ticks = 30_000
 	byTopic := map[string][]kafka.Message{}
 	// Two malformed events can be the same bytes (truncations inside the
-	// same prefix), so the reasons are keyed by value and counted apart.
-	wantReason := map[string]schemas.Reason{} // value → reason
+	// same prefix), so the events are kept by value, several to a value.
+	sentAs := map[string][]loadgen.Event{} // value → the malformed events with it
+	sentDefects := map[string]int{}
 	malformed := 0
 	for gen.Ticks() < ticks {
 		ev := gen.Next()
@@ -48,13 +52,23 @@ func TestMalformedEventsGoToDeadLetters(t *testing.T) {
 		}
 		byTopic[ev.Topic] = append(byTopic[ev.Topic], m)
 		if ev.Malformed != "" {
-			wantReason[string(ev.Value)] = ev.Malformed
+			sentAs[string(ev.Value)] = append(sentAs[string(ev.Value)], ev)
+			sentDefects[ev.Defect]++
 			malformed++
 		}
 	}
 	st := gen.Stats()
 	if malformed < 200 {
 		t.Fatalf("only %d malformed events generated", malformed)
+	}
+	defects := loadgen.Defects()
+	if len(defects) != 36 {
+		t.Errorf("loadgen knows %d defects, this test's doc says 36", len(defects))
+	}
+	for _, d := range defects {
+		if sentDefects[d.Name] == 0 {
+			t.Fatalf("defect %s not sent among %d malformed events", d.Name, malformed)
+		}
 	}
 	for topic, msgs := range byTopic {
 		s.produceBig(t, topic, msgs...)
@@ -82,19 +96,32 @@ func TestMalformedEventsGoToDeadLetters(t *testing.T) {
 	rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer rcancel()
 	seen := map[schemas.Reason]int{}
+	seenDefects := map[string]int{}
 	for got := 0; got < malformed; got++ {
 		m, err := r.ReadMessage(rctx)
 		if err != nil {
 			t.Fatalf("read dead letter %d of %d: %v", got+1, malformed, err)
 		}
-		want, ok := wantReason[string(m.Value)]
-		if !ok {
-			t.Fatalf("dead letter for a valid event: %.200s (reason %s)", m.Value, header(m, schemas.HeaderReason))
+		evs := sentAs[string(m.Value)]
+		if len(evs) == 0 {
+			t.Fatalf("dead letter for a valid event, or one dead-lettered twice: %.200s (reason %s)", m.Value, header(m, schemas.HeaderReason))
 		}
-		if got := header(m, schemas.HeaderReason); got != string(want) {
-			t.Errorf("dead letter %.80q: reason %s (%s), want %s", m.Value, got, header(m, schemas.HeaderError), want)
+		// Events with the same bytes have the same reason: take the one
+		// with the reason given, if any.
+		i := slices.IndexFunc(evs, func(ev loadgen.Event) bool { return string(ev.Malformed) == header(m, schemas.HeaderReason) })
+		if i < 0 {
+			i = 0
+			t.Errorf("dead letter %.80q (defect %s): reason %s (%s), want %s", m.Value, evs[0].Defect, header(m, schemas.HeaderReason), header(m, schemas.HeaderError), evs[0].Malformed)
 		}
-		seen[want]++
+		ev := evs[i]
+		sentAs[string(m.Value)] = slices.Delete(evs, i, i+1)
+		seen[ev.Malformed]++
+		seenDefects[ev.Defect]++
+	}
+	for _, d := range defects {
+		if seenDefects[d.Name] != sentDefects[d.Name] {
+			t.Errorf("defect %s: %d dead letters, %d sent", d.Name, seenDefects[d.Name], sentDefects[d.Name])
+		}
 	}
 	for _, r := range schemas.Reasons() {
 		if seen[r] == 0 {
@@ -135,5 +162,5 @@ func TestMalformedEventsGoToDeadLetters(t *testing.T) {
 	if n := s.count(t, "SELECT uniqExact(event_id) FROM inferences"); n != uint64(len(gen.InferenceIDs())) {
 		t.Errorf("distinct inference ids = %d, want %d", n, len(gen.InferenceIDs()))
 	}
-	t.Logf("%d valid inferences, %d malformed by reason %v", want, malformed, seen)
+	t.Logf("%d valid inferences, %d malformed by reason %v, by defect %v", want, malformed, seen, seenDefects)
 }

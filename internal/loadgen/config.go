@@ -223,6 +223,12 @@ type Config struct {
 	// package doc). Together at most 1.
 	DuplicateShare float64
 	MalformedShare float64
+	// MalformedInTurn makes malformed events take the defects (Defects)
+	// in turn, so any len(Defects()) consecutive malformed events hold
+	// each once; the seed still draws everything else about them. False
+	// (the default) draws a reason uniformly, then one of its defects: a
+	// test that must see every defect sets it.
+	MalformedInTurn bool
 	// MaxBytes and MaxFeatures are the decoder limits malformed events
 	// break (too_large, too_many_features); defaults are the schemas
 	// defaults. Valid events stay well within them.

@@ -56,6 +56,9 @@
 // missing required fields, oversized events, unparseable and out-of-range
 // timestamps, invalid UTF-8, too many features, bad model ids, duplicate
 // keys, object- or array-valued features, and unsupported schema headers.
-// Oversized events are Config.MaxBytes long: keep MaxBytes modest when
-// MalformedShare is high and the rate matters.
+// Each malformed event has one of the defects Defects lists (its
+// Event.Defect); MalformedInTurn takes them in turn rather than drawing
+// them, so a test sees every one. Oversized events are Config.MaxBytes
+// long: keep MaxBytes modest when MalformedShare is high and the rate
+// matters.
 package loadgen

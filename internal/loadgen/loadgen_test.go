@@ -629,3 +629,39 @@ func BenchmarkNext(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(bytes)/float64(b.N), "bytes/event")
 }
+
+// TestMalformedInTurn: with MalformedInTurn the first len(Defects())
+// malformed events hold every defect once, each labelled with its reason,
+// whatever the seed.
+func TestMalformedInTurn(t *testing.T) {
+	all := Defects()
+	if len(all) != 36 {
+		t.Errorf("%d defects, the package doc and the ingest test count 36", len(all))
+	}
+	for _, seed := range []uint64{1, 2, 3} {
+		cfg := DefaultConfig()
+		cfg.Seed = seed
+		cfg.MalformedShare = 0.2
+		cfg.MalformedInTurn = true
+		g, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]schemas.Reason{}
+		for len(seen) < len(all) && g.Ticks() < 10_000 {
+			ev := g.Next()
+			if ev.Malformed == "" {
+				continue
+			}
+			if _, dup := seen[ev.Defect]; dup {
+				t.Fatalf("seed %d: defect %s again after %d distinct ones", seed, ev.Defect, len(seen))
+			}
+			seen[ev.Defect] = ev.Malformed
+		}
+		for _, d := range all {
+			if seen[d.Name] != d.Reason {
+				t.Errorf("seed %d: defect %s generated with reason %q, want %s", seed, d.Name, seen[d.Name], d.Reason)
+			}
+		}
+	}
+}

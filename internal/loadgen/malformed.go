@@ -92,7 +92,8 @@ func (g *Generator) malformedDoc(dr *draw, id string, t time.Time) *doc {
 }
 
 // defectsByReason lists the ways each reason is produced. A malformed event
-// picks a reason uniformly, then one of its defects.
+// picks a reason uniformly, then one of its defects (or, with
+// Config.MalformedInTurn, the next defect of Defects).
 var defectsByReason = []struct {
 	reason  schemas.Reason
 	defects []string
@@ -112,6 +113,25 @@ var defectsByReason = []struct {
 	{schemas.ReasonNonFiniteNumber, []string{"nan_feature", "infinity_feature", "negative_infinity_feature", "huge_number"}},
 }
 
+// Defect is one way a malformed event is broken, with the reason a
+// decoder rejects it with.
+type Defect struct {
+	Name   string // as in Event.Defect: "truncated", "nan_feature", …
+	Reason schemas.Reason
+}
+
+// Defects returns every defect a malformed event can have, grouped by
+// reason in the order of schemas.Reasons.
+func Defects() []Defect {
+	var out []Defect
+	for _, rd := range defectsByReason {
+		for _, d := range rd.defects {
+			out = append(out, Defect{Name: d, Reason: rd.reason})
+		}
+	}
+	return out
+}
+
 var requiredInference = []string{"event_id", "model_id", "model_version", "prediction_id", "timestamp", "features", "prediction"}
 
 var badModelIDs = []string{"model 0", "", "model/0", "modèle-0", strings.Repeat("m", schemas.MaxModelIDLen+1), "model-0!"}
@@ -126,8 +146,16 @@ func (g *Generator) malformed(t time.Time) Event {
 	g.malN++
 	id := g.seedTag + "-m" + strconv.FormatInt(n, 10)
 	d := g.malformedDoc(dr, id, t)
-	pick := defectsByReason[rng.IntN(len(defectsByReason))]
-	defect := pick.defects[rng.IntN(len(pick.defects))]
+	var defect string
+	var reason schemas.Reason
+	if g.cfg.MalformedInTurn {
+		all := Defects()
+		defect = all[n%int64(len(all))].Name
+		reason = all[n%int64(len(all))].Reason
+	} else {
+		pick := defectsByReason[rng.IntN(len(defectsByReason))]
+		defect, reason = pick.defects[rng.IntN(len(pick.defects))], pick.reason
+	}
 	key := dr.m.key
 	headers := g.headers[schemas.KindInference]
 	eventID := id
@@ -261,6 +289,6 @@ func (g *Generator) malformed(t time.Time) Event {
 	}
 	return Event{
 		Kind: schemas.KindInference, Topic: schemas.KindInference.Topic(), Key: key, Value: value,
-		Headers: headers, EventID: eventID, Time: t, Malformed: pick.reason, Defect: defect,
+		Headers: headers, EventID: eventID, Time: t, Malformed: reason, Defect: defect,
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -108,6 +109,29 @@ func Env(t testing.TB, name, what string) string {
 		Unavailable(t, "%s is not set: %s", name, what)
 	}
 	return v
+}
+
+// SeedVar names the variable that fixes the seed of every randomised
+// test (Seed).
+const SeedVar = "DRIFTWATCH_TEST_SEED"
+
+// Seed returns the seed a randomised test draws from: DRIFTWATCH_TEST_SEED
+// when it is set (a failing run's seed, passed back in to repeat it), else
+// one from the clock. It logs the seed in use with how to rerun with it, so
+// every failure can be reproduced.
+func Seed(t testing.TB) int64 {
+	t.Helper()
+	if raw := os.Getenv(SeedVar); raw != "" {
+		seed, err := strconv.ParseInt(strings.TrimSpace(raw), 10, 64)
+		if err != nil {
+			t.Fatalf("%s=%q is not an integer: %v", SeedVar, raw, err)
+		}
+		t.Logf("seed %d from %s", seed, SeedVar)
+		return seed
+	}
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d (rerun with %s=%d)", seed, SeedVar, seed)
+	return seed
 }
 
 func dial(addr string) error {
