@@ -251,22 +251,33 @@ func TestTrainer(t *testing.T) {
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- tr.Run(rctx) }()
+		// The trainer has consumed all four messages once it counted three
+		// valid deliveries of the trigger, two of them skipped (as queued
+		// or running, or as already run) and the malformed one
+		// dead-lettered; and the one run has finished.
+		skipped := func() float64 {
+			return testutil.ToFloat64(tr.m.skipped.WithLabelValues("model-0", "queued")) + testutil.ToFloat64(tr.m.skipped.WithLabelValues("model-0", "duplicate"))
+		}
+		consumed := func() bool {
+			return testutil.ToFloat64(tr.m.received.WithLabelValues("model-0")) == 3 && skipped() == 2 && testutilCount(tr.m.deadLettered) == 1
+		}
 		deadline := time.Now().Add(6 * time.Minute)
 		for {
 			runs, err := tr.Runs(ctx, "model-0")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(runs) == 1 && runs[0].Status != RunRunning {
+			if len(runs) == 1 && runs[0].Status != RunRunning && consumed() {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("no finished run: %+v", runs)
+				t.Fatalf("runs %+v; received %v, skipped %v, dead-lettered %v: want one finished run, 3 received, 2 skipped, 1 dead-lettered",
+					runs, testutil.ToFloat64(tr.m.received.WithLabelValues("model-0")), skipped(), testutilCount(tr.m.deadLettered))
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		// Let the redeliveries reach the trainer before stopping it.
-		time.Sleep(2 * time.Second)
+		t.Logf("redeliveries skipped: %v as queued or running, %v as already run",
+			testutil.ToFloat64(tr.m.skipped.WithLabelValues("model-0", "queued")), testutil.ToFloat64(tr.m.skipped.WithLabelValues("model-0", "duplicate")))
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatal(err)
