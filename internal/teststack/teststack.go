@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -20,10 +21,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 
 	"github.com/driftwatch/driftwatch/internal/testenv"
 )
@@ -409,4 +413,100 @@ func tail(s string, n int) string {
 		return "…" + s[len(s)-n:]
 	}
 	return s
+}
+
+// MetricSum returns the sum of every series of the metric family name
+// that the server at addr (host:port) exports on /metrics: 0 when it
+// exports none. Fault tests read a process's counters with it, before a
+// kill and after a restart.
+func MetricSum(ctx context.Context, addr, name string) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("read %s from %s: %w", name, addr, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("read %s from %s: status %d, %v", name, addr, resp.StatusCode, err)
+	}
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || (rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return 0, fmt.Errorf("read %s from %s: %q: %w", name, addr, line, err)
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+// Committed returns the sum over topic's partitions of the offsets group
+// committed (a partition without a committed offset counts 0): how many of
+// the topic's messages the group has finished with.
+func Committed(ctx context.Context, brokers []string, group, topic string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	res, err := c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group})
+	if err == nil {
+		err = res.Error
+	}
+	if err != nil {
+		return 0, fmt.Errorf("committed offsets of group %s: %w", group, err)
+	}
+	var n int64
+	for _, p := range res.Topics[topic] {
+		if p.Error != nil {
+			return 0, fmt.Errorf("committed offset of group %s in %s/%d: %w", group, topic, p.Partition, p.Error)
+		}
+		n += max(p.CommittedOffset, 0)
+	}
+	return n, nil
+}
+
+// EndOffsets returns the sum over topic's partitions of their end
+// offsets: how many messages were ever written to it.
+func EndOffsets(ctx context.Context, brokers []string, topic string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return 0, fmt.Errorf("metadata of %s: %w", topic, err)
+	}
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for _, mt := range md.Topics {
+		if mt.Error != nil {
+			return 0, fmt.Errorf("metadata of %s: %w", topic, mt.Error)
+		}
+		for _, p := range mt.Partitions {
+			req.Topics[topic] = append(req.Topics[topic], kafka.LastOffsetOf(p.ID))
+		}
+	}
+	res, err := c.ListOffsets(ctx, req)
+	if err != nil {
+		return 0, fmt.Errorf("end offsets of %s: %w", topic, err)
+	}
+	var n int64
+	for _, p := range res.Topics[topic] {
+		if p.Error != nil {
+			return 0, fmt.Errorf("end offset of %s/%d: %w", topic, p.Partition, p.Error)
+		}
+		n += p.LastOffset
+	}
+	return n, nil
 }
