@@ -130,6 +130,20 @@ defaults:
 	if vs, _ := q.ListVersions(ctx, "model-0"); len(vs) != 0 {
 		t.Fatalf("a killed run registered %+v", vs)
 	}
+	// The kill hit the trigger in flight: its offset was not committed,
+	// so the restarted trainer gets it again.
+	group, topic := w.kopts.Prefix()+"trainer", w.kopts.Topic("retrain-triggers")
+	committed := func() int64 {
+		t.Helper()
+		n, err := teststack.Committed(ctx, w.brokers, group, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := committed(); n != 0 {
+		t.Fatalf("%d trigger offsets committed by the killed trainer, want 0 (its run had not ended)", n)
+	}
 
 	proc = start()
 	waitFor("the retried run to finish", 3*time.Minute, func() bool {
@@ -141,6 +155,12 @@ defaults:
 	if out := proc.Output(); !strings.Contains(out, "no longer runs on this host") {
 		t.Errorf("the restarted trainer did not recognise the killed one as gone; output:\n%s", out)
 	}
+	// Redelivered: the restarted trainer received the trigger again, and
+	// committed it once the retried run was recorded.
+	if n, err := teststack.MetricSum(ctx, httpAddr, "driftwatch_trainer_triggers_received_total"); err != nil || n != 1 {
+		t.Errorf("the restarted trainer received %v triggers (%v), want the one redelivered", n, err)
+	}
+	waitFor("the redelivered trigger committed", time.Minute, func() bool { return committed() == 1 })
 	r := run()
 	// The run row is final before the models row and the events are written.
 	waitFor("the version registered", time.Minute, func() bool {
