@@ -172,3 +172,40 @@ func TestLeases(t *testing.T) {
 		t.Errorf("abandoned last attempt: %s %q, finished %v", r.Status, r.DecisionReason, r.FinishedAt)
 	}
 }
+
+// BenchmarkLeaseHeartbeat holds a run's lease (3 s, so a heartbeat every
+// second) for ten heartbeats against the ClickHouse of the environment,
+// sampling the lease every 100 ms, and reports the oldest heartbeat seen
+// as a share of the lease: how close a loaded machine comes to letting a
+// live run's lease lapse (the tests check that heartbeats happen, not
+// their timing).
+func BenchmarkLeaseHeartbeat(b *testing.B) {
+	conn, _ := testdb.Open(b, "lease_bench")
+	ctx := context.Background()
+	const leaseFor = 3 * time.Second
+	tr, err := New(Options{Conn: conn, Events: &eventLog{},
+		Settings: Settings{DataDir: b.TempDir(), Defaults: modelCfg(), Lease: leaseFor}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var oldest time.Duration
+	for i := 0; b.Loop(); i++ {
+		r := &Run{RunID: fmt.Sprintf("bench-%d", i), ModelID: "m-bench"}
+		stop, err := tr.holdLease(ctx, r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for end := time.Now().Add(10 * leaseFor / 3); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+			l, err := tr.store().lease(ctx, r)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if l != nil {
+				oldest = max(oldest, l.age)
+			}
+		}
+		stop()
+	}
+	b.ReportMetric(oldest.Seconds(), "oldest-heartbeat-s")
+	b.ReportMetric(oldest.Seconds()/leaseFor.Seconds(), "of-lease")
+}
