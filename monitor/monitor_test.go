@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -510,11 +511,23 @@ func (failedRow) ScanStruct(any) error { return errInjected }
 
 // recordingWriter stands in for the retrain-triggers writer and keeps what
 // is published.
-type recordingWriter struct{ msgs []kafka.Message }
+type recordingWriter struct {
+	mu   sync.Mutex // Run's goroutines write, the test reads
+	msgs []kafka.Message
+}
 
 func (w *recordingWriter) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.msgs = append(w.msgs, msgs...)
 	return nil
+}
+
+// sent returns the messages written so far.
+func (w *recordingWriter) sent() []kafka.Message {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.msgs)
 }
 
 // TestEvaluateFailsWithoutModelVersion: when the query of the window's
@@ -548,8 +561,8 @@ func TestEvaluateFailsWithoutModelVersion(t *testing.T) {
 	if !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "model version") {
 		t.Fatalf("evaluate with the version query failing: error %v, want the injected failure of the model version read", err)
 	}
-	if len(res.Decisions) != 0 || len(tw.msgs) != 0 {
-		t.Errorf("version query failed: %d decisions, %d triggers published; want none", len(res.Decisions), len(tw.msgs))
+	if len(res.Decisions) != 0 || len(tw.sent()) != 0 {
+		t.Errorf("version query failed: %d decisions, %d triggers published; want none", len(res.Decisions), len(tw.sent()))
 	}
 	if n := w.count(t, "SELECT count() FROM retrain_triggers"); n != 0 {
 		t.Errorf("version query failed: retrain_triggers holds %d rows, want 0", n)
@@ -564,8 +577,8 @@ func TestEvaluateFailsWithoutModelVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(res.Decisions) != 1 || res.Decisions[0].Outcome != OutcomePublished || res.Decisions[0].Trigger.Reason != schemas.TriggerSchedule ||
-		res.Decisions[0].Trigger.ModelVersion != "1" || len(tw.msgs) != 1 {
-		t.Fatalf("version query answering: decisions %+v, %d published; want one scheduled trigger of version 1", res.Decisions, len(tw.msgs))
+		res.Decisions[0].Trigger.ModelVersion != "1" || len(tw.sent()) != 1 {
+		t.Fatalf("version query answering: decisions %+v, %d published; want one scheduled trigger of version 1", res.Decisions, len(tw.sent()))
 	}
 }
 
