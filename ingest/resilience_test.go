@@ -303,7 +303,9 @@ func TestExactlyOnceAcrossSIGKILL(t *testing.T) {
 		done <- func() error {
 			var start int64 // the first process starts at offset 0
 			proven := 0
-			for tick := time.NewTicker(50 * time.Millisecond); ; {
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for {
 				select {
 				case <-stop:
 					return errors.New("stopped")
