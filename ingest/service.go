@@ -195,6 +195,16 @@ func (s *Settings) limits() schemas.Limits {
 	return schemas.Limits{MaxFeatures: s.MaxFeatures, MaxBytes: s.MaxEventBytes, MaxFutureSkew: s.MaxFutureSkew}
 }
 
+// Resolved returns the configuration in effect (config.Resolver): every
+// zero setting that stands for a default replaced by it, clickhouse_user
+// as the clients will use it.
+func (c *Config) Resolved() any {
+	r := *c
+	r.Common = c.ResolvedCommon()
+	r.Settings = c.Settings.withDefaults()
+	return &r
+}
+
 // DefaultConfig returns the ingest defaults (HTTP on 127.0.0.1:9101).
 func DefaultConfig() *Config {
 	return &Config{Common: config.DefaultCommon("127.0.0.1:9101"), Config: migration.DefaultConfig(), Settings: DefaultSettings(), MemoryLimit: DefaultMemoryLimit}

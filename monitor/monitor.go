@@ -54,8 +54,8 @@ const (
 type ModelConfig struct {
 	// Reference is a fixed reference period for the model (for example its
 	// training period); zero means the instance's ReferenceMode.
-	ReferenceStart time.Time `yaml:"reference_start"`
-	ReferenceEnd   time.Time `yaml:"reference_end"`
+	ReferenceStart time.Time `yaml:"reference_start,omitempty"`
+	ReferenceEnd   time.Time `yaml:"reference_end,omitempty"`
 	// Policy replaces the instance's drift policy for this model when set.
 	Policy *policy.Config `yaml:"policy"`
 	// EvaluationTimeout replaces the instance's evaluation_timeout for

@@ -24,6 +24,33 @@ type Config struct {
 	config.TriggerSigning `yaml:",inline"`
 }
 
+// Resolved returns the configuration in effect (config.Resolver):
+// evaluation_timeout 0 as half of step, each model's 0 and missing policy
+// as the instance's,
+// clickhouse_user as the clients will use it. The monitor takes its other
+// settings as given (0 means what it says).
+func (c *Config) Resolved() any {
+	r := *c
+	r.Common = c.ResolvedCommon()
+	if r.EvaluationTimeout == 0 {
+		r.EvaluationTimeout = r.Step / 2
+	}
+	if c.Models != nil {
+		r.Models = make(map[string]ModelConfig, len(c.Models))
+		for id, mc := range c.Models {
+			if mc.EvaluationTimeout == 0 {
+				mc.EvaluationTimeout = r.EvaluationTimeout
+			}
+			if mc.Policy == nil {
+				p := r.Policy
+				mc.Policy = &p
+			}
+			r.Models[id] = mc
+		}
+	}
+	return &r
+}
+
 // DefaultConfig returns the monitor defaults (HTTP on 127.0.0.1:9102).
 func DefaultConfig() *Config {
 	return &Config{Common: config.DefaultCommon("127.0.0.1:9102"), Config: migration.DefaultConfig(), Settings: DefaultSettings()}

@@ -156,6 +156,12 @@ func (c ModelConfig) withDefaults() ModelConfig {
 	if c.MaxFeatures == 0 {
 		c.MaxFeatures = model.DefaultMaxFeatures
 	}
+	if c.C == 0 {
+		c.C = model.DefaultC
+	}
+	if c.Alpha == 0 {
+		c.Alpha = model.DefaultAlpha
+	}
 	return c
 }
 

@@ -64,6 +64,25 @@ func DefaultConfig() *Config {
 	return &Config{Common: config.DefaultCommon("127.0.0.1:9103"), Config: migration.DefaultConfig(), Settings: DefaultSettings()}
 }
 
+// Resolved returns the configuration in effect (config.Resolver): the
+// defaults and every model's settings as runs use them (an empty metric
+// is the task's, nil guardrails the task's default guardrail, zero
+// resamples 1000, …), clickhouse_user as the clients will use it. A
+// model under models takes nothing from defaults: zero values are the
+// built-in defaults.
+func (c *Config) Resolved() any {
+	r := *c
+	r.Common = c.ResolvedCommon()
+	r.Defaults = c.Defaults.withDefaults()
+	if c.Models != nil {
+		r.Models = make(map[string]ModelConfig, len(c.Models))
+		for id, mc := range c.Models {
+			r.Models[id] = mc.withDefaults()
+		}
+	}
+	return &r
+}
+
 // Validate reports every invalid setting.
 func (c *Config) Validate() error {
 	return errors.Join(c.Common.Validate(), c.Config.Validate(), c.Settings.Validate(), c.TriggerSigning.Validate())

@@ -13,6 +13,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/driftwatch/driftwatch/internal/chsql"
+	"github.com/driftwatch/driftwatch/internal/config"
 	"github.com/driftwatch/driftwatch/internal/testenv"
 )
 
@@ -144,5 +145,26 @@ func TestTLSFilesConfig(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestEffectiveUserAgrees: the user -check-config prints
+// (config.ClickHouse.EffectiveUser) is the one the clients connect as.
+func TestEffectiveUserAgrees(t *testing.T) {
+	for _, c := range []config.ClickHouse{
+		{ClickHouseURL: "http://127.0.0.1:8123/driftwatch"},
+		{ClickHouseURL: "http://bob:pw@127.0.0.1:8123/driftwatch"},
+		{ClickHouseURL: "clickhouse://reader@ch1:9000,ch2:9000/dw"},
+		{ClickHouseURL: "clickhouse://a%40b:pw@ch1:9000/dw"},
+		{ClickHouseURL: "http://bob:pw@127.0.0.1:8123/driftwatch", ClickHouseUser: "alice"},
+		{ClickHouseURL: "https://:pw@ch:8443/dw"},
+	} {
+		tg, err := Parse(FromConfig(c))
+		if err != nil {
+			t.Fatalf("%s: %v", c.ClickHouseURL, err)
+		}
+		if got := c.EffectiveUser(); got != tg.User {
+			t.Errorf("%s (clickhouse_user %q): -check-config says user %q, the clients connect as %q", Redact(c.ClickHouseURL), c.ClickHouseUser, got, tg.User)
+		}
 	}
 }

@@ -41,6 +41,19 @@ type ClickHouse struct {
 	ClickHouseTLSKeyFile  string `yaml:"clickhouse_tls_key_file" env:"DRIFTWATCH_CLICKHOUSE_TLS_KEY_FILE" flag:"clickhouse-tls-key-file" help:"PEM private key of clickhouse_tls_cert_file"`
 }
 
+// EffectiveUser is the ClickHouse user the clients connect as: clickhouse_user when
+// set, else the user name of the URL's userinfo, else "default" (what
+// chclient does with the same settings).
+func (c ClickHouse) EffectiveUser() string {
+	if c.ClickHouseUser != "" {
+		return c.ClickHouseUser
+	}
+	if u := URLUser(c.ClickHouseURL); u != "" {
+		return u
+	}
+	return "default"
+}
+
 // Logging chooses the log level and format.
 type Logging struct {
 	LogLevel  string `yaml:"log_level" env:"DRIFTWATCH_LOG_LEVEL" flag:"log-level" help:"log level: debug, info, warn or error"`
@@ -96,6 +109,13 @@ type Common struct {
 	Logging         `yaml:",inline"`
 	APIAuth         `yaml:",inline"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"DRIFTWATCH_SHUTDOWN_TIMEOUT" flag:"shutdown-timeout" help:"how long a graceful shutdown (flush, commit, close) may take"`
+}
+
+// ResolvedCommon returns c as it will be used, for a service's
+// [Resolver]: clickhouse_user is EffectiveUser.
+func (c Common) ResolvedCommon() Common {
+	c.ClickHouseUser = c.EffectiveUser()
+	return c
 }
 
 // DefaultKafka returns the local-development Kafka defaults.

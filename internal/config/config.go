@@ -61,6 +61,16 @@ type Validator interface {
 	Validate() error
 }
 
+// Resolver is implemented by a configuration in which a zero value stands
+// for a default the service resolves when it starts (the trainer's empty
+// metric is roc_auc or rmse by task, nil guardrails are the task's default
+// guardrail, an empty clickhouse_user is the URL's user or "default").
+// Resolved returns a copy with every such value resolved, as the service
+// will use it; -check-config prints it.
+type Resolver interface {
+	Resolved() any
+}
+
 // Loaded describes how a configuration was obtained.
 type Loaded struct {
 	// File is the YAML file read, or "" when none was given.
@@ -149,12 +159,21 @@ func Load(cfg Validator, opts LoadOptions) (Loaded, error) {
 // fields show "<redacted>", and every secret cfg holds (SecretValues: a
 // password inside a URL's userinfo or ?password= too) shows [REDACTED]
 // wherever it appears.
+//
+// When cfg is a [Resolver], Dump prints cfg.Resolved(): the configuration
+// in effect, each zero value that stands for a default replaced by that
+// default, so that the output read back as a -config file configures the
+// service exactly as cfg does.
 func Dump(w io.Writer, cfg any) error {
+	red := NewRedactor(cfg)
+	if r, ok := cfg.(Resolver); ok {
+		cfg = r.Resolved()
+	}
 	out, err := yaml.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("encode configuration: %w", err)
 	}
-	out = []byte(NewRedactor(cfg).Redact(string(out)))
+	out = []byte(red.Redact(string(out)))
 	_, err = w.Write(out)
 	return err
 }

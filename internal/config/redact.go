@@ -27,6 +27,30 @@ func SecretParam(key string) bool {
 // parse (scheme://user:password@host).
 var userinfoRE = regexp.MustCompile(`://[^/?#@:]*:([^/?#@]+)@`)
 
+// URLUser returns the user name of a URL's userinfo
+// (scheme://user:password@host, host lists accepted), "" when it has none
+// or raw is not a URL.
+func URLUser(raw string) string {
+	i := strings.Index(raw, "://")
+	if i < 0 {
+		return ""
+	}
+	rest := raw[i+3:]
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndex(rest[:end], "@")
+	if at < 0 {
+		return ""
+	}
+	name, _, _ := strings.Cut(rest[:at], ":")
+	if u, err := url.PathUnescape(name); err == nil {
+		return u
+	}
+	return name
+}
+
 // URLSecrets returns the credentials written into a URL: the password of
 // its userinfo (scheme://user:password@host, host lists accepted) and the
 // value of every query parameter SecretParam names (?password=…). A string

@@ -1,0 +1,28 @@
+package monitor
+
+import (
+	"testing"
+
+	"github.com/driftwatch/driftwatch/internal/config"
+	"github.com/driftwatch/driftwatch/internal/config/configtest"
+)
+
+// TestCheckConfigRoundTrip: the monitor's -check-config prints the
+// configuration in effect (evaluation_timeout 0 as half of step, a
+// model's missing policy as the instance's), and read back as a -config
+// file it configures the monitor the same way.
+func TestCheckConfigRoundTrip(t *testing.T) {
+	configtest.RoundTrip(t, "monitor", func() config.Validator { return DefaultConfig() },
+		[]string{
+			"policy.thresholds", "policy.features", "models", "trigger_signing_key_file",
+			"triggers.schedule",     // 0s: no scheduled retrain
+			"triggers.data_quality", // false is a setting
+			"performance.metric",    // per model by its task, learnt from its outcomes
+			"models.*.policy.thresholds", "models.*.policy.features",
+		},
+		[]configtest.Case{
+			{Name: "defaults"},
+			{Name: "step changes the evaluation timeout", Args: []string{"-step", "10m"}},
+			{Name: "a model with its own reference", File: "models:\n  m1:\n    reference_start: 2026-01-01T00:00:00Z\n    reference_end: 2026-01-02T00:00:00Z\n  m2:\n    evaluation_timeout: 5s\n"},
+		})
+}
