@@ -32,10 +32,13 @@ type Settings struct {
 	EvaluationTimeout     time.Duration `yaml:"evaluation_timeout" env:"DRIFTWATCH_MONITOR_EVALUATION_TIMEOUT" flag:"evaluation-timeout" help:"deadline of one model's evaluation round; a model past it is cut off with an error and retried next round (0: half of step)"`
 	EvaluationConcurrency int           `yaml:"evaluation_concurrency" env:"DRIFTWATCH_MONITOR_EVALUATION_CONCURRENCY" flag:"evaluation-concurrency" help:"models evaluated at the same time"`
 
-	Policy      policy.Config          `yaml:"policy"`
-	Triggers    TriggerConfig          `yaml:"triggers"`
-	Performance PerformanceConfig      `yaml:"performance"`
-	Models      map[string]ModelConfig `yaml:"models"`
+	Policy      policy.Config     `yaml:"policy"`
+	Triggers    TriggerConfig     `yaml:"triggers"`
+	Performance PerformanceConfig `yaml:"performance"`
+	// Models holds per-model overrides by model id: a fixed reference, a
+	// policy, an evaluation timeout; what an entry leaves out is the
+	// instance's.
+	Models map[string]ModelConfig `yaml:"models"`
 }
 
 // DefaultSettings are the monitor's defaults: one-hour windows every

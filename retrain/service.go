@@ -38,7 +38,10 @@ type Settings struct {
 	QueueSize     int           `yaml:"queue_size" env:"DRIFTWATCH_TRAINER_QUEUE_SIZE" flag:"queue-size" help:"most triggers waiting in memory; more wait in Kafka"`
 	QueueBytes    int           `yaml:"queue_bytes" env:"DRIFTWATCH_TRAINER_QUEUE_BYTES" flag:"queue-bytes" help:"most bytes of triggers waiting in memory (twice their messages' size); more wait in Kafka"`
 
-	// Defaults apply to models not in Models.
+	// Defaults apply to models not in Models. A model in Models takes
+	// nothing from Defaults: a key its entry leaves out is the built-in
+	// default, and task, train_window and eval_window are required
+	// (-check-config prints each entry as it will be used).
 	Defaults ModelConfig            `yaml:"defaults"`
 	Models   map[string]ModelConfig `yaml:"models"`
 }

@@ -258,8 +258,8 @@ func supported(t reflect.Type) bool {
 func newFlagSet(opts LoadOptions, fields []field) (*flag.FlagSet, *string, *bool) {
 	fs := flag.NewFlagSet(opts.Name, flag.ContinueOnError)
 	fs.SetOutput(opts.Output)
-	file := fs.String("config", "", "YAML configuration `file` (also DRIFTWATCH_CONFIG); unknown keys are errors")
-	check := fs.Bool("check-config", false, "load and validate the configuration, print it with secrets redacted, and exit")
+	file := fs.String("config", "", "YAML configuration `file` (also DRIFTWATCH_CONFIG) holding this service's keys only (one file per service; another service's key is an unknown key, an error); see docs/configuration.md")
+	check := fs.Bool("check-config", false, "load and validate the configuration, print it as it will be used (defaults resolved, secrets redacted; valid as a -config file), and exit")
 	for _, f := range fields {
 		if f.flag == "" {
 			continue
