@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/driftwatch/driftwatch/internal/chclient"
 	"github.com/driftwatch/driftwatch/internal/config"
@@ -63,6 +64,16 @@ func AddDependencyChecks(srv *Server, conn driver.Conn, kopts kafkaio.Options) {
 	srv.AddCheck("kafka", func(ctx context.Context) error { return kafkaio.Ping(ctx, kopts) })
 }
 
+type registryKey struct{}
+
+// WithRegistry returns ctx carrying reg, the registry Run's HTTP server
+// serves on /metrics and the service registers its metrics with (a new
+// one without it): a test hands one in to list every metric a service
+// registers (reg.Describe), whether or not it has a series yet.
+func WithRegistry(ctx context.Context, reg *prometheus.Registry) context.Context {
+	return context.WithValue(ctx, registryKey{}, reg)
+}
+
 // Run is every service's start-up and shutdown: the HTTP server (health,
 // readiness, metrics) first, so a port in use is reported at once;
 // ClickHouse, waited for and migrated; the topics; the service's Setup;
@@ -78,7 +89,8 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	// URLs, Spec.Secrets) replaced.
 	red := config.RedactorOf(append(config.SecretValues(spec.Common), spec.Secrets...))
 	log := slog.New(red.Handler(spec.Common.Logger(spec.Name).Handler()))
-	srv, stopHTTP, err := Start(ctx, Options{Name: spec.Name, Addr: spec.Common.HTTPAddr, Logger: log, ShutdownTimeout: spec.Common.ShutdownTimeout, HTTP: spec.Common.HTTP, Auth: spec.Common.APIAuth})
+	reg, _ := ctx.Value(registryKey{}).(*prometheus.Registry)
+	srv, stopHTTP, err := Start(ctx, Options{Name: spec.Name, Addr: spec.Common.HTTPAddr, Logger: log, ShutdownTimeout: spec.Common.ShutdownTimeout, HTTP: spec.Common.HTTP, Auth: spec.Common.APIAuth, Registry: reg})
 	if err != nil {
 		return err
 	}
