@@ -1,0 +1,221 @@
+package monitor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/driftwatch/driftwatch/internal/testdb"
+)
+
+// schema is the part of an OpenAPI 3.0 schema object openapi.yaml uses.
+type schema struct {
+	Ref                  string             `yaml:"$ref"`
+	Type                 string             `yaml:"type"`
+	Format               string             `yaml:"format"`
+	Nullable             bool               `yaml:"nullable"`
+	Required             []string           `yaml:"required"`
+	Properties           map[string]*schema `yaml:"properties"`
+	Items                *schema            `yaml:"items"`
+	Enum                 []any              `yaml:"enum"`
+	AdditionalProperties *bool              `yaml:"additionalProperties"`
+}
+
+type openAPI struct {
+	Paths map[string]map[string]struct {
+		Responses map[string]struct {
+			Ref     string `yaml:"$ref"`
+			Content map[string]struct {
+				Schema *schema `yaml:"schema"`
+			} `yaml:"content"`
+		} `yaml:"responses"`
+	} `yaml:"paths"`
+	Components struct {
+		Schemas map[string]*schema `yaml:"schemas"`
+	} `yaml:"components"`
+}
+
+// validate reports every way v (decoded JSON) differs from s, at path. An
+// object may hold only the properties its schema declares, so a field a
+// handler adds without documenting it fails too.
+func (doc *openAPI) validate(s *schema, v any, path string) []string {
+	if s.Ref != "" {
+		name := strings.TrimPrefix(s.Ref, "#/components/schemas/")
+		ref, ok := doc.Components.Schemas[name]
+		if !ok {
+			return []string{fmt.Sprintf("%s: unknown $ref %s", path, s.Ref)}
+		}
+		return doc.validate(ref, v, path)
+	}
+	if v == nil {
+		if s.Nullable || s.Type == "" {
+			return nil
+		}
+		return []string{fmt.Sprintf("%s: null, the schema says %s (not nullable)", path, s.Type)}
+	}
+	var errs []string
+	bad := func(f string, a ...any) { errs = append(errs, path+": "+fmt.Sprintf(f, a...)) }
+	switch s.Type {
+	case "object":
+		m, ok := v.(map[string]any)
+		if !ok {
+			bad("%T, want an object", v)
+			break
+		}
+		for _, k := range s.Required {
+			if _, ok := m[k]; !ok {
+				bad("required property %q is missing", k)
+			}
+		}
+		for k, x := range m {
+			p, ok := s.Properties[k]
+			if !ok {
+				if s.Properties != nil || (s.AdditionalProperties != nil && !*s.AdditionalProperties) {
+					bad("property %q is not in the schema", k)
+				}
+				continue
+			}
+			errs = append(errs, doc.validate(p, x, path+"."+k)...)
+		}
+	case "array":
+		a, ok := v.([]any)
+		if !ok {
+			bad("%T, want an array", v)
+			break
+		}
+		for i, x := range a {
+			if s.Items != nil {
+				errs = append(errs, doc.validate(s.Items, x, fmt.Sprintf("%s[%d]", path, i))...)
+			}
+		}
+	case "string":
+		str, ok := v.(string)
+		if !ok {
+			bad("%T, want a string", v)
+			break
+		}
+		if s.Format == "date-time" {
+			if _, err := time.Parse(time.RFC3339Nano, str); err != nil {
+				bad("%q is not a date-time", str)
+			}
+		}
+	case "number", "integer":
+		f, ok := v.(float64)
+		if !ok {
+			bad("%T, want a %s", v, s.Type)
+			break
+		}
+		if s.Type == "integer" && f != math.Trunc(f) {
+			bad("%v, want an integer", f)
+		}
+	case "boolean":
+		if _, ok := v.(bool); !ok {
+			bad("%T, want a boolean", v)
+		}
+	case "":
+	default:
+		bad("schema type %q is not handled by this validator", s.Type)
+	}
+	if len(s.Enum) > 0 && !slices.ContainsFunc(s.Enum, func(e any) bool { return fmt.Sprint(e) == fmt.Sprint(v) }) {
+		bad("%v is not one of %v", v, s.Enum)
+	}
+	return errs
+}
+
+// TestOpenAPIResponses: every route the monitor serves answers, on real
+// ClickHouse data (a drift, a skipped and a data-quality row, a trigger,
+// performance and correlations), with a body its openapi.yaml response
+// schema accepts, property by property; a route openapi.yaml gives no
+// JSON schema for its answer fails.
+func TestOpenAPIResponses(t *testing.T) {
+	raw, err := os.ReadFile("openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc openAPI
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	conn, _ := testdb.Open(t, "monitor_openapi")
+	ctx := context.Background()
+	end := time.Now().UTC().Truncate(time.Hour)
+	start := end.Add(-time.Hour)
+	ws, we, rs, re := sqlTime(start), sqlTime(end), sqlTime(start.Add(-24*time.Hour)), sqlTime(start)
+	for _, q := range []string{
+		`INSERT INTO drift_results (model_id, model_version, window_start, window_end, reference_start, reference_end, reference_kind, feature, kind, method, value, p_value, p_value_adjusted, threshold, drifted, sustained, status, note, samples) VALUES
+			('m1', 'v1', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, 'pinned', 'f1', 'drift', 'ks', 0.4, 0.001, 0.002, 0.05, true, true, 'drifted', '', 500),
+			('m1', 'v1', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, 'pinned', 'f1', 'drift', 'psi', 0.3, NULL, NULL, 0.2, true, true, 'drifted', '', 500),
+			('m1', 'v1', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, 'pinned', 'city', 'drift', 'chi_square', nan, NULL, NULL, 0.05, false, false, 'skipped', 'high cardinality', 500),
+			('m1', 'v1', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, 'pinned', '__all', 'data_quality', 'volume_ratio', 1.1, NULL, NULL, 2, false, false, 'ok', '', 500),
+			('m1', 'v1', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, 'pinned', '__all', 'data_quality', 'verdict', 1, NULL, NULL, 0, true, true, 'drifted', '', 500)`,
+		`INSERT INTO retrain_triggers (trigger_id, dedup_key, model_id, model_version, reason, policy, window_start, window_end, reference_start, reference_end, evidence, created_at) VALUES
+			('t1', 'm1/feature_drift/x', 'm1', 'v1', 'feature_drift', 'default', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, '[{"check":"drift","feature":"f1","method":"ks","value":0.4,"threshold":0.05,"p_value":0.001,"samples":500}]', ` + we + `)`,
+		`INSERT INTO performance_results (model_id, model_version, window_start, window_end, metric, value, samples, label_coverage, computed_at) VALUES
+			('m1', 'v1', ` + ws + `, ` + we + `, 'roc_auc', 0.81, 400, 0.8, ` + we + `)`,
+		`INSERT INTO business_correlations (model_id, model_metric, business_metric, lag, method, value, p_value, samples, bucket_seconds, window_start, window_end, computed_at) VALUES
+			('m1', 'roc_auc', 'revenue', 2, 'pearson', 0.9, 0.001, 48, 3600, ` + rs + `, ` + we + `, ` + we + `)`,
+	} {
+		if err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := testSettings(48*time.Hour, DefaultSettings().Policy, nil)
+	m := apiMonitor(t, conn, s)
+	h := m.API()
+	// What each path parameter is in the requests; a route with another
+	// parameter fails until it is added here.
+	params := map[string]string{"{model}": "m1", "{feature}": "f1"}
+	bodies := map[string]string{"POST /api/v1/models/{model}/triggers": `{"note": "openapi test", "idempotency_key": "openapi-1"}`}
+	for _, r := range m.routes() {
+		t.Run(r.method+" "+r.path, func(t *testing.T) {
+			path := r.path
+			for k, v := range params {
+				path = strings.ReplaceAll(path, k, v)
+			}
+			if strings.Contains(path, "{") {
+				t.Fatalf("no value for a parameter of %s: add it to params", r.path)
+			}
+			req := httptest.NewRequest(r.method, path, strings.NewReader(bodies[r.method+" "+r.path]))
+			if r.method != http.MethodGet {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code >= 300 {
+				t.Fatalf("%s %s: %d %s", r.method, path, rec.Code, rec.Body.String())
+			}
+			op, ok := doc.Paths[r.path][strings.ToLower(r.method)]
+			if !ok {
+				t.Fatalf("openapi.yaml does not document %s %s", r.method, r.path)
+			}
+			resp, ok := op.Responses[fmt.Sprint(rec.Code)]
+			if !ok {
+				t.Fatalf("openapi.yaml documents no %d answer of %s %s", rec.Code, r.method, r.path)
+			}
+			sch := resp.Content["application/json"].Schema
+			if sch == nil {
+				t.Fatalf("openapi.yaml gives no application/json schema for the %d answer of %s %s", rec.Code, r.method, r.path)
+			}
+			var body any
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Fatalf("answer is not JSON: %v: %s", err, rec.Body.String())
+			}
+			if errs := doc.validate(sch, body, "body"); len(errs) > 0 {
+				t.Errorf("%s %s answers what openapi.yaml does not describe:\n  %s\nanswer: %s", r.method, path, strings.Join(errs, "\n  "), rec.Body.String())
+			}
+			if strings.Count(rec.Body.String(), "[]") > 0 && r.method == http.MethodGet {
+				t.Errorf("%s %s answers an empty list: the seeded data did not reach it, so its rows went unchecked: %s", r.method, path, rec.Body.String())
+			}
+		})
+	}
+}
