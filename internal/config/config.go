@@ -163,19 +163,56 @@ func Load(cfg Validator, opts LoadOptions) (Loaded, error) {
 // When cfg is a [Resolver], Dump prints cfg.Resolved(): the configuration
 // in effect, each zero value that stands for a default replaced by that
 // default, so that the output read back as a -config file configures the
-// service exactly as cfg does.
+// service exactly as cfg does. An embedded [ClickHouse] always shows
+// clickhouse_user as the clients will use it (EffectiveUser).
 func Dump(w io.Writer, cfg any) error {
 	red := NewRedactor(cfg)
 	if r, ok := cfg.(Resolver); ok {
 		cfg = r.Resolved()
 	}
-	out, err := yaml.Marshal(cfg)
+	out, err := yaml.Marshal(withEffectiveUser(cfg))
 	if err != nil {
 		return fmt.Errorf("encode configuration: %w", err)
 	}
 	out = []byte(red.Redact(string(out)))
 	_, err = w.Write(out)
 	return err
+}
+
+var clickHouseType = reflect.TypeOf(ClickHouse{})
+
+// withEffectiveUser returns cfg, or a copy of it when it embeds
+// [ClickHouse], with clickhouse_user as the clients will use it
+// (EffectiveUser), so that every command's -check-config shows it.
+func withEffectiveUser(cfg any) any {
+	rv := reflect.ValueOf(cfg)
+	if rv.Kind() == reflect.Pointer {
+		rv = rv.Elem()
+	}
+	if rv.Kind() != reflect.Struct {
+		return cfg
+	}
+	cp := reflect.New(rv.Type()).Elem()
+	cp.Set(rv)
+	var set func(v reflect.Value) bool
+	set = func(v reflect.Value) bool {
+		if v.Type() == clickHouseType {
+			ch := v.Addr().Interface().(*ClickHouse)
+			ch.ClickHouseUser = ch.EffectiveUser()
+			return true
+		}
+		found := false
+		for i := range v.NumField() {
+			if f := v.Type().Field(i); f.Anonymous && f.IsExported() && f.Type.Kind() == reflect.Struct {
+				found = set(v.Field(i)) || found
+			}
+		}
+		return found
+	}
+	if !set(cp) {
+		return cfg
+	}
+	return cp.Addr().Interface()
 }
 
 func loadYAML(path string, cfg any) error {

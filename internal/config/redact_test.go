@@ -88,3 +88,33 @@ func TestRedactorLogsAndErrors(t *testing.T) {
 		t.Errorf("nil Redactor changed the text: %q", got)
 	}
 }
+
+// TestDumpShowsEffectiveUser: -check-config of anything that embeds
+// ClickHouse shows the user the clients connect as — the URL's, or
+// "default" — never an empty clickhouse_user, and leaves cfg as it was.
+func TestDumpShowsEffectiveUser(t *testing.T) {
+	type cmd struct {
+		ClickHouse `yaml:",inline"`
+		Other      string `yaml:"other"`
+	}
+	for _, tc := range []struct{ url, user, want string }{
+		{"http://127.0.0.1:8123/driftwatch", "", "clickhouse_user: default\n"},
+		{"clickhouse://reader:pw@ch1:9000,ch2:9000/dw", "", "clickhouse_user: reader\n"},
+		{"http://bob:pw@h:8123/x", "alice", "clickhouse_user: alice\n"},
+	} {
+		c := &cmd{ClickHouse: ClickHouse{ClickHouseURL: tc.url, ClickHouseUser: tc.user}}
+		var b strings.Builder
+		if err := Dump(&b, c); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), tc.want) {
+			t.Errorf("%s: dump lacks %q:\n%s", tc.url, tc.want, b.String())
+		}
+		if strings.Contains(b.String(), "pw") {
+			t.Errorf("%s: dump shows the password:\n%s", tc.url, b.String())
+		}
+		if c.ClickHouseUser != tc.user {
+			t.Errorf("Dump changed the configuration's clickhouse_user to %q", c.ClickHouseUser)
+		}
+	}
+}
