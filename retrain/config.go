@@ -33,7 +33,9 @@ type ModelConfig struct {
 	// Margin is how much better (in Metric's units) the challenger must be.
 	Margin float64 `yaml:"margin"`
 	// Guardrails (brier ≤ +0.01 for classification, r2 ≥ −0.02 for
-	// regression when nil).
+	// regression when nil, that is when the key is absent); an empty list,
+	// guardrails: [], is no guardrail at all. -check-config prints the
+	// default guardrail, so its output keeps it.
 	Guardrails []Guardrail `yaml:"guardrails"`
 	// Maturity is how old an inference must be for its label to count as
 	// final: when 0, the p99 label delay of the model's last day of labels
