@@ -36,8 +36,10 @@ type Settings struct {
 	Triggers    TriggerConfig     `yaml:"triggers"`
 	Performance PerformanceConfig `yaml:"performance"`
 	// Models holds per-model overrides by model id: a fixed reference, a
-	// policy, an evaluation timeout; what an entry leaves out is the
-	// instance's.
+	// policy, an evaluation timeout; a key an entry leaves out is the
+	// instance's, but a policy given replaces the instance's whole, so it
+	// needs all of its keys (-check-config shows each model's policy in
+	// effect).
 	Models map[string]ModelConfig `yaml:"models"`
 }
 

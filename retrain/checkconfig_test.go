@@ -28,7 +28,7 @@ func TestCheckConfigRoundTrip(t *testing.T) {
 			{Name: "defaults"},
 			{Name: "regression defaults", File: "defaults:\n  task: regression\n"},
 			{Name: "zeros in the file are defaults", File: "defaults:\n  metric: \"\"\n  resamples: 0\n  level: 0\n  timeout: 0s\n"},
-			{Name: "models take the built-in defaults, not defaults'", File: "defaults:\n  margin: 0.02\nmodels:\n  m1:\n    task: regression\n    train_window: 24h\n    eval_window: 1h\n  m2:\n    task: binary_classification\n    positive_class: \"yes\"\n    train_window: 24h\n    eval_window: 1h\n    guardrails:\n      - metric: log_loss\n        max_degradation: 0.1\n"},
+			{Name: "models take the built-in defaults, not defaults:", File: "defaults:\n  margin: 0.02\nmodels:\n  m1:\n    task: regression\n    train_window: 24h\n    eval_window: 1h\n  m2:\n    task: binary_classification\n    positive_class: \"yes\"\n    train_window: 24h\n    eval_window: 1h\n    guardrails:\n      - metric: log_loss\n        max_degradation: 0.1\n"},
 		})
 }
 
