@@ -10,6 +10,7 @@ import (
 	"github.com/driftwatch/driftwatch/internal/migration"
 	"github.com/driftwatch/driftwatch/internal/service"
 	"github.com/driftwatch/driftwatch/internal/signing"
+	"github.com/driftwatch/driftwatch/monitor/console"
 	"github.com/driftwatch/driftwatch/schemas"
 )
 
@@ -84,7 +85,15 @@ func RunService(ctx context.Context, cfg *Config) error {
 			if err != nil {
 				return nil, err
 			}
-			rt.Server.Handle("/api/", m.API())
+			api := m.API()
+			rt.Server.Handle("/api/", api)
+			// The console reads the same API in-process, behind the same
+			// protection (docs/console.md).
+			ui, err := console.New(console.Options{API: api})
+			if err != nil {
+				return nil, err
+			}
+			rt.Server.Handle("/ui/", ui)
 			rt.Log.Info("monitoring", "window", cfg.Window, "step", cfg.Step, "reference", cfg.ReferenceMode+"/"+cfg.Reference.String())
 			return m.Run, nil
 		},
