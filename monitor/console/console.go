@@ -137,11 +137,10 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, title string, err
 // before at (the latest when at is zero) as one self-contained HTML
 // document: inline CSS and SVG, no scripts, no links to load.
 func (c *Console) Report(ctx context.Context, w io.Writer, model string, at time.Time) error {
-	v, err := c.model(ctx, model, "", at)
+	v, err := c.model(ctx, model, "", at, true)
 	if err != nil {
 		return err
 	}
-	v.Report = true
 	p := &page{Title: "driftwatch report: " + model, Report: true, CSS: template.CSS(stylesheet), View: v}
 	p.Now = c.now().UTC()
 	return c.tmpl.ExecuteTemplate(w, "model", p)

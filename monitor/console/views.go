@@ -209,7 +209,7 @@ func (c *Console) modelPage(w http.ResponseWriter, r *http.Request) {
 		}
 		at = t
 	}
-	v, err := c.model(r.Context(), model, q.Get("feature"), at)
+	v, err := c.model(r.Context(), model, q.Get("feature"), at, false)
 	if errors.Is(err, errNotFound) {
 		c.render(w, r, http.StatusOK, "model", &page{Title: model, View: &modelView{Model: model}})
 		return
@@ -221,7 +221,7 @@ func (c *Console) modelPage(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, http.StatusOK, "model", &page{Title: model, View: v})
 }
 
-func (c *Console) model(ctx context.Context, model, feature string, at time.Time) (*modelView, error) {
+func (c *Console) model(ctx context.Context, model, feature string, at time.Time, report bool) (*modelView, error) {
 	pm := url.PathEscape(model)
 	var latest struct {
 		Results []resultRow `json:"results"`
@@ -229,7 +229,7 @@ func (c *Console) model(ctx context.Context, model, feature string, at time.Time
 	if err := c.get(ctx, "/api/v1/models/"+pm+"/results", &latest); err != nil {
 		return nil, err
 	}
-	v := &modelView{Model: model, Feature: feature}
+	v := &modelView{Model: model, Feature: feature, Report: report}
 	features := map[string]bool{}
 	for _, r := range latest.Results {
 		if r.Kind == "data_quality" {

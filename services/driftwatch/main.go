@@ -10,6 +10,7 @@ import (
 	"github.com/driftwatch/driftwatch/services/driftwatch/bench"
 	"github.com/driftwatch/driftwatch/services/driftwatch/command"
 	"github.com/driftwatch/driftwatch/services/driftwatch/gen"
+	"github.com/driftwatch/driftwatch/services/driftwatch/report"
 )
 
 // commands lists every subcommand.
@@ -18,6 +19,7 @@ func commands() []command.Command {
 	cmds = append(cmds, admin.Commands()...)
 	cmds = append(cmds, gen.Commands()...)
 	cmds = append(cmds, bench.Commands()...)
+	cmds = append(cmds, report.Commands()...)
 	return cmds
 }
 
