@@ -125,10 +125,12 @@ type Series struct {
 // compare). marked[i] flags label i (a category the reference never saw):
 // its label is drawn bold and its bars get the class "new".
 func Bars(labels []string, series []Series, marked []bool, unit string) template.HTML {
-	const h, left, top, bottom = 200, 46, 10, 60
+	const h, left, top = 200, 46, 10
+	// The legend stacks a line per series under the labels.
+	bottom := 60 + 14*len(series)
 	n := max(1, len(labels))
 	slot := math.Max(8, math.Min(40, 560/float64(n)))
-	w := left + int(slot*float64(n)) + 10
+	w := max(left+int(slot*float64(n))+10, 320)
 	top1 := 0.0
 	for _, s := range series {
 		for _, v := range s.Values {
@@ -170,7 +172,10 @@ func Bars(labels []string, series []Series, marked []bool, unit string) template
 			fmt.Fprintf(&b, `<text class="label" x="%.1f" y="%.1f"%s transform="rotate(35 %.1f %.1f)">%s</text>`, x, y, weight, x, y, esc(label))
 		}
 	}
-	legend(&b, series, left, top+h+bottom-6)
+	for k, s := range series {
+		y := top + h + 64 + 14*k
+		fmt.Fprintf(&b, `<rect class="key %s" x="%d" y="%d" width="10" height="10"/><text class="label" x="%d" y="%d">%s</text>`, s.Class, left, y-9, left+14, y, esc(s.Name))
+	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
 }

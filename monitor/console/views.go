@@ -485,6 +485,19 @@ func (c *Console) performance(ctx context.Context, v *modelView) error {
 		metrics = append(metrics, m)
 	}
 	slices.Sort(metrics)
+	// One chart on a 0–1 scale: the metrics that are shares or scores
+	// (accuracy, roc_auc, …), not counts or seconds (label delays).
+	metrics = slices.DeleteFunc(metrics, func(m string) bool {
+		if m == "label_coverage" {
+			return true
+		}
+		for _, p := range byMetric[m] {
+			if p.Y < 0 || p.Y > 1 {
+				return true
+			}
+		}
+		return false
+	})
 	for i, m := range metrics {
 		pts := byMetric[m]
 		slices.SortFunc(pts, func(a, b svgchart.Point) int { return a.T.Compare(b.T) })
