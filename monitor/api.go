@@ -26,6 +26,12 @@ import (
 //	POST /api/v1/models/{model}/triggers                  a manual trigger
 //	GET  /api/v1/models/{model}/performance?metric=roc_auc&limit=100  newest value per window
 //	GET  /api/v1/models/{model}/correlations              latest business correlations, every lag
+//	GET  /api/v1/models/{model}/features/{feature}/distribution?window_end=T  bin or category counts
+//	GET  /api/v1/models/{model}/drift-matrix?windows=24&method=psi  features × windows
+//	GET  /api/v1/models/{model}/data-quality?limit=100    newest result of each check
+//	GET  /api/v1/models/{model}/dead-letters?from=&to=    dead letters per reason
+//	GET  /api/v1/models/{model}/training-runs?limit=100   runs, champion against challenger
+//	GET  /api/v1/models/{model}/versions                  registered versions, the champion
 //
 // Every query of the API runs with the request's context, so a client that
 // goes away cancels it, within api_query_timeout (the context's deadline
@@ -55,6 +61,12 @@ func (m *Monitor) routes() []route {
 		{"POST", "/api/v1/models/{model}/triggers", m.apiManual},
 		{"GET", "/api/v1/models/{model}/performance", m.apiPerformance},
 		{"GET", "/api/v1/models/{model}/correlations", m.apiCorrelations},
+		{"GET", "/api/v1/models/{model}/features/{feature}/distribution", m.apiDistribution},
+		{"GET", "/api/v1/models/{model}/drift-matrix", m.apiDriftMatrix},
+		{"GET", "/api/v1/models/{model}/data-quality", m.apiDataQuality},
+		{"GET", "/api/v1/models/{model}/dead-letters", m.apiDeadLetters},
+		{"GET", "/api/v1/models/{model}/training-runs", m.apiTrainingRuns},
+		{"GET", "/api/v1/models/{model}/versions", m.apiVersions},
 	}
 }
 
@@ -80,13 +92,15 @@ func (m *Monitor) apiPerformance(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	out, truncated, ok := apiQuery(m, w, r, limit, func(ctx context.Context, n int) ([]PerformanceRow, error) {
-		return m.store.Performance(ctx, model, r.URL.Query().Get("metric"), n)
+	var sql string
+	out, truncated, ok := apiQuery(m, w, r, limit, func(ctx context.Context, n int) (rows []PerformanceRow, err error) {
+		rows, sql, err = m.store.Performance(ctx, model, r.URL.Query().Get("metric"), n)
+		return rows, err
 	})
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "performance": out, "truncated": truncated})
+	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "performance": out, "truncated": truncated, "sql": []string{sql}})
 }
 
 // CorrelationRow is one lag of a model/business metric correlation.
@@ -108,11 +122,15 @@ func (m *Monitor) apiCorrelations(w http.ResponseWriter, r *http.Request) {
 	if !validModel(w, model) {
 		return
 	}
-	out, truncated, ok := apiQuery(m, w, r, 0, func(ctx context.Context, n int) ([]CorrelationRow, error) { return m.store.Correlations(ctx, model, n) })
+	var sql string
+	out, truncated, ok := apiQuery(m, w, r, 0, func(ctx context.Context, n int) (rows []CorrelationRow, err error) {
+		rows, sql, err = m.store.Correlations(ctx, model, n)
+		return rows, err
+	})
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "correlations": out, "truncated": truncated})
+	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "correlations": out, "truncated": truncated, "sql": []string{sql}})
 }
 
 type apiError struct {
@@ -161,6 +179,22 @@ func apiQuery[T any](m *Monitor, w http.ResponseWriter, r *http.Request, limit i
 	if limit > 0 && limit < n {
 		n = limit
 	}
+	if !apiRun(m, w, r, func(ctx context.Context) (err error) {
+		rows, err = q(ctx, n+1)
+		return err
+	}) {
+		return nil, false, false
+	}
+	if len(rows) > n {
+		return rows[:n], true, true
+	}
+	return rows, false, true
+}
+
+// apiRun runs a handler's queries, q, within api_query_timeout as apiQuery
+// does, and reports whether they succeeded (false: it wrote the error, or
+// the client is gone).
+func apiRun(m *Monitor, w http.ResponseWriter, r *http.Request, q func(ctx context.Context) error) bool {
 	timeout := m.opts.APIQueryTimeout
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
@@ -168,22 +202,19 @@ func apiQuery[T any](m *Monitor, w http.ResponseWriter, r *http.Request, limit i
 		"max_execution_time":                           int(math.Ceil(timeout.Seconds())),
 		"cancel_http_readonly_queries_on_client_close": 1,
 	}))
-	rows, err := q(ctx, n+1)
+	err := q(ctx)
 	switch {
 	case r.Context().Err() != nil:
 		// The client is gone; there is nobody to answer.
-		return nil, false, false
+		return false
 	case errors.Is(err, context.DeadlineExceeded) || chclient.Code(err) == codeTimeoutExceeded:
 		fail(w, http.StatusGatewayTimeout, "query did not finish within api_query_timeout (%s): %v", timeout, err)
-		return nil, false, false
+		return false
 	case err != nil:
 		fail(w, http.StatusBadGateway, "%v", err)
-		return nil, false, false
+		return false
 	}
-	if len(rows) > n {
-		return rows[:n], true, true
-	}
-	return rows, false, true
+	return true
 }
 
 // codeTimeoutExceeded is ClickHouse's TIMEOUT_EXCEEDED: max_execution_time
@@ -196,25 +227,6 @@ func validModel(w http.ResponseWriter, model string) bool {
 		return false
 	}
 	return true
-}
-
-// ModelSummary is one entry of GET /api/v1/models.
-type ModelSummary struct {
-	ModelID         string     `json:"model_id"`
-	LastWindowStart time.Time  `json:"last_window_start"`
-	LastWindowEnd   time.Time  `json:"last_window_end"`
-	DriftedFeatures []string   `json:"drifted_features"`
-	SustainedDrift  []string   `json:"sustained_features"`
-	Samples         uint64     `json:"samples"`
-	LastTriggerAt   *time.Time `json:"last_trigger_at,omitempty"`
-}
-
-func (m *Monitor) apiModels(w http.ResponseWriter, r *http.Request) {
-	out, truncated, ok := apiQuery(m, w, r, 0, func(ctx context.Context, n int) ([]ModelSummary, error) { return m.store.Models(ctx, n) })
-	if !ok {
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"models": out, "truncated": truncated})
 }
 
 // ResultRow is one drift_results row in the API.
@@ -246,7 +258,11 @@ func (m *Monitor) apiResults(w http.ResponseWriter, r *http.Request) {
 	if !validModel(w, model) {
 		return
 	}
-	rows, truncated, ok := apiQuery(m, w, r, 0, func(ctx context.Context, n int) ([]ResultRow, error) { return m.store.LatestResults(ctx, model, n) })
+	var sql string
+	rows, truncated, ok := apiQuery(m, w, r, 0, func(ctx context.Context, n int) (rows []ResultRow, err error) {
+		rows, sql, err = m.store.LatestResults(ctx, model, n)
+		return rows, err
+	})
 	if !ok {
 		return
 	}
@@ -254,7 +270,7 @@ func (m *Monitor) apiResults(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "no results for model %q", model)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "results": rows, "truncated": truncated})
+	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "results": rows, "truncated": truncated, "sql": []string{sql}})
 }
 
 func (m *Monitor) apiHistory(w http.ResponseWriter, r *http.Request) {
@@ -267,13 +283,15 @@ func (m *Monitor) apiHistory(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	rows, truncated, ok := apiQuery(m, w, r, limit, func(ctx context.Context, n int) ([]ResultRow, error) {
-		return m.store.History(ctx, model, feature, r.URL.Query().Get("method"), n)
+	var sql string
+	rows, truncated, ok := apiQuery(m, w, r, limit, func(ctx context.Context, n int) (rows []ResultRow, err error) {
+		rows, sql, err = m.store.History(ctx, model, feature, r.URL.Query().Get("method"), n)
+		return rows, err
 	})
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "feature": feature, "history": rows, "truncated": truncated})
+	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "feature": feature, "history": rows, "truncated": truncated, "sql": []string{sql}})
 }
 
 // TriggerRow is one retrain trigger in the API.
@@ -300,11 +318,15 @@ func (m *Monitor) apiTriggers(w http.ResponseWriter, r *http.Request) {
 	if model != "" && !validModel(w, model) {
 		return
 	}
-	out, truncated, ok := apiQuery(m, w, r, limit, func(ctx context.Context, n int) ([]TriggerRow, error) { return m.store.Triggers(ctx, model, n) })
+	var sql string
+	out, truncated, ok := apiQuery(m, w, r, limit, func(ctx context.Context, n int) (rows []TriggerRow, err error) {
+		rows, sql, err = m.store.Triggers(ctx, model, n)
+		return rows, err
+	})
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"triggers": out, "truncated": truncated})
+	writeJSON(w, http.StatusOK, map[string]any{"triggers": out, "truncated": truncated, "sql": []string{sql}})
 }
 
 // ManualRequest is the body of POST /api/v1/models/{model}/triggers.

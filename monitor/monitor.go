@@ -1,7 +1,8 @@
 // Package monitor evaluates every model's rolling windows: it has
 // ClickHouse aggregate the reference and current windows (package window),
 // decides drift and data quality (package policy, statistics from package
-// stat), writes every result to drift_results, exports the latest ones to
+// stat), writes every result to drift_results and the bin and category
+// counts behind them to drift_distributions, exports the latest ones to
 // Prometheus, and publishes retrain triggers through a gate of dedup keys,
 // cooldowns and a daily maximum.
 //
@@ -290,6 +291,12 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	v := policy.Evaluate(snap, pol, hist)
 	now := m.opts.Now()
 	if err := m.store.WriteResults(ctx, snap, kind, v.Rows, verdictRows(v), now); err != nil {
+		m.failed(ctx)
+		return Result{}, err
+	}
+	// The counts the statistics were computed from, for the pictures
+	// (histograms, category bars): same window columns and computed_at.
+	if err := m.store.WriteDistributions(ctx, snap, kind, now); err != nil {
 		m.failed(ctx)
 		return Result{}, err
 	}

@@ -145,7 +145,7 @@ func TestHighCardinalityFeature(t *testing.T) {
 	if peak > 1<<30 {
 		t.Errorf("Go heap peaked at %d MiB, want at most 1024", peak>>20)
 	}
-	res, err := m.store.LatestResults(ctx, "a-ids", 10_000)
+	res, _, err := m.store.LatestResults(ctx, "a-ids", 10_000)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,12 +28,12 @@ type Store struct {
 
 // Performance returns a model's newest performance computations, newest
 // windows first; metric, when not empty, keeps only that metric.
-func (s *Store) Performance(ctx context.Context, model, metric string, limit int) ([]PerformanceRow, error) {
+func (s *Store) Performance(ctx context.Context, model, metric string, limit int) ([]PerformanceRow, string, error) {
 	cond := ""
 	if metric != "" {
 		cond = " AND metric = " + chsql.String(metric)
 	}
-	return scanAll(ctx, s.conn, "performance_latest", fmt.Sprintf("SELECT window_start, window_end, metric, value, samples, label_coverage, computed_at, computations FROM performance_latest WHERE model_id = %s%s ORDER BY window_start DESC, metric LIMIT %d",
+	return scanSQL(ctx, s.conn, "performance_latest", fmt.Sprintf("SELECT window_start, window_end, metric, value, samples, label_coverage, computed_at, computations FROM performance_latest WHERE model_id = %s%s ORDER BY window_start DESC, metric LIMIT %d",
 		chsql.String(model), cond, limit), func(rows driver.Rows, p *PerformanceRow) error {
 		return rows.Scan(&p.WindowStart, &p.WindowEnd, &p.Metric, &p.Value, &p.Samples, &p.LabelCoverage, &p.ComputedAt, &p.Computations)
 	})
@@ -41,55 +41,42 @@ func (s *Store) Performance(ctx context.Context, model, metric string, limit int
 
 // Correlations returns a model's business correlations of its newest
 // window, every lag, at most limit rows.
-func (s *Store) Correlations(ctx context.Context, model string, limit int) ([]CorrelationRow, error) {
-	return scanAll(ctx, s.conn, "business_correlations", fmt.Sprintf(`SELECT model_metric, business_metric, method, lag, value, p_value, samples, bucket_seconds, window_start, window_end
+func (s *Store) Correlations(ctx context.Context, model string, limit int) ([]CorrelationRow, string, error) {
+	return scanSQL(ctx, s.conn, "business_correlations", fmt.Sprintf(`SELECT model_metric, business_metric, method, lag, value, p_value, samples, bucket_seconds, window_start, window_end
 		FROM business_correlations FINAL WHERE model_id = %s AND window_end = (SELECT max(window_end) FROM business_correlations WHERE model_id = %s)
 		ORDER BY business_metric, model_metric, method, lag LIMIT %d`, chsql.String(model), chsql.String(model), limit), func(rows driver.Rows, c *CorrelationRow) error {
 		return rows.Scan(&c.ModelMetric, &c.BusinessMetric, &c.Method, &c.Lag, &c.Value, &c.PValue, &c.Samples, &c.BucketSeconds, &c.WindowStart, &c.WindowEnd)
 	})
 }
 
-// Models returns every model's newest verdict: its window and the drifted
-// and sustained features; at most limit models, by model_id.
-func (s *Store) Models(ctx context.Context, limit int) ([]ModelSummary, error) {
-	return scanAll(ctx, s.conn, "drift_results", fmt.Sprintf(`
-		SELECT model_id, window_start, window_end,
-		       groupArrayIf(feature, drifted), groupArrayIf(feature, sustained), max(samples)
-		FROM drift_results FINAL
-		WHERE method = 'verdict' AND (model_id, window_end) IN (SELECT model_id, max(window_end) FROM drift_results WHERE method = 'verdict' GROUP BY model_id)
-		GROUP BY model_id, window_start, window_end ORDER BY model_id LIMIT %d`, limit), func(rows driver.Rows, s *ModelSummary) error {
-		return rows.Scan(&s.ModelID, &s.LastWindowStart, &s.LastWindowEnd, &s.DriftedFeatures, &s.SustainedDrift, &s.Samples)
-	})
-}
-
 // LatestResults returns a model's drift results of its newest window, at
 // most limit rows.
-func (s *Store) LatestResults(ctx context.Context, model string, limit int) ([]ResultRow, error) {
+func (s *Store) LatestResults(ctx context.Context, model string, limit int) ([]ResultRow, string, error) {
 	q := fmt.Sprintf("SELECT %s FROM drift_results FINAL WHERE model_id = %s AND window_end = (SELECT max(window_end) FROM drift_results WHERE model_id = %s) ORDER BY kind, feature, method LIMIT %d",
 		resultCols, chsql.String(model), chsql.String(model), limit)
-	return scanAll(ctx, s.conn, "drift_results", q, scanResult)
+	return scanSQL(ctx, s.conn, "drift_results", q, scanResult)
 }
 
 // History returns one feature's drift results, newest first; method, when
 // not empty, keeps only that method.
-func (s *Store) History(ctx context.Context, model, feature, method string, limit int) ([]ResultRow, error) {
+func (s *Store) History(ctx context.Context, model, feature, method string, limit int) ([]ResultRow, string, error) {
 	cond := ""
 	if method != "" {
 		cond = " AND method = " + chsql.String(method)
 	}
 	q := fmt.Sprintf("SELECT %s FROM drift_results FINAL WHERE model_id = %s AND feature = %s%s ORDER BY window_end DESC, method LIMIT %d",
 		resultCols, chsql.String(model), chsql.String(feature), cond, limit)
-	return scanAll(ctx, s.conn, "drift_results", q, scanResult)
+	return scanSQL(ctx, s.conn, "drift_results", q, scanResult)
 }
 
 // Triggers returns the newest retrain triggers, of one model when model is
 // not empty.
-func (s *Store) Triggers(ctx context.Context, model string, limit int) ([]TriggerRow, error) {
+func (s *Store) Triggers(ctx context.Context, model string, limit int) ([]TriggerRow, string, error) {
 	cond := ""
 	if model != "" {
 		cond = " WHERE model_id = " + chsql.String(model)
 	}
-	return scanAll(ctx, s.conn, "retrain_triggers", fmt.Sprintf("SELECT trigger_id, model_id, model_version, reason, policy, window_start, window_end, evidence, created_at, dedup_key FROM retrain_triggers FINAL%s ORDER BY created_at DESC LIMIT %d", cond, limit),
+	return scanSQL(ctx, s.conn, "retrain_triggers", fmt.Sprintf("SELECT trigger_id, model_id, model_version, reason, policy, window_start, window_end, evidence, created_at, dedup_key FROM retrain_triggers FINAL%s ORDER BY created_at DESC LIMIT %d", cond, limit),
 		func(rows driver.Rows, t *TriggerRow) error {
 			var ev string
 			if err := rows.Scan(&t.TriggerID, &t.ModelID, &t.Version, &t.Reason, &t.Policy, &t.WindowStart, &t.WindowEnd, &ev, &t.CreatedAt, &t.DedupKey); err != nil {
@@ -375,6 +362,12 @@ func scanAll[T any](ctx context.Context, conn driver.Conn, table, sql string, sc
 		return nil, fmt.Errorf("read %s: %w", table, err)
 	}
 	return out, nil
+}
+
+// scanSQL is scanAll that returns sql too, for the API's "sql".
+func scanSQL[T any](ctx context.Context, conn driver.Conn, table, sql string, scan func(driver.Rows, *T) error) ([]T, string, error) {
+	out, err := scanAll(ctx, conn, table, sql, scan)
+	return out, sql, err
 }
 
 func scanResult(rows driver.Rows, r *ResultRow) error {

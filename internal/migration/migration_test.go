@@ -85,7 +85,7 @@ func TestApplyIsIdempotent(t *testing.T) {
 		}
 		tables = append(tables, n)
 	}
-	want := "[business_correlations business_metrics business_metrics_per_minute business_metrics_per_minute_mv dead_letters drift_results inferences inferences_labeled inferences_per_minute inferences_per_minute_mv models outcomes outcomes_per_minute outcomes_per_minute_mv performance_latest performance_results reference_profiles retrain_triggers training_leases training_runs]"
+	want := "[business_correlations business_metrics business_metrics_per_minute business_metrics_per_minute_mv dead_letters drift_distribution_bins drift_distributions drift_results inferences inferences_labeled inferences_per_minute inferences_per_minute_mv models outcomes outcomes_per_minute outcomes_per_minute_mv performance_latest performance_results reference_profiles retrain_triggers training_leases training_runs]"
 	if fmt.Sprint(tables) != want {
 		t.Errorf("tables = %v\nwant     %s", tables, want)
 	}
