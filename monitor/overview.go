@@ -197,9 +197,8 @@ ORDER BY model_id LIMIT %d`, limit), func(rows driver.Rows) error {
 			x.LastTriggerAt, x.LastTriggerReason = &t, reason
 			return nil
 		}},
-		{"models", fmt.Sprintf(`SELECT model_id, argMax(version, updated_at)
+		{"models", fmt.Sprintf(`SELECT model_id, argMaxIf(version, updated_at, status = %s)
 FROM models FINAL
-WHERE status = %s
 GROUP BY model_id
 ORDER BY model_id LIMIT %d`, chsql.String(registryChampion), limit), func(rows driver.Rows) error {
 			var id, version string
