@@ -9,7 +9,7 @@
 # Usage:
 #   scripts/deps.sh              the default components: java maven npm libchdb
 #                                kafka prometheus alertmanager docker-compose openssl
-#                                clients
+#                                clients chromium
 #   scripts/deps.sh NAME...      only the named components, in that order
 #   scripts/deps.sh python       the Python venv for reference scripts (.deps/venv);
 #                                optional, not part of the default run; PYTHON picks
@@ -40,7 +40,7 @@ CLIENTS_PYTHON=(clickhouse-connect==1.12.0 lz4==4.4.5)
 CLIENTS_NPM=(@clickhouse/client@1.23.1)
 CLIENTS_JDBC_POM=testdata/clients/pom.xml
 
-DEFAULT=(java maven npm libchdb kafka prometheus alertmanager docker-compose openssl clients)
+DEFAULT=(java maven npm libchdb kafka prometheus alertmanager docker-compose openssl clients chromium)
 ALL=("${DEFAULT[@]}" python)
 
 ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -175,6 +175,18 @@ dep_openssl() {
 	say openssl "installing openssl"
 	apt_install openssl
 	say openssl "installed ($(deb_version openssl))"
+}
+
+# chromium is the headless browser the console's tests drive (chromedp,
+# monitor/console): every page the monitor serves is loaded in it.
+dep_chromium() {
+	if command -v chromium >/dev/null 2>&1; then
+		say chromium "present ($(chromium --version 2>/dev/null || echo 'version unknown'))"
+		return
+	fi
+	say chromium "installing chromium"
+	apt_install chromium
+	say chromium "installed ($(deb_version chromium))"
 }
 
 dep_maven() {

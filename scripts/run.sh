@@ -98,6 +98,7 @@ done
 echo
 echo "driftwatch is running:"
 printf '  %s\n' "${listening[@]}"
+echo "Console: http://127.0.0.1:${svc_port[monitor]}/ui/  (the monitor's web console: drift, data quality, performance, triggers, training)"
 echo "Logs: $STACK_DIR/kafka/kafka.log, $STACK_DIR/clickhouse.log. Press Ctrl-C to stop."
 echo
 

@@ -131,20 +131,26 @@ func Bars(labels []string, series []Series, marked []bool, unit string) template
 	n := max(1, len(labels))
 	slot := math.Max(8, math.Min(40, 560/float64(n)))
 	w := max(left+int(slot*float64(n))+10, 320)
-	top1 := 0.0
+	// The value axis spans zero and every value, so that negative values
+	// (a correlation) hang below the zero line.
+	lo, hi := 0.0, 0.0
 	for _, s := range series {
 		for _, v := range s.Values {
-			if v > top1 && !math.IsInf(v, 0) {
-				top1 = v
+			if !math.IsNaN(v) && !math.IsInf(v, 0) {
+				lo, hi = math.Min(lo, v), math.Max(hi, v)
 			}
 		}
 	}
-	if top1 == 0 {
-		top1 = 1
+	if hi == lo {
+		hi = lo + 1
 	}
+	py := func(v float64) float64 { return float64(top) + (hi-v)/(hi-lo)*h }
 	var b strings.Builder
 	open(&b, w, h+top+bottom, "bars")
-	axisY(&b, left, top, h, 0, top1, unit)
+	axisY(&b, left, top, h, lo, hi, unit)
+	if lo < 0 {
+		fmt.Fprintf(&b, `<line class="axis zero" x1="%d" x2="%d" y1="%.1f" y2="%.1f"/>`, left, w-10, py(0), py(0))
+	}
 	bw := (slot - 2) / float64(max(1, len(series)))
 	for i, label := range labels {
 		x0 := float64(left) + float64(i)*slot + 1
@@ -154,13 +160,16 @@ func Bars(labels []string, series []Series, marked []bool, unit string) template
 				continue
 			}
 			v := s.Values[i]
-			bh := v / top1 * h
+			if math.IsInf(v, 0) {
+				continue
+			}
+			y0, y1 := py(math.Max(v, 0)), py(math.Min(v, 0))
 			class := "bar " + s.Class
 			if isNew {
 				class += " new"
 			}
 			fmt.Fprintf(&b, `<rect class="%s" x="%.1f" y="%.1f" width="%.1f" height="%.1f" data-label="%s"><title>%s %s: %s</title></rect>`,
-				class, x0+float64(k)*bw, float64(top+h)-bh, math.Max(bw-0.5, 0.5), bh, esc(label), esc(s.Name), esc(label), num(v, unit))
+				class, x0+float64(k)*bw, y0, math.Max(bw-0.5, 0.5), math.Max(y1-y0, 0), esc(label), esc(s.Name), esc(label), num(v, unit))
 		}
 		if len(labels) <= 30 || i%max(1, len(labels)/15) == 0 {
 			x, y := x0+slot/2, float64(top+h+12)

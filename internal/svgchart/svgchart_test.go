@@ -65,6 +65,18 @@ func TestBars(t *testing.T) {
 	}
 }
 
+// TestBarsNegative: a negative value hangs below the zero line, and no
+// bar has a negative height (which browsers reject).
+func TestBarsNegative(t *testing.T) {
+	svg := string(Bars([]string{"lag 0", "lag 1"}, []Series{{Name: "r", Class: "s0", Values: []float64{-0.8, 0.4}}}, nil, ""))
+	if strings.Contains(svg, `height="-`) {
+		t.Errorf("a negative height:\n%s", svg)
+	}
+	if got := marks(t, svg); got["line.zero"] != 1 || got["rect.bar"] != 2 {
+		t.Errorf("marks %v, want a zero line and two bars", got)
+	}
+}
+
 func TestLine(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
 	pts := []Point{{t0, 0.1}, {t0.Add(time.Minute), math.NaN()}, {t0.Add(2 * time.Minute), 0.4}}

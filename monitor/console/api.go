@@ -18,20 +18,109 @@ import (
 // exactly as the in-process ones.
 
 type modelSummary struct {
-	ModelID         string     `json:"model_id"`
-	LastWindowStart time.Time  `json:"last_window_start"`
-	LastWindowEnd   time.Time  `json:"last_window_end"`
-	DriftedFeatures []string   `json:"drifted_features"`
-	SustainedDrift  []string   `json:"sustained_features"`
-	Samples         uint64     `json:"samples"`
-	LastTriggerAt   *time.Time `json:"last_trigger_at"`
-	// Overview fields a newer monitor adds; absent ones show as "—".
-	QualityIssues   []string `json:"data_quality_issues"`
-	LabelCoverage   *float64 `json:"label_coverage"`
-	Performance     *float64 `json:"performance"`
-	PerformanceName string   `json:"performance_metric"`
-	PerformanceOK   *bool    `json:"performance_ok"`
-	ChampionVersion string   `json:"champion_version"`
+	ModelID               string             `json:"model_id"`
+	LastWindowStart       *time.Time         `json:"last_window_start"`
+	LastWindowEnd         *time.Time         `json:"last_window_end"`
+	DriftStatus           string             `json:"drift_status"`
+	DriftedFeatures       []string           `json:"drifted_features"`
+	SustainedDrift        []string           `json:"sustained_features"`
+	Samples               uint64             `json:"samples"`
+	QualityStatus         string             `json:"data_quality_status"`
+	QualityIssues         []qualityIssue     `json:"data_quality_issues"`
+	PerformanceWindowEnd  *time.Time         `json:"performance_window_end"`
+	Performance           map[string]*float64 `json:"performance"`
+	LabelCoverage         *float64           `json:"label_coverage"`
+	NewestInferenceMinute *time.Time         `json:"newest_inference_minute"`
+	LastTriggerAt         *time.Time         `json:"last_trigger_at"`
+	LastTriggerReason     string             `json:"last_trigger_reason"`
+	ChampionVersion       string             `json:"champion_version"`
+}
+
+type qualityIssue struct {
+	Feature string  `json:"feature"`
+	Check   string  `json:"check"`
+	Value   float64 `json:"value"`
+}
+
+type matrixWindow struct {
+	WindowStart time.Time `json:"window_start"`
+	WindowEnd   time.Time `json:"window_end"`
+}
+
+type matrixFeature struct {
+	Feature string `json:"feature"`
+	Kind    string `json:"kind"`
+}
+
+type matrixCell struct {
+	Feature       string    `json:"feature"`
+	WindowEnd     time.Time `json:"window_end"`
+	Method        string    `json:"method"`
+	Value         *float64  `json:"value"`
+	PValue        *float64  `json:"p_value"`
+	Threshold     *float64  `json:"threshold"`
+	MethodDrifted bool      `json:"method_drifted"`
+	Drifted       bool      `json:"drifted"`
+	Sustained     bool      `json:"sustained"`
+	Consecutive   int       `json:"consecutive"`
+	Status        string    `json:"status"`
+}
+
+type distribution struct {
+	Kind           string    `json:"kind"`
+	WindowEnd      time.Time `json:"window_end"`
+	Reference      string    `json:"reference"`
+	ReferenceStart time.Time `json:"reference_start"`
+	ReferenceEnd   time.Time `json:"reference_end"`
+	ReferenceRows  uint64    `json:"reference_rows"`
+	CurrentRows    uint64    `json:"current_rows"`
+	Bins           []struct {
+		Lower     *float64 `json:"lower"`
+		Upper     *float64 `json:"upper"`
+		Reference uint64   `json:"reference"`
+		Current   uint64   `json:"current"`
+	} `json:"bins"`
+	Categories []struct {
+		Value     string `json:"value"`
+		Reference uint64 `json:"reference"`
+		Current   uint64 `json:"current"`
+		New       bool   `json:"new"`
+	} `json:"categories"`
+	SQL []string `json:"sql"`
+}
+
+type deadLetterRow struct {
+	Reason    string `json:"reason"`
+	Kind      string `json:"kind"`
+	Count     uint64 `json:"count"`
+	LastError string `json:"last_error"`
+}
+
+type trainingRun struct {
+	RunID           string              `json:"run_id"`
+	Version         string              `json:"version"`
+	ParentVersion   string              `json:"parent_version"`
+	Reason          string              `json:"reason"`
+	Status          string              `json:"status"`
+	Decision        string              `json:"decision"`
+	DecisionReason  string              `json:"decision_reason"`
+	Metrics         map[string]*float64 `json:"metrics"`
+	ChampionMetrics map[string]*float64 `json:"champion_metrics"`
+	DiffLo          *float64            `json:"diff_lo"`
+	DiffHi          *float64            `json:"diff_hi"`
+	RowsTrain       uint64              `json:"rows_train"`
+	RowsEval        uint64              `json:"rows_eval"`
+	StartedAt       time.Time           `json:"started_at"`
+	FinishedAt      *time.Time          `json:"finished_at"`
+}
+
+type versionRow struct {
+	Version       string              `json:"version"`
+	Status        string              `json:"status"`
+	Metrics       map[string]*float64 `json:"metrics"`
+	ParentVersion string              `json:"parent_version"`
+	Reason        string              `json:"reason"`
+	CreatedAt     time.Time           `json:"created_at"`
 }
 
 type resultRow struct {

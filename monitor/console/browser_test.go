@@ -242,6 +242,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	if c := latest("f0"); strings.Contains(c, "drifted") {
 		t.Errorf("heatmap: f0's latest cell is %q, want not drifted", c)
 	}
+	// f3's histogram: the reference and the window, bar for bar.
+	ref, cur := count(`#feature svg rect.bar.reference`), count(`#feature svg rect.bar.current`)
+	if ref < 2 || cur < 2 {
+		t.Errorf("f3's histogram: %d reference and %d current bars, want both distributions", ref, cur)
+	}
 	if n := count(`#feature svg polyline.series`); n != 1 {
 		t.Errorf("score history: %d lines, want 1", n)
 	}
@@ -268,10 +273,19 @@ func TestConsoleInBrowser(t *testing.T) {
 	shot("model-f3")
 	clean("feature f3")
 
+	// c0's category bars mark the new categories (new_0 …).
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ui/models/model-0?feature=c0"), chromedp.WaitVisible(chromedp.CSS(`#feature`))); err != nil {
+		t.Fatalf("c0: %v", err)
+	}
+	if n := count(`#feature svg rect.bar.current.new`); n < 1 {
+		t.Errorf("c0's category bars: %d current bars marked new, want the new categories", n)
+	}
+	shot("model-c0")
+	clean("feature c0")
+
 	for _, page := range []struct{ path, sel, name string }{
 		{"/ui/triggers", "h1", "triggers"},
 		{"/ui/models/model-0/training", "#runs", "training"},
-		{"/ui/models/model-0?feature=c0", "#feature", "model-c0"},
 		{"/ui/?sort=drift&q=model", "table.models", "overview-sorted"},
 		{"/ui/models/no-such-model", "p.empty", "model-empty"},
 	} {

@@ -137,7 +137,7 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, title string, err
 // before at (the latest when at is zero) as one self-contained HTML
 // document: inline CSS and SVG, no scripts, no links to load.
 func (c *Console) Report(ctx context.Context, w io.Writer, model string, at time.Time) error {
-	v, err := c.model(ctx, model, "", at, true)
+	v, err := c.model(ctx, model, "", "", at, true)
 	if err != nil {
 		return err
 	}

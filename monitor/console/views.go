@@ -19,21 +19,19 @@ import (
 
 // source is how to get a view's numbers without the console: the API
 // call and the SQL an analyst would run against driftwatch's tables
-// (with ClickHouse's {name:Type} parameters).
+// (every read answer of the API carries its queries in "sql").
 type source struct {
 	API string
-	SQL string
+	SQL []string
 }
 
 // --- overview ---------------------------------------------------------------
 
 type overviewRow struct {
 	modelSummary
-	Drift     string // ok, drifted, sustained
-	Quality   string // ok, issues, — (unknown)
 	Perf      string
 	Coverage  string
-	Freshness string // fresh, stale, old
+	Freshness string // fresh, stale, old, unknown
 	Age       time.Duration
 	Href      string
 }
@@ -71,55 +69,53 @@ func (c *Console) overview(ctx context.Context, sortKey, filter string) (*overvi
 	var ans struct {
 		Models    []modelSummary `json:"models"`
 		Truncated bool           `json:"truncated"`
+		SQL       []string       `json:"sql"`
 	}
 	if err := c.get(ctx, "/api/v1/models", &ans); err != nil {
 		return nil, err
 	}
 	now := c.now()
 	v := &overviewView{Total: len(ans.Models), Sort: sortKey, Q: filter, Truncated: ans.Truncated,
-		Source: source{API: "GET /api/v1/models", SQL: sqlModels}}
+		Source: source{API: "GET /api/v1/models", SQL: ans.SQL}}
 	needle := strings.ToLower(filter)
 	for _, m := range ans.Models {
 		if needle != "" && !strings.Contains(strings.ToLower(m.ModelID), needle) {
 			continue
 		}
-		row := overviewRow{modelSummary: m, Drift: "ok", Quality: "—", Perf: "—", Coverage: "—", Href: "/ui/models/" + url.PathEscape(m.ModelID)}
-		switch {
-		case len(m.SustainedDrift) > 0:
-			row.Drift = "sustained"
-		case len(m.DriftedFeatures) > 0:
-			row.Drift = "drifted"
-		}
-		if m.QualityIssues != nil {
-			row.Quality = "ok"
-			if len(m.QualityIssues) > 0 {
-				row.Quality = "issues"
-			}
-		}
+		row := overviewRow{modelSummary: m, Perf: "—", Coverage: "—", Freshness: "unknown", Age: -1, Href: "/ui/models/" + url.PathEscape(m.ModelID)}
+		row.DriftStatus = cmp.Or(row.DriftStatus, "unknown")
+		row.QualityStatus = cmp.Or(row.QualityStatus, "unknown")
 		if m.LabelCoverage != nil {
 			row.Coverage = fmt.Sprintf("%.0f%%", *m.LabelCoverage*100)
 		}
-		if m.Performance != nil {
-			row.Perf = fmt.Sprintf("%s %.3f", m.PerformanceName, *m.Performance)
+		for _, k := range []string{"roc_auc", "accuracy", "f1", "rmse", "mae"} {
+			if p := m.Performance[k]; p != nil {
+				row.Perf = fmt.Sprintf("%s %.3f", k, *p)
+				break
+			}
 		}
-		row.Age = now.Sub(m.LastWindowEnd)
-		switch {
-		case row.Age <= 15*time.Minute:
-			row.Freshness = "fresh"
-		case row.Age <= 2*time.Hour:
-			row.Freshness = "stale"
-		default:
-			row.Freshness = "old"
+		// Freshness: how long ago the newest inference arrived (else the
+		// newest window ended).
+		if t := cmp.Or(m.NewestInferenceMinute, m.LastWindowEnd); t != nil {
+			row.Age = now.Sub(*t)
+			switch {
+			case row.Age <= 15*time.Minute:
+				row.Freshness = "fresh"
+			case row.Age <= 2*time.Hour:
+				row.Freshness = "stale"
+			default:
+				row.Freshness = "old"
+			}
 		}
 		v.Rows = append(v.Rows, row)
 	}
-	rank := map[string]int{"sustained": 0, "drifted": 1, "ok": 2, "issues": 0, "—": 3}
+	rank := map[string]int{"sustained": 0, "drifted": 1, "issues": 1, "ok": 2, "unknown": 3}
 	slices.SortStableFunc(v.Rows, func(a, b overviewRow) int {
 		switch sortKey {
 		case "drift":
-			return cmp.Or(cmp.Compare(rank[a.Drift], rank[b.Drift]), -cmp.Compare(len(a.DriftedFeatures), len(b.DriftedFeatures)), strings.Compare(a.ModelID, b.ModelID))
+			return cmp.Or(cmp.Compare(rank[a.DriftStatus], rank[b.DriftStatus]), -cmp.Compare(len(a.DriftedFeatures), len(b.DriftedFeatures)), strings.Compare(a.ModelID, b.ModelID))
 		case "quality":
-			return cmp.Or(cmp.Compare(rank[a.Quality], rank[b.Quality]), strings.Compare(a.ModelID, b.ModelID))
+			return cmp.Or(cmp.Compare(rank[a.QualityStatus], rank[b.QualityStatus]), -cmp.Compare(len(a.QualityIssues), len(b.QualityIssues)), strings.Compare(a.ModelID, b.ModelID))
 		case "coverage":
 			return cmp.Or(cmp.Compare(ptr(a.LabelCoverage), ptr(b.LabelCoverage)), strings.Compare(a.ModelID, b.ModelID))
 		case "freshness":
@@ -165,6 +161,7 @@ type modelView struct {
 	Window, Latest time.Time
 	Windows        []time.Time
 	Features       []string
+	Method         string
 
 	Heatmap       template.HTML
 	HeatmapSource source
@@ -173,15 +170,16 @@ type modelView struct {
 
 	Results       []resultRow // the chosen feature's rows in the window
 	ScoreHistory  template.HTML
-	ScoreMethod   string
 	ScoreSource   source
 	Distribution  template.HTML
+	Dist          *distribution
+	NewCategories []string
 	DistNote      string
 	DistSource    source
 	Quality       []resultRow
 	QualitySource source
 	DeadLetters   []deadLetterRow
-	DeadNote      string
+	DeadTotal     uint64
 	DeadSource    source
 
 	Performance       template.HTML
@@ -190,11 +188,6 @@ type modelView struct {
 	Correlations      template.HTML
 	CorrelationRows   []correlationRow
 	CorrelationSource source
-}
-
-type deadLetterRow struct {
-	Reason string `json:"reason"`
-	Count  uint64 `json:"count"`
 }
 
 func (c *Console) modelPage(w http.ResponseWriter, r *http.Request) {
@@ -209,11 +202,7 @@ func (c *Console) modelPage(w http.ResponseWriter, r *http.Request) {
 		}
 		at = t
 	}
-	v, err := c.model(r.Context(), model, q.Get("feature"), at, false)
-	if errors.Is(err, errNotFound) {
-		c.render(w, r, http.StatusOK, "model", &page{Title: model, View: &modelView{Model: model}})
-		return
-	}
+	v, err := c.model(r.Context(), model, q.Get("feature"), q.Get("method"), at, false)
 	if err != nil {
 		c.fail(w, r, model, err)
 		return
@@ -221,52 +210,32 @@ func (c *Console) modelPage(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, http.StatusOK, "model", &page{Title: model, View: v})
 }
 
-func (c *Console) model(ctx context.Context, model, feature string, at time.Time, report bool) (*modelView, error) {
+func (c *Console) model(ctx context.Context, model, feature, method string, at time.Time, report bool) (*modelView, error) {
 	pm := url.PathEscape(model)
-	var latest struct {
-		Results []resultRow `json:"results"`
+	v := &modelView{Model: model, Feature: feature, Report: report}
+	path := fmt.Sprintf("/api/v1/models/%s/drift-matrix?windows=%d", pm, c.windows)
+	if method != "" {
+		path += "&method=" + url.QueryEscape(method)
 	}
-	if err := c.get(ctx, "/api/v1/models/"+pm+"/results", &latest); err != nil {
+	var mx struct {
+		Method   string          `json:"method"`
+		Windows  []matrixWindow  `json:"windows"`
+		Features []matrixFeature `json:"features"`
+		Cells    []matrixCell    `json:"cells"`
+		SQL      []string        `json:"sql"`
+	}
+	if err := c.get(ctx, path, &mx); err != nil && !errors.Is(err, errNotFound) {
 		return nil, err
 	}
-	v := &modelView{Model: model, Feature: feature, Report: report}
-	features := map[string]bool{}
-	for _, r := range latest.Results {
-		if r.Kind == "data_quality" {
-			v.Quality = append(v.Quality, r)
-			continue
-		}
-		if !features[r.Feature] {
-			features[r.Feature] = true
-			v.Features = append(v.Features, r.Feature)
-		}
+	v.Method = mx.Method
+	v.HeatmapSource = source{API: "GET " + path, SQL: mx.SQL}
+	for _, w := range mx.Windows {
+		v.Windows = append(v.Windows, w.WindowEnd)
 	}
-	slices.Sort(v.Features)
-	v.QualitySource = source{API: "GET /api/v1/models/" + pm + "/results", SQL: sqlQuality}
-
-	// Every feature's history: the heatmap's rows.
-	history := map[string][]resultRow{}
-	ends := map[time.Time]bool{}
-	for _, f := range v.Features {
-		var h struct {
-			History []resultRow `json:"history"`
-		}
-		if err := c.get(ctx, fmt.Sprintf("/api/v1/models/%s/features/%s/history?limit=%d", pm, url.PathEscape(f), c.windows*12), &h); err != nil && !errors.Is(err, errNotFound) {
-			return nil, err
-		}
-		history[f] = h.History
-		for _, r := range h.History {
-			ends[r.WindowEnd] = true
-		}
+	for _, f := range mx.Features {
+		v.Features = append(v.Features, f.Feature)
 	}
-	for t := range ends {
-		v.Windows = append(v.Windows, t)
-	}
-	slices.SortFunc(v.Windows, func(a, b time.Time) int { return a.Compare(b) })
-	if len(v.Windows) > c.windows {
-		v.Windows = v.Windows[len(v.Windows)-c.windows:]
-	}
-	if len(v.Windows) == 0 {
+	if len(v.Windows) == 0 || len(v.Features) == 0 {
 		return v, nil
 	}
 	v.Latest = v.Windows[len(v.Windows)-1]
@@ -278,18 +247,15 @@ func (c *Console) model(ctx context.Context, model, feature string, at time.Time
 			}
 		}
 	}
-	c.heatmap(v, history)
+	c.heatmap(v, mx.Cells)
 	if v.Feature == "" {
 		v.Feature = cmp.Or(first(v.Sustained), first(v.Drifted), v.Features[0])
 	}
-	c.feature(ctx, v, history[v.Feature])
-	if err := c.performance(ctx, v); err != nil {
-		return nil, err
+	for _, step := range []func(context.Context, *modelView) error{c.feature, c.distribution, c.quality, c.deadLetters, c.performance, c.correlations} {
+		if err := step(ctx, v); err != nil {
+			return nil, err
+		}
 	}
-	if err := c.correlations(ctx, v); err != nil {
-		return nil, err
-	}
-	c.deadLetters(ctx, v)
 	return v, nil
 }
 
@@ -300,169 +266,218 @@ func first(s []string) string {
 	return s[0]
 }
 
-// score is a window's worst value-against-threshold ratio over the
-// methods that decide by value (p-value methods have no ratio).
-func score(rows []resultRow) (ratio, value, threshold float64, method string) {
-	ratio = math.NaN()
-	for _, r := range rows {
-		if r.Method == "verdict" || r.Value == nil || r.PValueAdjusted != nil || r.Threshold <= 0 {
-			continue
-		}
-		if q := *r.Value / r.Threshold; math.IsNaN(ratio) || q > ratio {
-			ratio, value, threshold, method = q, *r.Value, r.Threshold, r.Method
-		}
-	}
-	return
-}
-
-func (c *Console) heatmap(v *modelView, history map[string][]resultRow) {
+func (c *Console) heatmap(v *modelView, cells []matrixCell) {
+	col := map[time.Time]int{}
 	cols := make([]string, len(v.Windows))
 	for i, t := range v.Windows {
+		col[t] = i
 		cols[i] = t.UTC().Format("01-02 15:04")
 	}
-	cells := make([][]svgchart.Cell, len(v.Features))
+	row := map[string]int{}
 	for i, f := range v.Features {
-		byEnd := map[time.Time][]resultRow{}
-		for _, r := range history[f] {
-			byEnd[r.WindowEnd] = append(byEnd[r.WindowEnd], r)
+		row[f] = i
+	}
+	grid := make([][]svgchart.Cell, len(v.Features))
+	for i := range grid {
+		grid[i] = make([]svgchart.Cell, len(v.Windows))
+		for j := range grid[i] {
+			grid[i][j] = svgchart.Cell{Missing: true}
 		}
-		cells[i] = make([]svgchart.Cell, len(v.Windows))
-		for j, t := range v.Windows {
-			rows := byEnd[t]
-			if len(rows) == 0 {
-				cells[i][j] = svgchart.Cell{Missing: true}
-				continue
+	}
+	for _, mc := range cells {
+		i, ok1 := row[mc.Feature]
+		j, ok2 := col[mc.WindowEnd]
+		if !ok1 || !ok2 {
+			continue
+		}
+		cell := svgchart.Cell{Drifted: mc.Drifted, Sustained: mc.Sustained}
+		switch {
+		case mc.Value != nil && mc.Threshold != nil:
+			cell.Value, cell.Threshold = *mc.Value, *mc.Threshold
+		case mc.Drifted:
+			cell.Value, cell.Threshold = 1.5, 1
+		default:
+			cell.Value, cell.Threshold = 0, 1
+		}
+		state := "not drifted"
+		switch {
+		case mc.Sustained:
+			state = fmt.Sprintf("sustained drift (%d windows in a row)", mc.Consecutive)
+		case mc.Drifted:
+			state = "drifted"
+		}
+		cell.Title = fmt.Sprintf("%s, window ending %s: %s", mc.Feature, mc.WindowEnd.UTC().Format(time.RFC3339), state)
+		if mc.Value != nil && mc.Threshold != nil {
+			cell.Title += fmt.Sprintf(" (%s %.4g, threshold %.4g)", mc.Method, *mc.Value, *mc.Threshold)
+		}
+		if !v.Report {
+			cell.Href = modelHref(v.Model, mc.Feature, mc.WindowEnd)
+		}
+		grid[i][j] = cell
+		if mc.WindowEnd.Equal(v.Window) {
+			if mc.Drifted {
+				v.Drifted = append(v.Drifted, mc.Feature)
 			}
-			cell := svgchart.Cell{}
-			for _, r := range rows {
-				if r.Method == "verdict" {
-					cell.Drifted, cell.Sustained = r.Drifted, r.Sustained
-				}
-			}
-			ratio, val, thr, method := score(rows)
-			cell.Value, cell.Threshold = val, thr
-			if math.IsNaN(ratio) {
-				cell.Value, cell.Threshold = 0, 1
-				if cell.Drifted {
-					cell.Value = 1.5
-				}
-			}
-			state := "not drifted"
-			switch {
-			case cell.Sustained:
-				state = "sustained drift"
-			case cell.Drifted:
-				state = "drifted"
-			}
-			cell.Title = fmt.Sprintf("%s, window ending %s: %s", f, t.UTC().Format(time.RFC3339), state)
-			if method != "" {
-				cell.Title += fmt.Sprintf(" (%s %.4g, threshold %.4g)", method, val, thr)
-			}
-			if !v.Report {
-				cell.Href = modelHref(v.Model, f, t)
-			}
-			cells[i][j] = cell
-			if t.Equal(v.Window) {
-				if cell.Drifted {
-					v.Drifted = append(v.Drifted, f)
-				}
-				if cell.Sustained {
-					v.Sustained = append(v.Sustained, f)
-				}
+			if mc.Sustained {
+				v.Sustained = append(v.Sustained, mc.Feature)
 			}
 		}
 	}
-	v.Heatmap = svgchart.Heatmap(v.Features, cols, cells)
-	v.HeatmapSource = source{API: "GET /api/v1/models/" + url.PathEscape(v.Model) + "/features/{feature}/history (each feature)", SQL: sqlHeatmap}
+	v.Heatmap = svgchart.Heatmap(v.Features, cols, grid)
 }
 
 func modelHref(model, feature string, end time.Time) string {
-	q := url.Values{"feature": {feature}}
+	q := url.Values{}
+	if feature != "" {
+		q.Set("feature", feature)
+	}
 	if !end.IsZero() {
 		q.Set("window_end", end.UTC().Format(time.RFC3339))
 	}
-	return "/ui/models/" + url.PathEscape(model) + "?" + q.Encode()
+	h := "/ui/models/" + url.PathEscape(model)
+	if len(q) > 0 {
+		h += "?" + q.Encode()
+	}
+	return h
 }
 
 // FeatureHref is the console path of a model's feature at a window (the
 // zero time: the latest), for links from elsewhere (alerts, Grafana).
 func FeatureHref(model, feature string, end time.Time) string { return modelHref(model, feature, end) }
 
-type distribution struct {
-	Kind string `json:"kind"`
-	// Numeric: bin edges (len(bins)+1) and counts per bin.
-	Edges      []float64 `json:"edges"`
-	Reference  []float64 `json:"reference"`
-	Current    []float64 `json:"current"`
-	Categories []string  `json:"categories"`
-	New        []bool    `json:"new"`
-}
-
-func (c *Console) feature(ctx context.Context, v *modelView, history []resultRow) {
-	pm, pf := url.PathEscape(v.Model), url.PathEscape(v.Feature)
+// feature fills the chosen feature's results in the window and its score
+// history (the heatmap's method, else the first one with a threshold).
+func (c *Console) feature(ctx context.Context, v *modelView) error {
+	path := fmt.Sprintf("/api/v1/models/%s/features/%s/history?limit=%d", url.PathEscape(v.Model), url.PathEscape(v.Feature), c.windows*16)
+	var h struct {
+		History []resultRow `json:"history"`
+		SQL     []string    `json:"sql"`
+	}
+	if err := c.get(ctx, path, &h); err != nil && !errors.Is(err, errNotFound) {
+		return err
+	}
+	v.ScoreSource = source{API: "GET " + path, SQL: h.SQL}
 	byMethod := map[string][]svgchart.Point{}
 	thresholds := map[string]float64{}
-	for _, r := range history {
+	var methods []string
+	for _, r := range h.History {
 		if r.WindowEnd.Equal(v.Window) {
 			v.Results = append(v.Results, r)
 		}
-		if r.Method == "verdict" || r.Value == nil || r.PValueAdjusted != nil {
+		if r.Kind == "data_quality" || r.Method == "verdict" || r.Value == nil || r.PValueAdjusted != nil || r.Threshold <= 0 {
 			continue
+		}
+		if byMethod[r.Method] == nil {
+			methods = append(methods, r.Method)
 		}
 		byMethod[r.Method] = append(byMethod[r.Method], svgchart.Point{T: r.WindowEnd, Y: *r.Value})
 		thresholds[r.Method] = r.Threshold
 	}
-	_, _, _, v.ScoreMethod = score(v.Results)
-	if v.ScoreMethod == "" {
-		for m := range byMethod {
-			v.ScoreMethod = cmp.Or(min(v.ScoreMethod, m), m)
-		}
+	method := v.Method
+	if byMethod[method] == nil {
+		slices.Sort(methods)
+		method = first(methods)
 	}
-	if pts := byMethod[v.ScoreMethod]; len(pts) > 0 {
+	if pts := byMethod[method]; len(pts) > 0 {
 		slices.SortFunc(pts, func(a, b svgchart.Point) int { return a.T.Compare(b.T) })
-		v.ScoreHistory = svgchart.Line([]svgchart.LineSeries{{Name: v.ScoreMethod, Class: "current", Points: pts}},
-			[]svgchart.Guide{{Name: "threshold", Class: "limit", Y: thresholds[v.ScoreMethod]}}, "")
+		v.ScoreHistory = svgchart.Line([]svgchart.LineSeries{{Name: method, Class: "current", Points: pts}},
+			[]svgchart.Guide{{Name: "threshold", Class: "limit", Y: thresholds[method]}}, "")
 	}
-	v.ScoreSource = source{API: fmt.Sprintf("GET /api/v1/models/%s/features/%s/history?method=%s", pm, pf, url.QueryEscape(v.ScoreMethod)), SQL: sqlHistory}
+	return nil
+}
 
-	path := fmt.Sprintf("/api/v1/models/%s/features/%s/distribution?window_end=%s", pm, pf, url.QueryEscape(v.Window.UTC().Format(time.RFC3339)))
-	v.DistSource = source{API: "GET " + path, SQL: sqlDistribution}
+func (c *Console) distribution(ctx context.Context, v *modelView) error {
+	path := fmt.Sprintf("/api/v1/models/%s/features/%s/distribution?window_end=%s", url.PathEscape(v.Model), url.PathEscape(v.Feature), url.QueryEscape(v.Window.UTC().Format(time.RFC3339)))
+	v.DistSource = source{API: "GET " + path}
 	var d distribution
-	if err := c.get(ctx, path, &d); err != nil {
-		v.DistNote = "No stored distribution for this feature and window: " + err.Error() + ". The monitor stores the reference and current bin and category counts of every window it evaluates (drift_distributions); windows evaluated before it did have none."
-		return
+	switch err := c.get(ctx, path, &d); {
+	case errors.Is(err, errNotFound):
+		v.DistNote = "No stored distribution for " + v.Feature + " in this window: the monitor stores the reference and current counts of every window it evaluates (drift_distributions), and windows evaluated before it did have none."
+		return nil
+	case err != nil:
+		return err
 	}
-	shares := func(xs []float64) []float64 {
-		var sum float64
+	v.Dist, v.DistSource.SQL = &d, d.SQL
+	shares := func(xs []uint64) []float64 {
+		var sum uint64
 		for _, x := range xs {
 			sum += x
 		}
 		out := make([]float64, len(xs))
 		for i, x := range xs {
-			out[i] = x / math.Max(sum, 1)
+			out[i] = float64(x) / float64(max(sum, 1))
 		}
 		return out
 	}
-	series := []svgchart.Series{{Name: "reference", Class: "reference", Values: shares(d.Reference)}, {Name: "current", Class: "current", Values: shares(d.Current)}}
-	labels := d.Categories
-	if len(labels) == 0 {
-		for i := 0; i+1 < len(d.Edges); i++ {
-			labels = append(labels, fmt.Sprintf("%.3g", d.Edges[i]))
+	var labels []string
+	var ref, cur []uint64
+	var marked []bool
+	for _, b := range d.Bins {
+		label := "…"
+		switch {
+		case b.Lower != nil && b.Upper != nil:
+			label = fmt.Sprintf("%.3g–%.3g", *b.Lower, *b.Upper)
+		case b.Lower != nil:
+			label = fmt.Sprintf("≥ %.3g", *b.Lower)
+		case b.Upper != nil:
+			label = fmt.Sprintf("< %.3g", *b.Upper)
+		}
+		labels, ref, cur, marked = append(labels, label), append(ref, b.Reference), append(cur, b.Current), append(marked, false)
+	}
+	for _, k := range d.Categories {
+		labels, ref, cur, marked = append(labels, k.Value), append(ref, k.Reference), append(cur, k.Current), append(marked, k.New)
+		if k.New {
+			v.NewCategories = append(v.NewCategories, k.Value)
 		}
 	}
-	v.Distribution = svgchart.Bars(labels, series, d.New, "%")
+	if len(labels) == 0 {
+		v.DistNote = "The stored distribution of " + v.Feature + " has no bins or categories."
+		return nil
+	}
+	v.Distribution = svgchart.Bars(labels, []svgchart.Series{
+		{Name: fmt.Sprintf("reference (%d rows)", d.ReferenceRows), Class: "reference", Values: shares(ref)},
+		{Name: fmt.Sprintf("current (%d rows)", d.CurrentRows), Class: "current", Values: shares(cur)},
+	}, marked, "%")
+	return nil
 }
 
-func (c *Console) performance(ctx context.Context, v *modelView) error {
-	pm := url.PathEscape(v.Model)
-	path := "/api/v1/models/" + pm + "/performance?limit=500"
-	v.PerformanceSource = source{API: "GET " + path, SQL: sqlPerformance}
+func (c *Console) quality(ctx context.Context, v *modelView) error {
+	path := "/api/v1/models/" + url.PathEscape(v.Model) + "/data-quality"
 	var ans struct {
-		Performance []performanceRow `json:"performance"`
+		DataQuality []resultRow `json:"data_quality"`
+		SQL         []string    `json:"sql"`
 	}
 	if err := c.get(ctx, path, &ans); err != nil && !errors.Is(err, errNotFound) {
 		return err
 	}
+	v.Quality, v.QualitySource = ans.DataQuality, source{API: "GET " + path, SQL: ans.SQL}
+	return nil
+}
+
+func (c *Console) deadLetters(ctx context.Context, v *modelView) error {
+	path := "/api/v1/models/" + url.PathEscape(v.Model) + "/dead-letters"
+	var ans struct {
+		Total       uint64          `json:"total"`
+		DeadLetters []deadLetterRow `json:"dead_letters"`
+		SQL         []string        `json:"sql"`
+	}
+	if err := c.get(ctx, path, &ans); err != nil && !errors.Is(err, errNotFound) {
+		return err
+	}
+	v.DeadLetters, v.DeadTotal, v.DeadSource = ans.DeadLetters, ans.Total, source{API: "GET " + path, SQL: ans.SQL}
+	return nil
+}
+
+func (c *Console) performance(ctx context.Context, v *modelView) error {
+	path := "/api/v1/models/" + url.PathEscape(v.Model) + "/performance?limit=500"
+	var ans struct {
+		Performance []performanceRow `json:"performance"`
+		SQL         []string         `json:"sql"`
+	}
+	if err := c.get(ctx, path, &ans); err != nil && !errors.Is(err, errNotFound) {
+		return err
+	}
+	v.PerformanceSource = source{API: "GET " + path, SQL: ans.SQL}
 	if len(ans.Performance) == 0 {
 		return nil
 	}
@@ -475,11 +490,10 @@ func (c *Console) performance(ctx context.Context, v *modelView) error {
 			seen[r.WindowEnd] = true
 			coverage = append(coverage, svgchart.Point{T: r.WindowEnd, Y: r.LabelCoverage})
 		}
-		if r.WindowEnd.Equal(v.Window) || len(v.PerformanceRows) < 12 {
+		if len(v.PerformanceRows) < 12 {
 			v.PerformanceRows = append(v.PerformanceRows, r)
 		}
 	}
-	var series []svgchart.LineSeries
 	metrics := make([]string, 0, len(byMetric))
 	for m := range byMetric {
 		metrics = append(metrics, m)
@@ -498,36 +512,43 @@ func (c *Console) performance(ctx context.Context, v *modelView) error {
 		}
 		return false
 	})
+	var series []svgchart.LineSeries
+	var guides []svgchart.Guide
 	for i, m := range metrics {
 		pts := byMetric[m]
 		slices.SortFunc(pts, func(a, b svgchart.Point) int { return a.T.Compare(b.T) })
 		series = append(series, svgchart.LineSeries{Name: m, Class: fmt.Sprintf("s%d", i%6), Points: pts})
+		// The reference level: the metric's first (oldest) window shown.
+		if m == "roc_auc" || (len(metrics) == 1) {
+			guides = append(guides, svgchart.Guide{Name: m + " at the first window", Class: "reference-level", Y: pts[0].Y})
+		}
 	}
 	slices.SortFunc(coverage, func(a, b svgchart.Point) int { return a.T.Compare(b.T) })
 	series = append(series, svgchart.LineSeries{Name: "label coverage", Class: "coverage", Points: coverage})
-	v.Performance = svgchart.Line(series, nil, "")
+	v.Performance = svgchart.Line(series, guides, "")
 	return nil
 }
 
 func (c *Console) correlations(ctx context.Context, v *modelView) error {
 	path := "/api/v1/models/" + url.PathEscape(v.Model) + "/correlations"
-	v.CorrelationSource = source{API: "GET " + path, SQL: sqlCorrelations}
 	var ans struct {
 		Correlations []correlationRow `json:"correlations"`
+		SQL          []string         `json:"sql"`
 	}
 	if err := c.get(ctx, path, &ans); err != nil && !errors.Is(err, errNotFound) {
 		return err
 	}
+	v.CorrelationSource = source{API: "GET " + path, SQL: ans.SQL}
 	v.CorrelationRows = ans.Correlations
 	if len(ans.Correlations) == 0 {
 		return nil
 	}
 	maxLag := uint16(0)
-	pairs := map[string][]float64{}
-	var names []string
 	for _, r := range ans.Correlations {
 		maxLag = max(maxLag, r.Lag)
 	}
+	pairs := map[string][]float64{}
+	var names []string
 	for _, r := range ans.Correlations {
 		k := r.ModelMetric + " ~ " + r.BusinessMetric + " (" + r.Method + ")"
 		if pairs[k] == nil {
@@ -549,19 +570,6 @@ func (c *Console) correlations(ctx context.Context, v *modelView) error {
 	}
 	v.Correlations = svgchart.Bars(labels, series, nil, "")
 	return nil
-}
-
-func (c *Console) deadLetters(ctx context.Context, v *modelView) {
-	path := "/api/v1/models/" + url.PathEscape(v.Model) + "/dead-letters"
-	v.DeadSource = source{API: "GET " + path, SQL: sqlDeadLetters}
-	var ans struct {
-		DeadLetters []deadLetterRow `json:"dead_letters"`
-	}
-	if err := c.get(ctx, path, &ans); err != nil {
-		v.DeadNote = "Dead letters per reason are not available from this monitor (" + err.Error() + "); read them from the dead-letter topic."
-		return
-	}
-	v.DeadLetters = ans.DeadLetters
 }
 
 // --- triggers ---------------------------------------------------------------
@@ -586,12 +594,13 @@ func (c *Console) triggersPage(w http.ResponseWriter, r *http.Request) {
 	}
 	var ans struct {
 		Triggers []triggerRow `json:"triggers"`
+		SQL      []string     `json:"sql"`
 	}
 	if err := c.get(r.Context(), path, &ans); err != nil {
 		c.fail(w, r, "Triggers", err)
 		return
 	}
-	v := &triggersView{Model: model, Source: source{API: "GET " + path, SQL: sqlTriggers}}
+	v := &triggersView{Model: model, Source: source{API: "GET " + path, SQL: ans.SQL}}
 	for _, t := range ans.Triggers {
 		ev := string(t.Evidence)
 		var pretty any
@@ -609,10 +618,9 @@ func (c *Console) triggersPage(w http.ResponseWriter, r *http.Request) {
 
 type trainingView struct {
 	Model          string
-	Runs           []map[string]any
-	Versions       []map[string]any
-	RunsNote       string
-	VersionsNote   string
+	Runs           []trainingRun
+	Versions       []versionRow
+	Champion       string
 	RunsSource     source
 	VersionsSource source
 }
@@ -620,22 +628,27 @@ type trainingView struct {
 func (c *Console) trainingPage(w http.ResponseWriter, r *http.Request) {
 	model := r.PathValue("model")
 	pm := url.PathEscape(model)
-	v := &trainingView{Model: model,
-		RunsSource:     source{API: "GET /api/v1/models/" + pm + "/training-runs", SQL: sqlTrainingRuns},
-		VersionsSource: source{API: "GET /api/v1/models/" + pm + "/versions", SQL: sqlVersions}}
+	v := &trainingView{Model: model}
 	var runs struct {
-		Runs []map[string]any `json:"runs"`
+		Runs []trainingRun `json:"training_runs"`
+		SQL  []string      `json:"sql"`
 	}
-	if err := c.get(r.Context(), "/api/v1/models/"+pm+"/training-runs", &runs); err != nil {
-		v.RunsNote = "No training runs to show (" + err.Error() + ")."
+	path := "/api/v1/models/" + pm + "/training-runs"
+	if err := c.get(r.Context(), path, &runs); err != nil && !errors.Is(err, errNotFound) {
+		c.fail(w, r, model+": training", err)
+		return
 	}
-	v.Runs = runs.Runs
+	v.Runs, v.RunsSource = runs.Runs, source{API: "GET " + path, SQL: runs.SQL}
 	var versions struct {
-		Versions []map[string]any `json:"versions"`
+		Champion string       `json:"champion"`
+		Versions []versionRow `json:"versions"`
+		SQL      []string     `json:"sql"`
 	}
-	if err := c.get(r.Context(), "/api/v1/models/"+pm+"/versions", &versions); err != nil {
-		v.VersionsNote = "No versions to show (" + err.Error() + ")."
+	path = "/api/v1/models/" + pm + "/versions"
+	if err := c.get(r.Context(), path, &versions); err != nil && !errors.Is(err, errNotFound) {
+		c.fail(w, r, model+": training", err)
+		return
 	}
-	v.Versions = versions.Versions
+	v.Versions, v.Champion, v.VersionsSource = versions.Versions, versions.Champion, source{API: "GET " + path, SQL: versions.SQL}
 	c.render(w, r, http.StatusOK, "training", &page{Title: model + ": training", View: v})
 }
