@@ -18,22 +18,22 @@ import (
 // exactly as the in-process ones.
 
 type modelSummary struct {
-	ModelID               string             `json:"model_id"`
-	LastWindowStart       *time.Time         `json:"last_window_start"`
-	LastWindowEnd         *time.Time         `json:"last_window_end"`
-	DriftStatus           string             `json:"drift_status"`
-	DriftedFeatures       []string           `json:"drifted_features"`
-	SustainedDrift        []string           `json:"sustained_features"`
-	Samples               uint64             `json:"samples"`
-	QualityStatus         string             `json:"data_quality_status"`
-	QualityIssues         []qualityIssue     `json:"data_quality_issues"`
-	PerformanceWindowEnd  *time.Time         `json:"performance_window_end"`
+	ModelID               string              `json:"model_id"`
+	LastWindowStart       *time.Time          `json:"last_window_start"`
+	LastWindowEnd         *time.Time          `json:"last_window_end"`
+	DriftStatus           string              `json:"drift_status"`
+	DriftedFeatures       []string            `json:"drifted_features"`
+	SustainedDrift        []string            `json:"sustained_features"`
+	Samples               uint64              `json:"samples"`
+	QualityStatus         string              `json:"data_quality_status"`
+	QualityIssues         []qualityIssue      `json:"data_quality_issues"`
+	PerformanceWindowEnd  *time.Time          `json:"performance_window_end"`
 	Performance           map[string]*float64 `json:"performance"`
-	LabelCoverage         *float64           `json:"label_coverage"`
-	NewestInferenceMinute *time.Time         `json:"newest_inference_minute"`
-	LastTriggerAt         *time.Time         `json:"last_trigger_at"`
-	LastTriggerReason     string             `json:"last_trigger_reason"`
-	ChampionVersion       string             `json:"champion_version"`
+	LabelCoverage         *float64            `json:"label_coverage"`
+	NewestInferenceMinute *time.Time          `json:"newest_inference_minute"`
+	LastTriggerAt         *time.Time          `json:"last_trigger_at"`
+	LastTriggerReason     string              `json:"last_trigger_reason"`
+	ChampionVersion       string              `json:"champion_version"`
 }
 
 type qualityIssue struct {
