@@ -85,17 +85,25 @@ func RunService(ctx context.Context, cfg *Config) error {
 			if err != nil {
 				return nil, err
 			}
-			api := m.API()
-			rt.Server.Handle("/api/", api)
-			// The console reads the same API in-process, behind the same
-			// protection (docs/console.md).
-			ui, err := console.New(console.Options{API: api})
-			if err != nil {
+			if err := m.Mount(rt.Server); err != nil {
 				return nil, err
 			}
-			rt.Server.Handle("/ui/", ui)
 			rt.Log.Info("monitoring", "window", cfg.Window, "step", cfg.Step, "reference", cfg.ReferenceMode+"/"+cfg.Reference.String())
 			return m.Run, nil
 		},
 	})
+}
+
+// Mount serves the API under /api/ and the web console under /ui/ on s,
+// both behind s's API protection. The console reads the same API
+// in-process (docs/console.md).
+func (m *Monitor) Mount(s *service.Server) error {
+	api := m.API()
+	s.Handle("/api/", api)
+	ui, err := console.New(console.Options{API: api})
+	if err != nil {
+		return err
+	}
+	s.Handle("/ui/", ui)
+	return nil
 }

@@ -7,7 +7,8 @@
 // page shows exactly what an API client would get. `driftwatch report`
 // renders the same model page into one self-contained file through
 // RemoteAPI. Templates and the stylesheet are embedded; pages need no
-// JavaScript and make no request beyond the page and its stylesheet.
+// JavaScript and make no request beyond the page itself (the stylesheet
+// is inline; /ui/static/console.css serves it too).
 //
 // Pages (docs/console.md):
 //
@@ -95,10 +96,12 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.mux.Serv
 // page is what every template gets: the layout's fields and the view.
 type page struct {
 	Title string
-	// Report renders a self-contained file: the stylesheet inline, no
-	// navigation.
+	// Report renders a self-contained file: no navigation.
 	Report bool
-	CSS    template.CSS
+	// CSS is the stylesheet, inline in every page: a page is one request,
+	// which also works behind api_tokens_file, where a browser sends the
+	// bearer token (through a proxy) with the page only.
+	CSS template.CSS
 	Now    time.Time
 	Error  string
 	View   any
@@ -106,13 +109,13 @@ type page struct {
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name string, p *page) {
 	var buf bytes.Buffer
-	p.Now = c.now().UTC()
+	p.Now, p.CSS = c.now().UTC(), template.CSS(stylesheet)
 	if err := c.tmpl.ExecuteTemplate(&buf, name, p); err != nil {
 		http.Error(w, "render "+name+": "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'")
 	w.WriteHeader(status)
 	_, _ = buf.WriteTo(w)
 }
