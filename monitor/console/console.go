@@ -101,10 +101,10 @@ type page struct {
 	// CSS is the stylesheet, inline in every page: a page is one request,
 	// which also works behind api_tokens_file, where a browser sends the
 	// bearer token (through a proxy) with the page only.
-	CSS template.CSS
-	Now    time.Time
-	Error  string
-	View   any
+	CSS   template.CSS
+	Now   time.Time
+	Error string
+	View  any
 }
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name string, p *page) {

@@ -3,11 +3,11 @@ package console_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
