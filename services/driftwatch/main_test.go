@@ -31,6 +31,9 @@ func TestDispatch(t *testing.T) {
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantErr: `driftwatch: unknown command "frobnicate"`},
 		{name: "dry run prints the DDL", args: []string{"migrate", "-dry-run", "-retention-days", "12"}, wantCode: 0, wantOut: "INTERVAL 12 DAY"},
 		{name: "bad flag value", args: []string{"migrate", "-retention-days", "0"}, wantCode: 2, wantErr: "retention_days: must be from 1 to 36500, got 0"},
+		{name: "report needs a model", args: []string{"report"}, wantCode: 2, wantErr: "model: required (-model M)"},
+		{name: "report -at is a time", args: []string{"report", "-model", "m", "-at", "yesterday"}, wantCode: 2, wantErr: `at: "yesterday" is not an RFC 3339 time`},
+		{name: "report against no monitor", args: []string{"report", "-model", "m", "-monitor", "http://127.0.0.1:1", "-o", "/dev/null"}, wantCode: 1, wantErr: "report on model m from http://127.0.0.1:1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
