@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
@@ -31,7 +32,7 @@ func (discard) WriteMessages(context.Context, ...kafka.Message) error { return n
 // monitor's API in-process, as the monitor serves it), and reports the
 // server time of one render (ms/render; the target is at most 300 ms).
 func BenchmarkOverview100Models(b *testing.B) {
-	c, m := fleet(b)
+	c, m, _ := fleet(b)
 	render := func() string {
 		b.Helper()
 		rec := httptest.NewRecorder()
@@ -65,7 +66,7 @@ func BenchmarkOverview100Models(b *testing.B) {
 // (model-000 … model-099), each with 20 features over 24 windows of
 // drift_results; f3 of every tenth model (model-000, model-010, …) drifts,
 // sustained in its 20 newest windows.
-func fleet(tb testing.TB) (*console.Console, *monitor.Monitor) {
+func fleet(tb testing.TB) (*console.Console, *monitor.Monitor, driver.Conn) {
 	tb.Helper()
 	conn, _ := testdb.Open(tb, "consolefleet")
 	err := conn.Exec(context.Background(), `INSERT INTO drift_results (model_id, model_version, window_start, window_end, reference_start, reference_end,
@@ -90,7 +91,7 @@ func fleet(tb testing.TB) (*console.Console, *monitor.Monitor) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return c, m
+	return c, m, conn
 }
 
 var modelRow = regexp.MustCompile(`class="model-row" data-model="([^"]+)"`)
@@ -100,7 +101,7 @@ var modelRow = regexp.MustCompile(`class="model-row" data-model="([^"]+)"`)
 // model marks f3's cells sustained in the newest windows; bad input and
 // unknown pages answer 400 and 404, as pages.
 func TestOverviewSortAndFilter(t *testing.T) {
-	c, _ := fleet(t)
+	c, _, conn := fleet(t)
 	get := func(path string) (int, string) {
 		rec := httptest.NewRecorder()
 		c.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
@@ -133,6 +134,26 @@ func TestOverviewSortAndFilter(t *testing.T) {
 	if n := strings.Count(body, `class="cell" `); n != 19*24 {
 		t.Errorf("model-010: %d cells not drifted, want the other 19 features × 24 windows", n)
 	}
+	// The training page: challenger against champion, the interval and
+	// the decision of a run, and the versions with the champion.
+	for _, q := range []string{
+		`INSERT INTO training_runs (run_id, model_id, version, parent_version, reason, status, decision, decision_reason, metrics, champion_metrics, diff_lo, diff_hi, started_at, updated_at)
+		 VALUES ('run-1', 'model-010', 'v2', 'v1', 'feature_drift', 'succeeded', 'promote', 'roc_auc challenger 0.81 vs champion 0.74', {'roc_auc': 0.81}, {'roc_auc': 0.74}, 0.052, 0.088, now64(3), now64(3))`,
+		`INSERT INTO models (model_id, version, status, metrics, champion_metrics, run_id, parent_version, reason, created_at, updated_at)
+		 VALUES ('model-010', 'v1', 'retired', {'roc_auc': 0.74}, {}, '', '', 'first', now64(3) - INTERVAL 1 DAY, now64(3)),
+		        ('model-010', 'v2', 'champion', {'roc_auc': 0.81}, {'roc_auc': 0.74}, 'run-1', 'v1', 'promoted', now64(3), now64(3))`,
+	} {
+		if err := conn.Exec(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, body = get("/ui/models/model-010/training")
+	for _, want := range []string{`<strong class="champion">v2</strong>`, "<td>roc_auc 0.81</td><td>roc_auc 0.74</td><td>[0.052, 0.088]</td><td><strong>promote</strong> roc_auc challenger 0.81 vs champion 0.74</td>",
+		`<tr class="version retired"><td>v1</td>`, "FROM training_runs"} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("training page (%d) lacks %q", code, want)
+		}
+	}
 	for path, want := range map[string]int{"/ui/models/model-010?window_end=yesterday": 400, "/ui/nothing": 404, "/ui/static/console.css": 200} {
 		if code, body := get(path); code != want {
 			t.Errorf("GET %s: %d, want %d\n%s", path, code, want, body)
@@ -144,7 +165,7 @@ func TestOverviewSortAndFilter(t *testing.T) {
 // api_tokens_file, a page without a token is refused (401) like the API,
 // and a read token is enough (the console only reads).
 func TestConsoleNeedsReadToken(t *testing.T) {
-	_, m := fleet(t)
+	_, m, _ := fleet(t)
 	tokens := filepath.Join(t.TempDir(), "tokens")
 	if err := os.WriteFile(tokens, []byte("read-token-0123456789abcdef read\n"), 0o600); err != nil {
 		t.Fatal(err)
