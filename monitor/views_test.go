@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -139,6 +140,20 @@ func TestDistributionsAreStored(t *testing.T) {
 		}
 		if i != 10 {
 			t.Errorf("view: %d rows of x, want 10 (one per bin, newest computation only)", i)
+		}
+	})
+	t.Run("docs query", func(t *testing.T) {
+		raw, err := os.ReadFile("../docs/tables.md")
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := regexp.MustCompile("(?s)```sql\n(-- The reference and current histogram.*?)```").FindSubmatch(raw)
+		if q == nil {
+			t.Fatal("docs/tables.md has no drift_distributions example")
+		}
+		got := rowStrings(t, conn, string(q[1]))
+		if len(got) != 10 || got[0] != "0 -Inf 9.9  false 10 0 0.1 0" || !strings.HasPrefix(got[9], "9 89.1") || !strings.HasSuffix(got[9], " +Inf  false 10 60 0.1 0.6") {
+			t.Errorf("docs/tables.md's histogram query: %q", got)
 		}
 	})
 	for _, tc := range []struct{ path, why string }{
@@ -361,6 +376,35 @@ func TestConsoleViews(t *testing.T) {
 		}
 		runSQL(t, conn, out, -1)
 	})
+}
+
+// rowStrings runs q and returns its rows, columns joined by spaces.
+func rowStrings(t *testing.T, conn driver.Conn, q string) []string {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), q)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var (
+			bin          uint32
+			lo, hi       float64
+			cat          string
+			isNew        bool
+			r, c         uint64
+			rShare, cShr float64
+		)
+		if err := rows.Scan(&bin, &lo, &hi, &cat, &isNew, &r, &c, &rShare, &cShr); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprint(bin, " ", lo, " ", hi, " ", cat, " ", isNew, " ", r, " ", c, " ", rShare, " ", cShr))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // runSQL runs every query of an answer's "sql" as it is, and checks that
