@@ -268,6 +268,72 @@ func TestDriftEndToEnd(t *testing.T) {
 		t.Errorf("sustained f3 verdicts %d, want >= 3", n)
 	}
 	testAPI(t, m2, w)
+	testConsoleViews(t, m2, w)
+}
+
+// testConsoleViews reads the shifted f3 and the unchanged f1 of the
+// generator's data back through the console's views: in the window ending
+// +29h the reference holds about a tenth of its rows in each of its decile
+// bins; f1's current window too, while f3, shifted by 2 standard
+// deviations, has P(Z + 2 > z₀.₉ = 1.28) = P(Z > −0.72) ≈ 0.76 of its rows
+// in the top bin. The drift matrix of the newest 4 windows (+27h, +28h,
+// +29h and the sparse one) marks f3 drifted and sustained, 3 windows in a
+// row by +29h.
+func testConsoleViews(t *testing.T, m *Monitor, w *world) {
+	h := m.API()
+	end := w.start.Add(29 * time.Hour).Format(time.RFC3339)
+	shares := func(feature string) (ref, cur []float64) {
+		code, out := call(t, h, "GET", "/api/v1/models/model-0/features/"+feature+"/distribution?window_end="+end, "")
+		if code != 200 || out["window_end"] != end || out["kind"] != "numeric" {
+			t.Fatalf("distribution of %s: %d %v", feature, code, out)
+		}
+		bins, _ := out["bins"].([]any)
+		var rn, cn float64
+		for _, b := range bins {
+			b := b.(map[string]any)
+			ref, cur = append(ref, b["reference"].(float64)), append(cur, b["current"].(float64))
+			rn, cn = rn+b["reference"].(float64), cn+b["current"].(float64)
+		}
+		for i := range ref {
+			ref[i], cur[i] = ref[i]/rn, cur[i]/cn
+		}
+		return ref, cur
+	}
+	ref, cur := shares("f1")
+	if len(ref) != 10 {
+		t.Fatalf("f1: %d bins, want 10", len(ref))
+	}
+	for i := range ref {
+		if !(math.Abs(ref[i]-0.1) <= 0.05) || !(math.Abs(cur[i]-0.1) <= 0.05) {
+			t.Errorf("f1 (unchanged) bin %d: shares %.3f and %.3f, want about 0.1 each", i, ref[i], cur[i])
+		}
+	}
+	ref, cur = shares("f3")
+	if n := len(ref); n != 10 || !(math.Abs(ref[n-1]-0.1) <= 0.05) || !(math.Abs(cur[n-1]-0.76) <= 0.06) {
+		t.Errorf("f3 (shifted): top bin shares %v and %v, want about 0.1 and 0.76", ref, cur)
+	}
+	code, out := call(t, h, "GET", "/api/v1/models/model-0/drift-matrix?windows=4", "")
+	if ws, _ := out["windows"].([]any); code != 200 || len(ws) != 4 {
+		t.Fatalf("drift matrix: %d %v", code, out)
+	}
+	found := false
+	for _, c := range out["cells"].([]any) {
+		c := c.(map[string]any)
+		if c["feature"] == "f3" && c["window_end"] == end {
+			found = true
+			v, _ := c["value"].(float64)
+			th, _ := c["threshold"].(float64)
+			if c["drifted"] != true || c["sustained"] != true || c["consecutive"] != 3.0 || !(v > th) {
+				t.Errorf("f3 at +29h: %v; want drifted, sustained, 3 in a row, psi over its threshold", c)
+			}
+		}
+		if c["feature"] == "f1" && c["drifted"] != false {
+			t.Errorf("f1 drifted: %v", c)
+		}
+	}
+	if !found {
+		t.Errorf("no f3 cell at %s: %v", end, out["cells"])
+	}
 }
 
 func call(t *testing.T, h http.Handler, method, path, body string) (int, map[string]any) {
