@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
@@ -31,8 +32,13 @@ func (discard) WriteMessages(context.Context, ...kafka.Message) error { return n
 // features over 24 windows of drift_results in the real ClickHouse (the
 // monitor's API in-process, as the monitor serves it), and reports the
 // server time of one render (ms/render; the target is at most 300 ms).
-func BenchmarkOverview100Models(b *testing.B) {
-	c, m, _ := fleet(b)
+func BenchmarkOverview100Models(b *testing.B) { benchOverview(b, 100) }
+
+// BenchmarkOverview500Models is the same with 500 models ("hundreds").
+func BenchmarkOverview500Models(b *testing.B) { benchOverview(b, 500) }
+
+func benchOverview(b *testing.B, models int) {
+	c, m, _ := fleet(b, models)
 	render := func() string {
 		b.Helper()
 		rec := httptest.NewRecorder()
@@ -42,8 +48,8 @@ func BenchmarkOverview100Models(b *testing.B) {
 		}
 		return rec.Body.String()
 	}
-	if n := strings.Count(render(), `class="model-row"`); n != 100 {
-		b.Fatalf("the overview shows %d models, want 100", n)
+	if n := strings.Count(render(), `class="model-row"`); n != models {
+		b.Fatalf("the overview shows %d models, want %d", n, models)
 	}
 	b.ResetTimer()
 	start := time.Now()
@@ -62,11 +68,11 @@ func BenchmarkOverview100Models(b *testing.B) {
 	b.ReportMetric(float64(time.Since(start).Microseconds())/1000/5, "ms/api-call")
 }
 
-// fleet is a console over a monitor whose ClickHouse holds 100 models
-// (model-000 … model-099), each with 20 features over 24 windows of
+// fleet is a console over a monitor whose ClickHouse holds n models
+// (model-000 … model-099 for 100), each with 20 features over 24 windows of
 // drift_results; f3 of every tenth model (model-000, model-010, …) drifts,
 // sustained in its 20 newest windows.
-func fleet(tb testing.TB) (*console.Console, *monitor.Monitor, driver.Conn) {
+func fleet(tb testing.TB, n int) (*console.Console, *monitor.Monitor, driver.Conn) {
 	tb.Helper()
 	conn, _ := testdb.Open(tb, "consolefleet")
 	err := conn.Exec(context.Background(), `INSERT INTO drift_results (model_id, model_version, window_start, window_end, reference_start, reference_end,
@@ -78,8 +84,8 @@ func fleet(tb testing.TB) (*console.Console, *monitor.Monitor, driver.Conn) {
 		       if(method = 'psi', if(drift, 0.5, 0.05), 0), NULL, NULL, if(method = 'psi', 0.2, 0),
 		       drift, drift AND w < 20, if(drift, 'drifted', 'ok'), 4000, 4000, now64(3)
 		FROM (SELECT intDiv(number, 480) AS m, intDiv(number, 20) % 24 AS w, number % 20 AS f, f = 3 AND m % 10 = 0 AS drift
-		      FROM numbers(48000))
-		ARRAY JOIN ['psi', 'verdict'] AS method`)
+		      FROM numbers({rows:UInt64}))
+		ARRAY JOIN ['psi', 'verdict'] AS method`, clickhouse.Named("rows", uint64(n*480)))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -101,7 +107,7 @@ var modelRow = regexp.MustCompile(`class="model-row" data-model="([^"]+)"`)
 // model marks f3's cells sustained in the newest windows; bad input and
 // unknown pages answer 400 and 404, as pages.
 func TestOverviewSortAndFilter(t *testing.T) {
-	c, _, conn := fleet(t)
+	c, _, conn := fleet(t, 100)
 	get := func(path string) (int, string) {
 		rec := httptest.NewRecorder()
 		c.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
@@ -165,7 +171,7 @@ func TestOverviewSortAndFilter(t *testing.T) {
 // api_tokens_file, a page without a token is refused (401) like the API,
 // and a read token is enough (the console only reads).
 func TestConsoleNeedsReadToken(t *testing.T) {
-	_, m, _ := fleet(t)
+	_, m, _ := fleet(t, 100)
 	tokens := filepath.Join(t.TempDir(), "tokens")
 	if err := os.WriteFile(tokens, []byte("read-token-0123456789abcdef read\n"), 0o600); err != nil {
 		t.Fatal(err)
