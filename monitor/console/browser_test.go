@@ -283,8 +283,27 @@ func TestConsoleInBrowser(t *testing.T) {
 	shot("model-c0")
 	clean("feature c0")
 
+	// The trigger the sustained drift fired, with its evidence: f3 among
+	// the features, linked to its view.
+	waitFor(t, "model-0's retrain trigger", 3*time.Minute, func() (bool, string) {
+		var tr struct {
+			Triggers []json.RawMessage `json:"triggers"`
+		}
+		if err := getJSON(base+"/api/v1/triggers?model=model-0", &tr); err != nil {
+			return false, err.Error()
+		}
+		return len(tr.Triggers) > 0, fmt.Sprintf("%d triggers", len(tr.Triggers))
+	})
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ui/triggers?model=model-0"), chromedp.WaitVisible(chromedp.CSS(`tr.trigger`))); err != nil {
+		t.Fatalf("triggers: %v", err)
+	}
+	if n := count(`tr.evidence-item a[href*="feature=f3"]`); n < 1 {
+		t.Errorf("triggers: no evidence row links f3")
+	}
+	shot("triggers")
+	clean("/ui/triggers")
+
 	for _, page := range []struct{ path, sel, name string }{
-		{"/ui/triggers", "h1", "triggers"},
 		{"/ui/models/model-0/training", "#runs", "training"},
 		{"/ui/?sort=drift&q=model", "table.models", "overview-sorted"},
 		{"/ui/models/no-such-model", "p.empty", "model-empty"},
@@ -313,6 +332,30 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	shot("report")
 	clean("report")
+
+	// -at picks the window ending at or before it: the oldest one.
+	var mx struct {
+		Windows []struct {
+			WindowEnd time.Time `json:"window_end"`
+		} `json:"windows"`
+	}
+	if err := getJSON(base+"/api/v1/models/model-0/drift-matrix", &mx); err != nil || len(mx.Windows) < 2 {
+		t.Fatalf("drift matrix: %v, %d windows", err, len(mx.Windows))
+	}
+	oldest := mx.Windows[0].WindowEnd
+	out2 := filepath.Join(t.TempDir(), "report-at.html")
+	rep = exec.Command(bins["driftwatch"], "report", "-model", "model-0", "-at", oldest.Add(30*time.Second).Format(time.RFC3339), "-o", out2, "-monitor", base)
+	if b, err := rep.CombinedOutput(); err != nil {
+		t.Fatalf("driftwatch report -at: %v\n%s", err, b)
+	}
+	checkReport(t, out2)
+	raw, err := os.ReadFile(out2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `<strong class="window-end">` + oldest.UTC().Format("2006-01-02 15:04:05Z") + `</strong>`; !strings.Contains(string(raw), want) {
+		t.Errorf("report -at %s does not show the window ending %s", oldest.Add(30*time.Second).Format(time.RFC3339), oldest)
+	}
 }
 
 // checkReport parses the report and requires inline SVG and CSS and no

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/driftwatch/driftwatch/internal/svgchart"
+	"github.com/driftwatch/driftwatch/schemas"
 )
 
 // source is how to get a view's numbers without the console: the API
@@ -582,8 +583,16 @@ type triggersView struct {
 
 type triggerView struct {
 	triggerRow
+	// Items is the evidence decoded (schemas.Evidence), Evidence its
+	// JSON as stored.
+	Items    []evidenceItem
 	Evidence string
 	Href     string
+}
+
+type evidenceItem struct {
+	schemas.Evidence
+	Href string
 }
 
 func (c *Console) triggersPage(w http.ResponseWriter, r *http.Request) {
@@ -609,7 +618,18 @@ func (c *Console) triggersPage(w http.ResponseWriter, r *http.Request) {
 				ev = string(b)
 			}
 		}
-		v.Triggers = append(v.Triggers, triggerView{triggerRow: t, Evidence: ev, Href: modelHref(t.ModelID, "", t.WindowEnd)})
+		tv := triggerView{triggerRow: t, Evidence: ev, Href: modelHref(t.ModelID, "", t.WindowEnd)}
+		var items []schemas.Evidence
+		if json.Unmarshal(t.Evidence, &items) == nil {
+			for _, e := range items {
+				it := evidenceItem{Evidence: e}
+				if e.Feature != "" {
+					it.Href = modelHref(t.ModelID, e.Feature, t.WindowEnd)
+				}
+				tv.Items = append(tv.Items, it)
+			}
+		}
+		v.Triggers = append(v.Triggers, tv)
 	}
 	c.render(w, r, http.StatusOK, "triggers", &page{Title: "Retrain triggers", View: v})
 }
