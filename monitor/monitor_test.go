@@ -304,12 +304,12 @@ func testConsoleViews(t *testing.T, m *Monitor, w *world) {
 		t.Fatalf("f1: %d bins, want 10", len(ref))
 	}
 	for i := range ref {
-		if !(math.Abs(ref[i]-0.1) <= 0.05) || !(math.Abs(cur[i]-0.1) <= 0.05) {
+		if !testcheck.Within(ref[i], 0.1, 0.05) || !testcheck.Within(cur[i], 0.1, 0.05) {
 			t.Errorf("f1 (unchanged) bin %d: shares %.3f and %.3f, want about 0.1 each", i, ref[i], cur[i])
 		}
 	}
 	ref, cur = shares("f3")
-	if n := len(ref); n != 10 || !(math.Abs(ref[n-1]-0.1) <= 0.05) || !(math.Abs(cur[n-1]-0.76) <= 0.06) {
+	if n := len(ref); n != 10 || !testcheck.Within(ref[n-1], 0.1, 0.05) || !testcheck.Within(cur[n-1], 0.76, 0.06) {
 		t.Errorf("f3 (shifted): top bin shares %v and %v, want about 0.1 and 0.76", ref, cur)
 	}
 	code, out := call(t, h, "GET", "/api/v1/models/model-0/drift-matrix?windows=4", "")
