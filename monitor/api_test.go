@@ -51,7 +51,9 @@ func TestAPIAnswersAreLimited(t *testing.T) {
 	if err := conn.Exec(ctx, "INSERT INTO drift_results (model_id, window_start, window_end, feature, kind, method, samples) VALUES "+strings.Join(rows, ", ")); err != nil {
 		t.Fatal(err)
 	}
-	s := testSettings(48*time.Hour, DefaultSettings().Policy, nil)
+	// The windows are older than the clock's lookback: widen it, for the
+	// overview reads the windows ending within it.
+	s := testSettings(10*365*24*time.Hour, DefaultSettings().Policy, nil)
 	s.APIMaxRows = 3
 	h := apiMonitor(t, conn, s).API()
 
@@ -67,6 +69,9 @@ func TestAPIAnswersAreLimited(t *testing.T) {
 		{"/api/v1/models/model-0/features/f2/history", "history", 1, false},
 		{"/api/v1/models/model-0/features/f1/history?limit=10000", "history", 3, true},
 		{"/api/v1/triggers", "triggers", 0, false},
+		{"/api/v1/models/model-0/drift-matrix", "cells", 3, true}, // 4 psi rows in the window with a verdict
+		{"/api/v1/models/model-0/data-quality", "data_quality", 0, false},
+		{"/api/v1/models/model-0/versions", "versions", 0, false},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			code, out := call(t, h, "GET", tc.path, "")
@@ -118,8 +123,8 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 }
 
 // TestAPIRequestGoneCancelsItsQuery: when the client of GET /api/v1/models
-// goes away while its ClickHouse query runs (one that would sleep 60 s),
-// the query leaves system.processes well before it would have ended; and a
+// goes away while its ClickHouse queries run (each would sleep 60 s),
+// they leave system.processes well before they would have ended; and a
 // query longer than api_query_timeout is stopped by ClickHouse
 // (max_execution_time) and answered 504.
 func TestAPIRequestGoneCancelsItsQuery(t *testing.T) {
@@ -146,7 +151,8 @@ func TestAPIRequestGoneCancelsItsQuery(t *testing.T) {
 		}
 		errc <- err
 	}()
-	waitFor(t, "the API's query starts", 20*time.Second, func() bool { return running(t, conn, marker) == 1 })
+	// The overview runs two of its queries at a time.
+	waitFor(t, "the API's queries start", 20*time.Second, func() bool { return running(t, conn, marker) == overviewParallel })
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Errorf("the client's request: %v, want it cancelled", err)

@@ -30,6 +30,12 @@ const (
 	QualityIssues = "issues"
 )
 
+// overviewParallel is how many of the overview's queries run at a time:
+// the drift query takes about as long as the other four together, so two
+// lanes answer in about the time of the slowest, and leave the embedded
+// engine's other sessions (4 by default) to ingest and the evaluations.
+const overviewParallel = 2
+
 // registryChampion is the models table's status of the version in
 // production (written by the trainer's registry).
 const registryChampion = "champion"
@@ -39,7 +45,7 @@ const registryChampion = "champion"
 type ModelSummary struct {
 	ModelID string `json:"model_id"`
 	// LastWindowStart and LastWindowEnd are the newest evaluated window
-	// (null before the first).
+	// ending within the lookback (null when there is none).
 	LastWindowStart *time.Time `json:"last_window_start"`
 	LastWindowEnd   *time.Time `json:"last_window_end"`
 	DriftStatus     string     `json:"drift_status"`
@@ -88,9 +94,10 @@ func (m *Monitor) apiModels(w http.ResponseWriter, r *http.Request) {
 
 // Overview returns every model's summary, by model_id, at most limit of
 // them: five queries, each over every model at once (the newest verdicts
-// with their data-quality checks, the newest performance window, the
-// newest inference minute since since, the newest trigger, the champion),
-// whatever the number of models, run at once. The newest rows of the
+// with their data-quality checks among the windows ending since since,
+// the newest performance window, the newest inference minute since since,
+// the newest trigger, the champion),
+// whatever the number of models, overviewParallel at a time. The newest rows of the
 // newest window are picked with argMax by computed_at rather than FINAL,
 // and the window is matched on the key's prefix (model_id, window_start,
 // window_end), so ClickHouse reads only those windows' granules: with 300
@@ -125,11 +132,13 @@ FROM (
     SELECT model_id, window_start, window_end, feature, method, kind,
            argMax(drifted, computed_at) AS d, argMax(sustained, computed_at) AS s, argMax(samples, computed_at) AS n, argMax(value, computed_at) AS v
     FROM drift_results
-    WHERE (model_id, window_start, window_end) IN (SELECT model_id, argMax(window_start, window_end), max(window_end) FROM drift_results WHERE method = 'verdict' GROUP BY model_id)
-      AND (method = 'verdict' OR kind = 'data_quality')
+    WHERE (model_id, window_start, window_end) IN (
+            SELECT model_id, argMax(window_start, window_end), max(window_end) FROM drift_results
+            WHERE method = 'verdict' AND window_end >= %[1]s GROUP BY model_id)
+      AND window_end >= %[1]s AND (method = 'verdict' OR kind = 'data_quality')
     GROUP BY model_id, window_start, window_end, feature, method, kind)
 GROUP BY model_id, window_start, window_end
-ORDER BY model_id LIMIT %d`, limit), func(rows driver.Rows) error {
+ORDER BY model_id LIMIT %[2]d`, chsql.Time(since), limit), func(rows driver.Rows) error {
 			var (
 				id              string
 				start, end      time.Time
@@ -225,9 +234,9 @@ ORDER BY model_id LIMIT %d`, chsql.String(registryChampion), limit), func(rows d
 			return nil
 		}},
 	}
-	// The queries run at once: the answer takes the slowest, not the sum.
 	sqls := make([]string, 0, len(queries))
 	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(overviewParallel)
 	for _, q := range queries {
 		sqls = append(sqls, q.sql)
 		g.Go(func() error {
