@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -173,7 +174,7 @@ func driftMatrix(rows []matrixRow, method string) matrix {
 			out.windows = append(out.windows, MatrixWindow{WindowStart: r.start, WindowEnd: r.end})
 		}
 	}
-	sortWindows(out.windows)
+	slices.SortFunc(out.windows, func(a, b MatrixWindow) int { return a.WindowEnd.Compare(b.WindowEnd) })
 	type key struct {
 		feature string
 		end     int64
@@ -214,13 +215,6 @@ func driftMatrix(rows []matrixRow, method string) matrix {
 	return out
 }
 
-func sortWindows(ws []MatrixWindow) {
-	for i := 1; i < len(ws); i++ {
-		for j := i; j > 0 && ws[j].WindowEnd.Before(ws[j-1].WindowEnd); j-- {
-			ws[j], ws[j-1] = ws[j-1], ws[j]
-		}
-	}
-}
 
 func (m *Monitor) apiDataQuality(w http.ResponseWriter, r *http.Request) {
 	model := r.PathValue("model")
