@@ -215,7 +215,6 @@ func driftMatrix(rows []matrixRow, method string) matrix {
 	return out
 }
 
-
 func (m *Monitor) apiDataQuality(w http.ResponseWriter, r *http.Request) {
 	model := r.PathValue("model")
 	if !validModel(w, model) {
