@@ -33,7 +33,8 @@ import (
 // even when empty): a browser sends that type cross-site only after a
 // CORS preflight, which the API never answers, so an HTML form or a
 // no-cors fetch from another site is refused. Errors are JSON
-// {"error": "..."}; 401 and 403 carry WWW-Authenticate: Bearer.
+// {"error": "..."}; 401 and 403 carry WWW-Authenticate: Bearer (Basic
+// under /ui/, so that a browser asks for the token as a password).
 type auth struct {
 	none bool
 	// digests are the tokens' SHA-256 digests, compared in constant time
@@ -77,13 +78,23 @@ func newAuth(a config.APIAuth, addr string, denied *prometheus.CounterVec) (*aut
 // scope returns the scope of the request's bearer token, 0 when it has
 // none or an unknown one. Every token is compared, so the time taken does
 // not say which matched.
+//
+// A read (GET or HEAD) may also send the token as the password of HTTP
+// basic authentication (any user name), which is what a browser asks for
+// on the console's pages. A write needs the bearer header: a browser
+// resends basic credentials on its own, also to requests another site
+// makes, and a bearer header it never adds unasked.
 func (a *auth) scope(r *http.Request) config.Scope {
 	h := r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok {
-		if tok, ok = strings.CutPrefix(h, "bearer "); !ok {
-			return 0
-		}
+		tok, ok = strings.CutPrefix(h, "bearer ")
+	}
+	if !ok && !isWrite(r) {
+		_, tok, ok = r.BasicAuth()
+	}
+	if !ok {
+		return 0
 	}
 	tok = strings.TrimSpace(tok)
 	if tok == "" {
@@ -131,12 +142,19 @@ func (a *auth) wrap(h http.Handler) http.Handler {
 			case a.digests == nil:
 			default:
 				s := a.scope(r)
+				challenge, invalid := `Bearer realm="driftwatch"`, `Bearer realm="driftwatch", error="invalid_token"`
+				if strings.HasPrefix(r.URL.Path, "/ui/") {
+					// The console's pages: a browser asks for the token
+					// (as the password) only when offered basic auth.
+					challenge = `Basic realm="driftwatch console (password: an API token)", charset="UTF-8"`
+					invalid = challenge
+				}
 				switch {
 				case s == 0 && r.Header.Get("Authorization") == "":
-					a.deny(w, http.StatusUnauthorized, "no_token", `Bearer realm="driftwatch"`, "this API needs a bearer token: "+tokenHelp)
+					a.deny(w, http.StatusUnauthorized, "no_token", challenge, "this API needs a bearer token: "+tokenHelp)
 					return
 				case s == 0:
-					a.deny(w, http.StatusUnauthorized, "bad_token", `Bearer realm="driftwatch", error="invalid_token"`, "the bearer token is not one of api_tokens_file's")
+					a.deny(w, http.StatusUnauthorized, "bad_token", invalid, "the token is not one of api_tokens_file's")
 					return
 				case write && s < config.ScopeWrite:
 					a.deny(w, http.StatusForbidden, "read_scope", `Bearer realm="driftwatch", error="insufficient_scope", scope="write"`, "this call writes and needs a token of scope write; the one sent has scope read")

@@ -222,3 +222,53 @@ func TestAPITokensFileErrors(t *testing.T) {
 		})
 	}
 }
+
+// A browser sends the token as a basic-auth password (the console's pages
+// offer that challenge); it counts for reads only, since a browser also
+// resends it on requests other sites make.
+func TestAPIAuthBasicForReads(t *testing.T) {
+	base, s := startAuth(t, config.APIAuth{APIAuthMode: config.APIAuthTokens, APITokensFile: tokensFile(t)})
+	s.Handle("/ui/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"ran":"`+r.Method+`"}`)
+	}))
+	for _, c := range []struct {
+		name, method, path, user, pass string
+		code                           int
+		challenge                      string
+	}{
+		{"console page without credentials", "GET", "/ui/", "", "", 401, `Basic realm="driftwatch console`},
+		{"console page with a read token", "GET", "/ui/", "anyone", readToken, 200, ""},
+		{"console page with a wrong password", "GET", "/ui/", "anyone", "not-a-token-0123456789", 401, "Basic"},
+		{"API read with a read token as password", "GET", "/api/v1/thing", "", readToken, 202, ""},
+		{"API read without credentials", "GET", "/api/v1/thing", "", "", 401, "Bearer"},
+		{"write with a write token as password", "POST", "/api/v1/thing", "x", writeToken, 401, "Bearer"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req, err := http.NewRequest(c.method, base+c.path, strings.NewReader("{}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			if c.pass != "" {
+				req.SetBasicAuth(c.user, c.pass)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.code {
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode, raw, c.code)
+			}
+			ch := resp.Header.Get("WWW-Authenticate")
+			if (c.challenge == "") != (ch == "") || !strings.Contains(ch, c.challenge) {
+				t.Errorf("WWW-Authenticate %q, want it to contain %q", ch, c.challenge)
+			}
+			if ran := strings.Contains(string(raw), `"ran"`); ran != (c.code < 400) {
+				t.Errorf("handler ran = %v on status %d", ran, resp.StatusCode)
+			}
+		})
+	}
+}
