@@ -21,6 +21,7 @@
 //	driftwatch_monitor_evaluation_duration_seconds      histogram per model window
 //	driftwatch_monitor_triggers_total{reason,outcome}   published, duplicate, cooldown, daily_max
 //	driftwatch_monitor_series_dropped_total             series over the per-instance limit
+//	driftwatch_console_info{url}                        1; url is console_url, which the alerts link to
 package monitor
 
 import (

@@ -4,6 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/driftwatch/driftwatch/internal/config"
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
@@ -23,6 +29,9 @@ type Config struct {
 	// TriggerSigning signs every published trigger when its key file is
 	// set.
 	config.TriggerSigning `yaml:",inline"`
+	// ConsoleURL is where people reach this monitor's console; alerts
+	// link to it through driftwatch_console_info (see ConsoleBase).
+	ConsoleURL string `yaml:"console_url" env:"DRIFTWATCH_MONITOR_CONSOLE_URL" flag:"console-url" help:"base URL of this monitor's web console as people reach it, linked from the alerts (default: http://HTTP_ADDR, a wildcard host as 127.0.0.1)"`
 }
 
 // Resolved returns the configuration in effect (config.Resolver):
@@ -59,7 +68,7 @@ func DefaultConfig() *Config {
 
 // Validate reports every invalid setting.
 func (c *Config) Validate() error {
-	errs := []error{c.Common.Validate(), c.Config.Validate(), c.Settings.Validate(), c.TriggerSigning.Validate()}
+	errs := []error{c.Common.Validate(), c.Config.Validate(), c.Settings.Validate(), c.TriggerSigning.Validate(), validateConsoleURL(c.ConsoleURL)}
 	if c.HTTPWriteTimeout <= c.APIQueryTimeout {
 		errs = append(errs, fmt.Errorf("http_write_timeout: %s must be longer than api_query_timeout %s, or an answer is cut off while its query still runs", c.HTTPWriteTimeout, c.APIQueryTimeout))
 	}
@@ -88,6 +97,7 @@ func RunService(ctx context.Context, cfg *Config) error {
 			if err := m.Mount(rt.Server); err != nil {
 				return nil, err
 			}
+			registerConsoleInfo(rt.Server.Registry(), cfg.ConsoleBase())
 			rt.Log.Info("monitoring", "window", cfg.Window, "step", cfg.Step, "reference", cfg.ReferenceMode+"/"+cfg.Reference.String())
 			return m.Run, nil
 		},
@@ -106,4 +116,50 @@ func (m *Monitor) Mount(s *service.Server) error {
 	}
 	s.Handle("/ui/", ui)
 	return nil
+}
+
+// ConsoleBase returns the console's base URL without a trailing slash:
+// console_url, or else http:// and http_addr, a wildcard or empty host
+// (0.0.0.0, [::]) replaced by 127.0.0.1. Behind a proxy, a load balancer
+// or a wildcard address reached by another name, set console_url.
+func (c *Config) ConsoleBase() string {
+	if c.ConsoleURL != "" {
+		return strings.TrimRight(c.ConsoleURL, "/")
+	}
+	host, port, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		return "http://" + c.HTTPAddr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// validateConsoleURL accepts "" (derived from http_addr) or an absolute
+// http or https URL without a query or fragment: the alerts append
+// /ui/models/… to it.
+func validateConsoleURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("console_url: not a URL") // url's error would quote it, password and all
+	}
+	if u.User != nil {
+		return errors.New("console_url: holds a user or password; it is shown in every alert")
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("console_url: %q is not an http or https URL with a host and without a query or fragment", s)
+	}
+	return nil
+}
+
+// registerConsoleInfo exports driftwatch_console_info{url} 1: alert rules
+// cannot read the monitor's configuration, so their annotations look the
+// console's address up in this series (deploy/prometheus/rules).
+func registerConsoleInfo(reg prometheus.Registerer, base string) {
+	promauto.With(reg).NewGaugeVec(prometheus.GaugeOpts{Name: "driftwatch_console_info",
+		Help: "Always 1; url is the base URL of this monitor's web console (console_url), which alerts link to."}, []string{"url"}).WithLabelValues(base).Set(1)
 }

@@ -46,7 +46,7 @@ const serviceDownFor = "30s"
 // monitor → /metrics → Prometheus (the deployed rules) → Alertmanager (the
 // deployed configuration) — and reads the alerts back from Alertmanager's
 // API: DriftwatchFeatureDrift for exactly the two shifted features, with the
-// statistics and the runbook hint in the annotations, active (not
+// statistics, the runbook hint and the console link in the annotations, active (not
 // inhibited), and no alert about the pipeline itself.
 //
 // Beside it, junk models (aaaa-0000 …, named to sort first, three numeric
@@ -175,6 +175,10 @@ func TestDriftAlertReachesAlertmanager(t *testing.T) {
 		}
 		if r := a.Annotations["runbook"]; !strings.Contains(r, "/api/v1/models/model-0/features/"+a.Labels["feature"]+"/history") || !strings.Contains(r, monitorAddr) {
 			t.Errorf("%s: runbook %q does not point at the feature's history on %s", a.Labels["feature"], r, monitorAddr)
+		}
+		// The monitor's console_url is derived from its http_addr.
+		if c, want := a.Annotations["console"], "http://"+monitorAddr+"/ui/models/model-0?feature="+a.Labels["feature"]; c != want {
+			t.Errorf("%s: console %q, want %q (the console's model page at the feature)", a.Labels["feature"], c, want)
 		}
 		t.Logf("%s: %s", a.Labels["feature"], a.Annotations["description"])
 	}
