@@ -103,7 +103,7 @@ func TestDockerComposeFiles(t *testing.T) {
 		} `yaml:"services"`
 	}
 	readYAML(t, composeFile, &compose)
-	for _, name := range []string{"kafka", "clickhouse", "prometheus", "alertmanager", "ingest", "monitor", "trainer"} {
+	for _, name := range []string{"kafka", "clickhouse", "prometheus", "alertmanager", "grafana", "ingest", "monitor", "trainer"} {
 		if _, ok := compose.Services[name]; !ok {
 			t.Errorf("%s has no service %q", composeFile, name)
 		}
