@@ -268,6 +268,12 @@ func TestAlertRulesShape(t *testing.T) {
 						t.Errorf("%s: alert %s has no %s annotation", file, r.Alert, a)
 					}
 				}
+				// A model's alert links to its page in the console
+				// (console_url, docs/operations.md#alerts).
+				if c := r.Annotations["console"]; g.Name == "driftwatch-models" &&
+					(!strings.Contains(c, "driftwatch_console_info") || !strings.Contains(c, "/ui/models/{{ $labels.model | urlquery }}")) {
+					t.Errorf("%s: alert %s has no console annotation linking driftwatch_console_info's url to /ui/models/{{ $labels.model | urlquery }}", file, r.Alert)
+				}
 			}
 		}
 	}
