@@ -67,10 +67,11 @@ func TestDriftAlertReachesAlertmanager(t *testing.T) {
 	ch := teststack.StartClickHouse(t)
 	ingestBin := teststack.Build(t, "./services/ingest")
 	monitorBin := teststack.Build(t, "./services/monitor")
+	trainerBin := teststack.Build(t, "./services/trainer")
 	dir := t.TempDir()
 
 	addr := func() string { return "127.0.0.1:" + strconv.Itoa(teststack.FreePort(t)) }
-	ingestAddr, monitorAddr, promAddr, amAddr := addr(), addr(), addr(), addr()
+	ingestAddr, monitorAddr, trainerAddr, promAddr, amAddr := addr(), addr(), addr(), addr(), addr()
 	env := []string{
 		"DRIFTWATCH_KAFKA_BROKERS=" + kfk.Brokers()[0],
 		"DRIFTWATCH_CLICKHOUSE_URL=" + ch.URL("driftwatch"),
@@ -88,14 +89,17 @@ func TestDriftAlertReachesAlertmanager(t *testing.T) {
 	teststack.WaitHTTP(t, "http://"+ingestAddr+"/readyz", 90*time.Second, ing)
 
 	// Three hours of one model's inferences, 4,000 an hour, ending now; f3
-	// and f7 move by two standard deviations for the last hour.
+	// and f7 move by two standard deviations for the last hour. Every
+	// inference is labelled (after a minute on average), a KPI comes every
+	// minute and one event in 500 is malformed, so that performance,
+	// correlations, dead letters and the trainer's runs have series for
+	// the dashboards' queries too (checkDashboards).
 	now := time.Now().UTC()
 	cfg := loadgen.DefaultConfig()
 	cfg.Seed = 7
 	cfg.Start = now.Add(-3 * time.Hour)
 	cfg.Step = time.Hour / 4000
-	cfg.Outcomes.Share = 0
-	cfg.BusinessMetrics.Enabled = false
+	cfg.MalformedShare = 0.002
 	for _, c := range []string{"mean_shift:f3:2.0@+2h", "mean_shift:f7:2.0@+2h"} {
 		change, err := loadgen.ParseChange(c, cfg.Start)
 		if err != nil {
@@ -129,19 +133,26 @@ func TestDriftAlertReachesAlertmanager(t *testing.T) {
 	// the data. The default policy wants two drifted windows in a row, and a
 	// fresh monitor has no earlier window, so the test asks for one.
 	monitorCfg := filepath.Join(dir, "monitor.yml")
-	if err := os.WriteFile(monitorCfg, []byte(fmt.Sprintf("policy:\n  consecutive: 1\nmax_series: %d\n", maxSeries)), 0o644); err != nil {
+	// Business correlations over 10-minute buckets fit the three hours.
+	const performanceCfg = "performance:\n  bucket: 10m\n  buckets: 18\n  max_lag: 3\n"
+	if err := os.WriteFile(monitorCfg, []byte(fmt.Sprintf("policy:\n  consecutive: 1\nmax_series: %d\n%s", maxSeries, performanceCfg)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mon := teststack.Start(t, "monitor", monitorBin, append(env, "DRIFTWATCH_HTTP_ADDR="+monitorAddr),
-		"-config", monitorCfg, "-window", "30m", "-step", "1m", "-reference", "30m", "-reference-mode", "first")
+	monitorArgs := []string{"-config", monitorCfg, "-window", "30m", "-step", "1m", "-reference", "30m", "-reference-mode", "first"}
+	mon := teststack.Start(t, "monitor", monitorBin, append(env, "DRIFTWATCH_HTTP_ADDR="+monitorAddr), monitorArgs...)
 	teststack.WaitHTTP(t, "http://"+monitorAddr+"/readyz", 90*time.Second, mon)
+
+	// The trainer takes the monitor's feature_drift trigger: its runs and
+	// their cost are on the dashboards.
+	tr := teststack.Start(t, "trainer", trainerBin, append(env, "DRIFTWATCH_HTTP_ADDR="+trainerAddr, "DRIFTWATCH_TRAINER_DATA_DIR="+filepath.Join(dir, "trainer")))
+	teststack.WaitHTTP(t, "http://"+trainerAddr+"/readyz", 90*time.Second, tr)
 
 	// Prometheus scraping both services every second, with the deployed
 	// rules (shortened "for") and the private Alertmanager.
 	rulesDir := filepath.Join(dir, "rules")
 	shortenRules(t, filepath.Join(root, "deploy/prometheus/rules"), rulesDir)
 	promCfg := filepath.Join(dir, "prometheus.yml")
-	writePromConfig(t, promCfg, rulesDir, amAddr, map[string]string{"driftwatch-ingest": ingestAddr, "driftwatch-monitor": monitorAddr})
+	writePromConfig(t, promCfg, rulesDir, amAddr, map[string]string{"driftwatch-ingest": ingestAddr, "driftwatch-monitor": monitorAddr, "driftwatch-trainer": trainerAddr})
 	prom := teststack.Start(t, "prometheus", promBin, nil, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "prometheus"),
 		"--web.listen-address="+promAddr)
 	teststack.WaitHTTP(t, "http://"+promAddr+"/-/ready", 60*time.Second, prom)
@@ -206,10 +217,28 @@ func TestDriftAlertReachesAlertmanager(t *testing.T) {
 		case l["alertname"] == "DriftwatchFeatureDrift", l["alertname"] == "DriftwatchPredictionDrift":
 		case l["alertname"] == "DriftwatchDataQuality" && l["check"] == "out_of_range_share" && (l["feature"] == "f3" || l["feature"] == "f7"):
 			t.Logf("also: %s", a.Annotations["summary"])
+		case l["alertname"] == "DriftwatchPerformanceDrop" && l["model"] == "model-0":
+			// Two shifted inputs may cost the model some quality.
+			t.Logf("also: %s", a.Annotations["summary"])
 		default:
 			t.Errorf("unexpected alert %v: %s", a.Labels, a.Annotations["description"])
 		}
 	}
+
+	// The dashboards show every series of a model, which the contended
+	// budget above keeps from model-0 (its tail went to the junk's fair
+	// shares): the monitor starts again on the same address with the
+	// default max_series, and the dashboards' queries run against what
+	// Prometheus scrapes from it and from ingest and the trainer.
+	if err := mon.Stop(60 * time.Second); err != nil {
+		t.Logf("monitor stopped: %v", err)
+	}
+	if err := os.WriteFile(monitorCfg, []byte("policy:\n  consecutive: 1\n"+performanceCfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mon = teststack.Start(t, "monitor", monitorBin, append(env, "DRIFTWATCH_HTTP_ADDR="+monitorAddr), monitorArgs...)
+	teststack.WaitHTTP(t, "http://"+monitorAddr+"/readyz", 90*time.Second, mon)
+	checkDashboards(t, promAddr, map[string]string{"model": "model-0", "feature": "f3"})
 }
 
 const (
@@ -256,15 +285,27 @@ func binary(t *testing.T, name string) string {
 	return path
 }
 
-// produce sends the generator's first ticks events to Kafka.
+// maxMessageBytes is a little under the event topics' max.message.bytes
+// (Kafka's default, schemas/topology.go).
+const maxMessageBytes = 1 << 20
+
+// produce sends the generator's first ticks events to Kafka, but for
+// events larger than maxMessageBytes.
 func produce(t *testing.T, kopts kafkaio.Options, gen *loadgen.Generator, ticks int64) {
 	t.Helper()
-	if err := kafkaio.EnsureTopics(context.Background(), kopts, []kafkaio.TopicSpec{{Name: kopts.Topic("inferences"), Partitions: 3}}); err != nil {
+	var specs []kafkaio.TopicSpec
+	for _, name := range []string{"inferences", "outcomes", "business-metrics"} {
+		specs = append(specs, kafkaio.TopicSpec{Name: kopts.Topic(name), Partitions: 3})
+	}
+	if err := kafkaio.EnsureTopics(context.Background(), kopts, specs); err != nil {
 		t.Fatal(err)
 	}
 	byTopic := map[string][]kafka.Message{}
 	for gen.Ticks() < ticks {
 		ev := gen.Next()
+		if len(ev.Value) > maxMessageBytes {
+			continue // a too_large malformed event: Kafka refuses it before ingest could
+		}
 		msg := kafka.Message{Key: ev.Key, Value: ev.Value}
 		for _, h := range ev.Headers {
 			msg.Headers = append(msg.Headers, kafka.Header{Key: h.Key, Value: h.Value})
