@@ -47,7 +47,10 @@ const serviceDownFor = "30s"
 // deployed configuration) — and reads the alerts back from Alertmanager's
 // API: DriftwatchFeatureDrift for exactly the two shifted features, with the
 // statistics, the runbook hint and the console link in the annotations, active (not
-// inhibited), and no alert about the pipeline itself.
+// inhibited), and no alert about the pipeline itself. The stack then
+// serves the Grafana dashboards' check (checkDashboards): the trainer
+// runs on the monitor's trigger, the data has labels, KPIs and malformed
+// events, and the monitor restarts without the contended budget.
 //
 // Beside it, junk models (aaaa-0000 …, named to sort first, three numeric
 // features each, no drift) are in ClickHouse from the start: together they

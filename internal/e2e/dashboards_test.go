@@ -71,7 +71,7 @@ func checkDashboards(t *testing.T, promAddr string, vars map[string]string) {
 	if len(queries) == 0 {
 		t.Fatal("the dashboards hold no queries")
 	}
-	pending := queries
+	start, pending := time.Now(), queries
 	waitFor(t, fmt.Sprintf("a result for each of the dashboards' %d queries", len(queries)), dashboardsWait, func() (bool, string) {
 		var still []query
 		var names []string
@@ -88,7 +88,7 @@ func checkDashboards(t *testing.T, promAddr string, vars map[string]string) {
 		pending = still
 		return len(pending) == 0, fmt.Sprintf("%d without a result:\n%s", len(pending), strings.Join(names, "\n"))
 	})
-	t.Logf("all %d dashboard queries have results", len(queries))
+	t.Logf("all %d dashboard queries have results (after %s)", len(queries), time.Since(start).Round(time.Second))
 
 	// The drill-down's variables offer the model and, for it, the feature.
 	for _, d := range dashboards {
