@@ -24,6 +24,14 @@ type Dashboard struct {
 		List []Variable `json:"list"`
 	} `json:"templating"`
 	Panels []Panel `json:"panels"`
+	Links  []Link  `json:"links"`
+}
+
+// Link is a dashboard link; URL may use the dashboard's variables.
+type Link struct {
+	Title string `json:"title"`
+	Type  string `json:"type"`
+	URL   string `json:"url"`
 }
 
 // Variable is a dashboard's template variable.

@@ -63,6 +63,13 @@ func TestGrafanaDashboards(t *testing.T) {
 		if !slices.ContainsFunc(d.Templating.List, func(v Variable) bool { return v.Name == "datasource" && v.Type == "datasource" }) {
 			t.Errorf("%s: no datasource variable", d.File)
 		}
+		for _, l := range d.Links {
+			for _, m := range varRef.FindAllStringSubmatch(l.URL, -1) {
+				if !slices.Contains(vars, m[1]) {
+					t.Errorf("%s: link %q uses $%s, which is not a variable of the dashboard", d.File, l.Title, m[1])
+				}
+			}
+		}
 		panels := d.AllPanels()
 		if len(panels) == 0 {
 			t.Errorf("%s: no panels", d.File)

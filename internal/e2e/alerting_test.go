@@ -241,7 +241,7 @@ func TestDriftAlertReachesAlertmanager(t *testing.T) {
 	}
 	mon = teststack.Start(t, "monitor", monitorBin, append(env, "DRIFTWATCH_HTTP_ADDR="+monitorAddr), monitorArgs...)
 	teststack.WaitHTTP(t, "http://"+monitorAddr+"/readyz", 90*time.Second, mon)
-	checkDashboards(t, promAddr, map[string]string{"model": "model-0", "feature": "f3"})
+	checkDashboards(t, promAddr, map[string]string{"model": "model-0", "feature": "f3", "console": "http://" + monitorAddr})
 }
 
 const (
