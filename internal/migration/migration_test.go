@@ -209,7 +209,7 @@ func TestOneOwnerOfTheTTLs(t *testing.T) {
 	// the days written here.
 	want := map[string][2]int{ // table: configured, actual
 		"business_correlations": {100, 400}, "business_metrics": {30, 90}, "business_metrics_per_minute": {100, 400},
-		"dead_letters": {7, 90}, "drift_results": {100, 400}, "inferences": {30, 90}, "inferences_per_minute": {100, 400},
+		"dead_letters": {7, 90}, "drift_distributions": {100, 400}, "drift_results": {100, 400}, "inferences": {30, 90}, "inferences_per_minute": {100, 400},
 		"outcomes": {30, 90}, "outcomes_per_minute": {100, 400}, "performance_results": {100, 400}, "training_leases": {30, 90},
 	}
 	ms := check(other)
@@ -253,8 +253,8 @@ func TestApplySchemaCreates(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = currentDatabase()").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 20 {
-		t.Errorf("%d tables and views, want the DDL's 20", n)
+	if n != 22 {
+		t.Errorf("%d tables and views, want the DDL's 22", n)
 	}
 	if ms, err := CheckTTLs(ctx, conn, cfg); err != nil || len(ms) != 0 {
 		t.Errorf("CheckTTLs: %v %v", ms, err)
