@@ -136,7 +136,11 @@ func TestHighCardinalityFeature(t *testing.T) {
 	m := newMonitor(set)
 	runtime.GC()
 	stop := heapPeak()
-	finished := runUntil(t, m, 5*time.Minute, func() bool { return verdicts("a-ids") > 0 && verdicts("b-ok") > 0 })
+	// An evaluation counts as ok once it has written everything (the
+	// verdicts come before the distributions), so wait for the count too.
+	finished := runUntil(t, m, 5*time.Minute, func() bool {
+		return verdicts("a-ids") > 0 && verdicts("b-ok") > 0 && testutil.ToFloat64(m.evals.WithLabelValues("ok")) >= 2
+	})
 	peak := stop()
 	t.Logf("Go heap in use, peak while both models were evaluated: %.0f MiB", float64(peak)/(1<<20))
 	if !finished {

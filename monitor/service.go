@@ -42,6 +42,7 @@ type Config struct {
 func (c *Config) Resolved() any {
 	r := *c
 	r.Common = c.ResolvedCommon()
+	r.ConsoleURL = c.ConsoleBase()
 	if r.EvaluationTimeout == 0 {
 		r.EvaluationTimeout = r.Step / 2
 	}
