@@ -256,6 +256,12 @@ func decodeSnappy(body io.Reader, limit int64) (io.Reader, error) {
 	if int64(n) > limit {
 		return nil, &http.MaxBytesError{Limit: limit}
 	}
+	// A Snappy element expands at most 64/3-fold (a 3-byte copy of 64
+	// bytes), so a header declaring more than that of its block is
+	// corrupt: refused before a few bytes allocate gigabytes.
+	if int64(n) > 22*int64(len(src))+64 {
+		return nil, fmt.Errorf("snappy block declares %d decoded bytes from %d, more than Snappy can expand to", n, len(src))
+	}
 	dst, err := snappy.Decode(make([]byte, n), src)
 	if err != nil {
 		return nil, err
