@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -100,6 +101,7 @@ type Monitor struct {
 	refs     *refCache
 	store    *Store
 	pins     pins
+	fleet *fleet
 	// refMissing is 1 per model whose reference is missing (see
 	// referenceMissing); the series is deleted once it has one.
 	refMissing *prometheus.GaugeVec
@@ -119,9 +121,14 @@ func New(opts Options) (*Monitor, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.InstanceID == "" {
+		opts.InstanceID = defaultInstanceID()
+	}
 	f := promauto.With(opts.Registerer)
+	store := &Store{conn: opts.Conn, instance: opts.InstanceID}
 	return &Monitor{
-		opts: opts, log: opts.Logger, store: &Store{conn: opts.Conn},
+		opts: opts, log: opts.Logger, store: store,
+		fleet:    newFleet(opts.InstanceID, opts.Lease, store, opts.Logger, opts.Registerer),
 		exp:      newExporter(opts.Registerer, opts.ExportFeatures, opts.MaxSeries, opts.Lookback, opts.Now),
 		gate:     &gate{store: &Store{conn: opts.Conn}, writer: opts.TriggerWriter, cfg: opts.Triggers, signer: opts.TriggerSigner},
 		evals:    f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_evaluations_total", Help: "Model windows evaluated, by outcome."}, []string{"outcome"}),
@@ -366,7 +373,15 @@ func (m *Monitor) Manual(ctx context.Context, model, version, key, note string) 
 // (evaluation_timeout): a model that fails, hangs or is slow is cut off
 // and retried from where it stopped next round, and never holds up the
 // others beyond its deadline.
+//
+// Instances on one ClickHouse share the models (fleet): each round
+// evaluates only the models this instance holds the lease of; a model it
+// has just taken over goes on after the newest window in drift_results.
 func (m *Monitor) Run(ctx context.Context) error {
+	fctx, stopFleet := context.WithCancel(ctx)
+	var fleetDone sync.WaitGroup
+	fleetDone.Go(func() { m.fleet.run(fctx) })
+	defer func() { stopFleet(); fleetDone.Wait() }()
 	state := map[string]*modelState{}
 	for {
 		now := m.opts.Now()
@@ -374,6 +389,17 @@ func (m *Monitor) Run(ctx context.Context) error {
 		models, err := m.Models(ctx, now)
 		if err != nil {
 			m.log.Warn("model discovery failed", "err", err)
+		}
+		if models, err = m.fleet.assign(ctx, models); err != nil && ctx.Err() == nil {
+			// Without the leases nothing is evaluated: another instance
+			// may hold any model.
+			m.log.Warn("model assignment failed; no model is evaluated this round", "instance", m.opts.InstanceID, "err", err)
+		}
+		for model := range state {
+			if !slices.Contains(models, model) {
+				// Handed over: taken back, it goes on from drift_results.
+				delete(state, model)
+			}
 		}
 		slots := make(chan struct{}, m.opts.EvaluationConcurrency)
 		var wg sync.WaitGroup
@@ -423,6 +449,18 @@ const catchUp = 10
 // round evaluates model's windows due by end and its performance, each
 // under the model's evaluation deadline.
 func (m *Monitor) round(ctx context.Context, model string, end time.Time, st *modelState) {
+	if st.last.IsZero() {
+		// Taken over (or started): the windows already in drift_results
+		// were evaluated, by this instance before or by another.
+		newest, err := m.store.NewestWindow(ctx, model)
+		if err != nil {
+			m.roundFailed(ctx, "evaluation", model, 0, err)
+			return
+		}
+		if !newest.After(end) {
+			st.last = newest
+		}
+	}
 	from := st.last
 	if from.IsZero() {
 		c := m.opts.Policy.Consecutive
@@ -438,6 +476,9 @@ func (m *Monitor) round(ctx context.Context, model string, end time.Time, st *mo
 	timeout := m.evaluationTimeout(model)
 	err := m.withDeadline(ctx, timeout, func(ctx context.Context) error {
 		for e := first; !e.After(end); e = e.Add(m.opts.Step) {
+			if !m.fleet.holds(model) {
+				return nil // its lease was dropped during the round
+			}
 			if _, err := m.Evaluate(ctx, model, e); err != nil {
 				return fmt.Errorf("window ending %s: %w", e.Format(time.RFC3339), err)
 			}

@@ -3,7 +3,9 @@ package monitor
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/monitor/window"
@@ -31,6 +33,12 @@ type Settings struct {
 	// windows due, then its performance); 0 is half of Step.
 	EvaluationTimeout     time.Duration `yaml:"evaluation_timeout" env:"DRIFTWATCH_MONITOR_EVALUATION_TIMEOUT" flag:"evaluation-timeout" help:"deadline of one model's evaluation round; a model past it is cut off with an error and retried next round (0: half of step)"`
 	EvaluationConcurrency int           `yaml:"evaluation_concurrency" env:"DRIFTWATCH_MONITOR_EVALUATION_CONCURRENCY" flag:"evaluation-concurrency" help:"models evaluated at the same time"`
+	// InstanceID names this monitor among those sharing the models (docs
+	// "Many monitors"); "" is the host name and the pid.
+	InstanceID string `yaml:"instance_id" env:"DRIFTWATCH_MONITOR_INSTANCE_ID" flag:"instance-id" help:"name of this monitor instance among those sharing the models; each must have its own (empty: host name and pid)"`
+	// Lease is how long a monitor may go without a heartbeat before the
+	// others take its models over.
+	Lease time.Duration `yaml:"lease" env:"DRIFTWATCH_MONITOR_LEASE" flag:"lease" help:"how long an instance may go without a heartbeat (sent every third of it) before the other instances take its models over"`
 
 	Policy      policy.Config     `yaml:"policy"`
 	Triggers    TriggerConfig     `yaml:"triggers"`
@@ -50,7 +58,7 @@ func DefaultSettings() Settings {
 		Window: time.Hour, Step: time.Minute, ReferenceMode: ReferenceFirst, Reference: 24 * time.Hour, Lookback: 7 * 24 * time.Hour,
 		Bins: window.DefaultBins, SampleCap: window.DefaultSampleCap, MaxFeatures: window.DefaultMaxFeatures,
 		ExportFeatures: 50, MaxSeries: 10_000, ReferenceCacheMB: 512, APIMaxRows: 10_000, APIQueryTimeout: 30 * time.Second,
-		MaxCategories: window.DefaultMaxCategories, EvaluationConcurrency: 4,
+		MaxCategories: window.DefaultMaxCategories, EvaluationConcurrency: 4, Lease: DefaultLease,
 		Policy: policy.Default(), Triggers: DefaultTriggerConfig(), Performance: DefaultPerformanceConfig(),
 	}
 }
@@ -94,6 +102,12 @@ func (s *Settings) Validate() error {
 	}
 	if s.EvaluationConcurrency < 1 {
 		bad("evaluation_concurrency: must be at least 1, got %d", s.EvaluationConcurrency)
+	}
+	if s.Lease < 3*time.Second {
+		bad("lease: must be at least 3s, got %s", s.Lease)
+	}
+	if len(s.InstanceID) > 200 || strings.ContainsFunc(s.InstanceID, unicode.IsControl) {
+		bad("instance_id: must be at most 200 characters without control characters")
 	}
 	for id, mc := range s.Models {
 		if mc.EvaluationTimeout < 0 {

@@ -24,6 +24,9 @@ import (
 // and of a performance window are the query packages window and perf.
 type Store struct {
 	conn driver.Conn
+	// instance is the monitor instance the results it writes are
+	// recorded as computed by (drift_results.instance_id).
+	instance string
 }
 
 // Performance returns a model's newest performance computations, newest
@@ -139,7 +142,7 @@ func (s *Store) PredictionCounts(ctx context.Context, model string) (scored, val
 // WriteResults inserts a window's drift results into drift_results: rows,
 // the methods' results, and verdicts, the per-feature verdict rows.
 func (s *Store) WriteResults(ctx context.Context, snap *window.Snapshot, referenceKind string, rows, verdicts []policy.Row, computedAt time.Time) error {
-	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO drift_results (model_id, model_version, window_start, window_end, reference_start, reference_end, reference_kind, feature, kind, method, value, p_value, p_value_adjusted, threshold, drifted, sustained, status, note, samples, reference_samples, computed_at)")
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO drift_results (model_id, model_version, window_start, window_end, reference_start, reference_end, reference_kind, feature, kind, method, value, p_value, p_value_adjusted, threshold, drifted, sustained, status, note, samples, reference_samples, computed_at, instance_id)")
 	if err != nil {
 		return fmt.Errorf("prepare drift_results insert: %w", err)
 	}
@@ -147,7 +150,7 @@ func (s *Store) WriteResults(ctx context.Context, snap *window.Snapshot, referen
 	add := func(r policy.Row) error {
 		return batch.Append(snap.Model, "", snap.Current.Start, snap.Current.End, snap.Reference.Start, snap.Reference.End, referenceKind,
 			r.Feature, r.Kind, r.Method, r.Value, nullable(r.PValue), nullable(r.PValueAdjusted), finite(r.Threshold),
-			r.Drifted, r.Sustained, r.Status, r.Note, uint64(max(r.Samples, 0)), uint64(max(r.ReferenceSamples, 0)), computedAt)
+			r.Drifted, r.Sustained, r.Status, r.Note, uint64(max(r.Samples, 0)), uint64(max(r.ReferenceSamples, 0)), computedAt, s.instance)
 	}
 	for _, r := range rows {
 		if err := add(r); err != nil {
