@@ -101,7 +101,7 @@ type Monitor struct {
 	refs     *refCache
 	store    *Store
 	pins     pins
-	fleet *fleet
+	fleet    *fleet
 	// refMissing is 1 per model whose reference is missing (see
 	// referenceMissing); the series is deleted once it has one.
 	refMissing *prometheus.GaugeVec
