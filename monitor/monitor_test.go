@@ -41,8 +41,11 @@ type world struct {
 	// corrupt, if set, may spoil an inference on its way to Kafka; it
 	// reports whether it did (the event is then dead-lettered by ingest).
 	corrupt func(ev loadgen.Event, m *kafka.Message) bool
-	// numeric, when not 0, is the number of numeric features per model.
-	numeric int
+	// numeric, when not 0, is the number of numeric features per model,
+	// and models the number of models.
+	numeric, models int
+	// url is the database's ClickHouse URL, for service processes.
+	url string
 }
 
 func newWorld(t *testing.T) *world {
@@ -51,7 +54,7 @@ func newWorld(t *testing.T) *world {
 	ctx := context.Background()
 	id := strconv.FormatInt(time.Now().UnixNano(), 36)
 	w := &world{brokers: brokers, kopts: kafkaio.Options{Brokers: brokers, TopicPrefix: "monitor-test-" + id + "."}}
-	w.conn, _ = testdb.Open(t, "monitor_test")
+	w.conn, w.url = testdb.Open(t, "monitor_test")
 	var specs []kafkaio.TopicSpec
 	for _, n := range []string{"inferences", "outcomes", "business-metrics", "retrain-triggers"} {
 		specs = append(specs, kafkaio.TopicSpec{Name: w.kopts.Topic(n), Partitions: 3})
@@ -75,6 +78,9 @@ func (w *world) fill(t *testing.T, hours, perHour int, changes ...string) {
 	cfg.BusinessMetrics.Enabled = false
 	if w.numeric != 0 {
 		cfg.NumericFeatures = w.numeric
+	}
+	if w.models != 0 {
+		cfg.Models = w.models
 	}
 	for _, c := range changes {
 		ch, err := loadgen.ParseChange(c, cfg.Start)

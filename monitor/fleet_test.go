@@ -1,0 +1,306 @@
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/driftwatch/driftwatch/internal/teststack"
+)
+
+// TestRendezvousAssignment: every model goes to exactly one live instance,
+// the same whatever order the instances are listed in; 600 models over
+// three instances give each a fair share (within ±25% of 200: the hash
+// spreads them like independent draws, whose standard deviation is 11.5);
+// and when an instance leaves, only its models move, each to a survivor.
+func TestRendezvousAssignment(t *testing.T) {
+	live := []string{"monitor-a", "monitor-b", "monitor-c"}
+	var models []string
+	for i := range 600 {
+		models = append(models, "model-"+strconv.Itoa(i))
+	}
+	before := map[string]string{}
+	share := map[string]int{}
+	for _, m := range models {
+		got := rendezvous(m, live)
+		if !slices.Contains(live, got) {
+			t.Fatalf("%s assigned to %q, not a live instance", m, got)
+		}
+		if again := rendezvous(m, []string{live[2], live[0], live[1]}); again != got {
+			t.Fatalf("%s: %s, but %s with the instances in another order", m, got, again)
+		}
+		before[m] = got
+		share[got]++
+	}
+	for _, inst := range live {
+		if n := share[inst]; n < 150 || n > 250 {
+			t.Errorf("%s holds %d of 600 models, want 150 to 250 (shares %v)", inst, n, share)
+		}
+	}
+	survivors := []string{"monitor-a", "monitor-c"}
+	moved := 0
+	for _, m := range models {
+		got := rendezvous(m, survivors)
+		switch {
+		case before[m] == "monitor-b":
+			moved++
+			if !slices.Contains(survivors, got) {
+				t.Errorf("%s of the gone instance went to %q", m, got)
+			}
+		case got != before[m]:
+			t.Errorf("%s moved from %s to %s although its instance is still live", m, before[m], got)
+		}
+	}
+	if moved != share["monitor-b"] {
+		t.Errorf("%d models moved, want monitor-b's %d", moved, share["monitor-b"])
+	}
+}
+
+// TestLeaseHolder: of a model's tenures, the earliest claimed live one
+// holds it; released and lapsed ones do not count; equal claims go to the
+// smaller instance id; and a lapsed tenure not released is what a claim
+// takes over (takenFrom), a released one is not.
+func TestLeaseHolder(t *testing.T) {
+	lease := 10 * time.Second
+	t0 := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	ten := func(owner string, claimed int, released bool, age time.Duration) tenure {
+		return tenure{model: "m", owner: owner, claimedAt: t0.Add(time.Duration(claimed) * time.Second), released: released, age: age}
+	}
+	for _, tc := range []struct {
+		name  string
+		ts    []tenure
+		want  string // "" when nobody holds it
+		taken string
+	}{
+		{"none", nil, "", ""},
+		{"one live", []tenure{ten("a", 0, false, time.Second)}, "a", "a"},
+		{"earliest of two concurrent claims", []tenure{ten("b", 2, false, 0), ten("a", 1, false, 0)}, "a", "b"},
+		{"equal claims: smaller id", []tenure{ten("b", 1, false, 0), ten("a", 1, false, 0)}, "a", "b"},
+		{"released does not hold", []tenure{ten("a", 0, true, time.Second), ten("b", 5, false, 0)}, "b", "b"},
+		{"lapsed does not hold", []tenure{ten("a", 0, false, lease), ten("b", 5, false, 0)}, "b", "b"},
+		{"all lapsed or released", []tenure{ten("a", 0, false, 2 * lease), ten("b", 5, true, 0)}, "", "b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, ok := holder(tc.ts, lease)
+			if got := map[bool]string{true: h.owner}[ok]; got != tc.want {
+				t.Errorf("holder %q, want %q", got, tc.want)
+			}
+		})
+	}
+	// takenFrom, for the instance "c" claiming.
+	if got := takenFrom([]tenure{ten("a", 0, false, 2*lease)}, "c"); got != "a" {
+		t.Errorf("takenFrom a lapsed lease: %q, want a", got)
+	}
+	if got := takenFrom([]tenure{ten("a", 0, false, 2*lease), ten("b", 5, true, 0)}, "c"); got != "" {
+		t.Errorf("takenFrom a model whose newest holder released it: %q, want none", got)
+	}
+	if got := takenFrom([]tenure{ten("c", 0, false, 2*lease)}, "c"); got != "" {
+		t.Errorf("takenFrom its own lapsed tenure: %q, want none", got)
+	}
+}
+
+// TestManyMonitorsSIGKILL runs three monitor processes on one database of
+// six models: every window of every model is evaluated by exactly one
+// instance (drift_results.instance_id, one computed_at per window); one
+// instance is killed with SIGKILL and its models are taken over by the
+// two others, which go on from its last window, so that each model's
+// windows run step by step without a gap or a repeat; and every schedule
+// trigger is published once (retrain_triggers and the topic).
+func TestManyMonitorsSIGKILL(t *testing.T) {
+	w := newWorld(t)
+	w.models, w.numeric = 6, 4
+	w.start = time.Now().UTC().Truncate(time.Minute).Add(-4 * time.Hour)
+	w.fill(t, 4, 1200)
+	bin := teststack.Build(t, "./services/monitor")
+	dir := t.TempDir()
+	const step, lease = 3 * time.Second, 6 * time.Second
+	cfgPath := filepath.Join(dir, "monitor.yaml")
+	// A schedule trigger every second window of each model, without
+	// cooldown or a daily limit: a window evaluated twice would publish
+	// its trigger twice.
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`window: 1h
+step: %s
+reference: 1h
+lease: %s
+evaluation_concurrency: 2
+triggers:
+  schedule: %s
+  cooldown: 0s
+  daily_max: 100000
+`, step, lease, 2*step)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type instance struct {
+		id, addr string
+		proc     *teststack.Process
+	}
+	var fleet []*instance
+	for i := range 3 {
+		in := &instance{id: "fleet-" + strconv.Itoa(i), addr: "127.0.0.1:" + strconv.Itoa(teststack.FreePort(t))}
+		env := []string{"DRIFTWATCH_KAFKA_BROKERS=" + strings.Join(w.brokers, ","), "DRIFTWATCH_TOPIC_PREFIX=" + w.kopts.TopicPrefix,
+			"DRIFTWATCH_CLICKHOUSE_URL=" + w.url, "DRIFTWATCH_HTTP_ADDR=" + in.addr, "DRIFTWATCH_LOG_LEVEL=info",
+			"DRIFTWATCH_SHUTDOWN_TIMEOUT=10s", "DRIFTWATCH_MONITOR_INSTANCE_ID=" + in.id}
+		in.proc = teststack.Start(t, in.id, bin, env, "-config", cfgPath)
+		fleet = append(fleet, in)
+	}
+	for _, in := range fleet {
+		teststack.WaitHTTP(t, "http://"+in.addr+"/readyz", 90*time.Second, in.proc)
+	}
+	ctx := context.Background()
+	output := func() string {
+		var b strings.Builder
+		for _, in := range fleet {
+			fmt.Fprintf(&b, "--- %s:\n%s\n", in.id, in.proc.Output())
+		}
+		return b.String()
+	}
+	waitFor := func(what string, d time.Duration, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out after %s waiting for %s; output:\n%s", d, what, output())
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	// owners returns each model's instances among the windows ending
+	// after since.
+	owners := func(since time.Time) map[string][]string {
+		t.Helper()
+		rows, err := w.conn.Query(ctx, fmt.Sprintf("SELECT model_id, arraySort(groupUniqArray(instance_id)) FROM drift_results WHERE window_end > fromUnixTimestamp64Milli(%d) GROUP BY model_id", since.UnixMilli()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		out := map[string][]string{}
+		for rows.Next() {
+			var m string
+			var ids []string
+			if err := rows.Scan(&m, &ids); err != nil {
+				t.Fatal(err)
+			}
+			out[m] = ids
+		}
+		return out
+	}
+	// Settled: the instances have split the models; every model is
+	// evaluated by one instance over three steps.
+	var split map[string][]string
+	waitFor("the three instances to split the six models", 2*time.Minute, func() bool {
+		split = owners(time.Now().Add(-3 * step))
+		if len(split) != 6 {
+			return false
+		}
+		for _, ids := range split {
+			if len(ids) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	held := map[string][]string{}
+	for m, ids := range split {
+		held[ids[0]] = append(held[ids[0]], m)
+	}
+	t.Logf("models by instance: %v", held)
+	var victim *instance
+	for _, in := range fleet {
+		if len(held[in.id]) > 0 && (victim == nil || len(held[in.id]) > len(held[victim.id])) {
+			victim = in
+		}
+	}
+	if len(held) < 2 {
+		t.Errorf("one instance evaluates every model: %v", held)
+	}
+	victim.proc.Kill()
+	killed := time.Now()
+	t.Logf("%s killed with SIGKILL; it held %v", victim.id, held[victim.id])
+	var survivors []*instance
+	for _, in := range fleet {
+		if in != victim {
+			survivors = append(survivors, in)
+		}
+	}
+	waitFor("the killed instance's models taken over", 2*time.Minute, func() bool {
+		now := owners(killed.Add(lease))
+		for _, m := range held[victim.id] {
+			if ids := now[m]; len(ids) != 1 || ids[0] == victim.id {
+				return false
+			}
+		}
+		return true
+	})
+	for _, m := range held[victim.id] {
+		var first time.Time
+		if err := w.conn.QueryRow(ctx, fmt.Sprintf("SELECT min(computed_at) FROM drift_results WHERE model_id = '%s' AND instance_id != '%s' AND computed_at > fromUnixTimestamp64Milli(%d)", m, victim.id, killed.UnixMilli())).Scan(&first); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: first result by its new instance %s after the kill (lease %s, step %s)", m, first.Sub(killed).Round(100*time.Millisecond), lease, step)
+	}
+	// Every model evaluated again after this, then the survivors stop
+	// cleanly.
+	again := time.Now().Add(step)
+	waitFor("a window of every model after the takeover", time.Minute, func() bool { return len(owners(again)) == 6 })
+	var owned, takeovers float64
+	for _, in := range survivors {
+		o, err := teststack.MetricSum(ctx, in.addr, "driftwatch_monitor_models_owned")
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := teststack.MetricSum(ctx, in.addr, "driftwatch_monitor_lease_takeovers_total")
+		if err != nil {
+			t.Fatal(err)
+		}
+		owned, takeovers = owned+o, takeovers+k
+	}
+	if owned != 6 || takeovers != float64(len(held[victim.id])) {
+		t.Errorf("the survivors own %v models and took %v over; want 6 and the killed instance's %d", owned, takeovers, len(held[victim.id]))
+	}
+	for _, in := range survivors {
+		if err := in.proc.Stop(20 * time.Second); err != nil {
+			t.Errorf("%s: %v", in.id, err)
+		}
+	}
+
+	// No window evaluated twice, by one instance or two.
+	if n := w.count(t, "SELECT count() FROM (SELECT model_id, window_end FROM drift_results GROUP BY model_id, window_end HAVING uniqExact(instance_id) > 1 OR uniqExact(computed_at) > 1)"); n != 0 {
+		t.Errorf("%d model windows evaluated more than once; output:\n%s", n, output())
+	}
+	// Each model's windows follow one another step by step: the takeover
+	// went on from the killed instance's last window, without a gap.
+	rows, err := w.conn.Query(ctx, fmt.Sprintf("SELECT model_id, uniqExact(window_end), intDiv(dateDiff('millisecond', min(window_end), max(window_end)), %d) + 1, arraySort(groupUniqArray(instance_id)) FROM drift_results GROUP BY model_id ORDER BY model_id", step.Milliseconds()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	models := 0
+	for rows.Next() {
+		var m string
+		var n, span uint64
+		var ids []string
+		if err := rows.Scan(&m, &n, &span, &ids); err != nil {
+			t.Fatal(err)
+		}
+		models++
+		t.Logf("%s: %d windows by %v", m, n, ids)
+		if n != span {
+			t.Errorf("%s: %d windows over a span of %d steps: a gap", m, n, span)
+		}
+	}
+	if models != 6 {
+		t.Errorf("%d models evaluated, want 6", models)
+	}
+	// Every trigger once: one row per dedup key, and as many messages.
+	total, keys := w.count(t, "SELECT count() FROM retrain_triggers"), w.count(t, "SELECT uniqExact(dedup_key) FROM retrain_triggers")
+	if sent := w.triggersSent(t); total == 0 || total != keys || uint64(sent) != total {
+		t.Errorf("retrain_triggers holds %d rows of %d dedup keys and the topic %d messages; want as many of each, at least one", total, keys, sent)
+	}
+	t.Logf("%d schedule triggers, each published once", total)
+}
