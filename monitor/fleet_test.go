@@ -84,7 +84,7 @@ func TestLeaseHolder(t *testing.T) {
 		{"equal claims: smaller id", []tenure{ten("b", 1, false, 0), ten("a", 1, false, 0)}, "a", "b"},
 		{"released does not hold", []tenure{ten("a", 0, true, time.Second), ten("b", 5, false, 0)}, "b", "b"},
 		{"lapsed does not hold", []tenure{ten("a", 0, false, lease), ten("b", 5, false, 0)}, "b", "b"},
-		{"all lapsed or released", []tenure{ten("a", 0, false, 2 * lease), ten("b", 5, true, 0)}, "", "b"},
+		{"all lapsed or released", []tenure{ten("a", 0, false, 2*lease), ten("b", 5, true, 0)}, "", "b"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, ok := holder(tc.ts, lease)
