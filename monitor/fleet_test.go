@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/driftwatch/driftwatch/internal/testdb"
 	"github.com/driftwatch/driftwatch/internal/teststack"
 )
 
@@ -129,6 +130,8 @@ step: %s
 reference: 1h
 lease: %s
 evaluation_concurrency: 2
+performance:
+  enabled: false
 triggers:
   schedule: %s
   cooldown: 0s
@@ -144,7 +147,7 @@ triggers:
 	for i := range 3 {
 		in := &instance{id: "fleet-" + strconv.Itoa(i), addr: "127.0.0.1:" + strconv.Itoa(teststack.FreePort(t))}
 		env := []string{"DRIFTWATCH_KAFKA_BROKERS=" + strings.Join(w.brokers, ","), "DRIFTWATCH_TOPIC_PREFIX=" + w.kopts.TopicPrefix,
-			"DRIFTWATCH_CLICKHOUSE_URL=" + w.url, "DRIFTWATCH_HTTP_ADDR=" + in.addr, "DRIFTWATCH_LOG_LEVEL=info",
+			"DRIFTWATCH_CLICKHOUSE_URL=" + testdb.URL(t, w.db), "DRIFTWATCH_HTTP_ADDR=" + in.addr, "DRIFTWATCH_LOG_LEVEL=info",
 			"DRIFTWATCH_SHUTDOWN_TIMEOUT=10s", "DRIFTWATCH_MONITOR_INSTANCE_ID=" + in.id}
 		in.proc = teststack.Start(t, in.id, bin, env, "-config", cfgPath)
 		fleet = append(fleet, in)
@@ -190,52 +193,57 @@ triggers:
 		}
 		return out
 	}
-	// Settled: the instances have split the models; every model is
-	// evaluated by one instance over three steps.
-	var split map[string][]string
+	// expect is the assignment of the six models by rendezvous hashing
+	// over the live instances.
+	expect := func(live []*instance) map[string][]string {
+		var ids []string
+		for _, in := range live {
+			ids = append(ids, in.id)
+		}
+		out := map[string][]string{}
+		for i := range 6 {
+			m := "model-" + strconv.Itoa(i)
+			out[m] = []string{rendezvous(m, ids)}
+		}
+		return out
+	}
+	// Settled: the instances have split the models as they hash, each
+	// model evaluated by its one instance over three steps.
+	want := expect(fleet)
 	waitFor("the three instances to split the six models", 2*time.Minute, func() bool {
-		split = owners(time.Now().Add(-3 * step))
-		if len(split) != 6 {
-			return false
-		}
-		for _, ids := range split {
-			if len(ids) != 1 {
-				return false
-			}
-		}
-		return true
+		return fmt.Sprint(owners(time.Now().Add(-3*step))) == fmt.Sprint(want)
 	})
 	held := map[string][]string{}
-	for m, ids := range split {
+	for m, ids := range want {
 		held[ids[0]] = append(held[ids[0]], m)
+	}
+	for _, ids := range held {
+		slices.Sort(ids)
 	}
 	t.Logf("models by instance: %v", held)
 	var victim *instance
 	for _, in := range fleet {
-		if len(held[in.id]) > 0 && (victim == nil || len(held[in.id]) > len(held[victim.id])) {
+		if victim == nil || len(held[in.id]) > len(held[victim.id]) {
 			victim = in
 		}
 	}
 	if len(held) < 2 {
-		t.Errorf("one instance evaluates every model: %v", held)
+		t.Fatalf("one instance evaluates every model: %v", held)
 	}
-	victim.proc.Kill()
-	killed := time.Now()
-	t.Logf("%s killed with SIGKILL; it held %v", victim.id, held[victim.id])
 	var survivors []*instance
 	for _, in := range fleet {
 		if in != victim {
 			survivors = append(survivors, in)
 		}
 	}
+	victim.proc.Kill()
+	killed := time.Now()
+	t.Logf("%s killed with SIGKILL; it held %v", victim.id, held[victim.id])
+	// Taken over by the survivors as the models hash over them; the
+	// others stay where they were.
+	want = expect(survivors)
 	waitFor("the killed instance's models taken over", 2*time.Minute, func() bool {
-		now := owners(killed.Add(lease))
-		for _, m := range held[victim.id] {
-			if ids := now[m]; len(ids) != 1 || ids[0] == victim.id {
-				return false
-			}
-		}
-		return true
+		return fmt.Sprint(owners(killed.Add(lease))) == fmt.Sprint(want)
 	})
 	for _, m := range held[victim.id] {
 		var first time.Time
@@ -283,14 +291,15 @@ triggers:
 	models := 0
 	for rows.Next() {
 		var m string
-		var n, span uint64
+		var n uint64
+		var span int64
 		var ids []string
 		if err := rows.Scan(&m, &n, &span, &ids); err != nil {
 			t.Fatal(err)
 		}
 		models++
 		t.Logf("%s: %d windows by %v", m, n, ids)
-		if n != span {
+		if int64(n) != span {
 			t.Errorf("%s: %d windows over a span of %d steps: a gap", m, n, span)
 		}
 	}

@@ -44,8 +44,8 @@ type world struct {
 	// numeric, when not 0, is the number of numeric features per model,
 	// and models the number of models.
 	numeric, models int
-	// url is the database's ClickHouse URL, for service processes.
-	url string
+	// db is the database's name (testdb.URL gives its URL).
+	db string
 }
 
 func newWorld(t *testing.T) *world {
@@ -54,7 +54,7 @@ func newWorld(t *testing.T) *world {
 	ctx := context.Background()
 	id := strconv.FormatInt(time.Now().UnixNano(), 36)
 	w := &world{brokers: brokers, kopts: kafkaio.Options{Brokers: brokers, TopicPrefix: "monitor-test-" + id + "."}}
-	w.conn, w.url = testdb.Open(t, "monitor_test")
+	w.conn, w.db = testdb.Open(t, "monitor_test")
 	var specs []kafkaio.TopicSpec
 	for _, n := range []string{"inferences", "outcomes", "business-metrics", "retrain-triggers"} {
 		specs = append(specs, kafkaio.TopicSpec{Name: w.kopts.Topic(n), Partitions: 3})
