@@ -390,7 +390,10 @@ func (m *Monitor) Run(ctx context.Context) error {
 		if err != nil {
 			m.log.Warn("model discovery failed", "err", err)
 		}
-		if models, err = m.fleet.assign(ctx, models); err != nil && ctx.Err() == nil {
+		actx, cancelAssign := context.WithTimeout(ctx, m.opts.Lease/2+claimSettle)
+		models, err = m.fleet.assign(actx, models)
+		cancelAssign()
+		if err != nil && ctx.Err() == nil {
 			// Without the leases nothing is evaluated: another instance
 			// may hold any model.
 			m.log.Warn("model assignment failed; no model is evaluated this round", "instance", m.opts.InstanceID, "err", err)
@@ -449,32 +452,33 @@ const catchUp = 10
 // round evaluates model's windows due by end and its performance, each
 // under the model's evaluation deadline.
 func (m *Monitor) round(ctx context.Context, model string, end time.Time, st *modelState) {
-	if st.last.IsZero() {
-		// Taken over (or started): the windows already in drift_results
-		// were evaluated, by this instance before or by another.
-		newest, err := m.store.NewestWindow(ctx, model)
-		if err != nil {
-			m.roundFailed(ctx, "evaluation", model, 0, err)
-			return
-		}
-		if !newest.After(end) {
-			st.last = newest
-		}
-	}
-	from := st.last
-	if from.IsZero() {
-		c := m.opts.Policy.Consecutive
-		if mc, has := m.opts.Models[model]; has && mc.Policy != nil {
-			c = mc.Policy.Consecutive
-		}
-		from = end.Add(-time.Duration(c) * m.opts.Step)
-	}
-	first := from.Add(m.opts.Step)
-	if oldest := end.Add(-time.Duration(catchUp-1) * m.opts.Step); first.Before(oldest) {
-		first = oldest
-	}
 	timeout := m.evaluationTimeout(model)
 	err := m.withDeadline(ctx, timeout, func(ctx context.Context) error {
+		if st.last.IsZero() {
+			// Taken over (or started): the windows already in
+			// drift_results were evaluated, by this instance before or
+			// by another.
+			newest, err := m.store.NewestWindow(ctx, model)
+			if err != nil {
+				m.failed(ctx)
+				return err
+			}
+			if !newest.After(end) {
+				st.last = newest
+			}
+		}
+		from := st.last
+		if from.IsZero() {
+			c := m.opts.Policy.Consecutive
+			if mc, has := m.opts.Models[model]; has && mc.Policy != nil {
+				c = mc.Policy.Consecutive
+			}
+			from = end.Add(-time.Duration(c) * m.opts.Step)
+		}
+		first := from.Add(m.opts.Step)
+		if oldest := end.Add(-time.Duration(catchUp-1) * m.opts.Step); first.Before(oldest) {
+			first = oldest
+		}
 		for e := first; !e.After(end); e = e.Add(m.opts.Step) {
 			if !m.fleet.holds(model) {
 				return nil // its lease was dropped during the round

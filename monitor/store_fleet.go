@@ -93,19 +93,20 @@ func (s *Store) LiveInstances(ctx context.Context, lease time.Duration) ([]strin
 	return out, nil
 }
 
-// Tenures returns every tenure recorded for models (the newest row of
-// each model and owner), their ages by ClickHouse's clock.
+// Tenures returns the tenures recorded for models (the newest row of each
+// model and owner), their ages by ClickHouse's clock. It reads every
+// model's and keeps models' (the table holds a row per model and instance,
+// and a query naming each model would grow with them).
 func (s *Store) Tenures(ctx context.Context, models []string) (map[string][]tenure, error) {
 	out := map[string][]tenure{}
 	if len(models) == 0 {
 		return out, nil
 	}
-	in := make([]string, len(models))
-	for i, m := range models {
-		in[i] = chsql.String(m)
+	want := make(map[string]bool, len(models))
+	for _, m := range models {
+		want[m] = true
 	}
-	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT model_id, owner, claimed_at, released, dateDiff('millisecond', heartbeat_at, now64(3)) FROM monitor_leases FINAL WHERE model_id IN (%s)",
-		strings.Join(in, ", ")))
+	rows, err := s.conn.Query(ctx, "SELECT model_id, owner, claimed_at, released, dateDiff('millisecond', heartbeat_at, now64(3)) FROM monitor_leases FINAL")
 	if err != nil {
 		return nil, fmt.Errorf("read the model leases: %w", err)
 	}
@@ -119,7 +120,9 @@ func (s *Store) Tenures(ctx context.Context, models []string) (map[string][]tenu
 			return nil, fmt.Errorf("read the model leases: %w", err)
 		}
 		t.age = time.Duration(ms) * time.Millisecond
-		out[t.model] = append(out[t.model], t)
+		if want[t.model] {
+			out[t.model] = append(out[t.model], t)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read the model leases: %w", err)
