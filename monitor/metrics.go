@@ -121,6 +121,18 @@ func (e *exporter) setExtra(model string, ms []prometheus.Metric) {
 // allocate deletes the models not evaluated within lookback and shares
 // maxSeries among the rest; the series of changed its share leaves out
 // are counted as dropped.
+// forget stops exporting model's series: another monitor instance
+// evaluates it now, and exports them.
+func (e *exporter) forget(model string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.models[model]; !ok {
+		return
+	}
+	delete(e.models, model)
+	e.allocate("")
+}
+
 func (e *exporter) allocate(changed string) {
 	cutoff := e.now().Add(-e.lookback)
 	for name, s := range e.models {

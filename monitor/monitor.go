@@ -389,19 +389,27 @@ func (m *Monitor) Run(ctx context.Context) error {
 		models, err := m.Models(ctx, now)
 		if err != nil {
 			m.log.Warn("model discovery failed", "err", err)
+		} else {
+			actx, cancelAssign := context.WithTimeout(ctx, m.opts.Lease/2+claimSettle)
+			models, err = m.fleet.assign(actx, models)
+			cancelAssign()
+			if err != nil && ctx.Err() == nil {
+				m.log.Warn("model assignment failed; no model is evaluated this round", "instance", m.opts.InstanceID, "err", err)
+			}
 		}
-		actx, cancelAssign := context.WithTimeout(ctx, m.opts.Lease/2+claimSettle)
-		models, err = m.fleet.assign(actx, models)
-		cancelAssign()
-		if err != nil && ctx.Err() == nil {
-			// Without the leases nothing is evaluated: another instance
-			// may hold any model.
-			m.log.Warn("model assignment failed; no model is evaluated this round", "instance", m.opts.InstanceID, "err", err)
+		if err != nil {
+			// Without discovery or the leases nothing is evaluated
+			// (another instance may hold any model) and nothing is handed
+			// over: the heartbeats go on, and the next round assigns.
+			models = nil
 		}
 		for model := range state {
-			if !slices.Contains(models, model) {
-				// Handed over: taken back, it goes on from drift_results.
+			if err == nil && !slices.Contains(models, model) {
+				// Handed over: taken back, it goes on from drift_results;
+				// its series are the new instance's to export.
 				delete(state, model)
+				m.exp.forget(model)
+				m.refMissing.DeleteLabelValues(model)
 			}
 		}
 		slots := make(chan struct{}, m.opts.EvaluationConcurrency)
