@@ -35,8 +35,7 @@ type Config struct {
 }
 
 // Resolved returns the configuration in effect (config.Resolver):
-// evaluation_timeout 0 as half of step, instance_id "" as the host name
-// and pid, each model's 0 and missing policy
+// evaluation_timeout 0 as half of step, each model's 0 and missing policy
 // as the instance's,
 // clickhouse_user as the clients will use it. The monitor takes its other
 // settings as given (0 means what it says).
@@ -47,9 +46,7 @@ func (c *Config) Resolved() any {
 	if r.EvaluationTimeout == 0 {
 		r.EvaluationTimeout = r.Step / 2
 	}
-	if r.InstanceID == "" {
-		r.InstanceID = defaultInstanceID()
-	}
+
 	if c.Models != nil {
 		r.Models = make(map[string]ModelConfig, len(c.Models))
 		for id, mc := range c.Models {

@@ -38,7 +38,7 @@ type Settings struct {
 	InstanceID string `yaml:"instance_id" env:"DRIFTWATCH_MONITOR_INSTANCE_ID" flag:"instance-id" help:"name of this monitor instance among those sharing the models; each must have its own (empty: host name and pid)"`
 	// Lease is how long a monitor may go without a heartbeat before the
 	// others take its models over.
-	Lease time.Duration `yaml:"lease" env:"DRIFTWATCH_MONITOR_LEASE" flag:"lease" help:"how long an instance may go without a heartbeat (sent every third of it) before the other instances take its models over"`
+	Lease time.Duration `yaml:"lease" env:"DRIFTWATCH_MONITOR_LEASE" flag:"lease" help:"how long an instance may go without a heartbeat (sent every quarter of it) before the other instances take its models over"`
 
 	Policy      policy.Config     `yaml:"policy"`
 	Triggers    TriggerConfig     `yaml:"triggers"`

@@ -1,5 +1,5 @@
 -- Monitor instances sharing the models (docs/monitor.md "Many monitors").
--- Every monitor writes its row in monitor_instances every third of its
+-- Every monitor writes its row in monitor_instances every quarter of its
 -- lease (lease: 1 minute by default), stamped with ClickHouse's clock so
 -- that monitors on different hosts compare one clock; an instance whose
 -- heartbeat is older than the lease, or that wrote stopped on its way out,
