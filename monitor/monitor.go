@@ -13,7 +13,10 @@
 // when it goes live); "previous" compares with the window before the
 // current one; per-model fixed periods come from the configuration.
 // Models are discovered from the data: any model_id with inferences in the
-// last Lookback is evaluated.
+// last Lookback is evaluated — by one of the monitor instances sharing the
+// ClickHouse database, which split the models by rendezvous hashing over
+// the live instances and hand them over through per-model leases (fleet;
+// docs/monitor.md "Many monitors").
 //
 // Metrics (besides the exporter's series, see the README):
 //
@@ -22,6 +25,9 @@
 //	driftwatch_monitor_triggers_total{reason,outcome}   published, duplicate, cooldown, daily_max
 //	driftwatch_monitor_series_dropped_total             series over the per-instance limit
 //	driftwatch_console_info{url}                        1; url is console_url, which the alerts link to
+//	driftwatch_monitor_models_owned                     models this instance holds the lease of
+//	driftwatch_monitor_instances_live                   instances sharing the models, as this one saw them
+//	driftwatch_monitor_lease_takeovers_total            models taken over from an instance whose lease lapsed
 package monitor
 
 import (
