@@ -253,8 +253,8 @@ func TestApplySchemaCreates(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = currentDatabase()").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 22 {
-		t.Errorf("%d tables and views, want the DDL's 22", n)
+	if n != 24 {
+		t.Errorf("%d tables and views, want the DDL's 24", n)
 	}
 	if ms, err := CheckTTLs(ctx, conn, cfg); err != nil || len(ms) != 0 {
 		t.Errorf("CheckTTLs: %v %v", ms, err)
