@@ -3,13 +3,17 @@ package monitor
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/driftwatch/driftwatch/internal/testdb"
 	"github.com/driftwatch/driftwatch/internal/teststack"
@@ -312,4 +316,71 @@ triggers:
 		t.Errorf("retrain_triggers holds %d rows of %d dedup keys and the topic %d messages; want as many of each, at least one", total, keys, sent)
 	}
 	t.Logf("%d schedule triggers, each published once", total)
+}
+
+// TestConcurrentClaimsHaveOneWinner: three instances claim the same ten
+// free models at the same moment, twenty times over, against the real
+// ClickHouse: each model is won by exactly one of them (the earliest
+// claim), and the losers' claims are released, so that the winner is the
+// holder the tenures show.
+func TestConcurrentClaimsHaveOneWinner(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	var fleets []*fleet
+	for i := range 3 {
+		id := "claimer-" + strconv.Itoa(i)
+		fleets = append(fleets, newFleet(id, time.Minute, &Store{conn: w.conn, instance: id}, slog.New(slog.DiscardHandler), prometheus.NewRegistry()))
+	}
+	for round := range 20 {
+		var models []string
+		for i := range 10 {
+			models = append(models, fmt.Sprintf("race-%d-%d", round, i))
+		}
+		won := make([]map[string]time.Time, len(fleets))
+		errs := make([]error, len(fleets))
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, f := range fleets {
+			wg.Go(func() {
+				<-start
+				var lost map[string]time.Time
+				won[i], lost, errs[i] = f.claim(ctx, models, nil)
+				if errs[i] == nil {
+					errs[i] = f.store.Release(ctx, f.self, lost)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d, %s: %v", round, fleets[i].self, err)
+			}
+		}
+		ts, err := fleets[0].store.Tenures(ctx, models)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range models {
+			var winners []string
+			for i, f := range fleets {
+				if _, ok := won[i][m]; ok {
+					winners = append(winners, f.self)
+				}
+			}
+			h, ok := holder(ts[m], time.Minute)
+			if len(winners) != 1 || !ok || h.owner != winners[0] {
+				t.Errorf("round %d, %s: won by %v, held by %q (%v)", round, m, winners, h.owner, ok)
+			}
+			live := 0
+			for _, tn := range ts[m] {
+				if !tn.released {
+					live++
+				}
+			}
+			if live != 1 {
+				t.Errorf("round %d, %s: %d tenures not released, want the winner's alone", round, m, live)
+			}
+		}
+	}
 }
