@@ -129,6 +129,11 @@ func (f *fleet) heldCopy(now time.Time) map[string]time.Time {
 	return maps.Clone(f.held)
 }
 
+// history is how far back tenures are read: far enough to see whom a
+// model is taken over from, not so far that every instance that ever ran
+// is read each round.
+func (f *fleet) history() time.Duration { return max(10*f.lease, time.Hour) }
+
 // holds reports whether this instance still holds model.
 func (f *fleet) holds(model string) bool {
 	f.mu.Lock()
@@ -206,7 +211,7 @@ func (f *fleet) assign(ctx context.Context, models []string) ([]string, error) {
 		live = append(live, f.self)
 	}
 	f.live.Set(float64(len(live)))
-	ts, err := f.store.Tenures(ctx, models)
+	ts, err := f.store.Tenures(ctx, models, f.history())
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +287,7 @@ func (f *fleet) claim(ctx context.Context, models []string, before map[string][]
 		return nil, nil, ctx.Err()
 	case <-time.After(claimSettle):
 	}
-	ts, err := f.store.Tenures(ctx, models)
+	ts, err := f.store.Tenures(ctx, models, f.history())
 	if err != nil {
 		return nil, nil, err
 	}

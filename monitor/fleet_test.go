@@ -357,7 +357,7 @@ func TestConcurrentClaimsHaveOneWinner(t *testing.T) {
 				t.Fatalf("round %d, %s: %v", round, fleets[i].self, err)
 			}
 		}
-		ts, err := fleets[0].store.Tenures(ctx, models)
+		ts, err := fleets[0].store.Tenures(ctx, models, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}

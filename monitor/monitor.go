@@ -384,7 +384,9 @@ func (m *Monitor) Manual(ctx context.Context, model, version, key, note string) 
 // evaluates only the models this instance holds the lease of; a model it
 // has just taken over goes on after the newest window in drift_results.
 func (m *Monitor) Run(ctx context.Context) error {
-	fctx, stopFleet := context.WithCancel(ctx)
+	// The heartbeats outlive ctx until the last round has drained, so that
+	// no model is released while an evaluation of it may still write.
+	fctx, stopFleet := context.WithCancel(context.WithoutCancel(ctx))
 	var fleetDone sync.WaitGroup
 	fleetDone.Go(func() { m.fleet.run(fctx) })
 	defer func() { stopFleet(); fleetDone.Wait() }()

@@ -10,7 +10,10 @@ import (
 )
 
 // The fleet's queries (monitor_instances, monitor_leases): every time in
-// them is ClickHouse's (now64), the one clock all instances share.
+// them is ClickHouse's (now64), the one clock all instances share. The
+// newest row of an instance or tenure is taken with argMax rather than
+// FINAL, so that no filter can pick an older row, and a release or stop
+// written in the same millisecond as a renewal wins the tie.
 
 // Heartbeat records that instance is live (stopped: that it is leaving)
 // and renews its tenures of held (model → claimed_at), in one insert each.
@@ -73,7 +76,8 @@ func (s *Store) Release(ctx context.Context, instance string, models map[string]
 // LiveInstances returns the instances whose newest heartbeat is younger
 // than lease and that did not stop.
 func (s *Store) LiveInstances(ctx context.Context, lease time.Duration) ([]string, error) {
-	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT instance_id FROM monitor_instances FINAL WHERE NOT stopped AND heartbeat_at > now64(3) - toIntervalMillisecond(%d) ORDER BY instance_id",
+	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT instance_id FROM monitor_instances GROUP BY instance_id "+
+		"HAVING NOT argMax(stopped, (heartbeat_at, stopped)) AND max(heartbeat_at) > now64(3) - toIntervalMillisecond(%d) ORDER BY instance_id",
 		lease.Milliseconds()))
 	if err != nil {
 		return nil, fmt.Errorf("read the live monitor instances: %w", err)
@@ -94,10 +98,10 @@ func (s *Store) LiveInstances(ctx context.Context, lease time.Duration) ([]strin
 }
 
 // Tenures returns the tenures recorded for models (the newest row of each
-// model and owner), their ages by ClickHouse's clock. It reads every
-// model's and keeps models' (the table holds a row per model and instance,
-// and a query naming each model would grow with them).
-func (s *Store) Tenures(ctx context.Context, models []string) (map[string][]tenure, error) {
+// model and owner) renewed within since, their ages by ClickHouse's clock.
+// It reads every model's and keeps models' (a query naming each model
+// would grow with them).
+func (s *Store) Tenures(ctx context.Context, models []string, since time.Duration) (map[string][]tenure, error) {
 	out := map[string][]tenure{}
 	if len(models) == 0 {
 		return out, nil
@@ -106,7 +110,9 @@ func (s *Store) Tenures(ctx context.Context, models []string) (map[string][]tenu
 	for _, m := range models {
 		want[m] = true
 	}
-	rows, err := s.conn.Query(ctx, "SELECT model_id, owner, claimed_at, released, dateDiff('millisecond', heartbeat_at, now64(3)) FROM monitor_leases FINAL")
+	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT model_id, owner, argMax(claimed_at, (heartbeat_at, released)), argMax(released, (heartbeat_at, released)), "+
+		"dateDiff('millisecond', max(heartbeat_at), now64(3)) FROM monitor_leases WHERE heartbeat_at > now64(3) - toIntervalMillisecond(%d) GROUP BY model_id, owner",
+		since.Milliseconds()))
 	if err != nil {
 		return nil, fmt.Errorf("read the model leases: %w", err)
 	}
