@@ -116,7 +116,9 @@ func TestLeaseHolder(t *testing.T) {
 // instance is killed with SIGKILL and its models are taken over by the
 // two others, which go on from its last window, so that each model's
 // windows run step by step without a gap or a repeat; and every schedule
-// trigger is published once (retrain_triggers and the topic).
+// trigger is published once (retrain_triggers and the topic). The two
+// left, stopped cleanly, release their models and record that they
+// stopped.
 func TestManyMonitorsSIGKILL(t *testing.T) {
 	w := newWorld(t)
 	w.models, w.numeric = 6, 4
@@ -280,6 +282,15 @@ triggers:
 			t.Errorf("%s: %v", in.id, err)
 		}
 	}
+	// Stopped cleanly, the survivors released their models and said so:
+	// another instance would take them at once. Only the killed
+	// instance's tenures are left unreleased (lapsed).
+	if n := w.count(t, "SELECT count() FROM (SELECT owner, argMax(released, (heartbeat_at, released)) AS r FROM monitor_leases GROUP BY model_id, owner) WHERE NOT r AND owner != '"+victim.id+"'"); n != 0 {
+		t.Errorf("%d tenures of the stopped instances not released", n)
+	}
+	if n := w.count(t, "SELECT count() FROM (SELECT instance_id, argMax(stopped, (heartbeat_at, stopped)) AS s FROM monitor_instances GROUP BY instance_id) WHERE s"); n != 2 {
+		t.Errorf("%d instances recorded as stopped, want the two stopped cleanly", n)
+	}
 
 	// No window evaluated twice, by one instance or two.
 	if n := w.count(t, "SELECT count() FROM (SELECT model_id, window_end FROM drift_results GROUP BY model_id, window_end HAVING uniqExact(instance_id) > 1 OR uniqExact(computed_at) > 1)"); n != 0 {
@@ -382,5 +393,34 @@ func TestConcurrentClaimsHaveOneWinner(t *testing.T) {
 				t.Errorf("round %d, %s: %d tenures not released, want the winner's alone", round, m, live)
 			}
 		}
+	}
+}
+
+// TestFleetSettings: lease must be at least 3s and instance_id printable;
+// the defaults are valid, and an empty instance_id becomes the host name
+// and pid.
+func TestFleetSettings(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(*Settings)
+		want string // "" when valid
+	}{
+		{"defaults", func(*Settings) {}, ""},
+		{"a named instance", func(s *Settings) { s.InstanceID = "monitor-a" }, ""},
+		{"short lease", func(s *Settings) { s.Lease = time.Second }, "lease: must be at least 3s, got 1s"},
+		{"control character", func(s *Settings) { s.InstanceID = "a\nb" }, "instance_id: must be at most 200 characters without control characters"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := DefaultSettings()
+			tc.set(&s)
+			err := s.Validate()
+			if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("Validate: %v, want %q", err, tc.want)
+			}
+		})
+	}
+	host, _ := os.Hostname()
+	if id := defaultInstanceID(); id != host+"-"+strconv.Itoa(os.Getpid()) {
+		t.Errorf("default instance_id %q, want the host name and pid", id)
 	}
 }
