@@ -46,7 +46,6 @@ func (c *Config) Resolved() any {
 	if r.EvaluationTimeout == 0 {
 		r.EvaluationTimeout = r.Step / 2
 	}
-
 	if c.Models != nil {
 		r.Models = make(map[string]ModelConfig, len(c.Models))
 		for id, mc := range c.Models {
