@@ -304,18 +304,15 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	}
 	v := policy.Evaluate(snap, pol, hist)
 	now := m.opts.Now()
-	if err := m.store.WriteResults(ctx, snap, kind, v.Rows, verdictRows(v), now); err != nil {
-		m.failed(ctx)
-		return Result{}, err
-	}
-	// The counts the statistics were computed from, for the pictures
-	// (histograms, category bars): same window columns and computed_at.
-	if err := m.store.WriteDistributions(ctx, snap, kind, now); err != nil {
-		m.failed(ctx)
-		return Result{}, err
-	}
-	m.exp.update(model, snap.CurRows, v)
 	res := Result{Snapshot: snap, Verdict: v, Reference: kind}
+	// The triggers before the results: a window's rows in drift_results
+	// say that it was evaluated to the end, so that an instance taking the
+	// model over (or this one restarted) goes on after it. A window cut
+	// off after publishing has no rows and is evaluated again, its
+	// triggers found by their dedup keys (or, if the cut came between the
+	// topic and retrain_triggers, published again under the same key,
+	// which the trainer ignores).
+	//
 	// The triggers carry the version the window served; a failed read
 	// must not publish a trigger with an empty model_version.
 	version, err := m.store.ServedVersion(ctx, model, cur)
@@ -336,6 +333,18 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 			m.log.Info("retrain trigger published", "model", model, "reason", t.Reason, "features", len(t.Evidence), "window", cur.String(), "dedup_key", t.DedupKey)
 		}
 	}
+	// The counts the statistics were computed from, for the pictures
+	// (histograms, category bars), first: same window columns and
+	// computed_at, and the results last, the mark of a window done.
+	if err := m.store.WriteDistributions(ctx, snap, kind, now); err != nil {
+		m.failed(ctx)
+		return res, err
+	}
+	if err := m.store.WriteResults(ctx, snap, kind, v.Rows, verdictRows(v), now); err != nil {
+		m.failed(ctx)
+		return res, err
+	}
+	m.exp.update(model, snap.CurRows, v)
 	m.evals.WithLabelValues("ok").Inc()
 	if len(v.Sustained) > 0 || len(v.QualityIssues) > 0 {
 		m.log.Info("drift", "model", model, "window", cur.String(), "sustained", v.Sustained, "drifted", v.Drifted, "quality", v.QualityIssues)
