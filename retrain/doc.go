@@ -27,8 +27,8 @@
 // # Runs and crash safety
 //
 // A run writes its training_runs row as running, builds the dataset, trains,
-// evaluates, writes the artifact (<artifact_dir>/<model>/<version>/model.json
-// and metadata.json), then the final run row, then the models row (and
+// evaluates, writes the artifact (<artifact_dir>/<model>/<version>/model.json,
+// its checksum model.json.sha256, and metadata.json), then the final run row, then the models row (and
 // retires the previous champion), then the model events, then the run row
 // once more with a "publish" entry in step_seconds: the events are
 // published. While it runs, its trainer renews the run's lease in

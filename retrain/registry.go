@@ -1,11 +1,16 @@
 package retrain
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -294,27 +299,163 @@ func ListVersions(ctx context.Context, conn driver.Conn, modelID string) ([]*Ver
 	return store{conn: conn}.versions(ctx, modelID)
 }
 
-func writeArtifact(dir string, m *model.Model) error {
+// ArtifactFile and ChecksumFile are the names of a built-in model's
+// artifact and of its SHA-256 checksum (sha256sum's format: the hex digest,
+// two spaces, the file name) in the version's artifact directory.
+const (
+	ArtifactFile = "model.json"
+	ChecksumFile = "model.json.sha256"
+)
+
+// WriteArtifact writes m to dir/model.json and its checksum to
+// dir/model.json.sha256, each atomically (a temporary file renamed), the
+// artifact first, so a reader that finds the checksum finds its artifact.
+func WriteArtifact(dir string, m *model.Model) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create artifact directory: %w", err)
 	}
-	tmp := filepath.Join(dir, "model.json.tmp")
-	f, err := os.Create(tmp)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := m.Save(&buf); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(dir, ArtifactFile, buf.Bytes()); err != nil {
 		return fmt.Errorf("write model artifact: %w", err)
 	}
-	if err := m.Save(f); err != nil {
+	sum := sha256.Sum256(buf.Bytes())
+	if err := writeFileAtomic(dir, ChecksumFile, []byte(hex.EncodeToString(sum[:])+"  "+ArtifactFile+"\n")); err != nil {
+		return fmt.Errorf("write model artifact checksum: %w", err)
+	}
+	return nil
+}
+
+func writeFileAtomic(dir, name string, data []byte) error {
+	tmp := filepath.Join(dir, name+".tmp")
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
 		f.Close()
-		return fmt.Errorf("write model artifact: %w", err)
+		return err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return fmt.Errorf("sync model artifact: %w", err)
+		return err
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("close model artifact: %w", err)
+		return err
 	}
-	return os.Rename(tmp, filepath.Join(dir, "model.json"))
+	return os.Rename(tmp, filepath.Join(dir, name))
+}
+
+// ErrArtifact is wrapped by ReadArtifact's errors about the artifact
+// itself (not a file://, missing, checksum mismatch, undecodable), as
+// opposed to the registry's.
+var ErrArtifact = errors.New("model artifact")
+
+// ReadArtifact reads the built-in model of artifactURI (file://<dir>, as
+// the registry records it) and checks it against its checksum file. It
+// returns the model and the artifact's bytes as stored.
+func ReadArtifact(artifactURI string) (*model.Model, []byte, error) {
+	dir, ok := strings.CutPrefix(artifactURI, "file://")
+	if !ok || !filepath.IsAbs(dir) {
+		return nil, nil, fmt.Errorf("%w: %q is not a file:// URI with an absolute path", ErrArtifact, artifactURI)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, ArtifactFile))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrArtifact, err)
+	}
+	sumLine, err := os.ReadFile(filepath.Join(dir, ChecksumFile))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: checksum: %w", ErrArtifact, err)
+	}
+	want, _, _ := strings.Cut(strings.TrimSpace(string(sumLine)), " ")
+	got := sha256.Sum256(raw)
+	if hex.EncodeToString(got[:]) != strings.ToLower(want) {
+		return nil, nil, fmt.Errorf("%w: %s: checksum mismatch: sha256 %x, %s says %s", ErrArtifact, filepath.Join(dir, ArtifactFile), got, ChecksumFile, want)
+	}
+	m, err := model.Load(bytes.NewReader(raw))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %s: %w", ErrArtifact, filepath.Join(dir, ArtifactFile), err)
+	}
+	return m, raw, nil
+}
+
+// WriteVersion inserts v into the registry (models) as the newest row of
+// its version.
+func WriteVersion(ctx context.Context, conn driver.Conn, v *Version) error {
+	return store{conn: conn}.writeVersion(ctx, v)
+}
+
+// ErrNoPrevious is returned by Rollback when a model has no earlier
+// version to go back to.
+var ErrNoPrevious = errors.New("no previous champion")
+
+// Rollback re-promotes the champion before the current one of modelID:
+// the current champion's parent_version when it is in the registry, else
+// the newest retired version. It marks that version champion and the
+// current one retired (reason "rolled back to …"), then publishes a
+// promoted model event for it, so servers follow. It returns both
+// versions.
+func Rollback(ctx context.Context, conn driver.Conn, events *kafka.Writer, modelID string, now time.Time) (from, to string, err error) {
+	s := store{conn: conn}
+	vs, err := s.versions(ctx, modelID)
+	if err != nil {
+		return "", "", err
+	}
+	var cur, prev *Version
+	for _, v := range vs {
+		if v.Status == StatusChampion && cur == nil {
+			cur = v
+		}
+	}
+	if cur == nil {
+		return "", "", fmt.Errorf("rollback %s: %w: the model has no champion", modelID, ErrNoPrevious)
+	}
+	for _, v := range vs {
+		if v.Version == cur.ParentVersion && v.Version != cur.Version {
+			prev = v
+		}
+	}
+	if prev == nil {
+		for _, v := range vs { // newest first
+			if v.Status == StatusRetired && v.CreatedAt.Before(cur.CreatedAt) {
+				prev = v
+				break
+			}
+		}
+	}
+	if prev == nil {
+		return cur.Version, "", fmt.Errorf("rollback %s: %w before %s", modelID, ErrNoPrevious, cur.Version)
+	}
+	prev.Status, prev.Reason = StatusChampion, "rollback from "+cur.Version
+	if err := s.writeVersion(ctx, prev); err != nil {
+		return "", "", err
+	}
+	cur.Status, cur.Reason = StatusRetired, "rolled back to "+prev.Version
+	if err := s.writeVersion(ctx, cur); err != nil {
+		return "", "", err
+	}
+	if err := PublishPromoted(ctx, events, prev, now); err != nil {
+		return "", "", err
+	}
+	return cur.Version, prev.Version, nil
+}
+
+// PublishPromoted publishes a promoted model event for v (its event_id is
+// promoted:<model>:<version>:<time>, one per promotion).
+func PublishPromoted(ctx context.Context, events *kafka.Writer, v *Version, now time.Time) error {
+	e := schemas.ModelEvent{EventID: fmt.Sprintf("promoted:%s:%s:%d", v.ModelID, v.Version, now.UnixMilli()), ModelID: v.ModelID, Version: v.Version,
+		Kind: schemas.ModelPromoted, TriggerID: v.TriggerID, ChallengerMetrics: v.Metrics, ArtifactURI: v.ArtifactURI, Timestamp: now.UTC()}
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode model event: %w", err)
+	}
+	if err := events.WriteMessages(ctx, kafka.Message{Key: []byte(v.ModelID), Value: raw,
+		Headers: []kafka.Header{{Key: schemas.SchemaHeader, Value: []byte(ModelSchemaHeader)}}}); err != nil {
+		return fmt.Errorf("publish promoted event of %s %s: %w", v.ModelID, v.Version, err)
+	}
+	return nil
 }
 
 // artifactMetadata is metadata.json next to a model artifact.

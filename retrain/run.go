@@ -291,7 +291,7 @@ func (t *Trainer) execute(ctx context.Context, mc ModelConfig, r *Run, workDir s
 			t.log.Info("design matrix at max_features: the least frequent features and categories were left out", "model", r.ModelID, "run_id", r.RunID,
 				"columns", rep.Columns, "max_features", limit)
 		}
-		if err := writeArtifact(artifactDir, m); err != nil {
+		if err := WriteArtifact(artifactDir, m); err != nil {
 			return nil, err
 		}
 		challenger = builtin{m}
