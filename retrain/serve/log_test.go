@@ -46,7 +46,9 @@ func TestEventLogBoundedAndFlushed(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				l.run(ctx, func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), time.Minute) })
+				l.run(ctx, func() (context.Context, context.CancelFunc) {
+					return context.WithTimeout(context.Background(), time.Minute)
+				})
 			}()
 			var accepted, dropped int
 			for range 100 {

@@ -42,7 +42,7 @@ func TestRollbackAndExport(t *testing.T) {
 	for i, v := range []string{"v1", "v2"} {
 		m := &model.Model{Format: model.FormatV1, Kind: model.KindRidge, Target: model.Target{Task: model.Regression}, Alpha: 1,
 			Preprocessor: model.Preprocessor{Numeric: []model.NumericFeature{{Name: "x", Mean: 0, Std: 1}}, Categorical: []model.CategoricalFeature{}},
-			Columns: []string{"x"}, Coef: []float64{2}, Intercept: float64(i + 1)}
+			Columns:      []string{"x"}, Coef: []float64{2}, Intercept: float64(i + 1)}
 		var buf bytes.Buffer
 		if err := m.Save(&buf); err != nil {
 			t.Fatal(err)
