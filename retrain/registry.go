@@ -354,12 +354,14 @@ func writeFileAtomic(dir, name string, data []byte) error {
 var ErrArtifact = errors.New("model artifact")
 
 // ReadArtifact reads the built-in model of artifactURI (file://<dir>, as
-// the registry records it) and checks it against its checksum file. It
+// the registry records it; a relative dir is from the working directory) and checks it against its checksum file. It
 // returns the model and the artifact's bytes as stored.
 func ReadArtifact(artifactURI string) (*model.Model, []byte, error) {
 	dir, ok := strings.CutPrefix(artifactURI, "file://")
-	if !ok || !filepath.IsAbs(dir) {
-		return nil, nil, fmt.Errorf("%w: %q is not a file:// URI with an absolute path", ErrArtifact, artifactURI)
+	if !ok || dir == "" {
+		// A relative path (a trainer with a relative data_dir before
+		// they were made absolute) is taken from the working directory.
+		return nil, nil, fmt.Errorf("%w: %q is not a file:// URI", ErrArtifact, artifactURI)
 	}
 	raw, err := os.ReadFile(filepath.Join(dir, ArtifactFile))
 	if err != nil {

@@ -390,6 +390,11 @@ func makeDataDir(dataDir string) (artifacts, work string, err error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return "", "", fmt.Errorf("create data_dir: %w", err)
 	}
+	// Absolute, so that the artifact_uri the registry records (file://…)
+	// names the artifact whatever a reader's working directory.
+	if abs, err := filepath.Abs(dataDir); err == nil {
+		dataDir = abs
+	}
 	artifacts, work = filepath.Join(dataDir, "artifacts"), filepath.Join(dataDir, "work")
 	for _, d := range []string{artifacts, work} {
 		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {

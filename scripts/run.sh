@@ -7,7 +7,7 @@
 # Data persists in .data/local between runs (`make clean` removes it). The
 # environment passes through, so DRIFTWATCH_TOPIC_PREFIX and friends apply.
 # Ports: Kafka 9092 (controller 9093), ClickHouse 8123, Prometheus 9090,
-# Alertmanager 9193, ingest 9101, monitor 9102, trainer 9103.
+# Alertmanager 9193, ingest 9101, monitor 9102, trainer 9103, serve 9104.
 set -euo pipefail
 
 ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -86,8 +86,8 @@ if command -v prometheus-alertmanager >/dev/null; then
 fi
 
 # Every driftwatch service that exists, on its default address.
-declare -A svc_port=([ingest]=9101 [monitor]=9102 [trainer]=9103)
-for svc in ingest monitor trainer; do
+declare -A svc_port=([ingest]=9101 [monitor]=9102 [trainer]=9103 [serve]=9104)
+for svc in ingest monitor trainer serve; do
 	if [[ -x bin/$svc ]]; then
 		start "$svc" "${svc_port[$svc]}" env DRIFTWATCH_HTTP_ADDR="127.0.0.1:${svc_port[$svc]}" \
 			DRIFTWATCH_TRAINER_DATA_DIR="${DRIFTWATCH_TRAINER_DATA_DIR:-$STACK_DIR/trainer}" "bin/$svc"
