@@ -21,6 +21,7 @@ import (
 	"github.com/driftwatch/driftwatch/internal/config"
 	"github.com/driftwatch/driftwatch/monitor"
 	"github.com/driftwatch/driftwatch/retrain"
+	"github.com/driftwatch/driftwatch/retrain/serve"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated reference pages under docs/")
@@ -51,7 +52,7 @@ func services() []struct {
 	return []struct {
 		name string
 		cfg  config.Validator
-	}{{"ingest", ingest.DefaultConfig()}, {"monitor", monitor.DefaultConfig()}, {"trainer", retrain.DefaultConfig()}}
+	}{{"ingest", ingest.DefaultConfig()}, {"monitor", monitor.DefaultConfig()}, {"trainer", retrain.DefaultConfig()}, {"serve", serve.DefaultConfig()}}
 }
 
 // TestConfigurationReference: docs/configuration.md lists every setting of

@@ -24,6 +24,7 @@ import (
 	"github.com/driftwatch/driftwatch/internal/teststack"
 	"github.com/driftwatch/driftwatch/monitor"
 	"github.com/driftwatch/driftwatch/retrain"
+	"github.com/driftwatch/driftwatch/retrain/serve"
 )
 
 // metric is one metric a service registers, as its descriptor says.
@@ -69,6 +70,11 @@ func registered(t *testing.T) map[string]*metric {
 			c.KafkaBrokers, c.ClickHouseURL, c.HTTPAddr, c.TopicPrefix = brokers, url, addr, "docs-"+db+"."
 			c.DataDir = t.TempDir()
 			return retrain.RunService(ctx, c)
+		}},
+		{"serve", func(ctx context.Context, addr string) error {
+			c := serve.DefaultConfig()
+			c.KafkaBrokers, c.ClickHouseURL, c.HTTPAddr, c.TopicPrefix = brokers, url, addr, "docs-"+db+"."
+			return serve.RunService(ctx, c)
 		}},
 	} {
 		reg := prometheus.NewRegistry()
