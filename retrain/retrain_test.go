@@ -25,6 +25,7 @@ import (
 	"github.com/driftwatch/driftwatch/internal/testcheck"
 	"github.com/driftwatch/driftwatch/internal/testdb"
 	"github.com/driftwatch/driftwatch/internal/testenv"
+	"github.com/driftwatch/driftwatch/retrain/model"
 	"github.com/driftwatch/driftwatch/schemas"
 )
 
@@ -323,6 +324,11 @@ func TestTrainer(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(art, f)); err != nil {
 				t.Error(err)
 			}
+		}
+		// What serve and driftwatch models export read: the checksum
+		// matches and the artifact loads.
+		if m, _, err := ReadArtifact(vs[0].ArtifactURI); err != nil || m.Kind != model.KindLogistic {
+			t.Errorf("ReadArtifact(%s): %v", vs[0].ArtifactURI, err)
 		}
 		if got := testutilCount(tr.m.deadLettered); got != 1 {
 			t.Errorf("dead-lettered %v, want 1", got)
