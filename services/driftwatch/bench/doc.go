@@ -9,5 +9,5 @@ import "github.com/driftwatch/driftwatch/services/driftwatch/command"
 
 // Commands returns the benchmark commands.
 func Commands() []command.Command {
-	return []command.Command{ingestCommand(), monitorCommand(), retrainCommand()}
+	return []command.Command{ingestCommand(), monitorCommand(), retrainCommand(), serveCommand()}
 }
