@@ -353,6 +353,10 @@ func writeFileAtomic(dir, name string, data []byte) error {
 // opposed to the registry's.
 var ErrArtifact = errors.New("model artifact")
 
+// ErrChecksum is wrapped (with ErrArtifact) when model.json does not match
+// model.json.sha256: the artifact was changed or cut short after training.
+var ErrChecksum = errors.New("checksum mismatch")
+
 // ReadArtifact reads the built-in model of artifactURI (file://<dir>, as
 // the registry records it; a relative dir is from the working directory) and checks it against its checksum file. It
 // returns the model and the artifact's bytes as stored.
@@ -374,7 +378,7 @@ func ReadArtifact(artifactURI string) (*model.Model, []byte, error) {
 	want, _, _ := strings.Cut(strings.TrimSpace(string(sumLine)), " ")
 	got := sha256.Sum256(raw)
 	if hex.EncodeToString(got[:]) != strings.ToLower(want) {
-		return nil, nil, fmt.Errorf("%w: %s: checksum mismatch: sha256 %x, %s says %s", ErrArtifact, filepath.Join(dir, ArtifactFile), got, ChecksumFile, want)
+		return nil, nil, fmt.Errorf("%w: %s: %w: sha256 %x, %s says %s", ErrArtifact, filepath.Join(dir, ArtifactFile), ErrChecksum, got, ChecksumFile, want)
 	}
 	m, err := model.Load(bytes.NewReader(raw))
 	if err != nil {

@@ -209,7 +209,7 @@ var errRejected = errors.New("artifact rejected")
 func (s *Server) load(v *retrain.Version, old *served) (*served, error) {
 	m, _, err := retrain.ReadArtifact(v.ArtifactURI)
 	if err != nil {
-		if strings.Contains(err.Error(), "checksum mismatch") {
+		if errors.Is(err, retrain.ErrChecksum) {
 			return nil, fmt.Errorf("%w: %w", errRejected, err)
 		}
 		return nil, err

@@ -543,7 +543,7 @@ func TestCorruptArtifactRejected(t *testing.T) {
 	if got := testutil.ToFloat64(r.s.m.reloads.WithLabelValues("churn", "rejected")); got != 1 {
 		t.Errorf("rejected reloads = %v, want 1", got)
 	}
-	if _, _, err := retrain.ReadArtifact("file://" + dir); !errors.Is(err, retrain.ErrArtifact) || !strings.Contains(err.Error(), "checksum mismatch") {
+	if _, _, err := retrain.ReadArtifact("file://" + dir); !errors.Is(err, retrain.ErrArtifact) || !errors.Is(err, retrain.ErrChecksum) {
 		t.Errorf("ReadArtifact = %v", err)
 	}
 }
