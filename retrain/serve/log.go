@@ -24,8 +24,9 @@ var ErrLogFull = errors.New("inference log buffer full")
 var ErrClosed = errors.New("serve is shutting down")
 
 type logItem struct {
-	w   MessageWriter
-	msg kafka.Message
+	w     MessageWriter
+	topic string
+	msg   kafka.Message
 }
 
 // eventLog is the bounded, asynchronous log of inference and outcome
@@ -55,7 +56,7 @@ func (l *eventLog) add(w MessageWriter, topic string, msg kafka.Message) error {
 	if l.closed {
 		return ErrClosed
 	}
-	it := logItem{w, msg}
+	it := logItem{w, topic, msg}
 	select {
 	case l.ch <- it:
 		l.events.WithLabelValues(topic, "accepted").Inc()
@@ -87,19 +88,23 @@ func (l *eventLog) close() {
 const maxBatch = 1000
 
 // run writes the buffered events until ctx ends, then stops accepting and
-// writes what was accepted, under flush (a context that bounds the
-// shutdown).
-func (l *eventLog) run(ctx context.Context, flush func() (context.Context, context.CancelFunc)) {
+// writes what was accepted. Everything after ctx ends — the write under
+// way and the rest of the buffer — must finish within timeout; then the
+// writes are cancelled (counted failed).
+func (l *eventLog) run(ctx context.Context, timeout time.Duration) {
+	wctx, wcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer wcancel()
+	// The timer may outlive run; cancelling wctx then is a no-op.
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(timeout, wcancel) })
+	defer stop()
 	batch := map[MessageWriter][]kafka.Message{}
+	topics := map[MessageWriter]string{}
 	write := func(ctx context.Context) {
 		for w, msgs := range batch {
 			if len(msgs) == 0 {
 				continue
 			}
-			topic := ""
-			if kw, ok := w.(*kafka.Writer); ok {
-				topic = kw.Topic
-			}
+			topic := topics[w]
 			if err := w.WriteMessages(ctx, msgs...); err != nil {
 				l.events.WithLabelValues(topic, "failed").Add(float64(len(msgs)))
 				if time.Since(l.lastErr) > 10*time.Second {
@@ -113,11 +118,13 @@ func (l *eventLog) run(ctx context.Context, flush func() (context.Context, conte
 		}
 	}
 	take := func(it logItem) int {
+		topics[it.w] = it.topic
 		batch[it.w] = append(batch[it.w], it.msg)
 		n := 1
 		for n < maxBatch {
 			select {
 			case it := <-l.ch:
+				topics[it.w] = it.topic
 				batch[it.w] = append(batch[it.w], it.msg)
 				n++
 				continue
@@ -127,9 +134,8 @@ func (l *eventLog) run(ctx context.Context, flush func() (context.Context, conte
 		}
 		return n
 	}
-	// A write under way when ctx ends finishes (kafka-go's own timeouts
-	// bound it): those events were accepted.
-	wctx := context.WithoutCancel(ctx)
+	// A write under way when ctx ends finishes (within timeout): those
+	// events were accepted.
 	for {
 		select {
 		case it := <-l.ch:
@@ -143,13 +149,11 @@ func (l *eventLog) run(ctx context.Context, flush func() (context.Context, conte
 		break
 	}
 	l.close()
-	fctx, cancel := flush()
-	defer cancel()
 	for {
 		select {
 		case it := <-l.ch:
 			take(it)
-			write(fctx)
+			write(wctx)
 			continue
 		default:
 		}

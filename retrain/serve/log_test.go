@@ -46,9 +46,7 @@ func TestEventLogBoundedAndFlushed(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				l.run(ctx, func() (context.Context, context.CancelFunc) {
-					return context.WithTimeout(context.Background(), time.Minute)
-				})
+				l.run(ctx, time.Minute)
 			}()
 			var accepted, dropped int
 			for range 100 {
@@ -78,5 +76,29 @@ func TestEventLogBoundedAndFlushed(t *testing.T) {
 				t.Errorf("add after shutdown: %v", err)
 			}
 		})
+	}
+}
+
+// A Kafka that never answers does not hold shutdown beyond its timeout:
+// run returns and the events it could not write are counted failed.
+func TestEventLogShutdownBounded(t *testing.T) {
+	ev := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x"}, []string{"topic", "outcome"})
+	l := newEventLog(10, PolicyDrop, 0, slog.New(slog.DiscardHandler), ev)
+	g := &gate{open: make(chan struct{})} // never opened
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); l.run(ctx, 10*time.Millisecond) }()
+	accepted := 0
+	for range 5 {
+		if l.add(g, "t", kafka.Message{Value: []byte("e")}) == nil {
+			accepted++
+		}
+	}
+	cancel()
+	<-done
+	written := testutil.ToFloat64(ev.WithLabelValues("t", "written"))
+	failed := testutil.ToFloat64(ev.WithLabelValues("t", "failed"))
+	if accepted != 5 || written != 0 || failed != 5 {
+		t.Errorf("accepted %d, written %v, failed %v; want 5, 0, 5", accepted, written, failed)
 	}
 }

@@ -255,9 +255,7 @@ func (s *Server) Run(ctx context.Context) error {
 	logDone := make(chan struct{})
 	go func() {
 		defer close(logDone)
-		s.events.run(ctx, func() (context.Context, context.CancelFunc) {
-			return context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
-		})
+		s.events.run(ctx, s.opts.ShutdownTimeout)
 	}()
 	if s.opts.Events != nil {
 		wg.Add(1)
