@@ -83,8 +83,8 @@ func New(opts Options) (*Server, error) {
 	if err := opts.Settings.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.Conn == nil || opts.Inferences == nil || opts.Outcomes == nil {
-		return nil, errors.New("BUG: serve.New without a ClickHouse connection or Kafka writers")
+	if opts.Inferences == nil || opts.Outcomes == nil {
+		return nil, errors.New("BUG: serve.New without Kafka writers")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -136,6 +136,9 @@ func (s *Server) Versions() map[string]string {
 // its checks is logged and counted, and the model keeps its current
 // version; only a registry error is returned.
 func (s *Server) Load(ctx context.Context, modelID string) error {
+	if s.opts.Conn == nil {
+		return errors.New("BUG: serve.Load without a ClickHouse connection")
+	}
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	vs, err := retrain.ListVersions(ctx, s.opts.Conn, modelID)
@@ -227,14 +230,20 @@ func (s *Server) load(v *retrain.Version, old *served) (*served, error) {
 			return nil, fmt.Errorf("%w: metadata.json is of %s %s, the registry says %s %s", errRejected, meta.ModelID, meta.Version, v.ModelID, v.Version)
 		}
 	}
-	if old != nil && old.m.Target.Task != m.Target.Task || old != nil && old.m.Target.PositiveClass != m.Target.PositiveClass {
+	return s.served(v.ModelID, v.Version, m, old)
+}
+
+// served checks m against the version served (old, nil when none) and
+// compiles it for serving.
+func (s *Server) served(modelID, version string, m *model.Model, old *served) (*served, error) {
+	if old != nil && (old.m.Target.Task != m.Target.Task || old.m.Target.PositiveClass != m.Target.PositiveClass) {
 		return nil, fmt.Errorf("%w: version %s is a %s model (positive class %q), version %s served is a %s one (%q)", errRejected,
-			v.Version, m.Target.Task, m.Target.PositiveClass, old.version, old.m.Target.Task, old.m.Target.PositiveClass)
+			version, m.Target.Task, m.Target.PositiveClass, old.version, old.m.Target.Task, old.m.Target.PositiveClass)
 	}
 	if len(m.Preprocessor.Numeric)+len(m.Preprocessor.Categorical) == 0 {
-		return nil, fmt.Errorf("%w: version %s has no features", errRejected, v.Version)
+		return nil, fmt.Errorf("%w: version %s has no features", errRejected, version)
 	}
-	sv := &served{id: v.ModelID, version: v.Version, m: m, numeric: map[string]model.NumericFeature{}, categorical: map[string]bool{}}
+	sv := &served{id: modelID, version: version, m: m, numeric: map[string]model.NumericFeature{}, categorical: map[string]bool{}}
 	for _, f := range m.Preprocessor.Numeric {
 		sv.numeric[f.Name] = f
 	}
@@ -242,7 +251,7 @@ func (s *Server) load(v *retrain.Version, old *served) (*served, error) {
 		sv.categorical[f.Name] = true
 	}
 	if m.Target.Task == model.Classification {
-		sv.negative = s.opts.negativeLabel(v.ModelID, m.Target.PositiveClass)
+		sv.negative = s.opts.negativeLabel(modelID, m.Target.PositiveClass)
 	}
 	return sv, nil
 }
