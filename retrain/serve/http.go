@@ -253,6 +253,9 @@ func (sv *served) parse(features map[string]any) (num map[string]float64, cat ma
 	if features == nil {
 		return nil, nil, "features", "required (an object of feature values)"
 	}
+	if len(features) > schemas.DefaultMaxFeatures {
+		return nil, nil, "features", fmt.Sprintf("%d features, more than the wire format's %d", len(features), schemas.DefaultMaxFeatures)
+	}
 	num = make(map[string]float64, len(features))
 	cat = map[string]string{}
 	for k, v := range features {
