@@ -282,7 +282,8 @@ func (q *querier) labelled() string {
     argMax(tuple(o.actual_label, o.actual_value, dateDiff('millisecond', i.timestamp, o.timestamp)), tuple(o.timestamp, o.event_id)) AS newest,
     newest.1 AS actual_label,
     newest.2 AS actual_value,
-    newest.3 AS delay_ms
+    newest.3 AS delay_ms,
+    cityHash64(i.event_id) AS h
 FROM (SELECT event_id, prediction_id, timestamp, prediction_label, prediction_score, prediction_value, prediction_probabilities FROM inferences FINAL WHERE %[1]s) AS i
 INNER JOIN (
     SELECT event_id, prediction_id, timestamp, actual_label, actual_value FROM outcomes FINAL
@@ -320,15 +321,7 @@ func ratio(a, b uint64) float64 {
 }
 
 func (q *querier) binary(ctx context.Context, res *Result) error {
-	rows := fmt.Sprintf(`SELECT
-    actual_label IS NOT NULL AS has_y,
-    ifNull(actual_label = %[1]s, 0) AS y_pos,
-    prediction_label IS NOT NULL OR prediction_score IS NOT NULL AS has_pred,
-    if(prediction_label IS NOT NULL, ifNull(prediction_label = %[1]s, 0), ifNull(prediction_score >= %[2]s, 0)) AS pred_pos,
-    prediction_score IS NOT NULL AS has_score,
-    ifNull(prediction_score, 0) AS s,
-    delay_ms
-FROM (%[3]s)`, chsql.String(q.opts.PositiveLabel), lit(q.opts.Threshold), q.labelled())
+	rows := q.binaryRows()
 	sql := fmt.Sprintf(`SELECT %s AS total, countIf(has_y) AS labelled, %s AS delays,
     countIf(has_y AND has_pred) AS n_cls,
     countIf(has_y AND has_pred AND pred_pos = y_pos) AS correct,

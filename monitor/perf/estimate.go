@@ -1,0 +1,154 @@
+package perf
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/driftwatch/driftwatch/internal/chsql"
+	"github.com/driftwatch/driftwatch/monitor/cbpe"
+)
+
+// EstimatedPrefix names the estimated metrics in performance_results and
+// the metric label of driftwatch_performance_estimated: "estimated_" and
+// the realized metric's name (estimated_roc_auc). The band of an estimate
+// is stored next to it as estimated_<metric>_lower and _upper.
+const EstimatedPrefix = "estimated_"
+
+// Band suffixes of an estimated metric's confidence band rows.
+const (
+	LowerSuffix = "_lower"
+	UpperSuffix = "_upper"
+)
+
+// ReferenceRows returns the labelled rows of a binary classifier in w that
+// carry a score, as CBPE fits on them: score, truth (actual_label ==
+// PositiveLabel) and the predicted class (as in Compute). One row per
+// labelled inference, so the reference's size is what Go receives; the
+// monitor caps it with limit (0: no cap), taking the rows with the lowest
+// hash of their inference's event_id, a fixed sample.
+func ReferenceRows(ctx context.Context, conn driver.Conn, model string, w Span, opts Options, limit int) ([]cbpe.Row, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Task != Classification || opts.PositiveLabel == "" {
+		return nil, fmt.Errorf("reference rows of %s: estimation needs a binary classifier: %w", model, ErrInvalid)
+	}
+	if opts.Threshold == 0 {
+		opts.Threshold = 0.5
+	}
+	q := querier{conn: conn, model: model, w: w, opts: opts}
+	sql := fmt.Sprintf(`SELECT s, y_pos = 1, pred_pos = 1 FROM (%s) WHERE has_y AND has_score`, q.binaryRows())
+	if limit > 0 {
+		sql += " ORDER BY h LIMIT " + strconv.Itoa(limit)
+	}
+	rs, err := conn.Query(ctx, sql)
+	if err != nil {
+		return nil, fmt.Errorf("reference rows of %s in %s: %w", model, w, err)
+	}
+	defer rs.Close()
+	var out []cbpe.Row
+	for rs.Next() {
+		var r cbpe.Row
+		if err := rs.Scan(&r.Score, &r.Positive, &r.Predicted); err != nil {
+			return nil, fmt.Errorf("read reference rows of %s: %w", model, err)
+		}
+		out = append(out, r)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("read reference rows of %s: %w", model, err)
+	}
+	return out, nil
+}
+
+// binaryRows is the per-labelled-inference subquery of binary metrics.
+func (q *querier) binaryRows() string {
+	return fmt.Sprintf(`SELECT
+    actual_label IS NOT NULL AS has_y,
+    ifNull(actual_label = %[1]s, 0) AS y_pos,
+    prediction_label IS NOT NULL OR prediction_score IS NOT NULL AS has_pred,
+    if(prediction_label IS NOT NULL, ifNull(prediction_label = %[1]s, 0), ifNull(prediction_score >= %[2]s, 0)) AS pred_pos,
+    prediction_score IS NOT NULL AS has_score,
+    ifNull(prediction_score, 0) AS s,
+    delay_ms,
+    h
+FROM (%[3]s)`, chsql.String(q.opts.PositiveLabel), lit(q.opts.Threshold), q.labelled())
+}
+
+func floats(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	return "CAST([" + strings.Join(parts, ", ") + "] AS Array(Float64))"
+}
+
+// Estimate computes CBPE's sums over the window's inferences with a score
+// (all of them, labelled or not), in ClickHouse: each distinct score's
+// calibrated probability from ref's isotonic knots (linear between knots,
+// clipped outside, as cbpe.Isotonic.Predict), the expected confusion
+// matrix, and the estimated ROC AUC's numerator from the running sum of
+// the calibrated probabilities over the scores above. Go receives one row.
+// The calibration costs O(knots) per distinct score (arrayCount); the
+// knots are typically a few hundred.
+func Estimate(ctx context.Context, conn driver.Conn, model string, w Span, opts Options, ref cbpe.Reference) (cbpe.Sums, error) {
+	if err := opts.Validate(); err != nil {
+		return cbpe.Sums{}, err
+	}
+	if opts.Task != Classification || opts.PositiveLabel == "" {
+		return cbpe.Sums{}, fmt.Errorf("estimate %s: estimation needs a binary classifier: %w", model, ErrInvalid)
+	}
+	if opts.Threshold == 0 {
+		opts.Threshold = 0.5
+	}
+	q := querier{conn: conn, model: model, w: w, opts: opts}
+	p := "s"
+	with := ""
+	if ref.Calibrated {
+		with = fmt.Sprintf("WITH %s AS xs, %s AS ys ", floats(ref.Calibrator.X), floats(ref.Calibrator.Y))
+		p = `if(length(xs) = 1, ys[1], if(arrayCount(x -> x <= least(greatest(s, xs[1]), xs[-1]), xs) AS i >= length(xs), ys[-1],
+        ys[i] + (ys[i + 1] - ys[i]) * (least(greatest(s, xs[1]), xs[-1]) - xs[i]) / (xs[i + 1] - xs[i])))`
+	}
+	sql := fmt.Sprintf(`SELECT toFloat64(sum(n)), sum(tp), sum(fp), sum(fn), sum(tn), sum(sn * (above + sp / 2)) FROM (
+    SELECT n, tp, fp, fn, tn, sp, sn, sum(sp) OVER (ORDER BY s DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS above
+    FROM (
+        SELECT s, sum(c) AS n, sum(c * p) AS sp, sum(c * (1 - p)) AS sn,
+            sum(if(pp, c * p, 0)) AS tp, sum(if(pp, c * (1 - p), 0)) AS fp, sum(if(pp, 0, c * p)) AS fn, sum(if(pp, 0, c * (1 - p))) AS tn
+        FROM (
+            %[1]sSELECT s, pp, c, %[2]s AS p FROM (
+                SELECT assumeNotNull(prediction_score) AS s,
+                    if(prediction_label IS NOT NULL, ifNull(prediction_label = %[3]s, 0), s >= %[4]s) AS pp, count() AS c
+                FROM inferences FINAL WHERE %[5]s AND prediction_score IS NOT NULL GROUP BY s, pp
+            )
+        ) GROUP BY s
+    )
+)`, with, p, chsql.String(opts.PositiveLabel), lit(opts.Threshold), q.inWindow())
+	var s cbpe.Sums
+	if err := conn.QueryRow(ctx, sql).Scan(&s.N, &s.TP, &s.FP, &s.FN, &s.TN, &s.AUCNum); err != nil {
+		return cbpe.Sums{}, fmt.Errorf("estimate performance of %s in %s: %w", model, w, err)
+	}
+	return s, nil
+}
+
+// EstimatedMetrics turns a window's estimates into performance_results
+// rows: estimated_<metric> (samples: the rows estimated on) and its band,
+// estimated_<metric>_lower and _upper; undefined estimates are left out.
+func EstimatedMetrics(est []cbpe.Estimate, rows int64) []Metric {
+	var out []Metric
+	for _, e := range est {
+		if math.IsNaN(e.Value) {
+			continue
+		}
+		out = append(out, Metric{Name: EstimatedPrefix + e.Name, Value: e.Value, Samples: rows, Status: StatusOK})
+		if !math.IsNaN(e.Lower) && !math.IsNaN(e.Upper) {
+			out = append(out,
+				Metric{Name: EstimatedPrefix + e.Name + LowerSuffix, Value: e.Lower, Samples: rows, Status: StatusOK},
+				Metric{Name: EstimatedPrefix + e.Name + UpperSuffix, Value: e.Upper, Samples: rows, Status: StatusOK})
+		}
+	}
+	return out
+}
