@@ -89,6 +89,9 @@ func (e *exporter) Describe(ch chan<- *prometheus.Desc) {
 	ch <- p.reference
 	ch <- p.coverage
 	ch <- p.corr
+	ch <- p.estimated
+	ch <- p.fromLabels
+	ch <- p.estimationError
 }
 
 func (e *exporter) Collect(ch chan<- prometheus.Metric) {

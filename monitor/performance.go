@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/driftwatch/driftwatch/monitor/cbpe"
 	"github.com/driftwatch/driftwatch/monitor/correlate"
 	"github.com/driftwatch/driftwatch/monitor/perf"
 	"github.com/driftwatch/driftwatch/monitor/window"
@@ -56,13 +58,34 @@ type PerformanceConfig struct {
 	// the global ones), the most observed in the span first: each costs
 	// queries every round and Prometheus series.
 	MaxBusinessMetrics int `yaml:"max_business_metrics"`
+	// Estimation is confidence-based performance estimation (package cbpe)
+	// for binary classifiers, and its hand-off to the realized metrics.
+	Estimation EstimationConfig `yaml:"estimation"`
+}
+
+// EstimationConfig says how performance is estimated before the labels
+// arrive and when the realized value takes over.
+type EstimationConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// ReferenceRows caps the labelled reference rows CBPE is fitted on
+	// (a fixed sample by event-id hash): Go receives them as rows.
+	ReferenceRows int `yaml:"reference_rows"`
+	// HandoffCoverage: a window whose label coverage reaches it, with at
+	// least MinLabelled rows scored by the metric, is judged on its
+	// realized metric; below it on the estimate.
+	HandoffCoverage float64 `yaml:"handoff_coverage"`
+	// Trigger enables the estimated_performance policy: a window still on
+	// its estimate whose estimated primary metric is worse than the
+	// reference's realized one by more than Drop triggers a retrain.
+	Trigger bool    `yaml:"trigger"`
+	Drop    float64 `yaml:"drop"`
 }
 
 // DefaultPerformanceConfig returns the defaults.
 func DefaultPerformanceConfig() PerformanceConfig {
 	return PerformanceConfig{Enabled: true, Window: time.Hour, Recompute: 24, Horizon: 7 * 24 * time.Hour, PositiveLabel: "1",
 		Drop: 0.05, MinLabelled: 200, CoverageAge: time.Hour, Bucket: time.Hour, Buckets: 48, MaxLag: 6, BusinessTrigger: true, MinCorrelation: 0.7,
-		MaxBusinessMetrics: 20}
+		MaxBusinessMetrics: 20, Estimation: EstimationConfig{Enabled: true, ReferenceRows: 200_000, HandoffCoverage: 0.5, Drop: 0.05}}
 }
 
 // Validate names every bad setting.
@@ -83,6 +106,9 @@ func (c PerformanceConfig) Validate(prefix string) error {
 	}
 	if !(c.Drop > 0) || c.MinLabelled < 1 || c.MinCorrelation < 0 || c.MinCorrelation > 1 {
 		bad("drop > 0, min_labelled ≥ 1 and 0 ≤ min_correlation ≤ 1 are required")
+	}
+	if e := c.Estimation; e.ReferenceRows < cbpe.MinReference || !(e.HandoffCoverage > 0 && e.HandoffCoverage <= 1) || !(e.Drop > 0) {
+		bad("estimation: reference_rows ≥ %d, 0 < handoff_coverage ≤ 1 and drop > 0 are required, got %d, %v, %v", cbpe.MinReference, e.ReferenceRows, e.HandoffCoverage, e.Drop)
 	}
 	if c.Metric != "" && !slices.Contains([]string{perf.MetricAccuracy, perf.MetricPrecision, perf.MetricRecall, perf.MetricF1, perf.MetricROCAUC,
 		perf.MetricLogLoss, perf.MetricBrier, perf.MetricMAE, perf.MetricRMSE, perf.MetricMAPE, perf.MetricR2}, c.Metric) {
@@ -109,7 +135,7 @@ type CorrelationResult struct {
 }
 
 type perfMetrics struct {
-	perf, reference, coverage, corr *prometheus.Desc
+	perf, reference, coverage, corr, estimated, fromLabels, estimationError *prometheus.Desc
 }
 
 func (m *Monitor) task(ctx context.Context, model string) (perf.Task, error) {
@@ -163,9 +189,6 @@ func (m *Monitor) EvaluatePerformance(ctx context.Context, model string, end tim
 			res.Windows = append(res.Windows, r)
 		}
 	}
-	if err := perf.Write(ctx, m.opts.Conn, now, res.Windows...); err != nil {
-		return res, err
-	}
 	// The drift reference's period, the persisted one when there is one.
 	var pin *ReferenceProfile
 	if m.pinnable(model) {
@@ -183,6 +206,12 @@ func (m *Monitor) EvaluatePerformance(ctx context.Context, model string, end tim
 	}
 	if res.Reference, err = perf.Compute(ctx, m.opts.Conn, model, ref, opts); err != nil {
 		return res, fmt.Errorf("reference performance of %s: %w", model, err)
+	}
+	if err := m.estimate(ctx, model, ref, opts, &res); err != nil {
+		return res, err
+	}
+	if err := perf.Write(ctx, m.opts.Conn, now, res.Windows...); err != nil {
+		return res, err
 	}
 	if err := m.correlate(ctx, model, end, opts, &res); err != nil {
 		return res, err
@@ -237,7 +266,118 @@ func (m *Monitor) EvaluatePerformance(ctx context.Context, model string, end tim
 		}
 		break
 	}
-	return res, nil
+	return res, m.estimatedPolicy(ctx, model, ref, refM, &res)
+}
+
+// estimate fits CBPE on the reference's labelled rows and estimates every
+// window of res (binary classifiers, estimation enabled): the
+// estimated_<metric> rows with their band, and, in windows past the
+// hand-off, the estimator's error estimated_<metric>_error = estimated −
+// realized. A reference CBPE cannot use (too few labels, one class) leaves
+// the windows without estimates.
+func (m *Monitor) estimate(ctx context.Context, model string, ref window.Span, opts perf.Options, res *PerformanceResult) error {
+	c := m.opts.Performance
+	if !c.Estimation.Enabled || opts.Task != perf.Classification || opts.PositiveLabel == "" || len(res.Windows) == 0 {
+		return nil
+	}
+	rows, err := perf.ReferenceRows(ctx, m.opts.Conn, model, ref, opts, c.Estimation.ReferenceRows)
+	if err != nil {
+		return err
+	}
+	est, err := cbpe.Fit(rows)
+	if errors.Is(err, cbpe.ErrInsufficient) {
+		m.log.Debug("no performance estimate", "model", model, "reason", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("fit performance estimation of %s: %w", model, err)
+	}
+	for i := range res.Windows {
+		w := &res.Windows[i]
+		sums, err := perf.Estimate(ctx, m.opts.Conn, model, w.Window, opts, est)
+		if err != nil {
+			return err
+		}
+		es := est.Estimate(sums)
+		w.Estimated = perf.EstimatedMetrics(es, int64(sums.N))
+		if !m.handedOff(*w, res.Primary) {
+			continue
+		}
+		for _, e := range es {
+			if r, ok := w.Metric(e.Name); ok && r.Status == perf.StatusOK && !math.IsNaN(e.Value) {
+				w.Estimated = append(w.Estimated, perf.Metric{Name: perf.EstimatedPrefix + e.Name + perf.ErrorSuffix, Value: e.Value - r.Value, Samples: r.Samples, Status: perf.StatusOK})
+			}
+		}
+	}
+	return nil
+}
+
+// handedOff reports whether w's realized metric has taken over from its
+// estimate: label coverage at least handoff_coverage and min_labelled rows
+// scored by the metric.
+func (m *Monitor) handedOff(w perf.Result, metric string) bool {
+	c := m.opts.Performance
+	r, ok := w.Metric(metric)
+	return ok && r.Status == perf.StatusOK && r.Samples >= c.MinLabelled && w.LabelCoverage >= c.Estimation.HandoffCoverage
+}
+
+// current returns w's value of metric after the hand-off: the realized one
+// once handed off, the estimate before; ok is false without either.
+func (m *Monitor) current(w perf.Result, metric string) (value float64, realized, ok bool) {
+	if m.handedOff(w, metric) {
+		r, _ := w.Metric(metric)
+		return r.Value, true, true
+	}
+	for _, e := range w.Estimated {
+		if e.Name == perf.EstimatedPrefix+metric {
+			return e.Value, false, true
+		}
+	}
+	return 0, false, false
+}
+
+// estimatedPolicy is the estimated_performance trigger policy: the newest
+// window still on its estimate (newer than every handed-off window, after
+// the reference) whose estimated primary metric is worse than the
+// reference's realized one by more than estimation.drop.
+func (m *Monitor) estimatedPolicy(ctx context.Context, model string, ref window.Span, refM perf.Metric, res *PerformanceResult) error {
+	c := m.opts.Performance
+	if !c.Estimation.Enabled || !c.Estimation.Trigger || refM.Status != perf.StatusOK || refM.Samples < c.MinLabelled {
+		return nil
+	}
+	for i := len(res.Windows) - 1; i >= 0; i-- {
+		w := res.Windows[i]
+		if m.handedOff(w, res.Primary) || w.Window.Start.Before(ref.End) {
+			return nil
+		}
+		v, _, ok := m.current(w, res.Primary)
+		if !ok {
+			continue
+		}
+		worse := refM.Value - v
+		if !perf.HigherIsBetter(res.Primary) {
+			worse = -worse
+		}
+		if worse <= c.Estimation.Drop {
+			return nil
+		}
+		key := dedupKey("estimated_performance", model, w.Window.End)
+		t := &schemas.RetrainTrigger{TriggerID: key[:32], ModelID: model, ModelVersion: w.Version, Reason: schemas.TriggerPerformance, CreatedAt: m.opts.Now().UTC(),
+			Window: schemas.TimeRange{From: w.Window.Start, To: w.Window.End}, Reference: schemas.TimeRange{From: ref.Start, To: ref.End},
+			Evidence: []schemas.Evidence{{Check: "estimated_performance", Method: perf.EstimatedPrefix + res.Primary, Value: v, Threshold: refM.Value, Samples: w.Inferences}},
+			Policy:   "estimated_performance", DedupKey: key}
+		d, err := m.gate.decide(ctx, t, false)
+		if err != nil {
+			return err
+		}
+		m.triggers.WithLabelValues(string(t.Reason), string(d.Outcome)).Inc()
+		res.Decisions = append(res.Decisions, d)
+		if d.Outcome == OutcomePublished {
+			m.log.Info("retrain trigger published", "model", model, "policy", "estimated_performance", "metric", res.Primary, "estimate", v, "reference", refM.Value, "window", w.Window.String())
+		}
+		return nil
+	}
+	return nil
 }
 
 // correlate correlates the primary metric and the mean prediction per
@@ -310,6 +450,38 @@ func (m *Monitor) exportPerformance(model string, end time.Time, res Performance
 		}
 		break
 	}
+	// The hand-off: the newest window with an estimate or labels reports
+	// each estimated metric's current value, realized once handed off;
+	// the estimator's error comes from the newest window that has one.
+	for i := len(res.Windows) - 1; i >= 0; i-- {
+		w := res.Windows[i]
+		if len(w.Estimated) == 0 {
+			continue
+		}
+		from := 0.0
+		for _, name := range cbpe.Metrics {
+			v, realized, ok := m.current(w, name)
+			if !ok {
+				continue
+			}
+			ms = append(ms, prometheus.MustNewConstMetric(m.perfDesc.estimated, prometheus.GaugeValue, v, model, name))
+			if realized && name == res.Primary {
+				from = 1
+			}
+		}
+		ms = append(ms, prometheus.MustNewConstMetric(m.perfDesc.fromLabels, prometheus.GaugeValue, from, model))
+		break
+	}
+	exportedErr := map[string]bool{}
+	for i := len(res.Windows) - 1; i >= 0; i-- {
+		for _, e := range res.Windows[i].Estimated {
+			name, ok := strings.CutSuffix(strings.TrimPrefix(e.Name, perf.EstimatedPrefix), perf.ErrorSuffix)
+			if ok && !exportedErr[name] {
+				exportedErr[name] = true
+				ms = append(ms, prometheus.MustNewConstMetric(m.perfDesc.estimationError, prometheus.GaugeValue, e.Value, model, name))
+			}
+		}
+	}
 	for _, mt := range res.Reference.Metrics {
 		if mt.Status == perf.StatusOK && res.Reference.Labelled > 0 {
 			ms = append(ms, prometheus.MustNewConstMetric(m.perfDesc.reference, prometheus.GaugeValue, mt.Value, model, mt.Name))
@@ -337,9 +509,12 @@ func (m *Monitor) exportPerformance(model string, end time.Time, res Performance
 
 func perfDescs() perfMetrics {
 	return perfMetrics{
-		perf:      prometheus.NewDesc("driftwatch_performance", "Latest performance metric of the newest window with labels.", []string{"model", "metric"}, nil),
-		reference: prometheus.NewDesc("driftwatch_performance_reference", "The same metric over the model's reference period, for comparison in alert rules.", []string{"model", "metric"}, nil),
-		coverage:  prometheus.NewDesc("driftwatch_label_coverage", "Share of inferences with a label, in the newest performance window older than coverage_age.", []string{"model"}, nil),
-		corr:      prometheus.NewDesc("driftwatch_business_correlation", "Pearson r at the best lag between a model metric and a business metric.", []string{"model", "model_metric", "business_metric"}, nil),
+		perf:            prometheus.NewDesc("driftwatch_performance", "Latest performance metric of the newest window with labels.", []string{"model", "metric"}, nil),
+		reference:       prometheus.NewDesc("driftwatch_performance_reference", "The same metric over the model's reference period, for comparison in alert rules.", []string{"model", "metric"}, nil),
+		coverage:        prometheus.NewDesc("driftwatch_label_coverage", "Share of inferences with a label, in the newest performance window older than coverage_age.", []string{"model"}, nil),
+		corr:            prometheus.NewDesc("driftwatch_business_correlation", "Pearson r at the best lag between a model metric and a business metric.", []string{"model", "model_metric", "business_metric"}, nil),
+		estimated:       prometheus.NewDesc("driftwatch_performance_estimated", "Performance of the newest window after the hand-off: the CBPE estimate while its labels are few, the realized metric once label coverage reaches handoff_coverage.", []string{"model", "metric"}, nil),
+		fromLabels:      prometheus.NewDesc("driftwatch_performance_estimated_from_labels", "1 when driftwatch_performance_estimated of the primary metric is the realized value, 0 while it is the estimate.", []string{"model"}, nil),
+		estimationError: prometheus.NewDesc("driftwatch_performance_estimation_error", "Estimated minus realized metric in the newest window past the hand-off: how far to trust the estimator for this model.", []string{"model", "metric"}, nil),
 	}
 }

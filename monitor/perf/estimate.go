@@ -23,6 +23,9 @@ const EstimatedPrefix = "estimated_"
 const (
 	LowerSuffix = "_lower"
 	UpperSuffix = "_upper"
+	// ErrorSuffix names the estimator's error once the realized value is
+	// known: estimated_<metric>_error = estimated − realized.
+	ErrorSuffix = "_error"
 )
 
 // ReferenceRows returns the labelled rows of a binary classifier in w that

@@ -199,6 +199,10 @@ type Result struct {
 	// Metrics are the task's metrics, in a fixed order, including those
 	// that could not be computed (see Metric.Status).
 	Metrics []Metric
+	// Estimated are the window's estimated metrics (EstimatedMetrics:
+	// estimated_<metric>, its band, and its error once the realized value
+	// is known), set by the caller; Write stores them with the others.
+	Estimated []Metric
 }
 
 // Metric returns the named metric.
@@ -552,7 +556,7 @@ func Write(ctx context.Context, conn driver.Conn, computedAt time.Time, results 
 				}
 			}
 		}
-		for _, m := range r.Metrics {
+		for _, m := range append(r.Metrics[:len(r.Metrics):len(r.Metrics)], r.Estimated...) {
 			if m.Status != StatusOK {
 				continue
 			}
