@@ -66,6 +66,8 @@ type PerformanceConfig struct {
 // EstimationConfig says how performance is estimated before the labels
 // arrive and when the realized value takes over.
 type EstimationConfig struct {
+	// Enabled estimates every performance window of a binary classifier
+	// from its scores (estimated_<metric> rows), labelled or not.
 	Enabled bool `yaml:"enabled"`
 	// ReferenceRows caps the labelled reference rows CBPE is fitted on
 	// (a fixed sample by event-id hash): Go receives them as rows.
@@ -77,8 +79,11 @@ type EstimationConfig struct {
 	// Trigger enables the estimated_performance policy: a window still on
 	// its estimate whose estimated primary metric is worse than the
 	// reference's realized one by more than Drop triggers a retrain.
-	Trigger bool    `yaml:"trigger"`
-	Drop    float64 `yaml:"drop"`
+	Trigger bool `yaml:"trigger"`
+	// Drop is the estimated_performance policy's threshold: how much worse
+	// (absolute) than the reference's realized primary metric the
+	// estimate must be.
+	Drop float64 `yaml:"drop"`
 }
 
 // DefaultPerformanceConfig returns the defaults.
