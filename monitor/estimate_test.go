@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,6 +79,17 @@ func realized(t *testing.T, w perf.Result, metric string) float64 {
 	return m.Value
 }
 
+// estimatedTriggers counts the published estimated_performance triggers.
+func estimatedTriggers(res PerformanceResult) int {
+	n := 0
+	for _, d := range res.Decisions {
+		if d.Outcome == OutcomePublished && d.Trigger.Policy == "estimated_performance" {
+			n++
+		}
+	}
+	return n
+}
+
 const (
 	estPerHour = 4000
 	estHours   = 5
@@ -105,6 +117,9 @@ func TestEstimatedPerformanceCovariateShift(t *testing.T) {
 
 	pc := DefaultPerformanceConfig()
 	pc.Recompute, pc.Buckets, pc.MaxLag = estHours, 4, 1
+	// The estimated_performance policy with a threshold the shift crosses
+	// (the realized drop policy keeps its 0.05).
+	pc.Estimation.Trigger, pc.Estimation.Drop = true, 0.02
 	end := w.start.Add(estHours * time.Hour)
 	var clock atomic.Int64
 	clock.Store(end.Add(time.Minute).UnixNano())
@@ -113,6 +128,9 @@ func TestEstimatedPerformanceCovariateShift(t *testing.T) {
 	before, err := m.EvaluatePerformance(ctx, "model-0", end)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n := estimatedTriggers(before); n != 1 || w.triggersSent(t) != 1 {
+		t.Errorf("%d estimated_performance triggers published before the labels, Kafka holds %d; want 1", n, w.triggersSent(t))
 	}
 	if len(before.Windows) != estHours {
 		t.Fatalf("%d windows, want %d", len(before.Windows), estHours)
@@ -134,6 +152,9 @@ func TestEstimatedPerformanceCovariateShift(t *testing.T) {
 	after, err := m.EvaluatePerformance(ctx, "model-0", end)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n := estimatedTriggers(after); n != 0 {
+		t.Errorf("%d estimated_performance triggers once the labels are in, want 0: the realized values took over", n)
 	}
 	refAcc := realized(t, after.Reference, perf.MetricAccuracy)
 	for i := estFrom; i < estHours; i++ {
@@ -211,5 +232,32 @@ func TestEstimatedPerformanceConceptDrift(t *testing.T) {
 	t.Logf("realized roc_auc %.4f once labelled; estimation error %.4f", r, e)
 	if !testcheck.AtLeast(refAUC-r, 0.2) || !testcheck.AtLeast(e, 0.15) {
 		t.Errorf("realized roc_auc %.4f (reference %.4f), estimation error %.4f: want a drop ≥ 0.2 and an error ≥ 0.15", r, refAUC, e)
+	}
+}
+
+// TestEstimationConfigValidate names the estimation block's bad values.
+func TestEstimationConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(*EstimationConfig)
+		ok   bool
+	}{
+		{"defaults", func(*EstimationConfig) {}, true},
+		{"too few reference rows", func(e *EstimationConfig) { e.ReferenceRows = 5 }, false},
+		{"no hand-off coverage", func(e *EstimationConfig) { e.HandoffCoverage = 0 }, false},
+		{"hand-off above 1", func(e *EstimationConfig) { e.HandoffCoverage = 1.5 }, false},
+		{"NaN drop", func(e *EstimationConfig) { e.Drop = math.NaN() }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pc := DefaultPerformanceConfig()
+			tc.set(&pc.Estimation)
+			err := pc.Validate("performance")
+			if (err == nil) != tc.ok {
+				t.Fatalf("Validate() = %v, want ok %v", err, tc.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "performance.estimation") {
+				t.Errorf("error %q does not name performance.estimation", err)
+			}
+		})
 	}
 }

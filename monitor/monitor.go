@@ -111,6 +111,8 @@ type Monitor struct {
 	// refMissing is 1 per model whose reference is missing (see
 	// referenceMissing); the series is deleted once it has one.
 	refMissing *prometheus.GaugeVec
+	// estimators caches each model's fitted CBPE reference (see estimate).
+	estimators estimators
 }
 
 // New validates opts.
@@ -134,14 +136,15 @@ func New(opts Options) (*Monitor, error) {
 	store := &Store{conn: opts.Conn, instance: opts.InstanceID}
 	return &Monitor{
 		opts: opts, log: opts.Logger, store: store,
-		fleet:    newFleet(opts.InstanceID, opts.Lease, store, opts.Logger, opts.Registerer),
-		exp:      newExporter(opts.Registerer, opts.ExportFeatures, opts.MaxSeries, opts.Lookback, opts.Now),
-		gate:     &gate{store: &Store{conn: opts.Conn}, writer: opts.TriggerWriter, cfg: opts.Triggers, signer: opts.TriggerSigner},
-		evals:    f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_evaluations_total", Help: "Model windows evaluated, by outcome."}, []string{"outcome"}),
-		duration: f.NewHistogram(prometheus.HistogramOpts{Name: "driftwatch_monitor_evaluation_duration_seconds", Help: "Time to evaluate one model window (queries, statistics, writes).", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
-		triggers: f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_triggers_total", Help: "Retrain trigger decisions by reason and outcome."}, []string{"reason", "outcome"}),
-		first:    map[string]time.Time{},
-		pins:     pins{loaded: map[string]time.Time{}},
+		fleet:      newFleet(opts.InstanceID, opts.Lease, store, opts.Logger, opts.Registerer),
+		exp:        newExporter(opts.Registerer, opts.ExportFeatures, opts.MaxSeries, opts.Lookback, opts.Now),
+		gate:       &gate{store: &Store{conn: opts.Conn}, writer: opts.TriggerWriter, cfg: opts.Triggers, signer: opts.TriggerSigner},
+		evals:      f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_evaluations_total", Help: "Model windows evaluated, by outcome."}, []string{"outcome"}),
+		duration:   f.NewHistogram(prometheus.HistogramOpts{Name: "driftwatch_monitor_evaluation_duration_seconds", Help: "Time to evaluate one model window (queries, statistics, writes).", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		triggers:   f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_triggers_total", Help: "Retrain trigger decisions by reason and outcome."}, []string{"reason", "outcome"}),
+		first:      map[string]time.Time{},
+		pins:       pins{loaded: map[string]time.Time{}},
+		estimators: estimators{byModel: map[string]estimator{}},
 		refMissing: f.NewGaugeVec(prometheus.GaugeOpts{Name: "driftwatch_reference_missing",
 			Help: "1 while a model's reference (pinned, set or fixed) holds no rows and has no persisted profile: its drift cannot be measured."}, []string{"model"}),
 		perfDesc: perfDescs(),

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -285,17 +286,13 @@ func (m *Monitor) estimate(ctx context.Context, model string, ref window.Span, o
 	if !c.Estimation.Enabled || opts.Task != perf.Classification || opts.PositiveLabel == "" || len(res.Windows) == 0 {
 		return nil
 	}
-	rows, err := perf.ReferenceRows(ctx, m.opts.Conn, model, ref, opts, c.Estimation.ReferenceRows)
-	if err != nil {
-		return err
-	}
-	est, err := cbpe.Fit(rows)
+	est, err := m.estimators.get(ctx, m, model, ref, opts, res.Reference)
 	if errors.Is(err, cbpe.ErrInsufficient) {
 		m.log.Debug("no performance estimate", "model", model, "reason", err)
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("fit performance estimation of %s: %w", model, err)
+		return err
 	}
 	for i := range res.Windows {
 		w := &res.Windows[i]
@@ -315,6 +312,43 @@ func (m *Monitor) estimate(ctx context.Context, model string, ref window.Span, o
 		}
 	}
 	return nil
+}
+
+// estimators keeps each model's fitted CBPE reference while its reference
+// span and its labelled rows stay the same: the fit reads up to
+// reference_rows rows, every round otherwise.
+type estimators struct {
+	mu      sync.Mutex
+	byModel map[string]estimator
+}
+
+type estimator struct {
+	span               window.Span
+	inferences, labels int64
+	ref                cbpe.Reference
+	err                error
+}
+
+func (e *estimators) get(ctx context.Context, m *Monitor, model string, span window.Span, opts perf.Options, refPerf perf.Result) (cbpe.Reference, error) {
+	e.mu.Lock()
+	c, ok := e.byModel[model]
+	e.mu.Unlock()
+	if ok && c.span == span && c.inferences == refPerf.Inferences && c.labels == refPerf.Labelled {
+		return c.ref, c.err
+	}
+	rows, err := perf.ReferenceRows(ctx, m.opts.Conn, model, span, opts, m.opts.Performance.Estimation.ReferenceRows)
+	if err != nil {
+		return cbpe.Reference{}, err
+	}
+	c = estimator{span: span, inferences: refPerf.Inferences, labels: refPerf.Labelled}
+	c.ref, c.err = cbpe.Fit(rows)
+	if c.err != nil && !errors.Is(c.err, cbpe.ErrInsufficient) {
+		return cbpe.Reference{}, fmt.Errorf("fit performance estimation of %s: %w", model, c.err)
+	}
+	e.mu.Lock()
+	e.byModel[model] = c
+	e.mu.Unlock()
+	return c.ref, c.err
 }
 
 // handedOff reports whether w's realized metric has taken over from its
