@@ -40,7 +40,7 @@ type cbpeGolden struct {
 
 // insertScored inserts score-only inferences of model at t0 + i ms and,
 // where labels is not nil, an outcome for each a minute later.
-func insertScored(t *testing.T, conn driver.Conn, model string, t0 time.Time, scores []float64, labels []int) {
+func insertScored(t testing.TB, conn driver.Conn, model string, t0 time.Time, scores []float64, labels []int) {
 	t.Helper()
 	id := func(i int) string { return fmt.Sprintf("%s-%d-%d", model, t0.UnixMilli(), i) }
 	insertBatch(t, conn, "INSERT INTO inferences (event_id, model_id, model_version, prediction_id, timestamp, features_numeric, features_categorical, missing_features, prediction_label, prediction_score, prediction_value, prediction_probabilities, segment, latency_ms, kafka_topic, kafka_partition, kafka_offset, ingested_at)",

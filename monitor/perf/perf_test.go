@@ -69,7 +69,7 @@ func loadGolden(t *testing.T) golden {
 	return g
 }
 
-func openDB(t *testing.T) driver.Conn {
+func openDB(t testing.TB) driver.Conn {
 	t.Helper()
 	conn, _ := testdb.Open(t, "perf_test")
 	return conn
@@ -110,7 +110,7 @@ func insertOutcomes(t *testing.T, conn driver.Conn, c goldenCase, t0 time.Time, 
 
 // insertBatch sends one batch of insert with the rows row(0) … row(n-1);
 // a nil row is left out.
-func insertBatch(t *testing.T, conn driver.Conn, insert string, n int, row func(i int) []any) {
+func insertBatch(t testing.TB, conn driver.Conn, insert string, n int, row func(i int) []any) {
 	t.Helper()
 	b, err := conn.PrepareBatch(context.Background(), insert)
 	if err != nil {
