@@ -39,16 +39,42 @@ type goldenCase struct {
 	Realized map[string]float64 `json:"realized"`
 }
 
-// Golden loads the reference cases; package perf's test uses them too.
-func loadGolden(t *testing.T) []goldenCase {
-	var g struct {
-		Cases []goldenCase `json:"cases"`
-	}
+type goldenEstimate struct {
+	Value         float64 `json:"value"`
+	SamplingError float64 `json:"sampling_error"`
+	Lower         float64 `json:"lower"`
+	Upper         float64 `json:"upper"`
+}
+
+type multiclassCase struct {
+	Name      string `json:"name"`
+	Reference struct {
+		Probs     []map[string]float64 `json:"probs"`
+		Truth     []string             `json:"truth"`
+		Predicted []string             `json:"predicted"`
+	} `json:"reference"`
+	Window struct {
+		Probs     []map[string]float64 `json:"probs"`
+		Predicted []string             `json:"predicted"`
+	} `json:"window"`
+	NeedsCalibration []bool                    `json:"needs_calibration"`
+	Estimated        map[string]goldenEstimate `json:"estimated"`
+}
+
+type golden struct {
+	Cases      []goldenCase     `json:"cases"`
+	Multiclass []multiclassCase `json:"multiclass"`
+}
+
+// loadGolden loads the reference cases; package perf's test reads the
+// same file.
+func loadGolden(t *testing.T) golden {
+	var g golden
 	testcheck.LoadGolden(t, *update, &g)
-	if len(g.Cases) == 0 {
+	if len(g.Cases) == 0 || len(g.Multiclass) == 0 {
 		t.Fatal("no golden cases")
 	}
-	return g.Cases
+	return g
 }
 
 func (c goldenCase) refRows() []Row {
@@ -76,7 +102,7 @@ const (
 )
 
 func TestGoldenAgainstNannyML(t *testing.T) {
-	for _, c := range loadGolden(t) {
+	for _, c := range loadGolden(t).Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			ref, err := Fit(c.refRows())
 			if err != nil {
@@ -164,5 +190,46 @@ func TestEstimateEmptyWindow(t *testing.T) {
 		if !math.IsNaN(e.Value) || !math.IsNaN(e.Lower) || !math.IsNaN(e.Upper) {
 			t.Errorf("%s of an empty window = %v [%v, %v], want NaN", e.Name, e.Value, e.Lower, e.Upper)
 		}
+	}
+}
+
+// TestMulticlassGoldenAgainstNannyML: one-vs-rest calibration, macro
+// estimates and multiclass sampling errors against NannyML's formulas.
+func TestMulticlassGoldenAgainstNannyML(t *testing.T) {
+	for _, c := range loadGolden(t).Multiclass {
+		t.Run(c.Name, func(t *testing.T) {
+			rows := make([]MultiRow, len(c.Reference.Probs))
+			for i := range rows {
+				rows[i] = MultiRow{Probs: c.Reference.Probs[i], Truth: c.Reference.Truth[i], Predicted: c.Reference.Predicted[i]}
+			}
+			ref, err := FitMulticlass(rows)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, want := range c.NeedsCalibration {
+				if ref.Calibrated[k] != want {
+					t.Errorf("class %s calibrated = %v, want %v", ref.Classes[k], ref.Calibrated[k], want)
+				}
+			}
+			win := make([]MultiRow, len(c.Window.Probs))
+			for i := range win {
+				win[i] = MultiRow{Probs: c.Window.Probs[i], Predicted: c.Window.Predicted[i]}
+			}
+			for _, e := range ref.Estimate(ref.SumsOf(win)) {
+				want, ok := c.Estimated[e.Name]
+				if !ok {
+					t.Fatalf("no golden value for %s", e.Name)
+				}
+				vt := tol
+				if e.Name == ROCAUC {
+					vt = aucTol
+				}
+				if !(math.Abs(e.Value-want.Value) <= vt) || !(math.Abs(e.SamplingError-want.SamplingError) <= tol) ||
+					!(math.Abs(e.Lower-want.Lower) <= vt) || !(math.Abs(e.Upper-want.Upper) <= vt) {
+					t.Errorf("estimated %s = %.12g ± %.12g [%.12g, %.12g], NannyML %.12g ± %.12g [%.12g, %.12g]", e.Name, e.Value, e.SamplingError, e.Lower, e.Upper,
+						want.Value, want.SamplingError, want.Lower, want.Upper)
+				}
+			}
+		})
 	}
 }

@@ -10,6 +10,9 @@ release), so the script needs only numpy and scikit-learn:
 
     .deps/venv/bin/python monitor/cbpe/testdata/golden.py
 
+Multiclass cases follow NannyML's CLASSIFICATION_MULTICLASS CBPE (one-vs-rest
+calibration, renormalised; macro averages; multiclass sampling errors).
+
 One deliberate difference, the same as the Go code's: needs_calibration's
 splits are 10 stratified folds dealt in (score, truth) order instead of
 StratifiedShuffleSplit(random_state=42) (see the package doc). The script
@@ -216,6 +219,105 @@ def case(name, rng, n_ref, n_cur, shift, squash, threshold=0.5):
     }
 
 
+# --- nannyml/sampling_error/multiclass_classification.py ------------------
+def mc_class_auroc_components(y_true, y_pred_proba):
+    std, fraction = auroc_components(y_true, y_pred_proba)
+    return std ** 2, fraction  # np.var(ser_multi) = np.std(ser_multi)**2
+
+
+def mc_precision_components(y_true, y_pred):
+    TP = np.where((y_true == y_pred) & (y_pred == 1), 1, np.nan)
+    FP = np.where((y_true != y_pred) & (y_pred == 1), 0, np.nan)
+    obs = np.concatenate([TP[~np.isnan(TP)], FP[~np.isnan(FP)]])
+    return np.var(obs), np.sum(y_pred) / len(y_pred)
+
+
+def mc_recall_components(y_true, y_pred):
+    TP = np.where((y_true == y_pred) & (y_pred == 1), 1, np.nan)
+    FN = np.where((y_true != y_pred) & (y_pred == 0), 0, np.nan)
+    obs = np.concatenate([TP[~np.isnan(TP)], FN[~np.isnan(FN)]])
+    return np.var(obs), sum(y_true) / len(y_pred)
+
+
+def mc_f1_components(y_true, y_pred):
+    TP = np.where((y_true == y_pred) & (y_pred == 1), 1, np.nan)
+    FP = np.where((y_true != y_pred) & (y_pred == 1), 0, np.nan)
+    FN = np.where((y_true != y_pred) & (y_pred == 0), 0, np.nan)
+    obs = np.concatenate([TP[~np.isnan(TP)], FN[~np.isnan(FN)], FP[~np.isnan(FP)]])
+    return np.var(obs), len(obs) / len(y_pred)
+
+
+def mc_sd_of_variances(components, n, factor=1.0):
+    v = [c[0] / (n * c[1]) for c in components]
+    return np.sqrt(np.sum(v)) / len(v) * factor
+
+
+def multiclass_case(name, rng, n_ref, n_cur, shift, temperature):
+    """Three classes a, b, c; true P(class | x) = softmax(W x); the model's
+    probabilities softmax(temperature · W x) (miscalibrated unless 1); the
+    window moves x by shift."""
+    classes = ["a", "b", "c"]
+    W = np.array([[1.2, -0.4], [-0.6, 1.0], [-0.6, -0.6]])
+
+    def softmax(z):
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def draw(n, mu):
+        x = rng.normal(mu, 1, (n, 2))
+        p_true = softmax(x @ W.T)
+        y = np.array([rng.choice(3, p=p) for p in p_true])
+        raw = softmax(temperature * (x @ W.T) + rng.normal(0, 0.05, (n, 3)))
+        return y, raw
+
+    y_ref, raw_ref = draw(n_ref, np.zeros(2))
+    y_cur, raw_cur = draw(n_cur, np.array(shift))
+    pred_ref, pred_cur = raw_ref.argmax(axis=1), raw_cur.argmax(axis=1)
+    cal = np.zeros_like(raw_cur)
+    needs = []
+    for k in range(3):
+        yk = (y_ref == k).astype(int)
+        nk = needs_calibration(yk, raw_ref[:, k], driftwatch_folds(yk, raw_ref[:, k]))
+        needs.append(nk)
+        if nk:
+            cal[:, k] = IsotonicRegression(out_of_bounds="clip", increasing=True).fit(raw_ref[:, k], yk).predict(raw_cur[:, k])
+        else:
+            cal[:, k] = raw_cur[:, k]
+    den = cal.sum(axis=1)[:, None]
+    cal = np.divide(cal, den, out=np.full_like(cal, 1 / 3), where=den != 0)
+    bin_cur = np.stack([(pred_cur == k).astype(int) for k in range(3)])
+    est = {
+        "accuracy": np.mean(np.max(bin_cur.T * cal, axis=1)),
+        "precision": np.mean([estimate_precision(bin_cur[k], cal[:, k]) for k in range(3)]),
+        "recall": np.mean([estimate_recall(bin_cur[k], cal[:, k]) for k in range(3)]),
+        "f1": np.mean([estimate_f1(bin_cur[k], cal[:, k]) for k in range(3)]),
+        "roc_auc": np.mean([estimate_roc_auc(cal[:, k], raw_cur[:, k]) for k in range(3)]),
+    }
+    ybin = [(y_ref == k).astype(int) for k in range(3)]
+    pbin = [(pred_ref == k).astype(int) for k in range(3)]
+    n = n_cur
+    se = {
+        "accuracy": np.std((y_ref == pred_ref).astype(int)) / np.sqrt(n),
+        "precision": mc_sd_of_variances([mc_precision_components(ybin[k], pbin[k]) for k in range(3)], n),
+        "recall": mc_sd_of_variances([mc_recall_components(ybin[k], pbin[k]) for k in range(3)], n),
+        "f1": mc_sd_of_variances([mc_f1_components(ybin[k], pbin[k]) for k in range(3)], n),
+        "roc_auc": mc_sd_of_variances([mc_class_auroc_components(ybin[k], raw_ref[:, k]) for k in range(3)], n, 1.2),
+    }
+    out = {m: {"value": float(v), "sampling_error": float(se[m]), "lower": float(max(0, v - 3 * se[m])), "upper": float(min(1, v + 3 * se[m]))}
+           for m, v in est.items()}
+
+    def probs(raw):
+        return [{c: float(raw[i, k]) for k, c in enumerate(classes)} for i in range(len(raw))]
+    return {
+        "name": name,
+        "reference": {"probs": probs(raw_ref), "truth": [classes[k] for k in y_ref], "predicted": [classes[k] for k in pred_ref]},
+        "window": {"probs": probs(raw_cur), "predicted": [classes[k] for k in pred_cur]},
+        "needs_calibration": needs, "estimated": out,
+        "realized": {"accuracy": float(np.mean(pred_cur == y_cur)),
+                     "roc_auc": float(roc_auc_score(y_cur, raw_cur, multi_class="ovr", average="macro"))},
+    }
+
+
 def main():
     rng = np.random.default_rng(18)
     cases = [
@@ -223,12 +325,18 @@ def main():
         case("calibrated_no_shift", rng, 3000, 1000, 0.0, 1.0),
         case("overconfident_shift_down", rng, 2000, 800, -0.7, 2.0),
     ]
+    multiclass = [
+        multiclass_case("multiclass_overconfident_shift", rng, 3000, 1500, [0.7, -0.3], 1.8),
+        multiclass_case("multiclass_underconfident", rng, 3000, 1000, [0.0, 0.0], 0.6),
+    ]
     with open(os.path.join(HERE, "golden.json"), "w") as f:
-        json.dump({"cases": cases}, f)
+        json.dump({"cases": cases, "multiclass": multiclass}, f)
         f.write("\n")
     for c in cases:
         print(c["name"], c["needs_calibration"], c["nannyml_needs_calibration"],
               {m: round(v["value"], 4) for m, v in c["estimated"].items()}, c["realized"])
+    for c in multiclass:
+        print(c["name"], c["needs_calibration"], {m: round(v["value"], 4) for m, v in c["estimated"].items()}, c["realized"])
 
 
 if __name__ == "__main__":
