@@ -155,3 +155,124 @@ func EstimatedMetrics(est []cbpe.Estimate, rows int64) []Metric {
 	}
 	return out
 }
+
+// MulticlassReferenceRows returns the labelled rows of a multiclass model
+// in w that carry class probabilities, as cbpe.FitMulticlass fits on them.
+// The predicted class is prediction_label, or, where the producer sent
+// none, the class with the highest probability. limit caps the rows as in
+// ReferenceRows.
+func MulticlassReferenceRows(ctx context.Context, conn driver.Conn, model string, w Span, opts Options, limit int) ([]cbpe.MultiRow, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Task != Classification || opts.PositiveLabel != "" {
+		return nil, fmt.Errorf("multiclass reference rows of %s: estimation needs a multiclass classifier: %w", model, ErrInvalid)
+	}
+	q := querier{conn: conn, model: model, w: w, opts: opts}
+	sql := fmt.Sprintf(`SELECT prediction_probabilities, assumeNotNull(actual_label), %s
+FROM (%s) WHERE actual_label IS NOT NULL AND length(prediction_probabilities) > 0`, predictedClass, q.labelled())
+	if limit > 0 {
+		sql += " ORDER BY h LIMIT " + strconv.Itoa(limit)
+	}
+	rs, err := conn.Query(ctx, sql)
+	if err != nil {
+		return nil, fmt.Errorf("multiclass reference rows of %s in %s: %w", model, w, err)
+	}
+	defer rs.Close()
+	var out []cbpe.MultiRow
+	for rs.Next() {
+		var r cbpe.MultiRow
+		if err := rs.Scan(&r.Probs, &r.Truth, &r.Predicted); err != nil {
+			return nil, fmt.Errorf("read multiclass reference rows of %s: %w", model, err)
+		}
+		out = append(out, r)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("read multiclass reference rows of %s: %w", model, err)
+	}
+	return out, nil
+}
+
+// predictedClass is a multiclass row's predicted class: prediction_label,
+// else the class with the highest probability (the first key on ties).
+const predictedClass = "ifNull(prediction_label, mapKeys(prediction_probabilities)[arrayFirstIndex(v -> v = arrayMax(mapValues(prediction_probabilities)), mapValues(prediction_probabilities))])"
+
+// interpSQL is cbpe.Isotonic.Predict in SQL for the value v and knots xs,
+// ys (SQL expressions); an empty xs gives 0 (never used: the caller passes
+// the raw value for uncalibrated classes).
+func interpSQL(v, xs, ys string) string {
+	c := fmt.Sprintf("least(greatest(%s, %s[1]), %s[-1])", v, xs, xs)
+	j := fmt.Sprintf("arrayCount(x -> x <= %s, %s)", c, xs)
+	return fmt.Sprintf("if(length(%[1]s) <= 1, %[2]s[1], if(%[3]s >= length(%[1]s), %[2]s[-1], %[2]s[%[3]s] + (%[2]s[%[3]s + 1] - %[2]s[%[3]s]) * (%[4]s - %[1]s[%[3]s]) / (%[1]s[%[3]s + 1] - %[1]s[%[3]s])))",
+		xs, ys, j, c)
+}
+
+// EstimateMulticlass computes multiclass CBPE's one-vs-rest sums over the
+// window's inferences with class probabilities, in ClickHouse: each row's
+// probabilities calibrated per class and renormalised (uniform when they
+// sum to 0), then per class the expected TP, FP, FN and the ROC AUC
+// numerator over the class's uncalibrated probability. Go receives one row
+// per class.
+func EstimateMulticlass(ctx context.Context, conn driver.Conn, model string, w Span, opts Options, ref cbpe.MultiReference) (cbpe.MultiSums, error) {
+	if err := opts.Validate(); err != nil {
+		return cbpe.MultiSums{}, err
+	}
+	if opts.Task != Classification || opts.PositiveLabel != "" {
+		return cbpe.MultiSums{}, fmt.Errorf("estimate %s: multiclass estimation needs a multiclass classifier: %w", model, ErrInvalid)
+	}
+	q := querier{conn: conn, model: model, w: w, opts: opts}
+	classes := make([]string, len(ref.Classes))
+	xss, yss, flags := make([]string, len(ref.Classes)), make([]string, len(ref.Classes)), make([]string, len(ref.Classes))
+	for i, c := range ref.Classes {
+		classes[i] = chsql.String(c)
+		xss[i], yss[i], flags[i] = floats(nil), floats(nil), "0"
+		if ref.Calibrated[i] {
+			xss[i], yss[i], flags[i] = floats(ref.Calibrators[i].X), floats(ref.Calibrators[i].Y), "1"
+		}
+	}
+	sql := fmt.Sprintf(`WITH [%[1]s] AS cls, [%[2]s] AS xss, [%[3]s] AS yss, [%[4]s] AS cal
+SELECT k, toFloat64(sum(n)), sum(tp), sum(fp), sum(fn), sum(sp), sum(sn * (above + sp / 2)) FROM (
+    SELECT k, n, tp, fp, fn, sp, sn, sum(sp) OVER (PARTITION BY k ORDER BY rk DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS above
+    FROM (
+        SELECT k, rk, count() AS n, sum(pk) AS sp, sum(1 - pk) AS sn,
+            sum(if(pred = cls[k], pk, 0)) AS tp, sum(if(pred = cls[k], 1 - pk, 0)) AS fp, sum(if(pred = cls[k], 0, pk)) AS fn
+        FROM (
+            SELECT pred, raw, p FROM (
+                SELECT %[5]s AS pred, arrayMap(c -> prediction_probabilities[c], cls) AS raw,
+                    arrayMap(i -> if(cal[i] = 1, %[6]s, raw[i]), arrayEnumerate(cls)) AS calibrated,
+                    arraySum(calibrated) AS total,
+                    if(total = 0, arrayMap(x -> 1 / length(cls), calibrated), arrayMap(x -> x / total, calibrated)) AS p
+                FROM inferences FINAL WHERE %[7]s AND length(prediction_probabilities) > 0
+            )
+        ) ARRAY JOIN arrayEnumerate(cls) AS k, raw AS rk, p AS pk
+        GROUP BY k, rk
+    )
+) GROUP BY k ORDER BY k`, strings.Join(classes, ", "), strings.Join(xss, ", "), strings.Join(yss, ", "), strings.Join(flags, ", "),
+		predictedClass, interpSQL("raw[i]", "xss[i]", "yss[i]"), q.inWindow())
+	nc := len(ref.Classes)
+	s := cbpe.MultiSums{TP: make([]float64, nc), FP: make([]float64, nc), FN: make([]float64, nc), PN: make([]float64, nc), AUCNum: make([]float64, nc)}
+	rs, err := conn.Query(ctx, sql)
+	if err != nil {
+		return s, fmt.Errorf("estimate multiclass performance of %s in %s: %w", model, w, err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var (
+			k                         uint32
+			n, tp, fp, fn, pn, aucNum float64
+		)
+		if err := rs.Scan(&k, &n, &tp, &fp, &fn, &pn, &aucNum); err != nil {
+			return s, fmt.Errorf("read multiclass estimate of %s: %w", model, err)
+		}
+		i := int(k) - 1
+		if i < 0 || i >= nc {
+			return s, fmt.Errorf("BUG: multiclass estimate of %s: class index %d of %d", model, k, nc)
+		}
+		s.N, s.TP[i], s.FP[i], s.FN[i], s.PN[i], s.AUCNum[i] = n, tp, fp, fn, pn, aucNum
+		s.Correct += tp
+	}
+	if err := rs.Err(); err != nil {
+		return s, fmt.Errorf("read multiclass estimate of %s: %w", model, err)
+	}
+	return s, nil
+}

@@ -133,3 +133,99 @@ func TestEstimateAgainstNannyML(t *testing.T) {
 		})
 	}
 }
+
+// insertProbabilities inserts multiclass inferences of model at t0 + i ms
+// (probabilities and predicted label) and, where truth is not nil, an
+// outcome for each a minute later.
+func insertProbabilities(t testing.TB, conn driver.Conn, model string, t0 time.Time, probs []map[string]float64, pred, truth []string) {
+	t.Helper()
+	id := func(i int) string { return fmt.Sprintf("%s-%d-%d", model, t0.UnixMilli(), i) }
+	insertBatch(t, conn, "INSERT INTO inferences (event_id, model_id, model_version, prediction_id, timestamp, features_numeric, features_categorical, missing_features, prediction_label, prediction_score, prediction_value, prediction_probabilities, segment, latency_ms, kafka_topic, kafka_partition, kafka_offset, ingested_at)",
+		len(probs), func(i int) []any {
+			l := pred[i]
+			return []any{id(i), model, "v1", id(i), t0.Add(time.Duration(i) * time.Millisecond), map[string]float64{}, map[string]string{}, []string{},
+				&l, (*float64)(nil), (*float64)(nil), probs[i], map[string]string{}, (*float64)(nil), "t", int32(0), int64(i), time.Now()}
+		})
+	if truth == nil {
+		return
+	}
+	insertBatch(t, conn, "INSERT INTO outcomes (event_id, model_id, prediction_id, timestamp, actual_label, actual_value, kafka_topic, kafka_partition, kafka_offset, ingested_at)",
+		len(truth), func(i int) []any {
+			l := truth[i]
+			return []any{"o-" + id(i), model, id(i), t0.Add(time.Duration(i)*time.Millisecond + time.Minute), &l, (*float64)(nil), "t", int32(0), int64(i), time.Now()}
+		})
+}
+
+// TestEstimateMulticlassAgainstNannyML is TestEstimateAgainstNannyML for
+// the multiclass cases: MulticlassReferenceRows, cbpe.FitMulticlass and
+// EstimateMulticlass's per-class sums in ClickHouse against NannyML.
+func TestEstimateMulticlassAgainstNannyML(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "cbpe", "testdata", "golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Multiclass []struct {
+			Name      string `json:"name"`
+			Reference struct {
+				Probs     []map[string]float64 `json:"probs"`
+				Truth     []string             `json:"truth"`
+				Predicted []string             `json:"predicted"`
+			} `json:"reference"`
+			Window struct {
+				Probs     []map[string]float64 `json:"probs"`
+				Predicted []string             `json:"predicted"`
+			} `json:"window"`
+			Estimated map[string]struct {
+				Value, Lower, Upper float64
+			} `json:"estimated"`
+		} `json:"multiclass"`
+	}
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Multiclass) == 0 {
+		t.Fatal("no multiclass golden cases")
+	}
+	conn := openDB(t)
+	ctx := context.Background()
+	t0 := time.Now().UTC().Truncate(time.Hour).Add(-48 * time.Hour)
+	refSpan := Span{Start: t0, End: t0.Add(time.Hour)}
+	cur := Span{Start: t0.Add(time.Hour), End: t0.Add(2 * time.Hour)}
+	for _, c := range g.Multiclass {
+		t.Run(c.Name, func(t *testing.T) {
+			model := "cbpe-" + c.Name
+			insertProbabilities(t, conn, model, refSpan.Start, c.Reference.Probs, c.Reference.Predicted, c.Reference.Truth)
+			insertProbabilities(t, conn, model, cur.Start, c.Window.Probs, c.Window.Predicted, nil)
+			opts := Options{Task: Classification}
+			rows, err := MulticlassReferenceRows(ctx, conn, model, refSpan, opts, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != len(c.Reference.Probs) {
+				t.Fatalf("%d reference rows, want %d", len(rows), len(c.Reference.Probs))
+			}
+			ref, err := cbpe.FitMulticlass(rows)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sums, err := EstimateMulticlass(ctx, conn, model, cur, opts, ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sums.N != float64(len(c.Window.Probs)) {
+				t.Fatalf("estimated on %v rows, want %d", sums.N, len(c.Window.Probs))
+			}
+			for _, e := range ref.Estimate(sums) {
+				want := c.Estimated[e.Name]
+				tol := 1e-9
+				if e.Name == cbpe.ROCAUC {
+					tol = 1e-6
+				}
+				if !(math.Abs(e.Value-want.Value) <= tol) || !(math.Abs(e.Lower-want.Lower) <= tol) || !(math.Abs(e.Upper-want.Upper) <= tol) {
+					t.Errorf("estimated %s = %.12g [%.12g, %.12g], NannyML %.12g [%.12g, %.12g]", e.Name, e.Value, e.Lower, e.Upper, want.Value, want.Lower, want.Upper)
+				}
+			}
+		})
+	}
+}
