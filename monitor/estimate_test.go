@@ -2,8 +2,11 @@ package monitor
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -259,5 +262,93 @@ func TestEstimationConfigValidate(t *testing.T) {
 				t.Errorf("error %q does not name performance.estimation", err)
 			}
 		})
+	}
+}
+
+// TestEstimatedPerformanceMulticlass: a multiclass model (positive_label
+// ""), its labelled reference hour and an unlabelled hour from
+// monitor/cbpe's golden file; the monitor estimates the unlabelled window
+// one-vs-rest, as NannyML does.
+func TestEstimatedPerformanceMulticlass(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("cbpe", "testdata", "golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Multiclass []struct {
+			Reference struct {
+				Probs     []map[string]float64 `json:"probs"`
+				Truth     []string             `json:"truth"`
+				Predicted []string             `json:"predicted"`
+			} `json:"reference"`
+			Window struct {
+				Probs     []map[string]float64 `json:"probs"`
+				Predicted []string             `json:"predicted"`
+			} `json:"window"`
+			Estimated map[string]struct{ Value float64 } `json:"estimated"`
+		} `json:"multiclass"`
+	}
+	if err := json.Unmarshal(b, &g); err != nil || len(g.Multiclass) == 0 {
+		t.Fatalf("golden multiclass cases: %v", err)
+	}
+	c := g.Multiclass[0]
+	w := newWorld(t)
+	ctx := context.Background()
+	t0 := time.Now().UTC().Truncate(time.Hour).Add(-30 * time.Hour)
+	insert := func(at time.Time, probs []map[string]float64, pred, truth []string) {
+		id := func(i int) string { return fmt.Sprintf("mc-%d-%d", at.UnixMilli(), i) }
+		bi, err := w.conn.PrepareBatch(ctx, "INSERT INTO inferences (event_id, model_id, model_version, prediction_id, timestamp, prediction_label, prediction_probabilities, kafka_topic, kafka_partition, kafka_offset, ingested_at)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range probs {
+			l := pred[i]
+			if err := bi.Append(id(i), "mc", "v1", id(i), at.Add(time.Duration(i)*time.Millisecond), &l, probs[i], "t", int32(0), int64(i), time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := bi.Send(); err != nil {
+			t.Fatal(err)
+		}
+		if truth == nil {
+			return
+		}
+		bo, err := w.conn.PrepareBatch(ctx, "INSERT INTO outcomes (event_id, model_id, prediction_id, timestamp, actual_label, kafka_topic, kafka_partition, kafka_offset, ingested_at)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range truth {
+			l := truth[i]
+			if err := bo.Append("o-"+id(i), "mc", id(i), at.Add(time.Duration(i)*time.Millisecond+time.Minute), &l, "t", int32(0), int64(i), time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := bo.Send(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert(t0, c.Reference.Probs, c.Reference.Predicted, c.Reference.Truth)
+	insert(t0.Add(time.Hour), c.Window.Probs, c.Window.Predicted, nil)
+
+	pc := DefaultPerformanceConfig()
+	pc.PositiveLabel, pc.Recompute, pc.Buckets, pc.MaxLag = "", 2, 4, 1
+	end := t0.Add(2 * time.Hour)
+	m, _ := estimationMonitor(t, w, pc, func() time.Time { return end.Add(time.Minute) })
+	res, err := m.EvaluatePerformance(ctx, "mc", end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Windows) != 2 || res.Windows[1].Labelled != 0 {
+		t.Fatalf("windows %+v", res.Windows)
+	}
+	for _, name := range []string{"accuracy", "precision", "recall", "f1", "roc_auc"} {
+		got, want := estimated(t, res.Windows[1], name), c.Estimated[name].Value
+		tol := 1e-9
+		if name == "roc_auc" {
+			tol = 1e-6
+		}
+		if !(math.Abs(got-want) <= tol) {
+			t.Errorf("estimated %s = %.12g, NannyML %.12g", name, got, want)
+		}
 	}
 }

@@ -276,14 +276,14 @@ func (m *Monitor) EvaluatePerformance(ctx context.Context, model string, end tim
 }
 
 // estimate fits CBPE on the reference's labelled rows and estimates every
-// window of res (binary classifiers, estimation enabled): the
-// estimated_<metric> rows with their band, and, in windows past the
-// hand-off, the estimator's error estimated_<metric>_error = estimated −
-// realized. A reference CBPE cannot use (too few labels, one class) leaves
-// the windows without estimates.
+// window of res (classifiers, estimation enabled; binary, or multiclass
+// one-vs-rest): the estimated_<metric> rows with their band, and, in
+// windows past the hand-off, the estimator's error
+// estimated_<metric>_error = estimated − realized. A reference CBPE cannot
+// use (too few labels, one class) leaves the windows without estimates.
 func (m *Monitor) estimate(ctx context.Context, model string, ref window.Span, opts perf.Options, res *PerformanceResult) error {
 	c := m.opts.Performance
-	if !c.Estimation.Enabled || opts.Task != perf.Classification || opts.PositiveLabel == "" || len(res.Windows) == 0 {
+	if !c.Estimation.Enabled || opts.Task != perf.Classification || len(res.Windows) == 0 {
 		return nil
 	}
 	est, err := m.estimators.get(ctx, m, model, ref, opts, res.Reference)
@@ -296,12 +296,24 @@ func (m *Monitor) estimate(ctx context.Context, model string, ref window.Span, o
 	}
 	for i := range res.Windows {
 		w := &res.Windows[i]
-		sums, err := perf.Estimate(ctx, m.opts.Conn, model, w.Window, opts, est)
-		if err != nil {
-			return err
+		var (
+			es   []cbpe.Estimate
+			rows float64
+		)
+		if est.multi != nil {
+			sums, err := perf.EstimateMulticlass(ctx, m.opts.Conn, model, w.Window, opts, *est.multi)
+			if err != nil {
+				return err
+			}
+			es, rows = est.multi.Estimate(sums), sums.N
+		} else {
+			sums, err := perf.Estimate(ctx, m.opts.Conn, model, w.Window, opts, est.binary)
+			if err != nil {
+				return err
+			}
+			es, rows = est.binary.Estimate(sums), sums.N
 		}
-		es := est.Estimate(sums)
-		w.Estimated = perf.EstimatedMetrics(es, int64(sums.N))
+		w.Estimated = perf.EstimatedMetrics(es, int64(rows))
 		if !m.handedOff(*w, res.Primary) {
 			continue
 		}
@@ -322,33 +334,47 @@ type estimators struct {
 	byModel map[string]estimator
 }
 
+// estimator is a model's fitted CBPE: binary, or multiclass when multi is
+// set.
 type estimator struct {
 	span               window.Span
 	inferences, labels int64
-	ref                cbpe.Reference
+	binary             cbpe.Reference
+	multi              *cbpe.MultiReference
 	err                error
 }
 
-func (e *estimators) get(ctx context.Context, m *Monitor, model string, span window.Span, opts perf.Options, refPerf perf.Result) (cbpe.Reference, error) {
+func (e *estimators) get(ctx context.Context, m *Monitor, model string, span window.Span, opts perf.Options, refPerf perf.Result) (estimator, error) {
 	e.mu.Lock()
 	c, ok := e.byModel[model]
 	e.mu.Unlock()
 	if ok && c.span == span && c.inferences == refPerf.Inferences && c.labels == refPerf.Labelled {
-		return c.ref, c.err
+		return c, c.err
 	}
-	rows, err := perf.ReferenceRows(ctx, m.opts.Conn, model, span, opts, m.opts.Performance.Estimation.ReferenceRows)
-	if err != nil {
-		return cbpe.Reference{}, err
-	}
+	limit := m.opts.Performance.Estimation.ReferenceRows
 	c = estimator{span: span, inferences: refPerf.Inferences, labels: refPerf.Labelled}
-	c.ref, c.err = cbpe.Fit(rows)
+	if opts.PositiveLabel == "" {
+		rows, err := perf.MulticlassReferenceRows(ctx, m.opts.Conn, model, span, opts, limit)
+		if err != nil {
+			return c, err
+		}
+		var multi cbpe.MultiReference
+		multi, c.err = cbpe.FitMulticlass(rows)
+		c.multi = &multi
+	} else {
+		rows, err := perf.ReferenceRows(ctx, m.opts.Conn, model, span, opts, limit)
+		if err != nil {
+			return c, err
+		}
+		c.binary, c.err = cbpe.Fit(rows)
+	}
 	if c.err != nil && !errors.Is(c.err, cbpe.ErrInsufficient) {
-		return cbpe.Reference{}, fmt.Errorf("fit performance estimation of %s: %w", model, c.err)
+		return c, fmt.Errorf("fit performance estimation of %s: %w", model, c.err)
 	}
 	e.mu.Lock()
 	e.byModel[model] = c
 	e.mu.Unlock()
-	return c.ref, c.err
+	return c, c.err
 }
 
 // handedOff reports whether w's realized metric has taken over from its
