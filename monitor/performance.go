@@ -67,8 +67,9 @@ type PerformanceConfig struct {
 // EstimationConfig says how performance is estimated before the labels
 // arrive and when the realized value takes over.
 type EstimationConfig struct {
-	// Enabled estimates every performance window of a binary classifier
-	// from its scores (estimated_<metric> rows), labelled or not.
+	// Enabled estimates every performance window of a classifier (binary,
+	// or multiclass one-vs-rest) from its scores (estimated_<metric> rows),
+	// labelled or not.
 	Enabled bool `yaml:"enabled"`
 	// ReferenceRows caps the labelled reference rows CBPE is fitted on
 	// (a fixed sample by event-id hash): Go receives them as rows.

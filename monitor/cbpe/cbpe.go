@@ -1,4 +1,4 @@
-// Package cbpe estimates a binary classifier's performance before its labels
+// Package cbpe estimates a classifier's performance before its labels
 // arrive: confidence-based performance estimation (CBPE) as NannyML 0.13.1
 // does it (nannyml/performance_estimation/confidence_based, nannyml/calibration.py,
 // nannyml/sampling_error/binary_classification.py).
