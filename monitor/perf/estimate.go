@@ -11,6 +11,7 @@ import (
 
 	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/monitor/cbpe"
+	"github.com/driftwatch/driftwatch/monitor/dle"
 )
 
 // EstimatedPrefix names the estimated metrics in performance_results and
@@ -275,4 +276,90 @@ SELECT k, toFloat64(sum(n)), sum(tp), sum(fp), sum(fn), sum(sp), sum(sn * (above
 		return s, fmt.Errorf("read multiclass estimate of %s: %w", model, err)
 	}
 	return s, nil
+}
+
+// RegressionReferenceRows returns the labelled rows of a regressor in w
+// with a prediction, as dle.Fit fits on them: numeric features,
+// prediction_value and actual_value. limit caps the rows as in
+// ReferenceRows.
+func RegressionReferenceRows(ctx context.Context, conn driver.Conn, model string, w Span, opts Options, limit int) ([]dle.Row, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Task != Regression {
+		return nil, fmt.Errorf("regression reference rows of %s: loss estimation needs a regressor: %w", model, ErrInvalid)
+	}
+	q := querier{conn: conn, model: model, w: w, opts: opts}
+	sql := fmt.Sprintf(`SELECT features_numeric, assumeNotNull(prediction_value), assumeNotNull(actual_value)
+FROM (%s) WHERE actual_value IS NOT NULL AND prediction_value IS NOT NULL`, q.labelledWith(true))
+	if limit > 0 {
+		sql += " ORDER BY h LIMIT " + strconv.Itoa(limit)
+	}
+	rs, err := conn.Query(ctx, sql)
+	if err != nil {
+		return nil, fmt.Errorf("regression reference rows of %s in %s: %w", model, w, err)
+	}
+	defer rs.Close()
+	var out []dle.Row
+	for rs.Next() {
+		var r dle.Row
+		if err := rs.Scan(&r.Features, &r.Prediction, &r.Truth); err != nil {
+			return nil, fmt.Errorf("read regression reference rows of %s: %w", model, err)
+		}
+		out = append(out, r)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("read regression reference rows of %s: %w", model, err)
+	}
+	return out, nil
+}
+
+// linearSQL is dle.Model.Predict of f in SQL over an inference row.
+func linearSQL(m dle.Model, f dle.Linear) string {
+	var b strings.Builder
+	b.WriteString(lit(f.Intercept))
+	for j, t := range m.Terms {
+		x := "prediction_value"
+		if t.Power == 2 {
+			x = "pow(prediction_value, 2)"
+		}
+		z := fmt.Sprintf("(%s - %s) / %s", x, lit(t.Mean), lit(t.Scale))
+		if t.Feature != "" {
+			k := chsql.String(t.Feature)
+			z = fmt.Sprintf("if(mapContains(features_numeric, %[1]s), (features_numeric[%[1]s] - %[2]s) / %[3]s, 0)", k, lit(t.Mean), lit(t.Scale))
+		}
+		fmt.Fprintf(&b, " + %s * %s", lit(f.Coef[j]), z)
+	}
+	return b.String()
+}
+
+// EstimateRegression computes DLE's sums over the window's inferences with
+// a prediction_value, in ClickHouse: the two linear models evaluated per
+// row, clipped at 0, summed. Go receives one row.
+func EstimateRegression(ctx context.Context, conn driver.Conn, model string, w Span, opts Options, m dle.Model) (dle.Sums, error) {
+	if err := opts.Validate(); err != nil {
+		return dle.Sums{}, err
+	}
+	if opts.Task != Regression {
+		return dle.Sums{}, fmt.Errorf("estimate %s: loss estimation needs a regressor: %w", model, ErrInvalid)
+	}
+	q := querier{conn: conn, model: model, w: w, opts: opts}
+	sql := fmt.Sprintf(`SELECT toFloat64(count()), sum(greatest(0, %s)), sum(greatest(0, %s))
+FROM (SELECT features_numeric, assumeNotNull(prediction_value) AS prediction_value FROM inferences FINAL WHERE %s AND prediction_value IS NOT NULL)`,
+		linearSQL(m, m.Abs), linearSQL(m, m.Sq), q.inWindow())
+	var s dle.Sums
+	if err := conn.QueryRow(ctx, sql).Scan(&s.N, &s.Abs, &s.Sq); err != nil {
+		return dle.Sums{}, fmt.Errorf("estimate regression loss of %s in %s: %w", model, w, err)
+	}
+	return s, nil
+}
+
+// EstimatedLosses converts DLE's estimates to cbpe.Estimate, the form
+// EstimatedMetrics stores.
+func EstimatedLosses(es []dle.Estimate) []cbpe.Estimate {
+	out := make([]cbpe.Estimate, len(es))
+	for i, e := range es {
+		out[i] = cbpe.Estimate{Name: e.Name, Value: e.Value, SamplingError: e.SamplingError, Lower: e.Lower, Upper: e.Upper}
+	}
+	return out
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/driftwatch/driftwatch/monitor/cbpe"
+	"github.com/driftwatch/driftwatch/monitor/dle"
 )
 
 // cbpeGolden is monitor/cbpe's golden file: NannyML's CBPE numbers on
@@ -224,6 +225,87 @@ func TestEstimateMulticlassAgainstNannyML(t *testing.T) {
 				}
 				if !(math.Abs(e.Value-want.Value) <= tol) || !(math.Abs(e.Lower-want.Lower) <= tol) || !(math.Abs(e.Upper-want.Upper) <= tol) {
 					t.Errorf("estimated %s = %.12g [%.12g, %.12g], NannyML %.12g [%.12g, %.12g]", e.Name, e.Value, e.Lower, e.Upper, want.Value, want.Lower, want.Upper)
+				}
+			}
+		})
+	}
+}
+
+// TestEstimateRegressionAgainstSklearn runs DLE through ClickHouse:
+// RegressionReferenceRows, dle.Fit and EstimateRegression's clipped sums,
+// against monitor/dle's golden numbers (scikit-learn's Ridge), 1e-9.
+func TestEstimateRegressionAgainstSklearn(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "dle", "testdata", "golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Cases []struct {
+			Name      string `json:"name"`
+			Reference struct {
+				Features   []map[string]float64 `json:"features"`
+				Prediction []float64            `json:"prediction"`
+				Truth      []float64            `json:"truth"`
+			} `json:"reference"`
+			Window struct {
+				Features   []map[string]float64 `json:"features"`
+				Prediction []float64            `json:"prediction"`
+			} `json:"window"`
+			Estimated map[string]struct{ Value, Lower, Upper float64 } `json:"estimated"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(b, &g); err != nil || len(g.Cases) == 0 {
+		t.Fatalf("dle golden cases: %v", err)
+	}
+	conn := openDB(t)
+	ctx := context.Background()
+	t0 := time.Now().UTC().Truncate(time.Hour).Add(-48 * time.Hour)
+	refSpan := Span{Start: t0, End: t0.Add(time.Hour)}
+	cur := Span{Start: t0.Add(time.Hour), End: t0.Add(2 * time.Hour)}
+	insert := func(model string, at time.Time, feats []map[string]float64, pred []float64, truth []float64) {
+		id := func(i int) string { return fmt.Sprintf("%s-%d-%d", model, at.UnixMilli(), i) }
+		insertBatch(t, conn, "INSERT INTO inferences (event_id, model_id, model_version, prediction_id, timestamp, features_numeric, prediction_value, kafka_topic, kafka_partition, kafka_offset, ingested_at)",
+			len(pred), func(i int) []any {
+				p := pred[i]
+				return []any{id(i), model, "v1", id(i), at.Add(time.Duration(i) * time.Millisecond), feats[i], &p, "t", int32(0), int64(i), time.Now()}
+			})
+		if truth == nil {
+			return
+		}
+		insertBatch(t, conn, "INSERT INTO outcomes (event_id, model_id, prediction_id, timestamp, actual_value, kafka_topic, kafka_partition, kafka_offset, ingested_at)",
+			len(truth), func(i int) []any {
+				v := truth[i]
+				return []any{"o-" + id(i), model, id(i), at.Add(time.Duration(i)*time.Millisecond + time.Minute), &v, "t", int32(0), int64(i), time.Now()}
+			})
+	}
+	for _, c := range g.Cases {
+		t.Run(c.Name, func(t *testing.T) {
+			model := "dle-" + c.Name
+			insert(model, refSpan.Start, c.Reference.Features, c.Reference.Prediction, c.Reference.Truth)
+			insert(model, cur.Start, c.Window.Features, c.Window.Prediction, nil)
+			opts := Options{Task: Regression}
+			rows, err := RegressionReferenceRows(ctx, conn, model, refSpan, opts, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != len(c.Reference.Truth) {
+				t.Fatalf("%d reference rows, want %d", len(rows), len(c.Reference.Truth))
+			}
+			m, err := dle.Fit(rows)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sums, err := EstimateRegression(ctx, conn, model, cur, opts, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sums.N != float64(len(c.Window.Prediction)) {
+				t.Fatalf("estimated on %v rows, want %d", sums.N, len(c.Window.Prediction))
+			}
+			for _, e := range m.Estimate(sums) {
+				want := c.Estimated[e.Name]
+				if !closeRel(e.Value, want.Value) || !closeRel(e.Lower, want.Lower) || !closeRel(e.Upper, want.Upper) {
+					t.Errorf("estimated %s = %.12g [%.12g, %.12g], sklearn %.12g [%.12g, %.12g]", e.Name, e.Value, e.Lower, e.Upper, want.Value, want.Lower, want.Upper)
 				}
 			}
 		})

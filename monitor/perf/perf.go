@@ -271,14 +271,22 @@ func (q *querier) inWindow() string {
 // labelled is a subquery with one row per labelled inference of the
 // window: its prediction columns and, from the newest outcome within the
 // horizon, actual_label, actual_value and delay_ms.
-func (q *querier) labelled() string {
+func (q *querier) labelled() string { return q.labelledWith(false) }
+
+// labelledWith is labelled, with the inference's features_numeric too
+// when features is set (DLE's reference rows).
+func (q *querier) labelledWith(features bool) string {
+	featCol, featAny := "", ""
+	if features {
+		featCol, featAny = ", features_numeric", "\n    any(i.features_numeric) AS features_numeric,"
+	}
 	outcomeFilter, joinFilter := "", ""
 	if h := q.opts.Horizon; h > 0 {
 		ms := h.Milliseconds()
 		outcomeFilter = " AND timestamp <= " + chsql.Time(q.w.End.Add(h))
 		joinFilter = fmt.Sprintf(" WHERE dateDiff('millisecond', i.timestamp, o.timestamp) <= %d", ms)
 	}
-	return fmt.Sprintf(`SELECT
+	return fmt.Sprintf(`SELECT%[5]s
     any(i.prediction_label) AS prediction_label,
     any(i.prediction_score) AS prediction_score,
     any(i.prediction_value) AS prediction_value,
@@ -288,12 +296,12 @@ func (q *querier) labelled() string {
     newest.2 AS actual_value,
     newest.3 AS delay_ms,
     cityHash64(i.event_id) AS h
-FROM (SELECT event_id, prediction_id, timestamp, prediction_label, prediction_score, prediction_value, prediction_probabilities FROM inferences FINAL WHERE %[1]s) AS i
+FROM (SELECT event_id, prediction_id, timestamp, prediction_label, prediction_score, prediction_value, prediction_probabilities%[6]s FROM inferences FINAL WHERE %[1]s) AS i
 INNER JOIN (
     SELECT event_id, prediction_id, timestamp, actual_label, actual_value FROM outcomes FINAL
     WHERE model_id = %[2]s AND prediction_id IN (SELECT prediction_id FROM inferences FINAL WHERE %[1]s)%[3]s
 ) AS o ON i.prediction_id = o.prediction_id%[4]s
-GROUP BY i.event_id`, q.inWindow(), chsql.String(q.model), outcomeFilter, joinFilter)
+GROUP BY i.event_id`, q.inWindow(), chsql.String(q.model), outcomeFilter, joinFilter, featAny, featCol)
 }
 
 func (q *querier) total() string {
