@@ -14,6 +14,7 @@ import (
 
 	"github.com/driftwatch/driftwatch/monitor/cbpe"
 	"github.com/driftwatch/driftwatch/monitor/correlate"
+	"github.com/driftwatch/driftwatch/monitor/dle"
 	"github.com/driftwatch/driftwatch/monitor/perf"
 	"github.com/driftwatch/driftwatch/monitor/window"
 	"github.com/driftwatch/driftwatch/schemas"
@@ -59,17 +60,17 @@ type PerformanceConfig struct {
 	// the global ones), the most observed in the span first: each costs
 	// queries every round and Prometheus series.
 	MaxBusinessMetrics int `yaml:"max_business_metrics"`
-	// Estimation is confidence-based performance estimation (package cbpe)
-	// for binary classifiers, and its hand-off to the realized metrics.
+	// Estimation is performance estimation before the labels (packages
+	// cbpe and dle), and its hand-off to the realized metrics.
 	Estimation EstimationConfig `yaml:"estimation"`
 }
 
 // EstimationConfig says how performance is estimated before the labels
 // arrive and when the realized value takes over.
 type EstimationConfig struct {
-	// Enabled estimates every performance window of a classifier (binary,
-	// or multiclass one-vs-rest) from its scores (estimated_<metric> rows),
-	// labelled or not.
+	// Enabled estimates every performance window, labelled or not
+	// (estimated_<metric> rows): a classifier's with CBPE (binary, or
+	// multiclass one-vs-rest), a regressor's MAE and RMSE with DLE.
 	Enabled bool `yaml:"enabled"`
 	// ReferenceRows caps the labelled reference rows CBPE is fitted on
 	// (a fixed sample by event-id hash): Go receives them as rows.
@@ -284,11 +285,11 @@ func (m *Monitor) EvaluatePerformance(ctx context.Context, model string, end tim
 // use (too few labels, one class) leaves the windows without estimates.
 func (m *Monitor) estimate(ctx context.Context, model string, ref window.Span, opts perf.Options, res *PerformanceResult) error {
 	c := m.opts.Performance
-	if !c.Estimation.Enabled || opts.Task != perf.Classification || len(res.Windows) == 0 {
+	if !c.Estimation.Enabled || len(res.Windows) == 0 {
 		return nil
 	}
 	est, err := m.estimators.get(ctx, m, model, ref, opts, res.Reference)
-	if errors.Is(err, cbpe.ErrInsufficient) {
+	if errors.Is(err, cbpe.ErrInsufficient) || errors.Is(err, dle.ErrInsufficient) {
 		m.log.Debug("no performance estimate", "model", model, "reason", err)
 		return nil
 	}
@@ -301,13 +302,20 @@ func (m *Monitor) estimate(ctx context.Context, model string, ref window.Span, o
 			es   []cbpe.Estimate
 			rows float64
 		)
-		if est.multi != nil {
+		switch {
+		case est.loss != nil:
+			sums, err := perf.EstimateRegression(ctx, m.opts.Conn, model, w.Window, opts, *est.loss)
+			if err != nil {
+				return err
+			}
+			es, rows = perf.EstimatedLosses(est.loss.Estimate(sums)), sums.N
+		case est.multi != nil:
 			sums, err := perf.EstimateMulticlass(ctx, m.opts.Conn, model, w.Window, opts, *est.multi)
 			if err != nil {
 				return err
 			}
 			es, rows = est.multi.Estimate(sums), sums.N
-		} else {
+		default:
 			sums, err := perf.Estimate(ctx, m.opts.Conn, model, w.Window, opts, est.binary)
 			if err != nil {
 				return err
@@ -335,13 +343,14 @@ type estimators struct {
 	byModel map[string]estimator
 }
 
-// estimator is a model's fitted CBPE: binary, or multiclass when multi is
-// set.
+// estimator is a model's fitted estimator: CBPE, binary or multiclass
+// (multi set), or DLE for a regressor (loss set).
 type estimator struct {
 	span               window.Span
 	inferences, labels int64
 	binary             cbpe.Reference
 	multi              *cbpe.MultiReference
+	loss               *dle.Model
 	err                error
 }
 
@@ -354,7 +363,16 @@ func (e *estimators) get(ctx context.Context, m *Monitor, model string, span win
 	}
 	limit := m.opts.Performance.Estimation.ReferenceRows
 	c = estimator{span: span, inferences: refPerf.Inferences, labels: refPerf.Labelled}
-	if opts.PositiveLabel == "" {
+	switch {
+	case opts.Task == perf.Regression:
+		rows, err := perf.RegressionReferenceRows(ctx, m.opts.Conn, model, span, opts, limit)
+		if err != nil {
+			return c, err
+		}
+		var loss dle.Model
+		loss, c.err = dle.Fit(rows)
+		c.loss = &loss
+	case opts.PositiveLabel == "":
 		rows, err := perf.MulticlassReferenceRows(ctx, m.opts.Conn, model, span, opts, limit)
 		if err != nil {
 			return c, err
@@ -362,14 +380,14 @@ func (e *estimators) get(ctx context.Context, m *Monitor, model string, span win
 		var multi cbpe.MultiReference
 		multi, c.err = cbpe.FitMulticlass(rows)
 		c.multi = &multi
-	} else {
+	default:
 		rows, err := perf.ReferenceRows(ctx, m.opts.Conn, model, span, opts, limit)
 		if err != nil {
 			return c, err
 		}
 		c.binary, c.err = cbpe.Fit(rows)
 	}
-	if c.err != nil && !errors.Is(c.err, cbpe.ErrInsufficient) {
+	if c.err != nil && !errors.Is(c.err, cbpe.ErrInsufficient) && !errors.Is(c.err, dle.ErrInsufficient) {
 		return c, fmt.Errorf("fit performance estimation of %s: %w", model, c.err)
 	}
 	e.mu.Lock()
@@ -525,7 +543,11 @@ func (m *Monitor) exportPerformance(model string, end time.Time, res Performance
 			continue
 		}
 		from := 0.0
-		for _, name := range cbpe.Metrics {
+		for _, e := range w.Estimated {
+			name := strings.TrimPrefix(e.Name, perf.EstimatedPrefix)
+			if strings.HasSuffix(name, perf.LowerSuffix) || strings.HasSuffix(name, perf.UpperSuffix) || strings.HasSuffix(name, perf.ErrorSuffix) {
+				continue
+			}
 			v, realized, ok := m.current(w, name)
 			if !ok {
 				continue
