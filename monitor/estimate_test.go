@@ -417,3 +417,38 @@ func TestEstimatedLossRegression(t *testing.T) {
 		t.Errorf("driftwatch_performance_estimation_error{rmse} = %v, want %v", errGauge, want)
 	}
 }
+
+// TestEstimationFailureKeepsRealized: when the estimator's reference query
+// fails, the round still writes the realized metrics, without estimates.
+func TestEstimationFailureKeepsRealized(t *testing.T) {
+	w := newWorld(t)
+	w.base = map[string]int{}
+	w.start = time.Now().UTC().Truncate(time.Hour).Add(-30 * time.Hour)
+	w.send(t, stream(t, baseConfig(w.start, 1000), 2*1000))
+	tw, err := kafkaio.NewWriter(w.kopts, "retrain-triggers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tw.Close() })
+	pc := DefaultPerformanceConfig()
+	pc.Recompute, pc.Buckets, pc.MaxLag = 2, 4, 1
+	end := w.start.Add(2 * time.Hour)
+	m, err := New(Options{Settings: testSettings(72*time.Hour, policy.Default(), &pc), Conn: failingConn{Conn: w.conn, fail: "ORDER BY h LIMIT"},
+		TriggerWriter: tw, Registerer: prometheus.NewRegistry(), Now: func() time.Time { return end.Add(time.Minute) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.EvaluatePerformance(context.Background(), "model-0", end)
+	if err != nil {
+		t.Fatalf("a failed estimate failed the round: %v", err)
+	}
+	if len(res.Windows) != 2 || len(res.Windows[1].Estimated) != 0 {
+		t.Fatalf("windows %d, estimates %v; want 2 windows without estimates", len(res.Windows), res.Windows[len(res.Windows)-1].Estimated)
+	}
+	if n := w.count(t, "SELECT count() FROM performance_results WHERE model_id = 'model-0' AND metric = 'roc_auc'"); n != 2 {
+		t.Errorf("%d realized roc_auc rows written, want 2", n)
+	}
+	if n := w.count(t, "SELECT count() FROM performance_results WHERE model_id = 'model-0' AND startsWith(metric, 'estimated_')"); n != 0 {
+		t.Errorf("%d estimated rows written, want 0", n)
+	}
+}

@@ -72,8 +72,8 @@ type EstimationConfig struct {
 	// (estimated_<metric> rows): a classifier's with CBPE (binary, or
 	// multiclass one-vs-rest), a regressor's MAE and RMSE with DLE.
 	Enabled bool `yaml:"enabled"`
-	// ReferenceRows caps the labelled reference rows CBPE is fitted on
-	// (a fixed sample by event-id hash): Go receives them as rows.
+	// ReferenceRows caps the labelled reference rows CBPE or DLE is fitted
+	// on (a fixed sample by event-id hash): Go receives them as rows.
 	ReferenceRows int `yaml:"reference_rows"`
 	// HandoffCoverage: a window whose label coverage reaches it, with at
 	// least MinLabelled rows scored by the metric, is judged on its
@@ -215,8 +215,16 @@ func (m *Monitor) EvaluatePerformance(ctx context.Context, model string, end tim
 	if res.Reference, err = perf.Compute(ctx, m.opts.Conn, model, ref, opts); err != nil {
 		return res, fmt.Errorf("reference performance of %s: %w", model, err)
 	}
+	// A failed estimate must not cost the realized metrics: they are
+	// written without it.
 	if err := m.estimate(ctx, model, ref, opts, &res); err != nil {
-		return res, err
+		if ctx.Err() != nil {
+			return res, err
+		}
+		m.log.Warn("performance estimation failed; writing the realized metrics without it", "model", model, "err", err)
+		for i := range res.Windows {
+			res.Windows[i].Estimated = nil
+		}
 	}
 	if err := perf.Write(ctx, m.opts.Conn, now, res.Windows...); err != nil {
 		return res, err
@@ -277,12 +285,13 @@ func (m *Monitor) EvaluatePerformance(ctx context.Context, model string, end tim
 	return res, m.estimatedPolicy(ctx, model, ref, refM, &res)
 }
 
-// estimate fits CBPE on the reference's labelled rows and estimates every
-// window of res (classifiers, estimation enabled; binary, or multiclass
-// one-vs-rest): the estimated_<metric> rows with their band, and, in
-// windows past the hand-off, the estimator's error
-// estimated_<metric>_error = estimated − realized. A reference CBPE cannot
-// use (too few labels, one class) leaves the windows without estimates.
+// estimate fits the model's estimator on the reference's labelled rows
+// (CBPE for a classifier, binary or multiclass one-vs-rest; DLE for a
+// regressor) and estimates every window of res: the estimated_<metric>
+// rows with their band, and, in windows past the hand-off, the estimator's
+// error estimated_<metric>_error = estimated − realized. A reference the
+// estimator cannot use (too few labels, one class) leaves the windows
+// without estimates.
 func (m *Monitor) estimate(ctx context.Context, model string, ref window.Span, opts perf.Options, res *PerformanceResult) error {
 	c := m.opts.Performance
 	if !c.Estimation.Enabled || len(res.Windows) == 0 {
