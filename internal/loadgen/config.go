@@ -80,9 +80,24 @@ const (
 	// 1 = a weight vector orthogonal to the original) away from the
 	// production model's, without changing any feature distribution.
 	ConceptDrift ChangeKind = "concept_drift"
+	// SegmentShift adds Value standard deviations to a numeric feature's
+	// mean inside one slice (Segment, for example region=eu) only
+	// (cumulative over changes).
+	SegmentShift ChangeKind = "segment_shift"
+	// SegmentMix makes one slice (Segment) take a share Value of the
+	// traffic (0 to 1); the other values of its key keep their relative
+	// shares and split the rest.
+	SegmentMix ChangeKind = "segment_mix"
 )
 
-var changeKinds = []ChangeKind{MeanShift, VarianceChange, NewCategories, Missingness, ConceptDrift}
+var changeKinds = []ChangeKind{MeanShift, VarianceChange, NewCategories, Missingness, ConceptDrift, SegmentShift, SegmentMix}
+
+// SegmentKey is the one segment key the generated inferences carry, and
+// SegmentValues its values, drawn uniformly until a SegmentMix change.
+const SegmentKey = "region"
+
+// SegmentValues are SegmentKey's values.
+var SegmentValues = []string{"us", "eu", "apac"}
 
 // Change is one entry of the drift schedule. It applies from tick AtEvent
 // (the AtEvent-th inference tick, from 0), or from the first tick at or after
@@ -94,6 +109,9 @@ type Change struct {
 	Model string
 	// Feature is the feature name (f0…, c0…); empty for ConceptDrift.
 	Feature string
+	// Segment is the slice KEY=VALUE of SegmentShift and SegmentMix
+	// (region=eu); empty for every other kind.
+	Segment string
 	Value   float64
 	AtEvent int64
 	AtTime  time.Time
@@ -106,6 +124,9 @@ func (c Change) String() string {
 		b.WriteString(c.Model + "/")
 	}
 	b.WriteString(string(c.Kind))
+	if c.Segment != "" {
+		b.WriteString(":" + c.Segment)
+	}
 	if c.Feature != "" {
 		b.WriteString(":" + c.Feature)
 	}
@@ -125,6 +146,8 @@ const ChangeSyntax = `[MODEL/]KIND[:FEATURE][:VALUE][@WHEN], KIND one of
   new_categories:FEATURE:SHARE    unseen categories (new_0..new_2) in SHARE of a categorical feature's values
   missing:FEATURE:SHARE           null values in SHARE of a feature's values
   concept_drift[:STRENGTH]        the true label follows other weights (STRENGTH 0..1, default 1)
+  segment_shift:KEY=VALUE:FEATURE:DELTA  shift a numeric feature's mean by DELTA standard deviations inside one slice (region=eu)
+  segment_mix:KEY=VALUE:SHARE     one slice takes SHARE of the traffic, the others keep their relative shares
 WHEN is an inference index (50000), an offset from -start (+10m) or an RFC 3339 time (default 0);
 MODEL limits it to one model (model-1/…). Example: mean_shift:f0:2.0@50000,concept_drift@100000`
 
@@ -190,6 +213,23 @@ func ParseChange(s string, start time.Time) (Change, error) {
 		v, err := strconv.ParseFloat(args[1], 64)
 		if err != nil {
 			return c, fmt.Errorf("change %q: value %q is not a number", s, args[1])
+		}
+		c.Value = v
+	case SegmentShift, SegmentMix:
+		want, need := "KEY=VALUE:FEATURE:DELTA", 3
+		if c.Kind == SegmentMix {
+			want, need = "KEY=VALUE:SHARE", 2
+		}
+		if len(args) != need || !strings.Contains(args[0], "=") || (need == 3 && args[1] == "") {
+			return c, fmt.Errorf("change %q: %s needs %s", s, c.Kind, want)
+		}
+		c.Segment = args[0]
+		if need == 3 {
+			c.Feature = args[1]
+		}
+		v, err := strconv.ParseFloat(args[need-1], 64)
+		if err != nil {
+			return c, fmt.Errorf("change %q: value %q is not a number", s, args[need-1])
 		}
 		c.Value = v
 	default:
@@ -401,7 +441,18 @@ func (c Config) checkChange(ch Change) error {
 		return errors.New("value must be finite")
 	}
 	num, cat := c.featureKind(ch.Feature)
+	if (ch.Kind == SegmentShift || ch.Kind == SegmentMix) && segmentIndex(ch.Segment) < 0 {
+		return fmt.Errorf("segment %q is not one of %s=%s", ch.Segment, SegmentKey, strings.Join(SegmentValues, "|"))
+	}
 	switch ch.Kind {
+	case SegmentShift:
+		if !num {
+			return fmt.Errorf("%q is not a numeric feature (f0 .. f%d)", ch.Feature, c.NumericFeatures-1)
+		}
+	case SegmentMix:
+		if !share01(ch.Value) {
+			return fmt.Errorf("share must be in [0, 1], got %g", ch.Value)
+		}
 	case MeanShift:
 		if !num {
 			return fmt.Errorf("%q is not a numeric feature (f0 .. f%d)", ch.Feature, c.NumericFeatures-1)
@@ -457,6 +508,21 @@ func (c Config) featureKind(name string) (numeric, categorical bool) {
 		return false, n < c.CategoricalFeatures
 	}
 	return false, false
+}
+
+// segmentIndex is the index in SegmentValues of the slice "KEY=VALUE", or
+// -1 when it is not one the generator draws.
+func segmentIndex(seg string) int {
+	k, v, ok := strings.Cut(seg, "=")
+	if !ok || k != SegmentKey {
+		return -1
+	}
+	for i, x := range SegmentValues {
+		if x == v {
+			return i
+		}
+	}
+	return -1
 }
 
 func modelID(i int) string { return "model-" + strconv.Itoa(i) }

@@ -100,7 +100,6 @@ const (
 	newCategoryCount = 3
 )
 
-var regions = []string{"us", "eu", "apac"}
 
 // model is the hidden state of one simulated model.
 type model struct {
@@ -118,6 +117,11 @@ type model struct {
 	missing  []float64 // null probability; numeric features first
 	newCat   []float64 // unseen-category probability per categorical feature
 	concept  float64   // concept drift strength
+	// segShift is the mean shift per segment value and numeric feature,
+	// in standard deviations (nil until a SegmentShift change);
+	// segCum the cumulative shares of the segment values (nil: uniform).
+	segShift [][]float64
+	segCum   []float64
 	catScale float64   // true model's factor on category effects
 
 	correct, total int64     // quality counters of the open bucket
@@ -139,7 +143,7 @@ type draw struct {
 	truthV  float64
 	correct bool
 	latency float64
-	region  string
+	region  int
 }
 
 // pendingOutcome is an outcome waiting for its label time.
@@ -468,6 +472,17 @@ func (g *Generator) apply(m *model, ch Change) {
 			idx += g.cfg.NumericFeatures
 		}
 		m.missing[idx] = ch.Value
+	case SegmentShift:
+		r := segmentIndex(ch.Segment)
+		if m.segShift == nil {
+			m.segShift = make([][]float64, len(SegmentValues))
+			for i := range m.segShift {
+				m.segShift[i] = make([]float64, len(m.shift))
+			}
+		}
+		m.segShift[r][idx] += ch.Value
+	case SegmentMix:
+		m.segCum = mixShares(m.segCum, segmentIndex(ch.Segment), ch.Value)
 	case ConceptDrift:
 		m.concept = ch.Value
 		for i := range m.wTrue {
@@ -493,6 +508,43 @@ func (g *Generator) tickEvent(t time.Time) Event {
 	return g.inference(t)
 }
 
+// mixShares returns the cumulative shares of the segment values after
+// value r takes share: the others keep their relative shares (uniform when
+// cum is nil) and split 1 − share. When the others had no share left they
+// split it evenly.
+func mixShares(cum []float64, r int, share float64) []float64 {
+	n := len(SegmentValues)
+	p := make([]float64, n)
+	prev := 0.0
+	for i := range p {
+		if cum == nil {
+			p[i] = 1 / float64(n)
+		} else {
+			p[i] = cum[i] - prev
+			prev = cum[i]
+		}
+	}
+	rest := 1 - p[r]
+	for i := range p {
+		switch {
+		case i == r:
+			p[i] = share
+		case rest > 0:
+			p[i] *= (1 - share) / rest
+		default:
+			p[i] = (1 - share) / float64(n-1)
+		}
+	}
+	out := make([]float64, n)
+	total := 0.0
+	for i := range p {
+		total += p[i]
+		out[i] = total
+	}
+	out[n-1] = 1
+	return out
+}
+
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
 // drawInference fills g.d with a fresh inference of a random model.
@@ -501,6 +553,20 @@ func (g *Generator) drawInference() *draw {
 	m := g.models[g.rng.IntN(len(g.models))]
 	d.m = m
 	rng := g.rng
+	// The segment first: a SegmentShift moves features inside it.
+	if m.segCum == nil {
+		d.region = rng.IntN(len(SegmentValues))
+	} else {
+		u, r := rng.Float64(), 0
+		for r < len(m.segCum)-1 && u >= m.segCum[r] {
+			r++
+		}
+		d.region = r
+	}
+	var segShift []float64
+	if m.segShift != nil {
+		segShift = m.segShift[d.region]
+	}
 	z, zt := m.bias, m.bias
 	for i := range d.num {
 		if p := m.missing[i]; p > 0 && rng.Float64() < p {
@@ -508,7 +574,11 @@ func (g *Generator) drawInference() *draw {
 			continue
 		}
 		d.numNull[i] = false
-		x := m.mu[i] + m.sd[i]*(m.shift[i]+m.factor[i]*rng.NormFloat64())
+		shift := m.shift[i]
+		if segShift != nil {
+			shift += segShift[i]
+		}
+		x := m.mu[i] + m.sd[i]*(shift+m.factor[i]*rng.NormFloat64())
 		d.num[i] = x
 		s := (x - m.mu[i]) / m.sd[i]
 		z += m.w[i] * s
@@ -551,7 +621,6 @@ func (g *Generator) drawInference() *draw {
 		d.correct = math.Abs(d.truthV-d.value) <= g.cfg.RegressionTolerance
 	}
 	d.latency = math.Round((1+rng.ExpFloat64()*4)*100) / 100
-	d.region = regions[rng.IntN(len(regions))]
 	return d
 }
 
@@ -649,8 +718,8 @@ func (g *Generator) appendInference(b []byte, d *draw, n int64, t time.Time) []b
 	}
 	b = append(b, `},"prediction":{`...)
 	b = g.appendPrediction(b, d)
-	b = append(b, `},"segment":{"region":"`...)
-	b = append(b, d.region...)
+	b = append(b, `},"segment":{"`+SegmentKey+`":"`...)
+	b = append(b, SegmentValues[d.region]...)
 	b = append(b, `"},"latency_ms":`...)
 	b = strconv.AppendFloat(b, d.latency, 'f', -1, 64)
 	return append(b, '}')

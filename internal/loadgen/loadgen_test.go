@@ -123,7 +123,7 @@ func decodeAll(t *testing.T, cfg Config, evs []Event) decoded {
 		switch ev.Kind {
 		case schemas.KindInference:
 			c := inf
-			c.Numeric, c.Categorical = maps.Clone(inf.Numeric), maps.Clone(inf.Categorical)
+			c.Numeric, c.Categorical, c.Segment = maps.Clone(inf.Numeric), maps.Clone(inf.Categorical), maps.Clone(inf.Segment)
 			c.MissingFeatures = slices.Clone(inf.MissingFeatures)
 			out.inferences = append(out.inferences, c)
 		case schemas.KindOutcome:
@@ -354,6 +354,55 @@ func TestDistributionChanges(t *testing.T) {
 	}
 }
 
+// TestSegmentChanges checks segment_shift (a mean shift inside one slice
+// only) and segment_mix (one slice's share of traffic) against counts and
+// means written down here.
+func TestSegmentChanges(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Seed = 5
+	cfg.BusinessMetrics.Enabled = false
+	cfg.Outcomes.Share = 0
+	const at = 12000
+	cfg.Changes = []Change{
+		{Kind: SegmentShift, Segment: "region=eu", Feature: "f3", Value: 1.5, AtEvent: at},
+		{Kind: SegmentMix, Segment: "region=us", Value: 2.0 / 3, AtEvent: at},
+	}
+	evs, _ := run(t, cfg, 2*at)
+	before, after := split(cfg, decodeAll(t, cfg, evs).inferences, at)
+	bySeg := func(infs []schemas.Inference) map[string][]schemas.Inference {
+		out := map[string][]schemas.Inference{}
+		for _, in := range infs {
+			out[in.Segment[SegmentKey]] = append(out[in.Segment[SegmentKey]], in)
+		}
+		return out
+	}
+	b, a := bySeg(before), bySeg(after)
+	// Uniform before (1/3 each); after, us takes 2/3 and eu and apac keep
+	// equal shares of the rest, 1/6 each. The standard error of a share
+	// of 12000 draws is at most 0.0046; allow 0.02.
+	for v, want := range map[string][2]float64{"us": {1.0 / 3, 2.0 / 3}, "eu": {1.0 / 3, 1.0 / 6}, "apac": {1.0 / 3, 1.0 / 6}} {
+		s0, s1 := float64(len(b[v]))/at, float64(len(a[v]))/at
+		if !testcheck.Within(s0, want[0], 0.02) || !testcheck.Within(s1, want[1], 0.02) {
+			t.Errorf("region=%s: share %.3f before and %.3f after, want %.3f and %.3f", v, s0, s1, want[0], want[1])
+		}
+	}
+	// f3 moves by 1.5 sd inside eu only (about 2000 rows after: standard
+	// error 0.03 sd; allow 0.1 sd); f3 elsewhere and f4 everywhere stay.
+	for _, v := range SegmentValues {
+		for _, f := range []string{"f3", "f4"} {
+			m0, sd0, _ := meanSD(b[v], f)
+			m1, _, _ := meanSD(a[v], f)
+			want := 0.0
+			if v == "eu" && f == "f3" {
+				want = 1.5
+			}
+			if shift := (m1 - m0) / sd0; !testcheck.Within(shift, want, 0.1) {
+				t.Errorf("region=%s %s: mean moved %.3f sd, want %g", v, f, shift, want)
+			}
+		}
+	}
+}
+
 // accuracy joins binary predictions with their outcomes.
 func accuracy(infs []schemas.Inference, outcomes map[string]schemas.Outcome) (acc float64, n int) {
 	correct := 0
@@ -525,6 +574,10 @@ func TestParseChange(t *testing.T) {
 		{in: "model-1/variance:f2:3@+10m", want: Change{Kind: VarianceChange, Model: "model-1", Feature: "f2", Value: 3, AtTime: start.Add(10 * time.Minute)}},
 		{in: "missing:c0:0.2@2024-01-02T00:00:00Z", want: Change{Kind: Missingness, Feature: "c0", Value: 0.2, AtTime: start.Add(24 * time.Hour)}},
 		{in: "new_categories:c1:0.1", want: Change{Kind: NewCategories, Feature: "c1", Value: 0.1}},
+		{in: "segment_shift:region=eu:f3:1.5@+1h", want: Change{Kind: SegmentShift, Segment: "region=eu", Feature: "f3", Value: 1.5, AtTime: start.Add(time.Hour)}},
+		{in: "model-0/segment_mix:region=eu:0.6", want: Change{Kind: SegmentMix, Model: "model-0", Segment: "region=eu", Value: 0.6}},
+		{in: "segment_shift:f3:1.5", wantErr: "needs KEY=VALUE:FEATURE:DELTA"},
+		{in: "segment_mix:region=eu", wantErr: "needs KEY=VALUE:SHARE"},
 		{in: "mean_shift:f0", wantErr: "needs FEATURE:VALUE"},
 		{in: "mean_shift:f0:x", wantErr: "is not a number"},
 		{in: "wobble:f0:1", wantErr: "unknown kind"},
@@ -542,7 +595,7 @@ func TestParseChange(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || got.Kind != tt.want.Kind || got.Model != tt.want.Model || got.Feature != tt.want.Feature ||
+			if err != nil || got.Kind != tt.want.Kind || got.Model != tt.want.Model || got.Feature != tt.want.Feature || got.Segment != tt.want.Segment ||
 				got.Value != tt.want.Value || got.AtEvent != tt.want.AtEvent || !got.AtTime.Equal(tt.want.AtTime) {
 				t.Fatalf("got %+v, %v; want %+v", got, err, tt.want)
 			}

@@ -76,7 +76,7 @@ func (g *Generator) malformedDoc(dr *draw, id string, t time.Time) *doc {
 	} else {
 		d.pred = []member{{k: "value", v: strconv.AppendFloat(nil, dr.value, 'g', -1, 64)}}
 	}
-	d.seg = []member{{k: "region", v: quoted(dr.region)}}
+	d.seg = []member{{k: "region", v: quoted(SegmentValues[dr.region])}}
 	d.top = []member{
 		{k: "event_id", v: quoted(id)},
 		{k: "model_id", v: quoted(dr.m.id)},
