@@ -100,29 +100,28 @@ const (
 	newCategoryCount = 3
 )
 
-
 // model is the hidden state of one simulated model.
 type model struct {
-	id       string
-	key      []byte
-	mu, sd   []float64
-	w, wAlt  []float64 // production weights; an orthogonal alternative
-	wTrue    []float64 // current true weights
-	bias     float64
-	catVals  [][]string
-	catCum   [][]float64
-	catEff   [][]float64
-	shift    []float64 // mean shift, in standard deviations
-	factor   []float64 // standard deviation factor
-	missing  []float64 // null probability; numeric features first
-	newCat   []float64 // unseen-category probability per categorical feature
-	concept  float64   // concept drift strength
+	id      string
+	key     []byte
+	mu, sd  []float64
+	w, wAlt []float64 // production weights; an orthogonal alternative
+	wTrue   []float64 // current true weights
+	bias    float64
+	catVals [][]string
+	catCum  [][]float64
+	catEff  [][]float64
+	shift   []float64 // mean shift, in standard deviations
+	factor  []float64 // standard deviation factor
+	missing []float64 // null probability; numeric features first
+	newCat  []float64 // unseen-category probability per categorical feature
+	concept float64   // concept drift strength
 	// segShift is the mean shift per segment value and numeric feature,
 	// in standard deviations (nil until a SegmentShift change);
 	// segCum the cumulative shares of the segment values (nil: uniform).
 	segShift [][]float64
 	segCum   []float64
-	catScale float64   // true model's factor on category effects
+	catScale float64 // true model's factor on category effects
 
 	correct, total int64     // quality counters of the open bucket
 	hist           []float64 // quality of closed buckets, most recent last
