@@ -70,6 +70,9 @@ type ModelConfig struct {
 	// EvaluationTimeout replaces the instance's evaluation_timeout for
 	// this model when set.
 	EvaluationTimeout time.Duration `yaml:"evaluation_timeout"`
+	// SegmentBy are categorical features whose values slice this model's
+	// traffic, beside the instance's segments.keys.
+	SegmentBy []string `yaml:"segment_by,omitempty"`
 }
 
 // Options configure a Monitor: its Settings (start from DefaultSettings)
@@ -163,6 +166,16 @@ type Result struct {
 	Reference string
 	// Skipped says why nothing was evaluated ("" when evaluated).
 	Skipped string
+	// Segments are the slices evaluated beside the population, by name.
+	Segments []SegmentResult
+}
+
+// SegmentResult is one slice's evaluation.
+type SegmentResult struct {
+	// Name is the slice, "key=value".
+	Name     string
+	Snapshot *window.Snapshot
+	Verdict  policy.Verdict
 }
 
 // Models returns the models with inferences in the lookback before now.
@@ -307,7 +320,14 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	}
 	v := policy.Evaluate(snap, pol, hist)
 	now := m.opts.Now()
-	res := Result{Snapshot: snap, Verdict: v, Reference: kind}
+	// The slices first (their rows are not the window's mark of done):
+	// the triggers' evidence names their root causes.
+	segs, err := m.evaluateSegments(ctx, model, snap, kind, pol, ends, now)
+	if err != nil {
+		m.failed(ctx)
+		return Result{}, err
+	}
+	res := Result{Snapshot: snap, Verdict: v, Reference: kind, Segments: segs}
 	// The triggers before the results: a window's rows in drift_results
 	// say that it was evaluated to the end, so that an instance taking the
 	// model over (or this one restarted) goes on after it. A window cut
@@ -343,7 +363,7 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		m.failed(ctx)
 		return res, err
 	}
-	if err := m.store.WriteResults(ctx, snap, kind, v.Rows, verdictRows(v), now); err != nil {
+	if err := m.store.WriteResults(ctx, snap, "", kind, v.Rows, verdictRows(v), now); err != nil {
 		m.failed(ctx)
 		return res, err
 	}
@@ -353,6 +373,52 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		m.log.Info("drift", "model", model, "window", cur.String(), "sustained", v.Sustained, "drifted", v.Drifted, "quality", v.QualityIssues)
 	}
 	return res, nil
+}
+
+// segmentOptions are the slices of model's traffic evaluated, nil for
+// none.
+func (m *Monitor) segmentOptions(model string, pol policy.Config) *window.SegmentOptions {
+	so := window.SegmentOptions{Keys: m.opts.Segments.Keys, MaxSegments: m.opts.Segments.MaxSegments, MinSamples: pol.MinSamples}
+	if mc, ok := m.opts.Models[model]; ok {
+		so.By = mc.SegmentBy
+	}
+	if len(so.Keys)+len(so.By) == 0 {
+		return nil
+	}
+	return &so
+}
+
+// evaluateSegments evaluates the slices of snap's windows (those with at
+// least min_samples rows in both), with Benjamini–Hochberg across
+// features × slices and each slice's own hysteresis, and writes their
+// results to drift_results under their segment.
+func (m *Monitor) evaluateSegments(ctx context.Context, model string, snap *window.Snapshot, kind string, pol policy.Config, ends []time.Time, now time.Time) ([]SegmentResult, error) {
+	so := m.segmentOptions(model, pol)
+	if so == nil {
+		return nil, nil
+	}
+	slices, err := window.ComputeSegments(ctx, m.opts.Conn, snap, *so, m.opts.aggregation())
+	if err != nil || len(slices) == 0 {
+		return nil, err
+	}
+	hists, err := m.store.SegmentHistory(ctx, model, ends, true)
+	if err != nil {
+		return nil, err
+	}
+	snaps := make([]*window.Snapshot, len(slices))
+	hs := make([]policy.History, len(slices))
+	for i, s := range slices {
+		snaps[i], hs[i] = s.Snapshot, hists[s.Name]
+	}
+	vs := policy.EvaluateSegments(snaps, pol, hs)
+	out := make([]SegmentResult, len(slices))
+	for i, s := range slices {
+		if err := m.store.WriteResults(ctx, s.Snapshot, s.Name, kind, vs[i].Rows, verdictRows(vs[i]), now); err != nil {
+			return nil, err
+		}
+		out[i] = SegmentResult{Name: s.Name, Snapshot: s.Snapshot, Verdict: vs[i]}
+	}
+	return out, nil
 }
 
 // Manual publishes a manual trigger for model (through the same gate: a

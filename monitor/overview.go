@@ -137,7 +137,7 @@ FROM (
     WHERE (model_id, window_start, window_end) IN (
             SELECT model_id, argMax(window_start, window_end), max(window_end) AS newest FROM drift_results
             WHERE method = 'verdict' GROUP BY model_id HAVING newest >= %[1]s)
-      AND window_end >= %[1]s AND (method = 'verdict' OR kind = 'data_quality')
+      AND window_end >= %[1]s AND segment = '' AND (method = 'verdict' OR kind = 'data_quality')
     GROUP BY model_id, window_start, window_end, feature, method, kind)
 GROUP BY model_id, window_start, window_end
 ORDER BY model_id LIMIT %[2]d`, chsql.Time(since), limit), func(rows driver.Rows) error {

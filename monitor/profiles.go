@@ -194,7 +194,7 @@ func (m *Monitor) referenceMissing(ctx context.Context, snap *window.Snapshot, k
 	m.refMissing.WithLabelValues(snap.Model).Set(1)
 	row := policy.Row{Feature: "__all", Kind: "data_quality", Method: "reference_missing", Value: 1, PValue: math.NaN(), PValueAdjusted: math.NaN(),
 		Threshold: 0, Drifted: true, Sustained: true, Status: "drifted", Samples: snap.CurRows}
-	if err := m.store.WriteResults(ctx, snap, kind, []policy.Row{row}, nil, m.opts.Now()); err != nil {
+	if err := m.store.WriteResults(ctx, snap, "", kind, []policy.Row{row}, nil, m.opts.Now()); err != nil {
 		m.failed(ctx)
 		return Result{}, err
 	}

@@ -41,6 +41,7 @@ type Settings struct {
 	Lease time.Duration `yaml:"lease" env:"DRIFTWATCH_MONITOR_LEASE" flag:"lease" help:"how long an instance may go without a heartbeat (sent every quarter of it) before the other instances take its models over"`
 
 	Policy      policy.Config     `yaml:"policy"`
+	Segments    SegmentsConfig    `yaml:"segments"`
 	Triggers    TriggerConfig     `yaml:"triggers"`
 	Performance PerformanceConfig `yaml:"performance"`
 	// Models holds per-model overrides by model id: a fixed reference, a
@@ -60,7 +61,20 @@ func DefaultSettings() Settings {
 		ExportFeatures: 50, MaxSeries: 10_000, ReferenceCacheMB: 512, APIMaxRows: 10_000, APIQueryTimeout: 30 * time.Second,
 		MaxCategories: window.DefaultMaxCategories, EvaluationConcurrency: 4, Lease: DefaultLease,
 		Policy: policy.Default(), Triggers: DefaultTriggerConfig(), Performance: DefaultPerformanceConfig(),
+		Segments: SegmentsConfig{MaxSegments: 10},
 	}
+}
+
+// SegmentsConfig says which slices of every model's traffic are
+// evaluated beside the population (see docs/monitor.md, "Segments").
+type SegmentsConfig struct {
+	// Keys are keys of the inferences' segment map (region, device, …);
+	// empty (the default) evaluates no slices of segment keys.
+	Keys []string `yaml:"keys"`
+	// MaxSegments is the most values per key (or segment_by feature)
+	// evaluated as slices of their own, the largest by rows; the rest fold
+	// into one slice KEY=other.
+	MaxSegments int `yaml:"max_segments"`
 }
 
 // Validate reports every invalid setting by its configuration key.
@@ -109,7 +123,20 @@ func (s *Settings) Validate() error {
 	if len(s.InstanceID) > 200 || strings.ContainsFunc(s.InstanceID, unicode.IsControl) {
 		bad("instance_id: must be at most 200 characters without control characters")
 	}
+	if s.Segments.MaxSegments < 1 || s.Segments.MaxSegments > 1000 {
+		bad("segments.max_segments: must be from 1 to 1000, got %d", s.Segments.MaxSegments)
+	}
+	for i, k := range s.Segments.Keys {
+		if k == "" {
+			bad("segments.keys[%d]: empty key", i)
+		}
+	}
 	for id, mc := range s.Models {
+		for i, f := range mc.SegmentBy {
+			if f == "" {
+				bad("models.%s.segment_by[%d]: empty feature", id, i)
+			}
+		}
 		if mc.EvaluationTimeout < 0 {
 			bad("models.%s.evaluation_timeout: must not be negative, got %s", id, mc.EvaluationTimeout)
 		}

@@ -55,7 +55,7 @@ func (s *Store) Correlations(ctx context.Context, model string, limit int) ([]Co
 // LatestResults returns a model's drift results of its newest window, at
 // most limit rows.
 func (s *Store) LatestResults(ctx context.Context, model string, limit int) ([]ResultRow, string, error) {
-	q := fmt.Sprintf("SELECT %s FROM drift_results FINAL WHERE model_id = %s AND window_end = (SELECT max(window_end) FROM drift_results WHERE model_id = %s) ORDER BY kind, feature, method LIMIT %d",
+	q := fmt.Sprintf("SELECT %s FROM drift_results FINAL WHERE model_id = %s AND segment = '' AND window_end = (SELECT max(window_end) FROM drift_results WHERE model_id = %s) ORDER BY kind, feature, method LIMIT %d",
 		resultCols, chsql.String(model), chsql.String(model), limit)
 	return scanSQL(ctx, s.conn, "drift_results", q, scanResult)
 }
@@ -67,7 +67,7 @@ func (s *Store) History(ctx context.Context, model, feature, method string, limi
 	if method != "" {
 		cond = " AND method = " + chsql.String(method)
 	}
-	q := fmt.Sprintf("SELECT %s FROM drift_results FINAL WHERE model_id = %s AND feature = %s%s ORDER BY window_end DESC, method LIMIT %d",
+	q := fmt.Sprintf("SELECT %s FROM drift_results FINAL WHERE model_id = %s AND segment = '' AND feature = %s%s ORDER BY window_end DESC, method LIMIT %d",
 		resultCols, chsql.String(model), chsql.String(feature), cond, limit)
 	return scanSQL(ctx, s.conn, "drift_results", q, scanResult)
 }
@@ -140,16 +140,17 @@ func (s *Store) PredictionCounts(ctx context.Context, model string) (scored, val
 }
 
 // WriteResults inserts a window's drift results into drift_results: rows,
-// the methods' results, and verdicts, the per-feature verdict rows.
-func (s *Store) WriteResults(ctx context.Context, snap *window.Snapshot, referenceKind string, rows, verdicts []policy.Row, computedAt time.Time) error {
-	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO drift_results (model_id, model_version, window_start, window_end, reference_start, reference_end, reference_kind, feature, kind, method, value, p_value, p_value_adjusted, threshold, drifted, sustained, status, note, samples, reference_samples, computed_at, instance_id)")
+// the methods' results, and verdicts, the per-feature verdict rows, of the
+// population (segment "") or of one slice ("region=eu").
+func (s *Store) WriteResults(ctx context.Context, snap *window.Snapshot, segment, referenceKind string, rows, verdicts []policy.Row, computedAt time.Time) error {
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO drift_results (model_id, model_version, window_start, window_end, reference_start, reference_end, reference_kind, feature, segment, kind, method, value, p_value, p_value_adjusted, threshold, drifted, sustained, status, note, samples, reference_samples, computed_at, instance_id)")
 	if err != nil {
 		return fmt.Errorf("prepare drift_results insert: %w", err)
 	}
 	defer batch.Abort() //nolint:errcheck // a no-op after Send
 	add := func(r policy.Row) error {
 		return batch.Append(snap.Model, "", snap.Current.Start, snap.Current.End, snap.Reference.Start, snap.Reference.End, referenceKind,
-			r.Feature, r.Kind, r.Method, r.Value, nullable(r.PValue), nullable(r.PValueAdjusted), finite(r.Threshold),
+			r.Feature, segment, r.Kind, r.Method, r.Value, nullable(r.PValue), nullable(r.PValueAdjusted), finite(r.Threshold),
 			r.Drifted, r.Sustained, r.Status, r.Note, uint64(max(r.Samples, 0)), uint64(max(r.ReferenceSamples, 0)), computedAt, s.instance)
 	}
 	for _, r := range rows {
@@ -168,13 +169,28 @@ func (s *Store) WriteResults(ctx context.Context, snap *window.Snapshot, referen
 	return nil
 }
 
-// DriftHistory returns, for each feature, whether it was drifted in the
-// windows ending at each of ends (oldest first), from the newest verdict
-// rows; a window without a verdict row counts as not drifted.
+// DriftHistory returns, for each feature of the population, whether it
+// was drifted in the windows ending at each of ends (oldest first), from
+// the newest verdict rows; a window without a verdict row counts as not
+// drifted.
 func (s *Store) DriftHistory(ctx context.Context, model string, ends []time.Time) (policy.History, error) {
-	h := policy.History{}
-	if len(ends) == 0 {
+	hs, err := s.SegmentHistory(ctx, model, ends, false)
+	if err != nil {
+		return nil, err
+	}
+	if h := hs[""]; h != nil {
 		return h, nil
+	}
+	return policy.History{}, nil
+}
+
+// SegmentHistory is DriftHistory per segment: of the population alone
+// (key "") or, with slices, of every slice (keys "region=eu", …) and not
+// the population.
+func (s *Store) SegmentHistory(ctx context.Context, model string, ends []time.Time, slices bool) (map[string]policy.History, error) {
+	out := map[string]policy.History{}
+	if len(ends) == 0 {
+		return out, nil
 	}
 	in := ""
 	for i, e := range ends {
@@ -183,37 +199,47 @@ func (s *Store) DriftHistory(ctx context.Context, model string, ends []time.Time
 		}
 		in += chsql.Time(e)
 	}
-	q := fmt.Sprintf("SELECT feature, window_end, argMax(drifted, computed_at) FROM drift_results WHERE model_id = %s AND method = %s AND window_end IN (%s) GROUP BY feature, window_end",
-		chsql.String(model), chsql.String(MethodVerdict), in)
+	seg := "segment = ''"
+	if slices {
+		seg = "segment != ''"
+	}
+	q := fmt.Sprintf("SELECT segment, feature, window_end, argMax(drifted, computed_at) FROM drift_results WHERE model_id = %s AND %s AND method = %s AND window_end IN (%s) GROUP BY segment, feature, window_end",
+		chsql.String(model), seg, chsql.String(MethodVerdict), in)
 	rows, err := s.conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("read drift history of %s: %w", model, err)
 	}
 	defer rows.Close()
-	got := map[string]map[int64]bool{}
+	type key struct{ segment, feature string }
+	got := map[key]map[int64]bool{}
 	for rows.Next() {
 		var (
-			f   string
+			k   key
 			end time.Time
 			d   bool
 		)
-		if err := rows.Scan(&f, &end, &d); err != nil {
+		if err := rows.Scan(&k.segment, &k.feature, &end, &d); err != nil {
 			return nil, fmt.Errorf("read drift history of %s: %w", model, err)
 		}
-		if got[f] == nil {
-			got[f] = map[int64]bool{}
+		if got[k] == nil {
+			got[k] = map[int64]bool{}
 		}
-		got[f][end.UnixMilli()] = d
+		got[k][end.UnixMilli()] = d
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read drift history of %s: %w", model, err)
 	}
-	for f, byEnd := range got {
+	for k, byEnd := range got {
+		h := out[k.segment]
+		if h == nil {
+			h = policy.History{}
+			out[k.segment] = h
+		}
 		for _, e := range ends {
-			h[f] = append(h[f], byEnd[e.UnixMilli()]) // a missing window counts as not drifted
+			h[k.feature] = append(h[k.feature], byEnd[e.UnixMilli()]) // a missing window counts as not drifted
 		}
 	}
-	return h, nil
+	return out, nil
 }
 
 // BusinessMetrics returns the names of at most limit business metrics

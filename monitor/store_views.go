@@ -86,8 +86,8 @@ ORDER BY window_end DESC LIMIT 1`, chsql.String(model), chsql.String(feature), c
 func (s *Store) DriftMatrix(ctx context.Context, model, method string, windows, limit int) ([]matrixRow, string, error) {
 	sql := fmt.Sprintf(`SELECT feature, kind, window_start, window_end, method, value, p_value, threshold, drifted, sustained, status
 FROM drift_results FINAL
-WHERE model_id = %[1]s AND method IN (%[2]s, 'verdict') AND kind != 'data_quality'
-  AND window_end IN (SELECT DISTINCT window_end FROM drift_results WHERE model_id = %[1]s AND method = 'verdict' ORDER BY window_end DESC LIMIT %[3]d)
+WHERE model_id = %[1]s AND segment = '' AND method IN (%[2]s, 'verdict') AND kind != 'data_quality'
+  AND window_end IN (SELECT DISTINCT window_end FROM drift_results WHERE model_id = %[1]s AND segment = '' AND method = 'verdict' ORDER BY window_end DESC LIMIT %[3]d)
 ORDER BY feature, window_end, method
 LIMIT %[4]d`, chsql.String(model), chsql.String(method), windows, limit)
 	out, err := scanAll(ctx, s.conn, "drift_results", sql, func(rows driver.Rows, r *matrixRow) error {
@@ -111,7 +111,7 @@ type matrixRow struct {
 func (s *Store) DataQuality(ctx context.Context, model string, limit int) ([]ResultRow, string, error) {
 	sql := fmt.Sprintf(`SELECT %s
 FROM drift_results FINAL
-WHERE model_id = %s AND kind = 'data_quality' AND method != 'verdict'
+WHERE model_id = %s AND segment = '' AND kind = 'data_quality' AND method != 'verdict'
 ORDER BY window_end DESC, feature, method
 LIMIT 1 BY feature, method
 LIMIT %d`, resultCols, chsql.String(model), limit)

@@ -253,13 +253,37 @@ type History map[string][]bool
 
 // Evaluate computes every configured method on snap and decides.
 func Evaluate(snap *window.Snapshot, c Config, hist History) Verdict {
-	var v Verdict
-	var rows []Row
-	byFeature := map[string][]int{} // feature → indexes into rows
-	add := func(r Row) {
-		byFeature[r.Feature] = append(byFeature[r.Feature], len(rows))
-		rows = append(rows, r)
+	rows := computeRows(snap, c)
+	adjust([][]Row{rows})
+	return decide(snap, c, hist, rows)
+}
+
+// EvaluateSegments evaluates the slices of one window (snaps, with the
+// History of each): as Evaluate does, except that Benjamini–Hochberg runs
+// per method across the features of every slice together (features ×
+// slices), so that ten slices do not give ten times the false alarms.
+func EvaluateSegments(snaps []*window.Snapshot, c Config, hists []History) []Verdict {
+	sets := make([][]Row, len(snaps))
+	for i, s := range snaps {
+		sets[i] = computeRows(s, c)
 	}
+	adjust(sets)
+	out := make([]Verdict, len(snaps))
+	for i, s := range snaps {
+		var h History
+		if i < len(hists) {
+			h = hists[i]
+		}
+		out[i] = decide(s, c, h, sets[i])
+	}
+	return out
+}
+
+// computeRows computes every configured method on snap's features, not
+// yet adjusted nor decided.
+func computeRows(snap *window.Snapshot, c Config) []Row {
+	var rows []Row
+	add := func(r Row) { rows = append(rows, r) }
 	// The numeric methods on samples (KS, Wasserstein, …) cost most: the
 	// features are computed on all CPUs, and their rows added in order.
 	numericRowsOf := make([][]Row, len(snap.Numeric))
@@ -286,27 +310,44 @@ func Evaluate(snap *window.Snapshot, c Config, hist History) Verdict {
 		}
 	}
 
-	// Benjamini–Hochberg per method across the window's features.
-	byMethod := map[string][]int{}
-	for i, r := range rows {
-		if pValueMethods[r.Method] && r.Status == "" {
-			byMethod[r.Method] = append(byMethod[r.Method], i)
+	return rows
+}
+
+// adjust runs Benjamini–Hochberg per method across the rows of every set
+// together (one set per slice, or the population's alone), and decides
+// each row against its threshold.
+func adjust(sets [][]Row) {
+	type at struct{ set, row int }
+	byMethod := map[string][]at{}
+	for s, rows := range sets {
+		for i, r := range rows {
+			if pValueMethods[r.Method] && r.Status == "" {
+				byMethod[r.Method] = append(byMethod[r.Method], at{s, i})
+			}
 		}
 	}
 	for _, idx := range byMethod {
 		ps := make([]float64, len(idx))
-		for j, i := range idx {
-			ps[j] = rows[i].PValue
+		for j, x := range idx {
+			ps[j] = sets[x.set][x.row].PValue
 		}
 		adj, _, err := stat.BenjaminiHochberg(ps, 0.05)
-		for j, i := range idx {
+		for j, x := range idx {
+			r := &sets[x.set][x.row]
 			if err != nil {
-				rows[i].PValueAdjusted = rows[i].PValue
+				r.PValueAdjusted = r.PValue
 			} else {
-				rows[i].PValueAdjusted = adj[j]
+				r.PValueAdjusted = adj[j]
 			}
 		}
 	}
+	for _, rows := range sets {
+		decideRows(rows)
+	}
+}
+
+// decideRows compares each computed row with its threshold.
+func decideRows(rows []Row) {
 	for i := range rows {
 		r := &rows[i]
 		if r.Status != "" {
@@ -322,6 +363,17 @@ func Evaluate(snap *window.Snapshot, c Config, hist History) Verdict {
 		if r.Drifted {
 			r.Status = StatusDrifted
 		}
+	}
+}
+
+// decide turns one window's adjusted rows into its verdict: features
+// drifted and sustained (with hist), insufficient, skipped, and the
+// data-quality rows.
+func decide(snap *window.Snapshot, c Config, hist History, rows []Row) Verdict {
+	var v Verdict
+	byFeature := map[string][]int{} // feature → indexes into rows
+	for i, r := range rows {
+		byFeature[r.Feature] = append(byFeature[r.Feature], i)
 	}
 
 	// Feature verdicts: every decision method must agree.
