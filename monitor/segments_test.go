@@ -73,7 +73,7 @@ func segmentsByName(res Result) map[string]SegmentResult {
 // no other input), us and apac for nothing, in the windows ending +3h and
 // +4h (sustained by +4h); the unchanged window ending +2h flags no slice.
 // The slices' rows land in drift_results under their segment while the
-// population's reads (the API's latest results) keep segment ''.
+// population's reads (the API's latest results) keep segment ”.
 func TestSegmentShiftFlagsOnlyItsSlice(t *testing.T) {
 	w, m := segmentWorld(t, "segment_shift:region=eu:f3:1.5@+2h")
 	ctx := context.Background()
