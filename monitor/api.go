@@ -32,6 +32,7 @@ import (
 //	GET  /api/v1/models/{model}/dead-letters?from=&to=    dead letters per reason
 //	GET  /api/v1/models/{model}/training-runs?limit=100   runs, champion against challenger
 //	GET  /api/v1/models/{model}/versions                  registered versions, the champion
+//	GET  /api/v1/models/{model}/root-cause?feature=f3     slices ranked by contribution to the newest drift
 //
 // Every query of the API runs with the request's context, so a client that
 // goes away cancels it, within api_query_timeout (the context's deadline
@@ -67,6 +68,7 @@ func (m *Monitor) routes() []route {
 		{"GET", "/api/v1/models/{model}/dead-letters", m.apiDeadLetters},
 		{"GET", "/api/v1/models/{model}/training-runs", m.apiTrainingRuns},
 		{"GET", "/api/v1/models/{model}/versions", m.apiVersions},
+		{"GET", "/api/v1/models/{model}/root-cause", m.apiRootCause},
 	}
 }
 
@@ -131,6 +133,27 @@ func (m *Monitor) apiCorrelations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "correlations": out, "truncated": truncated, "sql": []string{sql}})
+}
+
+func (m *Monitor) apiRootCause(w http.ResponseWriter, r *http.Request) {
+	model := r.PathValue("model")
+	if !validModel(w, model) {
+		return
+	}
+	limit, err := limitParam(r)
+	if err != nil {
+		fail(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	var sql string
+	out, truncated, ok := apiQuery(m, w, r, limit, func(ctx context.Context, n int) (rows []RootCauseRow, err error) {
+		rows, sql, err = m.store.RootCauses(ctx, model, r.URL.Query().Get("feature"), n)
+		return rows, err
+	})
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "root_causes": out, "truncated": truncated, "sql": []string{sql}})
 }
 
 type apiError struct {

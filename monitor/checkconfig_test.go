@@ -19,6 +19,7 @@ func TestCheckConfigRoundTrip(t *testing.T) {
 			"triggers.data_quality", // false is a setting
 			"performance.metric",    // per model by its task, learnt from its outcomes
 			"instance_id",           // the host name and pid of the process that runs, not of -check-config's
+			"segments.keys",         // none: no slices of segment keys
 			"models.*.policy.thresholds", "models.*.policy.features",
 		},
 		[]configtest.Case{

@@ -168,6 +168,9 @@ type Result struct {
 	Skipped string
 	// Segments are the slices evaluated beside the population, by name.
 	Segments []SegmentResult
+	// RootCauses rank, for every feature drifted in the population, the
+	// slices of each segment key by their contribution to its PSI.
+	RootCauses []RootCause
 }
 
 // SegmentResult is one slice's evaluation.
@@ -327,7 +330,12 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		m.failed(ctx)
 		return Result{}, err
 	}
-	res := Result{Snapshot: snap, Verdict: v, Reference: kind, Segments: segs}
+	rcs := rootCauses(snap, v, segs)
+	if err := m.store.WriteRootCauses(ctx, snap, rcs, now); err != nil {
+		m.failed(ctx)
+		return Result{}, err
+	}
+	res := Result{Snapshot: snap, Verdict: v, Reference: kind, Segments: segs, RootCauses: rcs}
 	// The triggers before the results: a window's rows in drift_results
 	// say that it was evaluated to the end, so that an instance taking the
 	// model over (or this one restarted) goes on after it. A window cut
@@ -343,7 +351,12 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		m.failed(ctx)
 		return res, err
 	}
+	rcEvidence := rootCauseEvidence(rcs, v.Sustained, segs)
 	for _, t := range candidates(m.opts.Triggers, snap, v, version, now) {
+		if t.Reason == schemas.TriggerFeatureDrift || t.Reason == schemas.TriggerPredictionDrift {
+			t.Evidence = append(t.Evidence, rcEvidence...)
+			fitEvidence(t)
+		}
 		sortedEvidence(t.Evidence)
 		d, err := m.gate.decide(ctx, t, false)
 		if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/internal/testcheck"
 	"github.com/driftwatch/driftwatch/monitor/policy"
+	"github.com/driftwatch/driftwatch/monitor/rootcause"
 	"github.com/driftwatch/driftwatch/monitor/stat"
 	"github.com/driftwatch/driftwatch/monitor/window"
 )
@@ -77,11 +78,13 @@ func segmentsByName(res Result) map[string]SegmentResult {
 func TestSegmentShiftFlagsOnlyItsSlice(t *testing.T) {
 	w, m := segmentWorld(t, "segment_shift:region=eu:f3:1.5@+2h")
 	ctx := context.Background()
+	var last Result
 	for h := 2; h <= 4; h++ {
 		res, err := m.Evaluate(ctx, "model-0", w.start.Add(time.Duration(h)*time.Hour))
 		if err != nil {
 			t.Fatal(err)
 		}
+		last = res
 		segs := segmentsByName(res)
 		names := make([]string, 0, len(segs))
 		for n := range segs {
@@ -104,6 +107,14 @@ func TestSegmentShiftFlagsOnlyItsSlice(t *testing.T) {
 		if h == 4 && !slices.Contains(segs["region=eu"].Verdict.Sustained, "f3") {
 			t.Errorf("window +4h: region=eu sustained %v, want f3 among them", segs["region=eu"].Verdict.Sustained)
 		}
+		if h > 2 {
+			// The population's f3 drifts too (a third of it moved by
+			// 1.5 sd); its root cause is region=eu, within the slice.
+			rc := rootCauseOf(t, res, "f3", "region")
+			if top := rc.Contributions[0]; top.Segment != "region=eu" || top.Kind() != rootcause.KindWithin {
+				t.Errorf("window +%dh: f3's top contribution %+v, want region=eu within", h, top)
+			}
+		}
 		// The regions partition the rows: the slices' bins add up to the
 		// population's.
 		for i, n := range res.Snapshot.Numeric {
@@ -119,6 +130,29 @@ func TestSegmentShiftFlagsOnlyItsSlice(t *testing.T) {
 				t.Errorf("window +%dh %s: slices' bins %v/%v, population's %v/%v", h, n.Feature, ref, cur, n.RefBins, n.CurBins)
 			}
 		}
+	}
+	// The root cause is in the trigger's evidence, and in the API.
+	var found bool
+	for _, d := range last.Decisions {
+		for _, e := range d.Trigger.Evidence {
+			if e.Check == "root_cause" && e.Feature == "f3" {
+				found = true
+				if e.Segment != "region=eu" || e.Method != rootcause.KindWithin {
+					t.Errorf("trigger evidence %+v, want f3 caused by region=eu within", e)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no root_cause evidence of f3 in the triggers %+v", last.Decisions)
+	}
+	code, out := call(t, m.API(), "GET", "/api/v1/models/model-0/root-cause?feature=f3", "")
+	rcs, _ := out["root_causes"].([]any)
+	if code != 200 || len(rcs) == 0 {
+		t.Fatalf("root-cause API: %d %v", code, out)
+	}
+	if first := rcs[0].(map[string]any); first["segment"] != "region=eu" || first["kind"] != "within" || first["rank"] != 1.0 {
+		t.Errorf("root-cause API's first row %v, want region=eu within, rank 1", first)
 	}
 	if n := w.count(t, "SELECT count() FROM drift_results FINAL WHERE segment = 'region=eu' AND feature = 'f3' AND method = 'verdict' AND drifted"); n != 2 {
 		t.Errorf("drift_results holds %d drifted f3 verdicts of region=eu, want 2", n)
@@ -153,6 +187,13 @@ func TestSegmentMixIsNoWithinSliceDrift(t *testing.T) {
 		for n, s := range segs {
 			if got := inputs(s.Verdict); len(got) != 0 {
 				t.Errorf("window +%dh %s: drifted inputs %v, want none (a mix shift)", h, n, got)
+			}
+		}
+		// Whatever drifts in the population (the score and the inputs
+		// whose means differ between regions), the root cause is the mix.
+		for _, rc := range res.RootCauses {
+			if top := rc.Contributions[0]; top.Kind() != rootcause.KindMix {
+				t.Errorf("window +%dh: %s's top contribution %+v, want a mix shift", h, rc.Feature, top)
 			}
 		}
 		eu := segs["region=eu"].Snapshot
@@ -234,6 +275,33 @@ func TestSegmentStatisticsAgreeWithScipy(t *testing.T) {
 			t.Errorf("%s f3 ks: %g (p %g), scipy %g (p %g)", name, row.Value, row.PValue, want[0], want[1])
 		}
 	}
+}
+
+// rootCauseOf is res's root cause of feature over key's slices, whose
+// contributions sum to the population's PSI as stat.PSI computes it.
+func rootCauseOf(t *testing.T, res Result, feature, key string) RootCause {
+	t.Helper()
+	for _, rc := range res.RootCauses {
+		if rc.Feature != feature || rc.Key != key {
+			continue
+		}
+		var sum float64
+		for _, c := range rc.Contributions {
+			sum += c.Total
+		}
+		var want float64
+		for _, r := range res.Verdict.Rows {
+			if r.Feature == feature && r.Method == stat.MethodPSI {
+				want = r.Value
+			}
+		}
+		if !testcheck.WithinRel(sum, want, 1e-9, 1e-12) || !testcheck.WithinRel(rc.PSI, want, 1e-9, 1e-12) {
+			t.Errorf("%s over %s: contributions sum to %g, population PSI %g (decomposition says %g)", feature, key, sum, want, rc.PSI)
+		}
+		return rc
+	}
+	t.Fatalf("no root cause of %s over %s in %+v", feature, key, res.RootCauses)
+	return RootCause{}
 }
 
 // repoRoot is the module's root directory.

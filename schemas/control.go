@@ -34,8 +34,13 @@ type TimeRange struct {
 
 // Evidence is one check result that contributed to a trigger.
 type Evidence struct {
-	Check     string   `json:"check"`
-	Feature   string   `json:"feature,omitempty"`
+	Check   string `json:"check"`
+	Feature string `json:"feature,omitempty"`
+	// Segment is the slice (key=value) of a root_cause entry: the slice
+	// contributing most to the feature's drift; Method says whether by a
+	// mix shift (mix) or a within-slice shift (within), Value is its
+	// contribution and Threshold the population's PSI.
+	Segment   string   `json:"segment,omitempty"`
 	Method    string   `json:"method,omitempty"`
 	Value     float64  `json:"value"`
 	Threshold float64  `json:"threshold"`
