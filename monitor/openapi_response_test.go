@@ -181,6 +181,8 @@ func TestOpenAPIResponses(t *testing.T) {
 			('m1', 'v1', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, 'pinned', '__all', 'data_quality', 'verdict', 1, NULL, NULL, 0, true, true, 'drifted', '', 500)`,
 		`INSERT INTO retrain_triggers (trigger_id, dedup_key, model_id, model_version, reason, policy, window_start, window_end, reference_start, reference_end, evidence, created_at) VALUES
 			('t1', 'm1/feature_drift/x', 'm1', 'v1', 'feature_drift', 'default', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, '[{"check":"drift","feature":"f1","method":"ks","value":0.4,"threshold":0.05,"p_value":0.001,"samples":500}]', ` + we + `)`,
+		`INSERT INTO root_causes (model_id, window_start, window_end, feature, segment_key, segment, rank, kind, mix, within, total, reference_share, current_share, population_psi, computed_at) VALUES
+			('m1', ` + ws + `, ` + we + `, 'f1', 'region', 'region=eu', 1, 'within', 0.01, 0.2, 0.21, 0.33, 0.34, 0.3, ` + we + `)`,
 		`INSERT INTO performance_results (model_id, model_version, window_start, window_end, metric, value, samples, label_coverage, computed_at) VALUES
 			('m1', 'v1', ` + ws + `, ` + we + `, 'roc_auc', 0.81, 400, 0.8, ` + we + `)`,
 		`INSERT INTO drift_distributions (model_id, window_start, window_end, reference_start, reference_end, reference_kind, feature, kind, reference_rows, current_rows, reference_missing, current_missing, bin_lower, bin_upper, reference_counts, current_counts, reference_min, reference_max, current_out_of_range, computed_at) VALUES
