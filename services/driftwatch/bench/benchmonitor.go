@@ -38,6 +38,9 @@ import (
 const (
 	targetMonitorSeconds = 5.0
 	targetEvidentlyRatio = 50.0
+	// targetSlicesRatio bounds the evaluation time with 10 slices over the
+	// population-only time.
+	targetSlicesRatio = 2.0
 )
 
 // benchModel is the model_id the benchmark's rows carry.
@@ -60,6 +63,7 @@ type benchMonitorConfig struct {
 	Optimize          bool   `yaml:"optimize" flag:"optimize" help:"OPTIMIZE TABLE inferences FINAL after loading, as after background merges"`
 	ServerPID         int    `yaml:"server_pid" flag:"server-pid" help:"process id of the ClickHouse server whose memory is printed; 0 looks for a local clickhouse-embedded serving the URL's port"`
 	Keep              bool   `yaml:"keep" flag:"keep" help:"keep the benchmark database and the Parquet file"`
+	Slices            bool   `yaml:"slices" flag:"slices" help:"also evaluate with 10 slices (segment_by the second categorical feature, 10 categories) and print the time next to the population-only one"`
 }
 
 func defaultBenchMonitorConfig() *benchMonitorConfig {
@@ -73,6 +77,7 @@ func defaultBenchMonitorConfig() *benchMonitorConfig {
 		Evidently:   true,
 		Python:      filepath.Join(".deps", "venv", "bin", "python"),
 		Script:      filepath.Join("testdata", "bench", "evidently_drift.py"),
+		Slices:      true,
 	}
 }
 
@@ -265,7 +270,7 @@ func runBenchMonitor(ctx context.Context, cfg *benchMonitorConfig, env command.E
 	var runs []monitorRun
 	var last monitor.Result
 	for i := range cfg.Repeat {
-		r, res, err := benchMonitorOnce(ctx, conn, ref, cur, agg, serverPID)
+		r, res, err := benchMonitorOnce(ctx, conn, ref, cur, agg, serverPID, nil)
 		if err != nil {
 			return fmt.Errorf("monitor run %d: %w", i+1, err)
 		}
@@ -273,6 +278,22 @@ func runBenchMonitor(ctx context.Context, cfg *benchMonitorConfig, env command.E
 			i+1, cfg.Repeat, r.Seconds, r.ComputeSeconds, r.PolicySeconds, r.RSSMiB, r.Rows, len(r.Drifted))
 		runs = append(runs, r)
 		last = res
+	}
+
+	// slices: the same evaluation with 10 slices of the second categorical
+	// feature (10 categories), a new monitor each run as above.
+	var sliced []float64
+	nSlices := 0
+	if cfg.Slices && cfg.Categorical >= 2 {
+		for i := range cfg.Repeat {
+			r, res, err := benchMonitorOnce(ctx, conn, ref, cur, agg, serverPID, []string{benchCategoricalName(1)})
+			if err != nil {
+				return fmt.Errorf("monitor run %d with slices: %w", i+1, err)
+			}
+			nSlices = len(res.Segments)
+			logf("monitor: run %d of %d with %d slices: Monitor.Evaluate %.2fs", i+1, cfg.Repeat, nSlices, r.Seconds)
+			sliced = append(sliced, r.Seconds)
+		}
 	}
 
 	// evidently
@@ -283,6 +304,15 @@ func runBenchMonitor(ctx context.Context, cfg *benchMonitorConfig, env command.E
 		}
 	}
 	printBenchMonitor(env.Stdout, cfg, loadSecs, runs, last, ev, serverPID)
+	if len(sliced) > 0 {
+		secs := make([]float64, len(runs))
+		for i, r := range runs {
+			secs[i] = r.Seconds
+		}
+		pop, sl := median(secs), median(sliced)
+		fmt.Fprintf(env.Stdout, "with %d slices      %6.2f s (median; segment_by %s) vs %.2f s population-only: %.2fx  target <= %.0fx: %s\n",
+			nSlices, sl, benchCategoricalName(1), pop, sl/pop, targetSlicesRatio, meets(sl/pop <= targetSlicesRatio))
+	}
 	return nil
 }
 
@@ -291,11 +321,11 @@ type discardTriggers struct{}
 
 func (discardTriggers) WriteMessages(context.Context, ...kafka.Message) error { return nil }
 
-func benchMonitorOnce(ctx context.Context, conn driver.Conn, ref, cur window.Span, agg window.Options, serverPID int) (monitorRun, monitor.Result, error) {
+func benchMonitorOnce(ctx context.Context, conn driver.Conn, ref, cur window.Span, agg window.Options, serverPID int, segmentBy []string) (monitorRun, monitor.Result, error) {
 	var r monitorRun
 	set := monitor.DefaultSettings()
 	set.Window, set.Step, set.Reference, set.Lookback = time.Hour, time.Hour, time.Hour, 48*time.Hour
-	set.Models = map[string]monitor.ModelConfig{benchModel: {ReferenceStart: ref.Start, ReferenceEnd: ref.End}}
+	set.Models = map[string]monitor.ModelConfig{benchModel: {ReferenceStart: ref.Start, ReferenceEnd: ref.End, SegmentBy: segmentBy}}
 	set.Performance.Enabled = false
 	if agg.SampleCap != 0 {
 		set.SampleCap = agg.SampleCap
