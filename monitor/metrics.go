@@ -35,6 +35,8 @@ type exporter struct {
 	dropped     prometheus.Counter
 
 	score, detected, samples, quality *prometheus.Desc
+	// segmentDetected and rootCause are the slices' series (see update).
+	segmentDetected, rootCause *prometheus.Desc
 }
 
 // modelSeries is one model's series, most important first: head (the
@@ -72,6 +74,8 @@ func newExporter(reg prometheus.Registerer, maxFeatures, maxSeries int, lookback
 		score:    prometheus.NewDesc("driftwatch_drift_score", "Latest drift statistic per model, feature and method (the statistic itself for tests: KS D, chi-square X², …; p-values are in drift_results).", []string{"model", "feature", "method"}, nil),
 		detected: prometheus.NewDesc("driftwatch_drift_detected", "1 while a feature is drifted for the configured number of consecutive windows.", []string{"model", "feature"}, nil),
 		samples:  prometheus.NewDesc("driftwatch_window_samples", "Rows in the latest current window.", []string{"model"}, nil),
+		segmentDetected: prometheus.NewDesc("driftwatch_segment_drift_detected", "1 while a feature is drifted in a slice (segment key=value) for the configured number of consecutive windows; only such slices have the series.", []string{"model", "feature", "segment"}, nil),
+		rootCause: prometheus.NewDesc("driftwatch_drift_root_cause", "The contribution to a sustained feature's PSI of the slice contributing most, per segment key; kind mix (the slice's share of traffic moved) or within (its distribution moved).", []string{"model", "feature", "segment", "kind"}, nil),
 		quality:  prometheus.NewDesc("driftwatch_data_quality", "Latest data-quality measure per model, feature and check (missing_share, out_of_range_share, volume_ratio, high_cardinality: distinct values; dead_letter_share with the reason as feature).", []string{"model", "feature", "check"}, nil),
 	}
 	e.dropped = promauto.With(reg).NewCounter(prometheus.CounterOpts{Name: "driftwatch_monitor_series_dropped_total", Help: "Series of an evaluated model not exported because its share of max_series was smaller."})
@@ -84,6 +88,8 @@ func (e *exporter) Describe(ch chan<- *prometheus.Desc) {
 	ch <- e.detected
 	ch <- e.samples
 	ch <- e.quality
+	ch <- e.segmentDetected
+	ch <- e.rootCause
 	p := perfDescs()
 	ch <- p.perf
 	ch <- p.reference
@@ -228,8 +234,12 @@ func fairShares(demand []int, budget int) []int {
 	return out
 }
 
-// update replaces a model's series with those of its latest verdict.
-func (e *exporter) update(model string, rows int64, v policy.Verdict) {
+// update replaces a model's series with those of its latest verdict, its
+// slices' and its root causes. The slices' series share the model's
+// budget: the root cause of each sustained feature (its top slice per
+// key) is in the head beside the statistics the alerts quote; each slice's
+// sustained features come last, after the model's other series.
+func (e *exporter) update(model string, rows int64, v policy.Verdict, segs []SegmentResult, rcs []RootCause) {
 	severity := map[string]float64{}
 	for _, r := range v.Rows {
 		if r.Kind == policy.KindDataQuality || math.IsNaN(r.Value) {
@@ -299,6 +309,17 @@ func (e *exporter) update(model string, rows int64, v policy.Verdict) {
 			head = append(head, m) // the statistics the drift alert quotes
 		} else {
 			tail = append(tail, m)
+		}
+	}
+	for _, rc := range rcs {
+		if sustained[rc.Feature] && len(rc.Contributions) > 0 {
+			top := rc.Contributions[0]
+			head = append(head, prometheus.MustNewConstMetric(e.rootCause, prometheus.GaugeValue, top.Total, model, rc.Feature, top.Segment, top.Kind()))
+		}
+	}
+	for _, sr := range segs {
+		for _, f := range sr.Verdict.Sustained {
+			tail = append(tail, prometheus.MustNewConstMetric(e.segmentDetected, prometheus.GaugeValue, 1, model, f, sr.Name))
 		}
 	}
 	e.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/driftwatch/driftwatch/monitor/policy"
+	"github.com/driftwatch/driftwatch/monitor/rootcause"
 	"github.com/driftwatch/driftwatch/monitor/stat"
 )
 
@@ -65,9 +66,9 @@ func TestSeriesBudgetIsFair(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	e := newExporter(reg, 50, 10_000, 7*24*time.Hour, clock)
 	for i := range 2000 {
-		e.update(fmt.Sprintf("aaaa-%04d", i), 100, verdict(3, 0.01)) // 1 + 3 + 6 = 10 series each
+		e.update(fmt.Sprintf("aaaa-%04d", i), 100, verdict(3, 0.01), nil, nil) // 1 + 3 + 6 = 10 series each
 	}
-	e.update("zz-real", 1000, verdict(20, 0.9, "f3"))
+	e.update("zz-real", 1000, verdict(20, 0.9, "f3"), nil, nil)
 	exported := func(model, feature string) (float64, bool) {
 		return gathered(t, reg, "driftwatch_drift_detected", model, feature, "")
 	}
@@ -91,7 +92,7 @@ func TestSeriesBudgetIsFair(t *testing.T) {
 	// A week later only the real model is evaluated: the junk models'
 	// series go, and the real model gets its whole demand.
 	now = now.Add(7*24*time.Hour + time.Minute)
-	e.update("zz-real", 1000, verdict(20, 0.9, "f3"))
+	e.update("zz-real", 1000, verdict(20, 0.9, "f3"), nil, nil)
 	if n := testutil.CollectAndCount(e); n != e.models["zz-real"].len() || len(e.models) != 1 {
 		t.Errorf("after lookback: %d series of %d models, want only zz-real's %d", n, len(e.models), e.models["zz-real"].len())
 	}
@@ -100,6 +101,45 @@ func TestSeriesBudgetIsFair(t *testing.T) {
 	}
 	if v, ok := exported("zz-real", "f3"); !ok || v != 1 {
 		t.Errorf("after lookback: driftwatch_drift_detected{model=zz-real,feature=f3} = %v (exported %v), want 1", v, ok)
+	}
+}
+
+// TestSegmentSeriesWithinBudget: a model with 20 drifted slices gets no
+// more series than its fair share of max_series; its root cause (in the
+// head, beside the statistics its alert quotes) is exported before its
+// slices' detected series, which go first when the share is short.
+func TestSegmentSeriesWithinBudget(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newExporter(reg, 50, 30, time.Hour, time.Now)
+	e.update("other", 100, verdict(5, 0.01), nil, nil) // 1 + 5 + 10 = 16 series
+	var segs []SegmentResult
+	for i := range 20 {
+		var sv policy.Verdict
+		sv.Sustained = []string{"f0"}
+		segs = append(segs, SegmentResult{Name: fmt.Sprintf("region=r%02d", i), Verdict: sv})
+	}
+	rcs := []RootCause{{Feature: "f0", Key: "region", PSI: 0.9, Contributions: []rootcause.Contribution{{Segment: "region=r00", Mix: 0.1, Within: 0.5, Total: 0.6}}}}
+	e.update("m", 1000, verdict(2, 0.9, "f0"), segs, rcs)
+	if n := testutil.CollectAndCount(e); n > 30 {
+		t.Errorf("%d series exported, max_series 30", n)
+	}
+	if e.shown["m"] > 30-e.shown["other"] || e.shown["m"] < 15 {
+		t.Errorf("m shows %d series, other %d: want m's fair share (15) or what other leaves", e.shown["m"], e.shown["other"])
+	}
+	ms, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rootCause bool
+	for _, mf := range ms {
+		if mf.GetName() == "driftwatch_drift_root_cause" {
+			for _, m := range mf.GetMetric() {
+				rootCause = rootCause || m.GetGauge().GetValue() == 0.6
+			}
+		}
+	}
+	if !rootCause {
+		t.Error("the sustained feature's root cause is not exported")
 	}
 }
 
@@ -113,7 +153,7 @@ func TestHighCardinalityExported(t *testing.T) {
 	v.Rows = append(v.Rows,
 		policy.Row{Feature: "user_id", Kind: policy.KindDrift, Method: stat.MethodPSI, Value: math.NaN(), Status: "skipped"},
 		policy.Row{Feature: "user_id", Kind: policy.KindDataQuality, Method: policy.CheckHighCardinality, Value: 500_000})
-	e.update("m", 1000, v)
+	e.update("m", 1000, v, nil, nil)
 	ms, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

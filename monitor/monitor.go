@@ -380,7 +380,7 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		m.failed(ctx)
 		return res, err
 	}
-	m.exp.update(model, snap.CurRows, v)
+	m.exp.update(model, snap.CurRows, v, segs, rcs)
 	m.evals.WithLabelValues("ok").Inc()
 	if len(v.Sustained) > 0 || len(v.QualityIssues) > 0 {
 		m.log.Info("drift", "model", model, "window", cur.String(), "sustained", v.Sustained, "drifted", v.Drifted, "quality", v.QualityIssues)
