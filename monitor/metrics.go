@@ -71,12 +71,12 @@ func (s *modelSeries) each(n int, f func(prometheus.Metric)) {
 func newExporter(reg prometheus.Registerer, maxFeatures, maxSeries int, lookback time.Duration, now func() time.Time) *exporter {
 	e := &exporter{
 		models: map[string]*modelSeries{}, shown: map[string]int{}, maxFeatures: maxFeatures, maxSeries: maxSeries, lookback: lookback, now: now,
-		score:    prometheus.NewDesc("driftwatch_drift_score", "Latest drift statistic per model, feature and method (the statistic itself for tests: KS D, chi-square X², …; p-values are in drift_results).", []string{"model", "feature", "method"}, nil),
-		detected: prometheus.NewDesc("driftwatch_drift_detected", "1 while a feature is drifted for the configured number of consecutive windows.", []string{"model", "feature"}, nil),
-		samples:  prometheus.NewDesc("driftwatch_window_samples", "Rows in the latest current window.", []string{"model"}, nil),
+		score:           prometheus.NewDesc("driftwatch_drift_score", "Latest drift statistic per model, feature and method (the statistic itself for tests: KS D, chi-square X², …; p-values are in drift_results).", []string{"model", "feature", "method"}, nil),
+		detected:        prometheus.NewDesc("driftwatch_drift_detected", "1 while a feature is drifted for the configured number of consecutive windows.", []string{"model", "feature"}, nil),
+		samples:         prometheus.NewDesc("driftwatch_window_samples", "Rows in the latest current window.", []string{"model"}, nil),
 		segmentDetected: prometheus.NewDesc("driftwatch_segment_drift_detected", "1 while a feature is drifted in a slice (segment key=value) for the configured number of consecutive windows; only such slices have the series.", []string{"model", "feature", "segment"}, nil),
-		rootCause: prometheus.NewDesc("driftwatch_drift_root_cause", "The contribution to a sustained feature's PSI of the slice contributing most, per segment key; kind mix (the slice's share of traffic moved) or within (its distribution moved).", []string{"model", "feature", "segment", "kind"}, nil),
-		quality:  prometheus.NewDesc("driftwatch_data_quality", "Latest data-quality measure per model, feature and check (missing_share, out_of_range_share, volume_ratio, high_cardinality: distinct values; dead_letter_share with the reason as feature).", []string{"model", "feature", "check"}, nil),
+		rootCause:       prometheus.NewDesc("driftwatch_drift_root_cause", "The contribution to a sustained feature's PSI of the slice contributing most, per segment key; kind mix (the slice's share of traffic moved) or within (its distribution moved).", []string{"model", "feature", "segment", "kind"}, nil),
+		quality:         prometheus.NewDesc("driftwatch_data_quality", "Latest data-quality measure per model, feature and check (missing_share, out_of_range_share, volume_ratio, high_cardinality: distinct values; dead_letter_share with the reason as feature).", []string{"model", "feature", "check"}, nil),
 	}
 	e.dropped = promauto.With(reg).NewCounter(prometheus.CounterOpts{Name: "driftwatch_monitor_series_dropped_total", Help: "Series of an evaluated model not exported because its share of max_series was smaller."})
 	reg.MustRegister(e)
