@@ -213,8 +213,8 @@ func (p slicePlan) slicesExpr() string {
 // sliceBins fills in the slices' numeric bin counts, out-of-range counts
 // and (with Samples) value samples, in one query: the rows are expanded
 // by their slices and by their features and grouped by slice, feature,
-// window and bin. A slice's sample keeps rows with h below SampleCap over
-// the slice's rows in the window.
+// window and bin. A slice's sample keeps rows with h below its share of
+// SampleCap (sliceSampleCap) over the slice's rows in the window.
 func (q *querier) sliceBins(ctx context.Context, p slicePlan, pop []Numeric, out []Slice) error {
 	if len(pop) == 0 {
 		return nil
@@ -250,8 +250,9 @@ func (q *querier) sliceBins(ctx context.Context, p slicePlan, pop []Numeric, out
 		sample = ", CAST(arrayReduce('groupArrayState', arraySort(groupArrayIf(v, keep))) AS String)"
 		rates := make([]float64, 0, 2*len(p.names))
 		slots := make([]string, 0, 2*len(p.names))
+		limit := sliceSampleCap(q.opts.SampleCap, len(p.names))
 		for i := range p.names {
-			rates = append(rates, sampleRate(q.opts.SampleCap, p.refN[i]), sampleRate(q.opts.SampleCap, p.curN[i]))
+			rates = append(rates, sampleRate(limit, p.refN[i]), sampleRate(limit, p.curN[i]))
 			slots = append(slots, strconv.Itoa(2*(i+1)), strconv.Itoa(2*(i+1)+1))
 		}
 		keep = fmt.Sprintf(", h < transform(sl * 2 + is_cur, CAST([%s], 'Array(UInt32)'), %s, toFloat64(0)) AS keep", strings.Join(slots, ", "), floatArray(rates))
@@ -328,11 +329,28 @@ func (q *querier) sliceBins(ctx context.Context, p slicePlan, pop []Numeric, out
 			x := &out[s].Snapshot.Numeric[i]
 			x.RefValues, x.RefCounts = compress(concatSorted(samples[s][i][0]))
 			x.CurValues, x.CurCounts = compress(concatSorted(samples[s][i][1]))
-			x.SampledRef = x.RefN > int64(q.opts.SampleCap)
-			x.SampledCur = x.CurN > int64(q.opts.SampleCap)
+			limit := int64(sliceSampleCap(q.opts.SampleCap, len(out)))
+			x.SampledRef = x.RefN > limit
+			x.SampledCur = x.CurN > limit
 		}
 	}
 	return nil
+}
+
+// MinSliceSample is the least sample_cap a slice gets (see
+// sliceSampleCap).
+const MinSliceSample = 5000
+
+// sliceSampleCap is each slice's share of sample_cap: the slices of a
+// window share one sample_cap (a slice's sample of every row would make
+// ten slices sort ten times the population's values), but each keeps at
+// least MinSliceSample rows, enough for the rank tests to see a shift of
+// a tenth of a standard deviation.
+func sliceSampleCap(sampleCap, slices int) int {
+	if slices < 1 {
+		return sampleCap
+	}
+	return min(sampleCap, max(sampleCap/slices, MinSliceSample))
 }
 
 // sliceCategories fills in the slices' category counts of the
