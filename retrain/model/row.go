@@ -10,7 +10,7 @@ import "math"
 func (m *Model) PredictRow(num map[string]float64, cat map[string]string) float64 {
 	e := m.encoder()
 	var small [64]float64
-	x := small[:0]
+	var x []float64
 	if e.ncols <= len(small) {
 		x = small[:e.ncols]
 	} else {
