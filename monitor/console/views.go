@@ -513,6 +513,11 @@ func (c *Console) performance(ctx context.Context, v *modelView) error {
 		}
 		return false
 	})
+	// The headline metric and its estimate before the labels (CBPE/DLE),
+	// against label coverage; every metric is in the table below.
+	if head := headlineMetric(byMetric); head != "" {
+		metrics = slices.DeleteFunc(metrics, func(m string) bool { return m != head && m != "estimated_"+head })
+	}
 	var series []svgchart.LineSeries
 	var guides []svgchart.Guide
 	for i, m := range metrics {
@@ -520,7 +525,7 @@ func (c *Console) performance(ctx context.Context, v *modelView) error {
 		slices.SortFunc(pts, func(a, b svgchart.Point) int { return a.T.Compare(b.T) })
 		series = append(series, svgchart.LineSeries{Name: m, Class: fmt.Sprintf("s%d", i%6), Points: pts})
 		// The reference level: the metric's first (oldest) window shown.
-		if m == "roc_auc" || (len(metrics) == 1) {
+		if !strings.HasPrefix(m, "estimated_") {
 			guides = append(guides, svgchart.Guide{Name: m + " at the first window", Class: "reference-level", Y: pts[0].Y})
 		}
 	}
@@ -528,6 +533,17 @@ func (c *Console) performance(ctx context.Context, v *modelView) error {
 	series = append(series, svgchart.LineSeries{Name: "label coverage", Class: "coverage", Points: coverage})
 	v.Performance = svgchart.Line(series, guides, "")
 	return nil
+}
+
+// headlineMetric is the metric the performance chart shows: the first of
+// the usual headline metrics the model has, "" for none of them.
+func headlineMetric(byMetric map[string][]svgchart.Point) string {
+	for _, m := range []string{"roc_auc", "accuracy", "f1", "mae", "rmse"} {
+		if len(byMetric[m]) > 0 {
+			return m
+		}
+	}
+	return ""
 }
 
 func (c *Console) correlations(ctx context.Context, v *modelView) error {
