@@ -524,8 +524,13 @@ func TestRunCatchesUp(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
+	// The trigger is published before its window's results are written
+	// (the results mark the window done), so wait for both.
+	windows := func() uint64 {
+		return w.count(t, "SELECT uniqExact(window_end) FROM drift_results WHERE method = 'verdict'")
+	}
 	deadline := time.Now().Add(time.Minute)
-	for w.count(t, "SELECT count() FROM retrain_triggers") == 0 && time.Now().Before(deadline) {
+	for (w.count(t, "SELECT count() FROM retrain_triggers") == 0 || windows() < 2) && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	cancel()
@@ -533,7 +538,7 @@ func TestRunCatchesUp(t *testing.T) {
 	if n := w.count(t, "SELECT count() FROM retrain_triggers"); n != 1 {
 		t.Errorf("triggers %d, want 1", n)
 	}
-	if n := w.count(t, "SELECT uniqExact(window_end) FROM drift_results WHERE method = 'verdict'"); n != 2 {
+	if n := windows(); n != 2 {
 		t.Errorf("evaluated %d windows, want 2 (the current one and the one before)", n)
 	}
 }
