@@ -9,12 +9,13 @@
 # Usage:
 #   scripts/deps.sh              the default components: java maven npm libchdb
 #                                kafka prometheus alertmanager docker-compose openssl
-#                                clients chromium
+#                                clients chromium python
 #   scripts/deps.sh NAME...      only the named components, in that order
-#   scripts/deps.sh python       the Python venv for reference scripts (.deps/venv);
-#                                optional, not part of the default run; PYTHON picks
-#                                the interpreter (default: python3 on PATH)
-#   scripts/deps.sh all          the default components and python
+#   scripts/deps.sh python       the Python venv of the reference scripts and of the
+#                                tests that compare with scipy at run time
+#                                (.deps/venv); PYTHON picks the interpreter
+#                                (default: python3 on PATH)
+#   scripts/deps.sh all          the same as the default
 #   scripts/deps.sh -h           this help
 #
 # Debian packages are installed with apt-get, directly as root or through sudo.
@@ -40,8 +41,8 @@ CLIENTS_PYTHON=(clickhouse-connect==1.12.0 lz4==4.4.5)
 CLIENTS_NPM=(@clickhouse/client@1.23.1)
 CLIENTS_JDBC_POM=testdata/clients/pom.xml
 
-DEFAULT=(java maven npm libchdb kafka prometheus alertmanager docker-compose openssl clients chromium)
-ALL=("${DEFAULT[@]}" python)
+DEFAULT=(java maven npm libchdb kafka prometheus alertmanager docker-compose openssl clients chromium python)
+ALL=("${DEFAULT[@]}")
 
 ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 DEPS="$ROOT/.deps"
@@ -324,6 +325,11 @@ dep_python() {
 		return
 	fi
 	local py="${PYTHON:-python3}"
+	# The venv module is a package of its own on Debian (python3-venv).
+	if [[ -z ${PYTHON:-} ]] && ! { command -v python3 >/dev/null 2>&1 && python3 -c 'import ensurepip, venv' >/dev/null 2>&1; }; then
+		say python "installing python3 and python3-venv"
+		apt_install python3 python3-venv
+	fi
 	command -v "$py" >/dev/null 2>&1 || die "python needs python3" "run: apt-get install -y python3 python3-venv"
 	say python "creating .deps/venv with $want"
 	rm -f "$stamp"
