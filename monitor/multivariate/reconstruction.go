@@ -1,10 +1,13 @@
 // Package multivariate computes drift that no single feature shows: the data
 // reconstruction error of NannyML (a PCA fitted on the standardised
 // reference; rows of a window that no longer follow the reference's
-// correlations reconstruct worse).
+// correlations reconstruct worse), and a domain classifier (a logistic
+// regression on the columns and their pairwise products telling reference
+// rows from current rows; its cross-validated ROC AUC).
 //
 // This package holds the numerical core only; wiring into drift_results as
-// the feature __multivariate_reconstruction is not done yet (issue 18 item 4).
+// the features __multivariate_reconstruction and __multivariate_classifier
+// is not done yet (issue 18 item 4).
 package multivariate
 
 import (
