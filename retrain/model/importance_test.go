@@ -1,0 +1,68 @@
+package model
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// linearPredict is a fixed model y ≈ 3·x0 + 0·x1 that uses only feature 0.
+func linearPredict(cols [][]float64) ([]float64, error) {
+	p := make([]float64, len(cols[0]))
+	for i := range p {
+		p[i] = 3 * cols[0][i]
+	}
+	return p, nil
+}
+
+func TestPermutationImportanceSignalAndNoise(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	n := 2000
+	x0, x1, y := make([]float64, n), make([]float64, n), make([]float64, n)
+	for i := range n {
+		x0[i] = rng.NormFloat64()
+		x1[i] = rng.NormFloat64()
+		y[i] = 3*x0[i] + 0.1*rng.NormFloat64()
+	}
+	cols := [][]float64{x0, x1}
+	imp, err := PermutationImportance(RMSE, y, cols, linearPredict, PermutationOptions{Repeats: 5, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Shuffling x0 turns the error from 0.1 into about sqrt(2·9) ≈ 4.24.
+	if !(imp[0] > 3) {
+		t.Errorf("importance of the signal feature %v, want > 3", imp[0])
+	}
+	// The model ignores x1: shuffling it changes nothing.
+	if !(imp[1] >= 0 && imp[1] <= 1e-12) {
+		t.Errorf("importance of the feature without signal %v, want ≈ 0", imp[1])
+	}
+	if &cols[0][0] != &x0[0] || cols[0][0] != x0[0] {
+		t.Error("cols modified")
+	}
+	again, err := PermutationImportance(RMSE, y, cols, linearPredict, PermutationOptions{Repeats: 5, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again[0] != imp[0] {
+		t.Errorf("same seed gave %v then %v", imp[0], again[0])
+	}
+	norm := NormaliseImportance(imp)
+	if d := norm[0] - 1; !(d <= 1e-12 && d >= -1e-12) {
+		t.Errorf("normalised importance %v, want [1 0]", norm)
+	}
+}
+
+func TestNormaliseImportance(t *testing.T) {
+	got := NormaliseImportance([]float64{3, 1, -0.5, 0})
+	want := []float64{0.75, 0.25, 0, 0}
+	for i := range want {
+		if d := got[i] - want[i]; !(d <= 1e-12 && d >= -1e-12) {
+			t.Errorf("NormaliseImportance[%d] = %v, want %v", i, got[i], want[i])
+		}
+	}
+	for _, v := range NormaliseImportance([]float64{0, -1}) {
+		if v != 0 {
+			t.Errorf("all non-positive: got %v, want 0", v)
+		}
+	}
+}
