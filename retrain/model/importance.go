@@ -89,3 +89,53 @@ func NormaliseImportance(imp []float64) []float64 {
 	}
 	return out
 }
+
+// CoefficientImportance returns each input feature's share of the model's
+// absolute standardised coefficients: numeric features are standardised by
+// the preprocessor, so a coefficient is the change in the linear predictor
+// per standard deviation. A feature sums the absolute coefficients of its
+// columns (its missing indicator; a categorical feature's one-hot and "other"
+// columns). The shares are normalised with NormaliseImportance.
+func (m *Model) CoefficientImportance() map[string]float64 {
+	var names []string
+	var raw []float64
+	col := 0
+	take := func() float64 {
+		v := 0.0
+		if col < len(m.Coef) {
+			v = math.Abs(m.Coef[col])
+		}
+		col++
+		return v
+	}
+	idx := map[string]int{}
+	add := func(name string, v float64) {
+		i, ok := idx[name]
+		if !ok {
+			i = len(names)
+			idx[name] = i
+			names = append(names, name)
+			raw = append(raw, 0)
+		}
+		raw[i] += v
+	}
+	for _, f := range m.Preprocessor.Numeric {
+		add(f.Name, take())
+	}
+	for _, f := range m.Preprocessor.Numeric {
+		if f.Indicator {
+			add(f.Name, take())
+		}
+	}
+	for _, f := range m.Preprocessor.Categorical {
+		for range len(f.Categories) + 1 {
+			add(f.Name, take())
+		}
+	}
+	norm := NormaliseImportance(raw)
+	out := make(map[string]float64, len(names))
+	for i, n := range names {
+		out[n] = norm[i]
+	}
+	return out
+}

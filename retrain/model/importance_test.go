@@ -66,3 +66,27 @@ func TestNormaliseImportance(t *testing.T) {
 		}
 	}
 }
+
+func TestCoefficientImportance(t *testing.T) {
+	m := &Model{
+		Preprocessor: Preprocessor{
+			Numeric: []NumericFeature{
+				{Name: "a", Mean: 0, Std: 1, Indicator: true},
+				{Name: "b", Mean: 0, Std: 1},
+			},
+			Categorical: []CategoricalFeature{{Name: "c", Categories: []string{"x"}}},
+		},
+		// Columns: a, b, a:missing, c=x, c:other.
+		Coef: []float64{2, 0, -1, 0.5, -0.5},
+	}
+	got := m.CoefficientImportance()
+	want := map[string]float64{"a": 0.75, "b": 0, "c": 0.25}
+	for k, w := range want {
+		if d := got[k] - w; !(d <= 1e-12 && d >= -1e-12) {
+			t.Errorf("CoefficientImportance[%s] = %v, want %v", k, got[k], w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("CoefficientImportance = %v, want keys of %v", got, want)
+	}
+}
