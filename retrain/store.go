@@ -102,7 +102,7 @@ func (s store) runs(ctx context.Context, where string) ([]*Run, error) {
 	return out, rows.Err()
 }
 
-const modelColumns = "model_id, version, status, metrics, champion_metrics, trainer, artifact_uri, trigger_id, run_id, parent_version, reason, created_at, updated_at"
+const modelColumns = "model_id, version, status, metrics, champion_metrics, feature_importance, coefficient_importance, trainer, artifact_uri, trigger_id, run_id, parent_version, reason, created_at, updated_at"
 
 // writeVersion inserts v as the newest row of its version, setting its
 // UpdatedAt.
@@ -112,7 +112,7 @@ func (s store) writeVersion(ctx context.Context, v *Version) error {
 		return fmt.Errorf("prepare insert into models: %w", err)
 	}
 	v.UpdatedAt = updatedAt()
-	err = b.Append(v.ModelID, v.Version, v.Status, nonNil(v.Metrics), nonNil(v.ChampionMetrics), v.Trainer, v.ArtifactURI, v.TriggerID, v.RunID,
+	err = b.Append(v.ModelID, v.Version, v.Status, nonNil(v.Metrics), nonNil(v.ChampionMetrics), nonNil(v.FeatureImportance), nonNil(v.CoefficientImportance), v.Trainer, v.ArtifactURI, v.TriggerID, v.RunID,
 		v.ParentVersion, v.Reason, v.CreatedAt, v.UpdatedAt)
 	if err == nil {
 		err = b.Send()
@@ -139,7 +139,7 @@ func (s store) versions(ctx context.Context, modelID string) ([]*Version, error)
 	var out []*Version
 	for rows.Next() {
 		v := &Version{}
-		if err := rows.Scan(&v.ModelID, &v.Version, &v.Status, &v.Metrics, &v.ChampionMetrics, &v.Trainer, &v.ArtifactURI, &v.TriggerID, &v.RunID,
+		if err := rows.Scan(&v.ModelID, &v.Version, &v.Status, &v.Metrics, &v.ChampionMetrics, &v.FeatureImportance, &v.CoefficientImportance, &v.Trainer, &v.ArtifactURI, &v.TriggerID, &v.RunID,
 			&v.ParentVersion, &v.Reason, &v.CreatedAt, &v.UpdatedAt); err != nil {
 			return nil, fmt.Errorf("scan models: %w", err)
 		}
