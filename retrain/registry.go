@@ -172,6 +172,15 @@ func (t *Trainer) writeRunVersion(ctx context.Context, r *Run) error {
 	if r.Status == RunSucceeded {
 		v.Status = StatusChampion
 	}
+	if r.Trainer == TrainerBuiltin && r.ArtifactURI != "" {
+		// The built-in models' standardised coefficients, from the artifact
+		// (so a registration completed by Recover has them too).
+		if m, _, err := ReadArtifact(r.ArtifactURI); err == nil {
+			v.CoefficientImportance = m.CoefficientImportance()
+		} else {
+			t.log.Warn("no coefficient importance: artifact unreadable", "model", r.ModelID, "version", r.Version, "err", err)
+		}
+	}
 	if err := t.store().writeVersion(ctx, v); err != nil {
 		return err
 	}

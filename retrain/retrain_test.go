@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -318,6 +319,15 @@ func TestTrainer(t *testing.T) {
 		}
 		if len(vs) != 1 || vs[0].Status != StatusChampion || vs[0].Version != r.Version {
 			t.Fatalf("versions %+v", vs)
+		}
+		// The built-in model's coefficient importance is registered with
+		// the version: one share per feature, summing to 1.
+		var share float64
+		for _, v := range vs[0].CoefficientImportance {
+			share += v
+		}
+		if d := math.Abs(share - 1); len(vs[0].CoefficientImportance) == 0 || !(d <= 1e-9) {
+			t.Errorf("coefficient importance %v, want shares summing to 1", vs[0].CoefficientImportance)
 		}
 		art := strings.TrimPrefix(vs[0].ArtifactURI, "file://")
 		for _, f := range []string{"model.json", "metadata.json"} {
