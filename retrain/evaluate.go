@@ -39,6 +39,9 @@ type evaluation struct {
 	ci         model.DiffCI
 	decision   string
 	reason     string
+	// importance is the built-in challenger's normalised permutation
+	// importance on the evaluation rows (nil for an external trainer).
+	importance map[string]float64
 }
 
 // evaluate judges both on the evaluation window: the champion by the
@@ -46,7 +49,8 @@ type evaluation struct {
 // where the champion recorded no prediction or the label is missing are
 // left out of both.
 func evaluate(ctx context.Context, mc ModelConfig, target model.Target, ds *dataset.Manifest, ch predictor) (*evaluation, error) {
-	var y, champ, chall, buf, lbl []float64
+	var y, champ, chall, buf, lbl, design, rows []float64
+	bm, isBuiltin := ch.(builtin)
 	for rec, err := range ds.Batches(dataset.Eval)(ctx) {
 		if err != nil {
 			return nil, fmt.Errorf("read evaluation rows: %w", err)
@@ -64,11 +68,23 @@ func evaluate(ctx context.Context, mc ModelConfig, target model.Target, ds *data
 		if buf, err2 = ch.predict(rec, ids, buf); err2 != nil {
 			return nil, fmt.Errorf("%w: challenger predictions: %w", ErrRunFailed, err2)
 		}
+		if isBuiltin {
+			if rows, err2 = bm.m.Design(rec, rows[:0]); err2 != nil {
+				return nil, fmt.Errorf("%w: challenger design rows: %w", ErrRunFailed, err2)
+			}
+		}
+		p := 0
+		if isBuiltin {
+			p = len(bm.m.Coef)
+		}
 		for i := range lbl {
 			if math.IsNaN(lbl[i]) || cp.IsNull(i) {
 				continue
 			}
 			y, champ, chall = append(y, lbl[i]), append(champ, cp.Value(i)), append(chall, buf[i])
+			if isBuiltin {
+				design = append(design, rows[i*p:(i+1)*p]...)
+			}
 		}
 	}
 	if len(y) == 0 {
@@ -88,6 +104,13 @@ func evaluate(ctx context.Context, mc ModelConfig, target model.Target, ds *data
 		return nil, fmt.Errorf("%w: bootstrap of %s: %w", ErrRunFailed, mc.Metric, err)
 	}
 	ev := &evaluation{rows: len(y), champion: names(cm), challenger: names(xm), ci: ci}
+	if isBuiltin {
+		// Permutation importance of the challenger on the same rows, for the
+		// monitor's importance-weighted drift (docs/monitor.md).
+		if ev.importance, _, err = bm.m.FeaturePermutationImportance(mc.Metric, y, design, model.PermutationOptions{Repeats: 3, Seed: 1}); err != nil {
+			return nil, fmt.Errorf("%w: permutation importance: %w", ErrRunFailed, err)
+		}
+	}
 	ev.decision, ev.reason = decide(mc, ci, cm, xm)
 	return ev, nil
 }

@@ -165,7 +165,7 @@ func (t *Trainer) republish(ctx context.Context, r *Run) error {
 func (t *Trainer) writeRunVersion(ctx context.Context, r *Run) error {
 	v := &Version{ModelID: r.ModelID, Version: r.Version, Status: StatusRejected, Metrics: r.Metrics, ChampionMetrics: r.ChampionMetrics,
 		Trainer: r.Trainer, ArtifactURI: r.ArtifactURI, TriggerID: r.TriggerID, RunID: r.RunID, ParentVersion: r.ParentVersion,
-		Reason: r.DecisionReason, CreatedAt: r.StartedAt}
+		Reason: r.DecisionReason, CreatedAt: r.StartedAt, FeatureImportance: r.FeatureImportance}
 	if r.FinishedAt != nil {
 		v.CreatedAt = *r.FinishedAt
 	}

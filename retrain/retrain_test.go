@@ -329,6 +329,15 @@ func TestTrainer(t *testing.T) {
 		if d := math.Abs(share - 1); len(vs[0].CoefficientImportance) == 0 || !(d <= 1e-9) {
 			t.Errorf("coefficient importance %v, want shares summing to 1", vs[0].CoefficientImportance)
 		}
+		// And its permutation importance on the evaluation window.
+		share = 0
+		for _, v := range vs[0].FeatureImportance {
+			share += v
+		}
+		if d := math.Abs(share - 1); len(vs[0].FeatureImportance) == 0 || !(d <= 1e-9) {
+			t.Errorf("feature importance %v, want shares summing to 1", vs[0].FeatureImportance)
+		}
+		t.Logf("feature importance %v; coefficient importance %v", vs[0].FeatureImportance, vs[0].CoefficientImportance)
 		art := strings.TrimPrefix(vs[0].ArtifactURI, "file://")
 		for _, f := range []string{"model.json", "metadata.json"} {
 			if _, err := os.Stat(filepath.Join(art, f)); err != nil {

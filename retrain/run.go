@@ -69,10 +69,15 @@ type Run struct {
 	StepSeconds     map[string]float64
 	Metrics         map[string]float64
 	ChampionMetrics map[string]float64
-	DiffLo, DiffHi  float64
-	ArtifactURI     string
-	StartedAt       time.Time
-	FinishedAt      *time.Time
+	// FeatureImportance is the built-in challenger's normalised permutation
+	// importance on the evaluation window, registered with its version; it
+	// is not stored in training_runs, so a registration completed by
+	// Recover after a crash has none.
+	FeatureImportance map[string]float64
+	DiffLo, DiffHi    float64
+	ArtifactURI       string
+	StartedAt         time.Time
+	FinishedAt        *time.Time
 	// Interrupted is set on a run cut short by a crash, kill or shutdown:
 	// its trigger, redelivered, runs it again (up to MaxAttempts).
 	Interrupted bool
@@ -305,6 +310,7 @@ func (t *Trainer) execute(ctx context.Context, mc ModelConfig, r *Run, workDir s
 		return nil, err
 	}
 	r.Metrics, r.ChampionMetrics = ev.challenger, ev.champion
+	r.FeatureImportance = ev.importance
 	r.DiffLo, r.DiffHi = ev.ci.Lo, ev.ci.Hi
 	if err := writeMetadata(artifactDir, r, ds, ev); err != nil {
 		return nil, err

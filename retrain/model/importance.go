@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"github.com/apache/arrow/go/v15/arrow"
 )
 
 // PermutationOptions configures PermutationImportance.
@@ -90,6 +92,37 @@ func NormaliseImportance(imp []float64) []float64 {
 	return out
 }
 
+// columnFeatures returns the input features in order and, per output
+// column of the preprocessor, the index of its feature: a numeric feature
+// owns its column and its missing indicator, a categorical feature its
+// one-hot and "other" columns.
+func (p *Preprocessor) columnFeatures() (names []string, of []int) {
+	idx := map[string]int{}
+	add := func(name string) {
+		i, ok := idx[name]
+		if !ok {
+			i = len(names)
+			idx[name] = i
+			names = append(names, name)
+		}
+		of = append(of, i)
+	}
+	for _, f := range p.Numeric {
+		add(f.Name)
+	}
+	for _, f := range p.Numeric {
+		if f.Indicator {
+			add(f.Name)
+		}
+	}
+	for _, f := range p.Categorical {
+		for range len(f.Categories) + 1 {
+			add(f.Name)
+		}
+	}
+	return names, of
+}
+
 // CoefficientImportance returns each input feature's share of the model's
 // absolute standardised coefficients: numeric features are standardised by
 // the preprocessor, so a coefficient is the change in the linear predictor
@@ -97,39 +130,11 @@ func NormaliseImportance(imp []float64) []float64 {
 // columns (its missing indicator; a categorical feature's one-hot and "other"
 // columns). The shares are normalised with NormaliseImportance.
 func (m *Model) CoefficientImportance() map[string]float64 {
-	var names []string
-	var raw []float64
-	col := 0
-	take := func() float64 {
-		v := 0.0
-		if col < len(m.Coef) {
-			v = math.Abs(m.Coef[col])
-		}
-		col++
-		return v
-	}
-	idx := map[string]int{}
-	add := func(name string, v float64) {
-		i, ok := idx[name]
-		if !ok {
-			i = len(names)
-			idx[name] = i
-			names = append(names, name)
-			raw = append(raw, 0)
-		}
-		raw[i] += v
-	}
-	for _, f := range m.Preprocessor.Numeric {
-		add(f.Name, take())
-	}
-	for _, f := range m.Preprocessor.Numeric {
-		if f.Indicator {
-			add(f.Name, take())
-		}
-	}
-	for _, f := range m.Preprocessor.Categorical {
-		for range len(f.Categories) + 1 {
-			add(f.Name, take())
+	names, of := m.Preprocessor.columnFeatures()
+	raw := make([]float64, len(names))
+	for c, f := range of {
+		if c < len(m.Coef) {
+			raw[f] += math.Abs(m.Coef[c])
 		}
 	}
 	norm := NormaliseImportance(raw)
@@ -138,4 +143,68 @@ func (m *Model) CoefficientImportance() map[string]float64 {
 		out[n] = norm[i]
 	}
 	return out
+}
+
+// Design appends the preprocessed rows of rec (row-major, one row of
+// len(Columns) values each) to dst.
+func (m *Model) Design(rec arrow.Record, dst []float64) ([]float64, error) {
+	c, err := featureColumns(rec)
+	if err != nil {
+		return nil, err
+	}
+	enc := m.encoder()
+	n, p := int(rec.NumRows()), enc.ncols
+	start := len(dst)
+	dst = append(dst, make([]float64, n*p)...)
+	if n > 0 {
+		enc.encode(c, 0, n, dst[start:], p)
+	}
+	return dst, nil
+}
+
+// FeaturePermutationImportance is the normalised permutation importance of
+// each input feature on design rows x (from Design) with labels y: shuffling
+// a feature moves all its columns together, as shuffling its raw values
+// would. Unnormalised values are returned too.
+func (m *Model) FeaturePermutationImportance(metric Metric, y, x []float64, opts PermutationOptions) (norm, raw map[string]float64, err error) {
+	names, of := m.Preprocessor.columnFeatures()
+	p := len(of)
+	n := len(y)
+	if len(x) != n*p {
+		return nil, nil, fmt.Errorf("%w: %d design values for %d rows of %d columns", ErrInput, len(x), n, p)
+	}
+	// Each feature's "column" is a row index: shuffling it permutes the
+	// rows that feature's columns are read from.
+	idx := make([][]float64, len(names))
+	for j := range idx {
+		idx[j] = make([]float64, n)
+		for i := range n {
+			idx[j][i] = float64(i)
+		}
+	}
+	out := make([]float64, n)
+	predict := func(cols [][]float64) ([]float64, error) {
+		for i := range n {
+			z := m.Intercept
+			for c, f := range of {
+				z += x[int(cols[f][i])*p+c] * m.Coef[c]
+			}
+			if m.Kind == KindLogistic {
+				out[i] = sigmoid(z)
+			} else {
+				out[i] = z
+			}
+		}
+		return out, nil
+	}
+	imp, err := PermutationImportance(metric, y, idx, predict, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	nv := NormaliseImportance(imp)
+	norm, raw = make(map[string]float64, len(names)), make(map[string]float64, len(names))
+	for j, name := range names {
+		norm[name], raw[name] = nv[j], imp[j]
+	}
+	return norm, raw, nil
 }
