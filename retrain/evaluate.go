@@ -107,7 +107,7 @@ func evaluate(ctx context.Context, mc ModelConfig, target model.Target, ds *data
 	if isBuiltin {
 		// Permutation importance of the challenger on the same rows, for the
 		// monitor's importance-weighted drift (docs/monitor.md).
-		if ev.importance, _, err = bm.m.FeaturePermutationImportance(mc.Metric, y, design, model.PermutationOptions{Repeats: 3, Seed: 1}); err != nil {
+		if ev.importance, _, err = bm.m.FeaturePermutationImportance(mc.Metric, y, design, model.PermutationOptions{Repeats: 3, Seed: 1, MaxRows: 20000}); err != nil {
 			return nil, fmt.Errorf("%w: permutation importance: %w", ErrRunFailed, err)
 		}
 	}

@@ -14,6 +14,10 @@ type PermutationOptions struct {
 	Repeats int
 	// Seed makes the shuffles reproducible.
 	Seed uint64
+	// MaxRows, when positive, bounds the rows FeaturePermutationImportance
+	// uses (every k-th row), since its cost is rows × columns × features ×
+	// repeats.
+	MaxRows int
 }
 
 // PermutationImportance returns, per feature, the drop in metric m when that
@@ -172,6 +176,14 @@ func (m *Model) FeaturePermutationImportance(metric Metric, y, x []float64, opts
 	n := len(y)
 	if len(x) != n*p {
 		return nil, nil, fmt.Errorf("%w: %d design values for %d rows of %d columns", ErrInput, len(x), n, p)
+	}
+	if opts.MaxRows > 0 && n > opts.MaxRows {
+		k := (n + opts.MaxRows - 1) / opts.MaxRows
+		var ys, xs []float64
+		for i := 0; i < n; i += k {
+			ys, xs = append(ys, y[i]), append(xs, x[i*p:(i+1)*p]...)
+		}
+		y, x, n = ys, xs, len(ys)
 	}
 	// Each feature's "column" is a row index: shuffling it permutes the
 	// rows that feature's columns are read from.

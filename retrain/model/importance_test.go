@@ -138,3 +138,31 @@ func TestPermutationImportanceAgreesWithScikitLearn(t *testing.T) {
 		t.Errorf("importance of x1 %v, scikit-learn %v", imp[1], ref.Mean[1])
 	}
 }
+
+// TestFeaturePermutationImportance: a logistic model on design rows where
+// column 0 (feature a) carries the signal and column 1 (feature b) has a zero
+// coefficient; b gets no importance, also on a row subsample.
+func TestFeaturePermutationImportance(t *testing.T) {
+	m := &Model{Kind: KindLogistic, Preprocessor: Preprocessor{Numeric: []NumericFeature{{Name: "a", Std: 1}, {Name: "b", Std: 1}}}, Coef: []float64{2, 0}}
+	rng := rand.New(rand.NewPCG(3, 4))
+	n := 4000
+	var x, y []float64
+	for range n {
+		a, b := rng.NormFloat64(), rng.NormFloat64()
+		x = append(x, a, b)
+		l := 0.0
+		if rng.Float64() < sigmoid(2*a) {
+			l = 1
+		}
+		y = append(y, l)
+	}
+	for _, maxRows := range []int{0, 1000} {
+		norm, raw, err := m.FeaturePermutationImportance(AUC, y, x, PermutationOptions{Repeats: 3, Seed: 1, MaxRows: maxRows})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !(raw["a"] > 0.2) || raw["b"] != 0 || norm["a"] != 1 || norm["b"] != 0 {
+			t.Errorf("max rows %d: importance %v, normalised %v: want a large, b 0", maxRows, raw, norm)
+		}
+	}
+}
