@@ -350,14 +350,19 @@ type VersionRow struct {
 	Status          string              `json:"status"`
 	Metrics         map[string]*float64 `json:"metrics"`
 	ChampionMetrics map[string]*float64 `json:"champion_metrics"`
-	Trainer         string              `json:"trainer"`
-	ArtifactURI     string              `json:"artifact_uri"`
-	TriggerID       string              `json:"trigger_id"`
-	RunID           string              `json:"run_id"`
-	ParentVersion   string              `json:"parent_version"`
-	Reason          string              `json:"reason"`
-	CreatedAt       time.Time           `json:"created_at"`
-	UpdatedAt       time.Time           `json:"updated_at"`
+	// FeatureImportance and CoefficientImportance are the version's
+	// normalised feature importance (docs/monitor.md, "Importance-weighted
+	// drift"); empty objects when unknown.
+	FeatureImportance     map[string]*float64 `json:"feature_importance"`
+	CoefficientImportance map[string]*float64 `json:"coefficient_importance"`
+	Trainer               string              `json:"trainer"`
+	ArtifactURI           string              `json:"artifact_uri"`
+	TriggerID             string              `json:"trigger_id"`
+	RunID                 string              `json:"run_id"`
+	ParentVersion         string              `json:"parent_version"`
+	Reason                string              `json:"reason"`
+	CreatedAt             time.Time           `json:"created_at"`
+	UpdatedAt             time.Time           `json:"updated_at"`
 }
 
 func (m *Monitor) apiVersions(w http.ResponseWriter, r *http.Request) {

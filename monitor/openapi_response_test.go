@@ -193,9 +193,9 @@ func TestOpenAPIResponses(t *testing.T) {
 			(` + ws + `, ` + ws + `, 'm1', 'inferences', 'missing_field', 'missing prediction', 't', 0, 1)`,
 		`INSERT INTO training_runs (run_id, model_id, version, parent_version, status, decision, decision_reason, metrics, champion_metrics, diff_lo, diff_hi, started_at, finished_at, updated_at) VALUES
 			('r1', 'm1', 'v2', 'v1', 'succeeded', 'promote', 'roc_auc +0.04', map('roc_auc', 0.84), map('roc_auc', 0.80), 0.01, 0.07, ` + ws + `, ` + we + `, ` + we + `)`,
-		`INSERT INTO models (model_id, version, status, metrics, created_at, updated_at) VALUES
-			('m1', 'v1', 'retired', map('roc_auc', 0.80), ` + rs + `, ` + we + `),
-			('m1', 'v2', 'champion', map('roc_auc', 0.84), ` + we + `, ` + we + `)`,
+		`INSERT INTO models (model_id, version, status, metrics, feature_importance, coefficient_importance, created_at, updated_at) VALUES
+			('m1', 'v1', 'retired', map('roc_auc', 0.80), map(), map(), ` + rs + `, ` + we + `),
+			('m1', 'v2', 'champion', map('roc_auc', 0.84), map('x', 0.9, 'city', 0.1), map('x', 0.8, 'city', 0.2), ` + we + `, ` + we + `)`,
 		`INSERT INTO business_correlations (model_id, model_metric, business_metric, lag, method, value, p_value, samples, bucket_seconds, window_start, window_end, computed_at) VALUES
 			('m1', 'roc_auc', 'revenue', 2, 'pearson', 0.9, 0.001, 48, 3600, ` + rs + `, ` + we + `, ` + we + `)`,
 	} {

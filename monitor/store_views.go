@@ -171,17 +171,18 @@ LIMIT %d`, chsql.String(model), limit)
 
 // Versions returns a model's registered versions, newest first.
 func (s *Store) Versions(ctx context.Context, model string, limit int) ([]VersionRow, string, error) {
-	sql := fmt.Sprintf(`SELECT version, status, metrics, champion_metrics, trainer, artifact_uri, trigger_id, run_id, parent_version, reason, created_at, updated_at
+	sql := fmt.Sprintf(`SELECT version, status, metrics, champion_metrics, feature_importance, coefficient_importance, trainer, artifact_uri, trigger_id, run_id, parent_version, reason, created_at, updated_at
 FROM models FINAL
 WHERE model_id = %s
 ORDER BY created_at DESC, version
 LIMIT %d`, chsql.String(model), limit)
 	out, err := scanAll(ctx, s.conn, "models", sql, func(rows driver.Rows, v *VersionRow) error {
-		var m, cm map[string]float64
-		if err := rows.Scan(&v.Version, &v.Status, &m, &cm, &v.Trainer, &v.ArtifactURI, &v.TriggerID, &v.RunID, &v.ParentVersion, &v.Reason, &v.CreatedAt, &v.UpdatedAt); err != nil {
+		var m, cm, fi, ci map[string]float64
+		if err := rows.Scan(&v.Version, &v.Status, &m, &cm, &fi, &ci, &v.Trainer, &v.ArtifactURI, &v.TriggerID, &v.RunID, &v.ParentVersion, &v.Reason, &v.CreatedAt, &v.UpdatedAt); err != nil {
 			return err
 		}
 		v.Metrics, v.ChampionMetrics = finiteMap(m), finiteMap(cm)
+		v.FeatureImportance, v.CoefficientImportance = finiteMap(fi), finiteMap(ci)
 		return nil
 	})
 	return out, sql, err

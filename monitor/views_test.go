@@ -224,12 +224,12 @@ func TestConsoleViews(t *testing.T) {
 		"('r1', 'm', 'v2', 'v1', 'running', '', '', map(), map(), 0, 0, " + tm(-5*time.Hour) + ", NULL, " + tm(-5*time.Hour) + "), " +
 		"('r1', 'm', 'v2', 'v1', 'succeeded', 'promote', 'roc_auc +0.04', map('roc_auc', 0.84), map('roc_auc', 0.80), 0.01, 0.07, " + tm(-5*time.Hour) + ", " + tm(-4*time.Hour) + ", " + tm(-4*time.Hour) + "), " +
 		"('r2', 'm', 'v3', 'v2', 'rejected', 'reject', 'no gain', map('roc_auc', 0.79, 'log_loss', nan), map('roc_auc', 0.84), -0.08, 0.01, " + tm(-2*time.Hour) + ", " + tm(-time.Hour) + ", " + tm(-time.Hour) + ")")
-	exec("INSERT INTO models (model_id, version, status, metrics, created_at, updated_at) VALUES " +
-		"('m', 'v1', 'champion', map(), " + tm(-48*time.Hour) + ", " + tm(-48*time.Hour) + "), " +
-		"('m', 'v1', 'retired', map(), " + tm(-48*time.Hour) + ", " + tm(-4*time.Hour) + "), " +
-		"('m', 'v2', 'champion', map('roc_auc', 0.84), " + tm(-4*time.Hour) + ", " + tm(-4*time.Hour) + "), " +
-		"('m', 'v3', 'rejected', map('roc_auc', 0.79), " + tm(-time.Hour) + ", " + tm(-time.Hour) + "), " +
-		"('registered-only', 'a', 'candidate', map(), " + tm(-time.Hour) + ", " + tm(-time.Hour) + ")")
+	exec("INSERT INTO models (model_id, version, status, metrics, feature_importance, created_at, updated_at) VALUES " +
+		"('m', 'v1', 'champion', map(), map(), " + tm(-48*time.Hour) + ", " + tm(-48*time.Hour) + "), " +
+		"('m', 'v1', 'retired', map(), map(), " + tm(-48*time.Hour) + ", " + tm(-4*time.Hour) + "), " +
+		"('m', 'v2', 'champion', map('roc_auc', 0.84), map('f0', 0.75, 'f1', 0.25), " + tm(-4*time.Hour) + ", " + tm(-4*time.Hour) + "), " +
+		"('m', 'v3', 'rejected', map('roc_auc', 0.79), map(), " + tm(-time.Hour) + ", " + tm(-time.Hour) + "), " +
+		"('registered-only', 'a', 'candidate', map(), map(), " + tm(-time.Hour) + ", " + tm(-time.Hour) + ")")
 	exec("INSERT INTO performance_results (model_id, window_start, window_end, metric, value, samples, label_coverage, computed_at) VALUES " +
 		"('m', " + tm(-3*time.Hour) + ", " + tm(-2*time.Hour) + ", 'roc_auc', 0.70, 10, 0.1, " + tm(0) + "), " +
 		"('m', " + tm(-2*time.Hour) + ", " + tm(-time.Hour) + ", 'roc_auc', 0.81, 50, 0.5, " + tm(0) + "), " +
@@ -336,6 +336,11 @@ func TestConsoleViews(t *testing.T) {
 		for _, v := range out["versions"].([]any) {
 			v := v.(map[string]any)
 			got = append(got, fmt.Sprint(v["version"], " ", v["status"]))
+			if v["version"] == "v2" {
+				if fi := fmt.Sprint(v["feature_importance"]); fi != "map[f0:0.75 f1:0.25]" {
+					t.Errorf("v2 feature_importance %s, want map[f0:0.75 f1:0.25]", fi)
+				}
+			}
 		}
 		if out["champion"] != "v2" || fmt.Sprint(got) != "[v3 rejected v2 champion v1 retired]" {
 			t.Errorf("champion %v, versions %v; want v2, [v3 rejected v2 champion v1 retired]", out["champion"], got)
