@@ -580,6 +580,11 @@ func numericRows(n *window.Numeric, c Config) []Row {
 		case stat.MethodHellinger:
 			return stat.Hellinger(counts)
 		case stat.MethodKS:
+			if n.SampledRef || n.SampledCur {
+				// A sample of a larger window (a slice's, whose share of
+				// sample_cap is a few thousand rows): see KSAsymptotic.
+				return stat.KSAsymptotic(ref, cur)
+			}
 			return stat.KS(ref, cur)
 		case stat.MethodWasserstein:
 			return stat.Wasserstein(ref, cur)

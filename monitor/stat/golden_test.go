@@ -154,6 +154,10 @@ func TestGoldenNumeric(t *testing.T) {
 				t.Run(form.name, func(t *testing.T) {
 					r, err := KS(form.ref, form.cur)
 					check(t, MethodKS, r, err, c.Expected[MethodKS])
+					if e, ok := c.Expected["ks_asymptotic"]; ok {
+						r, err = KSAsymptotic(form.ref, form.cur)
+						check(t, MethodKS, r, err, e)
+					}
 					r, err = Wasserstein(form.ref, form.cur)
 					check(t, MethodWasserstein, r, err, c.Expected[MethodWasserstein])
 					r, err = WassersteinNorm(form.ref, form.cur)
@@ -331,5 +335,35 @@ func TestGoldenAndersonDarlingK3(t *testing.T) {
 				t.Errorf("no k = %d case with a %s p-value in the golden file", k, m)
 			}
 		}
+	}
+}
+
+// TestKSAsymptoticNearExact checks what KSAsymptotic's doc says: on the
+// golden cases with 5,000 rows a side or more and an exact p-value, the
+// asymptotic p-value scipy gives (and KSAsymptotic matches, see
+// TestGoldenNumeric) is within 1 % of the exact one.
+func TestKSAsymptoticNearExact(t *testing.T) {
+	g := loadGolden(t)
+	seen := 0
+	for _, c := range g.Numeric {
+		ref, cur := c.Reference.sample(), c.Current.sample()
+		if ref.N() < 5000 || cur.N() < 5000 {
+			continue
+		}
+		exact, err := KS(ref, cur)
+		if err != nil || exact.PValueMethod != PValueExact {
+			continue
+		}
+		asym, err := KSAsymptotic(ref, cur)
+		if err != nil {
+			t.Fatalf("%s: KSAsymptotic: %v", c.Name, err)
+		}
+		seen++
+		if !testcheck.WithinRel(asym.PValue, exact.PValue, 0.01, 0) {
+			t.Errorf("%s: asymptotic p = %g, exact p = %g: more than 1 %% apart", c.Name, asym.PValue, exact.PValue)
+		}
+	}
+	if seen < 3 {
+		t.Fatalf("only %d golden cases with 5,000 rows a side and an exact p-value; want 3", seen)
 	}
 }

@@ -23,7 +23,18 @@ const ksMaxExactN = 10000
 // p = kstwo.sf(D, round(n₁n₂/(n₁+n₂))), the one-sample Kolmogorov
 // distribution at the effective size (see kolmogorovSF). Ties make the test
 // conservative, as in scipy. Needs at least one row in each window.
-func KS(ref, cur Sample) (Result, error) {
+func KS(ref, cur Sample) (Result, error) { return ks(ref, cur, true) }
+
+// KSAsymptotic is KS with the asymptotic p-value whatever the sizes: for
+// samples drawn from larger windows, whose exact null distribution is that
+// of the draw and not of the rows, and whose exact p-value at a few
+// thousand rows a side (Hodges' recursion is O(n₁n₂)) costs more than the
+// rest of an evaluation. At the sizes it is used for (5,000 rows a side or
+// more) the two p-values agree to a few parts in a thousand
+// (TestKSAsymptoticNearExact).
+func KSAsymptotic(ref, cur Sample) (Result, error) { return ks(ref, cur, false) }
+
+func ks(ref, cur Sample, exact bool) (Result, error) {
 	n1, n2, err := twoSamples(MethodKS, ref, cur, 1)
 	if err != nil {
 		return Result{}, err
@@ -42,7 +53,7 @@ func KS(ref, cur Sample) (Result, error) {
 		d = minS
 	}
 	res := Result{Method: MethodKS, Reference: n1, Current: n2}
-	if max(n1, n2) <= ksMaxExactN {
+	if exact && max(n1, n2) <= ksMaxExactN {
 		ok, dd, p := ksExact(n1, n2, d)
 		if ok {
 			res.Value, res.PValue, res.PValueMethod = dd, clip01(p), PValueExact

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
@@ -93,11 +94,31 @@ func ComputeSegments(ctx context.Context, conn driver.Conn, pop *Snapshot, so Se
 		}
 		out[i] = Slice{Name: name, Snapshot: s}
 	}
-	if err := q.sliceBins(ctx, plan, pop.Numeric, out); err != nil {
-		return nil, err
+	// The numeric and the categorical query side by side, as the
+	// population's (each fills in its own fields of out).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg     sync.WaitGroup
+		catErr error
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if catErr = q.sliceCategories(ctx, plan, out); catErr != nil {
+			cancel()
+		}
+	}()
+	numErr := q.sliceBins(ctx, plan, pop.Numeric, out)
+	if numErr != nil {
+		cancel()
 	}
-	if err := q.sliceCategories(ctx, plan, out); err != nil {
-		return nil, err
+	wg.Wait()
+	if numErr != nil {
+		return nil, numErr
+	}
+	if catErr != nil {
+		return nil, catErr
 	}
 	return out, nil
 }

@@ -124,6 +124,11 @@ def numeric_case(name, ref, cur):
     ks = stats.ks_2samp(a, b, alternative="two-sided", method="auto")
     how = "exact" if max(a.size, b.size) <= 10000 else "asymptotic"
     exp["ks"] = val(ks.statistic, ks.pvalue, how)
+    # KSAsymptotic (a slice's sample of a larger window, thousands of rows):
+    # method="asymp", on the cases of 100 rows a side or more.
+    if min(a.size, b.size) >= 100:
+        ksa = stats.ks_2samp(a, b, alternative="two-sided", method="asymp")
+        exp["ks_asymptotic"] = val(ksa.statistic, ksa.pvalue, "asymptotic")
     exp["wasserstein"] = val(stats.wasserstein_distance(a, b))
     sd = np.std(a)
     exp["wasserstein_norm"] = err("undefined") if sd == 0 else val(stats.wasserstein_distance(a, b) / sd)
@@ -199,6 +204,9 @@ def main():
         numeric_case("normal_scale_2000_2000", sample(N(0, 1, 2000)), sample(N(0, 1.08, 2000))),
         numeric_case("exact_square_10000", sample(N(0, 1, 10000), 3, True), sample(N(0.02, 1, 10000), 3, True)),
         numeric_case("exact_inside_10000_7001", sample(N(0, 1, 10000), 3, True), sample(N(0.03, 1, 7001), 3, True)),
+        # Its own generator, so the cases after it keep their numbers.
+        numeric_case("exact_inside_6000_5000", sample(np.random.default_rng(2026).normal(0, 1, 6000), 3, True),
+                     sample(np.random.default_rng(2027).normal(0.05, 1, 5000), 3, True)),
         numeric_case("asymp_12000_50_same", sample(N(0, 1, 12000), 2, True), sample(N(0, 1, 50))),
         numeric_case("asymp_12000_50_shift", sample(N(0, 1, 12000), 2, True), sample(N(0.35, 1, 50))),
         numeric_case("asymp_12000_50_far", sample(N(0, 1, 12000), 2, True), sample(N(1.2, 1, 50))),
