@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"os"
@@ -157,6 +158,9 @@ func TestDecodeInferenceErrors(t *testing.T) {
 		{"probability", inference("prediction", `{"probabilities":{"a":1.5}}`), ReasonInvalidField, "prediction.probabilities.a: probability 1.5 is outside [0, 1]"},
 		{"segment number", inference("segment", `{"tier":3}`), ReasonInvalidField, "segment.tier: must be a string, got number"},
 		{"latency negative", inference("latency_ms", `-1`), ReasonInvalidField, "latency_ms: must not be negative"},
+		{"shadow string", inference("shadow", `"yes"`), ReasonInvalidField, "shadow: must be a boolean, got string"},
+		{"shadow number", inference("shadow", `1`), ReasonInvalidField, "shadow: must be a boolean, got number"},
+		{"dup shadow", inference("shadow", `false,"shadow":true`), ReasonDuplicateKey, "shadow: duplicate key"},
 		{"features array", inference("features", `[]`), ReasonInvalidField, "features: must be an object, got array"},
 		{"dup top", inference("event_id", `"a","event_id":"b"`), ReasonDuplicateKey, "event_id: duplicate key"},
 		{"dup feature", inference("features", `{"a":1,"a":2}`), ReasonDuplicateKey, "features.a: duplicate key"},
@@ -324,5 +328,38 @@ func TestReasonsClosed(t *testing.T) {
 	rs[0] = "changed"
 	if Reasons()[0] != ReasonInvalidJSON {
 		t.Error("Reasons returned its backing array")
+	}
+}
+
+// TestDecodeInferenceShadow: the optional shadow marker decodes to
+// Inference.Shadow (absent, null and false are false) and survives a
+// MarshalJSON round trip.
+func TestDecodeInferenceShadow(t *testing.T) {
+	d := testDecoder(t, Limits{})
+	for _, tc := range []struct {
+		name, value string
+		want        bool
+	}{{"absent", "", false}, {"null", "null", false}, {"false", "false", false}, {"true", "true", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ev Inference
+			data := inference()
+			if tc.value != "" {
+				data = inference("shadow", tc.value)
+			}
+			if _, err := d.DecodeInference([]byte(data), &ev); err != nil {
+				t.Fatal(err)
+			}
+			if ev.Shadow != tc.want {
+				t.Fatalf("Shadow = %v, want %v", ev.Shadow, tc.want)
+			}
+			raw, err := json.Marshal(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back Inference
+			if _, err := d.DecodeInference(raw, &back); err != nil || back.Shadow != tc.want {
+				t.Fatalf("round trip of %s: Shadow = %v (err %v), want %v", raw, back.Shadow, err, tc.want)
+			}
+		})
 	}
 }

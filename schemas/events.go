@@ -26,6 +26,11 @@ type Inference struct {
 	Segment         map[string]string // nil when absent
 	LatencyMs       float64
 	HasLatency      bool
+	// Shadow marks a prediction made by a model version scored alongside
+	// the one that answered (serve's shadow scoring): it was never returned
+	// to the client, and the monitor's results for the served version
+	// exclude it. Absent or null is false.
+	Shadow bool
 }
 
 // Prediction is what the model answered; whichever of the fields apply are
@@ -110,6 +115,7 @@ type inferenceWire struct {
 	Prediction   predictionWire    `json:"prediction"`
 	Segment      map[string]string `json:"segment,omitempty"`
 	LatencyMs    *float64          `json:"latency_ms,omitempty"`
+	Shadow       bool              `json:"shadow,omitempty"`
 }
 
 type predictionWire struct {
@@ -153,6 +159,7 @@ func (ev Inference) MarshalJSON() ([]byte, error) {
 	if ev.HasLatency {
 		w.LatencyMs = &ev.LatencyMs
 	}
+	w.Shadow = ev.Shadow
 	return json.Marshal(w)
 }
 

@@ -20,6 +20,7 @@ var inferenceFields = []fieldSpec{
 	{"prediction", true},
 	{"segment", false},
 	{"latency_ms", false},
+	{"shadow", false},
 }
 
 var predictionFields = []fieldSpec{
@@ -40,6 +41,7 @@ const (
 	infPrediction
 	infSegment
 	infLatency
+	infShadow
 )
 
 func firstMissing(specs []fieldSpec, set fieldSet, parent string) *DecodeError {
@@ -105,6 +107,8 @@ func (d *Decoder) decodeInference(data []byte, ev *Inference) (Info, *DecodeErro
 				}
 				ev.LatencyMs, ev.HasLatency = f, true
 			}
+		case infShadow:
+			return d.optionalBool("shadow", &ev.Shadow)
 		}
 		return nil
 	})

@@ -165,3 +165,20 @@ func (d *Decoder) optionalNum(path string, dst *float64, has *bool) *DecodeError
 	*dst, *has = f, !isNull
 	return nil
 }
+
+// optionalBool reads the nullable boolean member path into *dst; null
+// leaves it false.
+func (d *Decoder) optionalBool(path string, dst *bool) *DecodeError {
+	s := &d.s
+	off := s.pos
+	switch c := s.peek(); {
+	case c == 't' && s.literal("true"):
+		*dst = true
+	case c == 'f' && s.literal("false"):
+		*dst = false
+	case c == 'n' && s.literal("null"):
+	default:
+		return wrongType(path, "a boolean", c, off)
+	}
+	return nil
+}

@@ -20,6 +20,7 @@ type stdInference struct {
 	Prediction   *stdPrediction  `json:"prediction"`
 	Segment      map[string]any  `json:"segment"`
 	LatencyMs    *float64        `json:"latency_ms"`
+	Shadow       *bool           `json:"shadow"`
 	_            json.RawMessage `json:"-"`
 }
 
@@ -159,6 +160,9 @@ func stdDecodeInference(d *Decoder, data []byte, ev *Inference) error {
 			return newErr(ReasonInvalidField, "latency_ms", -1, "negative")
 		}
 		ev.LatencyMs, ev.HasLatency = *w.LatencyMs, true
+	}
+	if w.Shadow != nil {
+		ev.Shadow = *w.Shadow
 	}
 	return nil
 }
