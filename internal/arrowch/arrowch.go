@@ -86,6 +86,12 @@ func columnValues(col arrow.Array, nullable bool) (any, error) {
 			return out, nil
 		}
 		return a.Float64Values(), nil
+	case *array.Boolean:
+		out := make([]bool, n)
+		for i := range n {
+			out[i] = a.Value(i)
+		}
+		return out, nil
 	case *array.Int32:
 		return a.Int32Values(), nil
 	case *array.Int64:

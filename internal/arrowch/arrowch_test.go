@@ -224,12 +224,28 @@ func TestUnsupported(t *testing.T) {
 	if _, err := columnValues(arr, false); err == nil {
 		t.Fatal("map with Int32 keys: no error")
 	}
+	b := array.NewUint8Builder(memory.NewGoAllocator())
+	defer b.Release()
+	uarr := b.NewArray()
+	defer uarr.Release()
+	if _, err := columnValues(uarr, false); err == nil {
+		t.Fatal("uint8 column: no error")
+	}
+}
+
+// TestBoolColumn: a boolean column (inferences.shadow) becomes []bool.
+func TestBoolColumn(t *testing.T) {
 	b := array.NewBooleanBuilder(memory.NewGoAllocator())
 	defer b.Release()
-	barr := b.NewArray()
-	defer barr.Release()
-	if _, err := columnValues(barr, false); err == nil {
-		t.Fatal("bool column: no error")
+	b.AppendValues([]bool{true, false, true}, nil)
+	arr := b.NewArray()
+	defer arr.Release()
+	got, err := columnValues(arr, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{true, false, true}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
 	}
 }
 

@@ -69,6 +69,7 @@ var Inferences = arrow.NewSchema(append([]arrow.Field{
 	field("prediction_probabilities", strToF64, false),
 	field("segment", strToStr, false),
 	field("latency_ms", f64, true),
+	field("shadow", arrow.FixedWidthTypes.Boolean, false),
 }, metaFields...), nil)
 
 // Outcomes is the schema of the outcomes table.
@@ -191,7 +192,8 @@ func (b *InferenceBuilder) Append(ev *schemas.Inference, src Source) {
 	b.numMap(11, p.Probabilities)
 	b.strMap(12, ev.Segment)
 	b.optF64(13, ev.LatencyMs, ev.HasLatency)
-	b.meta(14, src)
+	b.rb.Field(14).(*array.BooleanBuilder).Append(ev.Shadow)
+	b.meta(15, src)
 }
 
 // OutcomeBuilder appends outcomes to records of the Outcomes schema.
