@@ -34,6 +34,9 @@ type Settings struct {
 	// Models limits serving to these models; empty serves the champion of
 	// every model the built-in trainers registered.
 	Models []string `yaml:"models" env:"DRIFTWATCH_SERVE_MODELS" flag:"models" help:"comma-separated models to serve; empty serves every built-in champion in the registry"`
+	// ShadowModels are the models whose newest challenger is scored
+	// alongside the champion (shadow scoring, off by default).
+	ShadowModels []string `yaml:"shadow_models" env:"DRIFTWATCH_SERVE_SHADOW_MODELS" flag:"shadow-models" help:"comma-separated models whose newest challenger (a built-in version registered after the champion and not promoted) is scored alongside the champion after each answer and logged with \"shadow\": true; empty: none"`
 	// LogBuffer is the most events (inferences and outcomes) accepted and
 	// not yet written to Kafka.
 	LogBuffer int `yaml:"log_buffer" env:"DRIFTWATCH_SERVE_LOG_BUFFER" flag:"log-buffer" help:"most inference and outcome events waiting for Kafka; when full, log_policy applies"`

@@ -211,6 +211,9 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	}
 	s.m.predictions.WithLabelValues(id).Add(float64(len(rows)))
 	s.ok(w, routePredict, http.StatusOK, out)
+	if sv.challenger != nil {
+		s.enqueueShadow(sv, rows, out.Predictions, now)
+	}
 }
 
 // timeFormat is the wire format's RFC 3339 with milliseconds, the
@@ -234,6 +237,7 @@ type inferenceEvent struct {
 	Prediction   eventPrediction `json:"prediction"`
 	Segment      map[string]any  `json:"segment,omitempty"`
 	LatencyMs    float64         `json:"latency_ms"`
+	Shadow       bool            `json:"shadow,omitempty"`
 }
 
 type eventPrediction struct {

@@ -59,6 +59,11 @@ type Server struct {
 	reloadMu sync.Mutex
 	started  time.Time
 	m        metrics
+	// shadow queues answered requests for their challenger (shadow.go).
+	shadow       chan shadowJob
+	shadowLogged atomic.Int64 // unix ns of the last logged shadow failure
+	// predictHook, when set (tests), replaces a challenger's scoring.
+	predictHook func(ch *served, num map[string]float64, cat map[string]string) float64
 }
 
 // served is one loaded champion; it is never changed once published.
@@ -68,6 +73,9 @@ type served struct {
 	negative    string
 	numeric     map[string]model.NumericFeature
 	categorical map[string]bool
+	// challenger is the version shadow-scored alongside this champion, or
+	// nil.
+	challenger *served
 }
 
 type metrics struct {
@@ -76,6 +84,9 @@ type metrics struct {
 	duration    *prometheus.HistogramVec
 	reloads     *prometheus.CounterVec // model, outcome
 	info        *prometheus.GaugeVec   // model, version
+	shadow      *prometheus.CounterVec // model, outcome
+	shadowLoads *prometheus.CounterVec // model, outcome
+	shadowInfo  *prometheus.GaugeVec   // model, version
 }
 
 // New validates opts and builds a Server with no model loaded.
@@ -111,7 +122,14 @@ func New(opts Options) (*Server, error) {
 			Help: "Champion loads, by model and outcome (loaded, rejected: checksum or schema check failed, failed: unreadable)."}, []string{"model", "outcome"}),
 		info: f.NewGaugeVec(prometheus.GaugeOpts{Name: "driftwatch_serve_model_info",
 			Help: "1 for the version each model is served at."}, []string{"model", "version"}),
+		shadow: f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_serve_shadow_predictions_total",
+			Help: "Rows shadow-scored by a model's challenger, by model and outcome (logged, dropped: shadow queue full, invalid: the challenger refused the row, failed: its scoring failed, unlogged: log buffer full)."}, []string{"model", "outcome"}),
+		shadowLoads: f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_serve_shadow_loads_total",
+			Help: "Challenger loads for shadow scoring, by model and outcome (loaded, rejected, failed)."}, []string{"model", "outcome"}),
+		shadowInfo: f.NewGaugeVec(prometheus.GaugeOpts{Name: "driftwatch_serve_shadow_model_info",
+			Help: "1 for the challenger version each model is shadow-scored with."}, []string{"model", "version"}),
 	}
+	s.shadow = make(chan shadowJob, shadowQueue)
 	ev := f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_serve_log_events_total",
 		Help: "Inference and outcome events by topic and outcome: accepted into the buffer, dropped (buffer full), written to Kafka, failed (Kafka refused them)."}, []string{"topic", "outcome"})
 	s.events = newEventLog(opts.LogBuffer, opts.LogPolicy, opts.LogWait, opts.Logger, ev)
@@ -188,6 +206,9 @@ func (s *Server) Load(ctx context.Context, modelID string) error {
 		if next[id] == nil {
 			next[id] = m
 		}
+	}
+	if len(s.opts.ShadowModels) > 0 && s.loadChallengers(vs, cur, next) {
+		changed = true
 	}
 	if changed {
 		s.models.Store(&next)
@@ -270,6 +291,10 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.follow(ctx) }()
 	}
+	if len(s.opts.ShadowModels) > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.runShadow(ctx) }()
+	}
 	t := time.NewTicker(s.opts.ReloadInterval)
 	defer t.Stop()
 loop:
@@ -310,13 +335,16 @@ func (s *Server) follow(ctx context.Context) {
 			s.log.Warn("skipping an undecodable model event", "offset", msg.Offset, "err", err)
 			continue
 		}
-		if e.Kind != schemas.ModelPromoted || e.Timestamp.Before(s.started.Add(-time.Minute)) {
+		// A registered (or rejected) version may be a shadowed model's new
+		// challenger.
+		reload := e.Kind == schemas.ModelPromoted || (s.opts.shadowed(e.ModelID) && (e.Kind == schemas.ModelRegistered || e.Kind == schemas.ModelRejected))
+		if !reload || e.Timestamp.Before(s.started.Add(-time.Minute)) {
 			continue
 		}
 		if len(s.opts.Models) > 0 && !slices.Contains(s.opts.Models, e.ModelID) {
 			continue
 		}
-		s.log.Info("promotion event", "model", e.ModelID, "version", e.Version)
+		s.log.Info("model event", "kind", e.Kind, "model", e.ModelID, "version", e.Version)
 		if err := s.Load(ctx, e.ModelID); err != nil && ctx.Err() == nil {
 			s.log.Warn("reload after a promotion", "model", e.ModelID, "err", err)
 		}

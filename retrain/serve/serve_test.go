@@ -151,6 +151,12 @@ type running struct {
 
 func (w *world) start(t *testing.T, set Settings) *running {
 	t.Helper()
+	return w.startWith(t, set, nil)
+}
+
+// startWith is start with edit applied to the Server before it runs.
+func (w *world) startWith(t *testing.T, set Settings, edit func(*Server)) *running {
+	t.Helper()
 	inf, err := kafkaio.NewWriter(w.kopts, schemas.TopicInferences)
 	if err != nil {
 		t.Fatal(err)
@@ -168,6 +174,9 @@ func (w *world) start(t *testing.T, set Settings) *running {
 		Registerer: reg, ShutdownTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(s)
 	}
 	if err := s.Load(context.Background(), ""); err != nil {
 		t.Fatal(err)
