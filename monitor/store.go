@@ -125,7 +125,7 @@ func (s *Store) FirstInference(ctx context.Context, model string) (time.Time, er
 // span: the version the window served.
 func (s *Store) ServedVersion(ctx context.Context, model string, span window.Span) (string, error) {
 	var version string
-	if err := s.conn.QueryRow(ctx, fmt.Sprintf("SELECT argMax(model_version, timestamp) FROM inferences WHERE model_id = %s AND timestamp >= %s AND timestamp < %s",
+	if err := s.conn.QueryRow(ctx, fmt.Sprintf("SELECT argMax(model_version, timestamp) FROM inferences WHERE model_id = %s AND NOT shadow AND timestamp >= %s AND timestamp < %s",
 		chsql.String(model), chsql.Time(span.Start), chsql.Time(span.End))).Scan(&version); err != nil {
 		return "", fmt.Errorf("read the model version of %s in %s: %w", model, span, err)
 	}
@@ -280,7 +280,7 @@ func (s *Store) BusinessSeries(ctx context.Context, model, metric string, span w
 // value for a regressor) per bucket of span: n buckets of length bucket
 // from span.Start, NaN where a bucket has no prediction.
 func (s *Store) MeanPrediction(ctx context.Context, model string, span window.Span, bucket time.Duration, n int) ([]float64, error) {
-	q := fmt.Sprintf("SELECT toDateTime64(toStartOfInterval(timestamp, INTERVAL %d SECOND), 3, 'UTC') AS b, avg(coalesce(prediction_score, prediction_value)) FROM inferences WHERE model_id = %s AND timestamp >= %s AND timestamp < %s AND coalesce(prediction_score, prediction_value) IS NOT NULL GROUP BY b ORDER BY b",
+	q := fmt.Sprintf("SELECT toDateTime64(toStartOfInterval(timestamp, INTERVAL %d SECOND), 3, 'UTC') AS b, avg(coalesce(prediction_score, prediction_value)) FROM inferences WHERE model_id = %s AND NOT shadow AND timestamp >= %s AND timestamp < %s AND coalesce(prediction_score, prediction_value) IS NOT NULL GROUP BY b ORDER BY b",
 		int(bucket/time.Second), chsql.String(model), chsql.Time(span.Start), chsql.Time(span.End))
 	series, err := s.bucketSeries(ctx, q, span.Start, bucket, n)
 	if err != nil {

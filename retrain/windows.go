@@ -122,7 +122,7 @@ func eta(have, need int64, rate float64, span time.Duration, now time.Time) stri
 func (s store) labelRate(ctx context.Context, model string, now time.Time) (float64, time.Duration, error) {
 	var n uint64
 	var first time.Time
-	q := fmt.Sprintf("SELECT count(), min(timestamp) FROM inferences_labeled WHERE model_id = %s AND timestamp >= %s AND timestamp <= %s",
+	q := fmt.Sprintf("SELECT count(), min(timestamp) FROM inferences_labeled WHERE model_id = %s AND NOT shadow AND timestamp >= %s AND timestamp <= %s",
 		chsql.String(model), chsql.Time(now.Add(-time.Hour)), chsql.Time(now))
 	if err := s.conn.QueryRow(ctx, q).Scan(&n, &first); err != nil {
 		return 0, 0, fmt.Errorf("label rate of %s: %w", model, err)
@@ -157,7 +157,7 @@ WHERE model_id = %s AND timestamp >= %s AND label_timestamp <= %s
 // labelledRows counts model's labelled inferences in [from, to).
 func (s store) labelledRows(ctx context.Context, model string, from, to time.Time) (int64, error) {
 	var n uint64
-	q := fmt.Sprintf("SELECT count() FROM inferences_labeled WHERE model_id = %s AND timestamp >= %s AND timestamp < %s",
+	q := fmt.Sprintf("SELECT count() FROM inferences_labeled WHERE model_id = %s AND NOT shadow AND timestamp >= %s AND timestamp < %s",
 		chsql.String(model), chsql.Time(from), chsql.Time(to))
 	if err := s.conn.QueryRow(ctx, q).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count labelled rows of %s: %w", model, err)
@@ -169,7 +169,7 @@ func (s store) labelledRows(ctx context.Context, model string, from, to time.Tim
 // model before to: the start of an evaluation window of k rows.
 func (s store) nthNewest(ctx context.Context, model string, to time.Time, k int64) (time.Time, error) {
 	var ts time.Time
-	q := fmt.Sprintf("SELECT timestamp FROM inferences_labeled WHERE model_id = %s AND timestamp < %s ORDER BY timestamp DESC, event_id DESC LIMIT 1 OFFSET %d",
+	q := fmt.Sprintf("SELECT timestamp FROM inferences_labeled WHERE model_id = %s AND NOT shadow AND timestamp < %s ORDER BY timestamp DESC, event_id DESC LIMIT 1 OFFSET %d",
 		chsql.String(model), chsql.Time(to), k-1)
 	if err := s.conn.QueryRow(ctx, q).Scan(&ts); err != nil {
 		return time.Time{}, fmt.Errorf("start of the evaluation window of %s: %w", model, err)

@@ -261,7 +261,9 @@ func lit(x float64) string { return "toFloat64(" + strconv.FormatFloat(x, 'g', -
 
 // inWindow is the filter on inferences FINAL for the model and window.
 func (q *querier) inWindow() string {
-	s := fmt.Sprintf("model_id = %s AND timestamp >= %s AND timestamp < %s", chsql.String(q.model), chsql.Time(q.w.Start), chsql.Time(q.w.End))
+	// NOT shadow: shadow predictions are a challenger's answers to the
+	// same requests (docs/serve.md, "Shadow scoring"), not the model's.
+	s := fmt.Sprintf("model_id = %s AND NOT shadow AND timestamp >= %s AND timestamp < %s", chsql.String(q.model), chsql.Time(q.w.Start), chsql.Time(q.w.End))
 	if q.opts.Version != "" {
 		s += " AND model_version = " + chsql.String(q.opts.Version)
 	}

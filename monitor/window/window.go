@@ -263,19 +263,22 @@ func (q *querier) inCur() string {
 }
 
 // base is the FROM clause of the two windows' rows (of the current
-// window's alone with curOnly).
+// window's alone with curOnly). Every read of inferences here keeps NOT
+// shadow: a shadow row is a challenger's answer to a request the model
+// already answered (docs/serve.md, "Shadow scoring"), and would count the
+// request's features twice.
 func (q *querier) base() string {
 	if q.curOnly {
-		return fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND %s", chsql.String(q.model), q.inCur())
+		return fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND NOT shadow AND %s", chsql.String(q.model), q.inCur())
 	}
-	return fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND (%s OR %s)", chsql.String(q.model), q.inRef(), q.inCur())
+	return fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND NOT shadow AND (%s OR %s)", chsql.String(q.model), q.inRef(), q.inCur())
 }
 
 // rows counts both windows' rows and returns the newest ingested_at of the
 // reference's, which with its count tells whether a cached Reference
 // still holds.
 func (q *querier) rows(ctx context.Context, s *Snapshot) (time.Time, error) {
-	sql := fmt.Sprintf("SELECT countIf(%[1]s), countIf(%[2]s), maxIf(ingested_at, %[1]s) FROM inferences FINAL WHERE model_id = %[3]s AND (%[1]s OR %[2]s)",
+	sql := fmt.Sprintf("SELECT countIf(%[1]s), countIf(%[2]s), maxIf(ingested_at, %[1]s) FROM inferences FINAL WHERE model_id = %[3]s AND NOT shadow AND (%[1]s OR %[2]s)",
 		q.inRef(), q.inCur(), chsql.String(q.model))
 	var (
 		r, c   uint64
@@ -317,7 +320,7 @@ func (q *querier) numericEdges(ctx context.Context) ([]Numeric, error) {
 	for i := range qs {
 		qs[i] = strconv.FormatFloat(float64(i+1)/float64(q.opts.Bins), 'g', -1, 64)
 	}
-	ref := fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND %s", chsql.String(q.model), q.inRef())
+	ref := fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND NOT shadow AND %s", chsql.String(q.model), q.inRef())
 	pairs := fmt.Sprintf("(SELECT k, v FROM (SELECT features_numeric %[1]s) "+
 		"ARRAY JOIN mapKeys(features_numeric) AS k, mapValues(features_numeric) AS v "+
 		"UNION ALL SELECT %[2]s AS k, assumeNotNull(prediction_score) AS v %[1]s AND prediction_score IS NOT NULL)", ref, chsql.String(ScoreFeature))
@@ -394,7 +397,7 @@ func (q *querier) edgesQuery(ctx context.Context, sql string) ([]Numeric, error)
 // currentCounts returns the current window's rows per numeric feature (and
 // the score, as ScoreFeature).
 func (q *querier) currentCounts(ctx context.Context) (map[string]int64, error) {
-	cur := fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND %s", chsql.String(q.model), q.inCur())
+	cur := fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND NOT shadow AND %s", chsql.String(q.model), q.inCur())
 	sql := fmt.Sprintf("SELECT k, count() FROM (SELECT features_numeric.keys AS ks %[1]s) ARRAY JOIN ks AS k GROUP BY k "+
 		"UNION ALL SELECT %[2]s, count() %[1]s AND prediction_score IS NOT NULL", cur, chsql.String(ScoreFeature))
 	return q.countsBy(ctx, sql, "current counts")

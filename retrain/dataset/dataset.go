@@ -169,7 +169,7 @@ type Field struct {
 func (s Spec) Query() string {
 	return fmt.Sprintf(`SELECT event_id, timestamp, features_numeric, features_categorical, prediction_score, prediction_value, actual_label, actual_value
 FROM inferences_labeled
-WHERE model_id = %s AND timestamp >= %s AND timestamp < %s
+WHERE model_id = %s AND NOT shadow AND timestamp >= %s AND timestamp < %s
 ORDER BY timestamp, event_id`, chsql.String(s.ModelID), chsql.Time(s.From), chsql.Time(s.To))
 }
 
@@ -184,7 +184,7 @@ func Build(ctx context.Context, conn driver.Conn, s Spec, dir string) (*Manifest
 		return nil, fmt.Errorf("create dataset directory: %w", err)
 	}
 	var nTrain uint64
-	countQ := fmt.Sprintf("SELECT count() FROM inferences_labeled WHERE model_id = %s AND timestamp >= %s AND timestamp < %s",
+	countQ := fmt.Sprintf("SELECT count() FROM inferences_labeled WHERE model_id = %s AND NOT shadow AND timestamp >= %s AND timestamp < %s",
 		chsql.String(s.ModelID), chsql.Time(s.From), chsql.Time(s.EvalFrom))
 	if err := conn.QueryRow(ctx, countQ).Scan(&nTrain); err != nil {
 		return nil, fmt.Errorf("count training rows of %s: %w", s.ModelID, err)
