@@ -25,6 +25,7 @@ const (
 	RoutePredict  = "POST /v1/models/{model}/predict"
 	RouteOutcomes = "POST /v1/models/{model}/outcomes"
 	RouteModels   = "GET /v1/models"
+	RouteShadow   = "GET /v1/models/{model}/shadow"
 )
 
 // Routes lists the API's routes, for the service to mount.
@@ -33,6 +34,7 @@ func (s *Server) Routes() map[string]http.Handler {
 		RoutePredict:  http.HandlerFunc(s.predict),
 		RouteOutcomes: http.HandlerFunc(s.outcome),
 		RouteModels:   http.HandlerFunc(s.list),
+		RouteShadow:   http.HandlerFunc(s.compare),
 	}
 }
 
@@ -411,6 +413,8 @@ type ModelInfo struct {
 	PositiveClass string   `json:"positive_class,omitempty"`
 	Numeric       []string `json:"numeric_features"`
 	Categorical   []string `json:"categorical_features"`
+	// ShadowVersion is the challenger shadow-scored alongside, if any.
+	ShadowVersion string `json:"shadow_version,omitempty"`
 }
 
 func (s *Server) list(w http.ResponseWriter, _ *http.Request) {
@@ -420,6 +424,9 @@ func (s *Server) list(w http.ResponseWriter, _ *http.Request) {
 	for _, sv := range *s.models.Load() {
 		mi := ModelInfo{ModelID: sv.id, Version: sv.version, Task: string(sv.m.Target.Task), PositiveClass: sv.m.Target.PositiveClass,
 			Numeric: []string{}, Categorical: []string{}}
+		if sv.challenger != nil {
+			mi.ShadowVersion = sv.challenger.version
+		}
 		for _, f := range sv.m.Preprocessor.Numeric {
 			mi.Numeric = append(mi.Numeric, f.Name)
 		}

@@ -43,7 +43,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Errorf("openapi.yaml documents %v, the server mounts %v", documented, served)
 	}
 	for name, typ := range map[string]reflect.Type{"Prediction": reflect.TypeOf(Prediction{}), "PredictResponse": reflect.TypeOf(PredictResponse{}),
-		"ModelInfo": reflect.TypeOf(ModelInfo{})} {
+		"ModelInfo": reflect.TypeOf(ModelInfo{}), "ShadowComparison": reflect.TypeOf(ShadowComparison{}), "VersionMetrics": reflect.TypeOf(VersionMetrics{})} {
 		var fields, props []string
 		for f := range typ.Fields() {
 			tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")

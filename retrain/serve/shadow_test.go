@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -201,4 +204,101 @@ func TestShadowFailureDoesNotFailRequests(t *testing.T) {
 	if got := testutil.ToFloat64(r.s.m.shadow.WithLabelValues("churn", shadowLogged)); got != 0 {
 		t.Errorf("shadow logged = %v while the challenger hangs", got)
 	}
+}
+
+// TestShadowComparison: GET /v1/models/{model}/shadow compares champion
+// and shadow predictions on the requests labelled on both sides only; the
+// figures are worked out by hand below.
+func TestShadowComparison(t *testing.T) {
+	w := openWorld(t)
+	w.register(t, "churn", "v1", "", 0.1, false)
+	r := w.start(t, DefaultSettings())
+	ctx := context.Background()
+	at := time.Now().UTC().Add(-time.Hour)
+	type inf struct {
+		id, version, pred, label string
+		score                    float64
+		shadow                   bool
+	}
+	rows := []inf{
+		{"c1", "v1", "p1", "1", 0.8, false}, {"s1", "v2", "p1", "1", 0.6, true},
+		{"c2", "v1", "p2", "0", 0.3, false}, {"s2", "v2", "p2", "1", 0.7, true},
+		{"c3", "v1", "p3", "1", 0.9, false}, {"s3", "v2", "p3", "1", 0.9, true},
+		{"c4", "v1", "p4", "0", 0.1, false},                                     // no shadow prediction: not compared
+		{"c5", "v1", "p5", "0", 0.2, false}, {"s5", "v2", "p5", "0", 0.2, true}, // no label: not compared
+		{"x1", "v1", "p6", "1", 0.9, false}, {"y1", "v2", "p6", "1", 0.9, true}, // outside the window
+	}
+	b, err := w.conn.PrepareBatch(ctx, "INSERT INTO inferences (event_id, model_id, model_version, prediction_id, timestamp, prediction_label, prediction_score, shadow, ingested_at)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range rows {
+		ts := at
+		if x.pred == "p6" {
+			ts = at.Add(-48 * time.Hour)
+		}
+		if err := b.Append(x.id, "churn", x.version, x.pred, ts, x.label, x.score, x.shadow, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		t.Fatal(err)
+	}
+	ob, err := w.conn.PrepareBatch(ctx, "INSERT INTO outcomes (event_id, model_id, prediction_id, timestamp, actual_label, ingested_at)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, label := range map[string]string{"p1": "1", "p2": "0", "p3": "1", "p4": "0", "p6": "1"} {
+		if err := ob.Append("o-"+p, "churn", p, at.Add(time.Minute), label, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ob.Send(); err != nil {
+		t.Fatal(err)
+	}
+
+	resp, err := http.Get(r.http.URL + "/v1/models/churn/shadow?since=24h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got ShadowComparison
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET shadow: %d %v", resp.StatusCode, err)
+	}
+	// p1..p3 are paired. Champion: 3 of 3 labels right; Brier
+	// (0.2² + 0.3² + 0.1²)/3 = 0.14/3. Shadow: 2 of 3 (p2 wrong); Brier
+	// (0.4² + 0.7² + 0.1²)/3 = 0.66/3.
+	want := []struct {
+		version         string
+		shadow          bool
+		accuracy, brier float64
+	}{{"v1", false, 1, 0.14 / 3}, {"v2", true, 2.0 / 3, 0.66 / 3}}
+	if got.Paired != 3 || len(got.Versions) != 2 {
+		t.Fatalf("comparison %+v, want 3 paired requests and 2 versions", got)
+	}
+	for i, wv := range want {
+		v := got.Versions[i]
+		if v.Version != wv.version || v.Shadow != wv.shadow || v.Labelled != 3 || v.Accuracy == nil || v.Brier == nil ||
+			!(math.Abs(*v.Accuracy-wv.accuracy) <= 1e-12) || !(math.Abs(*v.Brier-wv.brier) <= 1e-12) || v.MAE != nil {
+			t.Errorf("version %d: %+v (accuracy %v brier %v), want %+v", i, v, deref(v.Accuracy), deref(v.Brier), wv)
+		}
+	}
+	if code, raw := get(t, r.http.URL+"/v1/models/churn/shadow?since=forever"); code != 400 || !strings.Contains(string(raw), `"field":"since"`) {
+		t.Errorf("bad since: %d %s", code, raw)
+	}
+	if code, _ := get(t, r.http.URL+"/v1/models/nope/shadow"); code != 404 {
+		t.Errorf("unknown model: %d", code)
+	}
+}
+
+func get(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw
 }
