@@ -35,6 +35,22 @@
 // buffer stops accepting (503) and everything accepted is written, within
 // shutdown_timeout.
 //
+// # Shadow scoring
+//
+// For a model in shadow_models, Load also loads the model's challenger:
+// the newest built-in version registered after the champion with status
+// candidate or rejected, checked like a champion and against it (same
+// task and positive class); registered and rejected model events reload
+// it. After a request is answered, the champion's snapshot (with its
+// challenger) and the rows go into a bounded queue (shadowQueue requests)
+// without waiting; one goroutine scores them with the challenger and logs
+// each row as an inference event with the challenger's model_version, the
+// champion's prediction_id and "shadow": true. A full queue drops the
+// rows; a row the challenger refuses, a panic or a non-finite score is
+// counted and rate-limited in the log, never returned. GET
+// /v1/models/{model}/shadow (CompareShadow) compares the two on the
+// requests labelled on both sides.
+//
 // # Metrics
 //
 //   - driftwatch_serve_requests_total{route,code}
@@ -44,4 +60,7 @@
 //   - driftwatch_serve_model_info{model,version}
 //   - driftwatch_serve_log_events_total{topic,outcome} (accepted, dropped, written, failed)
 //   - driftwatch_serve_log_buffer_events
+//   - driftwatch_serve_shadow_predictions_total{model,outcome} (logged, dropped, invalid, failed, unlogged)
+//   - driftwatch_serve_shadow_loads_total{model,outcome} (loaded, rejected, failed)
+//   - driftwatch_serve_shadow_model_info{model,version}
 package serve
