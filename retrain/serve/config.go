@@ -3,6 +3,7 @@ package serve
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/driftwatch/driftwatch/internal/config"
@@ -107,6 +108,11 @@ func (s *Settings) Validate() error {
 	}
 	if s.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max_body_bytes: must be at least 1024, got %d", s.MaxBodyBytes))
+	}
+	for _, m := range s.ShadowModels {
+		if len(s.Models) > 0 && !slices.Contains(s.Models, m) {
+			errs = append(errs, fmt.Errorf("shadow_models: %q is not among the models served (models %v)", m, s.Models))
+		}
 	}
 	if s.ReloadInterval < time.Second {
 		errs = append(errs, fmt.Errorf("reload_interval: must be at least 1s, got %s", s.ReloadInterval))

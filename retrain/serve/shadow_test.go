@@ -302,3 +302,25 @@ func get(t *testing.T, url string) (int, []byte) {
 	raw, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, raw
 }
+
+// TestShadowModelsValidated: a shadowed model must be served.
+func TestShadowModelsValidated(t *testing.T) {
+	for _, c := range []struct {
+		name           string
+		models, shadow []string
+		ok             bool
+	}{
+		{"all served", nil, []string{"churn"}, true},
+		{"among models", []string{"churn", "price"}, []string{"price"}, true},
+		{"not served", []string{"churn"}, []string{"price"}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := DefaultSettings()
+			s.Models, s.ShadowModels = c.models, c.shadow
+			err := s.Validate()
+			if (err == nil) != c.ok || (err != nil && !strings.HasPrefix(err.Error(), "shadow_models: ")) {
+				t.Errorf("Validate() = %v, want ok %v", err, c.ok)
+			}
+		})
+	}
+}
