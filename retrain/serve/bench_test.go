@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/driftwatch/driftwatch/retrain/model"
@@ -22,7 +23,14 @@ func (nopWriter) WriteMessages(context.Context, ...kafka.Message) error { return
 // prediction of a 20-feature logistic regression — decode, validate,
 // predict, encode the inference event, queue it, answer — without HTTP
 // transport or Kafka (go test -bench PredictHandler ./retrain/serve/).
-func BenchmarkPredictHandler(b *testing.B) {
+func BenchmarkPredictHandler(b *testing.B) { benchPredict(b, false) }
+
+// BenchmarkPredictHandlerShadow is BenchmarkPredictHandler with shadow
+// scoring on: the request also queues its row for a challenger, which the
+// shadow goroutine scores and logs (its CPU competes with the requests').
+func BenchmarkPredictHandlerShadow(b *testing.B) { benchPredict(b, true) }
+
+func benchPredict(b *testing.B, shadow bool) {
 	m := &model.Model{Format: model.FormatV1, Kind: model.KindLogistic, Target: model.Target{Task: model.Classification, PositiveClass: "1"},
 		Preprocessor: model.Preprocessor{Categorical: []model.CategoricalFeature{}}}
 	var body strings.Builder
@@ -46,7 +54,11 @@ func BenchmarkPredictHandler(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err := New(Options{Settings: DefaultSettings(), Inferences: nopWriter{}, Outcomes: nopWriter{}, InferencesTopic: "i", OutcomesTopic: "o"})
+	set := DefaultSettings()
+	if shadow {
+		set.ShadowModels = []string{"bench"}
+	}
+	s, err := New(Options{Settings: set, Inferences: nopWriter{}, Outcomes: nopWriter{}, InferencesTopic: "i", OutcomesTopic: "o"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -54,11 +66,17 @@ func BenchmarkPredictHandler(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	if shadow {
+		if sv.challenger, err = s.served("bench", "v2", m, sv); err != nil {
+			b.Fatal(err)
+		}
+	}
 	s.models.Store(&map[string]*served{"bench": sv})
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); s.events.run(ctx, 0) }()
-	defer func() { cancel(); <-done }()
+	done := make(chan struct{}, 2)
+	go func() { defer func() { done <- struct{}{} }(); s.events.run(ctx, 0) }()
+	go func() { defer func() { done <- struct{}{} }(); s.runShadow(ctx) }()
+	defer func() { cancel(); <-done; <-done }()
 	h := s.Handler()
 	raw := []byte(body.String())
 	b.ReportAllocs()
@@ -70,5 +88,9 @@ func BenchmarkPredictHandler(b *testing.B) {
 		if w.Code != 200 {
 			b.Fatalf("%d %s", w.Code, w.Body)
 		}
+	}
+	b.StopTimer()
+	if shadow {
+		b.ReportMetric(testutil.ToFloat64(s.m.shadow.WithLabelValues("bench", shadowDropped))/float64(b.N), "shadow-dropped/op")
 	}
 }
