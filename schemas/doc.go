@@ -48,7 +48,8 @@
 //     names are 1-256 bytes; at most Limits.MaxFeatures entries;
 //   - prediction has at least one of label, score, value, probabilities;
 //     probabilities are within [0, 1]; outcome.actual has a label or value;
-//     latency_ms is not negative; segment values are strings;
+//     latency_ms is not negative; segment values are strings; shadow is a
+//     boolean or null (Inference.Shadow, false when absent);
 //   - duplicate keys are rejected in every object, because JSON readers
 //     disagree on which copy wins (encoding/json and ClickHouse take the
 //     last, others the first): accepting them would let the validated event
