@@ -14,6 +14,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/driftwatch/driftwatch/internal/chclient"
+	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/schemas"
 )
 
@@ -272,8 +273,13 @@ type ResultRow struct {
 	Reference      string    `json:"reference"`
 	ReferenceStart time.Time `json:"reference_start"`
 	ReferenceEnd   time.Time `json:"reference_end"`
-	// Note says why a method was skipped (status skipped), else empty.
+	// Note says why a method was skipped (status skipped) or why a
+	// sustained drift triggers nothing ("below min_importance …"), else
+	// empty.
 	Note string `json:"note,omitempty"`
+	// Importance is the champion's importance share of the feature (input
+	// features, when the champion has importance registered).
+	Importance *float64 `json:"importance,omitempty"`
 }
 
 func (m *Monitor) apiResults(w http.ResponseWriter, r *http.Request) {
@@ -282,8 +288,12 @@ func (m *Monitor) apiResults(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var sql string
+	var imp Importance
 	rows, truncated, ok := apiQuery(m, w, r, 0, func(ctx context.Context, n int) (rows []ResultRow, err error) {
-		rows, sql, err = m.store.LatestResults(ctx, model, n)
+		if rows, sql, err = m.store.LatestResults(ctx, model, n); err != nil {
+			return nil, err
+		}
+		imp, err = m.championImportance(ctx, model)
 		return rows, err
 	})
 	if !ok {
@@ -293,7 +303,12 @@ func (m *Monitor) apiResults(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "no results for model %q", model)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "results": rows, "truncated": truncated, "sql": []string{sql}})
+	for i := range rows {
+		if s, has := imp.Shares[rows[i].Feature]; has && rows[i].Kind == policy.KindDrift {
+			rows[i].Importance = nullable(s)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "results": rows, "importance": weightedRanking(rows, imp), "truncated": truncated, "sql": []string{sql}})
 }
 
 func (m *Monitor) apiHistory(w http.ResponseWriter, r *http.Request) {

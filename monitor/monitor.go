@@ -116,6 +116,8 @@ type Monitor struct {
 	refMissing *prometheus.GaugeVec
 	// estimators caches each model's fitted CBPE reference (see estimate).
 	estimators estimators
+	// importance caches each model's champion importance.
+	importance importanceCache
 }
 
 // New validates opts.
@@ -148,6 +150,7 @@ func New(opts Options) (*Monitor, error) {
 		first:      map[string]time.Time{},
 		pins:       pins{loaded: map[string]time.Time{}},
 		estimators: estimators{byModel: map[string]estimator{}},
+		importance: importanceCache{byModel: map[string]Importance{}},
 		refMissing: f.NewGaugeVec(prometheus.GaugeOpts{Name: "driftwatch_reference_missing",
 			Help: "1 while a model's reference (pinned, set or fixed) holds no rows and has no persisted profile: its drift cannot be measured."}, []string{"model"}),
 		perfDesc: perfDescs(),
@@ -158,9 +161,12 @@ func New(opts Options) (*Monitor, error) {
 
 // Result is one evaluated window.
 type Result struct {
-	Snapshot  *window.Snapshot
-	Verdict   policy.Verdict
-	Decisions []Decision
+	// Importance is the champion's importance the verdict was weighted
+	// with (read only when the policy's min_importance is set).
+	Importance Importance
+	Snapshot   *window.Snapshot
+	Verdict    policy.Verdict
+	Decisions  []Decision
 	// Reference is how the reference was chosen: ReferenceGrowing,
 	// ReferencePinned, ReferencePrevious or ReferenceFixed.
 	Reference string
@@ -322,10 +328,18 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		return Result{}, err
 	}
 	v := policy.Evaluate(snap, pol, hist)
+	var imp Importance
+	if pol.MinImportance > 0 {
+		if imp, err = m.championImportance(ctx, model); err != nil {
+			m.failed(ctx)
+			return Result{}, err
+		}
+		policy.ApplyImportance(&v, imp.Shares, pol.MinImportance)
+	}
 	now := m.opts.Now()
 	// The slices first (their rows are not the window's mark of done):
 	// the triggers' evidence names their root causes.
-	segs, err := m.evaluateSegments(ctx, model, snap, kind, pol, ends, now)
+	segs, err := m.evaluateSegments(ctx, model, snap, kind, pol, imp, ends, now)
 	if err != nil {
 		m.failed(ctx)
 		return Result{}, err
@@ -335,7 +349,7 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		m.failed(ctx)
 		return Result{}, err
 	}
-	res := Result{Snapshot: snap, Verdict: v, Reference: kind, Segments: segs, RootCauses: rcs}
+	res := Result{Snapshot: snap, Verdict: v, Reference: kind, Segments: segs, RootCauses: rcs, Importance: imp}
 	// The triggers before the results: a window's rows in drift_results
 	// say that it was evaluated to the end, so that an instance taking the
 	// model over (or this one restarted) goes on after it. A window cut
@@ -405,7 +419,7 @@ func (m *Monitor) segmentOptions(model string, pol policy.Config) *window.Segmen
 // least min_samples rows in both), with Benjamini–Hochberg across
 // features × slices and each slice's own hysteresis, and writes their
 // results to drift_results under their segment.
-func (m *Monitor) evaluateSegments(ctx context.Context, model string, snap *window.Snapshot, kind string, pol policy.Config, ends []time.Time, now time.Time) ([]SegmentResult, error) {
+func (m *Monitor) evaluateSegments(ctx context.Context, model string, snap *window.Snapshot, kind string, pol policy.Config, imp Importance, ends []time.Time, now time.Time) ([]SegmentResult, error) {
 	so := m.segmentOptions(model, pol)
 	if so == nil {
 		return nil, nil
@@ -426,6 +440,7 @@ func (m *Monitor) evaluateSegments(ctx context.Context, model string, snap *wind
 	vs := policy.EvaluateSegments(snaps, pol, hs)
 	out := make([]SegmentResult, len(slices))
 	for i, s := range slices {
+		policy.ApplyImportance(&vs[i], imp.Shares, pol.MinImportance)
 		if err := m.store.WriteResults(ctx, s.Snapshot, s.Name, kind, vs[i].Rows, verdictRows(vs[i]), now); err != nil {
 			return nil, err
 		}

@@ -56,6 +56,18 @@ func verdictFeatures(v policy.Verdict) []featureVerdict {
 	for _, f := range v.Sustained {
 		sustained[f] = true
 	}
+	// Sustained, but kept from triggering by min_importance: the verdict
+	// row says sustained, with the methods' note.
+	unimportant := map[string]string{}
+	for _, f := range v.Unimportant {
+		sustained[f] = true
+		unimportant[f] = policy.NoteBelowMinImportance
+	}
+	for _, r := range v.Rows {
+		if _, ok := unimportant[r.Feature]; ok && r.Note != "" {
+			unimportant[r.Feature] = r.Note
+		}
+	}
 	insufficient := map[string]bool{}
 	for _, f := range v.Insufficient {
 		insufficient[f] = true
@@ -79,6 +91,7 @@ func verdictFeatures(v policy.Verdict) []featureVerdict {
 			fv.status = policy.StatusInsufficient
 		case fv.drifted:
 			fv.status = policy.StatusDrifted
+			fv.note = unimportant[r.Feature]
 		}
 		out = append(out, fv)
 	}

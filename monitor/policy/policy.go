@@ -100,6 +100,10 @@ type Config struct {
 	DeadLetterShare      float64 `yaml:"dead_letter_share"`
 	VolumeRatioMin       float64 `yaml:"volume_ratio_min"`
 	VolumeRatioMax       float64 `yaml:"volume_ratio_max"`
+	// MinImportance keeps the drift of an input feature whose share of
+	// the champion's feature importance is below it from triggering a
+	// retrain (see ApplyImportance); 0 is off.
+	MinImportance float64 `yaml:"min_importance"`
 }
 
 // DefaultThresholds are the per-method defaults.
@@ -187,6 +191,9 @@ func (c Config) Validate(prefix string) error {
 	if !(c.DeadLetterShare >= 0 && c.DeadLetterShare < 1) {
 		bad("dead_letter_share: must be in [0, 1), got %g", c.DeadLetterShare)
 	}
+	if !(c.MinImportance >= 0 && c.MinImportance <= 1) {
+		bad("min_importance: must be in [0, 1] (a share of the importance), got %g", c.MinImportance)
+	}
 	if c.VolumeRatioMin < 0 || c.VolumeRatioMax <= c.VolumeRatioMin {
 		bad("volume_ratio_min/max: need 0 <= min < max, got %g and %g", c.VolumeRatioMin, c.VolumeRatioMax)
 	}
@@ -245,6 +252,53 @@ type Verdict struct {
 	Skipped []string
 	// QualityIssues lists "feature/check" pairs beyond their thresholds.
 	QualityIssues []string
+	// Unimportant lists the features taken out of Sustained by
+	// ApplyImportance: sustained drift in features whose importance is
+	// below min_importance, recorded but triggering nothing; sorted.
+	Unimportant []string
+}
+
+// NoteBelowMinImportance starts the note of a feature's rows whose
+// sustained drift ApplyImportance kept from triggering.
+const NoteBelowMinImportance = "below min_importance"
+
+// ApplyImportance takes out of v.Sustained (into v.Unimportant) the input
+// features (kind drift) whose share of the champion's importance is below
+// min, and notes why on their rows. A feature missing from importance is
+// left alone (nothing is known of it), and so is everything when
+// importance is empty (no importance registered) or min is 0. The rows
+// keep their drifted and sustained flags: the drift is real and shown; it
+// is only not a reason to retrain.
+func ApplyImportance(v *Verdict, importance map[string]float64, min float64) {
+	if !(min > 0) || len(importance) == 0 {
+		return
+	}
+	below := map[string]string{}
+	for _, r := range v.Rows {
+		if r.Kind != KindDrift || !slices.Contains(v.Sustained, r.Feature) {
+			continue
+		}
+		if imp, ok := importance[r.Feature]; ok && imp < min {
+			below[r.Feature] = fmt.Sprintf("%s (importance %.4g < %.4g): recorded, no trigger", NoteBelowMinImportance, imp, min)
+		}
+	}
+	if len(below) == 0 {
+		return
+	}
+	kept := v.Sustained[:0:0]
+	for _, f := range v.Sustained {
+		if _, ok := below[f]; ok {
+			v.Unimportant = append(v.Unimportant, f)
+		} else {
+			kept = append(kept, f)
+		}
+	}
+	v.Sustained = kept
+	for i := range v.Rows {
+		if note, ok := below[v.Rows[i].Feature]; ok && v.Rows[i].Kind == KindDrift && v.Rows[i].Note == "" {
+			v.Rows[i].Note = note
+		}
+	}
 }
 
 // History says whether each feature was drifted in the windows before this

@@ -206,14 +206,61 @@ func TestValidate(t *testing.T) {
 	c.DecideCategorical = []string{stat.MethodHellinger}
 	c.Thresholds = map[string]float64{stat.MethodPSI: -1}
 	c.MinSamples = 0
+	c.MinImportance = 1.5
 	err := c.Validate("policy")
 	for _, want := range []string{`policy.numeric_methods: "magic" is not a numeric method`, `policy.decide_categorical: "hellinger" is not among categorical_methods`,
-		"policy.thresholds.psi: must be positive, got -1", "policy.min_samples: must be at least 1, got 0"} {
+		"policy.thresholds.psi: must be positive, got -1", "policy.min_samples: must be at least 1, got 0",
+		"policy.min_importance: must be in [0, 1]"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want %q", err, want)
 		}
 	}
 	if err := Default().Validate("policy"); err != nil {
 		t.Errorf("defaults invalid: %v", err)
+	}
+}
+
+// TestApplyImportance: two features shifted by 1 sd, sustained; with
+// min_importance 0.05 the one of importance 0 leaves Sustained for
+// Unimportant and its drift rows say why, still drifted and sustained; the
+// important one stays. Without importance, or with min 0, nothing changes.
+func TestApplyImportance(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	snap := snapshot(2000, numeric(t, "used", normal(rng, 2000, 0), normal(rng, 2000, 1)),
+		numeric(t, "ignored", normal(rng, 2000, 0), normal(rng, 2000, 1)))
+	c := Default()
+	hist := History{"used": {true}, "ignored": {true}}
+	imp := map[string]float64{"used": 1, "ignored": 0}
+	for _, tc := range []struct {
+		name        string
+		imp         map[string]float64
+		min         float64
+		sustained   []string
+		unimportant []string
+	}{
+		{"weighted", imp, 0.05, []string{"used"}, []string{"ignored"}},
+		{"off", imp, 0, []string{"ignored", "used"}, nil},
+		{"no importance registered", nil, 0.05, []string{"ignored", "used"}, nil},
+		{"feature unknown to the importance", map[string]float64{"used": 1}, 0.05, []string{"ignored", "used"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := Evaluate(snap, c, hist)
+			if !slices.Equal(v.Sustained, []string{"ignored", "used"}) {
+				t.Fatalf("sustained before %v, want both", v.Sustained)
+			}
+			ApplyImportance(&v, tc.imp, tc.min)
+			if !slices.Equal(v.Sustained, tc.sustained) || !slices.Equal(v.Unimportant, tc.unimportant) {
+				t.Errorf("sustained %v unimportant %v, want %v and %v", v.Sustained, v.Unimportant, tc.sustained, tc.unimportant)
+			}
+			for _, r := range v.Rows {
+				noted := strings.HasPrefix(r.Note, NoteBelowMinImportance)
+				if want := slices.Contains(tc.unimportant, r.Feature) && r.Kind == KindDrift; noted != want {
+					t.Errorf("%s/%s note %q, want below min_importance: %v", r.Feature, r.Method, r.Note, want)
+				}
+				if r.Feature == "ignored" && r.Method == stat.MethodPSI && !(r.Drifted && r.Sustained) {
+					t.Errorf("ignored/psi drifted %v sustained %v, want both kept", r.Drifted, r.Sustained)
+				}
+			}
+		})
 	}
 }
