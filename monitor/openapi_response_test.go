@@ -195,7 +195,7 @@ func TestOpenAPIResponses(t *testing.T) {
 			('r1', 'm1', 'v2', 'v1', 'succeeded', 'promote', 'roc_auc +0.04', map('roc_auc', 0.84), map('roc_auc', 0.80), 0.01, 0.07, ` + ws + `, ` + we + `, ` + we + `)`,
 		`INSERT INTO models (model_id, version, status, metrics, feature_importance, coefficient_importance, created_at, updated_at) VALUES
 			('m1', 'v1', 'retired', map('roc_auc', 0.80), map(), map(), ` + rs + `, ` + we + `),
-			('m1', 'v2', 'champion', map('roc_auc', 0.84), map('x', 0.9, 'city', 0.1), map('x', 0.8, 'city', 0.2), ` + we + `, ` + we + `)`,
+			('m1', 'v2', 'champion', map('roc_auc', 0.84), map('x', 0.5, 'f1', 0.4, 'city', 0.1), map('x', 0.8, 'city', 0.2), ` + we + `, ` + we + `)`,
 		`INSERT INTO business_correlations (model_id, model_metric, business_metric, lag, method, value, p_value, samples, bucket_seconds, window_start, window_end, computed_at) VALUES
 			('m1', 'roc_auc', 'revenue', 2, 'pearson', 0.9, 0.001, 48, 3600, ` + rs + `, ` + we + `, ` + we + `)`,
 	} {
