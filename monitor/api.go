@@ -34,6 +34,7 @@ import (
 //	GET  /api/v1/models/{model}/training-runs?limit=100   runs, champion against challenger
 //	GET  /api/v1/models/{model}/versions                  registered versions, the champion
 //	GET  /api/v1/models/{model}/root-cause?feature=f3     slices ranked by contribution to the newest drift
+//	GET  /api/v1/models/{model}/segments?limit=100        per-slice drift flags of the newest window with slices
 //
 // Every query of the API runs with the request's context, so a client that
 // goes away cancels it, within api_query_timeout (the context's deadline
@@ -70,6 +71,7 @@ func (m *Monitor) routes() []route {
 		{"GET", "/api/v1/models/{model}/training-runs", m.apiTrainingRuns},
 		{"GET", "/api/v1/models/{model}/versions", m.apiVersions},
 		{"GET", "/api/v1/models/{model}/root-cause", m.apiRootCause},
+		{"GET", "/api/v1/models/{model}/segments", m.apiSegments},
 	}
 }
 
@@ -155,6 +157,27 @@ func (m *Monitor) apiRootCause(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "root_causes": out, "truncated": truncated, "sql": []string{sql}})
+}
+
+func (m *Monitor) apiSegments(w http.ResponseWriter, r *http.Request) {
+	model := r.PathValue("model")
+	if !validModel(w, model) {
+		return
+	}
+	limit, err := limitParam(r)
+	if err != nil {
+		fail(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	var sql string
+	out, truncated, ok := apiQuery(m, w, r, limit, func(ctx context.Context, n int) (rows []SegmentFlag, err error) {
+		rows, sql, err = m.store.SegmentFlags(ctx, model, n)
+		return rows, err
+	})
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"model_id": model, "segments": out, "truncated": truncated, "sql": []string{sql}})
 }
 
 type apiError struct {

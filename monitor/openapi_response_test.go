@@ -179,6 +179,8 @@ func TestOpenAPIResponses(t *testing.T) {
 			('m1', 'v1', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, 'pinned', '__all', 'data_quality', 'volume_ratio', 1.1, NULL, NULL, 2, false, false, 'ok', '', 500),
 			('m1', 'v1', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, 'pinned', 'f1', 'data_quality', 'missing_share', 0.3, NULL, NULL, 0.05, true, false, 'drifted', '', 500),
 			('m1', 'v1', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, 'pinned', '__all', 'data_quality', 'verdict', 1, NULL, NULL, 0, true, true, 'drifted', '', 500)`,
+		`INSERT INTO drift_results (model_id, model_version, window_start, window_end, reference_start, reference_end, reference_kind, feature, segment, kind, method, value, p_value, p_value_adjusted, threshold, drifted, sustained, status, note, samples) VALUES
+			('m1', 'v1', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, 'pinned', 'f1', 'region=eu', 'drift', 'verdict', 1, NULL, NULL, 1, true, true, 'drifted', '', 200)`,
 		`INSERT INTO retrain_triggers (trigger_id, dedup_key, model_id, model_version, reason, policy, window_start, window_end, reference_start, reference_end, evidence, created_at) VALUES
 			('t1', 'm1/feature_drift/x', 'm1', 'v1', 'feature_drift', 'default', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, '[{"check":"drift","feature":"f1","method":"ks","value":0.4,"threshold":0.05,"p_value":0.001,"samples":500}]', ` + we + `)`,
 		`INSERT INTO root_causes (model_id, window_start, window_end, feature, segment_key, segment, rank, kind, mix, within, total, reference_share, current_share, population_psi, computed_at) VALUES

@@ -156,3 +156,30 @@ ORDER BY feature, segment_key, rank LIMIT %[3]d`, chsql.String(model), cond, lim
 		return rows.Scan(&r.WindowStart, &r.WindowEnd, &r.Feature, &r.SegmentKey, &r.Segment, &r.Rank, &r.Kind, &r.Mix, &r.Within, &r.Total, &r.ReferenceShare, &r.CurrentShare, &r.PopulationPSI)
 	})
 }
+
+// SegmentFlag is one slice's verdict on one feature in a window: the
+// per-slice drift flags (drift_results rows with a segment, method
+// verdict).
+type SegmentFlag struct {
+	WindowEnd time.Time `json:"window_end"`
+	Segment   string    `json:"segment"`
+	Feature   string    `json:"feature"`
+	Kind      string    `json:"kind"`
+	Drifted   bool      `json:"drifted"`
+	Sustained bool      `json:"sustained"`
+	Status    string    `json:"status"`
+	Samples   uint64    `json:"samples"`
+	Note      string    `json:"note,omitempty"`
+}
+
+// SegmentFlags returns the slices' verdict rows of a model's newest window
+// with slices, drifted first, then by slice and feature.
+func (s *Store) SegmentFlags(ctx context.Context, model string, limit int) ([]SegmentFlag, string, error) {
+	q := fmt.Sprintf(`SELECT window_end, segment, feature, kind, drifted, sustained, status, samples, note
+FROM drift_results FINAL
+WHERE model_id = %[1]s AND segment != '' AND method = %[2]s AND window_end = (SELECT max(window_end) FROM drift_results WHERE model_id = %[1]s AND segment != '')
+ORDER BY drifted DESC, segment, feature LIMIT %[3]d`, chsql.String(model), chsql.String(MethodVerdict), limit)
+	return scanSQL(ctx, s.conn, "drift_results", q, func(rows driver.Rows, r *SegmentFlag) error {
+		return rows.Scan(&r.WindowEnd, &r.Segment, &r.Feature, &r.Kind, &r.Drifted, &r.Sustained, &r.Status, &r.Samples, &r.Note)
+	})
+}
