@@ -141,6 +141,51 @@ type resultRow struct {
 	ReferenceStart time.Time `json:"reference_start"`
 	ReferenceEnd   time.Time `json:"reference_end"`
 	Note           string    `json:"note"`
+	Importance     *float64  `json:"importance"`
+}
+
+// importanceView is the results' importance block: the input features
+// ranked by drift weighted by the champion's importance.
+type importanceView struct {
+	ChampionVersion string `json:"champion_version"`
+	Weighting       bool   `json:"weighting"`
+	Note            string `json:"note"`
+	Ranking         []struct {
+		Feature            string   `json:"feature"`
+		Drift              *float64 `json:"drift"`
+		Importance         *float64 `json:"importance"`
+		WeightedScore      *float64 `json:"weighted_score"`
+		Rank               int      `json:"rank"`
+		Drifted            bool     `json:"drifted"`
+		BelowMinImportance bool     `json:"below_min_importance"`
+	} `json:"ranking"`
+}
+
+type rootCauseRow struct {
+	WindowEnd      time.Time `json:"window_end"`
+	Feature        string    `json:"feature"`
+	SegmentKey     string    `json:"segment_key"`
+	Segment        string    `json:"segment"`
+	Rank           int       `json:"rank"`
+	Kind           string    `json:"kind"`
+	Mix            float64   `json:"mix"`
+	Within         float64   `json:"within"`
+	Total          float64   `json:"total"`
+	ReferenceShare float64   `json:"reference_share"`
+	CurrentShare   float64   `json:"current_share"`
+	PopulationPSI  float64   `json:"population_psi"`
+}
+
+type segmentFlag struct {
+	WindowEnd time.Time `json:"window_end"`
+	Segment   string    `json:"segment"`
+	Feature   string    `json:"feature"`
+	Kind      string    `json:"kind"`
+	Drifted   bool      `json:"drifted"`
+	Sustained bool      `json:"sustained"`
+	Status    string    `json:"status"`
+	Samples   uint64    `json:"samples"`
+	Note      string    `json:"note"`
 }
 
 type performanceRow struct {

@@ -100,7 +100,10 @@ func browser(t *testing.T) (context.Context, *problems) {
 // by two standard deviations and new categories in c0 for the last hour)
 // → Kafka → ingest → ClickHouse → monitor — and loads every console page
 // in headless Chromium: no console error, no failed request; the heatmap
-// marks f3's cells drifted in the latest window and not f0's; following
+// marks f3's cells drifted in the latest window and not f0's; the
+// importance ranking (of a seeded champion) puts f3 first and marks c0
+// below min_importance; the Slices panel (segments.keys region) shows f3's
+// root causes and its flag in every region; following
 // the overview's model link, then f3's heatmap cell, lands on f3's
 // feature view; the report opens too. Screenshots go to
 // .data/screenshots/.
@@ -141,8 +144,15 @@ func TestConsoleInBrowser(t *testing.T) {
 		return n >= 11000, fmt.Sprintf("%d rows", n)
 	})
 
+	// model-0's champion, as the trainer registers it: f3 its most
+	// important feature, c0 one it ignores (so its drift, below
+	// min_importance, is shown and triggers nothing).
+	if err := conn.Exec(context.Background(), "INSERT INTO models (model_id, version, status, metrics, feature_importance, created_at, updated_at) VALUES "+
+		"('model-0', 'v1', 'champion', map(), map('f0', 0.1, 'f1', 0.1, 'f2', 0.1, 'f3', 0.5, 'f4', 0.1, 'f5', 0.1, 'c0', 0, 'c1', 0), now64(3), now64(3))"); err != nil {
+		t.Fatal(err)
+	}
 	cfg := filepath.Join(t.TempDir(), "monitor.yml")
-	if err := os.WriteFile(cfg, []byte("policy:\n  consecutive: 1\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte("policy:\n  consecutive: 1\n  min_importance: 0.05\nsegments:\n  keys: [region]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	mon := teststack.Start(t, "monitor", bins["monitor"], append(env, "DRIFTWATCH_HTTP_ADDR="+monitorAddr),
@@ -253,7 +263,41 @@ func TestConsoleInBrowser(t *testing.T) {
 	if n := count(`#feature svg line.threshold`); n != 1 {
 		t.Errorf("score history: %d thresholds, want 1", n)
 	}
-	if n := count(`details.source`); n < 6 {
+	// The importance ranking: f3 first (drifted, importance 0.5); c0,
+	// drifted by its new categories, has importance 0 and is marked below
+	// min_importance.
+	if n := count(`#importance tr.importance-row[data-feature="f3"][data-rank="1"].drifted`); n != 1 {
+		t.Errorf("importance: f3 is not ranked first and drifted")
+	}
+	if n := count(`#importance tr.importance-row[data-feature="c0"] .below-min-importance`); n != 1 {
+		t.Errorf("importance: c0 is not marked below min_importance")
+	}
+	if n := count(`#importance tr.importance-row`); n != 8 {
+		t.Errorf("importance: %d ranked features, want the 8 inputs", n)
+	}
+	// The Slices panel: f3, shifted everywhere, has root causes among the
+	// regions, each within-slice, and is flagged in every region.
+	if n := count(`#slices tr.root-cause[data-feature="f3"]`); n < 1 {
+		t.Errorf("slices: no root cause of f3")
+	}
+	if n := count(`#slices tr.root-cause[data-feature="f3"] td.rc-kind`); n > 0 {
+		kinds, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#slices tr.root-cause[data-feature="f3"] td.rc-kind')].map(e => e.textContent)`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range kinds {
+			if k != "within" {
+				t.Errorf("slices: f3 root cause kinds %v, want within only (the shift is inside every region)", kinds)
+				break
+			}
+		}
+	}
+	for _, region := range []string{"us", "eu", "apac"} {
+		if n := count(fmt.Sprintf(`#slices tr.slice-flag[data-segment="region=%s"][data-feature="f3"]`, region)); n != 1 {
+			t.Errorf("slices: f3 is not flagged in region=%s", region)
+		}
+	}
+	if n := count(`details.source`); n < 9 {
 		t.Errorf("model page: %d API-and-SQL boxes, want one per view", n)
 	}
 	clean("model page")

@@ -189,7 +189,25 @@ type modelView struct {
 	Correlations      template.HTML
 	CorrelationRows   []correlationRow
 	CorrelationSource source
+
+	// Importance ranks the latest window's input features by drift
+	// weighted by the champion's importance.
+	Importance       importanceView
+	ImportanceSource source
+	// RootCauses are the top slices (rank ≤ topSlices) of each drifted
+	// feature and key in the newest window with root causes; SliceFlags
+	// the slices' drifted features in the newest window with slices, and
+	// Slices every slice evaluated in it.
+	RootCauses  []rootCauseRow
+	RootSource  source
+	SliceFlags  []segmentFlag
+	Slices      []string
+	SliceSource source
 }
+
+// topSlices is how many slices of each feature and key the Slices panel
+// lists.
+const topSlices = 3
 
 func (c *Console) modelPage(w http.ResponseWriter, r *http.Request) {
 	model := r.PathValue("model")
@@ -252,7 +270,7 @@ func (c *Console) model(ctx context.Context, model, feature, method string, at t
 	if v.Feature == "" {
 		v.Feature = cmp.Or(first(v.Sustained), first(v.Drifted), v.Features[0])
 	}
-	for _, step := range []func(context.Context, *modelView) error{c.feature, c.distribution, c.quality, c.deadLetters, c.performance, c.correlations} {
+	for _, step := range []func(context.Context, *modelView) error{c.feature, c.distribution, c.quality, c.deadLetters, c.performance, c.correlations, c.importance, c.sliceViews} {
 		if err := step(ctx, v); err != nil {
 			return nil, err
 		}
@@ -452,6 +470,60 @@ func (c *Console) quality(ctx context.Context, v *modelView) error {
 		return err
 	}
 	v.Quality, v.QualitySource = ans.DataQuality, source{API: "GET " + path, SQL: ans.SQL}
+	return nil
+}
+
+// importance reads the latest results' importance block.
+func (c *Console) importance(ctx context.Context, v *modelView) error {
+	path := "/api/v1/models/" + url.PathEscape(v.Model) + "/results"
+	var ans struct {
+		Importance importanceView `json:"importance"`
+		SQL        []string       `json:"sql"`
+	}
+	if err := c.get(ctx, path, &ans); err != nil && !errors.Is(err, errNotFound) {
+		return err
+	}
+	v.Importance, v.ImportanceSource = ans.Importance, source{API: "GET " + path, SQL: ans.SQL}
+	return nil
+}
+
+// sliceViews reads the root causes and the slices' drift flags.
+func (c *Console) sliceViews(ctx context.Context, v *modelView) error {
+	pm := url.PathEscape(v.Model)
+	rpath := "/api/v1/models/" + pm + "/root-cause"
+	var rc struct {
+		RootCauses []rootCauseRow `json:"root_causes"`
+		SQL        []string       `json:"sql"`
+	}
+	if err := c.get(ctx, rpath, &rc); err != nil && !errors.Is(err, errNotFound) {
+		return err
+	}
+	for _, r := range rc.RootCauses {
+		if r.Rank <= topSlices {
+			v.RootCauses = append(v.RootCauses, r)
+		}
+	}
+	v.RootSource = source{API: "GET " + rpath, SQL: rc.SQL}
+	spath := "/api/v1/models/" + pm + "/segments"
+	var sf struct {
+		Segments []segmentFlag `json:"segments"`
+		SQL      []string      `json:"sql"`
+	}
+	if err := c.get(ctx, spath, &sf); err != nil && !errors.Is(err, errNotFound) {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, f := range sf.Segments {
+		if f.Drifted {
+			v.SliceFlags = append(v.SliceFlags, f)
+		}
+		if !seen[f.Segment] {
+			seen[f.Segment] = true
+			v.Slices = append(v.Slices, f.Segment)
+		}
+	}
+	slices.Sort(v.Slices)
+	v.SliceSource = source{API: "GET " + spath, SQL: sf.SQL}
 	return nil
 }
 
