@@ -13,7 +13,7 @@
 // Pages (docs/console.md):
 //
 //	/ui/                                         overview of every model (?sort=&q=)
-//	/ui/models/{model}?feature=F&window_end=T    a model's drift, distributions, quality, performance, correlations
+//	/ui/models/{model}?feature=F&window_end=T    a model's drift, distributions, quality, performance, correlations, importance ranking, slices
 //	/ui/models/{model}/training                  training runs and versions
 //	/ui/triggers?model=M                         retrain triggers with their evidence
 package console
