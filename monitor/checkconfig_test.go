@@ -20,7 +20,8 @@ func TestCheckConfigRoundTrip(t *testing.T) {
 			"performance.metric",    // per model by its task, learnt from its outcomes
 			"instance_id",           // the host name and pid of the process that runs, not of -check-config's
 			"segments.keys",         // none: no slices of segment keys
-			"models.*.policy.thresholds", "models.*.policy.features",
+			"policy.min_importance", // 0: off, importance excludes nothing
+			"models.*.policy.thresholds", "models.*.policy.features", "models.*.policy.min_importance",
 		},
 		[]configtest.Case{
 			{Name: "defaults"},

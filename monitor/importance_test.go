@@ -28,6 +28,8 @@ import (
 // min_importance", the API's importance and ranking) and publishes no
 // trigger; model-1 publishes a feature_drift trigger whose evidence names
 // f1. model-2, without a champion, is not weighted (the API says so).
+// Then v3, using f1, becomes model-0's champion: the cache reads it, and
+// the window evaluated again triggers on f1.
 //
 // Prediction-drift triggers are off: f1 moves the generator's score too,
 // and min_importance is about input features only.
@@ -54,8 +56,8 @@ func TestMinImportanceKeepsUnusedFeatureFromTriggering(t *testing.T) {
 	pol.MinImportance = 0.05
 	s := testSettings(48*time.Hour, pol, nil)
 	s.Triggers.PredictionDrift = false
-	s.Triggers.Cooldown = 0
-	m, err := New(Options{Settings: s, Conn: w.conn, TriggerWriter: tw, Registerer: prometheus.NewRegistry(),
+	reg := prometheus.NewRegistry()
+	m, err := New(Options{Settings: s, Conn: w.conn, TriggerWriter: tw, Registerer: reg,
 		Now: func() time.Time { return w.start.Add(10 * time.Hour) }})
 	if err != nil {
 		t.Fatal(err)
@@ -107,6 +109,11 @@ func TestMinImportanceKeepsUnusedFeatureFromTriggering(t *testing.T) {
 			!slices.ContainsFunc(published[model][0].Evidence, func(e schemas.Evidence) bool { return e.Feature == "f1" }) {
 			t.Errorf("%s: published %+v, want one feature_drift trigger with f1 in its evidence", model, published[model])
 		}
+	}
+
+	// Not paging either: model-0's driftwatch_drift_detected for f1 is 0.
+	if got := detected(t, reg, "model-0", "f1"); got != 0 {
+		t.Errorf("model-0 driftwatch_drift_detected{feature=f1} = %v, want 0", got)
 	}
 
 	// Recorded: model-0's f1 rows of the window ending +3h are drifted and
@@ -172,4 +179,50 @@ func TestMinImportanceKeepsUnusedFeatureFromTriggering(t *testing.T) {
 	if r2.Importance.Weighting || !strings.Contains(r2.Importance.Note, "not weighted") {
 		t.Errorf("model-2 (no champion) importance block %+v, want weighting off and a note saying so", r2.Importance)
 	}
+
+	// A new champion of model-0 (v3) that uses f1: the cache follows it,
+	// and the same window evaluated again now triggers on f1.
+	if err := w.conn.Exec(ctx, "INSERT INTO models (model_id, version, status, metrics, feature_importance, created_at, updated_at) VALUES "+
+		"('model-0', 'v2', 'retired', map(), map('f0', 0.5, 'f1', 0, 'f2', 0.3, 'f3', 0.2), "+tm(-24*time.Hour)+", "+tm(-time.Hour)+"), "+
+		"('model-0', 'v3', 'champion', map(), map('f0', 0.2, 'f1', 0.4, 'f2', 0.2, 'f3', 0.2), "+tm(-time.Hour)+", "+tm(-time.Hour)+")"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Evaluate(ctx, "model-0", w.start.Add(3*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Importance.Version != "v3" || !slices.Contains(res.Verdict.Sustained, "f1") || len(res.Verdict.Unimportant) != 0 {
+		t.Errorf("model-0 with champion v3: weighted by %q, sustained %v, unimportant %v; want v3, f1 sustained", res.Importance.Version, res.Verdict.Sustained, res.Verdict.Unimportant)
+	}
+	if len(res.Decisions) != 1 || res.Decisions[0].Outcome != OutcomePublished || res.Decisions[0].Trigger.Reason != schemas.TriggerFeatureDrift {
+		t.Errorf("model-0 with champion v3: decisions %+v, want one published feature_drift trigger", res.Decisions)
+	}
+	if got := detected(t, reg, "model-0", "f1"); got != 1 {
+		t.Errorf("model-0 with champion v3: driftwatch_drift_detected{feature=f1} = %v, want 1", got)
+	}
+}
+
+// detected is the value of driftwatch_drift_detected{model, feature} in
+// reg (-1 when absent).
+func detected(t *testing.T, reg *prometheus.Registry, model, feature string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "driftwatch_drift_detected" {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range mt.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["model"] == model && labels["feature"] == feature {
+				return mt.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
 }
