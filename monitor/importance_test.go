@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -225,4 +226,50 @@ func detected(t *testing.T, reg *prometheus.Registry, model, feature string) flo
 		}
 	}
 	return -1
+}
+
+// TestWeightedRanking: PSI × importance, computed by hand: a 0.5 × 0.1 =
+// 0.05, b 0.2 × 0.6 = 0.12, c 0.1 × 0.3 = 0.03, d (not in the importance)
+// 0.9 × 0 = 0; so b, a, c, d. Without importance the ranking is by PSI:
+// d, a, b, c. Prediction and data-quality rows are not ranked.
+func TestWeightedRanking(t *testing.T) {
+	p := func(x float64) *float64 { return &x }
+	var rows []ResultRow
+	for i, f := range []string{"a", "b", "c", "d"} {
+		psi := []float64{0.5, 0.2, 0.1, 0.9}[i]
+		rows = append(rows, ResultRow{Feature: f, Kind: policy.KindDrift, Method: stat.MethodPSI, Value: p(psi)},
+			ResultRow{Feature: f, Kind: policy.KindDrift, Method: MethodVerdict, Value: p(1), Drifted: true})
+	}
+	rows = append(rows, ResultRow{Feature: "__score", Kind: policy.KindPredictionDrift, Method: stat.MethodPSI, Value: p(3)},
+		ResultRow{Feature: "a", Kind: policy.KindDataQuality, Method: policy.CheckMissingShare, Value: p(0.5)})
+	rows[1].Note = policy.NoteBelowMinImportance // a's verdict row + " (importance 0.1 < 0.2): recorded, no trigger"
+	for _, tc := range []struct {
+		name  string
+		imp   Importance
+		order []string
+		score []float64
+	}{
+		{"weighted", Importance{Version: "v1", Shares: map[string]float64{"a": 0.1, "b": 0.6, "c": 0.3}}, []string{"b", "a", "c", "d"}, []float64{0.12, 0.05, 0.03, 0}},
+		{"no importance", Importance{Version: "v1"}, []string{"d", "a", "b", "c"}, []float64{0.9, 0.5, 0.2, 0.1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := weightedRanking(rows, tc.imp)
+			if v.Weighting != (len(tc.imp.Shares) > 0) || (v.Weighting == (v.Note != "")) {
+				t.Errorf("weighting %v note %q", v.Weighting, v.Note)
+			}
+			var order []string
+			for i, wf := range v.Ranking {
+				order = append(order, wf.Feature)
+				if wf.Rank != i+1 || wf.WeightedScore == nil || !(math.Abs(*wf.WeightedScore-tc.score[i]) <= 1e-12) {
+					t.Errorf("%s: rank %d score %v, want %d and %g", wf.Feature, wf.Rank, wf.WeightedScore, i+1, tc.score[i])
+				}
+				if wf.BelowMinImportance != (wf.Feature == "a") {
+					t.Errorf("%s: below_min_importance %v", wf.Feature, wf.BelowMinImportance)
+				}
+			}
+			if !slices.Equal(order, tc.order) {
+				t.Errorf("order %v, want %v", order, tc.order)
+			}
+		})
+	}
 }
