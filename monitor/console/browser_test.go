@@ -297,6 +297,19 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("slices: f3 is not flagged in region=%s", region)
 		}
 	}
+	// c0 drifts in the slices too, each flag noted below min_importance.
+	notes, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#slices tr.slice-flag[data-feature="c0"]')].map(e => e.textContent)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(notes) == 0 {
+		t.Errorf("slices: c0 is flagged in no slice")
+	}
+	for _, n := range notes {
+		if !strings.Contains(n, "below min_importance") {
+			t.Errorf("slices: c0's flag %q does not say below min_importance", n)
+		}
+	}
 	if n := count(`details.source`); n < 9 {
 		t.Errorf("model page: %d API-and-SQL boxes, want one per view", n)
 	}
