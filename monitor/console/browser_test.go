@@ -272,6 +272,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	if n := count(`#importance tr.importance-row[data-feature="c0"] .below-min-importance`); n != 1 {
 		t.Errorf("importance: c0 is not marked below min_importance")
 	}
+	if n := count(`.unimportant-list`); n != 1 {
+		t.Errorf("model page: %d lists of features below min_importance, want 1", n)
+	} else if txt, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`.unimportant-list`))); err != nil || txt != "c0" {
+		t.Errorf("model page: below min_importance %q (%v), want c0", txt, err)
+	}
 	if n := count(`#importance tr.importance-row`); n != 8 {
 		t.Errorf("importance: %d ranked features, want the 8 inputs", n)
 	}

@@ -194,6 +194,9 @@ type modelView struct {
 	// weighted by the champion's importance.
 	Importance       importanceView
 	ImportanceSource source
+	// Unimportant are the latest window's features whose sustained drift
+	// min_importance keeps from triggering.
+	Unimportant []string
 	// RootCauses are the top slices (rank ≤ topSlices) of each drifted
 	// feature and key in the newest window with root causes; SliceFlags
 	// the slices' drifted features in the newest window with slices, and
@@ -484,6 +487,11 @@ func (c *Console) importance(ctx context.Context, v *modelView) error {
 		return err
 	}
 	v.Importance, v.ImportanceSource = ans.Importance, source{API: "GET " + path, SQL: ans.SQL}
+	for _, r := range ans.Importance.Ranking {
+		if r.BelowMinImportance {
+			v.Unimportant = append(v.Unimportant, r.Feature)
+		}
+	}
 	return nil
 }
 
