@@ -29,6 +29,26 @@
 // bins the population moved into contributes mix; a slice whose rows moved
 // contributes within. Contributions can be negative (a slice that moved
 // against the population's shift).
+//
+// # The decomposition of a mean-type metric (performance)
+//
+// A metric that is a mean over the rows it scores (accuracy: the mean of
+// "prediction correct"; MAE: of |y − ŷ|; log_loss, brier, and MSE) is, over
+// the slices s of one key plus the rest,
+//
+//	M_t = Σ_s w_t(s)·m_t(s)
+//
+// with w_t(s) = n_t(s)/N_t the slice's share of the window's scored rows
+// and m_t(s) its own metric. With the exact identity
+// w1·m1 − w0·m0 = (w1 − w0)·m1 + w0·(m1 − m0),
+//
+//	M_1 − M_0 = Σ_s [ (w_1(s) − w_0(s))·m_1(s) ]   mix shift of s
+//	          + Σ_s [ w_0(s)·(m_1(s) − m_0(s)) ]   within-slice shift of s
+//
+// A slice absent from the current window has no m_1: its m_1 is taken as
+// m_0, so its contribution is all mix (−w_0·m_0); a slice new in the
+// current window has w_0 = 0, so its contribution is all mix (w_1·m_1).
+// Both leave the identity exact.
 package rootcause
 
 import (
