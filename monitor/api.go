@@ -99,7 +99,7 @@ func (m *Monitor) apiPerformance(w http.ResponseWriter, r *http.Request) {
 	}
 	var sql string
 	out, truncated, ok := apiQuery(m, w, r, limit, func(ctx context.Context, n int) (rows []PerformanceRow, err error) {
-		rows, sql, err = m.store.Performance(ctx, model, r.URL.Query().Get("metric"), n)
+		rows, sql, err = m.store.Performance(ctx, model, r.URL.Query().Get("metric"), r.URL.Query().Get("segment"), n)
 		return rows, err
 	})
 	if !ok {

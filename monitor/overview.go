@@ -175,7 +175,7 @@ ORDER BY model_id LIMIT %[2]d`, chsql.Time(since), limit), func(rows driver.Rows
 		}},
 		{"performance_latest", fmt.Sprintf(`SELECT model_id, window_end, groupArray(metric), groupArray(value)
 FROM performance_latest
-WHERE (model_id, window_end) IN (SELECT model_id, max(window_end) FROM performance_results GROUP BY model_id)
+WHERE segment = '' AND (model_id, window_end) IN (SELECT model_id, max(window_end) FROM performance_results WHERE segment = '' GROUP BY model_id)
 GROUP BY model_id, window_end
 ORDER BY model_id LIMIT %d`, limit), func(rows driver.Rows) error {
 			var (

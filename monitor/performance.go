@@ -130,6 +130,12 @@ type PerformanceResult struct {
 	Windows      []perf.Result
 	Reference    perf.Result
 	Primary      string
+	// WindowSegments are, per window of Windows, its slices' results;
+	// ReferenceSegments the reference's (see docs/monitor.md, "Segments").
+	WindowSegments    [][]perf.Result
+	ReferenceSegments []perf.Result
+	// RootCauses rank the slices of the window of a performance drop.
+	RootCauses   []PerformanceRootCause
 	Correlations []CorrelationResult
 	Decisions    []Decision
 }
@@ -187,16 +193,6 @@ func (m *Monitor) EvaluatePerformance(ctx context.Context, model string, end tim
 	}
 	res.Primary = primaryMetric(c, task)
 	now := m.opts.Now()
-	for k := c.Recompute - 1; k >= 0; k-- {
-		w := window.Span{Start: end.Add(-time.Duration(k+1) * c.Window), End: end.Add(-time.Duration(k) * c.Window)}
-		r, err := perf.Compute(ctx, m.opts.Conn, model, w, opts)
-		if err != nil {
-			return res, fmt.Errorf("performance of %s in %s: %w", model, w, err)
-		}
-		if r.Inferences > 0 {
-			res.Windows = append(res.Windows, r)
-		}
-	}
 	// The drift reference's period, the persisted one when there is one.
 	var pin *ReferenceProfile
 	if m.pinnable(model) {
@@ -212,7 +208,22 @@ func (m *Monitor) EvaluatePerformance(ctx context.Context, model string, end tim
 	if err != nil {
 		return res, err
 	}
-	if res.Reference, err = perf.Compute(ctx, m.opts.Conn, model, ref, opts); err != nil {
+	plan, err := m.performanceSlices(ctx, model, ref, window.Span{Start: end.Add(-time.Duration(c.Recompute) * c.Window), End: end})
+	if err != nil {
+		return res, err
+	}
+	for k := c.Recompute - 1; k >= 0; k-- {
+		w := window.Span{Start: end.Add(-time.Duration(k+1) * c.Window), End: end.Add(-time.Duration(k) * c.Window)}
+		r, segs, err := perf.ComputeSlices(ctx, m.opts.Conn, model, w, opts, plan)
+		if err != nil {
+			return res, fmt.Errorf("performance of %s in %s: %w", model, w, err)
+		}
+		if r.Inferences > 0 {
+			res.Windows = append(res.Windows, r)
+			res.WindowSegments = append(res.WindowSegments, segs)
+		}
+	}
+	if res.Reference, res.ReferenceSegments, err = perf.ComputeSlices(ctx, m.opts.Conn, model, ref, opts, plan); err != nil {
 		return res, fmt.Errorf("reference performance of %s: %w", model, err)
 	}
 	// A failed estimate must not cost the realized metrics: they are
@@ -226,7 +237,11 @@ func (m *Monitor) EvaluatePerformance(ctx context.Context, model string, end tim
 			res.Windows[i].Estimated = nil
 		}
 	}
-	if err := perf.Write(ctx, m.opts.Conn, now, res.Windows...); err != nil {
+	written := slices.Clone(res.Windows)
+	for _, segs := range res.WindowSegments {
+		written = append(written, segs...)
+	}
+	if err := perf.Write(ctx, m.opts.Conn, now, written...); err != nil {
 		return res, err
 	}
 	if err := m.correlate(ctx, model, end, opts, &res); err != nil {
@@ -266,6 +281,11 @@ func (m *Monitor) EvaluatePerformance(ctx context.Context, model string, end tim
 					reason, policyName = schemas.TriggerBusiness, "business"
 				}
 			}
+		}
+		res.RootCauses = performanceRootCauses(res.Primary, task, res.Reference, w, res.ReferenceSegments, res.WindowSegments[i])
+		ev = append(ev, performanceRootCauseEvidence(res.RootCauses, res.WindowSegments[i])...)
+		if err := m.store.WritePerformanceRootCauses(ctx, model, w.Window, res.RootCauses, now); err != nil {
+			return res, fmt.Errorf("write performance root causes of %s: %w", model, err)
 		}
 		key := dedupKey("performance", model, w.Window.End)
 		t := &schemas.RetrainTrigger{TriggerID: key[:32], ModelID: model, ModelVersion: w.Version, Reason: reason, CreatedAt: now.UTC(),

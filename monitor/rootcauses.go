@@ -144,9 +144,9 @@ type RootCauseRow struct {
 // RootCauses returns the root causes of a model's newest window with any,
 // by feature, key and rank; feature, when not empty, keeps only it.
 func (s *Store) RootCauses(ctx context.Context, model, feature string, limit int) ([]RootCauseRow, string, error) {
-	cond := ""
+	cond := " AND metric = ''"
 	if feature != "" {
-		cond = " AND feature = " + chsql.String(feature)
+		cond += " AND feature = " + chsql.String(feature)
 	}
 	q := fmt.Sprintf(`SELECT window_start, window_end, feature, segment_key, segment, rank, kind, mix, within, total, reference_share, current_share, population_psi
 FROM root_causes FINAL

@@ -30,11 +30,12 @@ type Store struct {
 }
 
 // Performance returns a model's newest performance computations, newest
-// windows first; metric, when not empty, keeps only that metric.
-func (s *Store) Performance(ctx context.Context, model, metric string, limit int) ([]PerformanceRow, string, error) {
-	cond := ""
+// windows first; metric, when not empty, keeps only that metric; segment
+// is the slice (key=value), empty for the population.
+func (s *Store) Performance(ctx context.Context, model, metric, segment string, limit int) ([]PerformanceRow, string, error) {
+	cond := " AND segment = " + chsql.String(segment)
 	if metric != "" {
-		cond = " AND metric = " + chsql.String(metric)
+		cond += " AND metric = " + chsql.String(metric)
 	}
 	return scanSQL(ctx, s.conn, "performance_latest", fmt.Sprintf("SELECT window_start, window_end, metric, value, samples, label_coverage, computed_at, computations FROM performance_latest WHERE model_id = %s%s ORDER BY window_start DESC, metric LIMIT %d",
 		chsql.String(model), cond, limit), func(rows driver.Rows, p *PerformanceRow) error {

@@ -88,9 +88,14 @@ const (
 	// traffic (0 to 1); the other values of its key keep their relative
 	// shares and split the rest.
 	SegmentMix ChangeKind = "segment_mix"
+	// SegmentConcept changes the label relationship inside one slice
+	// (Segment) only: a binary truth is flipped with probability Value
+	// (0 to 1), a regression truth moves by 10·Value; the features and
+	// the predictions do not change.
+	SegmentConcept ChangeKind = "segment_concept"
 )
 
-var changeKinds = []ChangeKind{MeanShift, VarianceChange, NewCategories, Missingness, ConceptDrift, SegmentShift, SegmentMix}
+var changeKinds = []ChangeKind{MeanShift, VarianceChange, NewCategories, Missingness, ConceptDrift, SegmentShift, SegmentMix, SegmentConcept}
 
 // SegmentKey is the one segment key the generated inferences carry, and
 // SegmentValues its values, drawn uniformly until a SegmentMix change.
@@ -148,6 +153,7 @@ const ChangeSyntax = `[MODEL/]KIND[:FEATURE][:VALUE][@WHEN], KIND one of
   concept_drift[:STRENGTH]        the true label follows other weights (STRENGTH 0..1, default 1)
   segment_shift:KEY=VALUE:FEATURE:DELTA  shift a numeric feature's mean by DELTA standard deviations inside one slice (region=eu)
   segment_mix:KEY=VALUE:SHARE     one slice takes SHARE of the traffic, the others keep their relative shares
+  segment_concept:KEY=VALUE:FLIP  inside one slice the true label flips with probability FLIP (regression: truth + 10·FLIP)
 WHEN is an inference index (50000), an offset from -start (+10m) or an RFC 3339 time (default 0);
 MODEL limits it to one model (model-1/…). Example: mean_shift:f0:2.0@50000,concept_drift@100000`
 
@@ -215,9 +221,9 @@ func ParseChange(s string, start time.Time) (Change, error) {
 			return c, fmt.Errorf("change %q: value %q is not a number", s, args[1])
 		}
 		c.Value = v
-	case SegmentShift, SegmentMix:
+	case SegmentShift, SegmentMix, SegmentConcept:
 		want, need := "KEY=VALUE:FEATURE:DELTA", 3
-		if c.Kind == SegmentMix {
+		if c.Kind != SegmentShift {
 			want, need = "KEY=VALUE:SHARE", 2
 		}
 		if len(args) != need || !strings.Contains(args[0], "=") || (need == 3 && args[1] == "") {
@@ -441,7 +447,7 @@ func (c Config) checkChange(ch Change) error {
 		return errors.New("value must be finite")
 	}
 	num, cat := c.featureKind(ch.Feature)
-	if (ch.Kind == SegmentShift || ch.Kind == SegmentMix) && segmentIndex(ch.Segment) < 0 {
+	if (ch.Kind == SegmentShift || ch.Kind == SegmentMix || ch.Kind == SegmentConcept) && segmentIndex(ch.Segment) < 0 {
 		return fmt.Errorf("segment %q is not one of %s=%s", ch.Segment, SegmentKey, strings.Join(SegmentValues, "|"))
 	}
 	switch ch.Kind {
@@ -449,7 +455,7 @@ func (c Config) checkChange(ch Change) error {
 		if !num {
 			return fmt.Errorf("%q is not a numeric feature (f0 .. f%d)", ch.Feature, c.NumericFeatures-1)
 		}
-	case SegmentMix:
+	case SegmentMix, SegmentConcept:
 		if !share01(ch.Value) {
 			return fmt.Errorf("share must be in [0, 1], got %g", ch.Value)
 		}

@@ -121,6 +121,9 @@ type model struct {
 	// segCum the cumulative shares of the segment values (nil: uniform).
 	segShift [][]float64
 	segCum   []float64
+	// segFlip is the label-flip probability per segment value (nil
+	// until a SegmentConcept change).
+	segFlip  []float64
 	catScale float64 // true model's factor on category effects
 
 	correct, total int64     // quality counters of the open bucket
@@ -482,6 +485,11 @@ func (g *Generator) apply(m *model, ch Change) {
 		m.segShift[r][idx] += ch.Value
 	case SegmentMix:
 		m.segCum = mixShares(m.segCum, segmentIndex(ch.Segment), ch.Value)
+	case SegmentConcept:
+		if m.segFlip == nil {
+			m.segFlip = make([]float64, len(SegmentValues))
+		}
+		m.segFlip[segmentIndex(ch.Segment)] = ch.Value
 	case ConceptDrift:
 		m.concept = ch.Value
 		for i := range m.wTrue {
@@ -613,10 +621,18 @@ func (g *Generator) drawInference() *draw {
 		if rng.Float64() < sigmoid(sharpness*zt) {
 			d.truthL = '1'
 		}
+		// The draw only under a SegmentConcept change: other streams
+		// stay as they were.
+		if m.segFlip != nil && rng.Float64() < m.segFlip[d.region] {
+			d.truthL ^= '0' ^ '1'
+		}
 		d.correct = d.label == d.truthL
 	} else {
 		d.value = 50 + 10*z
 		d.truthV = 50 + 10*zt + rng.NormFloat64()
+		if m.segFlip != nil {
+			d.truthV += 10 * m.segFlip[d.region]
+		}
 		d.correct = math.Abs(d.truthV-d.value) <= g.cfg.RegressionTolerance
 	}
 	d.latency = math.Round((1+rng.ExpFloat64()*4)*100) / 100

@@ -79,7 +79,8 @@ func (q *querier) binaryRows() string {
     prediction_score IS NOT NULL AS has_score,
     ifNull(prediction_score, 0) AS s,
     delay_ms,
-    h
+    h,
+    sls
 FROM (%[3]s)`, chsql.String(q.opts.PositiveLabel), lit(q.opts.Threshold), q.labelled())
 }
 

@@ -188,6 +188,9 @@ type Delay struct {
 type Result struct {
 	Model   string
 	Version string // empty when versions are pooled
+	// Segment is the slice the result is for: empty for the population,
+	// key=value for a slice (ComputeSlices).
+	Segment string
 	Window  Span
 	// Inferences counts the window's inferences; Labelled those with a
 	// label within the horizon.
@@ -203,6 +206,31 @@ type Result struct {
 	// estimated_<metric>, its band, and its error once the realized value
 	// is known), set by the caller; Write stores them with the others.
 	Estimated []Metric
+	// Sums are the mean-type metrics as sums over the rows they score
+	// (accuracy, log_loss, brier; mae, mse), what a root cause decomposes.
+	Sums []Sum
+}
+
+// Sum is a mean-type metric of a window as Total over N scored rows: the
+// metric is Total/N (for accuracy, the correct rows over the scored).
+type Sum struct {
+	Metric string
+	N      int64
+	Total  float64
+}
+
+// MetricMSE names the mean squared error in Result.Sums (its root is
+// rmse).
+const MetricMSE = "mse"
+
+// Sum returns the named sum.
+func (r Result) Sum(name string) (Sum, bool) {
+	for _, x := range r.Sums {
+		if x.Metric == name {
+			return x, true
+		}
+	}
+	return Sum{}, false
 }
 
 // Metric returns the named metric.
@@ -215,35 +243,105 @@ func (r Result) Metric(name string) (Metric, bool) {
 	return Metric{}, false
 }
 
-// Compute measures model's performance over w, in ClickHouse: a summary
-// query, plus the ROC AUC rank sums (binary) or the confusion matrix
-// (multiclass).
+// Compute measures model's performance over w, in ClickHouse: the
+// inferences count, a summary query, plus the ROC AUC rank sums (binary)
+// or the confusion matrix (multiclass).
 func Compute(ctx context.Context, conn driver.Conn, model string, w Span, opts Options) (Result, error) {
+	pop, _, err := ComputeSlices(ctx, conn, model, w, opts, Slices{})
+	return pop, err
+}
+
+// Slices are the slices ComputeSlices scores beside the population.
+type Slices struct {
+	// Names are the slices' names (key=value), by index−1.
+	Names []string
+	// Expr is the SQL, on a row of inferences, of the array of the row's
+	// slice indexes (1-based in Names; window.SlicePlan.Expr).
+	Expr string
+	// MinSamples is the fewest inferences a slice must have in the window
+	// to be returned.
+	MinSamples int64
+}
+
+// ComputeSlices measures model's performance over w for the population
+// and every slice in the same queries: each row is expanded by its slices
+// (ARRAY JOIN of [0] and its slice indexes, 0 the population) and the
+// aggregates are grouped by slice. It returns the population's result and
+// those of the slices with at least MinSamples inferences, in Names order.
+func ComputeSlices(ctx context.Context, conn driver.Conn, model string, w Span, opts Options, sl Slices) (Result, []Result, error) {
 	if err := opts.Validate(); err != nil {
-		return Result{}, err
+		return Result{}, nil, err
 	}
 	if opts.Threshold == 0 {
 		opts.Threshold = 0.5
 	}
-	q := querier{conn: conn, model: model, w: w, opts: opts}
-	res := Result{Model: model, Version: opts.Version, Window: w}
-	var err error
+	q := querier{conn: conn, model: model, w: w, opts: opts, slices: sl.Expr}
+	if q.slices == "" {
+		q.slices = "CAST([], 'Array(UInt32)')"
+	}
+	res := make([]Result, len(sl.Names)+1)
+	for i := range res {
+		res[i] = Result{Model: model, Version: opts.Version, Window: w}
+		if i > 0 {
+			res[i].Segment = sl.Names[i-1]
+		}
+	}
+	totals, err := q.totals(ctx, len(res))
+	if err != nil {
+		return Result{}, nil, err
+	}
 	switch {
 	case opts.Task == Regression:
-		err = q.regression(ctx, &res)
+		err = q.regression(ctx, res)
 	case opts.PositiveLabel != "":
-		err = q.binary(ctx, &res)
+		err = q.binary(ctx, res)
 	default:
-		err = q.multiclass(ctx, &res)
+		err = q.multiclass(ctx, res)
 	}
 	if err != nil {
-		return Result{}, err
+		return Result{}, nil, err
 	}
-	res.LabelCoverage = math.NaN()
-	if res.Inferences > 0 {
-		res.LabelCoverage = float64(res.Labelled) / float64(res.Inferences)
+	var out []Result
+	for i := range res {
+		r := &res[i]
+		r.Inferences = int64(totals[i])
+		r.LabelCoverage = math.NaN()
+		if r.Inferences > 0 {
+			r.LabelCoverage = float64(r.Labelled) / float64(r.Inferences)
+		}
+		if i > 0 && r.Inferences >= max(sl.MinSamples, 1) {
+			out = append(out, *r)
+		}
 	}
-	return res, nil
+	return res[0], out, nil
+}
+
+// bySlice is the ARRAY JOIN that expands a row (with column sls) into the
+// population (0) and its slices.
+const bySlice = " ARRAY JOIN arrayConcat(CAST([0], 'Array(UInt32)'), sls) AS sl"
+
+// totals counts the window's inferences of the population and of every
+// slice, indexed by slice (0 the population).
+func (q *querier) totals(ctx context.Context, n int) ([]uint64, error) {
+	out := make([]uint64, n)
+	rows, err := q.conn.Query(ctx, "SELECT sl, count() FROM (SELECT "+q.slices+" AS sls FROM inferences FINAL WHERE "+q.inWindow()+")"+bySlice+" GROUP BY sl")
+	if err != nil {
+		return nil, fmt.Errorf("inferences of %s in %s: %w", q.model, q.w, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			sl uint32
+			c  uint64
+		)
+		if err := rows.Scan(&sl, &c); err != nil {
+			return nil, fmt.Errorf("read inferences of %s: %w", q.model, err)
+		}
+		if int(sl) < n {
+			out[sl] = c
+		}
+	}
+	return out, rows.Err()
 }
 
 // eps is numpy's float64 machine epsilon, sklearn's clip for log_loss and
@@ -255,6 +353,8 @@ type querier struct {
 	model string
 	w     Span
 	opts  Options
+	// slices is the SQL of a row's slice indexes (empty array: none).
+	slices string
 }
 
 func lit(x float64) string { return "toFloat64(" + strconv.FormatFloat(x, 'g', -1, 64) + ")" }
@@ -297,17 +397,23 @@ func (q *querier) labelledWith(features bool) string {
     newest.1 AS actual_label,
     newest.2 AS actual_value,
     newest.3 AS delay_ms,
-    cityHash64(i.event_id) AS h
-FROM (SELECT event_id, prediction_id, timestamp, prediction_label, prediction_score, prediction_value, prediction_probabilities%[6]s FROM inferences FINAL WHERE %[1]s) AS i
+    cityHash64(i.event_id) AS h,
+    any(i.sls) AS sls
+FROM (SELECT event_id, prediction_id, timestamp, prediction_label, prediction_score, prediction_value, prediction_probabilities%[6]s, %[7]s AS sls FROM inferences FINAL WHERE %[1]s) AS i
 INNER JOIN (
     SELECT event_id, prediction_id, timestamp, actual_label, actual_value FROM outcomes FINAL
     WHERE model_id = %[2]s AND prediction_id IN (SELECT prediction_id FROM inferences FINAL WHERE %[1]s)%[3]s
 ) AS o ON i.prediction_id = o.prediction_id%[4]s
-GROUP BY i.event_id`, q.inWindow(), chsql.String(q.model), outcomeFilter, joinFilter, featAny, featCol)
+GROUP BY i.event_id`, q.inWindow(), chsql.String(q.model), outcomeFilter, joinFilter, featAny, featCol, q.slicesExpr())
 }
 
-func (q *querier) total() string {
-	return "(SELECT count() FROM inferences FINAL WHERE " + q.inWindow() + ")"
+// slicesExpr is q.slices, the empty array when unset (the estimation
+// queries).
+func (q *querier) slicesExpr() string {
+	if q.slices == "" {
+		return "CAST([], 'Array(UInt32)')"
+	}
+	return q.slices
 }
 
 const delayQuantiles = "quantilesExactInclusiveIf(0.5, 0.9, 0.99)(toFloat64(delay_ms) / 1000, has_y)"
@@ -334,99 +440,191 @@ func ratio(a, b uint64) float64 {
 	return float64(a) / float64(b)
 }
 
-func (q *querier) binary(ctx context.Context, res *Result) error {
+// scanEach runs sql and scans every row with scan.
+func (q *querier) scanEach(ctx context.Context, what, sql string, scan func(driver.Rows) error) error {
+	rows, err := q.conn.Query(ctx, sql)
+	if err != nil {
+		return fmt.Errorf("%s of %s in %s: %w", what, q.model, q.w, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return fmt.Errorf("read %s of %s in %s: %w", what, q.model, q.w, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read %s of %s in %s: %w", what, q.model, q.w, err)
+	}
+	return nil
+}
+
+// slot returns res[sl], nil beyond it.
+func slot(res []Result, sl uint32) *Result {
+	if int(sl) >= len(res) {
+		return nil
+	}
+	return &res[sl]
+}
+
+func (q *querier) binary(ctx context.Context, res []Result) error {
 	rows := q.binaryRows()
-	sql := fmt.Sprintf(`SELECT %s AS total, countIf(has_y) AS labelled, %s AS delays,
+	sql := fmt.Sprintf(`SELECT sl, countIf(has_y) AS labelled, %s AS delays,
     countIf(has_y AND has_pred) AS n_cls,
     countIf(has_y AND has_pred AND pred_pos = y_pos) AS correct,
     countIf(has_y AND has_pred AND pred_pos AND y_pos) AS tp,
     countIf(has_y AND has_pred AND pred_pos AND NOT y_pos) AS fp,
     countIf(has_y AND has_pred AND NOT pred_pos AND y_pos) AS fn,
     countIf(has_y AND has_score) AS n_score,
-    sumIf(-log(least(greatest(if(y_pos, s, 1 - s), %[3]s), 1 - %[3]s)), has_y AND has_score) AS log_loss_sum,
+    sumIf(-log(least(greatest(if(y_pos, s, 1 - s), %[2]s), 1 - %[2]s)), has_y AND has_score) AS log_loss_sum,
     sumIf(pow(y_pos - s, 2), has_y AND has_score) AS brier_sum
-FROM (%s)`, q.total(), delayQuantiles, lit(eps), rows)
-	var (
-		total, labelled, nCls, correct, tp, fp, fn, nScore uint64
-		delays                                             []float64
-		logLossSum, brierSum                               float64
-	)
-	if err := q.conn.QueryRow(ctx, sql).Scan(&total, &labelled, &delays, &nCls, &correct, &tp, &fp, &fn, &nScore, &logLossSum, &brierSum); err != nil {
-		return fmt.Errorf("binary performance of %s in %s: %w", q.model, q.w, err)
+FROM (%s)%s GROUP BY sl`, delayQuantiles, lit(eps), rows, bySlice)
+	// Every slot starts as a window without labels (a slice may have
+	// none), then takes its row.
+	for i := range res {
+		binaryMetrics(&res[i], nil, 0, 0)
+		res[i].LabelDelay = delay(nil)
+	}
+	err := q.scanEach(ctx, "binary performance", sql, func(rs driver.Rows) error {
+		var (
+			sl                                          uint32
+			labelled, nCls, correct, tp, fp, fn, nScore uint64
+			delays                                      []float64
+			logLossSum, brierSum                        float64
+		)
+		if err := rs.Scan(&sl, &labelled, &delays, &nCls, &correct, &tp, &fp, &fn, &nScore, &logLossSum, &brierSum); err != nil {
+			return err
+		}
+		if r := slot(res, sl); r != nil {
+			r.Labelled, r.LabelDelay = int64(labelled), delay(delays)
+			binaryMetrics(r, []uint64{nCls, correct, tp, fp, fn, nScore}, logLossSum, brierSum)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	// ROC AUC as the Mann–Whitney U statistic from per-score class counts:
 	// U = Σ_s pos_s·(neg below s + ½·neg_s). Integer sums, so 2U is exact.
-	aucSQL := fmt.Sprintf(`SELECT sum(pos), sum(neg), 2 * sum(pos * neg_below) + sum(pos * neg) FROM (
-    SELECT pos, neg, sum(neg) OVER (ORDER BY s ASC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS neg_below
-    FROM (SELECT s, countIf(y_pos = 1) AS pos, countIf(y_pos = 0) AS neg FROM (%s) WHERE has_y AND has_score GROUP BY s)
-)`, rows)
-	var pos, neg, twiceU uint64
-	if err := q.conn.QueryRow(ctx, aucSQL).Scan(&pos, &neg, &twiceU); err != nil {
-		return fmt.Errorf("roc auc of %s in %s: %w", q.model, q.w, err)
+	aucSQL := fmt.Sprintf(`SELECT sl, sum(pos), sum(neg), 2 * sum(pos * neg_below) + sum(pos * neg) FROM (
+    SELECT sl, pos, neg, sum(neg) OVER (PARTITION BY sl ORDER BY s ASC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS neg_below
+    FROM (SELECT sl, s, countIf(y_pos = 1) AS pos, countIf(y_pos = 0) AS neg FROM (%s)%s WHERE has_y AND has_score GROUP BY sl, s)
+) GROUP BY sl`, rows, bySlice)
+	return q.scanEach(ctx, "roc auc", aucSQL, func(rs driver.Rows) error {
+		var (
+			sl               uint32
+			pos, neg, twiceU uint64
+		)
+		if err := rs.Scan(&sl, &pos, &neg, &twiceU); err != nil {
+			return err
+		}
+		if r := slot(res, sl); r != nil {
+			auc := &r.Metrics[4]
+			if auc.Status == StatusOK {
+				auc.Value = float64(twiceU) / (2 * float64(pos) * float64(neg))
+				if pos == 0 || neg == 0 {
+					auc.Value, auc.Status = math.NaN(), StatusUndefined
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// binaryMetrics sets r's binary metrics from the counts n_cls, correct,
+// tp, fp, fn, n_score (nil: none); roc_auc (index 4) comes later.
+func binaryMetrics(r *Result, c []uint64, logLossSum, brierSum float64) {
+	if c == nil {
+		c = make([]uint64, 6)
 	}
-	res.Inferences, res.Labelled, res.LabelDelay = int64(total), int64(labelled), delay(delays)
+	nCls, correct, tp, fp, fn, nScore := c[0], c[1], c[2], c[3], c[4], c[5]
 	n := int64(nCls)
 	prec, rec := ratio(tp, tp+fp), ratio(tp, tp+fn)
-	res.Metrics = []Metric{
+	r.Metrics = []Metric{
 		metric(MetricAccuracy, n, ratio(correct, nCls)),
 		metric(MetricPrecision, n, prec),
 		metric(MetricRecall, n, rec),
 		metric(MetricF1, n, ratio(2*tp, 2*tp+fp+fn)),
-	}
-	auc := metric(MetricROCAUC, int64(nScore), float64(twiceU)/(2*float64(pos)*float64(neg)))
-	if auc.Status == StatusOK && (pos == 0 || neg == 0) {
-		auc.Value, auc.Status = math.NaN(), StatusUndefined
-	}
-	res.Metrics = append(res.Metrics, auc,
+		metric(MetricROCAUC, int64(nScore), math.NaN()),
 		metric(MetricLogLoss, int64(nScore), logLossSum/float64(nScore)),
-		metric(MetricBrier, int64(nScore), brierSum/float64(nScore)))
-	return nil
+		metric(MetricBrier, int64(nScore), brierSum/float64(nScore)),
+	}
+	r.Sums = []Sum{{MetricAccuracy, n, float64(correct)}, {MetricLogLoss, int64(nScore), logLossSum}, {MetricBrier, int64(nScore), brierSum}}
 }
 
-func (q *querier) multiclass(ctx context.Context, res *Result) error {
-	rows := "SELECT actual_label IS NOT NULL AS has_y, actual_label, prediction_label, prediction_probabilities, delay_ms, " +
+func (q *querier) multiclass(ctx context.Context, res []Result) error {
+	rows := "SELECT actual_label IS NOT NULL AS has_y, actual_label, prediction_label, prediction_probabilities, delay_ms, sls, " +
 		"has_y AND length(prediction_probabilities) > 0 AS has_p, assumeNotNull(actual_label) AS y FROM (" + q.labelled() + ")"
 	// log_loss and brier from the class probabilities of the labelled
 	// rows that carry them (has_p). Per row, Σ_k (p_k − y_k)² =
 	// Σ_k p_k² − 2·p_y + 1 (p_y is 0 when the true class has no
 	// probability); the macro brier divides the sum by the rows and by the
 	// classes seen (in probabilities or as a truth).
-	sql := fmt.Sprintf(`SELECT %[1]s AS total, countIf(has_y) AS labelled, %[2]s AS delays,
+	sql := fmt.Sprintf(`SELECT sl, countIf(has_y) AS labelled, %[1]s AS delays,
     countIf(has_p),
-    sumIf(-log(greatest(least(prediction_probabilities[y], 1 - %[3]s), %[3]s)), has_p),
+    sumIf(-log(greatest(least(prediction_probabilities[y], 1 - %[2]s), %[2]s)), has_p),
     sumIf(arraySum(arrayMap(v -> v * v, mapValues(prediction_probabilities))) - 2 * prediction_probabilities[y] + 1, has_p),
     length(arrayDistinct(arrayConcat(groupUniqArrayArrayIf(mapKeys(prediction_probabilities), has_p), groupUniqArrayIf(y, has_p))))
-FROM (%[4]s)`, q.total(), delayQuantiles, lit(eps), rows)
-	var (
-		total, labelled, nProb, classes uint64
-		logLoss, brier                  float64
-		delays                          []float64
-	)
-	if err := q.conn.QueryRow(ctx, sql).Scan(&total, &labelled, &delays, &nProb, &logLoss, &brier, &classes); err != nil {
-		return fmt.Errorf("multiclass performance of %s in %s: %w", q.model, q.w, err)
+FROM (%[3]s)%[4]s GROUP BY sl`, delayQuantiles, lit(eps), rows, bySlice)
+	type probs struct {
+		n, classes     uint64
+		logLoss, brier float64
 	}
-	confSQL := fmt.Sprintf(`SELECT y, assumeNotNull(prediction_label) AS p, count()
-FROM (%s) WHERE has_y AND prediction_label IS NOT NULL GROUP BY y, p`, rows)
-	crs, err := q.conn.Query(ctx, confSQL)
-	if err != nil {
-		return fmt.Errorf("confusion matrix of %s in %s: %w", q.model, q.w, err)
+	ps := make([]probs, len(res))
+	for i := range res {
+		res[i].LabelDelay = delay(nil)
 	}
-	defer crs.Close()
-	var cells []Cell
-	for crs.Next() {
-		var c Cell
-		if err := crs.Scan(&c.Actual, &c.Predicted, &c.Count); err != nil {
-			return fmt.Errorf("read confusion matrix of %s: %w", q.model, err)
+	err := q.scanEach(ctx, "multiclass performance", sql, func(rs driver.Rows) error {
+		var (
+			sl       uint32
+			labelled uint64
+			delays   []float64
+			p        probs
+		)
+		if err := rs.Scan(&sl, &labelled, &delays, &p.n, &p.logLoss, &p.brier, &p.classes); err != nil {
+			return err
 		}
-		cells = append(cells, c)
+		if r := slot(res, sl); r != nil {
+			r.Labelled, r.LabelDelay = int64(labelled), delay(delays)
+			ps[sl] = p
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	if err := crs.Err(); err != nil {
-		return fmt.Errorf("read confusion matrix of %s: %w", q.model, err)
+	confSQL := fmt.Sprintf(`SELECT sl, y, assumeNotNull(prediction_label) AS p, count()
+FROM (%s)%s WHERE has_y AND prediction_label IS NOT NULL GROUP BY sl, y, p`, rows, bySlice)
+	cells := make([][]Cell, len(res))
+	err = q.scanEach(ctx, "confusion matrix", confSQL, func(rs driver.Rows) error {
+		var (
+			sl uint32
+			c  Cell
+		)
+		if err := rs.Scan(&sl, &c.Actual, &c.Predicted, &c.Count); err != nil {
+			return err
+		}
+		if int(sl) < len(cells) {
+			cells[sl] = append(cells[sl], c)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	res.Inferences, res.Labelled, res.LabelDelay = int64(total), int64(labelled), delay(delays)
-	res.Metrics = append(Macro(cells),
-		metric(MetricLogLoss, int64(nProb), logLoss/float64(nProb)),
-		metric(MetricBrier, int64(nProb), brier/float64(nProb)/float64(max(classes, 1))))
+	for i := range res {
+		r, p := &res[i], ps[i]
+		r.Metrics = append(Macro(cells[i]),
+			metric(MetricLogLoss, int64(p.n), p.logLoss/float64(p.n)),
+			metric(MetricBrier, int64(p.n), p.brier/float64(p.n)/float64(max(p.classes, 1))))
+		var n, correct uint64
+		for _, c := range cells[i] {
+			n += c.Count
+			if c.Actual == c.Predicted {
+				correct += c.Count
+			}
+		}
+		r.Sums = []Sum{{MetricAccuracy, int64(n), float64(correct)}, {MetricLogLoss, int64(p.n), p.logLoss}}
+	}
 	return nil
 }
 
@@ -486,8 +684,8 @@ func Macro(cells []Cell) []Metric {
 	}
 }
 
-func (q *querier) regression(ctx context.Context, res *Result) error {
-	sql := fmt.Sprintf(`SELECT %s AS total, countIf(has_y) AS labelled, %s AS delays,
+func (q *querier) regression(ctx context.Context, res []Result) error {
+	sql := fmt.Sprintf(`SELECT sl, countIf(has_y) AS labelled, %s AS delays,
     countIf(ok) AS n,
     sumIf(abs(y - p), ok) AS abs_sum,
     sumIf(pow(y - p, 2), ok) AS sq_sum,
@@ -495,30 +693,44 @@ func (q *querier) regression(ctx context.Context, res *Result) error {
     varPopStableIf(y, ok) AS var_y
 FROM (
     SELECT actual_value IS NOT NULL AS has_y, has_y AND prediction_value IS NOT NULL AS ok,
-        ifNull(actual_value, 0) AS y, ifNull(prediction_value, 0) AS p, delay_ms
+        ifNull(actual_value, 0) AS y, ifNull(prediction_value, 0) AS p, delay_ms, sls
     FROM (%s)
-)`, q.total(), delayQuantiles, lit(eps), q.labelled())
-	var (
-		total, labelled, n             uint64
-		delays                         []float64
-		absSum, sqSum, apeSum, varPopY float64
-	)
-	if err := q.conn.QueryRow(ctx, sql).Scan(&total, &labelled, &delays, &n, &absSum, &sqSum, &apeSum, &varPopY); err != nil {
-		return fmt.Errorf("regression performance of %s in %s: %w", q.model, q.w, err)
+)%s GROUP BY sl`, delayQuantiles, lit(eps), q.labelled(), bySlice)
+	for i := range res {
+		regressionMetrics(&res[i], 0, 0, 0, 0, 0)
+		res[i].LabelDelay = delay(nil)
 	}
-	res.Inferences, res.Labelled, res.LabelDelay = int64(total), int64(labelled), delay(delays)
+	return q.scanEach(ctx, "regression performance", sql, func(rs driver.Rows) error {
+		var (
+			sl                             uint32
+			labelled, n                    uint64
+			delays                         []float64
+			absSum, sqSum, apeSum, varPopY float64
+		)
+		if err := rs.Scan(&sl, &labelled, &delays, &n, &absSum, &sqSum, &apeSum, &varPopY); err != nil {
+			return err
+		}
+		if r := slot(res, sl); r != nil {
+			r.Labelled, r.LabelDelay = int64(labelled), delay(delays)
+			regressionMetrics(r, n, absSum, sqSum, apeSum, varPopY)
+		}
+		return nil
+	})
+}
+
+func regressionMetrics(r *Result, n uint64, absSum, sqSum, apeSum, varPopY float64) {
 	fn := float64(n)
 	r2 := metric(MetricR2, int64(n), r2Score(sqSum, varPopY*fn))
 	if n < 2 {
 		r2 = Metric{Name: MetricR2, Value: math.NaN(), Samples: int64(n), Status: StatusInsufficient}
 	}
-	res.Metrics = []Metric{
+	r.Metrics = []Metric{
 		metric(MetricMAE, int64(n), absSum/fn),
 		metric(MetricRMSE, int64(n), math.Sqrt(sqSum/fn)),
 		metric(MetricMAPE, int64(n), apeSum/fn),
 		r2,
 	}
-	return nil
+	r.Sums = []Sum{{MetricMAE, int64(n), absSum}, {MetricMSE, int64(n), sqSum}}
 }
 
 // r2Score is 1 − ssRes/ssTot with sklearn's force_finite rule for a
@@ -539,7 +751,7 @@ func r2Score(ssRes, ssTot float64) float64 {
 // window, metric) is the current value (view performance_latest), older
 // ones are the history of a window re-evaluated as labels arrived.
 func Write(ctx context.Context, conn driver.Conn, computedAt time.Time, results ...Result) error {
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO performance_results (model_id, model_version, window_start, window_end, metric, value, samples, label_coverage, computed_at)")
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO performance_results (model_id, model_version, segment, window_start, window_end, metric, value, samples, label_coverage, computed_at)")
 	if err != nil {
 		return fmt.Errorf("prepare performance_results insert: %w", err)
 	}
@@ -551,7 +763,7 @@ func Write(ctx context.Context, conn driver.Conn, computedAt time.Time, results 
 		}
 		add := func(name string, value float64, samples int64) error {
 			rows++
-			return batch.Append(r.Model, r.Version, r.Window.Start.UTC(), r.Window.End.UTC(), name, value, uint64(samples), r.LabelCoverage, computedAt.UTC())
+			return batch.Append(r.Model, r.Version, r.Segment, r.Window.Start.UTC(), r.Window.End.UTC(), name, value, uint64(samples), r.LabelCoverage, computedAt.UTC())
 		}
 		if err := add(MetricLabelCoverage, r.LabelCoverage, r.Inferences); err != nil {
 			return fmt.Errorf("append performance row: %w", err)

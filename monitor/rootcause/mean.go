@@ -52,17 +52,18 @@ func DecomposeMean(ref, cur MeanSums, slices []MeanSlice) (float64, []Contributi
 			return math.NaN(), nil, fmt.Errorf("slice %s: %w", s.Name, ErrNotPartition)
 		}
 	}
+	m0pop := ref.Mean()
 	part := func(s MeanSlice) Contribution {
 		x := Contribution{Segment: s.Name, RefShare: float64(s.Ref.N) / float64(ref.N), CurShare: float64(s.Cur.N) / float64(cur.N)}
 		switch {
 		case s.Ref.N == 0 && s.Cur.N == 0:
 		case s.Cur.N == 0:
-			x.Mix = -x.RefShare * s.Ref.Mean()
+			x.Mix = -x.RefShare * (s.Ref.Mean() - m0pop)
 		case s.Ref.N == 0:
-			x.Mix = x.CurShare * s.Cur.Mean()
+			x.Mix = x.CurShare * (s.Cur.Mean() - m0pop)
 		default:
 			m0, m1 := s.Ref.Mean(), s.Cur.Mean()
-			x.Mix = (x.CurShare - x.RefShare) * m1
+			x.Mix = (x.CurShare - x.RefShare) * (m1 - m0pop)
 			x.Within = x.RefShare * (m1 - m0)
 		}
 		x.Total = x.Mix + x.Within

@@ -89,10 +89,10 @@ func TestDecomposeMeanSumsToChange(t *testing.T) {
 // TestDecomposeMeanSumsToChange against the formula written out by hand.
 // Within: N = 1100 in both windows; b's share 400/1100 stays, its accuracy
 // goes 0.8 → 0.5: within(b) = (400/1100)·(0.5 − 0.8), mix(b) = 0, and the
-// population's change is (−120)/1100. Mix: N goes 1100 → 1500; c's share
-// 200/1100 → 600/1500 at accuracy 0.5: mix(c) = (600/1500 − 200/1100)·0.5,
-// within(c) = 0; a's share 400/1100 → 400/1500 at 0.9: mix(a) =
-// (400/1500 − 400/1100)·0.9.
+// population's change is (−120)/1100. Mix: N goes 1100 → 1500, the
+// reference's accuracy M_0 = 850/1100; c's share 200/1100 → 600/1500 at
+// accuracy 0.5: mix(c) = (600/1500 − 200/1100)·(0.5 − M_0), within(c) = 0;
+// a's share 400/1100 → 400/1500 at 0.9: mix(a) = (400/1500 − 400/1100)·(0.9 − M_0).
 func TestDecomposeMeanHandComputed(t *testing.T) {
 	pr := MeanSums{1100, 850}
 	slices := []MeanSlice{{"a", MeanSums{400, 360}, MeanSums{400, 360}}, {"b", MeanSums{400, 320}, MeanSums{400, 200}}, {"c", MeanSums{200, 100}, MeanSums{200, 100}}}
@@ -109,7 +109,8 @@ func TestDecomposeMeanHandComputed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string][2]float64{"a": {(400.0/1500 - 400.0/1100) * 0.9, 0}, "c": {(600.0/1500 - 200.0/1100) * 0.5, 0}}
+	m0 := 850.0 / 1100
+	want := map[string][2]float64{"a": {(400.0/1500 - 400.0/1100) * (0.9 - m0), 0}, "c": {(600.0/1500 - 200.0/1100) * (0.5 - m0), 0}}
 	for _, c := range cs {
 		if w, ok := want[c.Segment]; ok && (!testcheck.Within(c.Mix, w[0], 1e-15) || !testcheck.Within(c.Within, w[1], 1e-15)) {
 			t.Errorf("mix: %s mix %g within %g, want %g and %g", c.Segment, c.Mix, c.Within, w[0], w[1])

@@ -42,13 +42,19 @@
 // and m_t(s) its own metric. With the exact identity
 // w1·m1 − w0·m0 = (w1 − w0)·m1 + w0·(m1 − m0),
 //
-//	M_1 − M_0 = Σ_s [ (w_1(s) − w_0(s))·m_1(s) ]   mix shift of s
-//	          + Σ_s [ w_0(s)·(m_1(s) − m_0(s)) ]   within-slice shift of s
+//	M_1 − M_0 = Σ_s [ (w_1(s) − w_0(s))·(m_1(s) − M_0) ]   mix shift of s
+//	          + Σ_s [ w_0(s)·(m_1(s) − m_0(s)) ]           within-slice shift of s
 //
-// A slice absent from the current window has no m_1: its m_1 is taken as
-// m_0, so its contribution is all mix (−w_0·m_0); a slice new in the
-// current window has w_0 = 0, so its contribution is all mix (w_1·m_1).
-// Both leave the identity exact.
+// The mix term is centred on the reference's population metric M_0, which
+// changes no sum (the shares of the slices and the rest sum to 1 in both
+// windows, so Σ_s (w_1(s) − w_0(s))·M_0 = 0) but makes a slice's mix say
+// what its move did: a slice that grows while worse than the reference
+// average pulls the metric down, one that shrinks while better too.
+// Uncentred, every slice that grows would show a positive mix whatever
+// its metric. A slice absent from the current window has no m_1: its m_1
+// is taken as m_0, so its contribution is all mix (−w_0·(m_0 − M_0)); a
+// slice new in the current window has w_0 = 0, so its contribution is all
+// mix (w_1·(m_1 − M_0)). Both leave the identity exact.
 package rootcause
 
 import (

@@ -451,3 +451,34 @@ func (q *querier) sliceCategories(ctx context.Context, p slicePlan, out []Slice)
 	}
 	return nil
 }
+
+// SlicePlan is the slices ComputeSegments would aggregate for two spans,
+// for other aggregations of the same slices (live performance per slice):
+// their names, rows per span, and the SQL of a row's slice indexes.
+type SlicePlan struct {
+	// Names are "key=value", by index−1.
+	Names            []string
+	RefRows, CurRows []int64
+	// Expr is the SQL, on a row of inferences, of the array of the row's
+	// slice indexes (1-based in Names; one per key the row carries).
+	Expr string
+}
+
+// PlanSlices chooses model's slices over the spans ref and cur as
+// ComputeSegments does: the MaxSegments largest values per key by rows of
+// both spans, the rest folded into KEY=OtherSegment, slices with fewer
+// than MinSamples rows in a span dropped. One query.
+func PlanSlices(ctx context.Context, conn driver.Conn, model string, ref, cur Span, so SegmentOptions) (SlicePlan, error) {
+	if len(so.Keys)+len(so.By) == 0 {
+		return SlicePlan{}, nil
+	}
+	if so.MaxSegments < 1 {
+		so.MaxSegments = 10
+	}
+	q := &querier{conn: conn, model: model, ref: ref, cur: cur}
+	p, err := q.planSlices(ctx, so)
+	if err != nil || len(p.names) == 0 {
+		return SlicePlan{}, err
+	}
+	return SlicePlan{Names: p.names, RefRows: p.refN, CurRows: p.curN, Expr: p.slicesExpr()}, nil
+}
