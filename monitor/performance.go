@@ -127,9 +127,9 @@ func (c PerformanceConfig) Validate(prefix string) error {
 
 // PerformanceResult is one round of performance evaluation for a model.
 type PerformanceResult struct {
-	Windows      []perf.Result
-	Reference    perf.Result
-	Primary      string
+	Windows   []perf.Result
+	Reference perf.Result
+	Primary   string
 	// WindowSegments are, per window of Windows, its slices' results;
 	// ReferenceSegments the reference's (see docs/monitor.md, "Segments").
 	WindowSegments    [][]perf.Result

@@ -14,9 +14,9 @@ import (
 )
 
 // performanceSlices chooses the slices of model's performance windows:
-// the drift slices' keys, max_segments and min_samples (the model's
-// policy), planned over the reference and the span of the recomputed
-// windows (window.PlanSlices). None without segment keys.
+// the drift slices' keys and max_segments, planned over the reference and
+// the span of the recomputed windows (window.PlanSlices), and min_samples
+// (the model's policy) per window. None without segment keys.
 func (m *Monitor) performanceSlices(ctx context.Context, model string, ref, cur window.Span) (perf.Slices, error) {
 	pol := m.opts.Policy
 	if mc, ok := m.opts.Models[model]; ok && mc.Policy != nil {
@@ -26,7 +26,12 @@ func (m *Monitor) performanceSlices(ctx context.Context, model string, ref, cur 
 	if so == nil {
 		return perf.Slices{}, nil
 	}
-	p, err := window.PlanSlices(ctx, m.opts.Conn, model, ref, cur, *so)
+	// The windows may overlap the reference (rows of both count as
+	// current there): min_samples applies per window (ComputeSlices), not
+	// to the plan.
+	plan := *so
+	plan.MinSamples = 0
+	p, err := window.PlanSlices(ctx, m.opts.Conn, model, ref, cur, plan)
 	if err != nil {
 		return perf.Slices{}, err
 	}
