@@ -98,6 +98,8 @@ func (e *exporter) Describe(ch chan<- *prometheus.Desc) {
 	ch <- p.estimated
 	ch <- p.fromLabels
 	ch <- p.estimationError
+	ch <- p.segment
+	ch <- p.rootCause
 }
 
 func (e *exporter) Collect(ch chan<- prometheus.Metric) {

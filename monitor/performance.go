@@ -150,6 +150,8 @@ type CorrelationResult struct {
 
 type perfMetrics struct {
 	perf, reference, coverage, corr, estimated, fromLabels, estimationError *prometheus.Desc
+	// segment and rootCause are the slices' series (segperf.go).
+	segment, rootCause *prometheus.Desc
 }
 
 func (m *Monitor) task(ctx context.Context, model string) (perf.Task, error) {
@@ -287,6 +289,7 @@ func (m *Monitor) EvaluatePerformance(ctx context.Context, model string, end tim
 		if err := m.store.WritePerformanceRootCauses(ctx, model, w.Window, res.RootCauses, now); err != nil {
 			return res, fmt.Errorf("write performance root causes of %s: %w", model, err)
 		}
+		m.exportPerformance(model, end, res) // again, with the root cause's series
 		key := dedupKey("performance", model, w.Window.End)
 		t := &schemas.RetrainTrigger{TriggerID: key[:32], ModelID: model, ModelVersion: w.Version, Reason: reason, CreatedAt: now.UTC(),
 			Window: schemas.TimeRange{From: w.Window.Start, To: w.Window.End}, Reference: schemas.TimeRange{From: ref.Start, To: ref.End},
@@ -621,7 +624,7 @@ func (m *Monitor) exportPerformance(model string, end time.Time, res Performance
 			ms = append(ms, prometheus.MustNewConstMetric(m.perfDesc.corr, prometheus.GaugeValue, cr.Best.Value, model, cr.ModelMetric, cr.BusinessMetric))
 		}
 	}
-	m.exp.setExtra(model, ms)
+	m.exp.setExtra(model, append(ms, m.segmentPerformanceSeries(model, res)...))
 }
 
 func perfDescs() perfMetrics {
@@ -633,5 +636,7 @@ func perfDescs() perfMetrics {
 		estimated:       prometheus.NewDesc("driftwatch_performance_estimated", "Performance of the newest window after the hand-off: the CBPE estimate while its labels are few, the realized metric once label coverage reaches handoff_coverage.", []string{"model", "metric"}, nil),
 		fromLabels:      prometheus.NewDesc("driftwatch_performance_estimated_from_labels", "1 when driftwatch_performance_estimated of the primary metric is the realized value, 0 while it is the estimate.", []string{"model"}, nil),
 		estimationError: prometheus.NewDesc("driftwatch_performance_estimation_error", "Estimated minus realized metric in the newest window past the hand-off: how far to trust the estimator for this model.", []string{"model", "metric"}, nil),
+		segment:         prometheus.NewDesc("driftwatch_segment_performance", "The primary performance metric of a slice (segment key=value) in the newest window with labels; after the model's other series in its series budget.", []string{"model", "segment", "metric"}, nil),
+		rootCause:       prometheus.NewDesc("driftwatch_performance_root_cause", "The contribution of the slice contributing most, per segment key, to the change of the decomposed metric (the primary one or its mean-type companion) in the window of the newest performance drop; kind mix or within.", []string{"model", "metric", "segment", "kind"}, nil),
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/driftwatch/driftwatch/monitor/perf"
 	"github.com/driftwatch/driftwatch/monitor/rootcause"
 	"github.com/driftwatch/driftwatch/monitor/window"
@@ -184,4 +186,32 @@ func (s *Store) WritePerformanceRootCauses(ctx context.Context, model string, w 
 		}
 	}
 	return batch.Send()
+}
+
+// segmentPerformanceSeries are the slices' series of a performance round:
+// the root cause of the drop (its top slice per key), then the primary
+// metric of every slice of the newest window with labels. They follow the
+// model's other performance series in the series budget, so a tight
+// budget drops them first, and they number at most keys × (max_segments
+// + 1) + keys.
+func (m *Monitor) segmentPerformanceSeries(model string, res PerformanceResult) []prometheus.Metric {
+	var ms []prometheus.Metric
+	for _, rc := range res.RootCauses {
+		if len(rc.Contributions) > 0 {
+			top := rc.Contributions[0]
+			ms = append(ms, prometheus.MustNewConstMetric(m.perfDesc.rootCause, prometheus.GaugeValue, top.Total, model, rc.Metric, top.Segment, top.Kind()))
+		}
+	}
+	for i := len(res.Windows) - 1; i >= 0; i-- {
+		if res.Windows[i].Labelled == 0 || i >= len(res.WindowSegments) {
+			continue
+		}
+		for _, s := range res.WindowSegments[i] {
+			if mt, ok := s.Metric(res.Primary); ok && mt.Status == perf.StatusOK {
+				ms = append(ms, prometheus.MustNewConstMetric(m.perfDesc.segment, prometheus.GaugeValue, mt.Value, model, s.Segment, mt.Name))
+			}
+		}
+		break
+	}
+	return ms
 }

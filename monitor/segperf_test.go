@@ -23,8 +23,9 @@ import (
 
 // segPerfWorld sends 8 hours of 3000 labelled inferences each (the three
 // regions a third each until changes; labels a minute after their
-// inference) and returns a monitor evaluating performance per region.
-func segPerfWorld(t *testing.T, metric string, changes ...string) (*world, *Monitor) {
+// inference) and returns a monitor evaluating performance per region, and
+// its registry.
+func segPerfWorld(t *testing.T, metric string, changes ...string) (*world, *Monitor, *prometheus.Registry) {
 	t.Helper()
 	w := newWorld(t)
 	w.base = map[string]int{}
@@ -48,12 +49,13 @@ func segPerfWorld(t *testing.T, metric string, changes ...string) (*world, *Moni
 	t.Cleanup(func() { tw.Close() })
 	s := testSettings(72*time.Hour, policy.Default(), &pc)
 	s.Segments.Keys = []string{"region"}
-	m, err := New(Options{Settings: s, Conn: w.conn, TriggerWriter: tw, Registerer: prometheus.NewRegistry(),
+	reg := prometheus.NewRegistry()
+	m, err := New(Options{Settings: s, Conn: w.conn, TriggerWriter: tw, Registerer: reg,
 		Now: func() time.Time { return w.start.Add(8*time.Hour + time.Minute) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return w, m
+	return w, m, reg
 }
 
 // labelledRow is one labelled inference as the test reads it, without the
@@ -131,7 +133,7 @@ func perfRootCause(t *testing.T, res PerformanceResult, key string) PerformanceR
 // companion) names region=eu as a within-slice drop, in the evidence and
 // root_causes; the contributions sum to the population's change.
 func TestPerformanceSliceConcept(t *testing.T) {
-	w, m := segPerfWorld(t, "", "segment_concept:region=eu:0.5@+5h")
+	w, m, reg := segPerfWorld(t, "", "segment_concept:region=eu:0.5@+5h")
 	ctx := context.Background()
 	res, err := m.EvaluatePerformance(ctx, "model-0", w.start.Add(8*time.Hour))
 	if err != nil {
@@ -196,6 +198,33 @@ func TestPerformanceSliceConcept(t *testing.T) {
 	if code != 200 || len(ps) != 1 || !strings.Contains(fmt.Sprint(out["sql"]), "segment = 'region=eu'") {
 		t.Fatalf("performance API with segment: %d %v", code, out)
 	}
+	// The slices' series: each region's roc_auc, and the root cause.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := map[string]int{}
+	for _, mf := range mfs {
+		for _, mt := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range mt.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			switch mf.GetName() {
+			case "driftwatch_segment_performance":
+				if labels["metric"] == perf.MetricROCAUC {
+					series[labels["segment"]]++
+				}
+			case "driftwatch_performance_root_cause":
+				if labels["segment"] == "region=eu" && labels["kind"] == "within" && labels["metric"] == perf.MetricAccuracy {
+					series["root_cause"]++
+				}
+			}
+		}
+	}
+	if series["region=eu"] != 1 || series["region=us"] != 1 || series["region=apac"] != 1 || series["root_cause"] != 1 {
+		t.Errorf("slice series %v, want one roc_auc per region and the root cause region=eu within", series)
+	}
 	eu := segs[0]
 	for _, s := range segs {
 		if s.Segment == "region=eu" {
@@ -213,7 +242,7 @@ func TestPerformanceSliceConcept(t *testing.T) {
 // inside any slice: the accuracy drop's root cause is region=eu as a mix
 // shift, and no slice's within part is as large.
 func TestPerformanceSliceMix(t *testing.T) {
-	w, m := segPerfWorld(t, perf.MetricAccuracy, "segment_concept:region=eu:0.3@0", "segment_mix:region=eu:0.8@+5h")
+	w, m, _ := segPerfWorld(t, perf.MetricAccuracy, "segment_concept:region=eu:0.3@0", "segment_mix:region=eu:0.8@+5h")
 	res, err := m.EvaluatePerformance(context.Background(), "model-0", w.start.Add(8*time.Hour))
 	if err != nil {
 		t.Fatal(err)
