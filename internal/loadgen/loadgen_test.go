@@ -578,6 +578,8 @@ func TestParseChange(t *testing.T) {
 		{in: "model-0/segment_mix:region=eu:0.6", want: Change{Kind: SegmentMix, Model: "model-0", Segment: "region=eu", Value: 0.6}},
 		{in: "segment_shift:f3:1.5", wantErr: "needs KEY=VALUE:FEATURE:DELTA"},
 		{in: "segment_mix:region=eu", wantErr: "needs KEY=VALUE:SHARE"},
+		{in: "segment_concept:region=eu:0.5@+5h", want: Change{Kind: SegmentConcept, Segment: "region=eu", Value: 0.5, AtTime: start.Add(5 * time.Hour)}},
+		{in: "segment_concept:region=eu", wantErr: "needs KEY=VALUE:SHARE"},
 		{in: "mean_shift:f0", wantErr: "needs FEATURE:VALUE"},
 		{in: "mean_shift:f0:x", wantErr: "is not a number"},
 		{in: "wobble:f0:1", wantErr: "unknown kind"},
@@ -715,6 +717,47 @@ func TestMalformedInTurn(t *testing.T) {
 			if seen[d.Name] != d.Reason {
 				t.Errorf("seed %d: defect %s generated with reason %q, want %s", seed, d.Name, seen[d.Name], d.Reason)
 			}
+		}
+	}
+}
+
+// TestSegmentConceptFlipsLabelsInOneSlice: segment_concept:region=eu:1
+// flips every true label of eu from the change on, so eu's accuracy a
+// becomes 1 − a (about 0.85 → 0.15) while us and apac keep theirs (about
+// 4000 labelled rows per slice and period: standard error 0.006; allow
+// 0.03), and the features do not move.
+func TestSegmentConceptFlipsLabelsInOneSlice(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Seed = 13
+	cfg.BusinessMetrics.Enabled = false
+	cfg.Outcomes = Outcomes{Share: 1, Delay: time.Second}
+	const at = 12000
+	cfg.Changes = []Change{{Kind: SegmentConcept, Segment: "region=eu", Value: 1, AtEvent: at}}
+	evs, _ := run(t, cfg, 2*at)
+	d := decodeAll(t, cfg, evs)
+	before, after := split(cfg, d.inferences, at)
+	bySeg := func(infs []schemas.Inference) map[string][]schemas.Inference {
+		out := map[string][]schemas.Inference{}
+		for _, in := range infs {
+			out[in.Segment[SegmentKey]] = append(out[in.Segment[SegmentKey]], in)
+		}
+		return out
+	}
+	b, a := bySeg(before), bySeg(after)
+	for _, v := range SegmentValues {
+		a0, _ := accuracy(b[v], d.outcomes)
+		a1, _ := accuracy(a[v], d.outcomes)
+		want := a0
+		if v == "eu" {
+			want = 1 - a0
+		}
+		if !testcheck.Within(a1, want, 0.03) {
+			t.Errorf("region=%s: accuracy %.3f before, %.3f after, want %.3f", v, a0, a1, want)
+		}
+		m0, sd0, _ := meanSD(b[v], "f3")
+		m1, _, _ := meanSD(a[v], "f3")
+		if shift := (m1 - m0) / sd0; !testcheck.Within(shift, 0, 0.1) {
+			t.Errorf("region=%s f3: mean moved %.3f sd under a label change", v, shift)
 		}
 	}
 }
