@@ -34,6 +34,7 @@ import (
 //	GET  /api/v1/models/{model}/training-runs?limit=100   runs, champion against challenger
 //	GET  /api/v1/models/{model}/versions                  registered versions, the champion
 //	GET  /api/v1/models/{model}/root-cause?feature=f3     slices ranked by contribution to the newest drift
+//	     …/root-cause?metric=accuracy                     … to the newest performance drop
 //	GET  /api/v1/models/{model}/segments?limit=100        per-slice drift flags of the newest window with slices
 //
 // Every query of the API runs with the request's context, so a client that
@@ -150,7 +151,7 @@ func (m *Monitor) apiRootCause(w http.ResponseWriter, r *http.Request) {
 	}
 	var sql string
 	out, truncated, ok := apiQuery(m, w, r, limit, func(ctx context.Context, n int) (rows []RootCauseRow, err error) {
-		rows, sql, err = m.store.RootCauses(ctx, model, r.URL.Query().Get("feature"), n)
+		rows, sql, err = m.store.RootCauses(ctx, model, r.URL.Query().Get("feature"), r.URL.Query().Get("metric"), n)
 		return rows, err
 	})
 	if !ok {

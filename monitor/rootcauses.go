@@ -129,6 +129,7 @@ type RootCauseRow struct {
 	WindowStart    time.Time `json:"window_start"`
 	WindowEnd      time.Time `json:"window_end"`
 	Feature        string    `json:"feature"`
+	Metric         string    `json:"metric"`
 	SegmentKey     string    `json:"segment_key"`
 	Segment        string    `json:"segment"`
 	Rank           uint16    `json:"rank"`
@@ -142,18 +143,20 @@ type RootCauseRow struct {
 }
 
 // RootCauses returns the root causes of a model's newest window with any,
-// by feature, key and rank; feature, when not empty, keeps only it.
-func (s *Store) RootCauses(ctx context.Context, model, feature string, limit int) ([]RootCauseRow, string, error) {
-	cond := " AND metric = ''"
+// by feature, key and rank; feature, when not empty, keeps only it;
+// metric empty reads the drift (PSI) root causes, a performance metric
+// those of the newest performance drop decomposed in it.
+func (s *Store) RootCauses(ctx context.Context, model, feature, metric string, limit int) ([]RootCauseRow, string, error) {
+	cond := " AND metric = " + chsql.String(metric)
 	if feature != "" {
 		cond += " AND feature = " + chsql.String(feature)
 	}
-	q := fmt.Sprintf(`SELECT window_start, window_end, feature, segment_key, segment, rank, kind, mix, within, total, reference_share, current_share, population_psi
+	q := fmt.Sprintf(`SELECT window_start, window_end, feature, metric, segment_key, segment, rank, kind, mix, within, total, reference_share, current_share, population_psi
 FROM root_causes FINAL
 WHERE model_id = %[1]s%[2]s AND window_end = (SELECT max(window_end) FROM root_causes WHERE model_id = %[1]s%[2]s)
 ORDER BY feature, segment_key, rank LIMIT %[3]d`, chsql.String(model), cond, limit)
 	return scanSQL(ctx, s.conn, "root_causes", q, func(rows driver.Rows, r *RootCauseRow) error {
-		return rows.Scan(&r.WindowStart, &r.WindowEnd, &r.Feature, &r.SegmentKey, &r.Segment, &r.Rank, &r.Kind, &r.Mix, &r.Within, &r.Total, &r.ReferenceShare, &r.CurrentShare, &r.PopulationPSI)
+		return rows.Scan(&r.WindowStart, &r.WindowEnd, &r.Feature, &r.Metric, &r.SegmentKey, &r.Segment, &r.Rank, &r.Kind, &r.Mix, &r.Within, &r.Total, &r.ReferenceShare, &r.CurrentShare, &r.PopulationPSI)
 	})
 }
 

@@ -188,12 +188,20 @@ func TestPerformanceSliceConcept(t *testing.T) {
 	if n := w.count(t, "SELECT count() FROM root_causes FINAL WHERE metric = 'accuracy' AND segment = 'region=eu' AND rank = 1 AND kind = 'within'"); n != 1 {
 		t.Errorf("root_causes holds %d rank-1 within rows of region=eu, want 1", n)
 	}
+	code, out := call(t, m.API(), "GET", "/api/v1/models/model-0/root-cause?metric=accuracy", "")
+	rcs, _ := out["root_causes"].([]any)
+	if code != 200 || len(rcs) == 0 {
+		t.Fatalf("root-cause API with metric: %d %v", code, out)
+	}
+	if first := rcs[0].(map[string]any); first["segment"] != "region=eu" || first["kind"] != "within" || first["metric"] != "accuracy" || first["rank"] != 1.0 {
+		t.Errorf("root-cause API's first row %v, want region=eu within accuracy, rank 1", first)
+	}
 	// The slices are in performance_results under their segment; the
 	// population's reads keep segment ''.
 	if n := w.count(t, "SELECT count() FROM performance_latest WHERE segment = 'region=eu' AND metric = 'accuracy'"); n != uint64(len(res.Windows)) {
 		t.Errorf("performance_latest holds %d accuracy rows of region=eu, want %d", n, len(res.Windows))
 	}
-	code, out := call(t, m.API(), "GET", "/api/v1/models/model-0/performance?metric=accuracy&segment=region%3Deu&limit=1", "")
+	code, out = call(t, m.API(), "GET", "/api/v1/models/model-0/performance?metric=accuracy&segment=region%3Deu&limit=1", "")
 	ps, _ := out["performance"].([]any)
 	if code != 200 || len(ps) != 1 || !strings.Contains(fmt.Sprint(out["sql"]), "segment = 'region=eu'") {
 		t.Fatalf("performance API with segment: %d %v", code, out)
