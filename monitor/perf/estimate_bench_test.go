@@ -2,6 +2,7 @@ package perf
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -71,6 +72,50 @@ func BenchmarkEstimate(b *testing.B) {
 		for b.Loop() {
 			if _, err := Compute(ctx, conn, "bench", cur, opts); err != nil {
 				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkComputeSlices sets the cost of performance per slice against
+// the population's alone, on a window of benchRows labelled binary
+// inferences: Compute (the population) and ComputeSlices with 10 slices
+// (each row in one, by its event hash, as one segment key with 10 values
+// makes it), the rows expanded by ARRAY JOIN in the same queries.
+//
+//	go test ./monitor/perf/ -run '^$' -bench BenchmarkComputeSlices -benchtime 5x
+func BenchmarkComputeSlices(b *testing.B) {
+	const benchRows = 100_000
+	conn := openDB(b)
+	ctx := context.Background()
+	t0 := time.Now().UTC().Truncate(time.Hour).Add(-48 * time.Hour)
+	w := Span{Start: t0, End: t0.Add(time.Hour)}
+	rng := rand.New(rand.NewPCG(19, 1))
+	scores, labels := make([]float64, benchRows), make([]int, benchRows)
+	for i := range scores {
+		z := rng.NormFloat64() * 1.5
+		scores[i] = 1 / (1 + math.Exp(-z))
+		if rng.Float64() < scores[i] {
+			labels[i] = 1
+		}
+	}
+	insertScored(b, conn, "bench", w.Start, scores, labels)
+	opts := Options{Task: Classification, PositiveLabel: "1"}
+	sl := Slices{Expr: "[toUInt32(1 + cityHash64(event_id) % 10)]"}
+	for i := range 10 {
+		sl.Names = append(sl.Names, fmt.Sprintf("k=%d", i))
+	}
+	b.Run("population", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Compute(ctx, conn, "bench", w, opts); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("population_and_10_slices", func(b *testing.B) {
+		for b.Loop() {
+			if _, s, err := ComputeSlices(ctx, conn, "bench", w, opts, sl); err != nil || len(s) != 10 {
+				b.Fatal(err, len(s))
 			}
 		}
 	})
