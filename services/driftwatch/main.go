@@ -1,6 +1,7 @@
 // Command driftwatch is the all-in-one command-line tool: it applies the
 // ClickHouse schema (migrate), generates load (gen), drives retraining
-// (retrain, models) and runs the benchmarks (bench …). Run `driftwatch help`.
+// (retrain, models), runs the benchmarks (bench …) and shows the whole
+// loop (demo). Run `driftwatch help`.
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	"github.com/driftwatch/driftwatch/services/driftwatch/admin"
 	"github.com/driftwatch/driftwatch/services/driftwatch/bench"
 	"github.com/driftwatch/driftwatch/services/driftwatch/command"
+	"github.com/driftwatch/driftwatch/services/driftwatch/demo"
 	"github.com/driftwatch/driftwatch/services/driftwatch/gen"
 	"github.com/driftwatch/driftwatch/services/driftwatch/report"
 )
@@ -20,6 +22,7 @@ func commands() []command.Command {
 	cmds = append(cmds, gen.Commands()...)
 	cmds = append(cmds, bench.Commands()...)
 	cmds = append(cmds, report.Commands()...)
+	cmds = append(cmds, demo.Commands()...)
 	return cmds
 }
 
