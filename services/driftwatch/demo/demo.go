@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/driftwatch/driftwatch/internal/config"
+	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/services/driftwatch/command"
 )
 
@@ -19,6 +20,7 @@ import (
 type Config struct {
 	config.Logging   `yaml:",inline"`
 	config.APIClient `yaml:",inline"`
+	config.Kafka     `yaml:",inline"`
 	ServeURL         string        `yaml:"serve_url" env:"DRIFTWATCH_SERVE_URL" flag:"serve-url" help:"serve's base URL: the demo's traffic and labels go through its predict and outcomes endpoints"`
 	MonitorURL       string        `yaml:"monitor_url" env:"DRIFTWATCH_MONITOR_URL" flag:"monitor-url" help:"the monitor's base URL: drift results, triggers, versions and performance are read from its API"`
 	AlertmanagerURL  string        `yaml:"alertmanager_url" env:"DRIFTWATCH_ALERTMANAGER_URL" flag:"alertmanager-url" help:"Alertmanager's base URL: the alert is read from its API v2"`
@@ -32,6 +34,10 @@ type Config struct {
 	StepTimeout      time.Duration `yaml:"step_timeout" flag:"step-timeout" help:"longest the demo waits for each step"`
 	Poll             time.Duration `yaml:"poll" flag:"poll" help:"how often each step's evidence is checked"`
 	Progress         time.Duration `yaml:"progress" flag:"progress" help:"how often a progress line is printed while waiting"`
+	Bootstrap        bool          `yaml:"bootstrap" flag:"bootstrap" help:"when serve does not serve the model yet, write labelled history of the demo's world to Kafka and ask the monitor for a manual trigger, so that the trainer registers a first champion"`
+	BootstrapRows    int           `yaml:"bootstrap_rows" flag:"bootstrap-rows" help:"labelled rows the bootstrap writes"`
+	BootstrapSpan    time.Duration `yaml:"bootstrap_span" flag:"bootstrap-span" help:"the bootstrap's rows are backdated evenly over this span before the start"`
+	Features         int           `yaml:"features" flag:"features" help:"numeric features (f0, f1, …) of the model the bootstrap creates"`
 	Seed             int64         `yaml:"seed" flag:"seed" help:"seed of the demo's traffic"`
 }
 
@@ -39,6 +45,11 @@ type Config struct {
 func DefaultConfig() *Config {
 	return &Config{
 		Logging:         config.DefaultLogging(),
+		Kafka:           config.DefaultKafka(),
+		Bootstrap:       true,
+		BootstrapRows:   3000,
+		BootstrapSpan:   10 * time.Minute,
+		Features:        5,
 		ServeURL:        "http://127.0.0.1:9104",
 		MonitorURL:      "http://127.0.0.1:9102",
 		AlertmanagerURL: "http://127.0.0.1:9193",
@@ -72,6 +83,15 @@ func (c *Config) Validate() error {
 	if c.Rate < 1 || c.Rate > 10000 {
 		errs = append(errs, fmt.Errorf("rate: want 1 to 10000 rows a second, got %d", c.Rate))
 	}
+	if c.BootstrapRows < 1200 {
+		errs = append(errs, fmt.Errorf("bootstrap_rows: the trainer needs at least 1200 labelled rows (1000 to train, 200 to evaluate), got %d", c.BootstrapRows))
+	}
+	if c.BootstrapSpan < time.Minute {
+		errs = append(errs, fmt.Errorf("bootstrap_span: want at least 1m, got %s", c.BootstrapSpan))
+	}
+	if c.Features < 1 || c.Features > 100 {
+		errs = append(errs, fmt.Errorf("features: want 1 to 100, got %d", c.Features))
+	}
 	if !(c.Shift > 0) {
 		errs = append(errs, fmt.Errorf("shift: must be positive, got %v", c.Shift))
 	}
@@ -86,7 +106,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", d.name, d.v))
 		}
 	}
-	return errors.Join(append(errs, c.Logging.Validate(), c.APIClient.Validate())...)
+	return errors.Join(append(errs, c.Logging.Validate(), c.APIClient.Validate(), c.Kafka.Validate())...)
 }
 
 // Commands returns driftwatch demo.
@@ -125,12 +145,13 @@ func Run(ctx context.Context, cfg *Config, tl *Timeline) error {
 	fmt.Fprintf(tl.W, "driftwatch demo: model %s, serve %s, monitor %s, Alertmanager %s\n", cfg.Model, c.serve, c.monitor, c.alertmanager)
 	step := cfg.StepTimeout
 
-	// 1. serve serves a champion of the model.
+	// 1. serve serves a champion of the model (after a bootstrap on a
+	// fresh stack).
 	var info struct {
 		numeric, categorical []string
 		version              string
 	}
-	if _, err := tl.Wait(ctx, "serve serves the champion", step, func(ctx context.Context) (bool, string, error) {
+	find := func(ctx context.Context) (bool, string, error) {
 		ms, err := c.models(ctx)
 		if err != nil {
 			return false, err.Error(), nil
@@ -145,7 +166,25 @@ func Run(ctx context.Context, cfg *Config, tl *Timeline) error {
 			}
 		}
 		return false, fmt.Sprintf("serve has %d models, not %s", len(ms), cfg.Model), nil
-	}); err != nil {
+	}
+	served, _, err := find(ctx)
+	if err != nil {
+		return &StepError{Step: "serve serves the champion", Err: err}
+	}
+	var w *world
+	if !served && cfg.Bootstrap {
+		w = newWorld(defaultFeatures(cfg.Features), nil, "", cfg.Shift, uint64(cfg.Seed))
+		opts, err := kafkaio.FromConfig(cfg.Kafka, "driftwatch-demo", nil)
+		if err != nil {
+			return err
+		}
+		id, err := bootstrap(ctx, opts, c, cfg.Model, w, cfg.BootstrapRows, cfg.BootstrapSpan, tl.Now())
+		if err != nil {
+			return &StepError{Step: "bootstrap", Err: err}
+		}
+		tl.Note("bootstrap: %s does not serve %s yet; wrote %d labelled rows of the last %s to Kafka, manual trigger %s", c.serve, cfg.Model, cfg.BootstrapRows, cfg.BootstrapSpan, id)
+	}
+	if _, err := tl.Wait(ctx, "serve serves the champion", step, find); err != nil {
 		return err
 	}
 	drift := cfg.DriftFeature
@@ -155,13 +194,16 @@ func Run(ctx context.Context, cfg *Config, tl *Timeline) error {
 	if !slices.Contains(info.numeric, drift) {
 		return &StepError{Step: "serve serves the champion", Err: fmt.Errorf("drift_feature %q is not a numeric feature of %s (%v)", drift, cfg.Model, info.numeric)}
 	}
+	if w == nil {
+		w = newWorld(info.numeric, info.categorical, drift, cfg.Shift, uint64(cfg.Seed))
+	}
+	w.setDriftFeature(drift)
 	oldChampion, err := c.champion(ctx, cfg.Model)
 	if err != nil || oldChampion == "" {
 		oldChampion = info.version
 	}
 
 	// 2. Traffic and labels, unchanged for the baseline.
-	w := newWorld(info.numeric, info.categorical, drift, cfg.Shift, uint64(cfg.Seed))
 	var st trafficStats
 	tctx, stop := context.WithCancel(ctx)
 	defer stop()

@@ -110,7 +110,7 @@ func TestWorld(t *testing.T) {
 	m0, m1, agree := mean()
 	// With z ~ N(0, 1.5²·2) and P(y=1|z) = σ(z), the label agrees with
 	// sign(z) with probability E[σ(|z|)] ≈ 0.79 (numerical integration:
-	// ∫ σ(|z|) φ(z/2.12)/2.12 dz = 0.787).
+	// ∫ σ(|z|) φ(z/2.12)/2.12 dz = 0.787, z's sd being 1.5·√2 = 2.12).
 	if !(abs(m0) <= 0.05) || !(abs(m1) <= 0.05) || !(abs(agree-0.787) <= 0.02) {
 		t.Errorf("before the change: means %.3f %.3f, agreement %.3f; want 0, 0 and 0.787", m0, m1, agree)
 	}

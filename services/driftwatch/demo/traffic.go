@@ -31,6 +31,13 @@ func newWorld(numeric, categorical []string, driftFeature string, shift float64,
 		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 
+// setDriftFeature names the feature the drift moves.
+func (w *world) setDriftFeature(name string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.driftFeature = name
+}
+
 // weight is the rule's coefficient of the i-th numeric feature: 1.5,
 // -1.5, 1.5, … so that every feature matters.
 func weight(i int) float64 {
