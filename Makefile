@@ -5,7 +5,7 @@ GO    ?= go
 BIN   := $(CURDIR)/bin
 export CHDB_LIB_PATH ?= $(CURDIR)/.deps/chdb/libchdb.so
 
-.PHONY: all deps build run test test-unit lint bench fuzz clean help
+.PHONY: all deps build run demo test test-unit lint bench fuzz clean help
 
 all: build
 
@@ -21,6 +21,9 @@ build: ## build every service into bin/
 
 run: deps build ## start Kafka, the embedded ClickHouse and every driftwatch service in the foreground
 	@bash scripts/run.sh
+
+demo: deps build ## start a fresh stack with short windows, run the whole loop (driftwatch demo), print its timeline, stop
+	@bash scripts/demo.sh $(DEMO_ARGS)
 
 test: deps build ## start Kafka and ClickHouse on test ports, run all tests (race detector on), stop them
 	@bash scripts/test.sh

@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -21,13 +22,14 @@ import (
 // labelled history. It writes rows labelled rows of the demo's world, in
 // the wire format and backdated over span (each label a second after its
 // inference, so they are matured at once), to the inferences and outcomes
-// topics, as a producer other than serve would; then it asks the monitor
-// for a manual retrain trigger. The rows' model_version is "bootstrap",
+// topics, as a producer other than serve would; Run then waits for
+// ingest to label them and asks the monitor for a manual trigger. The
+// rows' model_version is "bootstrap",
 // which no model registers.
-func bootstrap(ctx context.Context, opts kafkaio.Options, c *client, model string, w *world, rows int, span time.Duration, now time.Time) (string, error) {
+func produceBootstrap(ctx context.Context, opts kafkaio.Options, model string, w *world, rows int, span time.Duration, now time.Time) error {
 	specs := kafkaio.Specs(opts, schemas.TopicFor(schemas.TopicInferences), schemas.TopicFor(schemas.TopicOutcomes))
 	if err := kafkaio.EnsureTopics(ctx, opts, specs); err != nil {
-		return "", fmt.Errorf("create the event topics: %w", err)
+		return fmt.Errorf("create the event topics: %w", err)
 	}
 	inf := make([]kafka.Message, 0, rows)
 	out := make([]kafka.Message, 0, rows)
@@ -49,13 +51,13 @@ func bootstrap(ctx context.Context, opts kafkaio.Options, c *client, model strin
 		}
 		raw, err := json.Marshal(ev)
 		if err != nil {
-			return "", err
+			return err
 		}
 		inf = append(inf, kafka.Message{Key: []byte(model), Value: raw, Headers: []kafka.Header{{Key: schemas.SchemaHeader, Value: []byte(schemas.KindInference.SchemaName())}}})
 		oc := schemas.Outcome{EventID: uuid.NewString(), ModelID: model, PredictionID: pid, Timestamp: ts.Add(time.Second),
 			Actual: schemas.Actual{Label: label, HasLabel: true}}
 		if raw, err = json.Marshal(oc); err != nil {
-			return "", err
+			return err
 		}
 		out = append(out, kafka.Message{Key: []byte(model), Value: raw, Headers: []kafka.Header{{Key: schemas.SchemaHeader, Value: []byte(schemas.KindOutcome.SchemaName())}}})
 	}
@@ -63,23 +65,38 @@ func bootstrap(ctx context.Context, opts kafkaio.Options, c *client, model strin
 		topic string
 		msgs  []kafka.Message
 	}{{schemas.TopicInferences, inf}, {schemas.TopicOutcomes, out}} {
-		wr, err := kafkaio.NewWriter(opts, opts.Topic(b.topic))
+		wr, err := kafkaio.NewWriter(opts, b.topic) // it adds the prefix
 		if err != nil {
-			return "", err
+			return err
 		}
-		err = wr.WriteMessages(ctx, b.msgs...)
+		// A topic just created may not be known to every broker yet
+		// (UnknownTopicOrPartition): try again for a while.
+		for try := 0; ; try++ {
+			err = wr.WriteMessages(ctx, b.msgs...)
+			if err == nil || !errors.Is(err, kafka.UnknownTopicOrPartition) || try == 30 {
+				break
+			}
+			if serr := sleep(ctx, time.Second); serr != nil {
+				err = serr
+				break
+			}
+		}
 		wr.Close()
 		if err != nil {
-			return "", fmt.Errorf("produce %d bootstrap events to %s: %w", len(b.msgs), opts.Topic(b.topic), err)
+			return fmt.Errorf("produce %d bootstrap events to %s: %w", len(b.msgs), opts.Topic(b.topic), err)
 		}
 	}
+	return nil
+}
+
+// manualTrigger asks the monitor for a manual retrain trigger.
+func (c *client) manualTrigger(ctx context.Context, model, note string) (string, error) {
 	var resp struct {
 		Trigger struct {
 			TriggerID string `json:"trigger_id"`
 		} `json:"trigger"`
 	}
-	err := c.do(ctx, http.MethodPost, c.monitor+"/api/v1/models/"+url.PathEscape(model)+"/triggers",
-		monitor.ManualRequest{Note: "driftwatch demo: first champion"}, &resp)
+	err := c.do(ctx, http.MethodPost, c.monitor+"/api/v1/models/"+url.PathEscape(model)+"/triggers", monitor.ManualRequest{Note: note}, &resp)
 	if err != nil {
 		return "", fmt.Errorf("ask the monitor for a manual trigger: %w", err)
 	}

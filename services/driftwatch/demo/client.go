@@ -134,7 +134,10 @@ type amAlert struct {
 
 func (c *client) alerts(ctx context.Context, model string) ([]amAlert, error) {
 	var out []amAlert
-	q := url.Values{"filter": {fmt.Sprintf("model=%q", model)}, "active": {"true"}}
+	// Inhibited alerts too: a page about the model (its performance
+	// dropped) inhibits its drift warnings, which still reached
+	// Alertmanager.
+	q := url.Values{"filter": {fmt.Sprintf("model=%q", model)}}
 	err := c.do(ctx, http.MethodGet, c.alertmanager+"/api/v2/alerts?"+q.Encode(), nil, &out)
 	return out, err
 }

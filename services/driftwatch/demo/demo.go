@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/driftwatch/driftwatch/internal/chclient"
+	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/internal/config"
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
 	"github.com/driftwatch/driftwatch/services/driftwatch/command"
@@ -18,27 +20,28 @@ import (
 // Config is driftwatch demo's configuration. The defaults are make run's
 // addresses.
 type Config struct {
-	config.Logging   `yaml:",inline"`
-	config.APIClient `yaml:",inline"`
-	config.Kafka     `yaml:",inline"`
-	ServeURL         string        `yaml:"serve_url" env:"DRIFTWATCH_SERVE_URL" flag:"serve-url" help:"serve's base URL: the demo's traffic and labels go through its predict and outcomes endpoints"`
-	MonitorURL       string        `yaml:"monitor_url" env:"DRIFTWATCH_MONITOR_URL" flag:"monitor-url" help:"the monitor's base URL: drift results, triggers, versions and performance are read from its API"`
-	AlertmanagerURL  string        `yaml:"alertmanager_url" env:"DRIFTWATCH_ALERTMANAGER_URL" flag:"alertmanager-url" help:"Alertmanager's base URL: the alert is read from its API v2"`
-	Model            string        `yaml:"model" flag:"model" help:"the served model the demo sends traffic to"`
-	Rate             int           `yaml:"rate" flag:"rate" help:"rows predicted (and labelled) per second"`
-	Baseline         time.Duration `yaml:"baseline" flag:"baseline" help:"how long the traffic runs unchanged before the drift and the concept change"`
-	DriftFeature     string        `yaml:"drift_feature" flag:"drift-feature" help:"numeric feature whose mean shifts (default: the model's first numeric feature)"`
-	Shift            float64       `yaml:"shift" flag:"shift" help:"the drift: the feature's mean moves by this many standard deviations"`
-	Metric           string        `yaml:"metric" flag:"metric" help:"the live performance metric watched for the recovery"`
-	Recovered        float64       `yaml:"recovered" flag:"recovered" help:"the metric's value on a window after the reload that counts as recovered"`
-	StepTimeout      time.Duration `yaml:"step_timeout" flag:"step-timeout" help:"longest the demo waits for each step"`
-	Poll             time.Duration `yaml:"poll" flag:"poll" help:"how often each step's evidence is checked"`
-	Progress         time.Duration `yaml:"progress" flag:"progress" help:"how often a progress line is printed while waiting"`
-	Bootstrap        bool          `yaml:"bootstrap" flag:"bootstrap" help:"when serve does not serve the model yet, write labelled history of the demo's world to Kafka and ask the monitor for a manual trigger, so that the trainer registers a first champion"`
-	BootstrapRows    int           `yaml:"bootstrap_rows" flag:"bootstrap-rows" help:"labelled rows the bootstrap writes"`
-	BootstrapSpan    time.Duration `yaml:"bootstrap_span" flag:"bootstrap-span" help:"the bootstrap's rows are backdated evenly over this span before the start"`
-	Features         int           `yaml:"features" flag:"features" help:"numeric features (f0, f1, …) of the model the bootstrap creates"`
-	Seed             int64         `yaml:"seed" flag:"seed" help:"seed of the demo's traffic"`
+	config.Logging    `yaml:",inline"`
+	config.APIClient  `yaml:",inline"`
+	config.Kafka      `yaml:",inline"`
+	config.ClickHouse `yaml:",inline"`
+	ServeURL          string        `yaml:"serve_url" env:"DRIFTWATCH_SERVE_URL" flag:"serve-url" help:"serve's base URL: the demo's traffic and labels go through its predict and outcomes endpoints"`
+	MonitorURL        string        `yaml:"monitor_url" env:"DRIFTWATCH_MONITOR_URL" flag:"monitor-url" help:"the monitor's base URL: drift results, triggers, versions and performance are read from its API"`
+	AlertmanagerURL   string        `yaml:"alertmanager_url" env:"DRIFTWATCH_ALERTMANAGER_URL" flag:"alertmanager-url" help:"Alertmanager's base URL: the alert is read from its API v2"`
+	Model             string        `yaml:"model" flag:"model" help:"the served model the demo sends traffic to"`
+	Rate              int           `yaml:"rate" flag:"rate" help:"rows predicted (and labelled) per second"`
+	Baseline          time.Duration `yaml:"baseline" flag:"baseline" help:"how long the traffic runs unchanged before the drift and the concept change"`
+	DriftFeature      string        `yaml:"drift_feature" flag:"drift-feature" help:"numeric feature whose mean shifts (default: the model's first numeric feature)"`
+	Shift             float64       `yaml:"shift" flag:"shift" help:"the drift: the feature's mean moves by this many standard deviations"`
+	Metric            string        `yaml:"metric" flag:"metric" help:"the live performance metric watched for the recovery"`
+	Recovered         float64       `yaml:"recovered" flag:"recovered" help:"the metric's value on a window after the reload that counts as recovered"`
+	StepTimeout       time.Duration `yaml:"step_timeout" flag:"step-timeout" help:"longest the demo waits for each step"`
+	Poll              time.Duration `yaml:"poll" flag:"poll" help:"how often each step's evidence is checked"`
+	Progress          time.Duration `yaml:"progress" flag:"progress" help:"how often a progress line is printed while waiting"`
+	Bootstrap         bool          `yaml:"bootstrap" flag:"bootstrap" help:"when serve does not serve the model yet, write labelled history of the demo's world to Kafka and ask the monitor for a manual trigger, so that the trainer registers a first champion"`
+	BootstrapRows     int           `yaml:"bootstrap_rows" flag:"bootstrap-rows" help:"labelled rows the bootstrap writes"`
+	BootstrapSpan     time.Duration `yaml:"bootstrap_span" flag:"bootstrap-span" help:"the bootstrap's rows are backdated evenly over this span before the start"`
+	Features          int           `yaml:"features" flag:"features" help:"numeric features (f0, f1, …) of the model the bootstrap creates"`
+	Seed              int64         `yaml:"seed" flag:"seed" help:"seed of the demo's traffic"`
 }
 
 // DefaultConfig is the demo against make run.
@@ -46,9 +49,10 @@ func DefaultConfig() *Config {
 	return &Config{
 		Logging:         config.DefaultLogging(),
 		Kafka:           config.DefaultKafka(),
+		ClickHouse:      config.DefaultClickHouse(),
 		Bootstrap:       true,
 		BootstrapRows:   3000,
-		BootstrapSpan:   10 * time.Minute,
+		BootstrapSpan:   time.Minute,
 		Features:        5,
 		ServeURL:        "http://127.0.0.1:9104",
 		MonitorURL:      "http://127.0.0.1:9102",
@@ -106,7 +110,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", d.name, d.v))
 		}
 	}
-	return errors.Join(append(errs, c.Logging.Validate(), c.APIClient.Validate(), c.Kafka.Validate())...)
+	return errors.Join(append(errs, c.Logging.Validate(), c.APIClient.Validate(), c.Kafka.Validate(), c.ClickHouse.Validate())...)
 }
 
 // Commands returns driftwatch demo.
@@ -178,11 +182,32 @@ func Run(ctx context.Context, cfg *Config, tl *Timeline) error {
 		if err != nil {
 			return err
 		}
-		id, err := bootstrap(ctx, opts, c, cfg.Model, w, cfg.BootstrapRows, cfg.BootstrapSpan, tl.Now())
+		if err := produceBootstrap(ctx, opts, cfg.Model, w, cfg.BootstrapRows, cfg.BootstrapSpan, tl.Now()); err != nil {
+			return &StepError{Step: "bootstrap", Err: err}
+		}
+		tl.Note("bootstrap: %s does not serve %s yet; wrote %d labelled rows of the last %s to Kafka", c.serve, cfg.Model, cfg.BootstrapRows, cfg.BootstrapSpan)
+		// The trainer reads what ingest has joined: the trigger waits
+		// until every bootstrap row is labelled in ClickHouse.
+		conn, err := chclient.Open(ctx, chclient.FromConfig(cfg.ClickHouse), false)
 		if err != nil {
 			return &StepError{Step: "bootstrap", Err: err}
 		}
-		tl.Note("bootstrap: %s does not serve %s yet; wrote %d labelled rows of the last %s to Kafka, manual trigger %s", c.serve, cfg.Model, cfg.BootstrapRows, cfg.BootstrapSpan, id)
+		defer conn.Close()
+		if _, err := tl.Wait(ctx, "bootstrap rows labelled in ClickHouse", step, func(ctx context.Context) (bool, string, error) {
+			var n uint64
+			q := "SELECT count() FROM inferences_labeled WHERE model_id = " + chsql.String(cfg.Model) + " AND model_version = 'bootstrap'"
+			if err := conn.QueryRow(ctx, q).Scan(&n); err != nil {
+				return false, err.Error(), nil
+			}
+			return n >= uint64(cfg.BootstrapRows), fmt.Sprintf("%d of %d rows", n, cfg.BootstrapRows), nil
+		}); err != nil {
+			return err
+		}
+		id, err := c.manualTrigger(ctx, cfg.Model, "driftwatch demo: first champion")
+		if err != nil {
+			return &StepError{Step: "bootstrap", Err: err}
+		}
+		tl.Note("bootstrap: manual retrain trigger %s", id)
 	}
 	if _, err := tl.Wait(ctx, "serve serves the champion", step, find); err != nil {
 		return err
@@ -258,8 +283,8 @@ func Run(ctx context.Context, cfg *Config, tl *Timeline) error {
 		var names []string
 		for _, a := range as {
 			names = append(names, a.Labels["alertname"])
-			if a.Labels["alertname"] == "DriftwatchFeatureDrift" && a.Labels["feature"] == drift {
-				return true, fmt.Sprintf("%s{model=%s, feature=%s} %s since %s", a.Labels["alertname"], a.Labels["model"], a.Labels["feature"], a.Status.State, a.StartsAt.Format(time.TimeOnly)), nil
+			if n := a.Labels["alertname"]; (n == "DriftwatchFeatureDrift" && a.Labels["feature"] == drift) || n == "DriftwatchPerformanceDrop" {
+				return true, fmt.Sprintf("%s{model=%s, feature=%q} %s since %s: %s", a.Labels["alertname"], a.Labels["model"], a.Labels["feature"], a.Status.State, a.StartsAt.Format(time.TimeOnly), a.Annotations["summary"]), nil
 			}
 		}
 		return false, fmt.Sprintf("active alerts of %s: %v", cfg.Model, names), nil
