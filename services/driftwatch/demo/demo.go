@@ -14,6 +14,7 @@ import (
 	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/internal/config"
 	"github.com/driftwatch/driftwatch/internal/kafkaio"
+	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/services/driftwatch/command"
 )
 
@@ -257,8 +258,8 @@ func Run(ctx context.Context, cfg *Config, tl *Timeline) error {
 		}
 		seen := "no result yet"
 		for _, r := range rs {
-			if r.Feature != drift {
-				continue
+			if r.Feature != drift || r.Kind != policy.KindDrift {
+				continue // a data-quality check (out_of_range_share) may flag it too
 			}
 			seen = fmt.Sprintf("%s %s drifted=%v on the window ending %s", r.Feature, r.Method, r.Drifted, r.WindowEnd.Format(time.TimeOnly))
 			if r.Drifted && r.WindowEnd.After(changedAt) {
