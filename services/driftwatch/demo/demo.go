@@ -351,7 +351,8 @@ func Run(ctx context.Context, cfg *Config, tl *Timeline) error {
 				worst = &v
 			}
 		}
-		for _, p := range ps { // newest first
+		if len(ps) > 0 { // newest first: only the newest window counts
+			p := ps[0]
 			seen = fmt.Sprintf("%s %.3f on the window %s–%s", p.Metric, p.Value, p.WindowStart.Format(time.TimeOnly), p.WindowEnd.Format(time.TimeOnly))
 			if !p.WindowStart.Before(reloadedAt) && p.Value >= cfg.Recovered {
 				dip := "no window between the change and the reload"
@@ -360,7 +361,6 @@ func Run(ctx context.Context, cfg *Config, tl *Timeline) error {
 				}
 				return true, fmt.Sprintf("%s %.3f on the window %s–%s (%d samples; %s)", p.Metric, p.Value, p.WindowStart.Format(time.TimeOnly), p.WindowEnd.Format(time.TimeOnly), p.Samples, dip), nil
 			}
-			break
 		}
 		return false, seen, nil
 	}); err != nil {
