@@ -33,6 +33,9 @@ type profileJSON struct {
 	// before categories were folded: then none is, and the distinct
 	// values are the categories listed).
 	CategoryStats []catStatJSON `json:"category_stats,omitempty"`
+	// Joint is the reference's joint sample (Options.JointRows), absent
+	// when off.
+	Joint *jointJSON `json:"joint,omitempty"`
 }
 
 type catStatJSON struct {
@@ -65,7 +68,7 @@ type catJSON struct {
 // Marshal encodes r for a reference_profiles row.
 func (r *Reference) Marshal() ([]byte, error) {
 	p := profileJSON{Version: profileVersion, Model: r.model, Start: r.span.Start, End: r.span.End, Options: r.opts, Rows: r.rows, Newest: r.newest,
-		Numeric: make([]numericJSON, 0, len(r.numeric)), Categories: make([]catJSON, 0, len(r.categories))}
+		Numeric: make([]numericJSON, 0, len(r.numeric)), Categories: make([]catJSON, 0, len(r.categories)), Joint: r.joint.toJSON()}
 	for _, n := range r.numeric {
 		if !finite(n.RefMin) || !finite(n.RefMax) || !allFinite(n.Edges) || !allFinite(n.RefValues) {
 			return nil, fmt.Errorf("encode the reference of %s: feature %s has a value that is not finite", r.model, n.Feature)
@@ -121,7 +124,12 @@ func Unmarshal(data []byte) (*Reference, error) {
 			stats[s.Feature] = catStats{distinct: d, ref: s.Distinct}
 		}
 	}
+	joint, err := p.Joint.joint()
+	if err != nil {
+		return nil, fmt.Errorf("decode the reference profile of %s: %w", p.Model, err)
+	}
 	r := newReference(p.Model, Span{Start: p.Start.UTC(), End: p.End.UTC()}, p.Options, p.Rows, p.Newest, num, cats, stats)
+	r.setJoint(joint)
 	r.pinned = true
 	return r, nil
 }

@@ -26,6 +26,14 @@ type Reference struct {
 	bytes    int64
 	// pinned: persisted (see profile.go); valid whatever the raw rows say.
 	pinned bool
+	// joint is the reference's joint sample (Options.JointRows).
+	joint *Joint
+}
+
+// setJoint keeps the reference's joint sample.
+func (r *Reference) setJoint(j *Joint) {
+	r.joint = j
+	r.bytes += j.bytes()
 }
 
 // refCats is what a Reference knows of one categorical feature.

@@ -70,6 +70,10 @@ type Options struct {
 	// Samples turns the value→count samples on; without them only binned
 	// methods can run.
 	Samples bool
+	// JointRows, with Samples, turns the joint sample on (see Joint):
+	// about JointRows rows per window with their numeric features
+	// together, for the multivariate methods; 0 is off.
+	JointRows int
 }
 
 // The defaults of Options (0 in a field means its default), which the
@@ -150,6 +154,9 @@ type Snapshot struct {
 	// window (by their event time when it could be read, else the time of
 	// rejection), per reason; from the dead_letters table.
 	DeadLetters map[string]int64
+	// RefJoint and CurJoint are the windows' joint samples (Options.JointRows;
+	// nil when off).
+	RefJoint, CurJoint *Joint
 }
 
 // ErrNoReference means the reference window holds no rows for the model.
@@ -224,6 +231,10 @@ func ComputeCached(ctx context.Context, conn driver.Conn, model string, ref, cur
 	} else {
 		num, numErr = q.numericEdges(ctx)
 	}
+	if numErr == nil && q.opts.Samples && q.opts.JointRows > 0 {
+		q.joint = newJointCollector(num)
+		q.jointRates = [2]float64{jointRate(q.opts.JointRows, s.RefRows), jointRate(q.opts.JointRows, s.CurRows)}
+	}
 	if numErr == nil {
 		numErr = q.numericBins(ctx, num)
 	}
@@ -238,8 +249,17 @@ func ComputeCached(ctx context.Context, conn driver.Conn, model string, ref, cur
 		return nil, nil, catErr
 	}
 	s.Numeric = num
+	if q.joint != nil {
+		s.CurJoint = q.joint.joint(1)
+		if cached != nil {
+			s.RefJoint = cached.joint
+		} else {
+			s.RefJoint = q.joint.joint(0)
+		}
+	}
 	if cached == nil {
 		cached = newReference(model, ref, opts, s.RefRows, newest, num, catRows, catStat)
+		cached.setJoint(s.RefJoint)
 	}
 	return s, cached, nil
 }
@@ -252,6 +272,10 @@ type querier struct {
 	// curOnly restricts the bin, sample and category queries to the
 	// current window: the reference's come from a cached Reference.
 	curOnly bool
+	// joint collects the joint sample (nil: off), at jointRates of the
+	// reference's and the current window's rows.
+	joint      *jointCollector
+	jointRates [2]float64
 }
 
 func (q *querier) inRef() string {
@@ -485,6 +509,12 @@ func (q *querier) binsSQL(out []Numeric) string {
 		}
 		keep = fmt.Sprintf(", h < transform(idx * 2 + is_cur, CAST([%s], 'Array(UInt32)'), %s, toFloat64(0)) AS keep", strings.Join(slots, ", "), floatArray(rates))
 		h = "h, "
+		if q.joint != nil {
+			// The joint sample: (h, v) pairs, interleaved in one
+			// Array(Float64) so that each value stays with its hash.
+			sample += ", CAST(arrayReduce('groupArrayState', arrayFlatten(groupArrayIf([h, v], jkeep))) AS String)"
+			keep += fmt.Sprintf(", h < if(is_cur, toFloat64(%s), toFloat64(%s)) AS jkeep, h", strconv.FormatFloat(q.jointRates[1], 'g', -1, 64), strconv.FormatFloat(q.jointRates[0], 'g', -1, 64))
+		}
 	}
 	return fmt.Sprintf("SELECT idx, is_cur, bin, count(), countIf(is_cur AND (v < %s OR v > %s))%s FROM ("+
 		"SELECT is_cur, v, idx, toUInt32(%s) AS bin%s "+
@@ -508,11 +538,14 @@ func (q *querier) binsQuery(ctx context.Context, sql string, out []Numeric) erro
 			isCur      bool
 			b          uint32
 			n, outside uint64
-			blob       string
+			blob, jblob string
 		)
 		dest := []any{&id, &isCur, &b, &n, &outside}
 		if q.opts.Samples {
 			dest = append(dest, &blob)
+		}
+		if q.joint != nil {
+			dest = append(dest, &jblob)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("read bin counts of %s: %w", q.model, err)
@@ -528,6 +561,19 @@ func (q *querier) binsQuery(ctx context.Context, sql string, out []Numeric) erro
 			return fmt.Errorf("BUG: feature index %d beyond %d features", id, len(out))
 		}
 		x := &out[id-1]
+		if q.joint != nil {
+			hv, err := decodeFloats(jblob)
+			if err != nil {
+				return fmt.Errorf("read joint sample of %s: %w", q.model, err)
+			}
+			w := 0
+			if isCur {
+				w = 1
+			}
+			if err := q.joint.add(w, x.Feature, hv); err != nil {
+				return fmt.Errorf("read joint sample of %s: %w", q.model, err)
+			}
+		}
 		if int(b) >= len(x.RefBins) {
 			return fmt.Errorf("BUG: bin %d of %s beyond %d edges", b, x.Feature, len(x.Edges))
 		}
