@@ -66,11 +66,20 @@ func FitLogistic(x [][]float64, y []float64, c float64) (*Logistic, error) {
 				s += w[j] * z[i][j]
 			}
 			p := 1 / (1 + math.Exp(-s))
+			wi := p * (1 - p)
+			zi := z[i]
 			for j := 0; j < k; j++ {
-				g[j] += (p - y[i]) * z[i][j]
-				for l := 0; l < k; l++ {
-					h[j*k+l] += p * (1 - p) * z[i][j] * z[i][l]
+				g[j] += (p - y[i]) * zi[j]
+				// The upper triangle; the lower is mirrored below.
+				a, row := wi*zi[j], h[j*k:j*k+k]
+				for l := j; l < k; l++ {
+					row[l] += a * zi[l]
 				}
+			}
+		}
+		for j := 0; j < k; j++ {
+			for l := 0; l < j; l++ {
+				h[j*k+l] = h[l*k+j]
 			}
 		}
 		step, err := solve(h, g, k)
