@@ -35,6 +35,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/driftwatch/driftwatch/monitor/multivariate"
 	"github.com/driftwatch/driftwatch/monitor/stat"
 	"github.com/driftwatch/driftwatch/monitor/window"
 )
@@ -104,6 +105,11 @@ type Config struct {
 	// the champion's feature importance is below it from triggering a
 	// retrain (see ApplyImportance); 0 is off.
 	MinImportance float64 `yaml:"min_importance"`
+	// Multivariate is the drift no single feature shows (package
+	// multivariate): the features __multivariate_reconstruction and
+	// __multivariate_classifier, decided and made sustained like any
+	// feature's drift.
+	Multivariate multivariate.Config `yaml:"multivariate"`
 }
 
 // DefaultThresholds are the per-method defaults.
@@ -130,6 +136,8 @@ func Default() Config {
 		DeadLetterShare:      0.01,
 		VolumeRatioMin:       0.5,
 		VolumeRatioMax:       2,
+
+		Multivariate: multivariate.DefaultConfig(),
 	}
 }
 
@@ -194,6 +202,11 @@ func (c Config) Validate(prefix string) error {
 	if !(c.MinImportance >= 0 && c.MinImportance <= 1) {
 		bad("min_importance: must be in [0, 1] (a share of the importance), got %g", c.MinImportance)
 	}
+	if c.Multivariate.Enabled {
+		if err := c.Multivariate.Validate(prefix + ".multivariate"); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.VolumeRatioMin < 0 || c.VolumeRatioMax <= c.VolumeRatioMin {
 		bad("volume_ratio_min/max: need 0 <= min < max, got %g and %g", c.VolumeRatioMin, c.VolumeRatioMax)
 	}
@@ -237,6 +250,9 @@ type Row struct {
 	// Note says why the result is what it is when Status alone does not
 	// (why a method was skipped); usually empty.
 	Note string
+	// Leaned is, on a domain classifier's row, the columns it leaned on
+	// most (the explanation; also in Note).
+	Leaned []multivariate.Leaning
 }
 
 // Verdict is one window's outcome.
@@ -363,6 +379,9 @@ func computeRows(snap *window.Snapshot, c Config) []Row {
 			add(r)
 		}
 	}
+	if c.Multivariate.Enabled && snap.RefJoint != nil && snap.CurJoint != nil {
+		rows = append(rows, multivariateRows(snap.RefJoint, snap.CurJoint, c)...)
+	}
 
 	return rows
 }
@@ -442,8 +461,13 @@ func decide(snap *window.Snapshot, c Config, hist History, rows []Row) Verdict {
 	}
 	for _, f := range features {
 		decide := c.DecideCategorical
-		if numeric[f] {
+		switch {
+		case numeric[f]:
 			decide = c.DecideNumeric
+		case f == multivariate.ReconstructionFeature:
+			decide = []string{multivariate.MethodReconstruction}
+		case f == multivariate.ClassifierFeature:
+			decide = []string{multivariate.MethodClassifier}
 		}
 		drifted, insufficient, skipped := true, false, false
 		for _, m := range decide {
@@ -719,4 +743,67 @@ func categoricalRows(cf *window.Categorical, c Config, maxCategories int) []Row 
 		}
 		return stat.Result{}, nil
 	})
+}
+
+// multivariateRows computes the two multivariate methods on the windows'
+// joint samples: the reconstruction error against the reference's band
+// (Threshold the band's upper end, Note the band and components) and the
+// domain classifier's cross-validated AUC against its threshold (Note and
+// Leaned what it leaned on). They are decided here (a band has two ends;
+// no p-value to adjust). Fewer than MinSamples joint rows in either window
+// is insufficient, as for a feature.
+func multivariateRows(ref, cur *window.Joint, c Config) []Row {
+	mc := c.Multivariate
+	rec := Row{Feature: multivariate.ReconstructionFeature, Kind: KindDrift, Method: multivariate.MethodReconstruction,
+		Samples: int64(len(cur.Rows)), ReferenceSamples: int64(len(ref.Rows)), PValue: math.NaN(), PValueAdjusted: math.NaN(), Value: math.NaN(), Threshold: math.NaN()}
+	cls := rec
+	cls.Feature, cls.Method = multivariate.ClassifierFeature, multivariate.MethodClassifier
+	if int64(len(ref.Rows)) < c.MinSamples || int64(len(cur.Rows)) < c.MinSamples {
+		rec.Status, cls.Status = StatusInsufficient, StatusInsufficient
+		return []Row{rec, cls}
+	}
+	if !slices.Equal(ref.Features, cur.Features) || len(ref.Features) == 0 {
+		note := fmt.Sprintf("the windows' joint samples have other features (%d and %d)", len(ref.Features), len(cur.Features))
+		rec.Status, rec.Note, cls.Status, cls.Note = StatusUndefined, note, StatusUndefined, note
+		return []Row{rec, cls}
+	}
+	// Copies: the samples are the snapshot's (and the reference's, cached).
+	r, k := copyRows(ref.Rows), copyRows(cur.Rows)
+	multivariate.Impute(r, k)
+	decided := func(row *Row, drifted bool) {
+		row.Drifted, row.Status = drifted, StatusOK
+		if drifted {
+			row.Status = StatusDrifted
+		}
+	}
+	if res, err := multivariate.Reconstruct(r, k, mc); err != nil {
+		rec.Status, rec.Note = statusOf(err), "reconstruction: "+err.Error()
+	} else {
+		rec.Value, rec.Threshold = res.Error, res.Band.Upper
+		rec.Note = fmt.Sprintf("band [%.4g, %.4g], %d of %d components", res.Band.Lower, res.Band.Upper, res.Components, len(ref.Features))
+		decided(&rec, res.Drifted)
+	}
+	if res, err := multivariate.Classify(r, k, ref.Features, mc); err != nil {
+		cls.Status, cls.Note = statusOf(err), "domain classifier: "+err.Error()
+	} else {
+		cls.Value, cls.Threshold, cls.Leaned = res.AUC, res.Threshold, res.Leaned
+		cls.Note = multivariate.LeanedNote(res.Leaned)
+		decided(&cls, res.Drifted)
+	}
+	return []Row{rec, cls}
+}
+
+func statusOf(err error) string {
+	if errors.Is(err, multivariate.ErrInsufficient) {
+		return StatusInsufficient
+	}
+	return StatusUndefined
+}
+
+func copyRows(rows [][]float64) [][]float64 {
+	out := make([][]float64, len(rows))
+	for i, r := range rows {
+		out[i] = slices.Clone(r)
+	}
+	return out
 }

@@ -1,0 +1,107 @@
+package policy
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/driftwatch/driftwatch/monitor/multivariate"
+	"github.com/driftwatch/driftwatch/monitor/window"
+)
+
+// flipSnapshot is a window pair of features a, b, c: a and b N(0, 1) with
+// correlation 0.9 in the reference and rho in the current window, with
+// per-feature aggregates and joint samples of the same rows.
+func flipSnapshot(t *testing.T, rho float64) *window.Snapshot {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(21, 22))
+	gen := func(n int, rho float64) [][]float64 {
+		rows := make([][]float64, n)
+		for i := range rows {
+			a, b, c := rng.NormFloat64(), rng.NormFloat64(), rng.NormFloat64()
+			rows[i] = []float64{a, rho*a + math.Sqrt(1-rho*rho)*b, c}
+		}
+		return rows
+	}
+	ref, cur := gen(3000, 0.9), gen(3000, rho)
+	col := func(rows [][]float64, j int) []float64 {
+		out := make([]float64, len(rows))
+		for i, r := range rows {
+			out[i] = r[j]
+		}
+		return out
+	}
+	s := &window.Snapshot{Model: "m", RefRows: 3000, CurRows: 3000,
+		RefJoint: &window.Joint{Features: []string{"a", "b", "c"}, Rows: ref},
+		CurJoint: &window.Joint{Features: []string{"a", "b", "c"}, Rows: cur}}
+	for j, f := range []string{"a", "b", "c"} {
+		s.Numeric = append(s.Numeric, numeric(t, f, col(ref, j), col(cur, j)))
+	}
+	return s
+}
+
+// TestMultivariateVerdict: with policy.multivariate on, a correlation flip
+// drifts both multivariate features and no per-feature one, sustained only
+// after consecutive windows (history); off, or without a flip, nothing.
+// The snapshot's joint samples are left as they were.
+func TestMultivariateVerdict(t *testing.T) {
+	on := Default()
+	on.Multivariate.Enabled = true
+	both := []string{multivariate.ClassifierFeature, multivariate.ReconstructionFeature}
+	flip := flipSnapshot(t, -0.9)
+	before := slices.Clone(flip.RefJoint.Rows[0])
+	for _, tc := range []struct {
+		name               string
+		snap               *window.Snapshot
+		c                  Config
+		hist               History
+		drifted, sustained []string
+	}{
+		{"flip, first window", flip, on, nil, both, nil},
+		{"flip, second window", flip, on, History{multivariate.ClassifierFeature: {true}, multivariate.ReconstructionFeature: {true}}, both, both},
+		{"flip, off", flip, Default(), nil, nil, nil},
+		{"unchanged", flipSnapshot(t, 0.9), on, nil, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := Evaluate(tc.snap, tc.c, tc.hist)
+			if !slices.Equal(v.Drifted, tc.drifted) || !slices.Equal(v.Sustained, tc.sustained) {
+				t.Errorf("drifted %v sustained %v, want %v and %v", v.Drifted, v.Sustained, tc.drifted, tc.sustained)
+			}
+			var mv int
+			for _, r := range v.Rows {
+				if !multivariate.IsFeature(r.Feature) {
+					continue
+				}
+				mv++
+				if r.Status != StatusOK && r.Status != StatusDrifted {
+					t.Errorf("%s: status %s (%s)", r.Feature, r.Status, r.Note)
+				}
+				if r.Feature == multivariate.ClassifierFeature && r.Drifted {
+					if got := multivariate.LeanedFeatures(r.Leaned[:1]); !slices.Equal(got, []string{"a", "b"}) {
+						t.Errorf("classifier leaned first on %v, want a*b", r.Leaned)
+					}
+				}
+			}
+			if want := map[bool]int{true: 2, false: 0}[tc.c.Multivariate.Enabled]; mv != want {
+				t.Errorf("%d multivariate rows, want %d", mv, want)
+			}
+		})
+	}
+	if !slices.Equal(before, flip.RefJoint.Rows[0]) {
+		t.Error("the verdict changed the snapshot's joint sample")
+	}
+	t.Run("insufficient", func(t *testing.T) {
+		s := flipSnapshot(t, -0.9)
+		s.CurJoint.Rows = s.CurJoint.Rows[:50]
+		v := Evaluate(s, on, nil)
+		for _, r := range v.Rows {
+			if multivariate.IsFeature(r.Feature) && r.Status != StatusInsufficient {
+				t.Errorf("%s with 50 current rows: %s", r.Feature, r.Status)
+			}
+		}
+		if !slices.Contains(v.Insufficient, multivariate.ClassifierFeature) {
+			t.Errorf("insufficient %v", v.Insufficient)
+		}
+	})
+}
