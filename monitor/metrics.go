@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/driftwatch/driftwatch/monitor/multivariate"
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/monitor/stat"
 )
@@ -273,6 +275,13 @@ func (e *exporter) update(model string, rows int64, v policy.Verdict, segs []Seg
 	})
 	if len(features) > e.maxFeatures {
 		features = features[:e.maxFeatures]
+	}
+	// The multivariate pseudo-features (at most two per model) are the
+	// model's, not one feature's: always exported, beyond maxFeatures.
+	for _, r := range v.Rows {
+		if multivariate.IsFeature(r.Feature) && !slices.Contains(features, r.Feature) {
+			features = append(features, r.Feature)
+		}
 	}
 	keep := map[string]bool{}
 	for _, f := range features {

@@ -272,11 +272,8 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		m.evals.WithLabelValues("waiting").Inc()
 		return Result{Reference: kind, Skipped: "the current window overlaps the reference " + ref.String()}, nil
 	}
-	pol := m.opts.Policy
-	if mc, ok := m.opts.Models[model]; ok && mc.Policy != nil {
-		pol = *mc.Policy
-	}
-	snap, refAgg, err := window.ComputeCached(ctx, m.opts.Conn, model, ref, cur, m.opts.aggregation(), cached)
+	pol := m.opts.policyFor(model)
+	snap, refAgg, err := window.ComputeCached(ctx, m.opts.Conn, model, ref, cur, m.opts.aggregationFor(model), cached)
 	if kind != ReferenceGrowing {
 		// A growing reference changes every step: caching it only evicts
 		// the pinned references of other models.
@@ -369,6 +366,9 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	for _, t := range candidates(m.opts.Triggers, snap, v, version, now) {
 		if t.Reason == schemas.TriggerFeatureDrift || t.Reason == schemas.TriggerPredictionDrift {
 			t.Evidence = append(t.Evidence, rcEvidence...)
+			if t.Reason == schemas.TriggerFeatureDrift {
+				t.Evidence = append(t.Evidence, leanedEvidence(v)...)
+			}
 			fitEvidence(t)
 		}
 		sortedEvidence(t.Evidence)

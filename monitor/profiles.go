@@ -116,7 +116,7 @@ func SetReference(ctx context.Context, conn driver.Conn, settings Settings, mode
 	if !span.Start.Before(span.End) {
 		return ReferenceProfile{}, fmt.Errorf("reference of %s: the period %s is empty (from must be before to)", model, span)
 	}
-	_, ref, err := window.ComputeCached(ctx, conn, model, span, window.Span{Start: span.End, End: span.End}, settings.aggregation(), nil)
+	_, ref, err := window.ComputeCached(ctx, conn, model, span, window.Span{Start: span.End, End: span.End}, settings.aggregationFor(model), nil)
 	if errors.Is(err, window.ErrNoReference) {
 		return ReferenceProfile{}, fmt.Errorf("reference of %s over %s: %w", model, span, ErrEmptyReference)
 	}

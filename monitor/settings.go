@@ -154,3 +154,22 @@ func (s *Settings) Validate() error {
 func (s *Settings) aggregation() window.Options {
 	return window.Options{Bins: s.Bins, SampleCap: s.SampleCap, MaxFeatures: s.MaxFeatures, MaxCategories: s.MaxCategories, Samples: true}
 }
+
+// policyFor is model's drift policy: its own, or the instance's.
+func (s *Settings) policyFor(model string) policy.Config {
+	if mc, ok := s.Models[model]; ok && mc.Policy != nil {
+		return *mc.Policy
+	}
+	return s.Policy
+}
+
+// aggregationFor is model's window aggregation: aggregation with the
+// joint sample its policy's multivariate methods need (so a reference set
+// or pinned for it carries one).
+func (s *Settings) aggregationFor(model string) window.Options {
+	o := s.aggregation()
+	if p := s.policyFor(model); p.Multivariate.Enabled {
+		o.JointRows = p.Multivariate.Rows
+	}
+	return o
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/driftwatch/driftwatch/internal/signing"
+	"github.com/driftwatch/driftwatch/monitor/multivariate"
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/monitor/window"
 	"github.com/driftwatch/driftwatch/schemas"
@@ -347,4 +348,30 @@ func sortedEvidence(ev []schemas.Evidence) {
 		}
 		return ev[i].Method < ev[j].Method
 	})
+}
+
+// CheckLeanedOn is the check of the evidence rows naming what the domain
+// classifier leaned on: Feature is the column (a feature, or a product
+// "a*b" naming a pair), Value its absolute standardised coefficient.
+const CheckLeanedOn = "leaned_on"
+
+// leanedEvidence names what the domain classifier leaned on when its
+// drift (__multivariate_classifier) is sustained: a feature drift trigger
+// for a drift no feature shows says which features it is in.
+func leanedEvidence(v policy.Verdict) []schemas.Evidence {
+	if !slices.Contains(v.Sustained, multivariate.ClassifierFeature) {
+		return nil
+	}
+	var ev []schemas.Evidence
+	for _, r := range v.Rows {
+		if r.Feature != multivariate.ClassifierFeature || r.Method != multivariate.MethodClassifier {
+			continue
+		}
+		for _, l := range r.Leaned {
+			if len(l.Column) <= schemas.MaxTriggerKeyBytes {
+				ev = append(ev, schemas.Evidence{Check: CheckLeanedOn, Feature: l.Column, Method: r.Method, Value: l.Weight, Threshold: finite(r.Threshold), Samples: r.Samples})
+			}
+		}
+	}
+	return ev
 }

@@ -93,9 +93,16 @@ const (
 	// (0 to 1), a regression truth moves by 10·Value; the features and
 	// the predictions do not change.
 	SegmentConcept ChangeKind = "segment_concept"
+	// Correlation sets the correlation of two numeric features (Feature and
+	// Other) to Value (−1 to 1; replacing an earlier one of the pair) while
+	// each keeps its distribution: Other's standardised value becomes
+	// Value·z + √(1−Value²)·e, z Feature's and e its own standard normal.
+	// correlation:f1:f2:0.8 and later correlation:f1:f2:-0.8 flip the
+	// sign: drift no single feature shows.
+	Correlation ChangeKind = "correlation"
 )
 
-var changeKinds = []ChangeKind{MeanShift, VarianceChange, NewCategories, Missingness, ConceptDrift, SegmentShift, SegmentMix, SegmentConcept}
+var changeKinds = []ChangeKind{MeanShift, VarianceChange, NewCategories, Missingness, ConceptDrift, SegmentShift, SegmentMix, SegmentConcept, Correlation}
 
 // SegmentKey is the one segment key the generated inferences carry, and
 // SegmentValues its values, drawn uniformly until a SegmentMix change.
@@ -114,6 +121,8 @@ type Change struct {
 	Model string
 	// Feature is the feature name (f0…, c0…); empty for ConceptDrift.
 	Feature string
+	// Other is Correlation's second feature; empty for every other kind.
+	Other string
 	// Segment is the slice KEY=VALUE of SegmentShift and SegmentMix
 	// (region=eu); empty for every other kind.
 	Segment string
@@ -135,6 +144,9 @@ func (c Change) String() string {
 	if c.Feature != "" {
 		b.WriteString(":" + c.Feature)
 	}
+	if c.Other != "" {
+		b.WriteString(":" + c.Other)
+	}
 	b.WriteString(":" + strconv.FormatFloat(c.Value, 'g', -1, 64))
 	if !c.AtTime.IsZero() {
 		b.WriteString("@" + c.AtTime.UTC().Format(time.RFC3339Nano))
@@ -154,6 +166,7 @@ const ChangeSyntax = `[MODEL/]KIND[:FEATURE][:VALUE][@WHEN], KIND one of
   segment_shift:KEY=VALUE:FEATURE:DELTA  shift a numeric feature's mean by DELTA standard deviations inside one slice (region=eu)
   segment_mix:KEY=VALUE:SHARE     one slice takes SHARE of the traffic, the others keep their relative shares
   segment_concept:KEY=VALUE:FLIP  inside one slice the true label flips with probability FLIP (regression: truth + 10·FLIP)
+  correlation:FEATURE:OTHER:RHO   two numeric features correlate with RHO (-1..1), each keeping its distribution
 WHEN is an inference index (50000), an offset from -start (+10m) or an RFC 3339 time (default 0);
 MODEL limits it to one model (model-1/…). Example: mean_shift:f0:2.0@50000,concept_drift@100000`
 
@@ -219,6 +232,16 @@ func ParseChange(s string, start time.Time) (Change, error) {
 		v, err := strconv.ParseFloat(args[1], 64)
 		if err != nil {
 			return c, fmt.Errorf("change %q: value %q is not a number", s, args[1])
+		}
+		c.Value = v
+	case Correlation:
+		if len(args) != 3 || args[0] == "" || args[1] == "" {
+			return c, fmt.Errorf("change %q: correlation needs FEATURE:OTHER:RHO", s)
+		}
+		c.Feature, c.Other = args[0], args[1]
+		v, err := strconv.ParseFloat(args[2], 64)
+		if err != nil {
+			return c, fmt.Errorf("change %q: correlation %q is not a number", s, args[2])
 		}
 		c.Value = v
 	case SegmentShift, SegmentMix, SegmentConcept:
@@ -451,6 +474,14 @@ func (c Config) checkChange(ch Change) error {
 		return fmt.Errorf("segment %q is not one of %s=%s", ch.Segment, SegmentKey, strings.Join(SegmentValues, "|"))
 	}
 	switch ch.Kind {
+	case Correlation:
+		other, _ := c.featureKind(ch.Other)
+		if !num || !other || ch.Feature == ch.Other {
+			return fmt.Errorf("%q and %q are not two numeric features (f0 .. f%d)", ch.Feature, ch.Other, c.NumericFeatures-1)
+		}
+		if !(ch.Value >= -1 && ch.Value <= 1) {
+			return fmt.Errorf("correlation must be in [-1, 1], got %g", ch.Value)
+		}
 	case SegmentShift:
 		if !num {
 			return fmt.Errorf("%q is not a numeric feature (f0 .. f%d)", ch.Feature, c.NumericFeatures-1)

@@ -125,6 +125,11 @@ type model struct {
 	// until a SegmentConcept change).
 	segFlip  []float64
 	catScale float64 // true model's factor on category effects
+	// corrOf is, per numeric feature, the feature it is correlated with
+	// (-1: none) and corrRho the correlation (nil until a Correlation
+	// change).
+	corrOf  []int
+	corrRho []float64
 
 	correct, total int64     // quality counters of the open bucket
 	hist           []float64 // quality of closed buckets, most recent last
@@ -135,6 +140,7 @@ type model struct {
 type draw struct {
 	m       *model
 	num     []float64
+	raw     []float64 // each numeric feature's standard normal draw
 	numNull []bool
 	cat     []string
 	catNull []bool
@@ -270,7 +276,7 @@ func New(cfg Config) (*Generator, error) {
 	}
 	sort.SliceStable(g.changes, func(i, j int) bool { return g.changes[i].tick < g.changes[j].tick })
 	n, c := cfg.NumericFeatures, cfg.CategoricalFeatures
-	g.d = draw{num: make([]float64, n), numNull: make([]bool, n), cat: make([]string, c), catNull: make([]bool, c)}
+	g.d = draw{num: make([]float64, n), raw: make([]float64, n), numNull: make([]bool, n), cat: make([]string, c), catNull: make([]bool, c)}
 	g.buf = make([]byte, 0, 1024)
 	return g, nil
 }
@@ -490,6 +496,15 @@ func (g *Generator) apply(m *model, ch Change) {
 			m.segFlip = make([]float64, len(SegmentValues))
 		}
 		m.segFlip[segmentIndex(ch.Segment)] = ch.Value
+	case Correlation:
+		other, _ := strconv.Atoi(ch.Other[1:])
+		if m.corrOf == nil {
+			m.corrOf, m.corrRho = make([]int, len(m.shift)), make([]float64, len(m.shift))
+			for i := range m.corrOf {
+				m.corrOf[i] = -1
+			}
+		}
+		m.corrOf[other], m.corrRho[other] = idx, ch.Value
 	case ConceptDrift:
 		m.concept = ch.Value
 		for i := range m.wTrue {
@@ -585,11 +600,32 @@ func (g *Generator) drawInference() *draw {
 		if segShift != nil {
 			shift += segShift[i]
 		}
-		x := m.mu[i] + m.sd[i]*(shift+m.factor[i]*rng.NormFloat64())
+		e := rng.NormFloat64()
+		d.raw[i] = e
+		x := m.mu[i] + m.sd[i]*(shift+m.factor[i]*e)
 		d.num[i] = x
 		s := (x - m.mu[i]) / m.sd[i]
 		z += m.w[i] * s
 		zt += m.wTrue[i] * s
+	}
+	// Correlated pairs, after every feature has its own draw (the stream
+	// of draws is the same with and without them): Other's standard
+	// normal becomes ρ·z + √(1−ρ²)·e, still N(0, 1).
+	for i, a := range m.corrOf {
+		if a < 0 || d.numNull[i] || d.numNull[a] {
+			continue
+		}
+		shift := m.shift[i]
+		if segShift != nil {
+			shift += segShift[i]
+		}
+		rho := m.corrRho[i]
+		old := (d.num[i] - m.mu[i]) / m.sd[i]
+		x := m.mu[i] + m.sd[i]*(shift+m.factor[i]*(rho*d.raw[a]+math.Sqrt(1-rho*rho)*d.raw[i]))
+		d.num[i] = x
+		s := (x - m.mu[i]) / m.sd[i]
+		z += m.w[i] * (s - old)
+		zt += m.wTrue[i] * (s - old)
 	}
 	nn := len(d.num)
 	for j := range d.cat {

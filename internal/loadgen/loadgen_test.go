@@ -354,6 +354,56 @@ func TestDistributionChanges(t *testing.T) {
 	}
 }
 
+// TestCorrelationChange: correlation:f1:f2:0.8, then −0.8 from tick
+// 10000 — the sample correlation of f1 and f2 follows (standard error
+// (1−ρ²)/√n ≈ 0.004; allow 0.03) while each keeps its mean and standard
+// deviation (within 0.06 sd and 5 %, as TestDistributionChanges), and f3
+// stays uncorrelated with f1.
+func TestCorrelationChange(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Seed = 5
+	cfg.BusinessMetrics.Enabled = false
+	cfg.Outcomes.Share = 0
+	const at = 10000
+	cfg.Changes = []Change{
+		{Kind: Correlation, Feature: "f1", Other: "f2", Value: 0.8},
+		{Kind: Correlation, Feature: "f1", Other: "f2", Value: -0.8, AtEvent: at},
+	}
+	evs, _ := run(t, cfg, 2*at)
+	before, after := split(cfg, decodeAll(t, cfg, evs).inferences, at)
+	col := func(infs []schemas.Inference, f string) []float64 {
+		out := make([]float64, len(infs))
+		for i, in := range infs {
+			out[i] = in.Numeric[f]
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		infs []schemas.Inference
+		rho  float64
+	}{{"before", before, 0.8}, {"after", after, -0.8}} {
+		if r := pearson(col(tc.infs, "f1"), col(tc.infs, "f2")); !testcheck.Within(r, tc.rho, 0.03) {
+			t.Errorf("%s: corr(f1, f2) = %.3f, want %g", tc.name, r, tc.rho)
+		}
+		if r := pearson(col(tc.infs, "f1"), col(tc.infs, "f3")); !testcheck.Within(r, 0, 0.03) {
+			t.Errorf("%s: corr(f1, f3) = %.3f, want 0", tc.name, r)
+		}
+	}
+	for _, f := range []string{"f1", "f2"} {
+		a, s, _ := meanSD(before, f)
+		b, s1, _ := meanSD(after, f)
+		if !testcheck.AtMost(math.Abs(b-a)/s, 0.06) || !testcheck.Within(s1/s, 1, 0.05) {
+			t.Errorf("%s: the flip moved its distribution: mean %.3f → %.3f, sd %.3f → %.3f", f, a, b, s, s1)
+		}
+	}
+	bad := cfg
+	bad.Changes = []Change{{Kind: Correlation, Feature: "f1", Other: "f1", Value: 0.5}, {Kind: Correlation, Feature: "f1", Other: "f2", Value: 1.5}}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "not two numeric features") || !strings.Contains(err.Error(), "must be in [-1, 1]") {
+		t.Errorf("validate: %v", err)
+	}
+}
+
 // TestSegmentChanges checks segment_shift (a mean shift inside one slice
 // only) and segment_mix (one slice's share of traffic) against counts and
 // means written down here.
@@ -580,6 +630,8 @@ func TestParseChange(t *testing.T) {
 		{in: "segment_mix:region=eu", wantErr: "needs KEY=VALUE:SHARE"},
 		{in: "segment_concept:region=eu:0.5@+5h", want: Change{Kind: SegmentConcept, Segment: "region=eu", Value: 0.5, AtTime: start.Add(5 * time.Hour)}},
 		{in: "segment_concept:region=eu", wantErr: "needs KEY=VALUE:SHARE"},
+		{in: "correlation:f1:f2:-0.8@+2h", want: Change{Kind: Correlation, Feature: "f1", Other: "f2", Value: -0.8, AtTime: start.Add(2 * time.Hour)}},
+		{in: "correlation:f1:0.8", wantErr: "needs FEATURE:OTHER:RHO"},
 		{in: "mean_shift:f0", wantErr: "needs FEATURE:VALUE"},
 		{in: "mean_shift:f0:x", wantErr: "is not a number"},
 		{in: "wobble:f0:1", wantErr: "unknown kind"},
@@ -597,7 +649,7 @@ func TestParseChange(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || got.Kind != tt.want.Kind || got.Model != tt.want.Model || got.Feature != tt.want.Feature || got.Segment != tt.want.Segment ||
+			if err != nil || got.Kind != tt.want.Kind || got.Model != tt.want.Model || got.Feature != tt.want.Feature || got.Other != tt.want.Other || got.Segment != tt.want.Segment ||
 				got.Value != tt.want.Value || got.AtEvent != tt.want.AtEvent || !got.AtTime.Equal(tt.want.AtTime) {
 				t.Fatalf("got %+v, %v; want %+v", got, err, tt.want)
 			}
