@@ -55,3 +55,31 @@ func BenchmarkClassifier(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDefaults: Reconstruct and Classify with DefaultConfig on the
+// joint samples policy.multivariate fetches (5 000 rows per window), 10 and
+// 60 features.
+func BenchmarkDefaults(b *testing.B) {
+	c := DefaultConfig()
+	for _, d := range []int{10, 60} {
+		ref, cur := benchRows(c.Rows, d, 1), benchRows(c.Rows, d, 2)
+		names := make([]string, d)
+		for j := range names {
+			names[j] = fmt.Sprintf("f%d", j)
+		}
+		b.Run(fmt.Sprintf("reconstruct/d=%d", d), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Reconstruct(ref, cur, c); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("classify/d=%d", d), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Classify(ref, cur, names, c); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -12,7 +12,7 @@ import (
 // sorted value→count lists and have lost which values came from one row.
 //
 // It rides in the bin query (no read of its own): beside each feature's
-// sample, ClickHouse hands over the (h, v) pairs of the rows whose event
+// sample, ClickHouse hands over the hashes h and values v of the rows whose event
 // hash h is below JointRows / rows of the window — the same hash key as
 // the samples, one rate for every feature of the window, so a row kept
 // for one feature is kept for all it carries. Go joins the pairs on h.
@@ -50,26 +50,27 @@ func newJointCollector(num []Numeric) *jointCollector {
 	return c
 }
 
-// add records interleaved (h, v) pairs of feature f in window w.
-func (c *jointCollector) add(w int, f string, hv []float64) error {
+// add records the values vs of feature f in window w, of the events of
+// hashes hs.
+func (c *jointCollector) add(w int, f string, hs, vs []float64) error {
 	col, ok := c.cols[f]
 	if !ok {
 		return nil // the score
 	}
-	if len(hv)%2 != 0 {
-		return fmt.Errorf("joint sample of %s: %d values, not (hash, value) pairs", f, len(hv))
+	if len(hs) != len(vs) {
+		return fmt.Errorf("joint sample of %s: %d hashes for %d values", f, len(hs), len(vs))
 	}
 	m := c.pairs[w]
-	for i := 0; i < len(hv); i += 2 {
-		row, ok := m[hv[i]]
+	for i, h := range hs {
+		row, ok := m[h]
 		if !ok {
 			row = make([]float64, len(c.names))
 			for j := range row {
 				row[j] = math.NaN()
 			}
-			m[hv[i]] = row
+			m[h] = row
 		}
-		row[col] = hv[i+1]
+		row[col] = vs[i]
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+
 	"github.com/driftwatch/driftwatch/internal/testcheck"
 )
 
@@ -66,7 +68,11 @@ func TestJointSample(t *testing.T) {
 		}
 	}
 	t.Run("all rows", func(t *testing.T) {
-		snap, err := Compute(context.Background(), conn, "j1", ref, cur, Options{Samples: true, JointRows: 10_000})
+		// Blocks of 64 rows on 4 threads: the hashes and the values of a
+		// feature are two aggregates, each merged from the threads'
+		// states; they must stay in one order.
+		ctx := clickhouse.Context(context.Background(), clickhouse.WithSettings(clickhouse.Settings{"max_block_size": 64, "max_threads": 4}))
+		snap, err := Compute(ctx, conn, "j1", ref, cur, Options{Samples: true, JointRows: 10_000})
 		if err != nil {
 			t.Fatal(err)
 		}

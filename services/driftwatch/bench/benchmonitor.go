@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,6 +30,8 @@ import (
 	"github.com/driftwatch/driftwatch/internal/config"
 	"github.com/driftwatch/driftwatch/internal/migration"
 	"github.com/driftwatch/driftwatch/monitor"
+	"github.com/driftwatch/driftwatch/monitor/multivariate"
+	"github.com/driftwatch/driftwatch/monitor/perf"
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/monitor/window"
 	"github.com/driftwatch/driftwatch/services/driftwatch/command"
@@ -41,6 +44,10 @@ const (
 	// targetSlicesRatio bounds the evaluation time with 10 slices over the
 	// population-only time.
 	targetSlicesRatio = 2.0
+	// targetExtrasRatio bounds the evaluation time (drift and performance)
+	// with performance estimation and both multivariate methods over the
+	// time without them (issue 18).
+	targetExtrasRatio = 1.3
 )
 
 // benchModel is the model_id the benchmark's rows carry.
@@ -64,6 +71,7 @@ type benchMonitorConfig struct {
 	ServerPID         int    `yaml:"server_pid" flag:"server-pid" help:"process id of the ClickHouse server whose memory is printed; 0 looks for a local clickhouse-embedded serving the URL's port"`
 	Keep              bool   `yaml:"keep" flag:"keep" help:"keep the benchmark database and the Parquet file"`
 	Slices            bool   `yaml:"slices" flag:"slices" help:"also evaluate with 10 slices (segment_by the second categorical feature, 10 categories) and print the time next to the population-only one"`
+	Extras            bool   `yaml:"extras" flag:"extras" help:"also time drift and performance evaluation with performance estimation (CBPE) and both multivariate methods on, next to the same evaluation with them off"`
 }
 
 func defaultBenchMonitorConfig() *benchMonitorConfig {
@@ -78,6 +86,7 @@ func defaultBenchMonitorConfig() *benchMonitorConfig {
 		Python:      filepath.Join(".deps", "venv", "bin", "python"),
 		Script:      filepath.Join("testdata", "bench", "evidently_drift.py"),
 		Slices:      true,
+		Extras:      true,
 	}
 }
 
@@ -296,6 +305,27 @@ func runBenchMonitor(ctx context.Context, cfg *benchMonitorConfig, env command.E
 		}
 	}
 
+	// extras: drift + performance, estimation and multivariate off, then
+	// on, alternating so that both see the same load.
+	var extras [2][]extrasRun
+	if cfg.Extras {
+		s := time.Now()
+		if err := conn.Exec(ctx, benchOutcomesSQL(cfg.Rows, t0)); err != nil {
+			return fmt.Errorf("generate the reference's outcomes: %w", err)
+		}
+		logf("extras: %d outcomes of the reference hour in %.1fs", cfg.Rows, time.Since(s).Seconds())
+		for i := range cfg.Repeat {
+			for k, on := range []bool{false, true} {
+				r, err := benchExtrasOnce(ctx, conn, ref, cur, agg, on)
+				if err != nil {
+					return fmt.Errorf("monitor run %d (estimation and multivariate %v): %w", i+1, on, err)
+				}
+				logf("extras: run %d of %d, estimation and multivariate %v: drift %.2fs + performance %.2fs; %s", i+1, cfg.Repeat, on, r.Drift, r.Performance, r.Note)
+				extras[k] = append(extras[k], r)
+			}
+		}
+	}
+
 	// evidently
 	var ev *evidentlyOut
 	if cfg.Evidently {
@@ -313,7 +343,108 @@ func runBenchMonitor(ctx context.Context, cfg *benchMonitorConfig, env command.E
 		fmt.Fprintf(env.Stdout, "with %d slices      %6.2f s (median; segment_by %s) vs %.2f s population-only: %.2fx  target <= %.0fx: %s\n",
 			nSlices, sl, benchCategoricalName(1), pop, sl/pop, targetSlicesRatio, meets(sl/pop <= targetSlicesRatio))
 	}
+	if len(extras[0]) > 0 {
+		printExtras(env.Stdout, extras)
+	}
 	return nil
+}
+
+// extrasRun is one drift + performance evaluation of the extras phase.
+type extrasRun struct {
+	Drift, Performance float64 // seconds of Evaluate and EvaluatePerformance
+	Note               string  // what the extras found
+}
+
+func (r extrasRun) total() float64 { return r.Drift + r.Performance }
+
+// benchExtrasOnce evaluates the window's drift and its performance on a
+// new monitor (both windows read), with performance estimation and
+// policy.multivariate on or off; the performance window is the current
+// hour (recompute 1), labels withheld there, the reference's labelled.
+func benchExtrasOnce(ctx context.Context, conn driver.Conn, ref, cur window.Span, agg window.Options, on bool) (extrasRun, error) {
+	var r extrasRun
+	set := monitor.DefaultSettings()
+	set.Window, set.Step, set.Reference, set.Lookback = time.Hour, time.Hour, time.Hour, 48*time.Hour
+	pol := policy.Default()
+	pol.Multivariate.Enabled = on
+	set.Models = map[string]monitor.ModelConfig{benchModel: {ReferenceStart: ref.Start, ReferenceEnd: ref.End, Policy: &pol}}
+	set.Performance.Recompute, set.Performance.PositiveLabel, set.Performance.BusinessTrigger = 1, "yes", false
+	set.Performance.Estimation.Enabled = on
+	if agg.SampleCap != 0 {
+		set.SampleCap = agg.SampleCap
+	}
+	m, err := monitor.New(monitor.Options{
+		Settings: set, Conn: conn, TriggerWriter: discardTriggers{}, Registerer: prometheus.NewRegistry(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:    func() time.Time { return cur.End },
+	})
+	if err != nil {
+		return r, err
+	}
+	runtime.GC()
+	start := time.Now()
+	res, err := m.Evaluate(ctx, benchModel, cur.End)
+	r.Drift = time.Since(start).Seconds()
+	if err != nil {
+		return r, err
+	}
+	start = time.Now()
+	pr, err := m.EvaluatePerformance(ctx, benchModel, cur.End)
+	r.Performance = time.Since(start).Seconds()
+	if err != nil {
+		return r, err
+	}
+	var notes []string
+	for _, row := range res.Verdict.Rows {
+		if multivariate.IsFeature(row.Feature) && row.Method != monitor.MethodVerdict {
+			notes = append(notes, fmt.Sprintf("%s %s %.4g (threshold %.4g, %s)", row.Feature, row.Status, row.Value, row.Threshold, row.Note))
+		}
+	}
+	for _, w := range pr.Windows {
+		for _, mt := range w.Metrics {
+			if strings.HasPrefix(mt.Name, perf.EstimatedPrefix) && !strings.HasSuffix(mt.Name, perf.LowerSuffix) && !strings.HasSuffix(mt.Name, perf.UpperSuffix) {
+				notes = append(notes, fmt.Sprintf("%s %.4g", mt.Name, mt.Value))
+			}
+		}
+	}
+	if on && len(notes) == 0 {
+		return r, errors.New("estimation and multivariate on, yet neither an estimate nor a multivariate row came out")
+	}
+	r.Note = strings.Join(notes, "; ")
+	return r, nil
+}
+
+// printExtras prints the extras phase's medians and their ratio.
+func printExtras(w io.Writer, runs [2][]extrasRun) {
+	med := func(rs []extrasRun, f func(extrasRun) float64) float64 {
+		xs := make([]float64, len(rs))
+		for i, r := range rs {
+			xs[i] = f(r)
+		}
+		return median(xs)
+	}
+	off, on := med(runs[0], extrasRun.total), med(runs[1], extrasRun.total)
+	fmt.Fprintf(w, "estimation+multivariate %6.2f s (median of %d; drift %.2f s + performance %.2f s) vs %.2f s without (drift %.2f s + performance %.2f s): %+.0f %%  target <= %+.0f %%: %s\n",
+		on, len(runs[1]), med(runs[1], func(r extrasRun) float64 { return r.Drift }), med(runs[1], func(r extrasRun) float64 { return r.Performance }),
+		off, med(runs[0], func(r extrasRun) float64 { return r.Drift }), med(runs[0], func(r extrasRun) float64 { return r.Performance }),
+		100*(on/off-1), 100*(targetExtrasRatio-1), meets(on/off <= targetExtrasRatio))
+	if n := len(runs[1]); n > 0 {
+		fmt.Fprintf(w, "  with them, last run: %s\n", runs[1][n-1].Note)
+	}
+}
+
+// benchOutcomesSQL labels every reference-hour inference of benchDataSQL
+// (one outcome a minute after it, truth drawn from the score, so the
+// score is calibrated); the current hour stays unlabelled, as before its
+// labels arrive.
+func benchOutcomesSQL(rows int64, t0 time.Time) string {
+	u := "((cityHash64(number, 8888, 1) % 1000000007) + 0.5) / 1000000007"
+	score := "1 / (1 + exp(-4 * ((((cityHash64(number, 9999, 1) % 1000000007) + 0.5) / 1000000007) - 0.5)))"
+	return fmt.Sprintf(`INSERT INTO outcomes (event_id, model_id, prediction_id, timestamp, actual_label, kafka_topic, kafka_partition, kafka_offset, ingested_at)
+SELECT concat('o', toString(number)), '%s', concat('p', toString(number)),
+    addMilliseconds(toDateTime64('%s', 3, 'UTC'), intDiv(number * 3600000, %d) + 60000),
+    if(%s < %s, 'yes', 'no'), 'bench', 0, toInt64(number), now64(3)
+FROM numbers(%d)`, benchModel, t0.Format("2006-01-02 15:04:05.000"), rows, u, score, rows)
 }
 
 // discardTriggers stands in for the retrain-triggers topic.
