@@ -538,10 +538,10 @@ func (q *querier) binsQuery(ctx context.Context, sql string, out []Numeric) erro
 	samples := make([][2][][]float64, len(out))
 	for rows.Next() {
 		var (
-			id          uint32
-			isCur       bool
-			b           uint32
-			n, outside  uint64
+			id           uint32
+			isCur        bool
+			b            uint32
+			n, outside   uint64
 			blob, jh, jv string
 		)
 		dest := []any{&id, &isCur, &b, &n, &outside}
