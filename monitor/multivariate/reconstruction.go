@@ -5,9 +5,11 @@
 // regression on the columns and their pairwise products telling reference
 // rows from current rows; its cross-validated ROC AUC).
 //
-// This package holds the numerical core only; wiring into drift_results as
-// the features __multivariate_reconstruction and __multivariate_classifier
-// is not done yet (issue 18 item 4).
+// This package holds the numerical core and its settings (Config,
+// policy.multivariate); package policy runs it on the windows' joint
+// samples (window.Joint) and writes the features
+// __multivariate_reconstruction and __multivariate_classifier
+// (docs/multivariate.md).
 package multivariate
 
 import (
