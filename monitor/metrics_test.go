@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/driftwatch/driftwatch/monitor/multivariate"
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/monitor/rootcause"
 	"github.com/driftwatch/driftwatch/monitor/stat"
@@ -201,4 +202,46 @@ func gathered(t *testing.T, reg *prometheus.Registry, name, model, feature, meth
 		}
 	}
 	return math.NaN(), false
+}
+
+// TestMultivariateAlwaysExported: with export_features 2 and 5 drifting
+// features, the two multivariate pseudo-features are exported beside the
+// 2 most drifted features — scores and detected — and no other feature.
+func TestMultivariateAlwaysExported(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newExporter(reg, 2, 10_000, time.Hour, time.Now)
+	v := verdict(5, 0.5, multivariate.ClassifierFeature)
+	v.Rows = append(v.Rows,
+		policy.Row{Feature: multivariate.ReconstructionFeature, Kind: policy.KindDrift, Method: multivariate.MethodReconstruction, Value: 1.2},
+		policy.Row{Feature: multivariate.ClassifierFeature, Kind: policy.KindDrift, Method: multivariate.MethodClassifier, Value: 0.9})
+	e.update("m", 1000, v, nil, nil)
+	if got := testutil.ToFloat64(gaugeOf(t, reg, "driftwatch_drift_score", map[string]string{"model": "m", "feature": multivariate.ClassifierFeature, "method": multivariate.MethodClassifier})); got != 0.9 {
+		t.Errorf("classifier score %v, want 0.9", got)
+	}
+	if got := testutil.ToFloat64(gaugeOf(t, reg, "driftwatch_drift_detected", map[string]string{"model": "m", "feature": multivariate.ClassifierFeature})); got != 1 {
+		t.Errorf("classifier detected %v, want 1 (sustained)", got)
+	}
+	if got := testutil.ToFloat64(gaugeOf(t, reg, "driftwatch_drift_score", map[string]string{"model": "m", "feature": multivariate.ReconstructionFeature, "method": multivariate.MethodReconstruction})); got != 1.2 {
+		t.Errorf("reconstruction score %v, want 1.2", got)
+	}
+	features := map[string]bool{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "driftwatch_drift_detected" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "feature" {
+					features[lp.GetValue()] = true
+				}
+			}
+		}
+	}
+	if len(features) != 4 {
+		t.Errorf("detected series for %v, want 2 features and the 2 pseudo-features", features)
+	}
 }
