@@ -34,7 +34,9 @@ import (
 //     nor is model-0 in the window ending +2h (before the flip);
 //
 // and the rows are in drift_results (kind drift, value, threshold,
-// samples, note), in the API's results and in Prometheus.
+// samples, note), in the API's results and in Prometheus. With the
+// reference's raw rows deleted, a new monitor evaluates both methods from
+// the pinned profile's joint sample.
 func TestMultivariateCorrelationFlip(t *testing.T) {
 	w := newWorld(t)
 	w.start = time.Now().UTC().Truncate(time.Hour).Add(-10 * time.Hour)
@@ -158,6 +160,33 @@ func TestMultivariateCorrelationFlip(t *testing.T) {
 	auc := testutil.ToFloat64(gaugeOf(t, reg, "driftwatch_drift_score", map[string]string{"model": "model-0", "feature": multivariate.ClassifierFeature, "method": multivariate.MethodClassifier}))
 	if !testcheck.AtLeast(auc, 0.6) {
 		t.Errorf("driftwatch_drift_score of the classifier %v", auc)
+	}
+
+	// The pinned reference's profile carries its joint sample: with the
+	// reference's raw rows gone, a new monitor (nothing cached) still
+	// evaluates both methods, on the same reference rows.
+	if err := w.conn.Exec(ctx, fmt.Sprintf("ALTER TABLE inferences DELETE WHERE model_id = 'model-0' AND timestamp < %s SETTINGS mutations_sync = 2", chsql.Time(w.start.Add(time.Hour+time.Minute)))); err != nil {
+		t.Fatal(err)
+	}
+	if left := w.count(t, fmt.Sprintf("SELECT count() FROM inferences WHERE model_id = 'model-0' AND timestamp < %s", chsql.Time(w.start.Add(time.Hour)))); left != 0 {
+		t.Fatalf("%d reference rows left after the delete", left)
+	}
+	m2, err := New(Options{Settings: testSettings(48*time.Hour, pol, nil), Conn: w.conn, TriggerWriter: tw, Registerer: prometheus.NewRegistry(),
+		Now: func() time.Time { return w.start.Add(10 * time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := m2.Evaluate(ctx, "model-0", w.start.Add(4*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Reference != ReferencePinned || again.Snapshot.RefJoint == nil || int64(len(again.Snapshot.RefJoint.Rows)) != again.Snapshot.RefRows {
+		t.Fatalf("after the reference's rows were deleted: reference %q, joint sample %v of %d rows", again.Reference, again.Snapshot.RefJoint != nil, again.Snapshot.RefRows)
+	}
+	for _, f := range both {
+		if !slices.Contains(again.Verdict.Drifted, f) {
+			t.Errorf("from the persisted profile: %s not drifted (%v)", f, again.Verdict.Drifted)
+		}
 	}
 }
 
