@@ -91,6 +91,26 @@ func TestMultivariateVerdict(t *testing.T) {
 	if !slices.Equal(before, flip.RefJoint.Rows[0]) {
 		t.Error("the verdict changed the snapshot's joint sample")
 	}
+	t.Run("no joint sample", func(t *testing.T) {
+		s := flipSnapshot(t, -0.9)
+		s.RefJoint = nil
+		v := Evaluate(s, on, nil)
+		var n int
+		for _, r := range v.Rows {
+			if multivariate.IsFeature(r.Feature) {
+				n++
+				if r.Status != StatusUndefined || r.Note == "" {
+					t.Errorf("%s without a reference joint sample: %s %q", r.Feature, r.Status, r.Note)
+				}
+			}
+		}
+		if n != 2 {
+			t.Errorf("%d multivariate rows, want 2 (undefined)", n)
+		}
+		if segs := EvaluateSegments([]*window.Snapshot{s}, on, nil); len(segs) != 1 || slices.ContainsFunc(segs[0].Rows, func(r Row) bool { return multivariate.IsFeature(r.Feature) }) {
+			t.Error("a slice got multivariate rows")
+		}
+	})
 	t.Run("insufficient", func(t *testing.T) {
 		s := flipSnapshot(t, -0.9)
 		s.CurJoint.Rows = s.CurJoint.Rows[:50]

@@ -324,6 +324,9 @@ type History map[string][]bool
 // Evaluate computes every configured method on snap and decides.
 func Evaluate(snap *window.Snapshot, c Config, hist History) Verdict {
 	rows := computeRows(snap, c)
+	if c.Multivariate.Enabled {
+		rows = append(rows, multivariateRows(snap.RefJoint, snap.CurJoint, c)...)
+	}
 	adjust([][]Row{rows})
 	return decide(snap, c, hist, rows)
 }
@@ -378,9 +381,6 @@ func computeRows(snap *window.Snapshot, c Config) []Row {
 		for _, r := range categoricalRows(&snap.Categorical[i], c, snap.MaxCategories) {
 			add(r)
 		}
-	}
-	if c.Multivariate.Enabled && snap.RefJoint != nil && snap.CurJoint != nil {
-		rows = append(rows, multivariateRows(snap.RefJoint, snap.CurJoint, c)...)
 	}
 
 	return rows
@@ -751,13 +751,22 @@ func categoricalRows(cf *window.Categorical, c Config, maxCategories int) []Row 
 // domain classifier's cross-validated AUC against its threshold (Note and
 // Leaned what it leaned on). They are decided here (a band has two ends;
 // no p-value to adjust). Fewer than MinSamples joint rows in either window
-// is insufficient, as for a feature.
+// is insufficient, as for a feature; a window without a joint sample
+// (aggregated without policy.multivariate.rows) undefined, with a note.
+// The population's only: slices are not evaluated for it.
 func multivariateRows(ref, cur *window.Joint, c Config) []Row {
 	mc := c.Multivariate
 	rec := Row{Feature: multivariate.ReconstructionFeature, Kind: KindDrift, Method: multivariate.MethodReconstruction,
-		Samples: int64(len(cur.Rows)), ReferenceSamples: int64(len(ref.Rows)), PValue: math.NaN(), PValueAdjusted: math.NaN(), Value: math.NaN(), Threshold: math.NaN()}
+		PValue: math.NaN(), PValueAdjusted: math.NaN(), Value: math.NaN(), Threshold: math.NaN()}
 	cls := rec
 	cls.Feature, cls.Method = multivariate.ClassifierFeature, multivariate.MethodClassifier
+	if ref == nil || cur == nil {
+		note := "no joint sample: the windows were aggregated without policy.multivariate.rows"
+		rec.Status, rec.Note, cls.Status, cls.Note = StatusUndefined, note, StatusUndefined, note
+		return []Row{rec, cls}
+	}
+	rec.Samples, rec.ReferenceSamples = int64(len(cur.Rows)), int64(len(ref.Rows))
+	cls.Samples, cls.ReferenceSamples = rec.Samples, rec.ReferenceSamples
 	if int64(len(ref.Rows)) < c.MinSamples || int64(len(cur.Rows)) < c.MinSamples {
 		rec.Status, cls.Status = StatusInsufficient, StatusInsufficient
 		return []Row{rec, cls}
