@@ -111,6 +111,33 @@ func TestMultivariateVerdict(t *testing.T) {
 			t.Error("a slice got multivariate rows")
 		}
 	})
+	t.Run("edge cases", func(t *testing.T) {
+		// One numeric feature, a constant one, and none: rows, no panic.
+		s := flipSnapshot(t, -0.9)
+		one := &window.Joint{Features: []string{"a"}}
+		for _, r := range s.RefJoint.Rows {
+			one.Rows = append(one.Rows, []float64{r[0]})
+		}
+		constant := &window.Joint{Features: []string{"a", "k"}}
+		for _, r := range s.RefJoint.Rows {
+			constant.Rows = append(constant.Rows, []float64{r[0], 7})
+		}
+		for _, tc := range []struct {
+			name     string
+			ref, cur *window.Joint
+			status   string
+		}{
+			{"one feature", one, one, StatusOK},
+			{"a constant feature", constant, constant, StatusOK},
+			{"no features", &window.Joint{Rows: make([][]float64, 3000)}, &window.Joint{Rows: make([][]float64, 3000)}, StatusUndefined},
+		} {
+			for _, r := range multivariateRows(tc.ref, tc.cur, on) {
+				if r.Status != tc.status || r.Drifted {
+					t.Errorf("%s: %s %s drifted=%v (%s), want %s", tc.name, r.Feature, r.Status, r.Drifted, r.Note, tc.status)
+				}
+			}
+		}
+	})
 	t.Run("insufficient", func(t *testing.T) {
 		s := flipSnapshot(t, -0.9)
 		s.CurJoint.Rows = s.CurJoint.Rows[:50]

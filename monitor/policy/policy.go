@@ -773,6 +773,9 @@ func multivariateRows(ref, cur *window.Joint, c Config) []Row {
 	}
 	if !slices.Equal(ref.Features, cur.Features) || len(ref.Features) == 0 {
 		note := fmt.Sprintf("the windows' joint samples have other features (%d and %d)", len(ref.Features), len(cur.Features))
+		if len(ref.Features) == 0 {
+			note = "no numeric features: the multivariate methods run on numeric features only"
+		}
 		rec.Status, rec.Note, cls.Status, cls.Note = StatusUndefined, note, StatusUndefined, note
 		return []Row{rec, cls}
 	}
