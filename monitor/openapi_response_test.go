@@ -178,11 +178,14 @@ func TestOpenAPIResponses(t *testing.T) {
 			('m1', 'v1', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, 'pinned', 'city', 'drift', 'chi_square', nan, NULL, NULL, 0.05, false, false, 'skipped', 'high cardinality', 500),
 			('m1', 'v1', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, 'pinned', '__all', 'data_quality', 'volume_ratio', 1.1, NULL, NULL, 2, false, false, 'ok', '', 500),
 			('m1', 'v1', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, 'pinned', 'f1', 'data_quality', 'missing_share', 0.3, NULL, NULL, 0.05, true, false, 'drifted', '', 500),
-			('m1', 'v1', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, 'pinned', '__all', 'data_quality', 'verdict', 1, NULL, NULL, 0, true, true, 'drifted', '', 500)`,
+			('m1', 'v1', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, 'pinned', '__all', 'data_quality', 'verdict', 1, NULL, NULL, 0, true, true, 'drifted', '', 500),
+			('m1', 'v1', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, 'pinned', '__multivariate_reconstruction', 'drift', 'reconstruction_error', 1.78, NULL, NULL, 1.495, true, true, 'drifted', 'band [1.159, 1.495], 3 of 6 components', 3000),
+			('m1', 'v1', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, 'pinned', '__multivariate_classifier', 'drift', 'domain_classifier', 0.89, NULL, NULL, 0.53, true, true, 'drifted', 'leaned on f1*f2 (6.13), f0*f2 (0.273), f2 (0.187)', 3000),
+			('m1', 'v1', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, 'pinned', '__multivariate_classifier', 'drift', 'verdict', 1, NULL, NULL, 1, true, true, 'drifted', '', 3000)`,
 		`INSERT INTO drift_results (model_id, model_version, window_start, window_end, reference_start, reference_end, reference_kind, feature, segment, kind, method, value, p_value, p_value_adjusted, threshold, drifted, sustained, status, note, samples) VALUES
 			('m1', 'v1', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, 'pinned', 'f1', 'region=eu', 'drift', 'verdict', 1, NULL, NULL, 1, true, true, 'drifted', '', 200)`,
 		`INSERT INTO retrain_triggers (trigger_id, dedup_key, model_id, model_version, reason, policy, window_start, window_end, reference_start, reference_end, evidence, created_at) VALUES
-			('t1', 'm1/feature_drift/x', 'm1', 'v1', 'feature_drift', 'default', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, '[{"check":"drift","feature":"f1","method":"ks","value":0.4,"threshold":0.05,"p_value":0.001,"samples":500}]', ` + we + `)`,
+			('t1', 'm1/feature_drift/x', 'm1', 'v1', 'feature_drift', 'default', ` + ws + `, ` + we + `, ` + rs + `, ` + re + `, '[{"check":"drift","feature":"f1","method":"ks","value":0.4,"threshold":0.05,"p_value":0.001,"samples":500},{"check":"leaned_on","feature":"f1*f2","method":"domain_classifier","value":6.13,"threshold":0.53,"samples":3000}]', ` + we + `)`,
 		`INSERT INTO root_causes (model_id, window_start, window_end, feature, segment_key, segment, rank, kind, mix, within, total, reference_share, current_share, population_psi, computed_at) VALUES
 			('m1', ` + ws + `, ` + we + `, 'f1', 'region', 'region=eu', 1, 'within', 0.01, 0.2, 0.21, 0.33, 0.34, 0.3, ` + we + `)`,
 		`INSERT INTO performance_results (model_id, model_version, window_start, window_end, metric, value, samples, label_coverage, computed_at) VALUES
