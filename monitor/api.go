@@ -34,7 +34,7 @@ import (
 //	GET  /api/v1/models/{model}/training-runs?limit=100   runs, champion against challenger
 //	GET  /api/v1/models/{model}/versions                  registered versions, the champion
 //	GET  /api/v1/models/{model}/root-cause?feature=f3     slices ranked by contribution to the newest drift
-//	     …/root-cause?metric=accuracy                     … to the newest performance drop
+//	     …/root-cause?metric=accuracy                     … to the newest performance drop (metric=* any metric)
 //	GET  /api/v1/models/{model}/segments?limit=100        per-slice drift flags of the newest window with slices
 //
 // Every query of the API runs with the request's context, so a client that
