@@ -109,6 +109,9 @@ type Monitor struct {
 	perfDesc perfMetrics
 	refs     *refCache
 	store    *Store
+	// sink is where evaluations write their results and read their
+	// history back: the store (the live tables), or a replay's memory.
+	sink     sink
 	pins     pins
 	fleet    *fleet
 	// refMissing is 1 per model whose reference is missing (see
@@ -140,7 +143,7 @@ func New(opts Options) (*Monitor, error) {
 	f := promauto.With(opts.Registerer)
 	store := &Store{conn: opts.Conn, instance: opts.InstanceID}
 	return &Monitor{
-		opts: opts, log: opts.Logger, store: store,
+		opts: opts, log: opts.Logger, store: store, sink: store,
 		fleet:      newFleet(opts.InstanceID, opts.Lease, store, opts.Logger, opts.Registerer),
 		exp:        newExporter(opts.Registerer, opts.ExportFeatures, opts.MaxSeries, opts.Lookback, opts.Now),
 		gate:       &gate{store: &Store{conn: opts.Conn}, writer: opts.TriggerWriter, cfg: opts.Triggers, signer: opts.TriggerSigner},
@@ -322,7 +325,7 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	for k := pol.Consecutive - 1; k >= 1; k-- {
 		ends = append(ends, end.Add(-time.Duration(k)*m.opts.Step))
 	}
-	hist, err := m.store.DriftHistory(ctx, model, ends)
+	hist, err := m.sink.DriftHistory(ctx, model, ends)
 	if err != nil {
 		m.failed(ctx)
 		return Result{}, err
@@ -345,7 +348,7 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		return Result{}, err
 	}
 	rcs := rootCauses(snap, v, segs)
-	if err := m.store.WriteRootCauses(ctx, snap, rcs, now); err != nil {
+	if err := m.sink.WriteRootCauses(ctx, snap, rcs, now); err != nil {
 		m.failed(ctx)
 		return Result{}, err
 	}
@@ -386,11 +389,11 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	// The counts the statistics were computed from, for the pictures
 	// (histograms, category bars), first: same window columns and
 	// computed_at, and the results last, the mark of a window done.
-	if err := m.store.WriteDistributions(ctx, snap, kind, now); err != nil {
+	if err := m.sink.WriteDistributions(ctx, snap, kind, now); err != nil {
 		m.failed(ctx)
 		return res, err
 	}
-	if err := m.store.WriteResults(ctx, snap, "", kind, v.Rows, verdictRows(v), now); err != nil {
+	if err := m.sink.WriteResults(ctx, snap, "", kind, v.Rows, verdictRows(v), now); err != nil {
 		m.failed(ctx)
 		return res, err
 	}
@@ -428,7 +431,7 @@ func (m *Monitor) evaluateSegments(ctx context.Context, model string, snap *wind
 	if err != nil || len(slices) == 0 {
 		return nil, err
 	}
-	hists, err := m.store.SegmentHistory(ctx, model, ends, true)
+	hists, err := m.sink.SegmentHistory(ctx, model, ends, true)
 	if err != nil {
 		return nil, err
 	}
@@ -441,7 +444,7 @@ func (m *Monitor) evaluateSegments(ctx context.Context, model string, snap *wind
 	out := make([]SegmentResult, len(slices))
 	for i, s := range slices {
 		policy.ApplyImportance(&vs[i], imp.Shares, pol.MinImportance)
-		if err := m.store.WriteResults(ctx, s.Snapshot, s.Name, kind, vs[i].Rows, verdictRows(vs[i]), now); err != nil {
+		if err := m.sink.WriteResults(ctx, s.Snapshot, s.Name, kind, vs[i].Rows, verdictRows(vs[i]), now); err != nil {
 			return nil, err
 		}
 		out[i] = SegmentResult{Name: s.Name, Snapshot: s.Snapshot, Verdict: vs[i]}
