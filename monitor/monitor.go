@@ -111,9 +111,9 @@ type Monitor struct {
 	store    *Store
 	// sink is where evaluations write their results and read their
 	// history back: the store (the live tables), or a replay's memory.
-	sink     sink
-	pins     pins
-	fleet    *fleet
+	sink  sink
+	pins  pins
+	fleet *fleet
 	// refMissing is 1 per model whose reference is missing (see
 	// referenceMissing); the series is deleted once it has one.
 	refMissing *prometheus.GaugeVec

@@ -95,6 +95,12 @@ func TestLoadPrecedence(t *testing.T) {
 				c.BatchRows = 9
 			},
 		},
+		{
+			name: "a list flag given twice collects both, replacing the environment's",
+			args: []string{"-kafka-brokers", "c:3", "-kafka-brokers=d:4,e:5"},
+			env:  map[string]string{"DRIFTWATCH_KAFKA_BROKERS": "a:1"},
+			want: func(c *testConfig) { c.KafkaBrokers = []string{"c:3", "d:4", "e:5"} },
+		},
 		{name: "empty file changes nothing", args: []string{"-config", "testdata/empty.yaml"}, want: func(c *testConfig) {}},
 	}
 	for _, tt := range tests {
