@@ -221,7 +221,7 @@ type Trigger struct {
 type Detection struct {
 	Incident int           `json:"incident"`
 	At       time.Time     `json:"at"`
-	Delay    time.Duration `json:"delay_ns"`
+	Delay    time.Duration `json:"-"`
 	DelayS   float64       `json:"delay_seconds"`
 }
 
@@ -243,8 +243,11 @@ type PolicyReport struct {
 	Precision *float64 `json:"precision"`
 	Recall    *float64 `json:"recall"`
 	// MedianDelay and MaxDelay are over the detected incidents.
-	MedianDelay *time.Duration `json:"median_delay_ns"`
-	MaxDelay    *time.Duration `json:"max_delay_ns"`
+	MedianDelay *time.Duration `json:"-"`
+	MaxDelay    *time.Duration `json:"-"`
+	// MedianDelayS and MaxDelayS are the same in seconds, for JSON.
+	MedianDelayS *float64 `json:"median_delay_seconds"`
+	MaxDelayS    *float64 `json:"max_delay_seconds"`
 	// Evaluated and Skipped count windows (skipped: overlapping the
 	// reference, too few rows in a growing one).
 	Evaluated int `json:"evaluated"`
@@ -517,5 +520,7 @@ func score(pr *PolicyReport, incidents []Incident, pw time.Duration, within int,
 		}
 		mx := delays[len(delays)-1]
 		pr.MedianDelay, pr.MaxDelay = &med, &mx
+		ms, xs := med.Seconds(), mx.Seconds()
+		pr.MedianDelayS, pr.MaxDelayS = &ms, &xs
 	}
 }
