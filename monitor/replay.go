@@ -101,11 +101,12 @@ func (r *Replay) Store() *Store { return r.m.store }
 // metric of every performance window against the reference, judged by the
 // monitor's performance drop policy.
 type PerformanceHistory struct {
-	Primary   string
-	Reference window.Span
-	// ReferenceMetric is the reference's primary metric; Judgeable is
-	// false when it has fewer than min_labelled scored rows (no window
-	// can then be judged).
+	Primary string
+	// Reference is the first window's reference (every window's in
+	// reference_mode first), ReferenceMetric its primary metric;
+	// Judgeable is false when it has fewer than min_labelled scored rows
+	// (no window can then be judged against it).
+	Reference       window.Span
 	ReferenceMetric perf.Metric
 	Judgeable       bool
 	// Windows are the performance windows of the span that could be
@@ -147,29 +148,39 @@ func (r *Replay) PerformanceHistory(ctx context.Context, model string, span wind
 			pin = &p
 		}
 	}
-	ref, _, err := m.reference(ctx, model, window.Span{Start: first, End: first.Add(c.Window)}, pin)
-	if err != nil {
-		return h, err
-	}
-	// A growing reference (the span starts within the model's first
-	// reference period) is judged against the full first period.
-	if kind := m.opts.ReferenceMode; kind == ReferenceFirst && pin == nil && ref.End.Sub(ref.Start) < m.opts.Reference {
-		ref.End = ref.Start.Add(m.opts.Reference)
-	}
-	h.Reference = ref
-	refRes, err := perf.Compute(ctx, m.opts.Conn, model, ref, opts)
-	if err != nil {
-		return h, fmt.Errorf("reference performance of %s: %w", model, err)
-	}
-	h.ReferenceMetric, h.Judgeable = c.judgeableReference(h.Primary, refRes)
+	// Each window is judged against the drift reference the monitor would
+	// use for it (in reference_mode previous, the window before it); a
+	// growing one (the span starts within the model's first reference
+	// period) as the full first period.
+	refs := map[window.Span]perf.Result{}
 	for e := first.Add(c.Window); !e.After(span.End); e = e.Add(c.Window) {
 		w := window.Span{Start: e.Add(-c.Window), End: e}
+		ref, kind, err := m.reference(ctx, model, w, pin)
+		if err != nil {
+			return h, err
+		}
+		if kind == ReferenceGrowing {
+			ref.End = ref.Start.Add(m.opts.Reference)
+		}
+		refRes, seen := refs[ref]
+		if !seen {
+			if refRes, err = perf.Compute(ctx, m.opts.Conn, model, ref, opts); err != nil {
+				return h, fmt.Errorf("reference performance of %s: %w", model, err)
+			}
+			refs[ref] = refRes
+		}
+		if h.Reference.Start.IsZero() {
+			// The first window's reference is the one reported.
+			h.Reference = ref
+			h.ReferenceMetric, h.Judgeable = c.judgeableReference(h.Primary, refRes)
+		}
+		refM, judgeable := c.judgeableReference(h.Primary, refRes)
 		res, err := perf.Compute(ctx, m.opts.Conn, model, w, opts)
 		if err != nil {
 			return h, fmt.Errorf("performance of %s in %s: %w", model, w, err)
 		}
-		d, ok := c.drop(h.Primary, h.ReferenceMetric, ref, res)
-		if !ok || !h.Judgeable {
+		d, ok := c.drop(h.Primary, refM, ref, res)
+		if !ok || !judgeable {
 			h.Unjudged++
 			continue
 		}
