@@ -38,6 +38,7 @@ func TestDispatch(t *testing.T) {
 		{name: "backtest needs a model and a range", args: []string{"backtest"}, wantCode: 2, wantErr: "model: required (-model M)"},
 		{name: "backtest format", args: []string{"backtest", "-model", "m", "-from", "2026-01-01T00:00:00Z", "-to", "2026-01-02T00:00:00Z", "-format", "csv"}, wantCode: 2, wantErr: `format: "csv" is neither table nor json`},
 		{name: "backtest names the bad policy key", args: []string{"backtest", "-model", "m", "-from", "2026-01-01T00:00:00Z", "-to", "2026-01-02T00:00:00Z", "-policy", "testdata/backtest-bad-policy.yaml"}, wantCode: 1, wantErr: "field consecutiv not found"},
+		{name: "backtest -check-config prints its own keys", args: []string{"backtest", "-model", "m", "-from", "2026-01-01T00:00:00Z", "-to", "2026-01-02T00:00:00Z", "-policy", "a.yaml", "-policy", "b.yaml", "-check-config"}, wantCode: 0, wantOut: "policy_files:\n    - a.yaml\n    - b.yaml\n"},
 		{name: "report against no monitor", args: []string{"report", "-model", "m", "-monitor", "http://127.0.0.1:1", "-o", "/dev/null"}, wantCode: 1, wantErr: "report on model m from http://127.0.0.1:1"},
 	}
 	for _, tt := range tests {

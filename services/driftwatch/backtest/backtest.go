@@ -103,6 +103,17 @@ func (c *Config) Validate() error {
 	return errors.Join(append(errs, c.Config.Validate())...)
 }
 
+// Resolved returns the configuration in effect (config.Resolver): the
+// monitor's as the monitor resolves it, and the backtest's own keys, so
+// that -check-config prints every key.
+func (c *Config) Resolved() any {
+	r := *c
+	if m, ok := c.Config.Resolved().(*monitor.Config); ok {
+		r.Config = *m
+	}
+	return &r
+}
+
 // Run loads the policies, replays and writes the report to stdout.
 func Run(ctx context.Context, cfg *Config, env command.Env) error {
 	var pols []bt.Policy
