@@ -7,7 +7,8 @@
 // three tags: `yaml:"key"` (the file key), `env:"NAME"` (the environment
 // variable, optional) and `flag:"name"` with `help:"text"` (the flag,
 // optional). Supported field types are string, bool, int, int64, float64,
-// time.Duration, []string (comma-separated in env and flags) and Secret.
+// time.Duration, []string (comma-separated in env and flags; a list flag
+// given more than once collects every value) and Secret.
 // Nested structs without a yaml key (embedded) are walked, so every service
 // embeds [Common]. Fields with neither an env nor a flag tag — nested
 // sections, maps, lists of structs — are set by the YAML file only.
