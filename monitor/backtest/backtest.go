@@ -215,6 +215,8 @@ type Trigger struct {
 	Reason   schemas.TriggerReason `json:"reason"`
 	Outcome  monitor.Outcome       `json:"outcome"`
 	Features []string              `json:"features"`
+	// Evidence is the trigger's, as the trainer would have received it.
+	Evidence []schemas.Evidence `json:"evidence"`
 }
 
 // Detection is an incident a policy detected.
@@ -385,7 +387,7 @@ func replay(ctx context.Context, r *monitor.Replay, o Options, name string, ends
 			open = nil
 		}
 		for _, d := range res.Decisions {
-			t := Trigger{At: e, Reason: d.Trigger.Reason, Outcome: d.Outcome}
+			t := Trigger{At: e, Reason: d.Trigger.Reason, Outcome: d.Outcome, Evidence: d.Trigger.Evidence}
 			for _, x := range d.Trigger.Evidence {
 				if !slices.Contains(t.Features, x.Feature) {
 					t.Features = append(t.Features, x.Feature)
