@@ -18,6 +18,11 @@
 // the live instances and hand them over through per-model leases (fleet;
 // docs/monitor.md "Many monitors").
 //
+// A Replay runs the same evaluation over stored windows on a simulated
+// clock, its results and triggers kept in memory instead of the tables and
+// the topic: driftwatch backtest (package monitor/backtest) scores
+// proposed policies with it.
+//
 // Metrics (besides the exporter's series, see the README):
 //
 //	driftwatch_monitor_evaluations_total{outcome}       ok, no_reference, waiting, error, timeout (evaluation_timeout passed)
