@@ -126,6 +126,9 @@ type Monitor struct {
 	estimators estimators
 	// importance caches each model's champion importance.
 	importance importanceCache
+	// labelMu serves labeling-queue requests one at a time, so that two
+	// never draw the same row before either recorded it.
+	labelMu sync.Mutex
 }
 
 // New validates opts.

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/driftwatch/driftwatch/monitor/labeling"
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/monitor/window"
 )
@@ -44,6 +45,8 @@ type Settings struct {
 	Segments    SegmentsConfig    `yaml:"segments"`
 	Triggers    TriggerConfig     `yaml:"triggers"`
 	Performance PerformanceConfig `yaml:"performance"`
+	// Labeling is the labeling queue's strategy (docs/labeling.md).
+	Labeling labeling.Config `yaml:"labeling"`
 	// Models holds per-model overrides by model id: a fixed reference, a
 	// policy, an evaluation timeout; a key an entry leaves out is the
 	// instance's, but a policy given replaces the instance's whole, so it
@@ -61,7 +64,7 @@ func DefaultSettings() Settings {
 		ExportFeatures: 50, MaxSeries: 10_000, ReferenceCacheMB: 512, APIMaxRows: 10_000, APIQueryTimeout: 30 * time.Second,
 		MaxCategories: window.DefaultMaxCategories, EvaluationConcurrency: 4, Lease: DefaultLease,
 		Policy: policy.Default(), Triggers: DefaultTriggerConfig(), Performance: DefaultPerformanceConfig(),
-		Segments: SegmentsConfig{MaxSegments: 10},
+		Segments: SegmentsConfig{MaxSegments: 10}, Labeling: labeling.DefaultConfig(),
 	}
 }
 
@@ -79,7 +82,7 @@ type SegmentsConfig struct {
 
 // Validate reports every invalid setting by its configuration key.
 func (s *Settings) Validate() error {
-	errs := []error{s.Policy.Validate("policy"), s.Triggers.Validate("triggers"), s.Performance.Validate("performance")}
+	errs := []error{s.Policy.Validate("policy"), s.Triggers.Validate("triggers"), s.Performance.Validate("performance"), s.Labeling.Validate("labeling")}
 	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) }
 	if s.Window < time.Second || s.Step < time.Second {
 		bad("window and step: must be at least 1s, got %s and %s", s.Window, s.Step)

@@ -1,0 +1,202 @@
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/driftwatch/driftwatch/internal/chsql"
+	"github.com/driftwatch/driftwatch/monitor/labeling"
+	"github.com/driftwatch/driftwatch/monitor/policy"
+)
+
+// maxFocusFeatures caps the drifted features (and maxFocusSlices the
+// drifted slices) whose rows the labeling queue over-weights, so that the
+// pool's expression stays bounded.
+const (
+	maxFocusFeatures = 10
+	maxFocusSlices   = 20
+)
+
+// labelPool is one labeling request's candidates: a model's inferences in
+// [from, to) without an outcome, not shadow, not handed out since since.
+type labelPool struct {
+	model           string
+	from, to, since time.Time
+	// uncertainty, reasons and weight are the labeling package's SQL
+	// expressions.
+	uncertainty, reasons string
+	weight               func(u, reasons string) string
+}
+
+// sql is the pool as a subquery with the columns prediction_id, u,
+// reasons and w (one row per prediction_id).
+func (p labelPool) sql() string {
+	m := chsql.String(p.model)
+	return fmt.Sprintf(`SELECT prediction_id, u, reasons, %[7]s AS w FROM (
+	SELECT prediction_id, %[5]s AS u, %[6]s AS reasons
+	FROM inferences FINAL
+	WHERE model_id = %[1]s AND NOT shadow AND timestamp >= %[2]s AND timestamp < %[3]s
+		AND prediction_id NOT IN (SELECT prediction_id FROM outcomes WHERE model_id = %[1]s AND timestamp >= %[2]s)
+		AND prediction_id NOT IN (SELECT prediction_id FROM labeling_queue WHERE model_id = %[1]s AND handed_out_at >= %[4]s)
+	LIMIT 1 BY prediction_id)`, m, chsql.Time(p.from), chsql.Time(p.to), chsql.Time(p.since), p.uncertainty, p.reasons, p.weight("u", "reasons"))
+}
+
+// LabelingFocus reads what drifted in a model's newest evaluated window:
+// the slices with a drifted verdict (of the newest window with slices) and
+// the over-represented bins or categories of the population's drifted
+// features (from drift_distributions of that window).
+func (s *Store) LabelingFocus(ctx context.Context, model string) (labeling.Focus, []string, error) {
+	var f labeling.Focus
+	m := chsql.String(model)
+	q1 := fmt.Sprintf(`SELECT DISTINCT segment FROM drift_results FINAL
+WHERE model_id = %[1]s AND segment != '' AND method = %[2]s AND drifted AND kind IN (%[3]s, %[4]s)
+	AND window_end = (SELECT max(window_end) FROM drift_results WHERE model_id = %[1]s AND segment != '')
+ORDER BY segment LIMIT %[5]d`, m, chsql.String(MethodVerdict), chsql.String(policy.KindDrift), chsql.String(policy.KindPredictionDrift), maxFocusSlices)
+	segs, err := scanAll(ctx, s.conn, "drift_results", q1, func(rows driver.Rows, seg *string) error { return rows.Scan(seg) })
+	if err != nil {
+		return f, nil, fmt.Errorf("drifted slices of %s: %w", model, err)
+	}
+	for _, seg := range segs {
+		if sl, ok := labeling.ParseSlice(seg); ok {
+			f.Slices = append(f.Slices, sl)
+		}
+	}
+	q2 := fmt.Sprintf(`SELECT feature, kind, bin_lower, bin_upper, categories, reference_counts, current_counts FROM drift_distributions FINAL
+WHERE model_id = %[1]s AND NOT startsWith(feature, '__')
+	AND (window_start, window_end, feature) IN (
+		SELECT window_start, window_end, feature FROM drift_results FINAL
+		WHERE model_id = %[1]s AND segment = '' AND kind = %[2]s AND method = %[3]s AND drifted
+			AND window_end = (SELECT max(window_end) FROM drift_results WHERE model_id = %[1]s AND segment = ''))
+ORDER BY feature LIMIT %[4]d`, m, chsql.String(policy.KindDrift), chsql.String(MethodVerdict), maxFocusFeatures)
+	type dist struct {
+		feature, kind string
+		lower, upper  []float64
+		cats          []string
+		ref, cur      []uint64
+	}
+	ds, err := scanAll(ctx, s.conn, "drift_distributions", q2, func(rows driver.Rows, d *dist) error {
+		return rows.Scan(&d.feature, &d.kind, &d.lower, &d.upper, &d.cats, &d.ref, &d.cur)
+	})
+	if err != nil {
+		return f, nil, fmt.Errorf("drifted features of %s: %w", model, err)
+	}
+	for _, d := range ds {
+		if d.kind == "numeric" {
+			f.Ranges = append(f.Ranges, labeling.Overrepresented(d.feature, d.lower, d.upper, d.ref, d.cur)...)
+		} else {
+			f.Categories = append(f.Categories, labeling.OverrepresentedCategories(d.feature, d.cats, d.ref, d.cur)...)
+		}
+	}
+	return f, []string{q1, q2}, nil
+}
+
+// LabelingPoolSize counts a pool's rows and sums their weights.
+func (s *Store) LabelingPoolSize(ctx context.Context, p labelPool) (rows uint64, weight float64, sql string, err error) {
+	sql = "SELECT count(), sum(w) FROM (" + p.sql() + ")"
+	if err := s.conn.QueryRow(ctx, sql).Scan(&rows, &weight); err != nil {
+		return 0, 0, sql, fmt.Errorf("count the labeling pool of %s: %w", p.model, err)
+	}
+	return rows, weight, sql, nil
+}
+
+// labelPick is a row drawn from a pool.
+type labelPick struct {
+	PredictionID string
+	Uncertainty  float64
+	Reasons      []string
+	Weight       float64
+}
+
+// LabelingDraw draws n rows of a pool, seeded by seed and leaving out
+// exclude: uniformly (weighted false: the smallest hashes), or without
+// replacement with probability proportional to w (weighted: the smallest
+// Efraimidis–Spirakis keys −ln(U)/w, U uniform from the hash).
+func (s *Store) LabelingDraw(ctx context.Context, p labelPool, seed string, n int, weighted bool, exclude []string) ([]labelPick, string, error) {
+	if n <= 0 {
+		return nil, "", nil
+	}
+	cond := ""
+	if len(exclude) > 0 {
+		q := make([]string, len(exclude))
+		for i, id := range exclude {
+			q[i] = chsql.String(id)
+		}
+		cond = " WHERE prediction_id NOT IN (" + strings.Join(q, ", ") + ")"
+	}
+	order := fmt.Sprintf("sipHash64(prediction_id, %s)", chsql.String(seed))
+	if weighted {
+		order = fmt.Sprintf("-log((sipHash64(prediction_id, %s) + 0.5) / 18446744073709551616.0) / w", chsql.String(seed+"/targeted"))
+	}
+	sql := fmt.Sprintf("SELECT prediction_id, u, reasons, w FROM (%s)%s ORDER BY %s, prediction_id LIMIT %d", p.sql(), cond, order, n)
+	out, err := scanAll(ctx, s.conn, "inferences", sql, func(rows driver.Rows, r *labelPick) error {
+		return rows.Scan(&r.PredictionID, &r.Uncertainty, &r.Reasons, &r.Weight)
+	})
+	if err != nil {
+		return nil, sql, fmt.Errorf("draw from the labeling pool of %s: %w", p.model, err)
+	}
+	return out, sql, nil
+}
+
+// LabelingRows reads the inferences of the picked prediction ids.
+func (s *Store) LabelingRows(ctx context.Context, p labelPool, ids []string) (map[string]LabelingRow, string, error) {
+	if len(ids) == 0 {
+		return map[string]LabelingRow{}, "", nil
+	}
+	q := make([]string, len(ids))
+	for i, id := range ids {
+		q[i] = chsql.String(id)
+	}
+	sql := fmt.Sprintf(`SELECT prediction_id, event_id, model_version, timestamp, features_numeric, features_categorical, segment,
+	prediction_label, prediction_score, prediction_value, prediction_probabilities
+FROM inferences FINAL
+WHERE model_id = %s AND NOT shadow AND timestamp >= %s AND timestamp < %s AND prediction_id IN (%s)
+LIMIT 1 BY prediction_id`, chsql.String(p.model), chsql.Time(p.from), chsql.Time(p.to), strings.Join(q, ", "))
+	rows, err := scanAll(ctx, s.conn, "inferences", sql, func(rows driver.Rows, r *LabelingRow) error {
+		var num map[string]float64
+		var cat map[string]string
+		if err := rows.Scan(&r.PredictionID, &r.EventID, &r.ModelVersion, &r.Timestamp, &num, &cat, &r.Segment,
+			&r.PredictionLabel, &r.PredictionScore, &r.PredictionValue, &r.PredictionProbabilities); err != nil {
+			return err
+		}
+		r.Features = make(map[string]any, len(num)+len(cat))
+		for k, v := range num {
+			r.Features[k] = v
+		}
+		for k, v := range cat {
+			r.Features[k] = v
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, sql, fmt.Errorf("read the inferences handed out for %s: %w", p.model, err)
+	}
+	out := make(map[string]LabelingRow, len(rows))
+	for _, r := range rows {
+		r.ModelID = p.model
+		out[r.PredictionID] = r
+	}
+	return out, sql, nil
+}
+
+// RecordHandedOut writes a batch's rows to labeling_queue.
+func (s *Store) RecordHandedOut(ctx context.Context, b *LabelingBatch) error {
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO labeling_queue (model_id, prediction_id, event_id, inference_timestamp, batch_id, assignee, strategy, stratum, uncertainty, weight, inclusion_probability, pool_rows, random_share, reasons, handed_out_at)")
+	if err != nil {
+		return fmt.Errorf("record the rows handed out for %s: %w", b.ModelID, err)
+	}
+	defer batch.Abort()
+	for _, r := range b.Rows {
+		if err := batch.Append(b.ModelID, r.PredictionID, r.EventID, r.Timestamp, b.BatchID, b.Assignee, string(b.Strategy), string(r.Stratum),
+			r.Uncertainty, r.Weight, r.InclusionProbability, b.PoolRows, b.RandomShare, r.Reasons, b.HandedOutAt); err != nil {
+			return fmt.Errorf("record the rows handed out for %s: %w", b.ModelID, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("record the rows handed out for %s: %w", b.ModelID, err)
+	}
+	return nil
+}
