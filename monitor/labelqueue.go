@@ -38,6 +38,11 @@ type LabelingBatch struct {
 	RandomShare  float64 `json:"random_share"`
 	RandomRows   int     `json:"random_rows"`
 	TargetedRows int     `json:"targeted_rows"`
+	// TargetedWeight is W', the total weight of the targeted draw's pool
+	// (the pool less the random rows): a row's inclusion probability is
+	// π_r + (1 − π_r)·min(1, targeted_rows·weight / W'), π_r =
+	// random_rows / pool_rows.
+	TargetedWeight float64 `json:"targeted_weight"`
 	// Focus is what drifted in the newest window, as the reasons the
 	// targeted draw over-weights ("slice region=eu", "range f3 [1.28, +inf)").
 	Focus []string      `json:"focus"`
@@ -160,7 +165,7 @@ func (m *Monitor) LabelingQueue(ctx context.Context, req LabelingRequest) (*Labe
 	for _, p := range targeted {
 		add(p, labeling.StratumTargeted)
 	}
-	b.RandomRows, b.TargetedRows = len(random), len(targeted)
+	b.RandomRows, b.TargetedRows, b.TargetedWeight = len(random), len(targeted), rest
 	if err := m.store.RecordHandedOut(ctx, b); err != nil {
 		return nil, err
 	}

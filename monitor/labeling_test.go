@@ -1,0 +1,255 @@
+package monitor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/driftwatch/driftwatch/ingest"
+	"github.com/driftwatch/driftwatch/internal/chsql"
+	"github.com/driftwatch/driftwatch/internal/kafkaio"
+	"github.com/driftwatch/driftwatch/internal/testcheck"
+	"github.com/driftwatch/driftwatch/internal/testdb"
+	"github.com/driftwatch/driftwatch/monitor/labeling"
+)
+
+// queueCall asks the API's labeling queue for rows and decodes the batch.
+func queueCall(t *testing.T, m *Monitor, query string) LabelingBatch {
+	t.Helper()
+	code, out := call(t, m.API(), "GET", "/api/v1/models/model-0/labeling-queue?"+query, "")
+	if code != 200 {
+		t.Fatalf("labeling queue %s: %d %v", query, code, out)
+	}
+	raw, _ := json.Marshal(out)
+	var b LabelingBatch
+	if err := json.Unmarshal(raw, &b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestLabelingQueueOverweightsTheDriftedSlice: the segment world with f3
+// shifted inside region=eu from +2h, evaluated up to +4h (region=eu's f3
+// drifted and sustained), 24,000 unlabelled inferences through Kafka and
+// ingest, a third of them in region=eu. Two requests of 200 rows each:
+//
+//   - the share of region=eu among the queued rows is above its share of
+//     the pool (the traffic, 1/3) by at least 0.08: the targeted draw
+//     weighs an eu row 4 times (drift_weight) as much at equal
+//     uncertainty (and rows of every region in f3's drifted range too),
+//     so about 0.55 of the queued rows are eu (0.50–0.585 in runs here);
+//   - exactly round(0.2·200) = 40 rows of each are random; every row's
+//     weight and inclusion probability are as computed by hand from its
+//     uncertainty and reasons;
+//   - no prediction_id is handed out twice, and labeling_queue records all
+//     400 with their stratum and assignee;
+//   - labels sent for the 400 on the outcomes topic (through ingest) reach
+//     inferences_labeled, and a later request's pool has 400 rows fewer
+//     even when reissue_after no longer holds them back.
+func TestLabelingQueueOverweightsTheDriftedSlice(t *testing.T) {
+	w, m := segmentWorld(t, "segment_shift:region=eu:f3:1.5@+2h")
+	ctx := context.Background()
+	for h := 2; h <= 4; h++ {
+		if _, err := m.Evaluate(ctx, "model-0", w.start.Add(time.Duration(h)*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := w.count(t, "SELECT count() FROM inferences FINAL WHERE NOT shadow")
+	euRows := w.count(t, "SELECT count() FROM inferences FINAL WHERE NOT shadow AND segment['region'] = 'eu'")
+	traffic := float64(euRows) / float64(total)
+
+	seen := map[string]bool{}
+	var ids []string
+	for i, assignee := range []string{"ana", "ben"} {
+		b := queueCall(t, m, "limit=200&assignee="+assignee)
+		if !slices.Contains(b.Focus, "slice region=eu") {
+			t.Errorf("call %d: focus %v, want slice region=eu among it", i, b.Focus)
+		}
+		if want := total - uint64(200*i); b.PoolRows != want {
+			t.Errorf("call %d: pool of %d rows, want %d (every unlabelled row less those handed out)", i, b.PoolRows, want)
+		}
+		if len(b.Rows) != 200 || b.RandomRows != 40 || b.TargetedRows != 160 || b.Strategy != labeling.Uncertainty {
+			t.Fatalf("call %d: %d rows, %d random, %d targeted, strategy %s; want 200, 40, 160, uncertainty", i, len(b.Rows), b.RandomRows, b.TargetedRows, b.Strategy)
+		}
+		var eu, random int
+		pr := 40 / float64(b.PoolRows)
+		for _, r := range b.Rows {
+			// By hand: the weight is max(u, 0.01), times drift_weight 4 in
+			// a drifted slice or range; π = π_r + (1 − π_r)·min(1, 160·w / W').
+			want := math.Max(r.Uncertainty, 0.01)
+			if slices.ContainsFunc(r.Reasons, func(s string) bool { return strings.HasPrefix(s, "slice ") || strings.HasPrefix(s, "range ") }) {
+				want *= 4
+			}
+			if !testcheck.WithinRel(r.Weight, want, 1e-12, 0) {
+				t.Errorf("row %s: weight %v, want %v (reasons %v)", r.PredictionID, r.Weight, want, r.Reasons)
+			}
+			if p := pr + (1-pr)*math.Min(1, 160*r.Weight/b.TargetedWeight); !testcheck.WithinRel(r.InclusionProbability, p, 1e-9, 0) {
+				t.Errorf("row %s: inclusion probability %v, want %v", r.PredictionID, r.InclusionProbability, p)
+			}
+			if seen[r.PredictionID] {
+				t.Errorf("call %d hands out %s again", i, r.PredictionID)
+			}
+			seen[r.PredictionID] = true
+			ids = append(ids, r.PredictionID)
+			if r.Segment["region"] == "eu" {
+				eu++
+			}
+			switch r.Stratum {
+			case labeling.StratumRandom:
+				random++
+				if r.Reasons[0] != "random" {
+					t.Errorf("random row %s: reasons %v, want random first", r.PredictionID, r.Reasons)
+				}
+			case labeling.StratumTargeted:
+				if !strings.HasPrefix(r.Reasons[0], "uncertainty ") {
+					t.Errorf("targeted row %s: reasons %v, want uncertainty first", r.PredictionID, r.Reasons)
+				}
+				if r.Segment["region"] == "eu" && !slices.Contains(r.Reasons, "slice region=eu") {
+					t.Errorf("targeted eu row without the slice among its reasons: %v", r.Reasons)
+				}
+			default:
+				t.Errorf("row %s: stratum %q", r.PredictionID, r.Stratum)
+			}
+			if r.PredictionScore == nil || len(r.Features) == 0 || r.EventID == "" {
+				t.Errorf("row %s lacks its score, features or event id: %+v", r.PredictionID, r)
+			}
+			// The binary uncertainty: 1 − |score − 0.5| / 0.5.
+			if r.PredictionScore != nil && !testcheck.Within(r.Uncertainty, 1-math.Abs(*r.PredictionScore-0.5)/0.5, 1e-9) {
+				t.Errorf("row %s: uncertainty %v for score %v", r.PredictionID, r.Uncertainty, *r.PredictionScore)
+			}
+		}
+		if random != 40 {
+			t.Errorf("call %d: %d random rows, want 40 (random_share 0.2 of 200)", i, random)
+		}
+		share := float64(eu) / float64(len(b.Rows))
+		t.Logf("call %d: region=eu is %.3f of the queued rows, %.3f of the traffic", i, share, traffic)
+		// About 0.55 expected; 0.08 is more than 3 standard deviations
+		// (0.035 for 200 rows) below it and still well above the traffic.
+		if !testcheck.AtLeast(share, traffic+0.08) {
+			t.Errorf("call %d: region=eu is %.3f of the queued rows, want at least its traffic share %.3f + 0.08", i, share, traffic)
+		}
+	}
+	if n := w.count(t, "SELECT uniqExact(prediction_id) FROM labeling_queue"); n != 400 {
+		t.Errorf("labeling_queue holds %d prediction ids, want 400", n)
+	}
+	if n := w.count(t, "SELECT count() FROM labeling_queue WHERE stratum = 'random' AND assignee IN ('ana', 'ben') AND random_share = 0.2"); n != 80 {
+		t.Errorf("labeling_queue holds %d random rows of ana and ben, want 80", n)
+	}
+
+	// Labels for the queued rows come back on the outcomes topic.
+	sendOutcomes(t, w, ids)
+	quoted := make([]string, len(ids))
+	for i, id := range ids {
+		quoted[i] = chsql.String(id)
+	}
+	if n := w.count(t, "SELECT count() FROM inferences_labeled WHERE NOT shadow AND prediction_id IN ("+strings.Join(quoted, ",")+")"); n != 400 {
+		t.Errorf("inferences_labeled holds %d of the 400 queued rows, want all", n)
+	}
+	// With reissue_after 0 only the labels keep the 400 out.
+	s := m.opts.Settings
+	s.Labeling.ReissueAfter = 0
+	m2, err := New(Options{Settings: s, Conn: w.conn, TriggerWriter: m.opts.TriggerWriter, Registerer: prometheus.NewRegistry(), Now: m.opts.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := queueCall(t, m2, "limit=10&strategy=random")
+	if b.PoolRows != total-400 || b.RandomRows != 10 || b.RandomShare != 1 {
+		t.Errorf("after the labels: pool %d, %d random rows, share %v; want %d, 10, 1", b.PoolRows, b.RandomRows, b.RandomShare, total-400)
+	}
+	for _, r := range b.Rows {
+		if seen[r.PredictionID] {
+			t.Errorf("labelled row %s handed out again", r.PredictionID)
+		}
+	}
+	for _, q := range []string{"limit=0", "limit=1001", "strategy=best", "limit=x"} {
+		if code, out := call(t, m.API(), "GET", "/api/v1/models/model-0/labeling-queue?"+q, ""); code != 400 {
+			t.Errorf("%s: %d %v, want 400", q, code, out)
+		}
+	}
+}
+
+// sendOutcomes sends a label for each prediction id to the world's
+// outcomes topic and ingests them.
+func sendOutcomes(t *testing.T, w *world, ids []string) {
+	t.Helper()
+	wr, err := kafkaio.NewWriter(w.kopts, "outcomes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wr.Close()
+	ts := w.start.Add(5 * time.Hour).Format(time.RFC3339Nano)
+	msgs := make([]kafka.Message, len(ids))
+	for i, id := range ids {
+		msgs[i] = kafka.Message{Key: []byte("model-0"), Value: fmt.Appendf(nil,
+			`{"event_id":"label-%d","model_id":"model-0","prediction_id":%q,"timestamp":%q,"actual":{"label":"1"}}`, i, id, ts)}
+	}
+	before := w.count(t, "SELECT count() FROM outcomes FINAL")
+	if err := wr.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	ing, err := ingest.New(ingest.Options{Kafka: w.kopts, Conn: w.conn, Registerer: prometheus.NewRegistry(), Settings: ingestSettings()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ing.Run(ctx) }()
+	for deadline := time.Now().Add(2 * time.Minute); w.count(t, "SELECT count() FROM outcomes FINAL") < before+uint64(len(ids)); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("ingest: %d outcomes, want %d", w.count(t, "SELECT count() FROM outcomes FINAL"), before+uint64(len(ids)))
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	ing.Close()
+}
+
+// TestLabelingUncertaintyOnTheEngine evaluates labeling.UncertaintySQL in
+// ClickHouse on rows whose uncertainty is computed by hand:
+// binary 1 − |s − t| / max(t, 1 − t), multiclass entropy / log K of the
+// normalised probabilities, two probabilities 1 − |p₁ − p₂|, a regressor 1.
+func TestLabelingUncertaintyOnTheEngine(t *testing.T) {
+	conn, _ := testdb.Open(t, "monitor_labeling")
+	ctx := context.Background()
+	// H(0.5, 0.25, 0.25) = 0.5 ln 2 + 2·0.25 ln 4 = 1.5 ln 2; over ln 3.
+	h3 := 1.5 * math.Ln2 / math.Log(3)
+	for _, c := range []struct {
+		name      string
+		threshold float64
+		row       string // score, value, probabilities
+		want      float64
+	}{
+		{"score at the threshold", 0.5, "0.5, NULL, map()", 1},
+		{"score 0.8 of 0.5", 0.5, "0.8, NULL, map()", 0.4},
+		{"score 0 of 0.5", 0.5, "0, NULL, map()", 0},
+		{"score 0.2 of threshold 0.3", 0.3, "0.2, NULL, map()", 1 - 0.1/0.7},
+		{"score 0.9 of threshold 0.3", 0.3, "0.9, NULL, map()", 1 - 0.6/0.7},
+		{"uniform over 3 classes", 0.5, "NULL, NULL, map('a', 0.2, 'b', 0.2, 'c', 0.2)", 1},
+		{"3 classes 0.5/0.25/0.25", 0.5, "0.9, NULL, map('a', 0.5, 'b', 0.25, 'c', 0.25)", h3},
+		{"one sure class of 3", 0.5, "NULL, NULL, map('a', 1, 'b', 0, 'c', 0)", 0},
+		{"two probabilities", 0.5, "NULL, NULL, map('no', 0.7, 'yes', 0.3)", 0.6},
+		{"a regressor", 0.5, "NULL, 42.0, map()", 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			q := fmt.Sprintf(`SELECT %s FROM (SELECT CAST(%s AS Nullable(Float64)) AS prediction_score, CAST(%s AS Nullable(Float64)) AS prediction_value,
+				CAST(%s AS Map(String, Float64)) AS prediction_probabilities)`, labeling.UncertaintySQL(c.threshold), strings.Split(c.row, ", ")[0], strings.Split(c.row, ", ")[1], strings.Join(strings.Split(c.row, ", ")[2:], ", "))
+			var got float64
+			if err := conn.QueryRow(ctx, q).Scan(&got); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			if !testcheck.Within(got, c.want, 1e-12) {
+				t.Errorf("uncertainty %v, want %v", got, c.want)
+			}
+		})
+	}
+}
