@@ -68,6 +68,7 @@ func TestLabelingQueueOverweightsTheDriftedSlice(t *testing.T) {
 
 	seen := map[string]bool{}
 	var ids []string
+	var labelled []labeling.Labelled // every label sent is "1"
 	for i, assignee := range []string{"ana", "ben"} {
 		b := queueCall(t, m, "limit=200&assignee="+assignee)
 		if !slices.Contains(b.Focus, "slice region=eu") {
@@ -99,6 +100,11 @@ func TestLabelingQueueOverweightsTheDriftedSlice(t *testing.T) {
 			}
 			seen[r.PredictionID] = true
 			ids = append(ids, r.PredictionID)
+			right := 0.0
+			if r.PredictionLabel != nil && *r.PredictionLabel == "1" {
+				right = 1
+			}
+			labelled = append(labelled, labeling.Labelled{Value: right, InclusionProbability: r.InclusionProbability})
 			if r.Segment["region"] == "eu" {
 				eu++
 			}
@@ -152,6 +158,17 @@ func TestLabelingQueueOverweightsTheDriftedSlice(t *testing.T) {
 	}
 	if n := w.count(t, "SELECT count() FROM inferences_labeled WHERE NOT shadow AND prediction_id IN ("+strings.Join(quoted, ",")+")"); n != 400 {
 		t.Errorf("inferences_labeled holds %d of the 400 queued rows, want all", n)
+	}
+	// docs/labeling.md's re-weighted accuracy, in ClickHouse, is
+	// labeling.Estimate over the same rows.
+	var reweighted float64
+	if err := w.conn.QueryRow(ctx, `SELECT sum((l.prediction_label = l.actual_label) / q.inclusion_probability) / sum(1 / q.inclusion_probability)
+		FROM labeling_queue AS q INNER JOIN inferences_labeled AS l ON l.model_id = q.model_id AND l.prediction_id = q.prediction_id
+		WHERE q.model_id = 'model-0' AND q.assignee IN ('ana', 'ben') AND NOT l.shadow`).Scan(&reweighted); err != nil {
+		t.Fatal(err)
+	}
+	if want := labeling.Estimate(labelled); !testcheck.Within(reweighted, want, 1e-9) {
+		t.Errorf("re-weighted accuracy in ClickHouse %v, labeling.Estimate %v", reweighted, want)
 	}
 	// With reissue_after 0 only the labels keep the 400 out.
 	s := m.opts.Settings

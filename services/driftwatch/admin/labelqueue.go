@@ -95,7 +95,7 @@ random: all at random). The monitor records the rows in labeling_queue
 hands none of them out again within labeling.reissue_after.
 
 Each row carries its prediction_id: send its label to the outcomes topic
-(or serve's POST /v1/outcomes) under that id, as any label. The CSV has one
+(or serve's POST /v1/models/M/outcomes) under that id, as any label. The CSV has one
 column per feature and an empty actual_label column to fill. The file
 holds the features as stored (after ingest's personal-data rules) and is
 written with mode 0600; see docs/labeling.md.
