@@ -70,7 +70,9 @@ func TestLabelingQueueOverweightsTheDriftedSlice(t *testing.T) {
 	var ids []string
 	var labelled []labeling.Labelled // every label sent is "1"
 	for i, assignee := range []string{"ana", "ben"} {
+		began := time.Now()
 		b := queueCall(t, m, "limit=200&assignee="+assignee)
+		t.Logf("call %d: 200 rows of a pool of %d in %s", i, b.PoolRows, time.Since(began).Round(time.Millisecond))
 		if !slices.Contains(b.Focus, "slice region=eu") {
 			t.Errorf("call %d: focus %v, want slice region=eu among it", i, b.Focus)
 		}

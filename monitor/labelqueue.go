@@ -110,7 +110,7 @@ func (m *Monitor) LabelingQueue(ctx context.Context, req LabelingRequest) (*Labe
 	for _, c := range focus.Categories {
 		b.Focus = append(b.Focus, "category "+c.Feature+"="+c.Value)
 	}
-	pool := labelPool{model: req.Model, from: now.Add(-cfg.Lookback), to: now, since: now.Add(-cfg.ReissueAfter),
+	pool := labelPool{model: req.Model, from: now.Add(-cfg.Lookback), to: now, since: now.Add(-cfg.ReissueAfter), seed: b.BatchID,
 		uncertainty: labeling.UncertaintySQL(cfg.Threshold), reasons: labeling.ReasonsSQL(focus),
 		weight: func(u, reasons string) string { return labeling.WeightSQL(req.Strategy, cfg.DriftWeight, u, reasons) }}
 	size, total, sql, err := m.store.LabelingPoolSize(ctx, pool)
@@ -120,42 +120,32 @@ func (m *Monitor) LabelingQueue(ctx context.Context, req LabelingRequest) (*Labe
 	}
 	plan := labeling.NewPlan(req.Strategy, req.N, cfg.RandomShare, size)
 	b.PoolRows, b.RandomShare = size, plan.RandomShare
-	random, sql, err := m.store.LabelingDraw(ctx, pool, b.BatchID, plan.Random, false, nil)
+	random, sql, err := m.store.LabelingDraw(ctx, pool, plan.Random, false, nil)
 	if err != nil {
 		return nil, err
 	}
 	b.SQL = append(b.SQL, sql)
-	ids := make([]string, 0, req.N)
+	// The targeted draw's pool is the pool less the random rows: those
+	// hashed up to the largest random hash.
 	rest := total
+	var after *uint64
 	for _, p := range random {
-		ids = append(ids, p.PredictionID)
 		rest -= p.Weight
+		after = &p.hash
 	}
-	targeted, sql, err := m.store.LabelingDraw(ctx, pool, b.BatchID, plan.Targeted, true, ids)
-	if err != nil {
-		return nil, err
-	}
-	b.SQL = append(b.SQL, sql)
-	for _, p := range targeted {
-		ids = append(ids, p.PredictionID)
-	}
-	details, sql, err := m.store.LabelingRows(ctx, pool, ids)
+	targeted, sql, err := m.store.LabelingDraw(ctx, pool, plan.Targeted, true, after)
 	if err != nil {
 		return nil, err
 	}
 	b.SQL = append(b.SQL, sql)
 	add := func(p labelPick, st labeling.Stratum) {
-		r, ok := details[p.PredictionID]
-		if !ok {
-			return // gone between the draw and the read (a TTL); not handed out
-		}
-		r.Stratum, r.Uncertainty, r.Weight = st, p.Uncertainty, p.Weight
-		r.InclusionProbability = plan.InclusionProbability(size, p.Weight, rest)
-		r.Reasons = p.Reasons
+		r := p.LabelingRow
+		r.Stratum = st
+		r.InclusionProbability = plan.InclusionProbability(size, r.Weight, rest)
 		if st == labeling.StratumRandom {
 			r.Reasons = append([]string{"random"}, r.Reasons...)
 		} else if req.Strategy == labeling.Uncertainty {
-			r.Reasons = append([]string{"uncertainty " + strconv.FormatFloat(p.Uncertainty, 'f', 2, 64)}, r.Reasons...)
+			r.Reasons = append([]string{"uncertainty " + strconv.FormatFloat(r.Uncertainty, 'f', 2, 64)}, r.Reasons...)
 		}
 		b.Rows = append(b.Rows, r)
 	}

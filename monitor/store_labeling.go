@@ -3,7 +3,6 @@ package monitor
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -26,23 +25,34 @@ const (
 type labelPool struct {
 	model           string
 	from, to, since time.Time
+	// seed seeds the draws' hashes (the batch id).
+	seed string
 	// uncertainty, reasons and weight are the labeling package's SQL
 	// expressions.
 	uncertainty, reasons string
 	weight               func(u, reasons string) string
 }
 
-// sql is the pool as a subquery with the columns prediction_id, u,
-// reasons and w (one row per prediction_id).
+// labelColumns are the columns of a pool's rows a draw reads, in
+// scanLabelRow's order.
+const labelColumns = `prediction_id, event_id, model_version, timestamp, features_numeric, features_categorical, segment,
+	prediction_label, prediction_score, prediction_value, prediction_probabilities, u, reasons, w, h`
+
+// sql is the pool as a subquery, one row per prediction_id, with the
+// inference's columns and u (uncertainty), reasons, w (weight) and h (the
+// seeded hash that orders the uniform draw). ClickHouse reads only the
+// columns a query over it uses.
 func (p labelPool) sql() string {
 	m := chsql.String(p.model)
-	return fmt.Sprintf(`SELECT prediction_id, u, reasons, %[7]s AS w FROM (
-	SELECT prediction_id, %[5]s AS u, %[6]s AS reasons
+	return fmt.Sprintf(`SELECT *, %[7]s AS w FROM (
+	SELECT prediction_id, event_id, model_version, timestamp, features_numeric, features_categorical, segment,
+		prediction_label, prediction_score, prediction_value, prediction_probabilities,
+		%[5]s AS u, %[6]s AS reasons, sipHash64(prediction_id, %[8]s) AS h
 	FROM inferences FINAL
 	WHERE model_id = %[1]s AND NOT shadow AND timestamp >= %[2]s AND timestamp < %[3]s
 		AND prediction_id NOT IN (SELECT prediction_id FROM outcomes WHERE model_id = %[1]s AND timestamp >= %[2]s)
 		AND prediction_id NOT IN (SELECT prediction_id FROM labeling_queue WHERE model_id = %[1]s AND handed_out_at >= %[4]s)
-	LIMIT 1 BY prediction_id)`, m, chsql.Time(p.from), chsql.Time(p.to), chsql.Time(p.since), p.uncertainty, p.reasons, p.weight("u", "reasons"))
+	LIMIT 1 BY prediction_id)`, m, chsql.Time(p.from), chsql.Time(p.to), chsql.Time(p.since), p.uncertainty, p.reasons, p.weight("u", "reasons"), chsql.String(p.seed))
 }
 
 // LabelingFocus reads what drifted in a model's newest evaluated window:
@@ -103,65 +113,40 @@ func (s *Store) LabelingPoolSize(ctx context.Context, p labelPool) (rows uint64,
 	return rows, weight, sql, nil
 }
 
-// labelPick is a row drawn from a pool.
+// labelPick is a row drawn from a pool: the inference, its uncertainty,
+// reasons and weight, and its hash.
 type labelPick struct {
-	PredictionID string
-	Uncertainty  float64
-	Reasons      []string
-	Weight       float64
+	LabelingRow
+	hash uint64
 }
 
-// LabelingDraw draws n rows of a pool, seeded by seed and leaving out
-// exclude: uniformly (weighted false: the smallest hashes), or without
-// replacement with probability proportional to w (weighted: the smallest
-// Efraimidis–Spirakis keys −ln(U)/w, U uniform from the hash).
-func (s *Store) LabelingDraw(ctx context.Context, p labelPool, seed string, n int, weighted bool, exclude []string) ([]labelPick, string, error) {
+// LabelingDraw draws n rows of a pool: uniformly (the smallest hashes h),
+// or, when weighted, without replacement with probability proportional to
+// w (the smallest Efraimidis–Spirakis keys −ln(U)/w, U uniform from a
+// second hash) among the rows whose h is above after: the rows a uniform
+// draw took are those with h up to its largest, so no list of them is
+// sent back.
+func (s *Store) LabelingDraw(ctx context.Context, p labelPool, n int, weighted bool, after *uint64) ([]labelPick, string, error) {
 	if n <= 0 {
 		return nil, "", nil
 	}
-	cond := ""
-	if len(exclude) > 0 {
-		q := make([]string, len(exclude))
-		for i, id := range exclude {
-			q[i] = chsql.String(id)
-		}
-		cond = " WHERE prediction_id NOT IN (" + strings.Join(q, ", ") + ")"
+	cond, order := "", "h"
+	if after != nil {
+		cond = fmt.Sprintf(" WHERE h > %d", *after)
 	}
-	order := fmt.Sprintf("sipHash64(prediction_id, %s)", chsql.String(seed))
 	if weighted {
-		order = fmt.Sprintf("-log((sipHash64(prediction_id, %s) + 0.5) / 18446744073709551616.0) / w", chsql.String(seed+"/targeted"))
+		order = fmt.Sprintf("-log((sipHash64(prediction_id, %s) + 0.5) / 18446744073709551616.0) / w", chsql.String(p.seed+"/targeted"))
 	}
-	sql := fmt.Sprintf("SELECT prediction_id, u, reasons, w FROM (%s)%s ORDER BY %s, prediction_id LIMIT %d", p.sql(), cond, order, n)
+	sql := fmt.Sprintf("SELECT %s FROM (%s)%s ORDER BY %s, prediction_id LIMIT %d", labelColumns, p.sql(), cond, order, n)
 	out, err := scanAll(ctx, s.conn, "inferences", sql, func(rows driver.Rows, r *labelPick) error {
-		return rows.Scan(&r.PredictionID, &r.Uncertainty, &r.Reasons, &r.Weight)
-	})
-	if err != nil {
-		return nil, sql, fmt.Errorf("draw from the labeling pool of %s: %w", p.model, err)
-	}
-	return out, sql, nil
-}
-
-// LabelingRows reads the inferences of the picked prediction ids.
-func (s *Store) LabelingRows(ctx context.Context, p labelPool, ids []string) (map[string]LabelingRow, string, error) {
-	if len(ids) == 0 {
-		return map[string]LabelingRow{}, "", nil
-	}
-	q := make([]string, len(ids))
-	for i, id := range ids {
-		q[i] = chsql.String(id)
-	}
-	sql := fmt.Sprintf(`SELECT prediction_id, event_id, model_version, timestamp, features_numeric, features_categorical, segment,
-	prediction_label, prediction_score, prediction_value, prediction_probabilities
-FROM inferences FINAL
-WHERE model_id = %s AND NOT shadow AND timestamp >= %s AND timestamp < %s AND prediction_id IN (%s)
-LIMIT 1 BY prediction_id`, chsql.String(p.model), chsql.Time(p.from), chsql.Time(p.to), strings.Join(q, ", "))
-	rows, err := scanAll(ctx, s.conn, "inferences", sql, func(rows driver.Rows, r *LabelingRow) error {
 		var num map[string]float64
 		var cat map[string]string
 		if err := rows.Scan(&r.PredictionID, &r.EventID, &r.ModelVersion, &r.Timestamp, &num, &cat, &r.Segment,
-			&r.PredictionLabel, &r.PredictionScore, &r.PredictionValue, &r.PredictionProbabilities); err != nil {
+			&r.PredictionLabel, &r.PredictionScore, &r.PredictionValue, &r.PredictionProbabilities,
+			&r.Uncertainty, &r.Reasons, &r.Weight, &r.hash); err != nil {
 			return err
 		}
+		r.ModelID = p.model
 		r.Features = make(map[string]any, len(num)+len(cat))
 		for k, v := range num {
 			r.Features[k] = v
@@ -172,12 +157,7 @@ LIMIT 1 BY prediction_id`, chsql.String(p.model), chsql.Time(p.from), chsql.Time
 		return nil
 	})
 	if err != nil {
-		return nil, sql, fmt.Errorf("read the inferences handed out for %s: %w", p.model, err)
-	}
-	out := make(map[string]LabelingRow, len(rows))
-	for _, r := range rows {
-		r.ModelID = p.model
-		out[r.PredictionID] = r
+		return nil, sql, fmt.Errorf("draw from the labeling pool of %s: %w", p.model, err)
 	}
 	return out, sql, nil
 }
