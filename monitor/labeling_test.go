@@ -272,3 +272,89 @@ func TestLabelingUncertaintyOnTheEngine(t *testing.T) {
 		})
 	}
 }
+
+// TestLabelingDrawMatchesInclusionProbabilities repeats one request 200
+// times on a fixed pool of 1,000 inferences (direct inserts; every score
+// 0.5, so every uncertainty 1), 100 of them in the drifted slice
+// region=eu (a drifted slice verdict row): n = 50, 10 random and 40
+// targeted, an eu row weighs 4 and another 1. The share of requests each
+// row was in matches its recorded inclusion probability (about 0.133 for
+// eu, 0.041 for the others) within 8 %: the targeted term is first-order
+// and overstates a heavy row's (eu rows were in 0.1296 of the requests
+// against 0.1331 recorded in a run here, 2.6 %; the sampling error of the
+// share is 1.8 %). The Hájek estimate of eu's share of the pool, averaged
+// over the requests, is its true 0.1 within 0.015 (0.0977 in that run:
+// the same 2.6 %, and a standard error of 0.003), where the unweighted
+// share of the queued rows is about 0.26.
+func TestLabelingDrawMatchesInclusionProbabilities(t *testing.T) {
+	conn, _ := testdb.Open(t, "monitor_labeling_draw")
+	ctx := context.Background()
+	base := time.Now().UTC().Truncate(time.Second)
+	var vals []string
+	for i := range 1000 {
+		region := "us"
+		if i < 100 {
+			region = "eu"
+		}
+		vals = append(vals, fmt.Sprintf("('e%d', 'm', 'v1', 'p%d', %s, map('f1', 1.0), map(), '1', 0.5, map(), map('region', '%s'), 't', 0, %d, %s)",
+			i, i, chsql.Time(base.Add(-time.Hour+time.Duration(i)*time.Millisecond)), region, i, chsql.Time(base)))
+	}
+	ws, we := chsql.Time(base.Add(-2*time.Hour)), chsql.Time(base.Add(-time.Hour))
+	for _, q := range []string{
+		"INSERT INTO inferences (event_id, model_id, model_version, prediction_id, timestamp, features_numeric, features_categorical, prediction_label, prediction_score, prediction_probabilities, segment, kafka_topic, kafka_partition, kafka_offset, ingested_at) VALUES " + strings.Join(vals, ", "),
+		`INSERT INTO drift_results (model_id, model_version, window_start, window_end, reference_start, reference_end, reference_kind, feature, segment, kind, method, value, threshold, drifted, sustained, status, samples) VALUES
+			('m', '', ` + ws + `, ` + we + `, ` + ws + `, ` + we + `, 'pinned', 'f1', 'region=eu', 'drift', 'verdict', 1, 1, true, true, 'drifted', 100)`,
+	} {
+		if err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := testSettings(48*time.Hour, DefaultSettings().Policy, nil)
+	s.Labeling.ReissueAfter = time.Second
+	calls := 0
+	m, err := New(Options{Settings: s, Conn: conn, TriggerWriter: &recordingWriter{}, Registerer: prometheus.NewRegistry(),
+		// Each request 2 s after the last: the rows of one are back in
+		// the pool for the next (reissue_after 1 s).
+		Now: func() time.Time { return base.Add(time.Duration(2*calls) * time.Second) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const runs = 200
+	in := map[string]int{}
+	prob := map[string]float64{}
+	var hajek, unweighted float64
+	for ; calls < runs; calls++ {
+		b, err := m.LabelingQueue(ctx, LabelingRequest{Model: "m", N: 50, Strategy: labeling.Uncertainty})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.PoolRows != 1000 || len(b.Rows) != 50 || b.RandomRows != 10 {
+			t.Fatalf("request %d: pool %d, %d rows, %d random; want 1000, 50, 10", calls, b.PoolRows, len(b.Rows), b.RandomRows)
+		}
+		var est []labeling.Labelled
+		eu := 0
+		for _, r := range b.Rows {
+			in[r.Segment["region"]]++
+			prob[r.Segment["region"]] += r.InclusionProbability // averaged below
+			v := 0.0
+			if r.Segment["region"] == "eu" {
+				v, eu = 1, eu+1
+			}
+			est = append(est, labeling.Labelled{Value: v, InclusionProbability: r.InclusionProbability})
+		}
+		hajek += labeling.Estimate(est) / runs
+		unweighted += float64(eu) / 50 / runs
+	}
+	for region, rows := range map[string]float64{"eu": 100, "us": 900} {
+		freq := float64(in[region]) / (runs * rows)
+		pi := prob[region] / float64(in[region])
+		t.Logf("%s: in %.4f of the requests, recorded inclusion probability %.4f", region, freq, pi)
+		if !testcheck.WithinRel(freq, pi, 0.08, 0) {
+			t.Errorf("%s rows were in %.4f of the requests; their recorded inclusion probability is %.4f", region, freq, pi)
+		}
+	}
+	t.Logf("eu's share of the pool: Hájek %.4f, unweighted %.4f (true 0.1)", hajek, unweighted)
+	if !testcheck.Within(hajek, 0.1, 0.015) || !testcheck.AtLeast(unweighted, 0.2) {
+		t.Errorf("eu's share of the pool: Hájek %.4f (want 0.1 ± 0.015), unweighted %.4f (want the over-weighting, ≥ 0.2)", hajek, unweighted)
+	}
+}
