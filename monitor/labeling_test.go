@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/driftwatch/driftwatch/ingest"
@@ -144,6 +145,9 @@ func TestLabelingQueueOverweightsTheDriftedSlice(t *testing.T) {
 		if !testcheck.AtLeast(share, traffic+0.08) {
 			t.Errorf("call %d: region=eu is %.3f of the queued rows, want at least its traffic share %.3f + 0.08", i, share, traffic)
 		}
+	}
+	if r, tg := testutil.ToFloat64(m.labelRows.WithLabelValues("random")), testutil.ToFloat64(m.labelRows.WithLabelValues("targeted")); r != 80 || tg != 320 {
+		t.Errorf("driftwatch_monitor_labeling_rows_total: random %v, targeted %v; want 80 and 320", r, tg)
 	}
 	if n := w.count(t, "SELECT uniqExact(prediction_id) FROM labeling_queue"); n != 400 {
 		t.Errorf("labeling_queue holds %d prediction ids, want 400", n)

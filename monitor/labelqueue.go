@@ -159,6 +159,8 @@ func (m *Monitor) LabelingQueue(ctx context.Context, req LabelingRequest) (*Labe
 	if err := m.store.RecordHandedOut(ctx, b); err != nil {
 		return nil, err
 	}
+	m.labelRows.WithLabelValues(string(labeling.StratumRandom)).Add(float64(b.RandomRows))
+	m.labelRows.WithLabelValues(string(labeling.StratumTargeted)).Add(float64(b.TargetedRows))
 	return b, nil
 }
 

@@ -33,6 +33,11 @@
 //	driftwatch_monitor_models_owned                     models this instance holds the lease of
 //	driftwatch_monitor_instances_live                   instances sharing the models, as this one saw them
 //	driftwatch_monitor_lease_takeovers_total            models taken over from an instance whose lease lapsed
+//	driftwatch_monitor_labeling_rows_total{stratum}     inferences the labeling queue handed out: random, targeted
+//
+// The labeling queue (LabelingQueue, package labeling, docs/labeling.md)
+// hands out unlabelled inferences for labelling, uncertain ones and those
+// of drifted slices and ranges first, with a random share.
 package monitor
 
 import (
@@ -129,6 +134,8 @@ type Monitor struct {
 	// labelMu serves labeling-queue requests one at a time, so that two
 	// never draw the same row before either recorded it.
 	labelMu sync.Mutex
+	// labelRows counts the rows handed out by stratum.
+	labelRows *prometheus.CounterVec
 }
 
 // New validates opts.
@@ -165,6 +172,8 @@ func New(opts Options) (*Monitor, error) {
 		refMissing: f.NewGaugeVec(prometheus.GaugeOpts{Name: "driftwatch_reference_missing",
 			Help: "1 while a model's reference (pinned, set or fixed) holds no rows and has no persisted profile: its drift cannot be measured."}, []string{"model"}),
 		perfDesc: perfDescs(),
+		labelRows: f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_labeling_rows_total",
+			Help: "Inferences the labeling queue handed out for labelling, by stratum (random: drawn uniformly; targeted: by uncertainty and drift)."}, []string{"stratum"}),
 		refs: newRefCache(int64(opts.ReferenceCacheMB)<<20,
 			f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_reference_cache_total", Help: "Evaluations whose reference-window aggregates came from the cache (hit) or were read again (miss)."}, []string{"result"})),
 	}, nil
