@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -191,6 +192,11 @@ func TestLabelingQueueOverweightsTheDriftedSlice(t *testing.T) {
 		if seen[r.PredictionID] {
 			t.Errorf("labelled row %s handed out again", r.PredictionID)
 		}
+	}
+	rec := httptest.NewRecorder()
+	m.API().ServeHTTP(rec, httptest.NewRequest("HEAD", "/api/v1/models/model-0/labeling-queue", nil))
+	if rec.Code != 405 {
+		t.Errorf("HEAD: %d, want 405 (it would hand rows out that nobody receives)", rec.Code)
 	}
 	for _, q := range []string{"limit=0", "limit=1001", "strategy=best", "limit=x"} {
 		if code, out := call(t, m.API(), "GET", "/api/v1/models/model-0/labeling-queue?"+q, ""); code != 400 {

@@ -181,6 +181,12 @@ func (m *Monitor) checkLabeling(req LabelingRequest) error {
 // apiLabelingQueue hands rows out, so the service mounts it as a write
 // (Mount): a write token even though it is a GET.
 func (m *Monitor) apiLabelingQueue(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		// A HEAD would hand rows out that nobody receives.
+		w.Header().Set("Allow", http.MethodGet)
+		fail(w, http.StatusMethodNotAllowed, "the labeling queue hands rows out: GET it")
+		return
+	}
 	model := r.PathValue("model")
 	if !validModel(w, model) {
 		return
