@@ -38,11 +38,11 @@ type LabelingBatch struct {
 	RandomShare  float64 `json:"random_share"`
 	RandomRows   int     `json:"random_rows"`
 	TargetedRows int     `json:"targeted_rows"`
-	// TargetedWeight is W', the total weight of the targeted draw's pool
-	// (the pool less the random rows): a row's inclusion probability is
-	// π_r + (1 − π_r)·min(1, targeted_rows·weight / W'), π_r =
-	// random_rows / pool_rows.
-	TargetedWeight float64 `json:"targeted_weight"`
+	// TargetedThreshold is τ, the (targeted_rows+1)-th smallest key
+	// −ln(U)/w of the targeted draw (null when its pool held no more
+	// rows than it drew): a row's inclusion probability is
+	// π_r + (1 − π_r)·(1 − exp(−weight·τ)), π_r = random_rows / pool_rows.
+	TargetedThreshold *float64 `json:"targeted_threshold"`
 	// Focus is what drifted in the newest window, as the reasons the
 	// targeted draw over-weights ("slice region=eu", "range f3 [1.28, +inf)").
 	Focus []string      `json:"focus"`
@@ -113,27 +113,25 @@ func (m *Monitor) LabelingQueue(ctx context.Context, req LabelingRequest) (*Labe
 	pool := labelPool{model: req.Model, from: now.Add(-cfg.Lookback), to: now, since: now.Add(-cfg.ReissueAfter), seed: b.BatchID,
 		uncertainty: labeling.UncertaintySQL(cfg.Threshold), reasons: labeling.ReasonsSQL(focus),
 		weight: func(u, reasons string) string { return labeling.WeightSQL(req.Strategy, cfg.DriftWeight, u, reasons) }}
-	size, total, sql, err := m.store.LabelingPoolSize(ctx, pool)
+	size, sql, err := m.store.LabelingPoolSize(ctx, pool)
 	b.SQL = append(b.SQL, sql)
 	if err != nil {
 		return nil, err
 	}
 	plan := labeling.NewPlan(req.Strategy, req.N, cfg.RandomShare, size)
 	b.PoolRows, b.RandomShare = size, plan.RandomShare
-	random, sql, err := m.store.LabelingDraw(ctx, pool, plan.Random, false, nil)
+	random, _, sql, err := m.store.LabelingDraw(ctx, pool, plan.Random, false, nil)
 	if err != nil {
 		return nil, err
 	}
 	b.SQL = append(b.SQL, sql)
 	// The targeted draw's pool is the pool less the random rows: those
 	// hashed up to the largest random hash.
-	rest := total
 	var after *uint64
 	for _, p := range random {
-		rest -= p.Weight
 		after = &p.hash
 	}
-	targeted, sql, err := m.store.LabelingDraw(ctx, pool, plan.Targeted, true, after)
+	targeted, tau, sql, err := m.store.LabelingDraw(ctx, pool, plan.Targeted, true, after)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +139,7 @@ func (m *Monitor) LabelingQueue(ctx context.Context, req LabelingRequest) (*Labe
 	add := func(p labelPick, st labeling.Stratum) {
 		r := p.LabelingRow
 		r.Stratum = st
-		r.InclusionProbability = plan.InclusionProbability(size, r.Weight, rest)
+		r.InclusionProbability = plan.InclusionProbability(size, r.Weight, tau)
 		if st == labeling.StratumRandom {
 			r.Reasons = append([]string{"random"}, r.Reasons...)
 		} else if req.Strategy == labeling.Uncertainty {
@@ -155,7 +153,7 @@ func (m *Monitor) LabelingQueue(ctx context.Context, req LabelingRequest) (*Labe
 	for _, p := range targeted {
 		add(p, labeling.StratumTargeted)
 	}
-	b.RandomRows, b.TargetedRows, b.TargetedWeight = len(random), len(targeted), rest
+	b.RandomRows, b.TargetedRows, b.TargetedThreshold = len(random), len(targeted), nullable(tau)
 	if err := m.store.RecordHandedOut(ctx, b); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -104,20 +105,21 @@ ORDER BY feature LIMIT %[4]d`, m, chsql.String(policy.KindDrift), chsql.String(M
 	return f, []string{q1, q2}, nil
 }
 
-// LabelingPoolSize counts a pool's rows and sums their weights.
-func (s *Store) LabelingPoolSize(ctx context.Context, p labelPool) (rows uint64, weight float64, sql string, err error) {
-	sql = "SELECT count(), sum(w) FROM (" + p.sql() + ")"
-	if err := s.conn.QueryRow(ctx, sql).Scan(&rows, &weight); err != nil {
-		return 0, 0, sql, fmt.Errorf("count the labeling pool of %s: %w", p.model, err)
+// LabelingPoolSize counts a pool's rows.
+func (s *Store) LabelingPoolSize(ctx context.Context, p labelPool) (rows uint64, sql string, err error) {
+	sql = "SELECT count() FROM (" + p.sql() + ")"
+	if err := s.conn.QueryRow(ctx, sql).Scan(&rows); err != nil {
+		return 0, sql, fmt.Errorf("count the labeling pool of %s: %w", p.model, err)
 	}
-	return rows, weight, sql, nil
+	return rows, sql, nil
 }
 
 // labelPick is a row drawn from a pool: the inference, its uncertainty,
-// reasons and weight, and its hash.
+// reasons and weight, its hash and its key in the draw.
 type labelPick struct {
 	LabelingRow
 	hash uint64
+	key  float64
 }
 
 // LabelingDraw draws n rows of a pool: uniformly (the smallest hashes h),
@@ -125,25 +127,29 @@ type labelPick struct {
 // w (the smallest Efraimidis–Spirakis keys −ln(U)/w, U uniform from a
 // second hash) among the rows whose h is above after: the rows a uniform
 // draw took are those with h up to its largest, so no list of them is
-// sent back.
-func (s *Store) LabelingDraw(ctx context.Context, p labelPool, n int, weighted bool, after *uint64) ([]labelPick, string, error) {
+// sent back. A weighted draw reads one row more than n, whose key is the
+// draw's threshold τ (+Inf when there is none: the pool held at most n
+// rows).
+func (s *Store) LabelingDraw(ctx context.Context, p labelPool, n int, weighted bool, after *uint64) (picks []labelPick, threshold float64, sql string, err error) {
+	threshold = math.Inf(1)
 	if n <= 0 {
-		return nil, "", nil
+		return nil, threshold, "", nil
 	}
-	cond, order := "", "h"
+	cond, key, limit := "", "toFloat64(h)", n
 	if after != nil {
 		cond = fmt.Sprintf(" WHERE h > %d", *after)
 	}
 	if weighted {
-		order = fmt.Sprintf("-log((sipHash64(prediction_id, %s) + 0.5) / 18446744073709551616.0) / w", chsql.String(p.seed+"/targeted"))
+		key = fmt.Sprintf("-log((sipHash64(prediction_id, %s) + 0.5) / 18446744073709551616.0) / w", chsql.String(p.seed+"/targeted"))
+		limit = n + 1
 	}
-	sql := fmt.Sprintf("SELECT %s FROM (%s)%s ORDER BY %s, prediction_id LIMIT %d", labelColumns, p.sql(), cond, order, n)
-	out, err := scanAll(ctx, s.conn, "inferences", sql, func(rows driver.Rows, r *labelPick) error {
+	sql = fmt.Sprintf("SELECT %s, %s AS k FROM (%s)%s ORDER BY k, prediction_id LIMIT %d", labelColumns, key, p.sql(), cond, limit)
+	picks, err = scanAll(ctx, s.conn, "inferences", sql, func(rows driver.Rows, r *labelPick) error {
 		var num map[string]float64
 		var cat map[string]string
 		if err := rows.Scan(&r.PredictionID, &r.EventID, &r.ModelVersion, &r.Timestamp, &num, &cat, &r.Segment,
 			&r.PredictionLabel, &r.PredictionScore, &r.PredictionValue, &r.PredictionProbabilities,
-			&r.Uncertainty, &r.Reasons, &r.Weight, &r.hash); err != nil {
+			&r.Uncertainty, &r.Reasons, &r.Weight, &r.hash, &r.key); err != nil {
 			return err
 		}
 		r.ModelID = p.model
@@ -157,9 +163,12 @@ func (s *Store) LabelingDraw(ctx context.Context, p labelPool, n int, weighted b
 		return nil
 	})
 	if err != nil {
-		return nil, sql, fmt.Errorf("draw from the labeling pool of %s: %w", p.model, err)
+		return nil, threshold, sql, fmt.Errorf("draw from the labeling pool of %s: %w", p.model, err)
 	}
-	return out, sql, nil
+	if len(picks) > n {
+		threshold, picks = picks[n].key, picks[:n]
+	}
+	return picks, threshold, sql, nil
 }
 
 // RecordHandedOut writes a batch's rows to labeling_queue.

@@ -10,16 +10,15 @@
 //   - random: round(random_share·n) rows drawn uniformly, inclusion
 //     probability n_r / P for a pool of P rows;
 //   - targeted: the other n_t rows drawn without replacement with
-//     probability proportional to a weight (Efraimidis–Spirakis keys), from
-//     the pool less the random rows.
+//     probability proportional to a weight (Efraimidis–Spirakis keys
+//     −ln(U)/w, the n_t smallest), from the pool less the random rows.
 //
 // A row's weight is its uncertainty (floored at MinUncertainty, so that
 // every row can be drawn) times DriftWeight when the row lies in a slice or
 // a feature range that drifted in the newest window, else 1 (strategy
 // drift: the drift factor alone). Its inclusion probability is
-// π = π_r + (1 − π_r)·min(1, n_t·w / W'), W' the targeted draw's total
-// weight: exact for the random stratum, the first-order approximation for
-// the draw without replacement, close while n_t·w / W' stays well below 1.
+// π = π_r + (1 − π_r)·(1 − exp(−w·τ)), τ the (n_t+1)-th smallest key of
+// the targeted draw (see Plan.InclusionProbability).
 //
 // The package builds the SQL expressions the monitor's store pushes down to
 // ClickHouse (the uncertainty, the weight, the reasons) and does the
@@ -159,15 +158,22 @@ func (p Plan) RandomProbability(pool uint64) float64 {
 	return math.Min(1, float64(p.Random)/float64(pool))
 }
 
-// InclusionProbability is a row's probability of being in the request:
-// π_r + (1 − π_r)·min(1, n_t·w / W'), with W' the total weight of the
-// targeted draw's pool (the pool less the random rows).
-func (p Plan) InclusionProbability(pool uint64, weight, targetedWeight float64) float64 {
+// InclusionProbability is a row's probability of being in the request,
+// π = π_r + (1 − π_r)·(1 − exp(−w·τ)), with τ the targeted draw's
+// threshold: the (n_t+1)-th smallest key −ln(U)/w of its pool
+// (+Inf when the pool held no more than n_t rows, so every one was
+// drawn). A key is exponential with rate w, so given the other rows' keys
+// a row is drawn exactly when its key is below the n_t-th smallest of
+// theirs, which is τ for a drawn row: 1 − exp(−w·τ) is its inclusion
+// probability given the others (order sampling; Rosén 1997, Cohen and
+// Kaplan's bottom-k sketches), and the Horvitz–Thompson sum over the
+// targeted rows is unbiased for the targeted draw's pool.
+func (p Plan) InclusionProbability(pool uint64, weight, threshold float64) float64 {
 	pr := p.RandomProbability(pool)
-	if p.Targeted == 0 || !(targetedWeight > 0) {
+	if p.Targeted == 0 {
 		return pr
 	}
-	return pr + (1-pr)*math.Min(1, float64(p.Targeted)*weight/targetedWeight)
+	return pr + (1-pr)*(-math.Expm1(-weight*threshold))
 }
 
 // Labelled is a labelled row of the queue for Estimate: its metric value

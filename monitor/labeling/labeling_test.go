@@ -39,28 +39,29 @@ func TestNewPlan(t *testing.T) {
 	}
 }
 
-// TestInclusionProbability: π = π_r + (1 − π_r)·min(1, n_t·w / W'),
+// TestInclusionProbability: π = π_r + (1 − π_r)·(1 − exp(−w·τ)),
 // computed by hand for a pool of 1000 rows, 20 random and 80 targeted
-// rows, the targeted draw's weight 500.
+// rows, the targeted draw's threshold τ = 0.05.
 func TestInclusionProbability(t *testing.T) {
 	p := Plan{Random: 20, Targeted: 80, RandomShare: 0.2}
 	for _, c := range []struct {
-		name   string
-		weight float64
-		want   float64
+		name      string
+		weight    float64
+		threshold float64
+		want      float64
 	}{
-		{"weight 1", 1, 0.02 + 0.98*80.0/500},  // 0.1768
-		{"weight 4", 4, 0.02 + 0.98*320.0/500}, // 0.6472
-		{"capped at 1", 10, 1},                 // 800/500 > 1
-		{"the floor", MinUncertainty, 0.02 + 0.98*0.8/500},
+		{"weight 1", 1, 0.05, 0.02 + 0.98*(1-math.Exp(-0.05))}, // 0.0678
+		{"weight 4", 4, 0.05, 0.02 + 0.98*(1-math.Exp(-0.2))},  // 0.1977
+		{"the floor", MinUncertainty, 0.05, 0.02 + 0.98*(1-math.Exp(-0.0005))},
+		{"a pool drawn whole", 1, math.Inf(1), 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if got := p.InclusionProbability(1000, c.weight, 500); !testcheck.Within(got, c.want, 1e-12) {
+			if got := p.InclusionProbability(1000, c.weight, c.threshold); !testcheck.Within(got, c.want, 1e-12) {
 				t.Errorf("π = %v, want %v", got, c.want)
 			}
 		})
 	}
-	if got := (Plan{Random: 10, RandomShare: 1}).InclusionProbability(100, 3, 0); !testcheck.Within(got, 0.1, 1e-15) {
+	if got := (Plan{Random: 10, RandomShare: 1}).InclusionProbability(100, 3, math.Inf(1)); !testcheck.Within(got, 0.1, 1e-15) {
 		t.Errorf("all random: π = %v, want 0.1", got)
 	}
 }
