@@ -47,7 +47,7 @@ func queueCall(t *testing.T, m *Monitor, query string) LabelingBatch {
 //     the pool (the traffic, 1/3) by at least 0.08: the targeted draw
 //     weighs an eu row 4 times (drift_weight) as much at equal
 //     uncertainty (and rows of every region in f3's drifted range too),
-//     so about 0.55 of the queued rows are eu (0.50–0.585 in runs here);
+//     so about 0.55 of the queued rows are eu (0.50–0.61 in runs here);
 //   - exactly round(0.2·200) = 40 rows of each are random; every row's
 //     weight and inclusion probability are as computed by hand from its
 //     uncertainty and reasons;

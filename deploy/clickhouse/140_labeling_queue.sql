@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS labeling_queue
     stratum               LowCardinality(String) COMMENT 'random (a uniform draw from the pool) or targeted (drawn with probability proportional to weight)',
     uncertainty           Float64 COMMENT 'the row''s uncertainty from 0 (confident) to 1 (at the decision threshold, or uniform class probabilities)',
     weight                Float64 COMMENT 'the row''s weight in the targeted draw: uncertainty (floored at 0.01) times drift_weight when in a drifted slice or range',
-    inclusion_probability Float64 COMMENT 'probability that the request would include the row (first-order for the targeted draw); a labelled row weighs 1 / inclusion_probability',
+    inclusion_probability Float64 COMMENT 'probability that the request would include the row (the targeted draw''s given the other rows'' keys); a labelled row weighs 1 / inclusion_probability',
     pool_rows             UInt64 COMMENT 'candidate rows of the request: unlabelled, not shadow, not handed out within reissue_after, in the lookback',
     random_share          Float64 COMMENT 'the share of the request''s rows drawn uniformly (labeling.random_share; 1 for strategy random)',
     reasons               Array(String) COMMENT 'why the row was chosen: random, uncertainty 0.93, slice region=eu, range f3 [1.28, +inf)',
