@@ -145,6 +145,16 @@ func TestLoadErrors(t *testing.T) {
   batch_rows: must be at least 1, got -1`,
 		},
 		{
+			name: "topic replication out of range",
+			env:  map[string]string{"DRIFTWATCH_TOPIC_REPLICATION_FACTOR": "-1", "DRIFTWATCH_TOPIC_MIN_INSYNC_REPLICAS": "-2"},
+			want: "invalid configuration:\n  topic_replication_factor: must be from 0 (the brokers' default) to 32, got -1\n  topic_min_insync_replicas: must be 0 (the brokers' default) or more, got -2",
+		},
+		{
+			name: "min.insync.replicas above the replication factor",
+			env:  map[string]string{"DRIFTWATCH_TOPIC_REPLICATION_FACTOR": "2", "DRIFTWATCH_TOPIC_MIN_INSYNC_REPLICAS": "3"},
+			want: "invalid configuration:\n  topic_min_insync_replicas: 3 is more than topic_replication_factor 2: no acks=all write could succeed",
+		},
+		{
 			name: "wrong type in file",
 			args: []string{"-config", "testdata/wrong_type.yaml"},
 			want: "config file testdata/wrong_type.yaml: yaml: unmarshal errors:\n  line 1: cannot unmarshal !!str `soon` into time.Duration",

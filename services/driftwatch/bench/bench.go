@@ -330,7 +330,7 @@ func benchIngestOnce(ctx context.Context, cfg *benchIngestConfig, env command.En
 	// produce
 	specs := make([]kafkaio.TopicSpec, 0, len(r.topics))
 	for _, t := range r.topics {
-		specs = append(specs, kafkaio.TopicSpec{Name: t, Partitions: cfg.Partitions})
+		specs = append(specs, kafkaio.TopicSpec{Name: t, Partitions: cfg.Partitions, ReplicationFactor: r.kopts.ReplicationFactor})
 	}
 	ectx, cancel := context.WithTimeout(ctx, time.Minute)
 	err = kafkaio.EnsureTopics(ectx, r.kopts, specs)
