@@ -49,7 +49,7 @@ type Config struct {
 	// name of the servers' remote_servers): replicated local tables
 	// <table>_local and Distributed tables under the original names, every
 	// statement ON CLUSTER (see cluster.go and docs/operations.md).
-	Cluster string `yaml:"clickhouse_cluster" env:"DRIFTWATCH_CLICKHOUSE_CLUSTER" flag:"clickhouse-cluster" help:"ClickHouse cluster (remote_servers name) to create the tables on: replicated <table>_local tables, Distributed tables under the original names, DDL ON CLUSTER; empty for one server"`
+	Cluster string `yaml:"clickhouse_cluster" env:"DRIFTWATCH_CLICKHOUSE_CLUSTER" flag:"clickhouse-cluster" help:"ClickHouse cluster (a remote_servers name) to create the tables on: replicated tables named with _local, Distributed tables under the original names, every DDL statement ON CLUSTER; empty for one server"`
 }
 
 // DefaultConfig returns 90 days of raw events and 400 days of rollups.
