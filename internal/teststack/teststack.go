@@ -182,7 +182,10 @@ func (k *Kafka) Stop(t testing.TB) { t.Helper(); k.run(t, "stop") }
 func (k *Kafka) run(t testing.TB, verb string) {
 	t.Helper()
 	cmd := exec.Command("bash", filepath.Join(k.root, "scripts/kafka.sh"), verb)
-	cmd.Env = append(os.Environ(), "KAFKA_PORT="+strconv.Itoa(k.Port), "KAFKA_CONTROLLER_PORT="+strconv.Itoa(k.ControllerPort), "KAFKA_DATA_DIR="+k.DataDir)
+	// KAFKA_BROKERS=1 whatever the shell says (`KAFKA_BROKERS=3 make test`
+	// exports 3 for the shared stack): this is a one-node broker.
+	cmd.Env = append(os.Environ(), "KAFKA_BROKERS=1", "KAFKA_PORTS=", "KAFKA_CONTROLLER_PORTS=",
+		"KAFKA_PORT="+strconv.Itoa(k.Port), "KAFKA_CONTROLLER_PORT="+strconv.Itoa(k.ControllerPort), "KAFKA_DATA_DIR="+k.DataDir)
 	if k.SASLSSLPort != 0 {
 		cmd.Env = append(cmd.Env, "KAFKA_SASL_SSL_PORT="+strconv.Itoa(k.SASLSSLPort), "KAFKA_SASL_USERNAME="+k.SASLUsername, "KAFKA_SASL_PASSWORD="+k.SASLPassword)
 	}
