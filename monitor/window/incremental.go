@@ -1,0 +1,441 @@
+package window
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/driftwatch/driftwatch/internal/chsql"
+)
+
+// Incremental windows (docs/monitor.md "Incremental windows"): with a
+// pinned Reference, the current window's aggregates are kept per bucket in
+// the window_partial_* tables and a window is merged from its buckets.
+// Only buckets that are new, or whose rows changed since they were
+// aggregated (late events, replays, TTL), are read from inferences again.
+// The snapshot is the one ComputeCached returns for the same rows.
+
+// Progress says how ComputeIncremental computed a snapshot.
+type Progress struct {
+	// Incremental is false when the snapshot was computed in full (see
+	// Fallback for why).
+	Incremental bool
+	// Fallback says why the window was computed in full.
+	Fallback string
+	// Buckets is the number of buckets of the current window holding rows
+	// or partials; Aggregated how many of them were read from inferences
+	// again (new, changed, or lacking sampled values).
+	Buckets, Aggregated int
+}
+
+// MaxBuckets bounds the buckets of a window computed incrementally; a
+// window of more (a step that does not divide the window nicely) is
+// computed in full.
+const MaxBuckets = 10_000
+
+// sampleSlack is how much more than the rate a window of such buckets
+// would use a bucket keeps of its sampled values (see partialBounds).
+const sampleSlack = 2
+
+// ComputeIncremental is ComputeCached for a current window made of buckets
+// of width bucket: when cached is a pinned Reference valid for model, ref
+// and opts, and cur is aligned on bucket, the current window's aggregates
+// are merged from per-bucket partials in ClickHouse, aggregating only the
+// buckets that are new or changed. Otherwise (no pinned reference yet, a
+// window not on the bucket grid) it is ComputeCached, and Progress says
+// why. Either way the snapshot is the one ComputeCached returns.
+func ComputeIncremental(ctx context.Context, conn driver.Conn, model string, ref, cur Span, opts Options, cached *Reference, bucket time.Duration) (*Snapshot, *Reference, Progress, error) {
+	opts.defaults()
+	why := ""
+	n := int64(0)
+	switch {
+	case cached == nil || !cached.pinned:
+		why = "no pinned reference"
+	case !cached.valid(model, ref, opts, 0, time.Time{}):
+		why = "the pinned reference is for another span or other options"
+	case bucket < time.Millisecond || bucket%time.Millisecond != 0:
+		why = "bucket width " + bucket.String() + " is not a whole number of milliseconds"
+	case !cur.Start.Before(cur.End):
+		why = "empty current window"
+	default:
+		ms := bucket.Milliseconds()
+		n = (cur.End.UnixMilli() - cur.Start.UnixMilli()) / ms
+		switch {
+		case cur.Start.UnixNano()%bucket.Nanoseconds() != 0 || cur.End.UnixNano()%bucket.Nanoseconds() != 0:
+			why = "the current window " + cur.String() + " is not on the " + bucket.String() + " grid"
+		case n > MaxBuckets:
+			why = fmt.Sprintf("the current window holds %d buckets of %s, more than %d", n, bucket, MaxBuckets)
+		}
+	}
+	if why != "" {
+		s, r, err := ComputeCached(ctx, conn, model, ref, cur, opts, cached)
+		return s, r, Progress{Fallback: why}, err
+	}
+	p := &partials{
+		q:       &querier{conn: conn, model: model, ref: ref, cur: cur, opts: opts, curOnly: true},
+		ref:     cached,
+		key:     cached.partialKey(),
+		bucket:  bucket,
+		buckets: n,
+	}
+	s, prog, err := p.compute(ctx)
+	if err != nil {
+		return nil, nil, prog, err
+	}
+	return s, cached, prog, nil
+}
+
+// partials computes one model's current window from its buckets.
+type partials struct {
+	q       *querier // over the current window, curOnly
+	ref     *Reference
+	key     uint64
+	bucket  time.Duration
+	buckets int64 // in a window
+}
+
+// bucketState is what a bucket held: its rows and their newest
+// ingested_at, and (in the manifest) the version of its partials.
+type bucketState struct {
+	rows    uint64
+	newest  time.Time
+	version uint64
+}
+
+func (p *partials) compute(ctx context.Context) (*Snapshot, Progress, error) {
+	q := p.q
+	s := &Snapshot{Model: q.model, Reference: q.ref, Current: q.cur, MaxCategories: q.opts.MaxCategories, RefRows: p.ref.rows}
+	if s.RefRows == 0 {
+		return s, Progress{}, ErrNoReference
+	}
+	now, err := p.rawBuckets(ctx)
+	if err != nil {
+		return nil, Progress{}, err
+	}
+	kept, err := p.manifest(ctx)
+	if err != nil {
+		return nil, Progress{}, err
+	}
+	prog := Progress{Incremental: true}
+	for b, st := range now {
+		s.CurRows += int64(st.rows)
+		prog.Buckets++
+		if k, ok := kept[b]; !ok || k.rows != st.rows || !k.newest.Equal(st.newest) {
+			if err := p.aggregate(ctx, b, st, k.version, nil); err != nil {
+				return nil, prog, err
+			}
+			prog.Aggregated++
+		}
+	}
+	for b, k := range kept {
+		if _, ok := now[b]; !ok && k.rows > 0 {
+			// Every row of the bucket is gone (TTL, a deletion): its
+			// partials are replaced by none.
+			prog.Buckets++
+			if err := p.aggregate(ctx, b, bucketState{}, k.version, nil); err != nil {
+				return nil, prog, err
+			}
+			prog.Aggregated++
+		}
+	}
+	num, err := p.numeric(ctx, now, &prog)
+	if err != nil {
+		return nil, prog, err
+	}
+	s.Numeric = num
+	rows, stats, err := q.readCategoriesSQL(ctx, q.rankCategories(
+		"SELECT feature AS k, category AS v, toUInt64(0) AS r, sum(n) AS c FROM window_partial_categories WHERE "+p.current()+" GROUP BY k, v"))
+	if err != nil {
+		return nil, prog, err
+	}
+	// As categoryRows does for a pinned reference: merge the current
+	// window's categories with the reference's.
+	folded := false
+	for _, st := range p.ref.catStats {
+		folded = folded || st.folded
+	}
+	for _, st := range stats {
+		folded = folded || st.distinct > int64(q.opts.MaxCategories)
+	}
+	if rows, stats, err = p.ref.merge(rows, stats, folded); err != nil {
+		return nil, prog, err
+	}
+	s.Categorical = q.assembleCategorical(rows, stats)
+	if s.DeadLetters, err = q.deadLetters(ctx); err != nil {
+		return nil, prog, err
+	}
+	return s, prog, nil
+}
+
+// numeric returns the reference's numeric features with the current
+// window's counts, bins, out-of-range counts and samples merged from the
+// partials. A bucket whose partials keep fewer sampled values than the
+// window's rate needs (its bound is below the rate: the traffic fell) is
+// aggregated again with a bound of sampleSlack times the rate first.
+func (p *partials) numeric(ctx context.Context, now map[int64]bucketState, prog *Progress) ([]Numeric, error) {
+	q := p.q
+	var out []Numeric // nil without features, as numericEdges
+	if len(p.ref.numeric) > 0 {
+		out = make([]Numeric, len(p.ref.numeric))
+	}
+	for i, n := range p.ref.numeric {
+		n.CurBins = make([]int64, len(n.RefBins))
+		out[i] = n
+	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	rows, err := q.conn.Query(ctx, "SELECT toUnixTimestamp64Milli(bucket_start), feature, sum(n), min(sample_bound) FROM window_partial_bins WHERE "+p.current()+" GROUP BY bucket_start, feature")
+	if err != nil {
+		return nil, fmt.Errorf("read partial counts of %s: %w", q.model, err)
+	}
+	type fb struct {
+		bucket int64
+		bound  float64
+	}
+	bounds := map[string][]fb{}
+	curN := map[string]int64{}
+	for rows.Next() {
+		var (
+			ms    int64
+			f     string
+			n     uint64
+			bound float64
+		)
+		if err := rows.Scan(&ms, &f, &n, &bound); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read partial counts of %s: %w", q.model, err)
+		}
+		curN[f] += int64(n)
+		bounds[f] = append(bounds[f], fb{ms / p.bucket.Milliseconds(), bound})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read partial counts of %s: %w", q.model, err)
+	}
+	rates := make([]float64, len(out))
+	for i := range out {
+		out[i].CurN = curN[out[i].Feature]
+		rates[i] = sampleRate(q.opts.SampleCap, out[i].CurN)
+	}
+	if q.opts.Samples {
+		// Buckets whose kept values fall short of a feature's rate.
+		short := map[int64]map[string]float64{}
+		for i, n := range out {
+			for _, b := range bounds[n.Feature] {
+				if b.bound < rates[i] {
+					if short[b.bucket] == nil {
+						short[b.bucket] = map[string]float64{}
+					}
+					short[b.bucket][n.Feature] = min(1, sampleSlack*rates[i])
+				}
+			}
+		}
+		var kept map[int64]bucketState
+		if len(short) > 0 {
+			var err error
+			if kept, err = p.manifest(ctx); err != nil {
+				return nil, err
+			}
+		}
+		for b, need := range short {
+			if err := p.aggregate(ctx, b, now[b], kept[b].version, need); err != nil {
+				return nil, err
+			}
+			prog.Aggregated++
+		}
+	}
+	idx := make([]string, len(out))
+	names := make([]string, len(out))
+	for i, n := range out {
+		idx[i] = strconv.Itoa(i + 1)
+		names[i] = chsql.String(n.Feature)
+	}
+	ids := "CAST([" + strings.Join(idx, ", ") + "], 'Array(UInt32)')"
+	sample := ""
+	if q.opts.Samples {
+		// The same serialised groupArray state as binsSQL's: the values of
+		// the bin whose hash is below the window's rate, sorted.
+		sample = fmt.Sprintf(", CAST(arrayReduce('groupArrayState', arraySort(arrayMap(t -> t.2, arrayFilter(t -> t.1 < transform(idx, %s, %s, toFloat64(0)), hv)))) AS String)", ids, floatArray(rates))
+	}
+	sql := fmt.Sprintf("SELECT idx, true, bin, n, o%s FROM (SELECT transform(toString(feature), [%s], %s, toUInt32(0)) AS idx, bin, sum(n) AS n, sum(out_of_range) AS o, "+
+		"groupArrayArray(arrayZip(sample_h, sample_v)) AS hv FROM window_partial_bins WHERE %s GROUP BY feature, bin) WHERE idx > 0",
+		sample, strings.Join(names, ", "), ids, p.current())
+	if err := q.binsQuery(ctx, sql, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// current is the condition selecting the current version of every partial
+// of the current window.
+func (p *partials) current() string {
+	m := p.manifestWhere()
+	return m + " AND (bucket_start, version) IN (SELECT bucket_start, version FROM window_partial_buckets FINAL WHERE " + m + ")"
+}
+
+func (p *partials) manifestWhere() string {
+	return fmt.Sprintf("model_id = %s AND profile_key = %d AND bucket_seconds = %d AND bucket_start >= %s AND bucket_start < %s",
+		chsql.String(p.q.model), p.key, p.bucketSeconds(), chsql.Time(p.q.cur.Start), chsql.Time(p.q.cur.End))
+}
+
+// bucketSeconds is the bucket width recorded with the partials (its
+// milliseconds when it is not a whole number of seconds, which
+// bucket_start's grid then tells apart).
+func (p *partials) bucketSeconds() int64 {
+	if p.bucket%time.Second == 0 {
+		return int64(p.bucket / time.Second)
+	}
+	return p.bucket.Milliseconds()
+}
+
+// rawBuckets reads the current window's rows and newest ingested_at per
+// bucket from inferences (narrow columns only).
+func (p *partials) rawBuckets(ctx context.Context) (map[int64]bucketState, error) {
+	q := p.q
+	ms := p.bucket.Milliseconds()
+	rows, err := q.conn.Query(ctx, fmt.Sprintf("SELECT intDiv(toUnixTimestamp64Milli(timestamp), %d) AS b, count(), max(ingested_at) %s GROUP BY b", ms, q.base()))
+	if err != nil {
+		return nil, fmt.Errorf("count bucket rows of %s: %w", q.model, err)
+	}
+	defer rows.Close()
+	out := map[int64]bucketState{}
+	for rows.Next() {
+		var (
+			b   int64
+			st  bucketState
+			err error
+		)
+		if err = rows.Scan(&b, &st.rows, &st.newest); err != nil {
+			return nil, fmt.Errorf("read bucket rows of %s: %w", q.model, err)
+		}
+		out[b] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read bucket rows of %s: %w", q.model, err)
+	}
+	return out, nil
+}
+
+// manifest reads the current version of each bucket's partials.
+func (p *partials) manifest(ctx context.Context) (map[int64]bucketState, error) {
+	q := p.q
+	rows, err := q.conn.Query(ctx, "SELECT toUnixTimestamp64Milli(bucket_start), rows, newest_ingested_at, version FROM window_partial_buckets FINAL WHERE "+p.manifestWhere())
+	if err != nil {
+		return nil, fmt.Errorf("read the partials manifest of %s: %w", q.model, err)
+	}
+	defer rows.Close()
+	out := map[int64]bucketState{}
+	for rows.Next() {
+		var (
+			ms int64
+			st bucketState
+		)
+		if err := rows.Scan(&ms, &st.rows, &st.newest, &st.version); err != nil {
+			return nil, fmt.Errorf("read the partials manifest of %s: %w", q.model, err)
+		}
+		out[ms/p.bucket.Milliseconds()] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the partials manifest of %s: %w", q.model, err)
+	}
+	return out, nil
+}
+
+// aggregate computes bucket b's partials from its rows under a version
+// after old, then records them in the manifest (last, so that a crash
+// leaves rows no manifest points to). need raises the sample bound of
+// some features (see numeric).
+func (p *partials) aggregate(ctx context.Context, b int64, st bucketState, old uint64, need map[string]float64) error {
+	q := p.q
+	start := time.UnixMilli(b * p.bucket.Milliseconds()).UTC()
+	span := Span{Start: start, End: start.Add(p.bucket)}
+	bq := &querier{conn: q.conn, model: q.model, ref: q.ref, cur: span, opts: q.opts, curOnly: true}
+	// A version unique to this attempt: a crashed attempt's rows carry
+	// another and are never read.
+	version := max(uint64(time.Now().UnixNano()), old+1)
+	cols := fmt.Sprintf("%s, %d, %s, %d, %d", chsql.String(q.model), p.key, chsql.Time(start), p.bucketSeconds(), version)
+	if st.rows > 0 {
+		if num := p.ref.numeric; len(num) > 0 {
+			counts, err := bq.currentCounts(ctx)
+			if err != nil {
+				return err
+			}
+			bounds := make([]float64, len(num))
+			names := make([]string, len(num))
+			for i, n := range num {
+				bounds[i] = partialBound(q.opts, counts[n.Feature], p.buckets)
+				if need != nil {
+					bounds[i] = max(bounds[i], need[n.Feature])
+				}
+				names[i] = chsql.String(n.Feature)
+			}
+			r := bq.binned(num, make([]float64, len(num)), bounds, true)
+			sql := fmt.Sprintf("INSERT INTO window_partial_bins (model_id, profile_key, bucket_start, bucket_seconds, version, feature, bin, n, out_of_range, sample_bound, sample_h, sample_v) "+
+				"SELECT %s, arrayElement([%s], idx), bin, count(), countIf(%s), transform(idx, %s, %s, toFloat64(0)), groupArrayIf(h, keep), groupArrayIf(v, keep) FROM %s GROUP BY idx, bin",
+				cols, strings.Join(names, ", "), r.outside, r.ids, floatArray(bounds), r.from)
+			if err := q.conn.Exec(ctx, sql); err != nil {
+				return fmt.Errorf("aggregate bin partials of %s, bucket %s: %w", q.model, span, err)
+			}
+		}
+		sql := fmt.Sprintf("INSERT INTO window_partial_categories (model_id, profile_key, bucket_start, bucket_seconds, version, feature, category, n) "+
+			"SELECT %[1]s, k, v, count() FROM (SELECT k, v FROM (SELECT features_categorical %[2]s) "+
+			"ARRAY JOIN mapKeys(features_categorical) AS k, mapValues(features_categorical) AS v "+
+			"UNION ALL SELECT %[3]s AS k, assumeNotNull(prediction_label) AS v %[2]s AND prediction_label IS NOT NULL) GROUP BY k, v",
+			cols, bq.base(), chsql.String(LabelFeature))
+		if err := q.conn.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("aggregate category partials of %s, bucket %s: %w", q.model, span, err)
+		}
+	}
+	sql := fmt.Sprintf("INSERT INTO window_partial_buckets (model_id, profile_key, bucket_start, bucket_seconds, version, rows, newest_ingested_at) VALUES (%s, %d, %s)",
+		cols, st.rows, chsql.Time(st.newest))
+	if err := q.conn.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("record the partials of %s, bucket %s: %w", q.model, span, err)
+	}
+	return nil
+}
+
+// partialBound is the hash below which a bucket of n values of a feature
+// keeps them: sampleSlack times the rate a window of buckets such buckets
+// would sample at, 1 (all) when that window holds at most SampleCap.
+func partialBound(opts Options, n int64, buckets int64) float64 {
+	if !opts.Samples || n == 0 {
+		return 0
+	}
+	return min(1, sampleSlack*sampleRate(opts.SampleCap, n*buckets))
+}
+
+// partialKey hashes what a pinned Reference's partials depend on: the
+// numeric features with their edges and range, and the options.
+func (r *Reference) partialKey() uint64 {
+	h := fnv.New64a()
+	var buf [8]byte
+	word := func(x uint64) {
+		binary.LittleEndian.PutUint64(buf[:], x)
+		h.Write(buf[:])
+	}
+	str := func(s string) {
+		word(uint64(len(s)))
+		h.Write([]byte(s))
+	}
+	word(uint64(r.opts.Bins))
+	word(uint64(r.opts.SampleCap))
+	word(map[bool]uint64{false: 0, true: 1}[r.opts.Samples])
+	for _, n := range r.numeric {
+		str(n.Feature)
+		word(uint64(len(n.Edges)))
+		for _, e := range n.Edges {
+			word(math.Float64bits(e))
+		}
+		word(math.Float64bits(n.RefMin))
+		word(math.Float64bits(n.RefMax))
+	}
+	return h.Sum64() >> 1 // fits a signed 64-bit column reader too
+}
