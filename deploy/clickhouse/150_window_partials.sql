@@ -8,9 +8,10 @@
 -- makes the bucket be aggregated again. Rows of other versions are never
 -- read. profile_key hashes what the partials depend on (the pinned
 -- reference's numeric features, edges and range, bins, sample_cap): a
--- re-pinned reference gets partials of its own. Partials can always be
--- recomputed from the raw rows, so they are kept one week (the monitor's
--- default lookback), not the raw rows' retention.
+-- re-pinned reference gets partials of its own. They are kept as long as
+-- the raw rows by default (retention_days); since they can be aggregated
+-- again from the raw rows, `retention: {window_partial_bins: 7, ...}` may
+-- keep them shorter (a week covers the monitor's default lookback).
 CREATE TABLE IF NOT EXISTS window_partial_buckets
 (
     model_id           LowCardinality(String) COMMENT 'the model',
@@ -24,7 +25,7 @@ CREATE TABLE IF NOT EXISTS window_partial_buckets
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY (model_id, profile_key, bucket_seconds, bucket_start)
-TTL toDateTime(bucket_start) + INTERVAL 7 DAY
+TTL toDateTime(bucket_start) + INTERVAL {{.RetentionFor "window_partial_buckets"}} DAY
 COMMENT 'Manifest of the incremental window partials: the current version of each bucket (use FINAL)';
 
 CREATE TABLE IF NOT EXISTS window_partial_bins
@@ -44,7 +45,7 @@ CREATE TABLE IF NOT EXISTS window_partial_bins
 )
 ENGINE = MergeTree
 ORDER BY (model_id, profile_key, bucket_seconds, bucket_start, version, feature, bin)
-TTL toDateTime(bucket_start) + INTERVAL 7 DAY
+TTL toDateTime(bucket_start) + INTERVAL {{.RetentionFor "window_partial_bins"}} DAY
 COMMENT 'Incremental window partials: numeric bin counts, out-of-range counts and sampled values per bucket';
 
 CREATE TABLE IF NOT EXISTS window_partial_categories
@@ -60,5 +61,5 @@ CREATE TABLE IF NOT EXISTS window_partial_categories
 )
 ENGINE = MergeTree
 ORDER BY (model_id, profile_key, bucket_seconds, bucket_start, version, feature, category)
-TTL toDateTime(bucket_start) + INTERVAL 7 DAY
+TTL toDateTime(bucket_start) + INTERVAL {{.RetentionFor "window_partial_categories"}} DAY
 COMMENT 'Incremental window partials: category counts per bucket';
