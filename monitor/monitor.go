@@ -105,13 +105,16 @@ type Options struct {
 
 // Monitor evaluates windows.
 type Monitor struct {
-	opts     Options
-	log      *slog.Logger
-	exp      *exporter
-	gate     *gate
-	evals    *prometheus.CounterVec
-	duration prometheus.Histogram
-	triggers *prometheus.CounterVec
+	opts  Options
+	log   *slog.Logger
+	exp   *exporter
+	gate  *gate
+	evals *prometheus.CounterVec
+	// windows counts windows by how they were computed; buckets the
+	// incremental windows' buckets by whether they were aggregated again.
+	windows, buckets *prometheus.CounterVec
+	duration         prometheus.Histogram
+	triggers         *prometheus.CounterVec
 	// first is each model's first inference (firstMu guards it: models
 	// are evaluated concurrently).
 	firstMu  sync.Mutex
@@ -159,11 +162,15 @@ func New(opts Options) (*Monitor, error) {
 	store := &Store{conn: opts.Conn, instance: opts.InstanceID}
 	return &Monitor{
 		opts: opts, log: opts.Logger, store: store, sink: store,
-		fleet:      newFleet(opts.InstanceID, opts.Lease, store, opts.Logger, opts.Registerer),
-		exp:        newExporter(opts.Registerer, opts.ExportFeatures, opts.MaxSeries, opts.Lookback, opts.Now),
-		gate:       &gate{store: &Store{conn: opts.Conn}, writer: opts.TriggerWriter, cfg: opts.Triggers, signer: opts.TriggerSigner},
-		evals:      f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_evaluations_total", Help: "Model windows evaluated, by outcome."}, []string{"outcome"}),
-		duration:   f.NewHistogram(prometheus.HistogramOpts{Name: "driftwatch_monitor_evaluation_duration_seconds", Help: "Time to evaluate one model window (queries, statistics, writes).", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		fleet:    newFleet(opts.InstanceID, opts.Lease, store, opts.Logger, opts.Registerer),
+		exp:      newExporter(opts.Registerer, opts.ExportFeatures, opts.MaxSeries, opts.Lookback, opts.Now),
+		gate:     &gate{store: &Store{conn: opts.Conn}, writer: opts.TriggerWriter, cfg: opts.Triggers, signer: opts.TriggerSigner},
+		evals:    f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_evaluations_total", Help: "Model windows evaluated, by outcome."}, []string{"outcome"}),
+		duration: f.NewHistogram(prometheus.HistogramOpts{Name: "driftwatch_monitor_evaluation_duration_seconds", Help: "Time to evaluate one model window (queries, statistics, writes).", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		windows: f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_windows_computed_total",
+			Help: "Current windows aggregated, by mode: incremental (merged from per-bucket partials) or full (from the raw rows: incremental is off, or the reference is not pinned)."}, []string{"mode"}),
+		buckets: f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_partial_buckets_total",
+			Help: "Buckets of incremental windows, by result: reused (their partials were current) or aggregated (new, or changed by late events)."}, []string{"result"}),
 		triggers:   f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_triggers_total", Help: "Retrain trigger decisions by reason and outcome."}, []string{"reason", "outcome"}),
 		first:      map[string]time.Time{},
 		pins:       pins{loaded: map[string]time.Time{}},
@@ -261,6 +268,25 @@ func (m *Monitor) reference(ctx context.Context, model string, cur window.Span, 
 	return window.Span{Start: first, End: cur.Start}, ReferenceGrowing, nil
 }
 
+// compute aggregates model's windows: merged from per-bucket partials
+// when Incremental is set and the reference is pinned, else in full.
+func (m *Monitor) compute(ctx context.Context, model string, ref, cur window.Span, cached *window.Reference) (*window.Snapshot, *window.Reference, error) {
+	if !m.opts.Incremental {
+		m.windows.WithLabelValues("full").Inc()
+		return window.ComputeCached(ctx, m.opts.Conn, model, ref, cur, m.opts.aggregation(), cached)
+	}
+	snap, refAgg, prog, err := window.ComputeIncremental(ctx, m.opts.Conn, model, ref, cur, m.opts.aggregation(), cached, m.opts.bucket())
+	if prog.Incremental {
+		m.windows.WithLabelValues("incremental").Inc()
+		m.buckets.WithLabelValues("aggregated").Add(float64(prog.Aggregated))
+		m.buckets.WithLabelValues("reused").Add(float64(max(0, prog.Buckets-prog.Aggregated)))
+	} else {
+		m.windows.WithLabelValues("full").Inc()
+		m.log.Debug("window computed in full", "model", model, "window", cur.String(), "why", prog.Fallback)
+	}
+	return snap, refAgg, err
+}
+
 // Evaluate evaluates model's window ending at end: aggregates, verdict,
 // drift_results, Prometheus, triggers.
 func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Result, error) {
@@ -296,7 +322,7 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	if mc, ok := m.opts.Models[model]; ok && mc.Policy != nil {
 		pol = *mc.Policy
 	}
-	snap, refAgg, err := window.ComputeCached(ctx, m.opts.Conn, model, ref, cur, m.opts.aggregation(), cached)
+	snap, refAgg, err := m.compute(ctx, model, ref, cur, cached)
 	if kind != ReferenceGrowing {
 		// A growing reference changes every step: caching it only evicts
 		// the pinned references of other models.
