@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -42,7 +43,7 @@ const MaxBuckets = 10_000
 
 // sampleSlack is how much more than the rate a window of such buckets
 // would use a bucket keeps of its sampled values (see partialBounds).
-const sampleSlack = 2
+const sampleSlack = 1.25
 
 // ComputeIncremental is ComputeCached for a current window made of buckets
 // of width bucket: when cached is a pinned Reference valid for model, ref
@@ -72,6 +73,10 @@ func ComputeIncremental(ctx context.Context, conn driver.Conn, model string, ref
 			why = "the current window " + cur.String() + " is not on the " + bucket.String() + " grid"
 		case n > MaxBuckets:
 			why = fmt.Sprintf("the current window holds %d buckets of %s, more than %d", n, bucket, MaxBuckets)
+		case len(cached.numeric) > 0 && len((&querier{model: model, cur: cur, opts: opts, curOnly: true}).binsSQL(cached.numeric)) > MaxQueryBytes/2:
+			// The partials' statements carry the features' constants and
+			// the sample bounds in one query, never split by features.
+			why = "the numeric features' bin edges make the partials' statements too long (the full path splits them)"
 		}
 	}
 	if why != "" {
@@ -124,14 +129,12 @@ func (p *partials) compute(ctx context.Context) (*Snapshot, Progress, error) {
 		return nil, Progress{}, err
 	}
 	prog := Progress{Incremental: true}
+	var stale []int64
 	for b, st := range now {
 		s.CurRows += int64(st.rows)
 		prog.Buckets++
 		if k, ok := kept[b]; !ok || k.rows != st.rows || !k.newest.Equal(st.newest) {
-			if err := p.aggregate(ctx, b, st, k.version, nil); err != nil {
-				return nil, prog, err
-			}
-			prog.Aggregated++
+			stale = append(stale, b)
 		}
 	}
 	for b, k := range kept {
@@ -139,12 +142,13 @@ func (p *partials) compute(ctx context.Context) (*Snapshot, Progress, error) {
 			// Every row of the bucket is gone (TTL, a deletion): its
 			// partials are replaced by none.
 			prog.Buckets++
-			if err := p.aggregate(ctx, b, bucketState{}, k.version, nil); err != nil {
-				return nil, prog, err
-			}
-			prog.Aggregated++
+			stale = append(stale, b)
 		}
 	}
+	if err := p.aggregate(ctx, stale, now, kept, nil); err != nil {
+		return nil, prog, err
+	}
+	prog.Aggregated += len(stale)
 	num, err := p.numeric(ctx, now, &prog)
 	if err != nil {
 		return nil, prog, err
@@ -238,18 +242,18 @@ func (p *partials) numeric(ctx context.Context, now map[int64]bucketState, prog 
 				}
 			}
 		}
-		var kept map[int64]bucketState
 		if len(short) > 0 {
-			var err error
-			if kept, err = p.manifest(ctx); err != nil {
+			kept, err := p.manifest(ctx)
+			if err != nil {
 				return nil, err
 			}
-		}
-		for b, need := range short {
-			if err := p.aggregate(ctx, b, now[b], kept[b].version, need); err != nil {
-				return nil, err
+			// One bucket at a time: each has its own raised bounds.
+			for b, need := range short {
+				if err := p.aggregate(ctx, []int64{b}, now, kept, need); err != nil {
+					return nil, err
+				}
+				prog.Aggregated++
 			}
-			prog.Aggregated++
 		}
 	}
 	idx := make([]string, len(out))
@@ -349,57 +353,147 @@ func (p *partials) manifest(ctx context.Context) (map[int64]bucketState, error) 
 	return out, nil
 }
 
-// aggregate computes bucket b's partials from its rows under a version
-// after old, then records them in the manifest (last, so that a crash
-// leaves rows no manifest points to). need raises the sample bound of
-// some features (see numeric).
-func (p *partials) aggregate(ctx context.Context, b int64, st bucketState, old uint64, need map[string]float64) error {
+// maxBucketFeatures bounds the (bucket, feature) sample bounds one
+// aggregation statement carries as constants, so that its text stays well
+// under MaxQueryBytes; more buckets are aggregated in several statements.
+const maxBucketFeatures = 3000
+
+// aggregate computes the partials of buckets from their rows, each under
+// a version after its old one (in kept), then records them in the
+// manifest — last, so that a crash leaves rows no manifest points to.
+// A bucket's rows and newest ingested_at are in now (absent: none). need
+// raises the sample bound of some features (see numeric). The buckets are
+// aggregated together, a few statements for all of them.
+func (p *partials) aggregate(ctx context.Context, buckets []int64, now, kept map[int64]bucketState, need map[string]float64) error {
+	if len(buckets) == 0 {
+		return nil
+	}
+	slices.Sort(buckets)
+	per := max(1, maxBucketFeatures/max(1, len(p.ref.numeric)))
+	for len(buckets) > per {
+		if err := p.aggregate(ctx, buckets[:per], now, kept, need); err != nil {
+			return err
+		}
+		buckets = buckets[per:]
+	}
 	q := p.q
-	start := time.UnixMilli(b * p.bucket.Milliseconds()).UTC()
-	span := Span{Start: start, End: start.Add(p.bucket)}
-	bq := &querier{conn: q.conn, model: q.model, ref: q.ref, cur: span, opts: q.opts, curOnly: true}
+	ms := p.bucket.Milliseconds()
 	// A version unique to this attempt: a crashed attempt's rows carry
 	// another and are never read.
-	version := max(uint64(time.Now().UnixNano()), old+1)
-	cols := fmt.Sprintf("%s, %d, %s, %d, %d", chsql.String(q.model), p.key, chsql.Time(start), p.bucketSeconds(), version)
-	if st.rows > 0 {
+	base := uint64(time.Now().UnixNano())
+	versions := make([]uint64, len(buckets))
+	ids := make([]string, len(buckets))
+	var withRows []int64
+	for i, b := range buckets {
+		versions[i] = max(base, kept[b].version+1)
+		ids[i] = strconv.FormatInt(b, 10)
+		if now[b].rows > 0 {
+			withRows = append(withRows, b)
+		}
+	}
+	bucketIDs := "CAST([" + strings.Join(ids, ", ") + "], 'Array(Int64)')"
+	versionOf := fmt.Sprintf("transform(b, %s, CAST([%s], 'Array(UInt64)'), toUInt64(0))", bucketIDs, joinUints(versions))
+	cols := fmt.Sprintf("%s, %d, fromUnixTimestamp64Milli(toInt64(b * %d), 'UTC'), %d, %s", chsql.String(q.model), p.key, ms, p.bucketSeconds(), versionOf)
+	what := fmt.Sprintf("%d buckets from %s", len(buckets), time.UnixMilli(buckets[0]*ms).UTC().Format(time.RFC3339))
+	if len(withRows) > 0 {
+		rowIDs := make([]string, len(withRows))
+		for i, b := range withRows {
+			rowIDs[i] = strconv.FormatInt(b, 10)
+		}
+		bq := &querier{conn: q.conn, model: q.model, ref: q.ref, opts: q.opts, curOnly: true, bucketMs: ms,
+			cur:   Span{Start: time.UnixMilli(withRows[0] * ms).UTC(), End: time.UnixMilli((withRows[len(withRows)-1] + 1) * ms).UTC()},
+			where: fmt.Sprintf(" AND %s IN (%s)", fmt.Sprintf("intDiv(toUnixTimestamp64Milli(timestamp), %d)", ms), strings.Join(rowIDs, ", "))}
 		if num := p.ref.numeric; len(num) > 0 {
-			counts, err := bq.currentCounts(ctx)
+			counts, err := bq.bucketCounts(ctx)
 			if err != nil {
 				return err
 			}
-			bounds := make([]float64, len(num))
+			// The bound of (bucket b, feature idx) is looked up by
+			// (b − first) · (features + 1) + idx.
+			var keys, bounds []string
 			names := make([]string, len(num))
 			for i, n := range num {
-				bounds[i] = partialBound(q.opts, counts[n.Feature], p.buckets)
-				if need != nil {
-					bounds[i] = max(bounds[i], need[n.Feature])
-				}
 				names[i] = chsql.String(n.Feature)
+				for _, b := range withRows {
+					u := partialBound(q.opts, counts[bucketFeature{b, n.Feature}], p.buckets)
+					if need != nil {
+						u = max(u, need[n.Feature])
+					}
+					keys = append(keys, strconv.FormatInt((b-withRows[0])*int64(len(num)+1)+int64(i+1), 10))
+					bounds = append(bounds, strconv.FormatFloat(u, 'g', -1, 64))
+				}
 			}
-			r := bq.binned(num, make([]float64, len(num)), bounds, true)
+			bound := fmt.Sprintf("transform(toUInt64(b - %d) * %d + idx, CAST([%s], 'Array(UInt64)'), CAST([%s], 'Array(Float64)'), toFloat64(0))",
+				withRows[0], len(num)+1, strings.Join(keys, ", "), strings.Join(bounds, ", "))
+			r := bq.binned(num, nil, nil, true, "h < "+bound)
 			sql := fmt.Sprintf("INSERT INTO window_partial_bins (model_id, profile_key, bucket_start, bucket_seconds, version, feature, bin, n, out_of_range, sample_bound, sample_h, sample_v) "+
-				"SELECT %s, arrayElement([%s], idx), bin, count(), countIf(%s), transform(idx, %s, %s, toFloat64(0)), groupArrayIf(h, keep), groupArrayIf(v, keep) FROM %s GROUP BY idx, bin",
-				cols, strings.Join(names, ", "), r.outside, r.ids, floatArray(bounds), r.from)
+				"SELECT %s, arrayElement([%s], idx), bin, count(), countIf(%s), any(%s), groupArrayIf(h, keep), groupArrayIf(v, keep) FROM %s GROUP BY b, idx, bin",
+				cols, strings.Join(names, ", "), r.outside, bound, r.from)
 			if err := q.conn.Exec(ctx, sql); err != nil {
-				return fmt.Errorf("aggregate bin partials of %s, bucket %s: %w", q.model, span, err)
+				return fmt.Errorf("aggregate bin partials of %s, %s: %w", q.model, what, err)
 			}
 		}
 		sql := fmt.Sprintf("INSERT INTO window_partial_categories (model_id, profile_key, bucket_start, bucket_seconds, version, feature, category, n) "+
-			"SELECT %[1]s, k, v, count() FROM (SELECT k, v FROM (SELECT features_categorical %[2]s) "+
+			"SELECT %[1]s, k, v, count() FROM (SELECT b, k, v FROM (SELECT %[4]s AS b, features_categorical %[2]s) "+
 			"ARRAY JOIN mapKeys(features_categorical) AS k, mapValues(features_categorical) AS v "+
-			"UNION ALL SELECT %[3]s AS k, assumeNotNull(prediction_label) AS v %[2]s AND prediction_label IS NOT NULL) GROUP BY k, v",
-			cols, bq.base(), chsql.String(LabelFeature))
+			"UNION ALL SELECT %[4]s AS b, %[3]s AS k, assumeNotNull(prediction_label) AS v %[2]s AND prediction_label IS NOT NULL) GROUP BY b, k, v",
+			cols, bq.base(), chsql.String(LabelFeature), bq.bucketOf())
 		if err := q.conn.Exec(ctx, sql); err != nil {
-			return fmt.Errorf("aggregate category partials of %s, bucket %s: %w", q.model, span, err)
+			return fmt.Errorf("aggregate category partials of %s, %s: %w", q.model, what, err)
 		}
 	}
-	sql := fmt.Sprintf("INSERT INTO window_partial_buckets (model_id, profile_key, bucket_start, bucket_seconds, version, rows, newest_ingested_at) VALUES (%s, %d, %s)",
-		cols, st.rows, chsql.Time(st.newest))
+	vals := make([]string, len(buckets))
+	for i, b := range buckets {
+		st := now[b]
+		vals[i] = fmt.Sprintf("(%s, %d, %s, %d, %d, %d, %s)", chsql.String(q.model), p.key, chsql.Time(time.UnixMilli(b*ms).UTC()), p.bucketSeconds(), versions[i], st.rows, chsql.Time(st.newest))
+	}
+	sql := "INSERT INTO window_partial_buckets (model_id, profile_key, bucket_start, bucket_seconds, version, rows, newest_ingested_at) VALUES " + strings.Join(vals, ", ")
 	if err := q.conn.Exec(ctx, sql); err != nil {
-		return fmt.Errorf("record the partials of %s, bucket %s: %w", q.model, span, err)
+		return fmt.Errorf("record the partials of %s, %s: %w", q.model, what, err)
 	}
 	return nil
+}
+
+// bucketFeature names one feature's values in one bucket.
+type bucketFeature struct {
+	bucket  int64
+	feature string
+}
+
+// bucketCounts counts the values of every numeric feature (and the score)
+// per bucket of the rows q reads (bucketMs set).
+func (q *querier) bucketCounts(ctx context.Context) (map[bucketFeature]int64, error) {
+	sql := fmt.Sprintf("SELECT b, k, count() FROM (SELECT %[3]s AS b, features_numeric.keys AS ks %[1]s) ARRAY JOIN ks AS k GROUP BY b, k "+
+		"UNION ALL SELECT %[3]s AS b, %[2]s, count() %[1]s AND prediction_score IS NOT NULL GROUP BY b", q.base(), chsql.String(ScoreFeature), q.bucketOf())
+	rows, err := q.conn.Query(ctx, sql)
+	if err != nil {
+		return nil, fmt.Errorf("bucket counts of %s: %w", q.model, err)
+	}
+	defer rows.Close()
+	out := map[bucketFeature]int64{}
+	for rows.Next() {
+		var (
+			b int64
+			k string
+			n uint64
+		)
+		if err := rows.Scan(&b, &k, &n); err != nil {
+			return nil, fmt.Errorf("read bucket counts of %s: %w", q.model, err)
+		}
+		out[bucketFeature{b, k}] = int64(n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read bucket counts of %s: %w", q.model, err)
+	}
+	return out, nil
+}
+
+func joinUints(xs []uint64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.FormatUint(x, 10)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // partialBound is the hash below which a bucket of n values of a feature

@@ -252,6 +252,16 @@ type querier struct {
 	// curOnly restricts the bin, sample and category queries to the
 	// current window: the reference's come from a cached Reference.
 	curOnly bool
+	// bucketMs, when set, gives numericPairs' and binned's rows a column b,
+	// the row's bucket (its event time in milliseconds over bucketMs), and
+	// where is appended to base's condition (the incremental partials).
+	bucketMs int64
+	where    string
+}
+
+// bucketOf is the bucket number of a row's event time.
+func (q *querier) bucketOf() string {
+	return fmt.Sprintf("intDiv(toUnixTimestamp64Milli(timestamp), %d)", q.bucketMs)
 }
 
 func (q *querier) inRef() string {
@@ -269,7 +279,7 @@ func (q *querier) inCur() string {
 // request's features twice.
 func (q *querier) base() string {
 	if q.curOnly {
-		return fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND NOT shadow AND %s", chsql.String(q.model), q.inCur())
+		return fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND NOT shadow AND %s%s", chsql.String(q.model), q.inCur(), q.where)
 	}
 	return fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND NOT shadow AND (%s OR %s)", chsql.String(q.model), q.inRef(), q.inCur())
 }
@@ -300,6 +310,9 @@ func (q *querier) numericPairs(hash bool) string {
 	h, hDef := "", ""
 	if hash {
 		h, hDef = ", h", ", cityHash64(event_id) / 18446744073709551616 AS h"
+	}
+	if q.bucketMs != 0 {
+		h, hDef = h+", b", hDef+", "+q.bucketOf()+" AS b"
 	}
 	return fmt.Sprintf("(SELECT is_cur%[1]s, k, v FROM (SELECT %[3]s AS is_cur%[2]s, features_numeric %[4]s) "+
 		"ARRAY JOIN mapKeys(features_numeric) AS k, mapValues(features_numeric) AS v "+
@@ -444,7 +457,7 @@ func (q *querier) binsSQL(out []Numeric) string {
 		refRate[i] = sampleRate(q.opts.SampleCap, n.RefN)
 		curRate[i] = sampleRate(q.opts.SampleCap, n.CurN)
 	}
-	b := q.binned(out, refRate, curRate, q.opts.Samples)
+	b := q.binned(out, refRate, curRate, q.opts.Samples, "")
 	sample := ""
 	if q.opts.Samples {
 		// The sorted sample travels as the serialised state of groupArray
@@ -473,7 +486,10 @@ type binnedRows struct {
 // per-feature constants looked up by transform — much cheaper per row than
 // indexing a map of edge arrays; edges are padded to Bins-1 with NaN,
 // which no value is at or above.
-func (q *querier) binned(out []Numeric, refRate, curRate []float64, hash bool) binnedRows {
+//
+// keep, when not empty, replaces the rate lookup: the condition on h (and
+// idx, b) under which a value is kept.
+func (q *querier) binned(out []Numeric, refRate, curRate []float64, hash bool, keepExpr string) binnedRows {
 	nb := q.opts.Bins - 1
 	idx := make([]string, len(out))
 	keys := make([]string, len(out))
@@ -504,14 +520,21 @@ func (q *querier) binned(out []Numeric, refRate, curRate []float64, hash bool) b
 	if hash {
 		// One lookup by 2·idx + is_cur gives the window's rate; h < 1, so a
 		// rate of 1 keeps every row.
-		rates := make([]float64, 0, 2*len(out))
-		slots := make([]string, 0, 2*len(out))
-		for i := range out {
-			rates = append(rates, refRate[i], curRate[i])
-			slots = append(slots, strconv.Itoa(2*(i+1)), strconv.Itoa(2*(i+1)+1))
+		if keepExpr == "" {
+			rates := make([]float64, 0, 2*len(out))
+			slots := make([]string, 0, 2*len(out))
+			for i := range out {
+				rates = append(rates, refRate[i], curRate[i])
+				slots = append(slots, strconv.Itoa(2*(i+1)), strconv.Itoa(2*(i+1)+1))
+			}
+			keepExpr = fmt.Sprintf("h < transform(idx * 2 + is_cur, CAST([%s], 'Array(UInt32)'), %s, toFloat64(0))", strings.Join(slots, ", "), floatArray(rates))
 		}
-		keep = fmt.Sprintf(", h, h < transform(idx * 2 + is_cur, CAST([%s], 'Array(UInt32)'), %s, toFloat64(0)) AS keep", strings.Join(slots, ", "), floatArray(rates))
+		keep = ", h, " + keepExpr + " AS keep"
 		h = "h, "
+	}
+	if q.bucketMs != 0 {
+		h += "b, "
+		keep += ", b"
 	}
 	from := fmt.Sprintf("(SELECT is_cur, v, idx, toUInt32(%s) AS bin%s "+
 		"FROM (SELECT is_cur, %sv, transform(k, [%s], %s, toUInt32(0)) AS idx FROM %s) WHERE idx > 0)",
