@@ -267,11 +267,17 @@ func (p *partials) numeric(ctx context.Context, now map[int64]bucketState, prog 
 	if q.opts.Samples {
 		// The same serialised groupArray state as binsSQL's: the values of
 		// the bin whose hash is below the window's rate, sorted.
-		sample = fmt.Sprintf(", CAST(arrayReduce('groupArrayState', arraySort(arrayMap(t -> t.2, arrayFilter(t -> t.1 < transform(idx, %s, %s, toFloat64(0)), hv)))) AS String)", ids, floatArray(rates))
+		sample = ", CAST(arrayReduce('groupArrayState', arraySort(vs)) AS String)"
+	}
+	// Each partial row's values are filtered by the feature's rate before
+	// they are gathered: cheaper than gathering (hash, value) pairs.
+	keep := fmt.Sprintf("groupArrayArray(arrayFilter((x, y) -> y < transform(toString(feature), [%s], %s, toFloat64(0)), sample_v, sample_h))", strings.Join(names, ", "), floatArray(rates))
+	if !q.opts.Samples {
+		keep = "emptyArrayFloat64()"
 	}
 	sql := fmt.Sprintf("SELECT idx, true, bin, n, o%s FROM (SELECT transform(toString(feature), [%s], %s, toUInt32(0)) AS idx, bin, sum(n) AS n, sum(out_of_range) AS o, "+
-		"groupArrayArray(arrayZip(sample_h, sample_v)) AS hv FROM window_partial_bins WHERE %s GROUP BY feature, bin) WHERE idx > 0",
-		sample, strings.Join(names, ", "), ids, p.current())
+		"%s AS vs FROM window_partial_bins WHERE %s GROUP BY feature, bin) WHERE idx > 0",
+		sample, strings.Join(names, ", "), ids, keep, p.current())
 	if err := q.binsQuery(ctx, sql, out); err != nil {
 		return nil, err
 	}
