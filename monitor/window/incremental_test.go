@@ -182,3 +182,29 @@ func TestIncrementalMatchesFull(t *testing.T) {
 		sameSnapshot(t, c.what, full, inc)
 	}
 }
+
+// TestPartialBound checks the sample bound a bucket keeps against a hand
+// computation: 1.25 times the rate of a window of `buckets` such buckets,
+// SampleCap / (n · buckets), at most 1; nothing without samples.
+func TestPartialBound(t *testing.T) {
+	on := Options{Samples: true, SampleCap: 100_000}
+	for _, c := range []struct {
+		name       string
+		opts       Options
+		n, buckets int64
+		want       float64
+	}{
+		{"window below the cap keeps all", on, 1000, 60, 1},
+		{"1M rows per hour, 60 buckets", on, 16_667, 60, 1.25 * 100_000 / (16_667.0 * 60)},
+		{"10M rows per hour", on, 166_667, 60, 1.25 * 100_000 / (166_667.0 * 60)},
+		{"just above the cap, capped at 1", on, 1700, 60, 1},
+		{"no values", on, 0, 60, 0},
+		{"no samples", Options{SampleCap: 100_000}, 16_667, 60, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := partialBound(c.opts, c.n, c.buckets); got != c.want {
+				t.Errorf("partialBound(%d values, %d buckets) = %v, want %v", c.n, c.buckets, got, c.want)
+			}
+		})
+	}
+}
