@@ -181,8 +181,9 @@ func (p *partials) compute(ctx context.Context) (*Snapshot, Progress, error) {
 // numeric returns the reference's numeric features with the current
 // window's counts, bins, out-of-range counts and samples merged from the
 // partials. A bucket whose partials keep fewer sampled values than the
-// window's rate needs (its bound is below the rate: the traffic fell) is
-// aggregated again with a bound of sampleSlack times the rate first.
+// window's rate needs (its bound is below the rate: the bucket was busier
+// than sampleSlack times the window's average) is aggregated again with a
+// bound of sampleSlack times the rate first.
 func (p *partials) numeric(ctx context.Context, now map[int64]bucketState, prog *Progress) ([]Numeric, error) {
 	q := p.q
 	var out []Numeric // nil without features, as numericEdges
