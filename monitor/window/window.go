@@ -14,6 +14,10 @@
 // window's dead letters per reason, which reads dead_letters; features come from the features_numeric and
 // features_categorical maps, prediction drift from prediction_score
 // (numeric feature "__score") and prediction_label (categorical "__label").
+//
+// ComputeIncremental (incremental.go) gives the same snapshot against a
+// pinned Reference from per-bucket partial aggregates kept in the
+// window_partial_* tables, reading only the buckets that are new or changed.
 package window
 
 import (
