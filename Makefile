@@ -19,7 +19,7 @@ build: ## build every service into bin/
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./services/...
 
-run: deps build ## start Kafka, the embedded ClickHouse and every driftwatch service in the foreground
+run: deps build ## start Kafka (KAFKA_BROKERS=3: a three-node cluster), the embedded ClickHouse and every driftwatch service in the foreground
 	@bash scripts/run.sh
 
 demo: deps build ## start a fresh stack with short windows, run the whole loop (driftwatch demo), print its timeline, stop

@@ -410,3 +410,113 @@ for ((i = 0; i < %d; i++)); do random_cluster_id; done`, draws)
 		seen[id] = true
 	}
 }
+
+// TestKafkaClusterConfig renders server.properties the way scripts/kafka.sh
+// does, for one node and for each node of a KAFKA_BROKERS=3 cluster, and
+// checks the lines that make it a cluster: node ids, each node's ports,
+// the same static voter list everywhere, three replicas and two in sync.
+func TestKafkaClusterConfig(t *testing.T) {
+	render := func(brokers int) map[int]string {
+		dir := t.TempDir()
+		script := fmt.Sprintf(`set -euo pipefail
+source <(sed -n '/^die()/,/^}/p;/^validate_port()/,/^}/p;/^validate_cluster()/,/^}/p;/^select_node()/,/^}/p;/^quorum_config()/,/^}/p;/^render_config()/,/^}/p' ../scripts/kafka.sh)
+template=kafka/server.properties.tmpl host=127.0.0.1 port=29092 controller_port=29093 brokers=%d
+ports_list= controller_ports_list= sasl_ssl_port= base_dir=%q
+validate_cluster
+for ((i = 1; i <= brokers; i++)); do select_node "$i"; render_config; done`, brokers, dir)
+		run(t, "bash", "-c", script)
+		out := map[int]string{}
+		for i := 1; i <= brokers; i++ {
+			p := filepath.Join(dir, "server.properties")
+			if brokers > 1 {
+				p = filepath.Join(dir, "node-"+strconv.Itoa(i), "server.properties")
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[i] = string(b)
+		}
+		return out
+	}
+	has := func(t *testing.T, conf string, lines ...string) {
+		t.Helper()
+		for _, l := range lines {
+			if !slices.Contains(strings.Split(conf, "\n"), l) {
+				t.Errorf("no line %q in:\n%s", l, conf)
+			}
+		}
+	}
+	t.Run("one node", func(t *testing.T) {
+		conf := render(1)[1]
+		has(t, conf, "node.id=1", "controller.quorum.bootstrap.servers=127.0.0.1:29093",
+			"listeners=PLAINTEXT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093",
+			"default.replication.factor=1", "min.insync.replicas=1", "offsets.topic.replication.factor=1", "transaction.state.log.min.isr=1")
+		if strings.Contains(conf, "controller.quorum.voters=") {
+			t.Errorf("one node has a voter list:\n%s", conf)
+		}
+	})
+	t.Run("three nodes", func(t *testing.T) {
+		for i, conf := range render(3) {
+			p, c := 29092+2*(i-1), 29093+2*(i-1)
+			has(t, conf, "node.id="+strconv.Itoa(i),
+				"controller.quorum.voters=1@127.0.0.1:29093,2@127.0.0.1:29095,3@127.0.0.1:29097",
+				fmt.Sprintf("listeners=PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d", p, c),
+				fmt.Sprintf("advertised.listeners=PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d", p, c),
+				"default.replication.factor=3", "min.insync.replicas=2", "offsets.topic.replication.factor=3",
+				"transaction.state.log.replication.factor=3", "transaction.state.log.min.isr=2")
+			if strings.Contains(conf, "\ncontroller.quorum.bootstrap.servers=") || strings.Contains(conf, "@KAFKA_") {
+				t.Errorf("node %d:\n%s", i, conf)
+			}
+		}
+	})
+}
+
+// TestKafkaClusterSettings: kafka.sh refuses cluster settings it cannot
+// honour, naming them, and reports a cluster that is not running node by
+// node (status exits 3).
+func TestKafkaClusterSettings(t *testing.T) {
+	tests := []struct {
+		name     string
+		env      []string
+		wantCode int
+		want     []string
+	}{
+		{"two brokers", []string{"KAFKA_BROKERS=2"}, 1, []string{"KAFKA_BROKERS must be 1 (one node) or 3"}},
+		{"SASL on a cluster", []string{"KAFKA_BROKERS=3", "KAFKA_SASL_SSL_PORT=29999"}, 1, []string{"KAFKA_SASL_SSL_PORT works with KAFKA_BROKERS=1 only"}},
+		{"too few ports", []string{"KAFKA_BROKERS=3", "KAFKA_PORTS=29001,29002"}, 1, []string{"KAFKA_PORTS must list 3 ports"}},
+		{"a port twice", []string{"KAFKA_BROKERS=3", "KAFKA_PORT=29092", "KAFKA_CONTROLLER_PORT=29094"}, 1, []string{"port 29094 appears twice"}},
+		{"port lists for one node", []string{"KAFKA_PORTS=29001,29002,29003"}, 1, []string{"KAFKA_PORTS and KAFKA_CONTROLLER_PORTS are for KAFKA_BROKERS=3"}},
+		{"a stopped cluster", []string{"KAFKA_BROKERS=3", "KAFKA_PORTS=29001,29003,29005", "KAFKA_CONTROLLER_PORTS=29002,29004,29006"}, 3,
+			[]string{"node 1: stopped", "node 2: stopped", "node 3: stopped", "/node-3)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command("bash", "../scripts/kafka.sh", "status")
+			// Only the case's KAFKA_* settings: `KAFKA_BROKERS=3 make test`
+			// exports some of its own.
+			var env []string
+			for _, kv := range os.Environ() {
+				if !strings.HasPrefix(kv, "KAFKA_") {
+					env = append(env, kv)
+				}
+			}
+			cmd.Env = append(env, append(tt.env, "KAFKA_DATA_DIR="+t.TempDir())...)
+			out, err := cmd.CombinedOutput()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.wantCode {
+				t.Errorf("exit %d, want %d:\n%s", code, tt.wantCode, out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}

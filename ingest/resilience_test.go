@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -39,7 +40,17 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	w := &world{kafka: teststack.StartKafka(t), ch: teststack.StartClickHouse(t), bin: teststack.Build(t, "./services/ingest")}
+	k := teststack.StartKafka(t)
+	w := newWorldOn(t, k.Brokers())
+	w.kafka = k
+	return w
+}
+
+// newWorldOn is newWorld with the Kafka cluster at brokers, started by the
+// caller.
+func newWorldOn(t *testing.T, brokers []string) *world {
+	t.Helper()
+	w := &world{ch: teststack.StartClickHouse(t), bin: teststack.Build(t, "./services/ingest")}
 	w.http = "127.0.0.1:" + strconv.Itoa(teststack.FreePort(t))
 	t.Cleanup(func() {
 		w.mu.Lock()
@@ -52,9 +63,9 @@ func newWorld(t *testing.T) *world {
 			}
 		}
 	})
-	w.kopts = kafkaio.Options{Brokers: w.kafka.Brokers()}
+	w.kopts = kafkaio.Options{Brokers: brokers}
 	w.env = []string{
-		"DRIFTWATCH_KAFKA_BROKERS=" + w.kafka.Brokers()[0],
+		"DRIFTWATCH_KAFKA_BROKERS=" + strings.Join(brokers, ","),
 		"DRIFTWATCH_CLICKHOUSE_URL=" + w.ch.URL("driftwatch"),
 		"DRIFTWATCH_HTTP_ADDR=" + w.http,
 		"DRIFTWATCH_INGEST_BATCH_ROWS=5000",

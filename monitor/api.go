@@ -34,8 +34,9 @@ import (
 //	GET  /api/v1/models/{model}/training-runs?limit=100   runs, champion against challenger
 //	GET  /api/v1/models/{model}/versions                  registered versions, the champion
 //	GET  /api/v1/models/{model}/root-cause?feature=f3     slices ranked by contribution to the newest drift
-//	     …/root-cause?metric=accuracy                     … to the newest performance drop
+//	     …/root-cause?metric=accuracy                     … to the newest performance drop (metric=* any metric)
 //	GET  /api/v1/models/{model}/segments?limit=100        per-slice drift flags of the newest window with slices
+//	GET  /api/v1/models/{model}/labeling-queue?limit=100&strategy=uncertainty&assignee=A  rows handed out for labelling (a write)
 //
 // Every query of the API runs with the request's context, so a client that
 // goes away cancels it, within api_query_timeout (the context's deadline
@@ -49,6 +50,10 @@ func (m *Monitor) API() http.Handler {
 	}
 	return mux
 }
+
+// labelingQueuePath is the labeling queue's route: a GET that hands rows
+// out, so Mount guards it as a write.
+const labelingQueuePath = "/api/v1/models/{model}/labeling-queue"
 
 type route struct {
 	method, path string
@@ -73,6 +78,7 @@ func (m *Monitor) routes() []route {
 		{"GET", "/api/v1/models/{model}/versions", m.apiVersions},
 		{"GET", "/api/v1/models/{model}/root-cause", m.apiRootCause},
 		{"GET", "/api/v1/models/{model}/segments", m.apiSegments},
+		{"GET", labelingQueuePath, m.apiLabelingQueue},
 	}
 }
 

@@ -91,7 +91,7 @@ func apiCall(t *testing.T, method, url, token, ctype, body string) (int, http.He
 
 // TestServiceAPIAuth runs the monitor service (real Kafka, the embedded
 // ClickHouse) with a tokens file and a signing key: the API wants a token,
-// a write a write token and a JSON body; health, readiness and metrics stay
+// a write a write token and a JSON body (the labeling queue's GET too); health, readiness and metrics stay
 // open; the manual trigger it publishes is signed with the key.
 func TestServiceAPIAuth(t *testing.T) {
 	cfg := serviceConfig(t)
@@ -105,6 +105,7 @@ func TestServiceAPIAuth(t *testing.T) {
 	}
 	base := runService(t, cfg)
 	post := base + "/api/v1/models/model-0/triggers"
+	queue := base + "/api/v1/models/model-0/labeling-queue?limit=5&assignee=auth-test"
 	const js = "application/json"
 
 	for _, c := range []struct {
@@ -119,6 +120,11 @@ func TestServiceAPIAuth(t *testing.T) {
 		{"trigger with read token", "POST", post, testReadToken, js, `{"note":"x"}`, 403, "insufficient_scope"},
 		{"form post with write token", "POST", post, testWriteToken, "application/x-www-form-urlencoded", "note=x", 415, ""},
 		{"trigger with write token", "POST", post, testWriteToken, js, `{"note":"signed","idempotency_key":"auth-test"}`, 201, ""},
+		// The labeling queue records what it hands out: a GET that writes.
+		{"labeling queue with read token", "GET", queue, testReadToken, js, "", 403, "insufficient_scope"},
+		{"labeling queue with write token as basic auth", "GET", strings.Replace(queue, "http://", "http://x:"+testWriteToken+"@", 1), "", js, "", 401, "Bearer"},
+		{"labeling queue without JSON type", "GET", queue, testWriteToken, "", "", 415, ""},
+		{"labeling queue with write token", "GET", queue, testWriteToken, js, "", 200, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, h, body := apiCall(t, c.method, c.url, c.token, c.ctype, c.body)
@@ -178,6 +184,9 @@ func TestServiceAPIAuthDefaults(t *testing.T) {
 		code, h, body := apiCall(t, "POST", base+"/api/v1/models/model-0/triggers", "", "application/json", `{}`)
 		if msg, _ := body["error"].(string); code != 401 || !strings.Contains(msg, "api_tokens_file") || !strings.Contains(h.Get("WWW-Authenticate"), "Bearer") {
 			t.Errorf("trigger = %d %v, want 401 saying to set api_tokens_file", code, body)
+		}
+		if code, _, body := apiCall(t, "GET", base+"/api/v1/models/model-0/labeling-queue", "", "application/json", ""); code != 401 {
+			t.Errorf("labeling queue = %d %v, want 401 (a write)", code, body)
 		}
 	})
 	t.Run("api_auth none on loopback", func(t *testing.T) {

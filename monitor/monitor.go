@@ -18,6 +18,11 @@
 // the live instances and hand them over through per-model leases (fleet;
 // docs/monitor.md "Many monitors").
 //
+// A Replay runs the same evaluation over stored windows on a simulated
+// clock, its results and triggers kept in memory instead of the tables and
+// the topic: driftwatch backtest (package monitor/backtest) scores
+// proposed policies with it.
+//
 // Metrics (besides the exporter's series, see the README):
 //
 //	driftwatch_monitor_evaluations_total{outcome}       ok, no_reference, waiting, error, timeout (evaluation_timeout passed)
@@ -28,6 +33,11 @@
 //	driftwatch_monitor_models_owned                     models this instance holds the lease of
 //	driftwatch_monitor_instances_live                   instances sharing the models, as this one saw them
 //	driftwatch_monitor_lease_takeovers_total            models taken over from an instance whose lease lapsed
+//	driftwatch_monitor_labeling_rows_total{stratum}     inferences the labeling queue handed out: random, targeted
+//
+// The labeling queue (LabelingQueue, package labeling, docs/labeling.md)
+// hands out unlabelled inferences for labelling, uncertain ones and those
+// of drifted slices and ranges first, with a random share.
 package monitor
 
 import (
@@ -95,13 +105,16 @@ type Options struct {
 
 // Monitor evaluates windows.
 type Monitor struct {
-	opts     Options
-	log      *slog.Logger
-	exp      *exporter
-	gate     *gate
-	evals    *prometheus.CounterVec
-	duration prometheus.Histogram
-	triggers *prometheus.CounterVec
+	opts  Options
+	log   *slog.Logger
+	exp   *exporter
+	gate  *gate
+	evals *prometheus.CounterVec
+	// windows counts windows by how they were computed; buckets the
+	// incremental windows' buckets by whether they were aggregated again.
+	windows, buckets *prometheus.CounterVec
+	duration         prometheus.Histogram
+	triggers         *prometheus.CounterVec
 	// first is each model's first inference (firstMu guards it: models
 	// are evaluated concurrently).
 	firstMu  sync.Mutex
@@ -109,8 +122,11 @@ type Monitor struct {
 	perfDesc perfMetrics
 	refs     *refCache
 	store    *Store
-	pins     pins
-	fleet    *fleet
+	// sink is where evaluations write their results and read their
+	// history back: the store (the live tables), or a replay's memory.
+	sink  sink
+	pins  pins
+	fleet *fleet
 	// refMissing is 1 per model whose reference is missing (see
 	// referenceMissing); the series is deleted once it has one.
 	refMissing *prometheus.GaugeVec
@@ -118,6 +134,11 @@ type Monitor struct {
 	estimators estimators
 	// importance caches each model's champion importance.
 	importance importanceCache
+	// labelMu serves labeling-queue requests one at a time, so that two
+	// never draw the same row before either recorded it.
+	labelMu sync.Mutex
+	// labelRows counts the rows handed out by stratum.
+	labelRows *prometheus.CounterVec
 }
 
 // New validates opts.
@@ -140,12 +161,16 @@ func New(opts Options) (*Monitor, error) {
 	f := promauto.With(opts.Registerer)
 	store := &Store{conn: opts.Conn, instance: opts.InstanceID}
 	return &Monitor{
-		opts: opts, log: opts.Logger, store: store,
-		fleet:      newFleet(opts.InstanceID, opts.Lease, store, opts.Logger, opts.Registerer),
-		exp:        newExporter(opts.Registerer, opts.ExportFeatures, opts.MaxSeries, opts.Lookback, opts.Now),
-		gate:       &gate{store: &Store{conn: opts.Conn}, writer: opts.TriggerWriter, cfg: opts.Triggers, signer: opts.TriggerSigner},
-		evals:      f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_evaluations_total", Help: "Model windows evaluated, by outcome."}, []string{"outcome"}),
-		duration:   f.NewHistogram(prometheus.HistogramOpts{Name: "driftwatch_monitor_evaluation_duration_seconds", Help: "Time to evaluate one model window (queries, statistics, writes).", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		opts: opts, log: opts.Logger, store: store, sink: store,
+		fleet:    newFleet(opts.InstanceID, opts.Lease, store, opts.Logger, opts.Registerer),
+		exp:      newExporter(opts.Registerer, opts.ExportFeatures, opts.MaxSeries, opts.Lookback, opts.Now),
+		gate:     &gate{store: &Store{conn: opts.Conn}, writer: opts.TriggerWriter, cfg: opts.Triggers, signer: opts.TriggerSigner},
+		evals:    f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_evaluations_total", Help: "Model windows evaluated, by outcome."}, []string{"outcome"}),
+		duration: f.NewHistogram(prometheus.HistogramOpts{Name: "driftwatch_monitor_evaluation_duration_seconds", Help: "Time to evaluate one model window (queries, statistics, writes).", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		windows: f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_windows_computed_total",
+			Help: "Current windows aggregated, by mode: incremental (merged from per-bucket partials) or full (from the raw rows: incremental is off, or the reference is not pinned)."}, []string{"mode"}),
+		buckets: f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_partial_buckets_total",
+			Help: "Buckets of incremental windows, by result: reused (their partials were current) or aggregated (new, or changed by late events)."}, []string{"result"}),
 		triggers:   f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_triggers_total", Help: "Retrain trigger decisions by reason and outcome."}, []string{"reason", "outcome"}),
 		first:      map[string]time.Time{},
 		pins:       pins{loaded: map[string]time.Time{}},
@@ -154,6 +179,8 @@ func New(opts Options) (*Monitor, error) {
 		refMissing: f.NewGaugeVec(prometheus.GaugeOpts{Name: "driftwatch_reference_missing",
 			Help: "1 while a model's reference (pinned, set or fixed) holds no rows and has no persisted profile: its drift cannot be measured."}, []string{"model"}),
 		perfDesc: perfDescs(),
+		labelRows: f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_labeling_rows_total",
+			Help: "Inferences the labeling queue handed out for labelling, by stratum (random: drawn uniformly; targeted: by uncertainty and drift)."}, []string{"stratum"}),
 		refs: newRefCache(int64(opts.ReferenceCacheMB)<<20,
 			f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_reference_cache_total", Help: "Evaluations whose reference-window aggregates came from the cache (hit) or were read again (miss)."}, []string{"result"})),
 	}, nil
@@ -241,6 +268,26 @@ func (m *Monitor) reference(ctx context.Context, model string, cur window.Span, 
 	return window.Span{Start: first, End: cur.Start}, ReferenceGrowing, nil
 }
 
+// compute aggregates model's windows: merged from per-bucket partials
+// when Incremental is set and the reference is pinned, else in full.
+func (m *Monitor) compute(ctx context.Context, model string, ref, cur window.Span, cached *window.Reference) (*window.Snapshot, *window.Reference, error) {
+	opts := m.opts.aggregationFor(model)
+	if !m.opts.Incremental {
+		m.windows.WithLabelValues("full").Inc()
+		return window.ComputeCached(ctx, m.opts.Conn, model, ref, cur, opts, cached)
+	}
+	snap, refAgg, prog, err := window.ComputeIncremental(ctx, m.opts.Conn, model, ref, cur, opts, cached, m.opts.bucket())
+	if prog.Incremental {
+		m.windows.WithLabelValues("incremental").Inc()
+		m.buckets.WithLabelValues("aggregated").Add(float64(prog.Aggregated))
+		m.buckets.WithLabelValues("reused").Add(float64(max(0, prog.Buckets-prog.Aggregated)))
+	} else {
+		m.windows.WithLabelValues("full").Inc()
+		m.log.Debug("window computed in full", "model", model, "window", cur.String(), "why", prog.Fallback)
+	}
+	return snap, refAgg, err
+}
+
 // Evaluate evaluates model's window ending at end: aggregates, verdict,
 // drift_results, Prometheus, triggers.
 func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Result, error) {
@@ -273,7 +320,7 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		return Result{Reference: kind, Skipped: "the current window overlaps the reference " + ref.String()}, nil
 	}
 	pol := m.opts.policyFor(model)
-	snap, refAgg, err := window.ComputeCached(ctx, m.opts.Conn, model, ref, cur, m.opts.aggregationFor(model), cached)
+	snap, refAgg, err := m.compute(ctx, model, ref, cur, cached)
 	if kind != ReferenceGrowing {
 		// A growing reference changes every step: caching it only evicts
 		// the pinned references of other models.
@@ -319,7 +366,7 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	for k := pol.Consecutive - 1; k >= 1; k-- {
 		ends = append(ends, end.Add(-time.Duration(k)*m.opts.Step))
 	}
-	hist, err := m.store.DriftHistory(ctx, model, ends)
+	hist, err := m.sink.DriftHistory(ctx, model, ends)
 	if err != nil {
 		m.failed(ctx)
 		return Result{}, err
@@ -342,7 +389,7 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		return Result{}, err
 	}
 	rcs := rootCauses(snap, v, segs)
-	if err := m.store.WriteRootCauses(ctx, snap, rcs, now); err != nil {
+	if err := m.sink.WriteRootCauses(ctx, snap, rcs, now); err != nil {
 		m.failed(ctx)
 		return Result{}, err
 	}
@@ -386,11 +433,11 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	// The counts the statistics were computed from, for the pictures
 	// (histograms, category bars), first: same window columns and
 	// computed_at, and the results last, the mark of a window done.
-	if err := m.store.WriteDistributions(ctx, snap, kind, now); err != nil {
+	if err := m.sink.WriteDistributions(ctx, snap, kind, now); err != nil {
 		m.failed(ctx)
 		return res, err
 	}
-	if err := m.store.WriteResults(ctx, snap, "", kind, v.Rows, verdictRows(v), now); err != nil {
+	if err := m.sink.WriteResults(ctx, snap, "", kind, v.Rows, verdictRows(v), now); err != nil {
 		m.failed(ctx)
 		return res, err
 	}
@@ -428,7 +475,7 @@ func (m *Monitor) evaluateSegments(ctx context.Context, model string, snap *wind
 	if err != nil || len(slices) == 0 {
 		return nil, err
 	}
-	hists, err := m.store.SegmentHistory(ctx, model, ends, true)
+	hists, err := m.sink.SegmentHistory(ctx, model, ends, true)
 	if err != nil {
 		return nil, err
 	}
@@ -441,7 +488,7 @@ func (m *Monitor) evaluateSegments(ctx context.Context, model string, snap *wind
 	out := make([]SegmentResult, len(slices))
 	for i, s := range slices {
 		policy.ApplyImportance(&vs[i], imp.Shares, pol.MinImportance)
-		if err := m.store.WriteResults(ctx, s.Snapshot, s.Name, kind, vs[i].Rows, verdictRows(vs[i]), now); err != nil {
+		if err := m.sink.WriteResults(ctx, s.Snapshot, s.Name, kind, vs[i].Rows, verdictRows(vs[i]), now); err != nil {
 			return nil, err
 		}
 		out[i] = SegmentResult{Name: s.Name, Snapshot: s.Snapshot, Verdict: vs[i]}

@@ -153,8 +153,8 @@ func (doc *openAPI) validate(s *schema, v any, path string) []string {
 
 // TestOpenAPIResponses: every route the monitor serves answers, on real
 // ClickHouse data (a drift, a skipped and data-quality rows, a trigger,
-// performance, correlations, a distribution, a dead letter, a training run
-// and versions), with a body its openapi.yaml response
+// performance, correlations, a distribution, a dead letter, a training run,
+// versions and two unlabelled inferences for the labeling queue), with a body its openapi.yaml response
 // schema accepts, property by property; a route openapi.yaml gives no
 // JSON schema for its answer fails.
 func TestOpenAPIResponses(t *testing.T) {
@@ -201,6 +201,9 @@ func TestOpenAPIResponses(t *testing.T) {
 		`INSERT INTO models (model_id, version, status, metrics, feature_importance, coefficient_importance, created_at, updated_at) VALUES
 			('m1', 'v1', 'retired', map('roc_auc', 0.80), map(), map(), ` + rs + `, ` + we + `),
 			('m1', 'v2', 'champion', map('roc_auc', 0.84), map('x', 0.5, 'f1', 0.4, 'city', 0.1), map('x', 0.8, 'city', 0.2), ` + we + `, ` + we + `)`,
+		`INSERT INTO inferences (event_id, model_id, model_version, prediction_id, timestamp, features_numeric, features_categorical, prediction_label, prediction_score, prediction_probabilities, segment, kafka_topic, kafka_partition, kafka_offset, ingested_at) VALUES
+			('e1', 'm1', 'v1', 'p1', ` + sqlTime(start.Add(30*time.Minute)) + `, map('f1', 0.5), map('city', 'paris'), '1', 0.7, map(), map('region', 'eu'), 't', 0, 1, ` + we + `),
+			('e2', 'm1', 'v1', 'p2', ` + sqlTime(start.Add(31*time.Minute)) + `, map('f1', 1.5), map('city', 'lyon'), 'b', NULL, map('a', 0.2, 'b', 0.5, 'c', 0.3), map('region', 'us'), 't', 0, 2, ` + we + `)`,
 		`INSERT INTO business_correlations (model_id, model_metric, business_metric, lag, method, value, p_value, samples, bucket_seconds, window_start, window_end, computed_at) VALUES
 			('m1', 'roc_auc', 'revenue', 2, 'pearson', 0.9, 0.001, 48, 3600, ` + rs + `, ` + we + `, ` + we + `)`,
 	} {

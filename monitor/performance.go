@@ -255,21 +255,18 @@ func (m *Monitor) EvaluatePerformance(ctx context.Context, model string, end tim
 	// reference, in the primary metric's direction.
 	// "Enough" counts the rows the metric scored (a multiclass log_loss or
 	// brier scores only the labelled rows that carry probabilities).
-	refM, ok := res.Reference.Metric(res.Primary)
-	if !ok || refM.Status != perf.StatusOK || refM.Samples < c.MinLabelled {
+	refM, ok := c.judgeableReference(res.Primary, res.Reference)
+	if !ok {
 		return res, nil
 	}
 	for i := len(res.Windows) - 1; i >= 0; i-- {
 		w := res.Windows[i]
-		cur, ok := w.Metric(res.Primary)
-		if !ok || cur.Status != perf.StatusOK || cur.Samples < c.MinLabelled || w.Window.Start.Before(ref.End) {
+		drop, ok := c.drop(res.Primary, refM, ref, w)
+		if !ok {
 			continue
 		}
-		worse := refM.Value - cur.Value
-		if !perf.HigherIsBetter(res.Primary) {
-			worse = -worse
-		}
-		if worse <= c.Drop {
+		cur := drop.Current
+		if !drop.Dropped {
 			break
 		}
 		reason, policyName := schemas.TriggerPerformance, "performance"
@@ -306,6 +303,46 @@ func (m *Monitor) EvaluatePerformance(ctx context.Context, model string, end tim
 		break
 	}
 	return res, m.estimatedPolicy(ctx, model, ref, refM, &res)
+}
+
+// judgeableReference returns the reference's primary metric when a drop
+// can be judged against it: scored, on at least MinLabelled rows.
+func (c PerformanceConfig) judgeableReference(primary string, ref perf.Result) (perf.Metric, bool) {
+	refM, ok := ref.Metric(primary)
+	if !ok || refM.Status != perf.StatusOK || refM.Samples < c.MinLabelled {
+		return perf.Metric{}, false
+	}
+	return refM, true
+}
+
+// Drop is the performance drop policy's verdict on one window.
+type Drop struct {
+	// Window is the performance window judged.
+	Window window.Span
+	// Current and Reference are its primary metric and the reference's.
+	Current, Reference perf.Metric
+	// Worse is how much worse Current is than Reference, in the metric's
+	// direction (positive: worse).
+	Worse float64
+	// Dropped: Worse is more than the policy's drop.
+	Dropped bool
+}
+
+// drop judges window w against the reference's primary metric refM (from
+// judgeableReference): ok is false when w cannot be judged (its metric not
+// scored, fewer than MinLabelled rows scored, or w inside the reference
+// ref). The one drop policy: the monitor's performance trigger and
+// driftwatch backtest's scoring both decide with it.
+func (c PerformanceConfig) drop(primary string, refM perf.Metric, ref window.Span, w perf.Result) (Drop, bool) {
+	cur, ok := w.Metric(primary)
+	if !ok || cur.Status != perf.StatusOK || cur.Samples < c.MinLabelled || w.Window.Start.Before(ref.End) {
+		return Drop{}, false
+	}
+	worse := refM.Value - cur.Value
+	if !perf.HigherIsBetter(primary) {
+		worse = -worse
+	}
+	return Drop{Window: w.Window, Current: cur, Reference: refM, Worse: worse, Dropped: worse > c.Drop}, true
 }
 
 // estimate fits the model's estimator on the reference's labelled rows

@@ -164,7 +164,7 @@ func sameSpan(a, b window.Span) bool { return a.Start.Equal(b.Start) && a.End.Eq
 // (source first), or a set one computed again with new aggregation
 // settings. A failure is logged and retried at the next evaluation.
 func (m *Monitor) persist(ctx context.Context, model string, ref *window.Reference, source, by string) {
-	p, err := m.store.WriteReference(ctx, ref, model, source, by, m.opts.Now())
+	p, err := m.sink.WriteReference(ctx, ref, model, source, by, m.opts.Now())
 	if err != nil {
 		m.log.Error("could not persist the reference; it will be tried again at the next evaluation", "model", model, "err", err)
 		return
@@ -194,7 +194,7 @@ func (m *Monitor) referenceMissing(ctx context.Context, snap *window.Snapshot, k
 	m.refMissing.WithLabelValues(snap.Model).Set(1)
 	row := policy.Row{Feature: "__all", Kind: "data_quality", Method: "reference_missing", Value: 1, PValue: math.NaN(), PValueAdjusted: math.NaN(),
 		Threshold: 0, Drifted: true, Sustained: true, Status: "drifted", Samples: snap.CurRows}
-	if err := m.store.WriteResults(ctx, snap, "", kind, []policy.Row{row}, nil, m.opts.Now()); err != nil {
+	if err := m.sink.WriteResults(ctx, snap, "", kind, []policy.Row{row}, nil, m.opts.Now()); err != nil {
 		m.failed(ctx)
 		return Result{}, err
 	}

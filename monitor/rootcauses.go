@@ -124,6 +124,11 @@ func (s *Store) WriteRootCauses(ctx context.Context, snap *window.Snapshot, rcs 
 	return nil
 }
 
+// AnyPerformanceMetric, as the root-cause route's metric, reads the
+// newest performance drop's root causes whatever metric they decompose
+// (accuracy for a classifier, mae or rmse for a regressor).
+const AnyPerformanceMetric = "*"
+
 // RootCauseRow is one slice's contribution in the API.
 type RootCauseRow struct {
 	WindowStart    time.Time `json:"window_start"`
@@ -145,9 +150,13 @@ type RootCauseRow struct {
 // RootCauses returns the root causes of a model's newest window with any,
 // by feature, key and rank; feature, when not empty, keeps only it;
 // metric empty reads the drift (PSI) root causes, a performance metric
-// those of the newest performance drop decomposed in it.
+// those of the newest performance drop decomposed in it, and "*" those of
+// the newest performance drop whatever metric it decomposed.
 func (s *Store) RootCauses(ctx context.Context, model, feature, metric string, limit int) ([]RootCauseRow, string, error) {
 	cond := " AND metric = " + chsql.String(metric)
+	if metric == AnyPerformanceMetric {
+		cond = " AND metric != ''"
+	}
 	if feature != "" {
 		cond += " AND feature = " + chsql.String(feature)
 	}

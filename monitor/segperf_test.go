@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -195,6 +196,12 @@ func TestPerformanceSliceConcept(t *testing.T) {
 	}
 	if first := rcs[0].(map[string]any); first["segment"] != "region=eu" || first["kind"] != "within" || first["metric"] != "accuracy" || first["rank"] != 1.0 {
 		t.Errorf("root-cause API's first row %v, want region=eu within accuracy, rank 1", first)
+	}
+	// metric=* (the console's query) reads the same drop whatever metric
+	// it decomposed; without metric the route reads drift root causes.
+	code, outAny := call(t, m.API(), "GET", "/api/v1/models/model-0/root-cause?metric=*", "")
+	if anyRCs, _ := outAny["root_causes"].([]any); code != 200 || !reflect.DeepEqual(anyRCs, rcs) {
+		t.Errorf("root-cause API with metric=*: %d, %d rows, want the %d rows of metric=accuracy", code, len(anyRCs), len(rcs))
 	}
 	// The slices are in performance_results under their segment; the
 	// population's reads keep segment ''.

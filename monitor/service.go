@@ -106,11 +106,13 @@ func RunService(ctx context.Context, cfg *Config) error {
 }
 
 // Mount serves the API under /api/ and the web console under /ui/ on s,
-// both behind s's API protection. The console reads the same API
+// both behind s's API protection, the labeling queue as a write. The console reads the same API
 // in-process (docs/console.md).
 func (m *Monitor) Mount(s *service.Server) error {
 	api := m.API()
 	s.Handle("/api/", api)
+	// The labeling queue records the rows it hands out: a write.
+	s.HandleWrite("GET "+labelingQueuePath, api)
 	ui, err := console.New(console.Options{API: api})
 	if err != nil {
 		return err

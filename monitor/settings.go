@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/driftwatch/driftwatch/monitor/labeling"
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/monitor/window"
 )
@@ -28,7 +29,11 @@ type Settings struct {
 	ReferenceCacheMB int           `yaml:"reference_cache_mb" env:"DRIFTWATCH_MONITOR_REFERENCE_CACHE_MB" flag:"reference-cache-mb" help:"MiB of reference-window aggregates kept between evaluations (least recently used models dropped first; 0: none)"`
 	APIMaxRows       int           `yaml:"api_max_rows" env:"DRIFTWATCH_MONITOR_API_MAX_ROWS" flag:"api-max-rows" help:"most rows an API answer holds; an answer cut there says \"truncated\": true"`
 	APIQueryTimeout  time.Duration `yaml:"api_query_timeout" env:"DRIFTWATCH_MONITOR_API_QUERY_TIMEOUT" flag:"api-query-timeout" help:"longest an API request's queries may run (ClickHouse max_execution_time); shorter than http_write_timeout"`
-	MaxCategories    int           `yaml:"max_categories" env:"DRIFTWATCH_MONITOR_MAX_CATEGORIES" flag:"max-categories" help:"most categories per categorical feature compared (most frequent first, the rest one __other bucket); a feature with more is reported high_cardinality"`
+	// Incremental keeps the current window's aggregates per bucket (the
+	// gcd of Window and Step) once a model's reference is pinned, and
+	// merges each window from them (docs "Incremental windows").
+	Incremental   bool `yaml:"incremental" env:"DRIFTWATCH_MONITOR_INCREMENTAL" flag:"incremental" help:"with a pinned reference, keep the current window's aggregates per step in ClickHouse and merge windows from them (same results, each row aggregated once)"`
+	MaxCategories int  `yaml:"max_categories" env:"DRIFTWATCH_MONITOR_MAX_CATEGORIES" flag:"max-categories" help:"most categories per categorical feature compared (most frequent first, the rest one __other bucket); a feature with more is reported high_cardinality"`
 	// EvaluationTimeout bounds one model's round of evaluations (its
 	// windows due, then its performance); 0 is half of Step.
 	EvaluationTimeout     time.Duration `yaml:"evaluation_timeout" env:"DRIFTWATCH_MONITOR_EVALUATION_TIMEOUT" flag:"evaluation-timeout" help:"deadline of one model's evaluation round; a model past it is cut off with an error and retried next round (0: half of step)"`
@@ -44,6 +49,8 @@ type Settings struct {
 	Segments    SegmentsConfig    `yaml:"segments"`
 	Triggers    TriggerConfig     `yaml:"triggers"`
 	Performance PerformanceConfig `yaml:"performance"`
+	// Labeling is the labeling queue's strategy (docs/labeling.md).
+	Labeling labeling.Config `yaml:"labeling"`
 	// Models holds per-model overrides by model id: a fixed reference, a
 	// policy, an evaluation timeout; a key an entry leaves out is the
 	// instance's, but a policy given replaces the instance's whole, so it
@@ -61,7 +68,7 @@ func DefaultSettings() Settings {
 		ExportFeatures: 50, MaxSeries: 10_000, ReferenceCacheMB: 512, APIMaxRows: 10_000, APIQueryTimeout: 30 * time.Second,
 		MaxCategories: window.DefaultMaxCategories, EvaluationConcurrency: 4, Lease: DefaultLease,
 		Policy: policy.Default(), Triggers: DefaultTriggerConfig(), Performance: DefaultPerformanceConfig(),
-		Segments: SegmentsConfig{MaxSegments: 10},
+		Segments: SegmentsConfig{MaxSegments: 10}, Labeling: labeling.DefaultConfig(),
 	}
 }
 
@@ -79,7 +86,7 @@ type SegmentsConfig struct {
 
 // Validate reports every invalid setting by its configuration key.
 func (s *Settings) Validate() error {
-	errs := []error{s.Policy.Validate("policy"), s.Triggers.Validate("triggers"), s.Performance.Validate("performance")}
+	errs := []error{s.Policy.Validate("policy"), s.Triggers.Validate("triggers"), s.Performance.Validate("performance"), s.Labeling.Validate("labeling")}
 	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) }
 	if s.Window < time.Second || s.Step < time.Second {
 		bad("window and step: must be at least 1s, got %s and %s", s.Window, s.Step)
@@ -151,6 +158,16 @@ func (s *Settings) Validate() error {
 }
 
 // aggregation is the window package's view of the settings.
+// bucket is the width of the incremental windows' buckets: the largest
+// that divides both Window and Step, so that every window is whole buckets.
+func (s *Settings) bucket() time.Duration {
+	a, b := s.Window, s.Step
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
 func (s *Settings) aggregation() window.Options {
 	return window.Options{Bins: s.Bins, SampleCap: s.SampleCap, MaxFeatures: s.MaxFeatures, MaxCategories: s.MaxCategories, Samples: true}
 }

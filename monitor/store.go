@@ -122,6 +122,18 @@ func (s *Store) FirstInference(ctx context.Context, model string) (time.Time, er
 	return first, nil
 }
 
+// InferenceCount returns how many inferences (not shadow) of model are in
+// span.
+func (s *Store) InferenceCount(ctx context.Context, model string, span window.Span) (uint64, error) {
+	var n uint64
+	q := fmt.Sprintf("SELECT count() FROM inferences WHERE model_id = %s AND NOT shadow AND timestamp >= %s AND timestamp < %s",
+		chsql.String(model), chsql.Time(span.Start), chsql.Time(span.End))
+	if err := s.conn.QueryRow(ctx, q).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count the inferences of %s in %s: %w", model, span, err)
+	}
+	return n, nil
+}
+
 // ServedVersion returns the model_version of a model's newest inference in
 // span: the version the window served.
 func (s *Store) ServedVersion(ctx context.Context, model string, span window.Span) (string, error) {

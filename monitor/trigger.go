@@ -247,7 +247,7 @@ func dedupKey(parts ...any) string {
 // the two republishes (with the same dedup_key, which the trainer ignores)
 // rather than losing the trigger.
 type gate struct {
-	store  *Store
+	store  ledger
 	writer interface {
 		WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 	}

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs the single-node Apache Kafka 4.x broker (KRaft: broker and controller
-# in one JVM) that driftwatch uses for development and tests.
+# Runs the Apache Kafka 4.x broker (KRaft: broker and controller in one JVM)
+# that driftwatch uses for development and tests, or, with KAFKA_BROKERS=3, a
+# cluster of three such nodes (a three-voter controller quorum, replication
+# factor 3, min.insync.replicas 2).
 #
 #   scripts/kafka.sh deps     copy the broker jars (deploy/kafka/pom.xml) into .deps/kafka/libs
 #   scripts/kafka.sh start    start in the background; returns once the broker answers metadata
@@ -18,6 +20,9 @@
 #   KAFKA_SASL_PASSWORD    its password (default driftwatch-secret; letters, digits, '.', '_', '-')
 #   KAFKA_START_TIMEOUT    seconds start waits for readiness (default 60)
 #   KAFKA_STOP_TIMEOUT     seconds stop waits after SIGTERM before SIGKILL (default 30)
+#   KAFKA_BROKERS          --brokers N          1 (default): one node; 3: a three-node cluster, see below
+#   KAFKA_PORTS            --ports P1,P2,P3     the cluster's client ports (default KAFKA_PORT, +2, +4)
+#   KAFKA_CONTROLLER_PORTS --controller-ports C1,C2,C3  its controller ports (default KAFKA_CONTROLLER_PORT, +2, +4)
 #   KAFKA_HEAP_OPTS        JVM heap flags (default -Xms256m -Xmx512m)
 #   KAFKA_JVM_OPTS         extra JVM flags, after (so overriding) the script's own
 #   JAVA_HOME              the JDK to use; otherwise Java 17 if installed, else `java` on PATH
@@ -30,6 +35,17 @@
 # broker.pem for 127.0.0.1, localhost and KAFKA_HOST, and client.pem with
 # client.key (a client certificate the broker accepts, ssl.client.auth
 # requested). The PLAINTEXT listener stays, for the broker's own use.
+#
+# With KAFKA_BROKERS=3 every node is broker and controller, node i (1-3)
+# listening on the i-th client and controller port and keeping its data,
+# pid file and logs in <data dir>/node-i; the three form a static quorum
+# (controller.quorum.voters), so one node may die and the cluster keeps
+# electing leaders and accepting acks=all writes. Topics get replication
+# factor 3 and min.insync.replicas 2 by default (default.replication.factor,
+# the offsets and transaction topics too). start launches the three at once
+# and returns when each answers metadata listing all three; stop stops them
+# together; status reports each. `run` and the SASL_SSL listener are for one
+# node only. A node's pid is in <data dir>/node-i/kafka.pid (tests kill one).
 #
 # Works from any directory and as any user that can write the data dir.
 set -euo pipefail
@@ -66,6 +82,9 @@ sasl_username=${KAFKA_SASL_USERNAME:-driftwatch}
 sasl_password=${KAFKA_SASL_PASSWORD:-driftwatch-secret}
 start_timeout=${KAFKA_START_TIMEOUT:-60}
 stop_timeout=${KAFKA_STOP_TIMEOUT:-30}
+brokers=${KAFKA_BROKERS:-1}
+ports_list=${KAFKA_PORTS:-}
+controller_ports_list=${KAFKA_CONTROLLER_PORTS:-}
 
 parse_flags() {
 	while (($# > 0)); do
@@ -80,6 +99,12 @@ parse_flags() {
 		--host=*) host=${1#*=}; shift ;;
 		--sasl-ssl-port) sasl_ssl_port=${2:?--sasl-ssl-port needs a value}; shift 2 ;;
 		--sasl-ssl-port=*) sasl_ssl_port=${1#*=}; shift ;;
+		--brokers) brokers=${2:?--brokers needs a value}; shift 2 ;;
+		--brokers=*) brokers=${1#*=}; shift ;;
+		--ports) ports_list=${2:?--ports needs a value}; shift 2 ;;
+		--ports=*) ports_list=${1#*=}; shift ;;
+		--controller-ports) controller_ports_list=${2:?--controller-ports needs a value}; shift 2 ;;
+		--controller-ports=*) controller_ports_list=${1#*=}; shift ;;
 		-h | --help) usage; exit 0 ;;
 		*) die "unknown flag $1 (see scripts/kafka.sh --help)" ;;
 		esac
@@ -113,12 +138,86 @@ validate_settings() {
 	[[ $data_dir != *[$'\\\n']* ]] || die "KAFKA_DATA_DIR must not contain a backslash or newline: '$data_dir'"
 	[[ $data_dir == /* ]] || data_dir="$PWD/$data_dir"
 	[[ $host =~ ^[A-Za-z0-9.:-]+$ ]] || die "KAFKA_HOST must be a host name or IP address, got '$host'"
+	base_dir=$data_dir
+	validate_cluster
+	select_node 1
+}
+
+# validate_cluster checks KAFKA_BROKERS and fills node_ports and
+# node_controller_ports, one entry a node.
+validate_cluster() {
+	case $brokers in
+	1 | 3) ;;
+	*) die "KAFKA_BROKERS must be 1 (one node) or 3 (a three-node cluster), got '$brokers'" ;;
+	esac
+	node_ports=() node_controller_ports=()
+	if ((brokers == 1)); then
+		[[ -z $ports_list && -z $controller_ports_list ]] ||
+			die "KAFKA_PORTS and KAFKA_CONTROLLER_PORTS are for KAFKA_BROKERS=3; one node uses KAFKA_PORT and KAFKA_CONTROLLER_PORT"
+		node_ports=("$port") node_controller_ports=("$controller_port")
+		replication=1 min_isr=1
+		return 0
+	fi
+	[[ -z $sasl_ssl_port ]] || die "KAFKA_SASL_SSL_PORT works with KAFKA_BROKERS=1 only"
+	local -a ps cs
+	local i all=" "
+	if [[ -n $ports_list ]]; then
+		IFS=, read -r -a ps <<<"$ports_list"
+	else
+		ps=("$port" $((port + 2)) $((port + 4)))
+	fi
+	if [[ -n $controller_ports_list ]]; then
+		IFS=, read -r -a cs <<<"$controller_ports_list"
+	else
+		cs=("$controller_port" $((controller_port + 2)) $((controller_port + 4)))
+	fi
+	((${#ps[@]} == brokers)) || die "KAFKA_PORTS must list $brokers ports, got '$ports_list'"
+	((${#cs[@]} == brokers)) || die "KAFKA_CONTROLLER_PORTS must list $brokers ports, got '$controller_ports_list'"
+	for ((i = 0; i < brokers; i++)); do
+		validate_port "KAFKA_PORTS[$((i + 1))]" "${ps[i]}"
+		validate_port "KAFKA_CONTROLLER_PORTS[$((i + 1))]" "${cs[i]}"
+	done
+	for p in "${ps[@]}" "${cs[@]}"; do
+		[[ $all != *" $p "* ]] || die "port $p appears twice among the cluster's client and controller ports ${ps[*]} ${cs[*]}"
+		all+="$p "
+	done
+	node_ports=("${ps[@]}") node_controller_ports=("${cs[@]}")
+	replication=3 min_isr=2
+}
+
+# select_node points the per-node settings (ports, data dir, files) at node
+# i (1-based). With one broker, node 1 is the data dir itself, as it always
+# was; in a cluster, node i lives in <data dir>/node-i.
+select_node() { # i
+	node=$1
+	port=${node_ports[node - 1]}
+	controller_port=${node_controller_ports[node - 1]}
+	if ((brokers == 1)); then
+		data_dir=$base_dir
+	else
+		data_dir=$base_dir/node-$node
+	fi
 	pid_file="$data_dir/kafka.pid"
 	config="$data_dir/server.properties"
 	log_file="$data_dir/kafka.log"
 	out_file="$data_dir/kafka.out"
 	format_file="$data_dir/format.env"
 	tls_dir="$data_dir/tls"
+}
+
+# quorum_config prints the controller-quorum line of server.properties: a
+# bootstrap server for one node (its voter set is in the metadata log), the
+# static voter list for a cluster.
+quorum_config() {
+	if ((brokers == 1)); then
+		printf 'controller.quorum.bootstrap.servers=%s:%s\n' "$host" "$controller_port"
+		return
+	fi
+	local i voters=
+	for ((i = 0; i < brokers; i++)); do
+		voters+="${voters:+,}$((i + 1))@$host:${node_controller_ports[i]}"
+	done
+	printf 'controller.quorum.voters=%s\n' "$voters"
 }
 
 # ---------------------------------------------------------------- deps
@@ -231,6 +330,10 @@ render_config() {
 	tmpl=${tmpl//@KAFKA_HOST@/"$host"}
 	tmpl=${tmpl//@KAFKA_PORT@/"$port"}
 	tmpl=${tmpl//@KAFKA_CONTROLLER_PORT@/"$controller_port"}
+	tmpl=${tmpl//@KAFKA_NODE_ID@/"$node"}
+	tmpl=${tmpl//@KAFKA_QUORUM@/"$(quorum_config)"}
+	tmpl=${tmpl//@KAFKA_REPLICATION_FACTOR@/"$replication"}
+	tmpl=${tmpl//@KAFKA_MIN_ISR@/"$min_isr"}
 	tmpl=${tmpl//@KAFKA_LOG_DIRS@/"$data_dir/logs"}
 	[[ $tmpl != *@KAFKA_* ]] || die "BUG: $template has a placeholder kafka.sh does not fill"
 	printf '%s\n' "$tmpl" >"$config"
@@ -322,11 +425,29 @@ check_formatted_port() {
 	fi
 }
 
+# cluster_id prints the id to format a node with: a new one for one node;
+# for a cluster the one in <data dir>/cluster.env, made on first use, since
+# every node of a cluster must carry the same id.
+cluster_id() {
+	((brokers == 1)) && { random_cluster_id; return; }
+	local file=$base_dir/cluster.env id=
+	[[ -f $file ]] && id=$(sed -n 's/^cluster_id=//p' "$file")
+	if [[ -z $id ]]; then
+		id=$(random_cluster_id)
+		mkdir -p "$base_dir"
+		printf 'cluster_id=%s\n' "$id" >"$file"
+	fi
+	printf '%s\n' "$id"
+}
+
 format_storage() {
 	[[ -f $data_dir/logs/meta.properties ]] && return 0
 	local cluster_id
-	cluster_id=$(random_cluster_id)
-	info "formatting $data_dir/logs (cluster id $cluster_id, standalone controller)"
+	cluster_id=$(cluster_id)
+	local -a quorum=(--standalone)
+	# A cluster's voters are static (controller.quorum.voters): no flag.
+	((brokers == 1)) || quorum=()
+	info "formatting $data_dir/logs (cluster id $cluster_id, $( ((brokers == 1)) && echo standalone controller || echo "node $node of a $brokers-voter quorum"))"
 	local -a scram=()
 	if [[ -n $sasl_ssl_port ]]; then
 		scram=(--add-scram "SCRAM-SHA-256=[name=$sasl_username,password=$sasl_password]"
@@ -334,7 +455,7 @@ format_storage() {
 	fi
 	if ! "$java" -Xmx256m -XX:TieredStopAtLevel=1 -Dlog4j2.configurationFile="$log4j_config" -Dkafka.logs.dir="$data_dir" \
 		-cp "$libs_dir/*" kafka.tools.StorageTool format \
-		--config "$config" --cluster-id "$cluster_id" --standalone "${scram[@]}" >>"$out_file" 2>&1; then
+		--config "$config" --cluster-id "$cluster_id" "${quorum[@]}" "${scram[@]}" >>"$out_file" 2>&1; then
 		tail -n 30 "$out_file" >&2 || true
 		die "formatting the storage in $data_dir/logs failed (output above, in $out_file)"
 	fi
@@ -362,7 +483,7 @@ java_args() {
 }
 
 # Sends a Metadata v4 request for all topics over /dev/tcp and succeeds when
-# the answer carries our correlation id and at least one live broker. Kafka 4
+# the answer carries our correlation id and lists KAFKA_BROKERS live brokers. Kafka 4
 # removed Metadata v0-v3, so v4 is the oldest version it answers.
 metadata_ready() {
 	local reply
@@ -379,16 +500,20 @@ metadata_ready() {
 	read -r -a b <<<"$reply"
 	((${#b[@]} == 16)) || return 1
 	[[ ${b[4]}${b[5]}${b[6]}${b[7]} == 0000002a ]] || return 1
-	((16#${b[12]}${b[13]}${b[14]}${b[15]} >= 1))
+	# A cluster's node is ready once it lists every node of the cluster.
+	((16#${b[12]}${b[13]}${b[14]}${b[15]} >= brokers))
 }
 
-wait_ready() { # pid
-	local pid=$1 started=$SECONDS
+# wait_ready waits for the selected node; on failure it leaves the reason
+# in fail_reason and returns 1.
+wait_ready() { # pid started
+	local pid=$1 started=${2:-$SECONDS}
 	while ((SECONDS - started < start_timeout)); do
 		if ! alive "$pid"; then
 			show_logs
 			rm -f "$pid_file"
-			die "the broker (pid $pid) exited during startup; log: $log_file"
+			fail_reason="the broker (pid $pid) exited during startup; log: $log_file"
+			return 1
 		fi
 		if metadata_ready; then
 			return 0
@@ -397,7 +522,8 @@ wait_ready() { # pid
 	done
 	show_logs
 	stop_pid "$pid"
-	die "the broker did not answer metadata on $host:$port within ${start_timeout}s, so it was stopped; log: $log_file"
+	fail_reason="the broker did not answer metadata on $host:$port$( ((brokers == 1)) || echo " listing all $brokers nodes") within ${start_timeout}s, so it was stopped; log: $log_file"
+	return 1
 }
 
 show_logs() {
@@ -430,6 +556,7 @@ prepare() {
 # ---------------------------------------------------------------- commands
 
 cmd_start() {
+	((brokers == 1)) || { start_cluster; return; }
 	local pid
 	prepare
 	local -a args
@@ -441,7 +568,7 @@ cmd_start() {
 	pid=$!
 	printf '%s\n' "$pid" >"$pid_file"
 	info "started the broker (pid $pid), waiting up to ${start_timeout}s for $host:$port to answer metadata"
-	wait_ready "$pid"
+	wait_ready "$pid" || die "$fail_reason"
 	local ms=$((($(date +%s%N) - begin_ns) / 1000000))
 	info "ready: brokers $host:$port (controller $host:$controller_port) after ${ms} ms; data $data_dir; log $log_file"
 	info "export DRIFTWATCH_KAFKA_BROKERS=$host:$port"
@@ -450,7 +577,94 @@ cmd_start() {
 	fi
 }
 
+# start_cluster prepares and launches every node, then waits until each
+# answers metadata listing all of them (a node cannot finish starting before
+# the quorum has a majority, so they start together). If one fails, all are
+# stopped.
+start_cluster() {
+	local i pid begin_ns started=$SECONDS
+	local -a pids=() args
+	begin_ns=$(date +%s%N)
+	# Every node's ports before any node starts.
+	for ((i = 1; i <= brokers; i++)); do
+		select_node "$i"
+		check_ports_free
+	done
+	for ((i = 1; i <= brokers; i++)); do
+		select_node "$i"
+		prepare
+		java_args
+		setsid "$java" "${args[@]}" >>"$out_file" 2>&1 </dev/null &
+		pid=$!
+		printf '%s\n' "$pid" >"$pid_file"
+		pids+=("$pid")
+		info "started node $i (pid $pid) on $host:$port, controller $host:$controller_port"
+	done
+	info "waiting up to ${start_timeout}s for the $brokers nodes to answer metadata listing all of them"
+	for ((i = 1; i <= brokers; i++)); do
+		select_node "$i"
+		if ! wait_ready "${pids[i - 1]}" "$started"; then
+			stop_cluster
+			die "node $i: $fail_reason"
+		fi
+	done
+	local ms=$((($(date +%s%N) - begin_ns) / 1000000)) list
+	list=$(bootstrap_list)
+	info "ready: a $brokers-node cluster on $list after ${ms} ms (replication factor $replication, min.insync.replicas $min_isr); data $base_dir/node-*"
+	info "export DRIFTWATCH_KAFKA_BROKERS=$list"
+}
+
+# bootstrap_list prints every node's client address, comma-separated.
+bootstrap_list() {
+	local i list=
+	for ((i = 0; i < brokers; i++)); do
+		list+="${list:+,}$host:${node_ports[i]}"
+	done
+	printf '%s\n' "$list"
+}
+
+# stop_cluster sends SIGTERM to every running node at once (one by one, the
+# last two would wait on a quorum the first had left), waits up to
+# stop_timeout, then sends SIGKILL to what is left.
+stop_cluster() {
+	local i pid started=$SECONDS begin_ns
+	local -a pids=() nodes=()
+	begin_ns=$(date +%s%N)
+	for ((i = 1; i <= brokers; i++)); do
+		select_node "$i"
+		if pid=$(running_pid); then
+			pids+=("$pid")
+			nodes+=("$i")
+			kill -TERM "$pid" 2>/dev/null || true
+		else
+			rm -f "$pid_file"
+		fi
+	done
+	if ((${#pids[@]} == 0)); then
+		info "not running (data dir $base_dir)"
+		return 0
+	fi
+	info "stopping nodes ${nodes[*]} (pids ${pids[*]})"
+	for pid in "${pids[@]}"; do
+		while alive "$pid" && ((SECONDS - started < stop_timeout)); do sleep 0.1; done
+		if alive "$pid"; then
+			info "pid $pid still running after ${stop_timeout}s; sending SIGKILL"
+			kill -KILL "$pid" 2>/dev/null || true
+			while alive "$pid" && ((SECONDS - started < stop_timeout + 10)); do sleep 0.1; done
+		fi
+		alive "$pid" && die "pid $pid survived SIGKILL"
+	done
+	local until=$((SECONDS + 5))
+	for ((i = 1; i <= brokers; i++)); do
+		select_node "$i"
+		rm -f "$pid_file"
+		while { port_in_use "$port" || port_in_use "$controller_port"; } && ((SECONDS < until)); do sleep 0.1; done
+	done
+	info "stopped after $((($(date +%s%N) - begin_ns) / 1000000)) ms"
+}
+
 cmd_run() {
+	((brokers == 1)) || die "run is for one node; start a $brokers-node cluster in the background with start"
 	prepare
 	local -a args
 	java_args -Ddriftwatch.kafka.console=INFO
@@ -497,6 +711,7 @@ stop_pid() { # pid
 }
 
 cmd_stop() {
+	((brokers == 1)) || { stop_cluster; return; }
 	local pid
 	if ! pid=$(running_pid); then
 		rm -f "$pid_file"
@@ -507,6 +722,7 @@ cmd_stop() {
 }
 
 cmd_status() {
+	((brokers == 1)) || { status_cluster; return; }
 	local pid
 	if ! pid=$(running_pid); then
 		echo "stopped (data dir $data_dir)"
@@ -517,6 +733,29 @@ cmd_status() {
 		return 0
 	fi
 	echo "running (pid $pid) but not answering metadata on $host:$port; log $log_file"
+	return 1
+}
+
+# status_cluster reports each node: exit 0 if all are ready, 3 if none
+# runs, 1 otherwise.
+status_cluster() {
+	local i pid up=0 ready=0
+	for ((i = 1; i <= brokers; i++)); do
+		select_node "$i"
+		if ! pid=$(running_pid); then
+			echo "node $i: stopped (data dir $data_dir)"
+			continue
+		fi
+		up=$((up + 1))
+		if metadata_ready; then
+			ready=$((ready + 1))
+			echo "node $i: running (pid $pid), ready on $host:$port, controller $host:$controller_port"
+		else
+			echo "node $i: running (pid $pid) but not answering metadata listing all $brokers nodes on $host:$port; log $log_file"
+		fi
+	done
+	((ready == brokers)) && return 0
+	((up == 0)) && return 3
 	return 1
 }
 

@@ -8,11 +8,21 @@
 # environment passes through, so DRIFTWATCH_TOPIC_PREFIX and friends apply.
 # Ports: Kafka 9092 (controller 9093), ClickHouse 8123, Prometheus 9090,
 # Alertmanager 9193, ingest 9101, monitor 9102, trainer 9103, serve 9104.
+# KAFKA_BROKERS=3 (`make run KAFKA_BROKERS=3`) starts a three-node Kafka
+# cluster instead of one broker: 9092, 9094, 9096 (controllers 9093, 9095,
+# 9097), topics with replication factor 3 and min.insync.replicas 2, in
+# .data/local-cluster (its own data directory: a one-node data dir cannot
+# become a cluster's).
 set -euo pipefail
 
 ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "$ROOT"
-export STACK_DIR="$ROOT/.data/local"
+export KAFKA_BROKERS=${KAFKA_BROKERS:-1}
+case $KAFKA_BROKERS in
+1) export STACK_DIR="$ROOT/.data/local" ;;
+3) export STACK_DIR="$ROOT/.data/local-cluster" ;;
+*) echo "run.sh: error: KAFKA_BROKERS must be 1 or 3, got '$KAFKA_BROKERS'" >&2; exit 2 ;;
+esac
 export KAFKA_PORT=9092 KAFKA_CONTROLLER_PORT=9093 CLICKHOUSE_PORT=8123
 # The services' APIs: every service listens on 127.0.0.1, so api_auth none
 # (allowed only on loopback) lets curl trigger a retrain without a token;
@@ -24,7 +34,7 @@ if [[ -z "${DRIFTWATCH_API_TOKENS_FILE:-}" ]]; then
 	: "${DRIFTWATCH_API_AUTH:=none}"
 	export DRIFTWATCH_API_AUTH
 fi
-: "${DRIFTWATCH_KAFKA_BROKERS:=127.0.0.1:9092}"
+: "${DRIFTWATCH_KAFKA_BROKERS:=$(bash scripts/stack.sh brokers)}"
 : "${DRIFTWATCH_CLICKHOUSE_URL:=http://127.0.0.1:8123/driftwatch}"
 export DRIFTWATCH_KAFKA_BROKERS DRIFTWATCH_CLICKHOUSE_URL
 
@@ -71,7 +81,7 @@ start() { # name port command...
 
 bash scripts/stack.sh start
 
-listening=("Kafka broker        127.0.0.1:9092"
+listening=("$( ((KAFKA_BROKERS == 1)) && echo "Kafka broker        127.0.0.1:9092" || echo "Kafka cluster       $DRIFTWATCH_KAFKA_BROKERS (3 nodes, replication factor 3)")"
 	"ClickHouse (HTTP)   http://127.0.0.1:8123   (database driftwatch; try: curl 'http://127.0.0.1:8123/?query=SELECT+version()')")
 
 if command -v prometheus >/dev/null; then
@@ -99,7 +109,7 @@ echo
 echo "driftwatch is running:"
 printf '  %s\n' "${listening[@]}"
 echo "Console: http://127.0.0.1:${svc_port[monitor]}/ui/  (the monitor's web console: drift, data quality, performance, triggers, training)"
-echo "Logs: $STACK_DIR/kafka/kafka.log, $STACK_DIR/clickhouse.log. Press Ctrl-C to stop."
+echo "Logs: $STACK_DIR/kafka/$( ((KAFKA_BROKERS == 1)) || echo "node-*/")kafka.log, $STACK_DIR/clickhouse.log. Press Ctrl-C to stop."
 echo
 
 # Wait until Ctrl-C or until one of the processes exits on its own.

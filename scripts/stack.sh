@@ -6,11 +6,17 @@
 #   scripts/stack.sh start   start both in the background and wait until they answer
 #   scripts/stack.sh stop    stop both (fine when nothing runs)
 #   scripts/stack.sh env     print the environment the tests read (DRIFTWATCH_TEST_*), as export lines
+#   scripts/stack.sh brokers print the Kafka bootstrap list (host:port,…)
 #
 # Settings (environment):
 #   STACK_DIR            data, logs and pid files (default <repo>/.data/stack)
 #   KAFKA_PORT           Kafka client port (default 9092)
 #   KAFKA_CONTROLLER_PORT Kafka KRaft controller port (default 9093)
+#   KAFKA_BROKERS        1 (default): one broker; 3: a three-node KRaft cluster
+#                        (scripts/kafka.sh), node i on KAFKA_PORT+2(i-1) and
+#                        KAFKA_CONTROLLER_PORT+2(i-1) unless KAFKA_PORTS and
+#                        KAFKA_CONTROLLER_PORTS list them; topics get
+#                        replication factor 3 and min.insync.replicas 2
 #   CLICKHOUSE_PORT      embedded ClickHouse HTTP port (default 8123)
 #   STACK_FRESH=1        delete STACK_DIR before starting (tests do)
 #   CHDB_LIB_PATH        libchdb.so (default <repo>/.deps/chdb/libchdb.so)
@@ -23,6 +29,7 @@ ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 STACK_DIR=${STACK_DIR:-$ROOT/.data/stack}
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
+KAFKA_BROKERS=${KAFKA_BROKERS:-1}
 CLICKHOUSE_PORT=${CLICKHOUSE_PORT:-8123}
 CHDB_LIB_PATH=${CHDB_LIB_PATH:-$ROOT/.deps/chdb/libchdb.so}
 CLICKHOUSE_USER_FILES=${CLICKHOUSE_USER_FILES-${TMPDIR:-/tmp}}
@@ -84,8 +91,20 @@ stop_clickhouse() {
 }
 
 kafka() {
-	KAFKA_PORT=$KAFKA_PORT KAFKA_CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT \
+	KAFKA_PORT=$KAFKA_PORT KAFKA_CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT KAFKA_BROKERS=$KAFKA_BROKERS \
 		KAFKA_DATA_DIR="$STACK_DIR/kafka" bash "$ROOT/scripts/kafka.sh" "$@"
+}
+
+# kafka_bootstrap prints the brokers' client addresses, comma-separated
+# (the rule scripts/kafka.sh uses for a cluster's ports).
+kafka_bootstrap() {
+	if [[ $KAFKA_BROKERS == 1 ]]; then
+		printf '127.0.0.1:%s\n' "$KAFKA_PORT"
+	elif [[ -n ${KAFKA_PORTS:-} ]]; then
+		printf '%s\n' "$KAFKA_PORTS" | sed 's/\([0-9][0-9]*\)/127.0.0.1:\1/g'
+	else
+		printf '127.0.0.1:%s,127.0.0.1:%s,127.0.0.1:%s\n' "$KAFKA_PORT" $((KAFKA_PORT + 2)) $((KAFKA_PORT + 4))
+	fi
 }
 
 case ${1:-} in
@@ -102,10 +121,13 @@ stop)
 	stop_clickhouse
 	kafka stop
 	;;
+brokers)
+	kafka_bootstrap
+	;;
 env)
 	# The tests' own variables (internal/testenv), never the services'
 	# DRIFTWATCH_KAFKA_BROKERS and DRIFTWATCH_CLICKHOUSE_URL.
-	printf 'export DRIFTWATCH_TEST_KAFKA_BROKERS=127.0.0.1:%s\n' "$KAFKA_PORT"
+	printf 'export DRIFTWATCH_TEST_KAFKA_BROKERS=%s\n' "$(kafka_bootstrap)"
 	printf 'export DRIFTWATCH_TEST_CLICKHOUSE_URL=http://127.0.0.1:%s/default\n' "$CLICKHOUSE_PORT"
 	printf 'export CHDB_LIB_PATH=%s\n' "$CHDB_LIB_PATH"
 	;;

@@ -5,6 +5,8 @@
 # race detector against them, and stops them whatever happens.
 #
 # Settings: GOTESTFLAGS (extra go test flags), PKGS (default ./...),
+# KAFKA_BROKERS=3 (run the tests against a three-node Kafka cluster on
+# 19092/19094/19096, controllers 19093/19095/19097, instead of one broker),
 # TEST_FUZZTIME (each fuzz target's run after the tests, default 10s; 0 skips),
 # BENCH=1 (run benchmarks instead of tests), KEEP_STACK=1 (leave it running).
 set -euo pipefail
@@ -16,6 +18,7 @@ export KAFKA_PORT=${TEST_KAFKA_PORT:-19092}
 export KAFKA_CONTROLLER_PORT=${TEST_KAFKA_CONTROLLER_PORT:-19093}
 export CLICKHOUSE_PORT=${TEST_CLICKHOUSE_PORT:-18123}
 export STACK_FRESH=1
+export KAFKA_BROKERS=${KAFKA_BROKERS:-1}
 
 started=$(date +%s)
 cleanup() {
@@ -24,7 +27,7 @@ cleanup() {
 		bash scripts/stack.sh stop || true
 	fi
 	if ((rc != 0)); then
-		echo "test.sh: failed (exit $rc); logs: $STACK_DIR/kafka/kafka.log, $STACK_DIR/clickhouse.log" >&2
+		echo "test.sh: failed (exit $rc); logs: $STACK_DIR/kafka/$( ((KAFKA_BROKERS == 1)) || echo "node-*/")kafka.log, $STACK_DIR/clickhouse.log" >&2
 	fi
 	echo "test.sh: wall time $(($(date +%s) - started)) s" >&2
 	exit $rc

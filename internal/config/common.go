@@ -16,6 +16,12 @@ import (
 type Kafka struct {
 	KafkaBrokers []string `yaml:"kafka_brokers" env:"DRIFTWATCH_KAFKA_BROKERS" flag:"kafka-brokers" help:"Kafka bootstrap brokers, comma-separated host:port"`
 	TopicPrefix  string   `yaml:"topic_prefix" env:"DRIFTWATCH_TOPIC_PREFIX" flag:"topic-prefix" help:"prefix of every Kafka topic name"`
+	// The replication of the topics driftwatch creates (an existing topic
+	// is left as it is); 0 takes the brokers' default.replication.factor
+	// and min.insync.replicas, which scripts/kafka.sh sets to 3 and 2 for
+	// a three-node cluster.
+	TopicReplicationFactor int `yaml:"topic_replication_factor" env:"DRIFTWATCH_TOPIC_REPLICATION_FACTOR" flag:"topic-replication-factor" help:"replicas of each partition of the topics driftwatch creates; 0 for the brokers' default.replication.factor"`
+	TopicMinInsyncReplicas int `yaml:"topic_min_insync_replicas" env:"DRIFTWATCH_TOPIC_MIN_INSYNC_REPLICAS" flag:"topic-min-insync-replicas" help:"min.insync.replicas of the topics driftwatch creates (replicas an acks=all write needs); 0 for the brokers' default"`
 	// SASL and TLS (see kafka_security.go and docs/security-kafka.md).
 	KafkaSASLMechanism         string `yaml:"kafka_sasl_mechanism" env:"DRIFTWATCH_KAFKA_SASL_MECHANISM" flag:"kafka-sasl-mechanism" help:"Kafka SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty for none"`
 	KafkaSASLUsername          string `yaml:"kafka_sasl_username" env:"DRIFTWATCH_KAFKA_SASL_USERNAME" flag:"kafka-sasl-username" help:"Kafka SASL user name"`
@@ -164,6 +170,15 @@ func (k *Kafka) Validate() error {
 	}
 	if !validTopicPrefix(k.TopicPrefix) {
 		p.add("topic_prefix", "%q may hold only letters, digits, '.', '_' and '-'", k.TopicPrefix)
+	}
+	if k.TopicReplicationFactor < 0 || k.TopicReplicationFactor > 32 {
+		p.add("topic_replication_factor", "must be from 0 (the brokers' default) to 32, got %d", k.TopicReplicationFactor)
+	}
+	if k.TopicMinInsyncReplicas < 0 {
+		p.add("topic_min_insync_replicas", "must be 0 (the brokers' default) or more, got %d", k.TopicMinInsyncReplicas)
+	}
+	if k.TopicReplicationFactor > 0 && k.TopicMinInsyncReplicas > k.TopicReplicationFactor {
+		p.add("topic_min_insync_replicas", "%d is more than topic_replication_factor %d: no acks=all write could succeed", k.TopicMinInsyncReplicas, k.TopicReplicationFactor)
 	}
 	p = append(p, k.validateSecurity())
 	return errors.Join(p...)

@@ -7,7 +7,8 @@
 // three tags: `yaml:"key"` (the file key), `env:"NAME"` (the environment
 // variable, optional) and `flag:"name"` with `help:"text"` (the flag,
 // optional). Supported field types are string, bool, int, int64, float64,
-// time.Duration, []string (comma-separated in env and flags) and Secret.
+// time.Duration, []string (comma-separated in env and flags; a list flag
+// given more than once collects every value) and Secret.
 // Nested structs without a yaml key (embedded) are walked, so every service
 // embeds [Common]. Fields with neither an env nor a flag tag — nested
 // sections, maps, lists of structs — are set by the YAML file only.
@@ -305,7 +306,7 @@ func newFlagSet(opts LoadOptions, fields []field) (*flag.FlagSet, *string, *bool
 		if f.env != "" {
 			help += " [" + f.env + "]"
 		}
-		fs.Var(&flagValue{f}, f.flag, help)
+		fs.Var(&flagValue{f: f}, f.flag, help)
 	}
 	fs.Usage = func() {
 		if opts.Usage != "" {
@@ -335,8 +336,13 @@ func applyEnv(fields []field, lookup func(string) (string, bool)) error {
 	return errors.Join(errs...)
 }
 
-// flagValue adapts a struct field to flag.Value.
-type flagValue struct{ f field }
+// flagValue adapts a struct field to flag.Value. A list flag given more
+// than once collects every value (-policy a.yaml -policy b.yaml), the
+// first replacing what the file and the environment gave.
+type flagValue struct {
+	f    field
+	seen bool
+}
 
 func (fv *flagValue) String() string {
 	if fv == nil || !fv.f.v.IsValid() || fv.f.v.IsZero() {
@@ -345,7 +351,18 @@ func (fv *flagValue) String() string {
 	return format(fv.f.v)
 }
 
-func (fv *flagValue) Set(s string) error { return set(fv.f.v, s) }
+func (fv *flagValue) Set(s string) error {
+	if fv.f.v.Kind() == reflect.Slice && fv.seen {
+		before := fv.f.v.Interface().([]string)
+		if err := set(fv.f.v, s); err != nil {
+			return err
+		}
+		fv.f.v.Set(reflect.ValueOf(append(before, fv.f.v.Interface().([]string)...)))
+		return nil
+	}
+	fv.seen = true
+	return set(fv.f.v, s)
+}
 
 // IsBoolFlag lets boolean fields be given as plain -flag.
 func (fv *flagValue) IsBoolFlag() bool { return fv.f.v.Kind() == reflect.Bool }

@@ -95,6 +95,12 @@ func TestLoadPrecedence(t *testing.T) {
 				c.BatchRows = 9
 			},
 		},
+		{
+			name: "a list flag given twice collects both, replacing the environment's",
+			args: []string{"-kafka-brokers", "c:3", "-kafka-brokers=d:4,e:5"},
+			env:  map[string]string{"DRIFTWATCH_KAFKA_BROKERS": "a:1"},
+			want: func(c *testConfig) { c.KafkaBrokers = []string{"c:3", "d:4", "e:5"} },
+		},
 		{name: "empty file changes nothing", args: []string{"-config", "testdata/empty.yaml"}, want: func(c *testConfig) {}},
 	}
 	for _, tt := range tests {
@@ -137,6 +143,16 @@ func TestLoadErrors(t *testing.T) {
   log_format: "xml" is neither text nor json
   shutdown_timeout: must be positive, got 0s
   batch_rows: must be at least 1, got -1`,
+		},
+		{
+			name: "topic replication out of range",
+			env:  map[string]string{"DRIFTWATCH_TOPIC_REPLICATION_FACTOR": "-1", "DRIFTWATCH_TOPIC_MIN_INSYNC_REPLICAS": "-2"},
+			want: "invalid configuration:\n  topic_replication_factor: must be from 0 (the brokers' default) to 32, got -1\n  topic_min_insync_replicas: must be 0 (the brokers' default) or more, got -2",
+		},
+		{
+			name: "min.insync.replicas above the replication factor",
+			env:  map[string]string{"DRIFTWATCH_TOPIC_REPLICATION_FACTOR": "2", "DRIFTWATCH_TOPIC_MIN_INSYNC_REPLICAS": "3"},
+			want: "invalid configuration:\n  topic_min_insync_replicas: 3 is more than topic_replication_factor 2: no acks=all write could succeed",
 		},
 		{
 			name: "wrong type in file",

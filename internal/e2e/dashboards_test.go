@@ -17,8 +17,10 @@ import (
 
 // dashboardsWait bounds how long checkDashboards waits for every query to
 // have a result: the trainer's first run and the monitor's first
-// performance round come a little after the drift alerts.
-const dashboardsWait = 5 * time.Minute
+// performance round come a little after the drift alerts, and the
+// restarted monitor evaluates the 100 junk models (which sort first)
+// before model-0: 3m26s at load average 30, over 5 minutes at 45.
+const dashboardsWait = 10 * time.Minute
 
 // grafanaGlobals are what Grafana substitutes for its own variables here:
 // the stack's Prometheus scrapes every second, so a minute spans enough

@@ -317,14 +317,18 @@ func errorLogger(l *slog.Logger) kafka.Logger {
 
 // Specs turns topics of the topology (schemas.Topology) into the specs
 // EnsureTopics creates, under o's topic prefix, with their partitions,
-// retention and maximum message size.
+// retention and maximum message size, and o's replication factor and
+// min.insync.replicas (each left to the brokers' default when 0).
 func Specs(o Options, topics ...schemas.Topic) []TopicSpec {
 	out := make([]TopicSpec, len(topics))
 	for i, t := range topics {
-		out[i] = TopicSpec{Name: o.Topic(t.Name), Partitions: t.Partitions, Configs: map[string]string{
+		out[i] = TopicSpec{Name: o.Topic(t.Name), Partitions: t.Partitions, ReplicationFactor: o.ReplicationFactor, Configs: map[string]string{
 			"retention.ms":      strconv.FormatInt(t.Retention.Milliseconds(), 10),
 			"max.message.bytes": strconv.Itoa(t.MaxMessageBytes),
 		}}
+		if o.MinInsyncReplicas > 0 {
+			out[i].Configs["min.insync.replicas"] = strconv.Itoa(o.MinInsyncReplicas)
+		}
 	}
 	return out
 }

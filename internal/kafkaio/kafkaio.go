@@ -62,6 +62,10 @@ type Options struct {
 	// ServerName checks each broker's certificate against that broker's
 	// host.
 	TLS *tls.Config
+	// ReplicationFactor and MinInsyncReplicas are what Specs gives the
+	// topics it describes (topic_replication_factor and
+	// topic_min_insync_replicas); 0 leaves each to the brokers' default.
+	ReplicationFactor, MinInsyncReplicas int
 }
 
 // Prefix returns the topic prefix in effect.
@@ -98,6 +102,9 @@ func (o Options) Validate() error {
 	}
 	if err := validateTopicChars(o.Prefix()); err != nil {
 		errs = append(errs, fmt.Errorf("topic prefix: %w", err))
+	}
+	if o.ReplicationFactor < 0 || o.MinInsyncReplicas < 0 {
+		errs = append(errs, fmt.Errorf("topic replication factor %d and min.insync.replicas %d must not be negative", o.ReplicationFactor, o.MinInsyncReplicas))
 	}
 	return errors.Join(errs...)
 }

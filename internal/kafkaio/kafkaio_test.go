@@ -3,10 +3,13 @@ package kafkaio
 import (
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/driftwatch/driftwatch/schemas"
 )
 
 func TestParseBrokers(t *testing.T) {
@@ -121,6 +124,7 @@ func TestOptionsValidate(t *testing.T) {
 		{name: "ok", opts: Options{Brokers: []string{"127.0.0.1:9092"}}},
 		{name: "no brokers", opts: Options{}, wantErr: []string{"brokers: ", "no broker"}},
 		{name: "every problem at once", opts: Options{Brokers: []string{"a:1", "b"}, TopicPrefix: "bad prefix/"}, wantErr: []string{"brokers[1]", "topic prefix"}},
+		{name: "negative replication", opts: Options{Brokers: []string{"a:1"}, ReplicationFactor: -1}, wantErr: []string{"replication factor -1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,6 +141,46 @@ func TestOptionsValidate(t *testing.T) {
 			for _, s := range tt.wantErr {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("error %q does not contain %q", err, s)
+				}
+			}
+		})
+	}
+}
+
+// TestSpecsReplication: the topology's partitions, retention and size
+// limit, and the options' replication, reach every spec; replication 0
+// stays 0 (the brokers' default) and sets no min.insync.replicas.
+func TestSpecsReplication(t *testing.T) {
+	inf, dl := schemas.TopicFor(schemas.TopicInferences), schemas.TopicFor(schemas.TopicDeadLetters)
+	tests := []struct {
+		name          string
+		rf, minISR    int
+		wantRF        int
+		wantMinISR    string
+		wantMinISRSet bool
+	}{
+		{name: "brokers' default", wantRF: 0},
+		{name: "three replicas, two in sync", rf: 3, minISR: 2, wantRF: 3, wantMinISR: "2", wantMinISRSet: true},
+		{name: "replicas only", rf: 3, wantRF: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := Options{Brokers: []string{"a:1"}, TopicPrefix: "p.", ReplicationFactor: tt.rf, MinInsyncReplicas: tt.minISR}
+			specs := Specs(o, inf, dl)
+			if len(specs) != 2 {
+				t.Fatalf("%d specs, want 2", len(specs))
+			}
+			for i, top := range []schemas.Topic{inf, dl} {
+				s := specs[i]
+				if s.Name != "p."+top.Name || s.Partitions != top.Partitions || s.ReplicationFactor != tt.wantRF {
+					t.Errorf("spec %d = %s, %d partitions, replication %d; want p.%s, %d, %d", i, s.Name, s.Partitions, s.ReplicationFactor, top.Name, top.Partitions, tt.wantRF)
+				}
+				if s.Configs["max.message.bytes"] != strconv.Itoa(top.MaxMessageBytes) {
+					t.Errorf("%s max.message.bytes %q, want %d", s.Name, s.Configs["max.message.bytes"], top.MaxMessageBytes)
+				}
+				got, set := s.Configs["min.insync.replicas"]
+				if set != tt.wantMinISRSet || got != tt.wantMinISR {
+					t.Errorf("%s min.insync.replicas %q (set %v), want %q (set %v)", s.Name, got, set, tt.wantMinISR, tt.wantMinISRSet)
 				}
 			}
 		})

@@ -27,7 +27,8 @@ var ErrRefused = errors.New("the Kafka cluster refused the connection")
 // Options of the same name. It reads the password and certificate files,
 // so a missing file is an error here, at start.
 func FromConfig(k config.Kafka, clientID string, log *slog.Logger) (Options, error) {
-	opts := Options{Brokers: k.KafkaBrokers, TopicPrefix: k.TopicPrefix, ClientID: clientID, Logger: log}
+	opts := Options{Brokers: k.KafkaBrokers, TopicPrefix: k.TopicPrefix, ClientID: clientID, Logger: log,
+		ReplicationFactor: k.TopicReplicationFactor, MinInsyncReplicas: k.TopicMinInsyncReplicas}
 	tc, err := k.TLSConfig()
 	if err != nil {
 		return Options{}, fmt.Errorf("kafka TLS: %w", err)

@@ -45,6 +45,11 @@ type Config struct {
 	// tables, by table name (`retention: {dead_letters: 7}`): the days
 	// that table's TTL keeps. A map, so YAML only (as every map setting).
 	Retention map[string]int `yaml:"retention"`
+	// Cluster, when set, renders the DDL for that ClickHouse cluster (a
+	// name of the servers' remote_servers): replicated local tables
+	// <table>_local and Distributed tables under the original names, every
+	// statement ON CLUSTER (see cluster.go and docs/operations.md).
+	Cluster string `yaml:"clickhouse_cluster" env:"DRIFTWATCH_CLICKHOUSE_CLUSTER" flag:"clickhouse-cluster" help:"ClickHouse cluster (a remote_servers name) to create the tables on: replicated tables named with _local, Distributed tables under the original names, every DDL statement ON CLUSTER; empty for one server"`
 }
 
 // DefaultConfig returns 90 days of raw events and 400 days of rollups.
@@ -119,6 +124,9 @@ func (o Config) Validate() error {
 	if o.RollupRetentionDays < 1 || o.RollupRetentionDays > 36500 {
 		errs = append(errs, fmt.Errorf("rollup_retention_days: must be from 1 to 36500, got %d", o.RollupRetentionDays))
 	}
+	if err := validateCluster(o.Cluster); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -143,7 +151,8 @@ func (s Statement) IsTTL() bool { return s.Table != "" }
 
 // Statements renders the DDL for opts, in the order it must run: each file
 // in name order, its statements in file order, followed by the TTL updates
-// that bring existing tables to the configured retention.
+// that bring existing tables to the configured retention. With
+// opts.Cluster set, every statement is in its cluster form (cluster.go).
 func Statements(opts Config) ([]Statement, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -154,6 +163,10 @@ func Statements(opts Config) ([]Statement, error) {
 	}
 	sort.Strings(names)
 	var out, ttls []Statement
+	var cl *clusterRewriter
+	if opts.Cluster != "" {
+		cl = newClusterRewriter(opts.Cluster)
+	}
 	for _, name := range names {
 		raw, err := fs.ReadFile(deploy.ClickHouseDDL, name)
 		if err != nil {
@@ -168,8 +181,22 @@ func Statements(opts Config) ([]Statement, error) {
 			return nil, fmt.Errorf("render %s: %w", name, err)
 		}
 		for _, s := range Split(b.String()) {
-			out = append(out, Statement{File: name, SQL: s})
-			if ttl, table, days := ttlUpdate(s); ttl != "" {
+			ttl, table, days := ttlUpdate(s)
+			if cl == nil {
+				out = append(out, Statement{File: name, SQL: s})
+			} else {
+				cs, err := cl.rewrite(s)
+				if err != nil {
+					return nil, fmt.Errorf("render %s for cluster %s: %w", name, opts.Cluster, err)
+				}
+				for _, c := range cs {
+					out = append(out, Statement{File: name, SQL: c})
+				}
+				if ttl != "" {
+					ttl, table = cl.ttl(ttl, table)
+				}
+			}
+			if ttl != "" {
 				ttls = append(ttls, Statement{File: name, SQL: ttl, Table: table, Days: days})
 			}
 		}

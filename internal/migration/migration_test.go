@@ -85,7 +85,7 @@ func TestApplyIsIdempotent(t *testing.T) {
 		}
 		tables = append(tables, n)
 	}
-	want := "[business_correlations business_metrics business_metrics_per_minute business_metrics_per_minute_mv dead_letters drift_distribution_bins drift_distributions drift_results inferences inferences_labeled inferences_per_minute inferences_per_minute_mv models monitor_instances monitor_leases outcomes outcomes_per_minute outcomes_per_minute_mv performance_latest performance_results reference_profiles retrain_triggers root_causes training_leases training_runs]"
+	want := "[business_correlations business_metrics business_metrics_per_minute business_metrics_per_minute_mv dead_letters drift_distribution_bins drift_distributions drift_results inferences inferences_labeled inferences_per_minute inferences_per_minute_mv labeling_queue models monitor_instances monitor_leases outcomes outcomes_per_minute outcomes_per_minute_mv performance_latest performance_results reference_profiles retrain_triggers root_causes training_leases training_runs window_partial_bins window_partial_buckets window_partial_categories]"
 	if fmt.Sprint(tables) != want {
 		t.Errorf("tables = %v\nwant     %s", tables, want)
 	}
@@ -209,8 +209,9 @@ func TestOneOwnerOfTheTTLs(t *testing.T) {
 	// the days written here.
 	want := map[string][2]int{ // table: configured, actual
 		"business_correlations": {100, 400}, "business_metrics": {30, 90}, "business_metrics_per_minute": {100, 400},
-		"dead_letters": {7, 90}, "drift_distributions": {100, 400}, "drift_results": {100, 400}, "inferences": {30, 90}, "inferences_per_minute": {100, 400}, "monitor_instances": {30, 90}, "monitor_leases": {30, 90},
+		"dead_letters": {7, 90}, "drift_distributions": {100, 400}, "drift_results": {100, 400}, "inferences": {30, 90}, "inferences_per_minute": {100, 400}, "labeling_queue": {30, 90}, "monitor_instances": {30, 90}, "monitor_leases": {30, 90},
 		"outcomes": {30, 90}, "outcomes_per_minute": {100, 400}, "performance_results": {100, 400}, "root_causes": {100, 400}, "training_leases": {30, 90},
+		"window_partial_bins": {30, 90}, "window_partial_buckets": {30, 90}, "window_partial_categories": {30, 90},
 	}
 	ms := check(other)
 	got := map[string][2]int{}
@@ -253,8 +254,8 @@ func TestApplySchemaCreates(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = currentDatabase()").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 25 {
-		t.Errorf("%d tables and views, want the DDL's 25", n)
+	if n != 29 {
+		t.Errorf("%d tables and views, want the DDL's 29", n)
 	}
 	if ms, err := CheckTTLs(ctx, conn, cfg); err != nil || len(ms) != 0 {
 		t.Errorf("CheckTTLs: %v %v", ms, err)

@@ -29,8 +29,11 @@ import (
 //     saying how to configure tokens), so that a web page visited while a
 //     local stack runs cannot trigger anything.
 //
+// A route mounted with HandleWrite is a write whatever its method (a GET
+// that changes state): it needs a write token, sent as a bearer header.
+//
 // A write's body must be Content-Type application/json (415 otherwise,
-// even when empty): a browser sends that type cross-site only after a
+// even when empty, and for a GET mounted with HandleWrite too): a browser sends that type cross-site only after a
 // CORS preflight, which the API never answers, so an HTML form or a
 // no-cors fetch from another site is refused. Errors are JSON
 // {"error": "..."}; 401 and 403 carry WWW-Authenticate: Bearer (Basic
@@ -84,13 +87,13 @@ func newAuth(a config.APIAuth, addr string, denied *prometheus.CounterVec) (*aut
 // on the console's pages. A write needs the bearer header: a browser
 // resends basic credentials on its own, also to requests another site
 // makes, and a bearer header it never adds unasked.
-func (a *auth) scope(r *http.Request) config.Scope {
+func (a *auth) scope(r *http.Request, write bool) config.Scope {
 	h := r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok {
 		tok, ok = strings.CutPrefix(h, "bearer ")
 	}
-	if !ok && !isWrite(r) {
+	if !ok && !write {
 		_, tok, ok = r.BasicAuth()
 	}
 	if !ok {
@@ -123,9 +126,12 @@ func isWrite(r *http.Request) bool { return r.Method != http.MethodGet && r.Meth
 // How to configure tokens, told to a refused client.
 const tokenHelp = "set api_tokens_file (DRIFTWATCH_API_TOKENS_FILE) to a file of lines 'TOKEN read' or 'TOKEN write' and send 'Authorization: Bearer TOKEN'; see docs/operations.md#protected-apis"
 
-func (a *auth) wrap(h http.Handler) http.Handler {
+// wrap guards h; every request is a write when always is set (a GET that
+// changes state, such as the labeling queue's, which records the rows it
+// hands out).
+func (a *auth) wrap(h http.Handler, always bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		write := isWrite(r)
+		write := always || isWrite(r)
 		if a.none && !config.LoopbackAddr(hostPort(r.Host)) {
 			// A page on another site whose name was made to resolve to
 			// 127.0.0.1 (DNS rebinding) is same-origin to the browser
@@ -141,7 +147,7 @@ func (a *auth) wrap(h http.Handler) http.Handler {
 				return
 			case a.digests == nil:
 			default:
-				s := a.scope(r)
+				s := a.scope(r, write)
 				challenge, invalid := `Bearer realm="driftwatch"`, `Bearer realm="driftwatch", error="invalid_token"`
 				if strings.HasPrefix(r.URL.Path, "/ui/") {
 					// The console's pages: a browser asks for the token

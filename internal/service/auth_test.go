@@ -38,11 +38,13 @@ func startAuth(t *testing.T, a config.APIAuth) (string, *Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Handle("/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ran := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusAccepted)
 		io.WriteString(w, `{"ran":"`+r.Method+`"}`)
-	}))
+	})
+	s.Handle("/api/", ran)
+	s.HandleWrite("GET /api/v1/handout", ran)
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +152,42 @@ func TestAPIAuthTokens(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(s.auth.denied.WithLabelValues("read_scope")); n != 2 {
 		t.Errorf(`driftwatch_api_requests_denied_total{reason="read_scope"} = %v, want 2`, n)
+	}
+}
+
+// TestAPIAuthHandleWrite: a GET mounted with HandleWrite (the labeling
+// queue's, which records what it hands out) is a write: a read token is
+// refused, a write token needs the bearer header (not basic auth) and
+// Content-Type application/json; the routes beside it stay reads.
+func TestAPIAuthHandleWrite(t *testing.T) {
+	base, _ := startAuth(t, config.APIAuth{APIAuthMode: config.APIAuthTokens, APITokensFile: tokensFile(t)})
+	const js = "application/json"
+	for _, c := range []struct {
+		name, path, token, ctype string
+		code                     int
+	}{
+		{"read token", "/api/v1/handout", readToken, js, 403},
+		{"write token", "/api/v1/handout", writeToken, js, 202},
+		{"write token without JSON type", "/api/v1/handout", writeToken, "", 415},
+		{"no token", "/api/v1/handout", "", js, 401},
+		{"a read route beside it", "/api/v1/thing", readToken, "", 202},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if a := call(t, "GET", base+c.path, c.token, c.ctype, ""); a.code != c.code {
+				t.Errorf("status %d (%q), want %d", a.code, a.errMsg, c.code)
+			}
+		})
+	}
+	req, _ := http.NewRequest("GET", base+"/api/v1/handout", nil)
+	req.SetBasicAuth("x", writeToken)
+	req.Header.Set("Content-Type", js)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("write token as basic auth: %d, want 401", resp.StatusCode)
 	}
 }
 

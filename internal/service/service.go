@@ -236,7 +236,15 @@ func (s *Server) Logger() *slog.Logger { return s.log }
 
 // Handle mounts an API handler behind the API's authentication
 // (Options.Auth); patterns follow net/http.ServeMux.
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, s.auth.wrap(h)) }
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, s.auth.wrap(h, false)) }
+
+// HandleWrite mounts an API handler whose every request is a write for
+// the authentication, whatever its method: a GET that changes state (the
+// labeling queue's, which records what it hands out) needs a write token
+// and Content-Type application/json as a POST does.
+func (s *Server) HandleWrite(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, s.auth.wrap(h, true))
+}
 
 // AddCheck adds a named readiness check, evaluated by /readyz (at most
 // once per ReadyCacheTTL). A cached result is dropped, so the new check

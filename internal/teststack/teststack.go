@@ -182,12 +182,113 @@ func (k *Kafka) Stop(t testing.TB) { t.Helper(); k.run(t, "stop") }
 func (k *Kafka) run(t testing.TB, verb string) {
 	t.Helper()
 	cmd := exec.Command("bash", filepath.Join(k.root, "scripts/kafka.sh"), verb)
-	cmd.Env = append(os.Environ(), "KAFKA_PORT="+strconv.Itoa(k.Port), "KAFKA_CONTROLLER_PORT="+strconv.Itoa(k.ControllerPort), "KAFKA_DATA_DIR="+k.DataDir)
+	// KAFKA_BROKERS=1 whatever the shell says (`KAFKA_BROKERS=3 make test`
+	// exports 3 for the shared stack): this is a one-node broker.
+	cmd.Env = append(os.Environ(), "KAFKA_BROKERS=1", "KAFKA_PORTS=", "KAFKA_CONTROLLER_PORTS=",
+		"KAFKA_PORT="+strconv.Itoa(k.Port), "KAFKA_CONTROLLER_PORT="+strconv.Itoa(k.ControllerPort), "KAFKA_DATA_DIR="+k.DataDir)
 	if k.SASLSSLPort != 0 {
 		cmd.Env = append(cmd.Env, "KAFKA_SASL_SSL_PORT="+strconv.Itoa(k.SASLSSLPort), "KAFKA_SASL_USERNAME="+k.SASLUsername, "KAFKA_SASL_PASSWORD="+k.SASLPassword)
 	}
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("kafka.sh %s: %v\n%s", verb, err, b)
+	}
+}
+
+// KafkaCluster is a private three-node KRaft cluster (scripts/kafka.sh
+// with KAFKA_BROKERS=3): every node broker and controller, topics with
+// replication factor 3 and min.insync.replicas 2 by default.
+type KafkaCluster struct {
+	Ports, ControllerPorts []int
+	DataDir                string
+	root                   string
+}
+
+// StartKafkaCluster starts three nodes on free ports with their own data
+// directories and stops them at cleanup.
+func StartKafkaCluster(t testing.TB) *KafkaCluster {
+	t.Helper()
+	testenv.Private(t, "Kafka cluster")
+	root := RepoRoot(t)
+	if m, _ := filepath.Glob(filepath.Join(root, ".deps/kafka/libs/kafka_2.13-*.jar")); len(m) == 0 {
+		testenv.Unavailable(t, "the Kafka jars are not in .deps/kafka/libs (run `make deps`)")
+	}
+	k := &KafkaCluster{DataDir: filepath.Join(t.TempDir(), "kafka"), root: root}
+	for range 3 {
+		k.Ports = append(k.Ports, FreePort(t))
+		k.ControllerPorts = append(k.ControllerPorts, FreePort(t))
+	}
+	t.Cleanup(func() { k.run(t, "stop") })
+	k.run(t, "start")
+	return k
+}
+
+// Brokers returns the bootstrap addresses of the three nodes.
+func (k *KafkaCluster) Brokers() []string {
+	out := make([]string, len(k.Ports))
+	for i, p := range k.Ports {
+		out[i] = "127.0.0.1:" + strconv.Itoa(p)
+	}
+	return out
+}
+
+// NodeID returns the node id (1-3) of the broker whose client port is
+// port, as the cluster's metadata gives it, or 0 when it is none of them.
+func (k *KafkaCluster) NodeID(port int) int {
+	for i, p := range k.Ports {
+		if p == port {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// Kill sends SIGKILL to node id (1-3) and waits until it is gone: no
+// controlled shutdown, no flush, as when a machine dies.
+func (k *KafkaCluster) Kill(t testing.TB, id int) {
+	t.Helper()
+	pidFile := filepath.Join(k.DataDir, "node-"+strconv.Itoa(id), "kafka.pid")
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("kill Kafka node %d: %v", id, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("kill Kafka node %d: pid file %s: %v", id, pidFile, err)
+	}
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || !bytes.Contains(cmdline, []byte("kafka.Kafka")) {
+		t.Fatalf("kill Kafka node %d: pid %d is not a running broker (%v)", id, pid, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill Kafka node %d (pid %d): %v", id, pid, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		// The broker was started by setsid from kafka.sh: init reaps it.
+		if st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil && bytes.Contains(st, []byte(") Z ")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Kafka node %d (pid %d) still runs 30 s after SIGKILL", id, pid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (k *KafkaCluster) run(t testing.TB, verb string) {
+	t.Helper()
+	join := func(ps []int) string {
+		s := make([]string, len(ps))
+		for i, p := range ps {
+			s[i] = strconv.Itoa(p)
+		}
+		return strings.Join(s, ",")
+	}
+	cmd := exec.Command("bash", filepath.Join(k.root, "scripts/kafka.sh"), verb)
+	cmd.Env = append(os.Environ(), "KAFKA_BROKERS=3", "KAFKA_PORTS="+join(k.Ports),
+		"KAFKA_CONTROLLER_PORTS="+join(k.ControllerPorts), "KAFKA_DATA_DIR="+k.DataDir)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kafka.sh %s (three nodes): %v\n%s", verb, err, b)
 	}
 }
 

@@ -162,8 +162,10 @@ type importanceView struct {
 }
 
 type rootCauseRow struct {
+	WindowStart    time.Time `json:"window_start"`
 	WindowEnd      time.Time `json:"window_end"`
 	Feature        string    `json:"feature"`
+	Metric         string    `json:"metric"`
 	SegmentKey     string    `json:"segment_key"`
 	Segment        string    `json:"segment"`
 	Rank           int       `json:"rank"`

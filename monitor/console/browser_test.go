@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -149,6 +150,17 @@ func TestConsoleInBrowser(t *testing.T) {
 	// min_importance, is shown and triggers nothing).
 	if err := conn.Exec(context.Background(), "INSERT INTO models (model_id, version, status, metrics, feature_importance, created_at, updated_at) VALUES "+
 		"('model-0', 'v1', 'champion', map(), map('f0', 0.1, 'f1', 0.1, 'f2', 0.1, 'f3', 0.5, 'f4', 0.1, 'f5', 0.1, 'c0', 0, 'c1', 0), now64(3), now64(3))"); err != nil {
+		t.Fatal(err)
+	}
+	// A performance drop's decomposition, as the monitor stores it when
+	// labels show one (computed on real data in monitor's
+	// TestPerformanceSliceConcept; gen sends no labels here): accuracy fell
+	// by 0.12, region=eu within (−0.10), the rest of the rows −0.02.
+	end := time.Now().UTC().Add(-30 * time.Minute).Truncate(time.Minute)
+	win := fmt.Sprintf("toDateTime64('%s', 3, 'UTC'), toDateTime64('%s', 3, 'UTC')", end.Add(-time.Hour).Format(time.DateTime), end.Format(time.DateTime))
+	if err := conn.Exec(context.Background(), `INSERT INTO root_causes (model_id, window_start, window_end, feature, metric, segment_key, segment, rank, kind, mix, within, total, reference_share, current_share, population_psi, computed_at) VALUES
+		('model-0', `+win+`, '', 'accuracy', 'region', 'region=eu', 1, 'within', 0.001, -0.101, -0.1, 0.33, 0.34, -0.12, now64(3)),
+		('model-0', `+win+`, '', 'accuracy', 'region', '(rest)', 2, 'within', 0, -0.02, -0.02, 0.67, 0.66, -0.12, now64(3))`); err != nil {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(t.TempDir(), "monitor.yml")
@@ -296,6 +308,14 @@ func TestConsoleInBrowser(t *testing.T) {
 				break
 			}
 		}
+	}
+	// The performance drop's slices, ranked: region=eu first, within.
+	perf, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#slices tr.perf-root-cause')].map(e => e.dataset.metric + " " + e.dataset.segment + " " + e.querySelector('td.rc-kind').textContent)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(perf, []string{"accuracy region=eu within", "accuracy (rest) within"}) {
+		t.Errorf("slices: performance root causes %q, want region=eu then (rest), both within", perf)
 	}
 	for _, region := range []string{"us", "eu", "apac"} {
 		if n := count(fmt.Sprintf(`#slices tr.slice-flag[data-segment="region=%s"][data-feature="f3"]`, region)); n != 1 {

@@ -201,11 +201,16 @@ type modelView struct {
 	// feature and key in the newest window with root causes; SliceFlags
 	// the slices' drifted features in the newest window with slices, and
 	// Slices every slice evaluated in it.
-	RootCauses  []rootCauseRow
-	RootSource  source
-	SliceFlags  []segmentFlag
-	Slices      []string
-	SliceSource source
+	RootCauses []rootCauseRow
+	RootSource source
+	// PerfRootCauses are the top slices of each key in the newest
+	// performance drop's decomposition (the metric's change split into
+	// mix and within-slice parts).
+	PerfRootCauses []rootCauseRow
+	PerfRootSource source
+	SliceFlags     []segmentFlag
+	Slices         []string
+	SliceSource    source
 }
 
 // topSlices is how many slices of each feature and key the Slices panel
@@ -512,6 +517,20 @@ func (c *Console) sliceViews(ctx context.Context, v *modelView) error {
 		}
 	}
 	v.RootSource = source{API: "GET " + rpath, SQL: rc.SQL}
+	ppath := rpath + "?metric=" + url.QueryEscape("*") // monitor.AnyPerformanceMetric
+	var prc struct {
+		RootCauses []rootCauseRow `json:"root_causes"`
+		SQL        []string       `json:"sql"`
+	}
+	if err := c.get(ctx, ppath, &prc); err != nil && !errors.Is(err, errNotFound) {
+		return err
+	}
+	for _, r := range prc.RootCauses {
+		if r.Rank <= topSlices {
+			v.PerfRootCauses = append(v.PerfRootCauses, r)
+		}
+	}
+	v.PerfRootSource = source{API: "GET " + ppath, SQL: prc.SQL}
 	spath := "/api/v1/models/" + pm + "/segments"
 	var sf struct {
 		Segments []segmentFlag `json:"segments"`

@@ -14,6 +14,10 @@
 // window's dead letters per reason, which reads dead_letters; features come from the features_numeric and
 // features_categorical maps, prediction drift from prediction_score
 // (numeric feature "__score") and prediction_label (categorical "__label").
+//
+// ComputeIncremental (incremental.go) gives the same snapshot against a
+// pinned Reference from per-bucket partial aggregates kept in the
+// window_partial_* tables, reading only the buckets that are new or changed.
 package window
 
 import (
@@ -276,6 +280,16 @@ type querier struct {
 	// reference's and the current window's rows.
 	joint      *jointCollector
 	jointRates [2]float64
+	// bucketMs, when set, gives numericPairs' and binned's rows a column b,
+	// the row's bucket (its event time in milliseconds over bucketMs), and
+	// where is appended to base's condition (the incremental partials).
+	bucketMs int64
+	where    string
+}
+
+// bucketOf is the bucket number of a row's event time.
+func (q *querier) bucketOf() string {
+	return fmt.Sprintf("intDiv(toUnixTimestamp64Milli(timestamp), %d)", q.bucketMs)
 }
 
 func (q *querier) inRef() string {
@@ -293,7 +307,7 @@ func (q *querier) inCur() string {
 // request's features twice.
 func (q *querier) base() string {
 	if q.curOnly {
-		return fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND NOT shadow AND %s", chsql.String(q.model), q.inCur())
+		return fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND NOT shadow AND %s%s", chsql.String(q.model), q.inCur(), q.where)
 	}
 	return fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND NOT shadow AND (%s OR %s)", chsql.String(q.model), q.inRef(), q.inCur())
 }
@@ -324,6 +338,9 @@ func (q *querier) numericPairs(hash bool) string {
 	h, hDef := "", ""
 	if hash {
 		h, hDef = ", h", ", cityHash64(event_id) / 18446744073709551616 AS h"
+	}
+	if q.bucketMs != 0 {
+		h, hDef = h+", b", hDef+", "+q.bucketOf()+" AS b"
 	}
 	return fmt.Sprintf("(SELECT is_cur%[1]s, k, v FROM (SELECT %[3]s AS is_cur%[2]s, features_numeric %[4]s) "+
 		"ARRAY JOIN mapKeys(features_numeric) AS k, mapValues(features_numeric) AS v "+
@@ -462,20 +479,64 @@ func (q *querier) numericBins(ctx context.Context, out []Numeric) error {
 
 // binsSQL is numericBins' query for the features out (idx 1 is out[0]).
 func (q *querier) binsSQL(out []Numeric) string {
+	refRate := make([]float64, len(out))
+	curRate := make([]float64, len(out))
+	for i, n := range out {
+		refRate[i] = sampleRate(q.opts.SampleCap, n.RefN)
+		curRate[i] = sampleRate(q.opts.SampleCap, n.CurN)
+	}
+	b := q.binned(out, refRate, curRate, q.opts.Samples, "")
+	sample := ""
+	if q.opts.Samples {
+		// The sorted sample travels as the serialised state of groupArray
+		// (a varint count, then the values as little-endian float64):
+		// clickhouse-go scans an Array(Float64) element by element through
+		// reflection, which took longer than the query itself.
+		sample = ", CAST(arrayReduce('groupArrayState', arraySort(groupArrayIf(v, keep))) AS String)"
+		if q.joint != nil {
+			// The joint sample: the hashes and the values of the kept
+			// rows, two arrays in the same order — the two aggregates of
+			// one group see its rows in one order, in every thread and in
+			// the merge of the threads' states (TestJointSample checks
+			// that each value comes back with its event's). Cheaper than
+			// building an array of (h, v) for every row of the windows.
+			sample += ", CAST(arrayReduce('groupArrayState', groupArrayIf(h, jkeep)) AS String), CAST(arrayReduce('groupArrayState', groupArrayIf(v, jkeep)) AS String)"
+		}
+	}
+	return fmt.Sprintf("SELECT idx, is_cur, bin, count(), countIf(is_cur AND %s)%s FROM %s GROUP BY idx, is_cur, bin",
+		b.outside, sample, b.from)
+}
+
+// binnedRows is the subquery binsSQL and the incremental partials read:
+// one row (is_cur, idx, v, bin, and with hash h and keep) per value of a
+// feature of out, its bin on the feature's edges, and whether the
+// window's sample keeps it (h below the feature's rate in that window);
+// outside is the condition "v is outside the reference range".
+type binnedRows struct {
+	from, outside string
+	// ids and per express per-feature constants by idx.
+	ids string
+}
+
+// binned builds binnedRows over the windows q reads. Bins: the number of a
+// feature's edges at or below the value, as a sum of comparisons with
+// per-feature constants looked up by transform — much cheaper per row than
+// indexing a map of edge arrays; edges are padded to Bins-1 with NaN,
+// which no value is at or above.
+//
+// keep, when not empty, replaces the rate lookup: the condition on h (and
+// idx, b) under which a value is kept.
+func (q *querier) binned(out []Numeric, refRate, curRate []float64, hash bool, keepExpr string) binnedRows {
 	nb := q.opts.Bins - 1
 	idx := make([]string, len(out))
 	keys := make([]string, len(out))
 	lo := make([]float64, len(out))
 	hi := make([]float64, len(out))
-	refRate := make([]float64, len(out))
-	curRate := make([]float64, len(out))
 	edges := make([][]float64, nb)
 	for i, n := range out {
 		idx[i] = strconv.Itoa(i + 1)
 		keys[i] = chsql.String(n.Feature)
 		lo[i], hi[i] = n.RefMin, n.RefMax
-		refRate[i] = sampleRate(q.opts.SampleCap, n.RefN)
-		curRate[i] = sampleRate(q.opts.SampleCap, n.CurN)
 		for j := range nb {
 			e := math.NaN()
 			if j < len(n.Edges) {
@@ -492,39 +553,35 @@ func (q *querier) binsSQL(out []Numeric) string {
 	for j := range nb {
 		bin[j] = fmt.Sprintf("(v >= %s)", per(edges[j]))
 	}
-	sample, keep, h := "", "", ""
-	if q.opts.Samples {
-		// The sorted sample travels as the serialised state of groupArray
-		// (a varint count, then the values as little-endian float64):
-		// clickhouse-go scans an Array(Float64) element by element through
-		// reflection, which took longer than the query itself.
-		sample = ", CAST(arrayReduce('groupArrayState', arraySort(groupArrayIf(v, keep))) AS String)"
+	keep, h := "", ""
+	if hash {
 		// One lookup by 2·idx + is_cur gives the window's rate; h < 1, so a
 		// rate of 1 keeps every row.
-		rates := make([]float64, 0, 2*len(out))
-		slots := make([]string, 0, 2*len(out))
-		for i := range out {
-			rates = append(rates, refRate[i], curRate[i])
-			slots = append(slots, strconv.Itoa(2*(i+1)), strconv.Itoa(2*(i+1)+1))
+		if keepExpr == "" {
+			rates := make([]float64, 0, 2*len(out))
+			slots := make([]string, 0, 2*len(out))
+			for i := range out {
+				rates = append(rates, refRate[i], curRate[i])
+				slots = append(slots, strconv.Itoa(2*(i+1)), strconv.Itoa(2*(i+1)+1))
+			}
+			keepExpr = fmt.Sprintf("h < transform(idx * 2 + is_cur, CAST([%s], 'Array(UInt32)'), %s, toFloat64(0))", strings.Join(slots, ", "), floatArray(rates))
 		}
-		keep = fmt.Sprintf(", h < transform(idx * 2 + is_cur, CAST([%s], 'Array(UInt32)'), %s, toFloat64(0)) AS keep", strings.Join(slots, ", "), floatArray(rates))
+		keep = ", h, " + keepExpr + " AS keep"
 		h = "h, "
 		if q.joint != nil {
-			// The joint sample: the hashes and the values of the kept
-			// rows, two arrays in the same order — the two aggregates of
-			// one group see its rows in one order, in every thread and in
-			// the merge of the threads' states (TestJointSample checks
-			// that each value comes back with its event's). Cheaper than
-			// building an array of (h, v) for every row of the windows.
-			sample += ", CAST(arrayReduce('groupArrayState', groupArrayIf(h, jkeep)) AS String), CAST(arrayReduce('groupArrayState', groupArrayIf(v, jkeep)) AS String)"
-			keep += fmt.Sprintf(", h < if(is_cur, toFloat64(%s), toFloat64(%s)) AS jkeep, h", strconv.FormatFloat(q.jointRates[1], 'g', -1, 64), strconv.FormatFloat(q.jointRates[0], 'g', -1, 64))
+			// The joint sample's rows (binsSQL gathers them): h is
+			// selected above already.
+			keep += fmt.Sprintf(", h < if(is_cur, toFloat64(%s), toFloat64(%s)) AS jkeep", strconv.FormatFloat(q.jointRates[1], 'g', -1, 64), strconv.FormatFloat(q.jointRates[0], 'g', -1, 64))
 		}
 	}
-	return fmt.Sprintf("SELECT idx, is_cur, bin, count(), countIf(is_cur AND (v < %s OR v > %s))%s FROM ("+
-		"SELECT is_cur, v, idx, toUInt32(%s) AS bin%s "+
-		"FROM (SELECT is_cur, %sv, transform(k, [%s], %s, toUInt32(0)) AS idx FROM %s) WHERE idx > 0"+
-		") GROUP BY idx, is_cur, bin",
-		per(lo), per(hi), sample, strings.Join(bin, " + "), keep, h, strings.Join(keys, ", "), ids, q.numericPairs(q.opts.Samples))
+	if q.bucketMs != 0 {
+		h += "b, "
+		keep += ", b"
+	}
+	from := fmt.Sprintf("(SELECT is_cur, v, idx, toUInt32(%s) AS bin%s "+
+		"FROM (SELECT is_cur, %sv, transform(k, [%s], %s, toUInt32(0)) AS idx FROM %s) WHERE idx > 0)",
+		strings.Join(bin, " + "), keep, h, strings.Join(keys, ", "), ids, q.numericPairs(hash))
+	return binnedRows{from: from, outside: fmt.Sprintf("(v < %s OR v > %s)", per(lo), per(hi)), ids: ids}
 }
 
 // binsQuery runs binsSQL's query sql and fills in out.
@@ -717,20 +774,33 @@ type catStats struct {
 // first) and category, the folded row last — the order merge gives too.
 func (q *querier) categorySQL() string {
 	// The label is a second, narrow read under UNION ALL, like the score.
-	return fmt.Sprintf("SELECT k, folded, if(folded, '', v) AS cat, sum(r) AS rr, sum(c) AS cc, any(d), any(dr), any(dc) FROM ("+
-		"SELECT k, v, r, c, rn > %[4]d AS folded, d, dr, dc FROM ("+
-		"SELECT k, v, r, c, row_number() OVER byCount AS rn, count() OVER byFeature AS d, countIf(r > 0) OVER byFeature AS dr, countIf(c > 0) OVER byFeature AS dc FROM ("+
-		"SELECT k, v, countIf(NOT is_cur) AS r, countIf(is_cur) AS c FROM ("+
+	counts := fmt.Sprintf("SELECT k, v, countIf(NOT is_cur) AS r, countIf(is_cur) AS c FROM ("+
 		"SELECT is_cur, k, v FROM (SELECT %[1]s AS is_cur, features_categorical %[2]s) "+
 		"ARRAY JOIN mapKeys(features_categorical) AS k, mapValues(features_categorical) AS v "+
 		"UNION ALL SELECT %[1]s AS is_cur, %[3]s AS k, assumeNotNull(prediction_label) AS v %[2]s AND prediction_label IS NOT NULL"+
-		") GROUP BY k, v) WINDOW byCount AS (PARTITION BY k ORDER BY r + c DESC, v), byFeature AS (PARTITION BY k))"+
-		") GROUP BY k, folded, cat ORDER BY k, folded, rr + cc DESC, cat", q.inCur(), q.base(), chsql.String(LabelFeature), q.opts.MaxCategories)
+		") GROUP BY k, v", q.inCur(), q.base(), chsql.String(LabelFeature))
+	return q.rankCategories(counts)
+}
+
+// rankCategories is categorySQL over counts, a query giving one row
+// (k, v, r, c) per feature k and category v with its counts in the
+// reference (r) and the current window (c).
+func (q *querier) rankCategories(counts string) string {
+	return fmt.Sprintf("SELECT k, folded, if(folded, '', v) AS cat, sum(r) AS rr, sum(c) AS cc, any(d), any(dr), any(dc) FROM ("+
+		"SELECT k, v, r, c, rn > %[2]d AS folded, d, dr, dc FROM ("+
+		"SELECT k, v, r, c, row_number() OVER byCount AS rn, count() OVER byFeature AS d, countIf(r > 0) OVER byFeature AS dr, countIf(c > 0) OVER byFeature AS dc FROM ("+
+		"%[1]s) WINDOW byCount AS (PARTITION BY k ORDER BY r + c DESC, v), byFeature AS (PARTITION BY k))"+
+		") GROUP BY k, folded, cat ORDER BY k, folded, rr + cc DESC, cat", counts, q.opts.MaxCategories)
 }
 
 // readCategories runs categorySQL.
 func (q *querier) readCategories(ctx context.Context) ([]catRow, map[string]catStats, error) {
-	rows, err := q.conn.Query(ctx, q.categorySQL())
+	return q.readCategoriesSQL(ctx, q.categorySQL())
+}
+
+// readCategoriesSQL runs a query of categorySQL's shape.
+func (q *querier) readCategoriesSQL(ctx context.Context, sql string) ([]catRow, map[string]catStats, error) {
+	rows, err := q.conn.Query(ctx, sql)
 	if err != nil {
 		return nil, nil, fmt.Errorf("category counts of %s: %w", q.model, err)
 	}

@@ -120,7 +120,8 @@ of its own section below. A key of another service is an error (unknown keys are
 deployment keeps one file per service (for example ` + "`ingest.yml`, `monitor.yml`, `trainer.yml`" + `),
 and the shared keys are repeated in each or given once through the environment.
 Precedence: defaults < file < environment < flags. Keys with no environment variable or flag
-(nested sections, maps, lists) are set in the file only.
+(nested sections, maps, lists) are set in the file only. A list that has a flag takes a comma list,
+and the flag given more than once collects every value (` + "`-kafka-brokers a:9092 -kafka-brokers b:9092`" + `).
 
 `
 

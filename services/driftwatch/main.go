@@ -1,6 +1,7 @@
 // Command driftwatch is the all-in-one command-line tool: it applies the
 // ClickHouse schema (migrate), generates load (gen), drives retraining
-// (retrain, models), runs the benchmarks (bench …) and shows the whole
+// (retrain, models), backtests drift policies on a model's history
+// (backtest), runs the benchmarks (bench …) and shows the whole
 // loop (demo). Run `driftwatch help`.
 package main
 
@@ -8,6 +9,7 @@ import (
 	"os"
 
 	"github.com/driftwatch/driftwatch/services/driftwatch/admin"
+	"github.com/driftwatch/driftwatch/services/driftwatch/backtest"
 	"github.com/driftwatch/driftwatch/services/driftwatch/bench"
 	"github.com/driftwatch/driftwatch/services/driftwatch/command"
 	"github.com/driftwatch/driftwatch/services/driftwatch/demo"
@@ -20,6 +22,7 @@ func commands() []command.Command {
 	var cmds []command.Command
 	cmds = append(cmds, admin.Commands()...)
 	cmds = append(cmds, gen.Commands()...)
+	cmds = append(cmds, backtest.Commands()...)
 	cmds = append(cmds, bench.Commands()...)
 	cmds = append(cmds, report.Commands()...)
 	cmds = append(cmds, demo.Commands()...)

@@ -21,12 +21,14 @@ import (
 
 // CommonZeroKeys are the keys of config.Common and migration.Config whose
 // empty value is a setting of its own, not a placeholder for a default:
-// no SASL, no TLS, no password, no tokens file, no per-table retention.
+// no SASL, no TLS, no password, no tokens file, no per-table retention,
+// the brokers' own replication defaults (0), one ClickHouse server rather
+// than a cluster.
 var CommonZeroKeys = []string{
 	"kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password", "kafka_sasl_password_file",
 	"kafka_tls_ca_file", "kafka_tls_cert_file", "kafka_tls_key_file", "kafka_tls_server_name",
 	"clickhouse_password", "clickhouse_tls_ca_file", "clickhouse_tls_cert_file", "clickhouse_tls_key_file",
-	"api_tokens_file", "retention",
+	"api_tokens_file", "retention", "topic_replication_factor", "topic_min_insync_replicas", "clickhouse_cluster",
 }
 
 // Case is one configuration of a service to check.

@@ -2,5 +2,6 @@
 // migrate (the ClickHouse schema), retrain (a manual retrain trigger) and
 // models (the registry's versions), reference set and reference show (a
 // model's persisted drift reference), forget (erase a subject's rows from
-// every table).
+// every table), label-queue (a model's unlabelled inferences handed out
+// for labelling, through the monitor's API).
 package admin

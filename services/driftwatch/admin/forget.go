@@ -61,8 +61,9 @@ func forgetCommand() command.Command {
 		Summary: "erase a subject (a prediction, an event or a segment value) from every table",
 		Usage: `driftwatch forget -prediction-id P | -event-id E | -segment key=value [-model M]
 deletes the subject's rows from every table that holds events: outcomes (the
-labels of the subject's predictions), inferences, business_metrics and
-dead_letters (matched in the rejected payload), with ClickHouse lightweight
+labels of the subject's predictions), labeling_queue (its predictions handed
+out for labelling), inferences, business_metrics and dead_letters (matched
+in the rejected payload), with ClickHouse lightweight
 DELETE. It prints each table's rows before and after; inferences_labeled is a
 view and empties with its tables. The per-minute rollups hold counts, not
 events, and are left alone. Kafka topics keep their copies until their own
@@ -96,8 +97,10 @@ type subject struct {
 	desc string
 	// inference selects the subject's rows of inferences (and of the
 	// inferences_labeled view); outcome, metric and deadLetter those of
-	// the other tables ("" when the table cannot hold the subject).
-	inference, outcome, metric, deadLetter string
+	// the other tables ("" when the table cannot hold the subject); queue
+	// those of labeling_queue (the subject's predictions handed out for
+	// labelling, with their assignee).
+	inference, outcome, metric, deadLetter, queue string
 }
 
 func (c *forgetConfig) subject() (subject, error) {
@@ -117,6 +120,7 @@ func (c *forgetConfig) subject() (subject, error) {
 			inference:  "prediction_id = " + p + model,
 			outcome:    "prediction_id = " + p + model,
 			deadLetter: "JSONExtractString(payload, 'prediction_id') = " + p + model,
+			queue:      "prediction_id = " + p + model,
 		}, nil
 	case c.EventID != "":
 		e := chsql.String(c.EventID)
@@ -126,6 +130,7 @@ func (c *forgetConfig) subject() (subject, error) {
 			outcome:    "(event_id = " + e + " OR " + ofInferences(inf) + ")" + model,
 			metric:     inf,
 			deadLetter: "JSONExtractString(payload, 'event_id') = " + e + model,
+			queue:      "(event_id = " + e + " OR " + ofInferences(inf) + ")" + model,
 		}, nil
 	default:
 		values := []string{chsql.String(c.segValue)}
@@ -148,6 +153,7 @@ func (c *forgetConfig) subject() (subject, error) {
 			outcome:    ofInferences(inf) + model,
 			metric:     inf,
 			deadLetter: "JSONExtractString(payload, 'segment', " + k + ")" + in + model,
+			queue:      ofInferences(inf) + model,
 		}, nil
 	}
 }
@@ -160,9 +166,9 @@ type forgetRow struct {
 }
 
 // forget counts the subject's rows in every table, deletes them table by
-// table and counts again. Outcomes go first: their predicate reads
-// inferences, so it is counted after its delete while inferences still
-// hold the subject.
+// table and counts again. Outcomes and labeling_queue go first: their
+// predicates read inferences, so they are counted after their delete while
+// inferences still hold the subject.
 func forget(ctx context.Context, conn driver.Conn, s subject, dryRun bool) ([]forgetRow, error) {
 	type target struct {
 		table, where string
@@ -171,6 +177,7 @@ func forget(ctx context.Context, conn driver.Conn, s subject, dryRun bool) ([]fo
 	var targets []target
 	for _, t := range []target{
 		{"outcomes", s.outcome, false},
+		{"labeling_queue", s.queue, false},
 		{"inferences", s.inference, false},
 		{"inferences_labeled", s.inference, true},
 		{"business_metrics", s.metric, false},

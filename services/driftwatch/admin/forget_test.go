@@ -110,6 +110,13 @@ func TestForget(t *testing.T) {
 	}
 	ing.Close()
 
+	// Each subject's first prediction was handed out for labelling.
+	for s := range 4 {
+		if err := conn.Exec(ctx, fmt.Sprintf(`INSERT INTO labeling_queue (model_id, prediction_id, event_id, batch_id, assignee, strategy, stratum, handed_out_at)
+			VALUES ('credit-risk', 'p%d-0', 'e%d-0', 'b', 'ana', 'uncertainty', 'random', now64(3))`, s, s)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	env := map[string]string{"DRIFTWATCH_CLICKHOUSE_URL": testdb.URL(t, db)}
 	run := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
@@ -121,12 +128,13 @@ func TestForget(t *testing.T) {
 		return map[string]uint64{
 			"inferences":         count(fmt.Sprintf("SELECT count() FROM inferences WHERE startsWith(event_id, 'e%d-')", s)),
 			"outcomes":           count(fmt.Sprintf("SELECT count() FROM outcomes WHERE prediction_id = 'p%d-0'", s)),
+			"labeling_queue":     count(fmt.Sprintf("SELECT count() FROM labeling_queue WHERE prediction_id = 'p%d-0'", s)),
 			"inferences_labeled": count(fmt.Sprintf("SELECT count() FROM inferences_labeled WHERE prediction_id = 'p%d-0'", s)),
 			"business_metrics":   count(fmt.Sprintf("SELECT count() FROM business_metrics WHERE event_id = 'b%d'", s)),
 			"dead_letters":       count(fmt.Sprintf("SELECT count() FROM dead_letters WHERE JSONExtractString(payload, 'event_id') = 'bad%d'", s)),
 		}
 	}
-	full := fmt.Sprint(map[string]uint64{"inferences": 2, "outcomes": 1, "inferences_labeled": 1, "business_metrics": 1, "dead_letters": 1})
+	full := fmt.Sprint(map[string]uint64{"inferences": 2, "outcomes": 1, "labeling_queue": 1, "inferences_labeled": 1, "business_metrics": 1, "dead_letters": 1})
 	for s := range 4 {
 		if got := fmt.Sprint(rows(s)); got != full {
 			t.Fatalf("subject %d before forget: %s, want %s", s, got, full)
@@ -151,11 +159,11 @@ func TestForget(t *testing.T) {
 		want     []string
 	}{
 		{0, []string{"-prediction-id", "p0-0"}, map[string]uint64{"inferences": 1, "business_metrics": 1},
-			[]string{"outcomes            1       0      1", "inferences          1       0      1", "inferences_labeled  1       0      1 (view)", "dead_letters        1       0      1"}},
+			[]string{"outcomes            1       0      1", "labeling_queue      1       0      1", "inferences          1       0      1", "inferences_labeled  1       0      1 (view)", "dead_letters        1       0      1"}},
 		{1, []string{"-event-id", "e1-0"}, map[string]uint64{"inferences": 1, "business_metrics": 1, "dead_letters": 1},
-			[]string{"outcomes            1       0      1", "inferences          1       0      1", "business_metrics    0       0      0"}},
+			[]string{"outcomes            1       0      1", "labeling_queue      1       0      1", "inferences          1       0      1", "business_metrics    0       0      0"}},
 		{2, []string{"-segment", "user=u-2", "-personal-hash-key-file", keyFile}, map[string]uint64{},
-			[]string{"outcomes            1       0      1", "inferences          2       0      2", "business_metrics    1       0      1", "dead_letters        1       0      1"}},
+			[]string{"outcomes            1       0      1", "labeling_queue      1       0      1", "inferences          2       0      2", "business_metrics    1       0      1", "dead_letters        1       0      1"}},
 	} {
 		t.Run(strings.Join(c.args[:2], " "), func(t *testing.T) {
 			code, out, errs := run(append([]string{"forget"}, c.args...)...)

@@ -76,5 +76,5 @@ from their own retention settings: ingest and this command own them.`,
 // Commands returns the administrative commands: migrate, retrain, models,
 // reference set, reference show and forget.
 func Commands() []command.Command {
-	return []command.Command{migrateCommand(), retrainCommand(), modelsCommand(), referenceSetCommand(), referenceShowCommand(), forgetCommand(), rollbackCommand(), exportCommand()}
+	return []command.Command{migrateCommand(), retrainCommand(), modelsCommand(), referenceSetCommand(), referenceShowCommand(), forgetCommand(), rollbackCommand(), exportCommand(), labelQueueCommand()}
 }

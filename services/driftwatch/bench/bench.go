@@ -330,7 +330,11 @@ func benchIngestOnce(ctx context.Context, cfg *benchIngestConfig, env command.En
 	// produce
 	specs := make([]kafkaio.TopicSpec, 0, len(r.topics))
 	for _, t := range r.topics {
-		specs = append(specs, kafkaio.TopicSpec{Name: t, Partitions: cfg.Partitions})
+		spec := kafkaio.TopicSpec{Name: t, Partitions: cfg.Partitions, ReplicationFactor: r.kopts.ReplicationFactor}
+		if r.kopts.MinInsyncReplicas > 0 {
+			spec.Configs = map[string]string{"min.insync.replicas": strconv.Itoa(r.kopts.MinInsyncReplicas)}
+		}
+		specs = append(specs, spec)
 	}
 	ectx, cancel := context.WithTimeout(ctx, time.Minute)
 	err = kafkaio.EnsureTopics(ectx, r.kopts, specs)

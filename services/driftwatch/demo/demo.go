@@ -267,7 +267,17 @@ func Run(ctx context.Context, cfg *Config, tl *Timeline) error {
 				if r.Value != nil {
 					v = *r.Value
 				}
-				return true, fmt.Sprintf("%s %s = %.3g (threshold %.3g, %d samples, window ending %s)", r.Feature, r.Method, v, r.Threshold, r.Samples, r.WindowEnd.Format(time.TimeOnly)), nil
+				// A test's threshold is on its p-value (adjusted, when the
+				// noise control adjusted it), PSI's on the value itself.
+				ev := fmt.Sprintf("%s %s = %.3g", r.Feature, r.Method, v)
+				if p := r.PValueAdjusted; p != nil {
+					ev += fmt.Sprintf(", adjusted p = %.3g (threshold %.3g)", *p, r.Threshold)
+				} else if p := r.PValue; p != nil {
+					ev += fmt.Sprintf(", p = %.3g (threshold %.3g)", *p, r.Threshold)
+				} else {
+					ev += fmt.Sprintf(" (threshold %.3g)", r.Threshold)
+				}
+				return true, fmt.Sprintf("%s; %d samples, window ending %s", ev, r.Samples, r.WindowEnd.Format(time.TimeOnly)), nil
 			}
 		}
 		return false, seen, nil
@@ -284,7 +294,9 @@ func Run(ctx context.Context, cfg *Config, tl *Timeline) error {
 		var names []string
 		for _, a := range as {
 			names = append(names, a.Labels["alertname"])
-			if n := a.Labels["alertname"]; (n == "DriftwatchFeatureDrift" && a.Labels["feature"] == drift) || n == "DriftwatchPerformanceDrop" {
+			// Only an alert that began after the change shows the loop; one
+			// already firing (a noisy first window) is not its evidence.
+			if n := a.Labels["alertname"]; ((n == "DriftwatchFeatureDrift" && a.Labels["feature"] == drift) || n == "DriftwatchPerformanceDrop") && !a.StartsAt.Before(changedAt.Add(-time.Second)) {
 				return true, fmt.Sprintf("%s{model=%s, feature=%q} %s since %s: %s", a.Labels["alertname"], a.Labels["model"], a.Labels["feature"], a.Status.State, a.StartsAt.Format(time.TimeOnly), a.Annotations["summary"]), nil
 			}
 		}

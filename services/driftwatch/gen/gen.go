@@ -45,7 +45,7 @@ type genConfig struct {
 	Step                time.Duration `yaml:"step" flag:"step" help:"event time between two inferences; 0 means 1s/rate, or 10ms without a rate"`
 	BusinessBucket      time.Duration `yaml:"business_bucket" flag:"business-bucket" help:"event time per business-metric (conversion_rate) observation and model; 0 disables them"`
 	BusinessLag         int           `yaml:"business_lag" flag:"business-lag" help:"buckets the business metric trails model accuracy by"`
-	Changes             []string      `yaml:"changes" flag:"change" help:"drift schedule, a comma list (see above); a repeated -change replaces the earlier one"`
+	Changes             []string      `yaml:"changes" flag:"change" help:"drift schedule, a comma list (see above); a repeated -change adds to the earlier ones"`
 	Partitions          int           `yaml:"partitions" flag:"partitions" help:"partitions of topics gen creates (existing topics are left alone)"`
 	Drain               bool          `yaml:"drain" flag:"drain" help:"at the end of a run also send the outcomes still waiting for their label time and the last business-metric bucket"`
 	Manifest            string        `yaml:"manifest" flag:"manifest" help:"write a JSON summary (settings, counts) to this file at the end"`

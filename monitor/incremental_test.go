@@ -1,0 +1,74 @@
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/driftwatch/driftwatch/monitor/policy"
+)
+
+// TestIncrementalMonitorMatchesFull evaluates the same model's windows
+// (1 hour every 10 minutes, a mean shift half-way) with incremental on and
+// off: once the first evaluation has pinned the reference, the incremental
+// monitor merges each window from 10-minute buckets, aggregating only the
+// newest, and its snapshots and verdicts (every statistic, p-value and
+// status) are those of the full computation.
+func TestIncrementalMonitorMatchesFull(t *testing.T) {
+	w := newWorld(t)
+	w.numeric = 6
+	w.start = time.Now().UTC().Truncate(time.Hour).Add(-5 * time.Hour)
+	w.fill(t, 4, 3000, "mean_shift:f1:1.5@+150m")
+	ctx := context.Background()
+	set := testSettings(48*time.Hour, policy.Default(), nil)
+	set.Step = 10 * time.Minute
+	newMonitor := func(incremental bool) *Monitor {
+		s := set
+		s.Incremental = incremental
+		m, err := New(Options{Settings: s, Conn: w.conn, TriggerWriter: &recordingWriter{}, Registerer: prometheus.NewRegistry(),
+			Now: func() time.Time { return w.start.Add(5 * time.Hour) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	full, inc := newMonitor(false), newMonitor(true)
+	steps, drifted := 0, false
+	for end := w.start.Add(2 * time.Hour); !end.After(w.start.Add(4 * time.Hour)); end = end.Add(set.Step) {
+		want, err := full.Evaluate(ctx, "model-0", end)
+		if err != nil || want.Skipped != "" {
+			t.Fatalf("full evaluation to %s: %v %q", end, err, want.Skipped)
+		}
+		got, err := inc.Evaluate(ctx, "model-0", end)
+		if err != nil || got.Skipped != "" {
+			t.Fatalf("incremental evaluation to %s: %v %q", end, err, got.Skipped)
+		}
+		steps++
+		if !reflect.DeepEqual(want.Snapshot, got.Snapshot) {
+			t.Errorf("window to %s: incremental snapshot differs from the full one", end.Format("15:04"))
+		}
+		// %+v: NaN p-values print alike, where DeepEqual calls them unequal.
+		if a, b := fmt.Sprintf("%+v", want.Verdict), fmt.Sprintf("%+v", got.Verdict); a != b {
+			t.Errorf("window to %s: verdicts differ:\nincremental %s\nfull        %s", end.Format("15:04"), b, a)
+		}
+		drifted = drifted || len(got.Verdict.Drifted) > 0
+	}
+	if !drifted {
+		t.Error("no window drifted: the test compares only quiet verdicts")
+	}
+	if n := testutil.ToFloat64(inc.windows.WithLabelValues("incremental")); n != float64(steps) {
+		t.Errorf("%v of %d windows computed incrementally", n, steps)
+	}
+	// The first window aggregates its 6 buckets, every later one its new one.
+	if n := testutil.ToFloat64(inc.buckets.WithLabelValues("aggregated")); n != float64(6+steps-1) {
+		t.Errorf("%v buckets aggregated over %d windows, want %d", n, steps, 6+steps-1)
+	}
+	if n := testutil.ToFloat64(full.windows.WithLabelValues("full")); n != float64(steps) {
+		t.Errorf("the full monitor computed %v of %d windows in full", n, steps)
+	}
+}

@@ -1,0 +1,227 @@
+package window
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/driftwatch/driftwatch/internal/chsql"
+)
+
+// insertRows inserts n rows of model m from start, every step, with event
+// ids prefix0…: numeric a (ties, shifted by shift) and b (absent on every
+// tenth row), categorical color (3 values) and city (20: more than the
+// tests' MaxCategories, so folded), a score and a label.
+func insertRows(t *testing.T, conn driver.Conn, m, prefix string, start time.Time, step time.Duration, n int, shift float64) {
+	t.Helper()
+	sql := fmt.Sprintf("INSERT INTO inferences (event_id, model_id, model_version, prediction_id, timestamp, features_numeric, features_categorical, prediction_label, prediction_score, ingested_at) "+
+		"SELECT id, %[1]s, 'v1', id, %[2]s + toIntervalMillisecond(number * %[3]d), "+
+		"if(number %% 10 = 0, map('a', a), map('a', a, 'b', toFloat64(cityHash64(id, 'b') %% 5))), "+
+		"map('color', ['red', 'green', 'blue'][1 + cityHash64(id, 'c') %% 3], 'city', concat('c', toString(cityHash64(id, 'd') %% 20))), "+
+		"if(s > 0.5, 'yes', 'no'), s, now64(3) "+
+		"FROM (SELECT number, concat(%[4]s, toString(number)) AS id, toFloat64(cityHash64(id, 'a') %% 1000) / 100 + %[5]g AS a, (cityHash64(id, 's') %% 1000) / 1000 AS s FROM numbers(%[6]d))",
+		chsql.String(m), chsql.Time(start), step.Milliseconds(), chsql.String(prefix), shift, n)
+	if err := conn.Exec(context.Background(), sql); err != nil {
+		t.Fatalf("insert %s rows: %v", prefix, err)
+	}
+}
+
+// sameSnapshot reports how inc differs from full, field by field.
+func sameSnapshot(t *testing.T, what string, full, inc *Snapshot) {
+	t.Helper()
+	if reflect.DeepEqual(full, inc) {
+		return
+	}
+	if full.RefRows != inc.RefRows || full.CurRows != inc.CurRows {
+		t.Errorf("%s: rows %d/%d, full %d/%d", what, inc.RefRows, inc.CurRows, full.RefRows, full.CurRows)
+	}
+	if len(full.Numeric) != len(inc.Numeric) || len(full.Categorical) != len(inc.Categorical) {
+		t.Fatalf("%s: %d numeric and %d categorical features, full %d and %d", what, len(inc.Numeric), len(inc.Categorical), len(full.Numeric), len(full.Categorical))
+	}
+	for i := range full.Numeric {
+		if !reflect.DeepEqual(full.Numeric[i], inc.Numeric[i]) {
+			f, g := full.Numeric[i], inc.Numeric[i]
+			t.Errorf("%s: numeric %s differs:\nincremental n %d bins %v out %d sample %d values (sampled %v)\nfull        n %d bins %v out %d sample %d values (sampled %v)",
+				what, f.Feature, g.CurN, g.CurBins, g.CurOutOfRange, len(g.CurValues), g.SampledCur, f.CurN, f.CurBins, f.CurOutOfRange, len(f.CurValues), f.SampledCur)
+		}
+	}
+	for i := range full.Categorical {
+		if !reflect.DeepEqual(full.Categorical[i], inc.Categorical[i]) {
+			t.Errorf("%s: categorical differs:\nincremental %+v\nfull        %+v", what, inc.Categorical[i], full.Categorical[i])
+		}
+	}
+	if !reflect.DeepEqual(full.DeadLetters, inc.DeadLetters) {
+		t.Errorf("%s: dead letters %v, full %v", what, inc.DeadLetters, full.DeadLetters)
+	}
+}
+
+// TestIncrementalMatchesFull steps a 30-minute window every 5 minutes over
+// rows inserted into ClickHouse and checks that the snapshot merged from
+// per-bucket partials is the one ComputeCached computes from the raw rows
+// against the same pinned reference (bins, out-of-range and row counts,
+// the hash-keyed samples, folded categories), that each step aggregates
+// only its new bucket, and that late events, a replayed event and a
+// re-pinned reference re-aggregate exactly the buckets they touch.
+func TestIncrementalMatchesFull(t *testing.T) {
+	conn := openDB(t)
+	ctx := context.Background()
+	t0 := time.Now().UTC().Truncate(time.Hour).Add(-6 * time.Hour)
+	const (
+		window = 30 * time.Minute
+		bucket = 5 * time.Minute
+	)
+	// The reference: 1,200 rows in its hour. The current data: 100 rows
+	// per bucket for two hours, a shifted, and a burst of 2,000 more rows
+	// in one bucket, whose own bound (below) keeps fewer sampled values
+	// than the windows holding it sample at.
+	insertRows(t, conn, "m", "r", t0, 3*time.Second, 1200, 0)
+	insertRows(t, conn, "m", "c", t0.Add(time.Hour), 3*time.Second, 2400, 0.3)
+	burst := t0.Add(2 * time.Hour)
+	insertRows(t, conn, "m", "burst", burst, 150*time.Millisecond, 2000, 0.6)
+	insertRows(t, conn, "other", "o", t0.Add(time.Hour), time.Second, 1000, 0)
+	opts := Options{Samples: true, SampleCap: 300, MaxCategories: 8}
+	ref := Span{Start: t0, End: t0.Add(time.Hour)}
+	_, pinned, err := ComputeCached(ctx, conn, "m", ref, Span{Start: ref.End, End: ref.End}, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned.Pin()
+
+	check := func(what string, cur Span, r *Reference, wantAggregated int) *Snapshot {
+		t.Helper()
+		full, _, err := ComputeCached(ctx, conn, "m", r.Span(), cur, opts, r)
+		if err != nil {
+			t.Fatalf("%s: full: %v", what, err)
+		}
+		inc, _, prog, err := ComputeIncremental(ctx, conn, "m", r.Span(), cur, opts, r, bucket)
+		if err != nil {
+			t.Fatalf("%s: incremental: %v", what, err)
+		}
+		if !prog.Incremental {
+			t.Fatalf("%s: computed in full: %s", what, prog.Fallback)
+		}
+		if prog.Aggregated != wantAggregated {
+			t.Errorf("%s: aggregated %d of %d buckets, want %d", what, prog.Aggregated, prog.Buckets, wantAggregated)
+		}
+		sameSnapshot(t, what, full, inc)
+		return full
+	}
+	sampled := false
+	for end := t0.Add(time.Hour + window); !end.After(t0.Add(3 * time.Hour)); end = end.Add(bucket) {
+		cur := Span{Start: end.Add(-window), End: end}
+		want := 1 // the new bucket
+		switch {
+		case end.Equal(t0.Add(time.Hour + window)):
+			want = 6 // the first window: all its buckets
+		case end.Equal(burst.Add(bucket)):
+			want = 2 // the burst, then the burst again with a higher bound
+		}
+		s := check("step to "+end.Format("15:04"), cur, pinned, want)
+		for _, n := range s.Numeric {
+			sampled = sampled || n.SampledCur
+		}
+	}
+	if !sampled {
+		t.Fatal("no window was sampled: the test does not exercise the samples")
+	}
+
+	end := t0.Add(3 * time.Hour)
+	cur := Span{Start: end.Add(-window), End: end}
+	// Late events into one old bucket of the window.
+	insertRows(t, conn, "m", "late", end.Add(-25*time.Minute+time.Second), time.Second, 30, 5)
+	check("late events", cur, pinned, 1)
+	// A replayed event with other values (the newest insert wins under
+	// FINAL), in another bucket.
+	if err := conn.Exec(ctx, fmt.Sprintf("INSERT INTO inferences (event_id, model_id, model_version, prediction_id, timestamp, features_numeric, features_categorical, prediction_label, prediction_score, ingested_at) "+
+		"SELECT event_id, model_id, model_version, prediction_id, timestamp, map('a', 99.5), map('color', 'violet'), 'no', 0.01, now64(3) FROM inferences FINAL "+
+		"WHERE model_id = 'm' AND timestamp >= %s AND timestamp < %s ORDER BY timestamp LIMIT 1", chsql.Time(end.Add(-10*time.Minute)), chsql.Time(end.Add(-5*time.Minute)))); err != nil {
+		t.Fatal(err)
+	}
+	check("replayed event", cur, pinned, 1)
+	check("nothing new", cur, pinned, 0)
+
+	// Re-pinned to another period: other edges, other partials, built
+	// again from the rows; going back to the first profile finds its own.
+	ref2 := Span{Start: t0.Add(30 * time.Minute), End: t0.Add(90 * time.Minute)}
+	_, repinned, err := ComputeCached(ctx, conn, "m", ref2, Span{Start: ref2.End, End: ref2.End}, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repinned.Pin()
+	if repinned.partialKey() == pinned.partialKey() {
+		t.Fatal("the re-pinned reference has the first one's partial key")
+	}
+	check("re-pinned", cur, repinned, 6)
+	check("back to the first reference", cur, pinned, 0)
+
+	// Without a pinned reference, or off the bucket grid, the window is
+	// computed in full.
+	for _, c := range []struct {
+		what string
+		cur  Span
+		r    *Reference
+	}{
+		{"growing reference", cur, nil},
+		{"off the grid", Span{Start: cur.Start.Add(time.Minute), End: cur.End.Add(time.Minute)}, pinned},
+	} {
+		full, _, err := ComputeCached(ctx, conn, "m", ref, c.cur, opts, c.r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inc, _, prog, err := ComputeIncremental(ctx, conn, "m", ref, c.cur, opts, c.r, bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prog.Incremental || prog.Fallback == "" {
+			t.Errorf("%s: %+v, want a full computation with its reason", c.what, prog)
+		}
+		sameSnapshot(t, c.what, full, inc)
+	}
+	// The multivariate methods' joint sample has no partials: a model
+	// with it is computed in full, pinned reference or not.
+	joint := opts
+	joint.JointRows = 500
+	full, _, err := ComputeCached(ctx, conn, "m", ref, cur, joint, pinned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc, _, prog, err := ComputeIncremental(ctx, conn, "m", ref, cur, joint, pinned, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prog.Incremental || !strings.Contains(prog.Fallback, "joint sample") {
+		t.Errorf("joint sample: %+v, want a full computation because of the joint sample", prog)
+	}
+	sameSnapshot(t, "joint sample", full, inc)
+}
+
+// TestPartialBound checks the sample bound a bucket keeps against a hand
+// computation: 1.25 times the rate of a window of `buckets` such buckets,
+// SampleCap / (n · buckets), at most 1; nothing without samples.
+func TestPartialBound(t *testing.T) {
+	on := Options{Samples: true, SampleCap: 100_000}
+	for _, c := range []struct {
+		name       string
+		opts       Options
+		n, buckets int64
+		want       float64
+	}{
+		{"window below the cap keeps all", on, 1000, 60, 1},
+		{"1M rows per hour, 60 buckets", on, 16_667, 60, 1.25 * 100_000 / (16_667.0 * 60)},
+		{"10M rows per hour", on, 166_667, 60, 1.25 * 100_000 / (166_667.0 * 60)},
+		{"just above the cap, capped at 1", on, 1700, 60, 1},
+		{"no values", on, 0, 60, 0},
+		{"no samples", Options{SampleCap: 100_000}, 16_667, 60, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := partialBound(c.opts, c.n, c.buckets); got != c.want {
+				t.Errorf("partialBound(%d values, %d buckets) = %v, want %v", c.n, c.buckets, got, c.want)
+			}
+		})
+	}
+}

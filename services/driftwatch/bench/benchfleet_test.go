@@ -1,0 +1,38 @@
+package bench
+
+import (
+	"os"
+	"testing"
+
+	"github.com/driftwatch/driftwatch/services/driftwatch/command/commandtest"
+)
+
+func TestBenchFleetConfig(t *testing.T) {
+	commandtest.RunCases(t, []string{"bench", "fleet"}, Commands(), []commandtest.Case{
+		{Name: "defaults are valid", Args: []string{"-check-config"}, WantOut: "rows: 20000,100000"},
+		{Name: "everything set", Args: []string{"-check-config", "-models", "10,100", "-rows", "1000000,10000000", "-numeric", "60", "-categorical", "0",
+			"-window", "30m", "-step", "30s", "-steps", "5", "-concurrency", "2", "-server-pid", "42", "-keep"}, WantOut: "steps: 5"},
+		{Name: "help explains the modes", Args: []string{"-help"},
+			WantErr: []string{"full", "incremental", "warm-up", "-models", "-rows", "-steps", "/proc/PID/stat"}},
+		{Name: "not a list", Args: []string{"-models", "ten"}, WantCode: 2, WantErr: []string{`models: "ten" is not a list of numbers from 1 to 1000`}},
+		{Name: "too few rows", Args: []string{"-rows", "100000,10"}, WantCode: 2, WantErr: []string{"rows:"}},
+		{Name: "step not dividing the window", Args: []string{"-window", "1h", "-step", "7m"}, WantCode: 2, WantErr: []string{"window, step:"}},
+		{Name: "every problem at once", Args: []string{"-models", "0", "-rows", "x", "-numeric", "0", "-steps", "0", "-concurrency", "0", "-server-pid", "-1"},
+			WantCode: 2, WantErr: []string{"models:", "rows:", "numeric:", "steps:", "concurrency:", "server_pid:"}},
+	})
+}
+
+// TestProcCPUSeconds reads this process's CPU time from /proc, as the
+// benchmark reads the server's: not negative, and growing with work.
+func TestProcCPUSeconds(t *testing.T) {
+	pid := os.Getpid()
+	before := procCPUSeconds(pid)
+	x := 0.0
+	for i := range 50_000_000 {
+		x += float64(i % 7)
+	}
+	after := procCPUSeconds(pid)
+	if x == 0 || !(after > before) {
+		t.Errorf("CPU seconds %v then %v after work", before, after)
+	}
+}
