@@ -26,7 +26,11 @@ func WriteTable(w io.Writer, rep Report) error {
 		rep.Days, rep.Windows, rep.Window, rep.Step)
 	fmt.Fprintf(b, "labels: %s per %s window, reference %s = %.4g; a drop is worse by more than %g on at least %d labels (%d windows judged, %d not)\n",
 		p.Metric, p.Window, p.Reference, p.ReferenceValue, p.Drop, p.MinLabelled, p.JudgedWindows, p.UnjudgedWindows)
-	if len(rep.Incidents) == 0 {
+	if len(rep.Incidents) == 0 && p.JudgedWindows == 0 {
+		// Nothing was compared: "no incident" would read as "no drop".
+		fmt.Fprintf(b, "incidents: unknown — none of the %d performance windows could be judged (inside the reference %s, or fewer than %d labels): every alert counts as a false alarm; replay a span after the reference\n",
+			p.UnjudgedWindows, p.Reference, p.MinLabelled)
+	} else if len(rep.Incidents) == 0 {
 		fmt.Fprintln(b, "incidents: none (no window dropped: precision is undefined for every alert-free policy, and every alert is a false alarm)")
 	} else {
 		fmt.Fprintf(b, "incidents (performance drops): %d\n", len(rep.Incidents))

@@ -137,3 +137,26 @@ func TestParsePolicy(t *testing.T) {
 		t.Fatalf("base changed: %v %v", base.Thresholds, err)
 	}
 }
+
+// TestTableSaysWhenNothingWasJudged: a span whose performance windows all
+// lie inside the reference (a model's first day) has no incident because
+// nothing was compared, which the table must not call "no drop".
+func TestTableSaysWhenNothingWasJudged(t *testing.T) {
+	for _, c := range []struct {
+		name            string
+		judged, unjudge int
+		want, not       string
+	}{
+		{"nothing judged", 0, 2, "incidents: unknown — none of the 2 performance windows could be judged", "no window dropped"},
+		{"judged, no drop", 5, 0, "incidents: none (no window dropped", "unknown"},
+	} {
+		rep := Report{Model: "m", Performance: PerformanceSummary{Metric: "roc_auc", Window: "1h0m0s", MinLabelled: 200, Reference: "R", JudgedWindows: c.judged, UnjudgedWindows: c.unjudge}}
+		var b strings.Builder
+		if err := WriteTable(&b, rep); err != nil {
+			t.Fatal(err)
+		}
+		if out := b.String(); !strings.Contains(out, c.want) || strings.Contains(out, c.not) {
+			t.Errorf("%s: the table says\n%s\nwant %q and not %q", c.name, out, c.want, c.not)
+		}
+	}
+}
