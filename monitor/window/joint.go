@@ -22,6 +22,14 @@ type Joint struct {
 	// carry the feature.
 	Features []string
 	Rows     [][]float64
+	// Categorical names the categorical features (the prediction label
+	// left out) and Categories holds, aligned with Rows, each row's
+	// category of each ("" where the event does not carry the feature).
+	// They come from a narrow read of their own (jointCategorySQL) of the
+	// rows below the same hash rate, joined on h into the same rows; a row
+	// with categories but no numeric value has NaN in every numeric column.
+	Categorical []string
+	Categories  [][]string
 }
 
 // jointRate is the share of a window's rows the joint sample keeps.
@@ -33,6 +41,10 @@ type jointCollector struct {
 	cols  map[string]int
 	names []string
 	pairs [2]map[float64][]float64
+	// cats[w][h] are the categories of event h, columns catNames; filled
+	// by the category goroutine (setCategories), merged in joint.
+	catNames []string
+	cats     [2]map[float64][]string
 }
 
 // newJointCollector collects the joint sample of features num (the score
@@ -81,12 +93,66 @@ func (c *jointCollector) joint(w int) *Joint {
 	for h := range c.pairs[w] {
 		hs = append(hs, h)
 	}
+	for h := range c.cats[w] {
+		if _, ok := c.pairs[w][h]; !ok {
+			hs = append(hs, h)
+		}
+	}
 	slices.Sort(hs)
 	j := &Joint{Features: c.names, Rows: make([][]float64, len(hs))}
+	if c.catNames != nil {
+		j.Categorical, j.Categories = c.catNames, make([][]string, len(hs))
+	}
 	for i, h := range hs {
-		j.Rows[i] = c.pairs[w][h]
+		row, ok := c.pairs[w][h]
+		if !ok {
+			row = make([]float64, len(c.names))
+			for k := range row {
+				row[k] = math.NaN()
+			}
+		}
+		j.Rows[i] = row
+		if c.catNames != nil {
+			cs, ok := c.cats[w][h]
+			if !ok {
+				cs = make([]string, len(c.catNames))
+			}
+			j.Categories[i] = cs
+		}
 	}
 	return j
+}
+
+// catPair is one (window, event hash, feature, category) of
+// jointCategorySQL.
+type catPair struct {
+	w       int
+	h       float64
+	feature string
+	value   string
+}
+
+// categoryCollection groups pairs into rows per window and hash, columns
+// names (pairs of other features are dropped).
+func categoryCollection(names []string, pairs []catPair) [2]map[float64][]string {
+	col := make(map[string]int, len(names))
+	for i, n := range names {
+		col[n] = i
+	}
+	out := [2]map[float64][]string{{}, {}}
+	for _, p := range pairs {
+		i, ok := col[p.feature]
+		if !ok || p.w < 0 || p.w > 1 {
+			continue
+		}
+		row, ok := out[p.w][p.h]
+		if !ok {
+			row = make([]string, len(names))
+			out[p.w][p.h] = row
+		}
+		row[i] = p.value
+	}
+	return out
 }
 
 // bytes estimates the memory j holds.
@@ -94,21 +160,27 @@ func (j *Joint) bytes() int64 {
 	if j == nil {
 		return 0
 	}
-	return int64(8*len(j.Features)*len(j.Rows)) + int64(24*len(j.Rows))
+	n := int64(8*len(j.Features)*len(j.Rows)) + int64(24*len(j.Rows))
+	for _, r := range j.Categories {
+		n += int64(24 + 16*len(r)) // the strings share the query's bytes
+	}
+	return n
 }
 
 // jointJSON is a Joint in a persisted profile: JSON has no NaN, so a
 // missing value is null.
 type jointJSON struct {
-	Features []string     `json:"features"`
-	Rows     [][]*float64 `json:"rows"`
+	Features    []string     `json:"features"`
+	Rows        [][]*float64 `json:"rows"`
+	Categorical []string     `json:"categorical,omitempty"`
+	Categories  [][]string   `json:"categories,omitempty"`
 }
 
 func (j *Joint) toJSON() *jointJSON {
 	if j == nil {
 		return nil
 	}
-	out := &jointJSON{Features: j.Features, Rows: make([][]*float64, len(j.Rows))}
+	out := &jointJSON{Features: j.Features, Rows: make([][]*float64, len(j.Rows)), Categorical: j.Categorical, Categories: j.Categories}
 	for i, r := range j.Rows {
 		out.Rows[i] = make([]*float64, len(r))
 		for k, v := range r {
@@ -125,6 +197,17 @@ func (p *jointJSON) joint() (*Joint, error) {
 		return nil, nil
 	}
 	j := &Joint{Features: p.Features, Rows: make([][]float64, len(p.Rows))}
+	if p.Categorical != nil {
+		if len(p.Categories) != len(p.Rows) {
+			return nil, fmt.Errorf("joint sample has %d rows of categories for %d rows", len(p.Categories), len(p.Rows))
+		}
+		for i, r := range p.Categories {
+			if len(r) != len(p.Categorical) {
+				return nil, fmt.Errorf("joint sample row %d has %d categories for %d categorical features", i, len(r), len(p.Categorical))
+			}
+		}
+		j.Categorical, j.Categories = p.Categorical, p.Categories
+	}
 	for i, r := range p.Rows {
 		if len(r) != len(p.Features) {
 			return nil, fmt.Errorf("joint sample row %d has %d values for %d features", i, len(r), len(p.Features))

@@ -218,12 +218,20 @@ func ComputeCached(ctx context.Context, conn driver.Conn, model string, ref, cur
 		catRows        []catRow
 		catStat        map[string]catStats
 	)
+	jointOn := q.opts.Samples && q.opts.JointRows > 0
+	if jointOn {
+		q.jointRates = [2]float64{jointRate(q.opts.JointRows, s.RefRows), jointRate(q.opts.JointRows, s.CurRows)}
+	}
+	var catPairs []catPair
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		if catRows, catStat, catErr = q.categoryRows(ctx, cached); catErr == nil {
 			s.Categorical = q.assembleCategorical(catRows, catStat)
 			s.DeadLetters, catErr = q.deadLetters(ctx)
+		}
+		if catErr == nil && jointOn {
+			catPairs, catErr = q.jointCategories(ctx)
 		}
 		if catErr != nil {
 			cancel()
@@ -235,9 +243,8 @@ func ComputeCached(ctx context.Context, conn driver.Conn, model string, ref, cur
 	} else {
 		num, numErr = q.numericEdges(ctx)
 	}
-	if numErr == nil && q.opts.Samples && q.opts.JointRows > 0 {
+	if numErr == nil && jointOn {
 		q.joint = newJointCollector(num)
-		q.jointRates = [2]float64{jointRate(q.opts.JointRows, s.RefRows), jointRate(q.opts.JointRows, s.CurRows)}
 	}
 	if numErr == nil {
 		numErr = q.numericBins(ctx, num)
@@ -254,6 +261,8 @@ func ComputeCached(ctx context.Context, conn driver.Conn, model string, ref, cur
 	}
 	s.Numeric = num
 	if q.joint != nil {
+		q.joint.catNames = jointCategorical(s.Categorical)
+		q.joint.cats = categoryCollection(q.joint.catNames, catPairs)
 		s.CurJoint = q.joint.joint(1)
 		if cached != nil {
 			s.RefJoint = cached.joint
@@ -742,6 +751,59 @@ func (q *querier) countsBy(ctx context.Context, sql, what string) (map[string]in
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read %s of %s: %w", what, q.model, err)
+	}
+	return out, nil
+}
+
+// jointCategorical names the categorical features of the joint sample:
+// those of the snapshot, the prediction label left out (as the score is
+// from the numeric columns).
+func jointCategorical(cs []Categorical) []string {
+	names := []string{}
+	for _, c := range cs {
+		if c.Feature != LabelFeature {
+			names = append(names, c.Feature)
+		}
+	}
+	return names
+}
+
+// jointCategorySQL reads the categories of the joint sample's rows: one
+// row (is_cur, h, feature, category) per categorical value of an event
+// whose hash h is below its window's jointRates, the numeric columns'
+// rate. A read of its own (the category query groups by category and
+// keeps no hashes), narrow: only the map column of the sampled rows,
+// about JointRows rows per window.
+func (q *querier) jointCategorySQL() string {
+	const h = "cityHash64(event_id) / 18446744073709551616"
+	return fmt.Sprintf("SELECT is_cur, h, k, v FROM (SELECT %[1]s AS is_cur, %[2]s AS h, features_categorical %[3]s AND %[2]s < if(%[1]s, toFloat64(%[4]s), toFloat64(%[5]s))) "+
+		"ARRAY JOIN mapKeys(features_categorical) AS k, mapValues(features_categorical) AS v",
+		q.inCur(), h, q.base(), strconv.FormatFloat(q.jointRates[1], 'g', -1, 64), strconv.FormatFloat(q.jointRates[0], 'g', -1, 64))
+}
+
+// jointCategories runs jointCategorySQL.
+func (q *querier) jointCategories(ctx context.Context) ([]catPair, error) {
+	rows, err := q.conn.Query(ctx, q.jointCategorySQL())
+	if err != nil {
+		return nil, fmt.Errorf("joint sample categories of %s: %w", q.model, err)
+	}
+	defer rows.Close()
+	var out []catPair
+	for rows.Next() {
+		var (
+			isCur bool
+			p     catPair
+		)
+		if err := rows.Scan(&isCur, &p.h, &p.feature, &p.value); err != nil {
+			return nil, fmt.Errorf("read joint sample categories of %s: %w", q.model, err)
+		}
+		if isCur {
+			p.w = 1
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read joint sample categories of %s: %w", q.model, err)
 	}
 	return out, nil
 }
