@@ -192,13 +192,21 @@ func Reconstruct(ref, cur [][]float64, c Config) (Reconstruction, error) {
 // 0.95 and 0.99 quantiles (TestAnalyticThresholdMatchesPermutation), a
 // chance of a false alarm per window between 1 and 5 %.
 func Classify(ref, cur [][]float64, names []string, c Config) (Classifier, error) {
+	return ClassifyColumns(ref, cur, names, names, c)
+}
+
+// ClassifyColumns is Classify where column i is of feature origins[i] (a
+// one-hot column "color=red" of feature "color"): the leaned-on columns
+// name their features, and no pair is of two columns of one feature (the
+// product of two one-hot columns of a feature is always 0).
+func ClassifyColumns(ref, cur [][]float64, names, origins []string, c Config) (Classifier, error) {
 	nc := min(c.ClassifierRows, len(ref)/2, len(cur)/2)
 	if nc < 2*c.Folds {
 		return Classifier{}, ErrInsufficient
 	}
 	train := func(rows [][]float64) [][]float64 { return rows[len(rows)-nc:] }
 	choose := func(rows [][]float64) [][]float64 { return rows[:len(rows)-nc] }
-	pairs := ChangedPairs(choose(ref), choose(cur), c.Pairs)
+	pairs := changedPairs(choose(ref), choose(cur), c.Pairs, origins)
 	tr, tc := train(ref), train(cur)
 	x := make([][]float64, 0, 2*nc)
 	y := make([]float64, 0, 2*nc)
@@ -225,10 +233,10 @@ func Classify(ref, cur [][]float64, names []string, c Config) (Classifier, error
 		i := slices.Index(cols, col)
 		l := Leaning{Column: col, Weight: math.Abs(m.Coef[i])}
 		if i < len(names) {
-			l.Features = []string{names[i]}
+			l.Features = []string{origins[i]}
 		} else {
 			p := pairs[i-len(names)]
-			l.Features = []string{names[p[0]], names[p[1]]}
+			l.Features = []string{origins[p[0]], origins[p[1]]}
 		}
 		out.Leaned = append(out.Leaned, l)
 	}
@@ -280,6 +288,12 @@ func normalQuantile(p float64) float64 {
 // so every per-feature score, alone; the product a·b separates the windows
 // exactly when the pair's covariance changed.
 func ChangedPairs(ref, cur [][]float64, budget int) [][2]int {
+	return changedPairs(ref, cur, budget, nil)
+}
+
+// changedPairs is ChangedPairs leaving out the pairs of two columns of one
+// feature (origins names each column's feature; nil: every column its own).
+func changedPairs(ref, cur [][]float64, budget int, origins []string) [][2]int {
 	if budget == 0 || len(ref) < 3 || len(cur) < 3 {
 		return nil
 	}
@@ -292,6 +306,9 @@ func ChangedPairs(ref, cur [][]float64, budget int) [][2]int {
 	var ps []pair
 	for a := 0; a < d; a++ {
 		for b := a + 1; b < d; b++ {
+			if origins != nil && origins[a] == origins[b] {
+				continue
+			}
 			if dl := math.Abs(cr[a][b] - cc[a][b]); !math.IsNaN(dl) {
 				ps = append(ps, pair{a, b, dl})
 			}

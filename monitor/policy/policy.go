@@ -771,17 +771,30 @@ func multivariateRows(ref, cur *window.Joint, c Config) []Row {
 		rec.Status, cls.Status = StatusInsufficient, StatusInsufficient
 		return []Row{rec, cls}
 	}
-	if !slices.Equal(ref.Features, cur.Features) || len(ref.Features) == 0 {
-		note := fmt.Sprintf("the windows' joint samples have other features (%d and %d)", len(ref.Features), len(cur.Features))
-		if len(ref.Features) == 0 {
-			note = "no numeric features: the multivariate methods run on numeric features only"
-		}
+	if !slices.Equal(ref.Features, cur.Features) {
+		note := fmt.Sprintf("the windows' joint samples have other numeric features (%d and %d)", len(ref.Features), len(cur.Features))
 		rec.Status, rec.Note, cls.Status, cls.Note = StatusUndefined, note, StatusUndefined, note
 		return []Row{rec, cls}
 	}
 	// Copies: the samples are the snapshot's (and the reference's, cached).
 	r, k := copyRows(ref.Rows), copyRows(cur.Rows)
 	multivariate.Impute(r, k)
+	// The categorical features' one-hot columns (the reference's top
+	// categories), matched by name: a cached reference may list them in
+	// another order than the current window.
+	enc := multivariate.FitEncoder(ref.Categorical, ref.Categories, multivariate.TopCategories, multivariate.MinCategoryShare)
+	oneHot, origins := enc.Columns()
+	names := append(slices.Clip(ref.Features), oneHot...)
+	origins = append(slices.Clip(ref.Features), origins...)
+	if len(oneHot) > 0 {
+		appendColumns(r, enc.Encode(ref.Categorical, ref.Categories), len(oneHot))
+		appendColumns(k, enc.Encode(cur.Categorical, cur.Categories), len(oneHot))
+	}
+	if len(names) == 0 {
+		note := "no features: neither numeric features nor categories of at least 1 % of the reference's rows"
+		rec.Status, rec.Note, cls.Status, cls.Note = StatusUndefined, note, StatusUndefined, note
+		return []Row{rec, cls}
+	}
 	decided := func(row *Row, drifted bool) {
 		row.Drifted, row.Status = drifted, StatusOK
 		if drifted {
@@ -792,10 +805,10 @@ func multivariateRows(ref, cur *window.Joint, c Config) []Row {
 		rec.Status, rec.Note = statusOf(err), "reconstruction: "+err.Error()
 	} else {
 		rec.Value, rec.Threshold = res.Error, res.Band.Upper
-		rec.Note = fmt.Sprintf("band [%.4g, %.4g], %d of %d components", res.Band.Lower, res.Band.Upper, res.Components, len(ref.Features))
+		rec.Note = fmt.Sprintf("band [%.4g, %.4g], %d of %d components", res.Band.Lower, res.Band.Upper, res.Components, len(names))
 		decided(&rec, res.Drifted)
 	}
-	if res, err := multivariate.Classify(r, k, ref.Features, mc); err != nil {
+	if res, err := multivariate.ClassifyColumns(r, k, names, origins, mc); err != nil {
 		cls.Status, cls.Note = statusOf(err), "domain classifier: "+err.Error()
 	} else {
 		cls.Value, cls.Threshold, cls.Leaned = res.AUC, res.Threshold, res.Leaned
@@ -810,6 +823,19 @@ func statusOf(err error) string {
 		return StatusInsufficient
 	}
 	return StatusUndefined
+}
+
+// appendColumns appends cols[i] to rows[i] (rows are copies of their
+// own), width zeros where cols has no row i (a joint sample read without
+// categories).
+func appendColumns(rows, cols [][]float64, width int) {
+	for i := range rows {
+		if i < len(cols) {
+			rows[i] = append(rows[i], cols[i]...)
+		} else {
+			rows[i] = append(rows[i], make([]float64, width)...)
+		}
+	}
 }
 
 func copyRows(rows [][]float64) [][]float64 {

@@ -40,8 +40,14 @@ func TestJointSample(t *testing.T) {
 			num, c = fmt.Sprintf("{'a':%g,'b':%g}", a, b), math.NaN()
 		}
 		want[[2]float64{a, b}] = c
-		vals = append(vals, fmt.Sprintf("('e%d','j1','v1','p%d','%s',%s,{},[],'no',0.5,NULL,{},{},NULL,'t',0,%d,now64(3))",
-			i, i, ts.Format("2006-01-02 15:04:05.000"), num, i))
+		// Categorical g is g<i mod 3> (missing in every 5th event), k
+		// is k<i mod 2>: the row's i is b − 1000·a.
+		cat := fmt.Sprintf("{'g':'g%d','k':'k%d'}", i%3, i%2)
+		if i%5 == 0 {
+			cat = fmt.Sprintf("{'k':'k%d'}", i%2)
+		}
+		vals = append(vals, fmt.Sprintf("('e%d','j1','v1','p%d','%s',%s,%s,[],'no',0.5,NULL,{},{},NULL,'t',0,%d,now64(3))",
+			i, i, ts.Format("2006-01-02 15:04:05.000"), num, cat, i))
 	}
 	if err := conn.Exec(context.Background(), "INSERT INTO inferences (event_id, model_id, model_version, prediction_id, timestamp, features_numeric, features_categorical, missing_features, prediction_label, prediction_score, prediction_value, prediction_probabilities, segment, latency_ms, kafka_topic, kafka_partition, kafka_offset, ingested_at) VALUES "+strings.Join(vals, ",")); err != nil {
 		t.Fatal(err)
@@ -57,7 +63,20 @@ func TestJointSample(t *testing.T) {
 		if rows > 0 && len(j.Rows) != rows {
 			t.Fatalf("%d rows, want %d", len(j.Rows), rows)
 		}
-		for _, r := range j.Rows {
+		// The snapshot's order of categorical features: the most frequent
+		// in the reference first (g is missing in every 5th event).
+		if strings.Join(j.Categorical, ",") != "k,g" || len(j.Categories) != len(j.Rows) {
+			t.Fatalf("categorical %v with %d rows of categories for %d rows, want k,g (no label) on every row", j.Categorical, len(j.Categories), len(j.Rows))
+		}
+		for k, r := range j.Rows {
+			i := int(math.Round(r[1] - 1000*r[0]))
+			g := fmt.Sprintf("g%d", i%3)
+			if i%5 == 0 {
+				g = ""
+			}
+			if got := j.Categories[k]; got[1] != g || got[0] != fmt.Sprintf("k%d", i%2) {
+				t.Fatalf("row %v (event %d): categories %v, want [k%d %s]", r, i, got, i%2, g)
+			}
 			c, ok := want[[2]float64{r[0], r[1]}]
 			if !ok {
 				t.Fatalf("row %v: no event has this a and b", r)
@@ -98,7 +117,7 @@ func TestJointSample(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fmt.Sprint(again.RefJoint.Rows) != fmt.Sprint(snap.RefJoint.Rows) || fmt.Sprint(again.CurJoint.Rows) != fmt.Sprint(snap.CurJoint.Rows) {
+		if fmt.Sprint(again.RefJoint.Rows, again.RefJoint.Categories) != fmt.Sprint(snap.RefJoint.Rows, snap.RefJoint.Categories) || fmt.Sprint(again.CurJoint.Rows, again.CurJoint.Categories) != fmt.Sprint(snap.CurJoint.Rows, snap.CurJoint.Categories) {
 			t.Error("the cached reference or a second read gave another joint sample")
 		}
 		b, err := refAgg.Marshal()
@@ -113,7 +132,7 @@ func TestJointSample(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fmt.Sprint(fromProfile.RefJoint.Rows) != fmt.Sprint(snap.RefJoint.Rows) {
+		if fmt.Sprint(fromProfile.RefJoint.Rows, fromProfile.RefJoint.Categories) != fmt.Sprint(snap.RefJoint.Rows, snap.RefJoint.Categories) {
 			t.Error("the persisted profile gave another reference joint sample")
 		}
 	})
