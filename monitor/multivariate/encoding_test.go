@@ -1,8 +1,12 @@
 package multivariate
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -129,5 +133,78 @@ func TestClassifierLeansOnCategory(t *testing.T) {
 	}
 	if !rec.Drifted {
 		t.Errorf("reconstruction error %v inside the band [%v, %v]", rec.Error, rec.Band.Lower, rec.Band.Upper)
+	}
+}
+
+// TestGoldenCategorical compares the one-hot encoding, FitPCA and
+// MeanError on numeric and categorical columns with testdata/categorical.py
+// (the kept categories chosen in Python, scikit-learn's OneHotEncoder,
+// StandardScaler and PCA): kept categories, components, explained
+// variance ratios and mean reconstruction errors to 1e-9 relative.
+func TestGoldenCategorical(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "categorical.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Cases []struct {
+			goldenCase
+			RefCats []string `json:"reference_categories"`
+			CurCats []string `json:"current_categories"`
+			Kept    []string `json:"kept"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Cases) != 2 {
+		t.Fatalf("%d golden cases, want 2", len(g.Cases))
+	}
+	column := func(cats []string) [][]string {
+		out := make([][]string, len(cats))
+		for i, c := range cats {
+			out[i] = []string{c}
+		}
+		return out
+	}
+	for _, c := range g.Cases {
+		t.Run(c.Name, func(t *testing.T) {
+			e := FitEncoder([]string{"c"}, column(c.RefCats), TopCategories, MinCategoryShare)
+			names, _ := e.Columns()
+			want := make([]string, len(c.Kept))
+			for i, k := range c.Kept {
+				want[i] = "c=" + k
+			}
+			if !slices.Equal(names, want) {
+				t.Fatalf("columns %v, want %v", names, want)
+			}
+			join := func(num [][]float64, cats []string) [][]float64 {
+				oh := e.Encode([]string{"c"}, column(cats))
+				out := make([][]float64, len(num))
+				for i := range num {
+					out[i] = append(slices.Clone(num[i]), oh[i]...)
+				}
+				return out
+			}
+			ref, cur := join(c.Reference, c.RefCats), join(c.Current, c.CurCats)
+			p, err := FitPCA(ref, c.Share)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Comps) != c.Components {
+				t.Fatalf("components %d, sklearn %d", len(p.Comps), c.Components)
+			}
+			for i, r := range c.Ratio {
+				if !(math.Abs(p.Ratio[i]-r) <= 1e-9) {
+					t.Errorf("ratio[%d] %v, sklearn %v", i, p.Ratio[i], r)
+				}
+			}
+			if got := p.MeanError(ref); !closeRel(got, c.RefError, 1e-9) {
+				t.Errorf("reference error %v, sklearn %v", got, c.RefError)
+			}
+			if got := p.MeanError(cur); !closeRel(got, c.CurError, 1e-9) {
+				t.Errorf("current error %v, sklearn %v", got, c.CurError)
+			}
+		})
 	}
 }
