@@ -100,9 +100,18 @@ const (
 	// correlation:f1:f2:0.8 and later correlation:f1:f2:-0.8 flip the
 	// sign: drift no single feature shows.
 	Correlation ChangeKind = "correlation"
+	// Association ties a categorical feature (Feature) to a numeric one
+	// (Other) with strength Value (−1 to 1; replacing an earlier one of
+	// the feature): with probability |Value| the uniform that picks the
+	// category is Φ(e) (Value > 0) or Φ(−e) (Value < 0), e the numeric
+	// feature's own standard normal draw, so its first categories go
+	// with its low values (or high); otherwise its own. Both marginals
+	// stay: association:c0:f1:1 and later association:c0:f1:-1 swap
+	// which categories get the high values.
+	Association ChangeKind = "association"
 )
 
-var changeKinds = []ChangeKind{MeanShift, VarianceChange, NewCategories, Missingness, ConceptDrift, SegmentShift, SegmentMix, SegmentConcept, Correlation}
+var changeKinds = []ChangeKind{MeanShift, VarianceChange, NewCategories, Missingness, ConceptDrift, SegmentShift, SegmentMix, SegmentConcept, Correlation, Association}
 
 // SegmentKey is the one segment key the generated inferences carry, and
 // SegmentValues its values, drawn uniformly until a SegmentMix change.
@@ -167,6 +176,7 @@ const ChangeSyntax = `[MODEL/]KIND[:FEATURE][:VALUE][@WHEN], KIND one of
   segment_mix:KEY=VALUE:SHARE     one slice takes SHARE of the traffic, the others keep their relative shares
   segment_concept:KEY=VALUE:FLIP  inside one slice the true label flips with probability FLIP (regression: truth + 10·FLIP)
   correlation:FEATURE:OTHER:RHO   two numeric features correlate with RHO (-1..1), each keeping its distribution
+  association:CATEGORICAL:NUMERIC:STRENGTH  a categorical feature's first categories go with the numeric's low values (STRENGTH -1..1, negative: high), each keeping its distribution
 WHEN is an inference index (50000), an offset from -start (+10m) or an RFC 3339 time (default 0);
 MODEL limits it to one model (model-1/…). Example: mean_shift:f0:2.0@50000,concept_drift@100000`
 
@@ -234,14 +244,17 @@ func ParseChange(s string, start time.Time) (Change, error) {
 			return c, fmt.Errorf("change %q: value %q is not a number", s, args[1])
 		}
 		c.Value = v
-	case Correlation:
+	case Correlation, Association:
 		if len(args) != 3 || args[0] == "" || args[1] == "" {
+			if c.Kind == Association {
+				return c, fmt.Errorf("change %q: association needs CATEGORICAL:NUMERIC:STRENGTH", s)
+			}
 			return c, fmt.Errorf("change %q: correlation needs FEATURE:OTHER:RHO", s)
 		}
 		c.Feature, c.Other = args[0], args[1]
 		v, err := strconv.ParseFloat(args[2], 64)
 		if err != nil {
-			return c, fmt.Errorf("change %q: correlation %q is not a number", s, args[2])
+			return c, fmt.Errorf("change %q: %s %q is not a number", s, c.Kind, args[2])
 		}
 		c.Value = v
 	case SegmentShift, SegmentMix, SegmentConcept:
@@ -474,6 +487,14 @@ func (c Config) checkChange(ch Change) error {
 		return fmt.Errorf("segment %q is not one of %s=%s", ch.Segment, SegmentKey, strings.Join(SegmentValues, "|"))
 	}
 	switch ch.Kind {
+	case Association:
+		other, _ := c.featureKind(ch.Other)
+		if !cat || !other {
+			return fmt.Errorf("%q and %q are not a categorical feature (c0 .. c%d) and a numeric one (f0 .. f%d)", ch.Feature, ch.Other, c.CategoricalFeatures-1, c.NumericFeatures-1)
+		}
+		if !(ch.Value >= -1 && ch.Value <= 1) {
+			return fmt.Errorf("association strength must be in [-1, 1], got %g", ch.Value)
+		}
 	case Correlation:
 		other, _ := c.featureKind(ch.Other)
 		if !num || !other || ch.Feature == ch.Other {

@@ -130,6 +130,11 @@ type model struct {
 	// change).
 	corrOf  []int
 	corrRho []float64
+	// assocOf is, per categorical feature, the numeric feature it is
+	// associated with (-1: none) and assocStr the strength (nil until an
+	// Association change).
+	assocOf  []int
+	assocStr []float64
 
 	correct, total int64     // quality counters of the open bucket
 	hist           []float64 // quality of closed buckets, most recent last
@@ -505,6 +510,15 @@ func (g *Generator) apply(m *model, ch Change) {
 			}
 		}
 		m.corrOf[other], m.corrRho[other] = idx, ch.Value
+	case Association:
+		num, _ := strconv.Atoi(ch.Other[1:])
+		if m.assocOf == nil {
+			m.assocOf, m.assocStr = make([]int, len(m.newCat)), make([]float64, len(m.newCat))
+			for i := range m.assocOf {
+				m.assocOf[i] = -1
+			}
+		}
+		m.assocOf[idx], m.assocStr[idx] = num, ch.Value
 	case ConceptDrift:
 		m.concept = ch.Value
 		for i := range m.wTrue {
@@ -639,6 +653,18 @@ func (g *Generator) drawInference() *draw {
 			continue
 		}
 		u, cum := rng.Float64(), m.catCum[j]
+		if m.assocOf != nil {
+			// Φ of the numeric feature's own draw is uniform too, so the
+			// category's shares stay; an extra draw only while the
+			// association is in force.
+			if a := m.assocOf[j]; a >= 0 && !d.numNull[a] && rng.Float64() < math.Abs(m.assocStr[j]) {
+				e := d.raw[a]
+				if m.assocStr[j] < 0 {
+					e = -e
+				}
+				u = 0.5 * math.Erfc(-e/math.Sqrt2)
+			}
+		}
 		v := 0
 		for v < len(cum)-1 && u > cum[v] {
 			v++

@@ -404,6 +404,72 @@ func TestCorrelationChange(t *testing.T) {
 	}
 }
 
+// TestAssociationChange: association:c0:f1:1, then −1 from tick 10000.
+// With strength 1 the category is the bin of Φ(e) on the category's
+// cumulative shares, so c0's first category (share p) takes f1's lowest
+// p of draws before, its highest after: its mean of f1 is below f1's
+// overall mean before and above after, by more than one standard deviation
+// (for a share p ≤ ½ the truncated normal's mean is at least
+// φ(0)/½ ≈ 0.8 sd away; the first category's share is at most ½ here),
+// while c0's shares (within 0.02) and f1's mean and standard deviation
+// (0.06 sd, 5 %) stay.
+func TestAssociationChange(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Seed = 5
+	cfg.Models = 1
+	cfg.BusinessMetrics.Enabled = false
+	cfg.Outcomes.Share = 0
+	const at = 10000
+	cfg.Changes = []Change{
+		{Kind: Association, Feature: "c0", Other: "f1", Value: 1},
+		{Kind: Association, Feature: "c0", Other: "f1", Value: -1, AtEvent: at},
+	}
+	evs, g := run(t, cfg, 2*at)
+	first := g.models[0].catVals[0][0]
+	if p := g.models[0].catCum[0][0]; !testcheck.AtMost(p, 0.5) {
+		t.Fatalf("first category's share %v, the bound above needs at most 0.5", p)
+	}
+	before, after := split(cfg, decodeAll(t, cfg, evs).inferences, at)
+	shares := func(infs []schemas.Inference) map[string]float64 {
+		out := map[string]float64{}
+		for _, in := range infs {
+			out[in.Categorical["c0"]] += 1 / float64(len(infs))
+		}
+		return out
+	}
+	condMean := func(infs []schemas.Inference) float64 {
+		var s, n float64
+		for _, in := range infs {
+			if x, ok := in.Numeric["f1"]; ok && in.Categorical["c0"] == first {
+				s, n = s+x, n+1
+			}
+		}
+		return s / n
+	}
+	m0, s0, _ := meanSD(before, "f1")
+	m1, s1, _ := meanSD(after, "f1")
+	if d := (condMean(before) - m0) / s0; !testcheck.AtMost(d, -1) {
+		t.Errorf("before: c0=%s's mean of f1 is %.2f sd from f1's, want below −1", first, d)
+	}
+	if d := (condMean(after) - m1) / s1; !testcheck.AtLeast(d, 1) {
+		t.Errorf("after: c0=%s's mean of f1 is %.2f sd from f1's, want above 1", first, d)
+	}
+	if !testcheck.AtMost(math.Abs(m1-m0)/s0, 0.06) || !testcheck.Within(s1/s0, 1, 0.05) {
+		t.Errorf("f1 moved: mean %.3f → %.3f, sd %.3f → %.3f", m0, m1, s0, s1)
+	}
+	sb, sa := shares(before), shares(after)
+	for c, p := range sb {
+		if !testcheck.Within(sa[c], p, 0.02) {
+			t.Errorf("c0=%s: share %.3f → %.3f", c, p, sa[c])
+		}
+	}
+	bad := cfg
+	bad.Changes = []Change{{Kind: Association, Feature: "f1", Other: "c0", Value: 0.5}, {Kind: Association, Feature: "c0", Other: "f1", Value: 1.5}}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "not a categorical feature") || !strings.Contains(err.Error(), "must be in [-1, 1]") {
+		t.Errorf("validate: %v", err)
+	}
+}
+
 // TestSegmentChanges checks segment_shift (a mean shift inside one slice
 // only) and segment_mix (one slice's share of traffic) against counts and
 // means written down here.
@@ -632,6 +698,8 @@ func TestParseChange(t *testing.T) {
 		{in: "segment_concept:region=eu", wantErr: "needs KEY=VALUE:SHARE"},
 		{in: "correlation:f1:f2:-0.8@+2h", want: Change{Kind: Correlation, Feature: "f1", Other: "f2", Value: -0.8, AtTime: start.Add(2 * time.Hour)}},
 		{in: "correlation:f1:0.8", wantErr: "needs FEATURE:OTHER:RHO"},
+		{in: "association:c0:f1:-1@+2h", want: Change{Kind: Association, Feature: "c0", Other: "f1", Value: -1, AtTime: start.Add(2 * time.Hour)}},
+		{in: "association:c0:1", wantErr: "needs CATEGORICAL:NUMERIC:STRENGTH"},
 		{in: "mean_shift:f0", wantErr: "needs FEATURE:VALUE"},
 		{in: "mean_shift:f0:x", wantErr: "is not a number"},
 		{in: "wobble:f0:1", wantErr: "unknown kind"},
