@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -217,4 +218,89 @@ func checkLeanedTrigger(t *testing.T, res Result) {
 		return
 	}
 	t.Errorf("no feature_drift trigger: %v", res.Decisions)
+}
+
+// TestMultivariateAssociationFlip is the categorical counterpart of
+// TestMultivariateCorrelationFlip, through Kafka, ingest and ClickHouse:
+// two models of six numeric and five categorical features (3000
+// inferences an hour each); c0's first categories go with f1's low values
+// (loadgen's association:c0:f1:1) in both, and from +2h model-0's with its
+// high values (association:c0:f1:-1) while both marginals stay. In the
+// windows ending +3h and +4h no per-feature method flags any input of
+// either model; both multivariate features drift for model-0 (sustained
+// at +4h), the classifier leaning first on a product of f1 and a one-hot
+// column of c0 ("f1*c0=…", its features f1 and c0); model-1 is flagged by
+// neither method in any window, nor model-0 before the flip.
+func TestMultivariateAssociationFlip(t *testing.T) {
+	w := newWorld(t)
+	w.start = time.Now().UTC().Truncate(time.Hour).Add(-10 * time.Hour)
+	w.numeric, w.models = 6, 2
+	w.fill(t, 4, 6000, "association:c0:f1:1", "model-0/association:c0:f1:-1@+2h")
+	tw, err := kafkaio.NewWriter(w.kopts, "retrain-triggers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tw.Close() })
+	pol := policy.Default()
+	pol.Multivariate.Enabled = true
+	m, err := New(Options{Settings: testSettings(48*time.Hour, pol, nil), Conn: w.conn, TriggerWriter: tw, Registerer: prometheus.NewRegistry(),
+		Now: func() time.Time { return w.start.Add(10 * time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	both := []string{multivariate.ClassifierFeature, multivariate.ReconstructionFeature}
+	for h := 2; h <= 4; h++ {
+		for _, model := range []string{"model-0", "model-1"} {
+			res, err := m.Evaluate(ctx, model, w.start.Add(time.Duration(h)*time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Skipped != "" {
+				t.Fatalf("%s +%dh skipped: %s", model, h, res.Skipped)
+			}
+			at := fmt.Sprintf("%s, window ending +%dh", model, h)
+			if got := inputs(res.Verdict); got != nil {
+				t.Errorf("%s: per-feature drift in %v, want none", at, got)
+			}
+			if j := res.Snapshot.CurJoint; j == nil || !slices.Contains(j.Categorical, "c0") {
+				t.Fatalf("%s: the joint sample has no c0", at)
+			}
+			var mv []string
+			for _, f := range res.Verdict.Drifted {
+				if multivariate.IsFeature(f) {
+					mv = append(mv, f)
+				}
+			}
+			want := []string(nil)
+			if model == "model-0" && h > 2 {
+				want = both
+			}
+			if !slices.Equal(mv, want) {
+				t.Errorf("%s: multivariate drift %v, want %v", at, mv, want)
+			}
+			rows := map[string]policy.Row{}
+			for _, r := range res.Verdict.Rows {
+				if multivariate.IsFeature(r.Feature) && r.Method != MethodVerdict {
+					rows[r.Feature] = r
+				}
+			}
+			cls, rec := rows[multivariate.ClassifierFeature], rows[multivariate.ReconstructionFeature]
+			t.Logf("%s: AUC %.4f (threshold %.4f), reconstruction error %.4f (%s), %s", at, cls.Value, cls.Threshold, rec.Value, rec.Note, cls.Note)
+			if cls.Status != policy.StatusOK && cls.Status != policy.StatusDrifted {
+				t.Errorf("%s: classifier status %s (%s)", at, cls.Status, cls.Note)
+			}
+			if len(want) > 0 {
+				if !testcheck.AtLeast(cls.Value, 0.6) {
+					t.Errorf("%s: classifier AUC %v, want well above chance", at, cls.Value)
+				}
+				if len(cls.Leaned) == 0 || !strings.HasPrefix(cls.Leaned[0].Column, "f1*c0=") || !slices.Equal(cls.Leaned[0].Features, []string{"f1", "c0"}) {
+					t.Errorf("%s: classifier leaned on %v, want f1*c0=… (f1 and c0) first", at, cls.Leaned)
+				}
+			}
+			if model == "model-0" && h == 4 && !slices.Equal(res.Verdict.Sustained, both) {
+				t.Errorf("%s: sustained %v, want %v", at, res.Verdict.Sustained, both)
+			}
+		}
+	}
 }
