@@ -83,3 +83,56 @@ func BenchmarkDefaults(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDefaultsCategorical: BenchmarkDefaults' 60 numeric features
+// with 10 categorical ones of 10 equally frequent categories, one-hot into
+// 100 more columns (the most TopCategories allows): 160 columns.
+func BenchmarkDefaultsCategorical(b *testing.B) {
+	c := DefaultConfig()
+	const d, k, cats = 60, 10, 10
+	ref, cur := benchRows(c.Rows, d, 1), benchRows(c.Rows, d, 2)
+	catNames := make([]string, k)
+	for j := range catNames {
+		catNames[j] = fmt.Sprintf("c%d", j)
+	}
+	draw := func(seed uint64) [][]string {
+		rng := rand.New(rand.NewPCG(seed, 3))
+		out := make([][]string, c.Rows)
+		for i := range out {
+			out[i] = make([]string, k)
+			for j := range out[i] {
+				out[i][j] = fmt.Sprintf("v%d", rng.IntN(cats))
+			}
+		}
+		return out
+	}
+	rc, cc := draw(1), draw(2)
+	e := FitEncoder(catNames, rc, TopCategories, MinCategoryShare)
+	oneHot, origins := e.Columns()
+	names := make([]string, d)
+	for j := range names {
+		names[j] = fmt.Sprintf("f%d", j)
+	}
+	origins = append(append([]string(nil), names...), origins...)
+	names = append(names, oneHot...)
+	for i, r := range e.Encode(catNames, rc) {
+		ref[i] = append(ref[i], r...)
+	}
+	for i, r := range e.Encode(catNames, cc) {
+		cur[i] = append(cur[i], r...)
+	}
+	b.Run(fmt.Sprintf("reconstruct/d=%d", len(names)), func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Reconstruct(ref, cur, c); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run(fmt.Sprintf("classify/d=%d", len(names)), func(b *testing.B) {
+		for b.Loop() {
+			if _, err := ClassifyColumns(ref, cur, names, origins, c); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
