@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/driftwatch/driftwatch/monitor/multivariate"
@@ -135,6 +136,53 @@ func TestMultivariateVerdict(t *testing.T) {
 				if r.Status != tc.status || r.Drifted {
 					t.Errorf("%s: %s %s drifted=%v (%s), want %s", tc.name, r.Feature, r.Status, r.Drifted, r.Note, tc.status)
 				}
+			}
+		}
+	})
+	t.Run("categorical", func(t *testing.T) {
+		// g is "p" where a > 0 and "n" elsewhere in the reference, the
+		// other way round in the current window (a's and g's marginals
+		// unchanged; a and b keep their correlation), whose joint sample
+		// lists its categorical features in another order, with one more.
+		s := flipSnapshot(t, 0.9)
+		sign := func(x float64, flip bool) string {
+			if (x > 0) != flip {
+				return "p"
+			}
+			return "n"
+		}
+		s.RefJoint.Categorical = []string{"g"}
+		for _, r := range s.RefJoint.Rows {
+			s.RefJoint.Categories = append(s.RefJoint.Categories, []string{sign(r[0], false)})
+		}
+		s.CurJoint.Categorical = []string{"h", "g"}
+		for _, r := range s.CurJoint.Rows {
+			s.CurJoint.Categories = append(s.CurJoint.Categories, []string{"x", sign(r[0], true)})
+		}
+		rows := multivariateRows(s.RefJoint, s.CurJoint, on)
+		for _, r := range rows {
+			if !r.Drifted {
+				t.Errorf("%s: not drifted (%s %v, %s)", r.Feature, r.Status, r.Value, r.Note)
+			}
+			if r.Feature == multivariate.ClassifierFeature && (len(r.Leaned) == 0 || !slices.Equal(r.Leaned[0].Features, []string{"a", "g"})) {
+				t.Errorf("classifier leaned on %v, want a*g=… first", r.Leaned)
+			}
+			if r.Feature == multivariate.ReconstructionFeature && !strings.HasSuffix(r.Note, "of 5 components") {
+				t.Errorf("reconstruction note %q, want 5 columns (a, b, c, g=n, g=p)", r.Note)
+			}
+		}
+		// Categories only; a current window read without categories (its
+		// one-hot columns all 0): rows, no panic.
+		only := &window.Joint{Rows: make([][]float64, 3000), Categorical: s.RefJoint.Categorical, Categories: s.RefJoint.Categories}
+		for _, r := range multivariateRows(only, only, on) {
+			if r.Status != StatusOK || r.Drifted {
+				t.Errorf("categories only: %s %s drifted=%v (%s)", r.Feature, r.Status, r.Drifted, r.Note)
+			}
+		}
+		bare := &window.Joint{Features: s.CurJoint.Features, Rows: s.CurJoint.Rows}
+		for _, r := range multivariateRows(s.RefJoint, bare, on) {
+			if r.Status != StatusOK && r.Status != StatusDrifted {
+				t.Errorf("current window without categories: %s %s (%s)", r.Feature, r.Status, r.Note)
 			}
 		}
 	})
