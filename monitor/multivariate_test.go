@@ -243,6 +243,7 @@ func TestMultivariateAssociationFlip(t *testing.T) {
 	t.Cleanup(func() { tw.Close() })
 	pol := policy.Default()
 	pol.Multivariate.Enabled = true
+	pol.Multivariate.Categorical = true
 	m, err := New(Options{Settings: testSettings(48*time.Hour, pol, nil), Conn: w.conn, TriggerWriter: tw, Registerer: prometheus.NewRegistry(),
 		Now: func() time.Time { return w.start.Add(10 * time.Hour) }})
 	if err != nil {

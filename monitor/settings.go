@@ -187,6 +187,7 @@ func (s *Settings) aggregationFor(model string) window.Options {
 	o := s.aggregation()
 	if p := s.policyFor(model); p.Multivariate.Enabled {
 		o.JointRows = p.Multivariate.Rows
+		o.JointCategories = p.Multivariate.Categorical
 	}
 	return o
 }

@@ -33,6 +33,11 @@ type Config struct {
 	// Pairs feature pairs whose correlation changed most between the
 	// windows (measured on joint rows the classifier does not see).
 	Pairs int `yaml:"pairs"`
+	// Categorical adds the categorical features' top categories as one-hot
+	// columns to both methods (off by default: with many categories the
+	// columns dilute the reconstruction error of numeric changes and cost
+	// more; docs/multivariate.md, "Categorical features").
+	Categorical bool `yaml:"categorical"`
 }
 
 // DefaultConfig returns the defaults.

@@ -140,6 +140,8 @@ func TestMultivariateVerdict(t *testing.T) {
 		}
 	})
 	t.Run("categorical", func(t *testing.T) {
+		on := on
+		on.Multivariate.Categorical = true
 		// g is "p" where a > 0 and "n" elsewhere in the reference, the
 		// other way round in the current window (a's and g's marginals
 		// unchanged; a and b keep their correlation), whose joint sample
@@ -183,6 +185,15 @@ func TestMultivariateVerdict(t *testing.T) {
 		for _, r := range multivariateRows(s.RefJoint, bare, on) {
 			if r.Status != StatusOK && r.Status != StatusDrifted {
 				t.Errorf("current window without categories: %s %s (%s)", r.Feature, r.Status, r.Note)
+			}
+		}
+		// Off (the default): the categories are ignored, the numeric
+		// columns alone (a, b, c: unchanged correlation) see no drift.
+		off := on
+		off.Multivariate.Categorical = false
+		for _, r := range multivariateRows(s.RefJoint, s.CurJoint, off) {
+			if r.Drifted || strings.HasSuffix(r.Note, "of 5 components") {
+				t.Errorf("categorical off: %s drifted=%v (%s), want the numeric columns only and no drift", r.Feature, r.Drifted, r.Note)
 			}
 		}
 	})

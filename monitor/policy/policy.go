@@ -782,7 +782,10 @@ func multivariateRows(ref, cur *window.Joint, c Config) []Row {
 	// The categorical features' one-hot columns (the reference's top
 	// categories), matched by name: a cached reference may list them in
 	// another order than the current window.
-	enc := multivariate.FitEncoder(ref.Categorical, ref.Categories, multivariate.TopCategories, multivariate.MinCategoryShare)
+	enc := &multivariate.Encoder{} // no columns: policy.multivariate.categorical is off
+	if c.Multivariate.Categorical {
+		enc = multivariate.FitEncoder(ref.Categorical, ref.Categories, multivariate.TopCategories, multivariate.MinCategoryShare)
+	}
 	oneHot, origins := enc.Columns()
 	names := append(slices.Clip(ref.Features), oneHot...)
 	origins = append(slices.Clip(ref.Features), origins...)

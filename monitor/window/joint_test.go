@@ -91,7 +91,7 @@ func TestJointSample(t *testing.T) {
 		// feature are two aggregates, each merged from the threads'
 		// states; they must stay in one order.
 		ctx := clickhouse.Context(context.Background(), clickhouse.WithSettings(clickhouse.Settings{"max_block_size": 64, "max_threads": 4}))
-		snap, err := Compute(ctx, conn, "j1", ref, cur, Options{Samples: true, JointRows: 10_000})
+		snap, err := Compute(ctx, conn, "j1", ref, cur, Options{Samples: true, JointRows: 10_000, JointCategories: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +99,7 @@ func TestJointSample(t *testing.T) {
 		check(t, snap.CurJoint, 2000)
 	})
 	t.Run("sampled", func(t *testing.T) {
-		opts := Options{Samples: true, JointRows: 500}
+		opts := Options{Samples: true, JointRows: 500, JointCategories: true}
 		snap, refAgg, err := ComputeCached(context.Background(), conn, "j1", ref, cur, opts, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -78,6 +78,9 @@ type Options struct {
 	// about JointRows rows per window with their numeric features
 	// together, for the multivariate methods; 0 is off.
 	JointRows int
+	// JointCategories adds the rows' categorical values to the joint
+	// sample (one more narrow read, jointCategorySQL).
+	JointCategories bool
 }
 
 // The defaults of Options (0 in a field means its default), which the
@@ -230,7 +233,7 @@ func ComputeCached(ctx context.Context, conn driver.Conn, model string, ref, cur
 			s.Categorical = q.assembleCategorical(catRows, catStat)
 			s.DeadLetters, catErr = q.deadLetters(ctx)
 		}
-		if catErr == nil && jointOn {
+		if catErr == nil && jointOn && q.opts.JointCategories {
 			catPairs, catErr = q.jointCategories(ctx)
 		}
 		if catErr != nil {
