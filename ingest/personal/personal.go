@@ -26,6 +26,7 @@ import (
 	"hash"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/driftwatch/driftwatch/schemas"
 )
@@ -250,7 +251,8 @@ func Withheld(n int) []byte {
 }
 
 // Payload returns raw, a rejected event's value, with the rules of model
-// (every model's when "") applied to its "features" and "segment" objects,
+// (every model's when "") applied to its "features" and "segment" objects
+// (their keys matched ignoring case, as encoding/json matches them),
 // and whether anything changed. A payload the rules cannot be applied to
 // (not a JSON object; features or segment not objects) is withheld: the
 // result is Withheld's note and withheld is true. Hashes equal those of
@@ -265,9 +267,14 @@ func (h *Hasher) Payload(raw []byte, model string) (out []byte, changed, withhel
 	if err := json.Unmarshal(raw, &top); err != nil || top == nil {
 		return Withheld(len(raw)), true, true
 	}
-	for _, field := range []string{"features", "segment"} {
-		v, ok := top[field]
-		if !ok || bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
+	// Keys are matched as JSON decoders match struct fields, ignoring
+	// case: a reader of the dead letter with encoding/json takes
+	// "Features" for features, so its personal fields are governed too.
+	for field, v := range top {
+		if !strings.EqualFold(field, "features") && !strings.EqualFold(field, "segment") {
+			continue
+		}
+		if bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
 			continue
 		}
 		var obj map[string]json.RawMessage
