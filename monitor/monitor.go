@@ -121,6 +121,7 @@ type Monitor struct {
 	first    map[string]time.Time
 	perfDesc perfMetrics
 	refs     *refCache
+	partials *bucketCaches
 	store    *Store
 	// sink is where evaluations write their results and read their
 	// history back: the store (the live tables), or a replay's memory.
@@ -160,6 +161,10 @@ func New(opts Options) (*Monitor, error) {
 	}
 	f := promauto.With(opts.Registerer)
 	store := &Store{conn: opts.Conn, instance: opts.InstanceID}
+	partials := newBucketCaches(int64(opts.WindowCacheMB) << 20)
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "driftwatch_monitor_window_cache_bytes",
+		Help: "Memory the incremental windows' per-bucket partials hold between steps (window_cache_mb bounds it)."},
+		func() float64 { return float64(partials.bytes()) })
 	return &Monitor{
 		opts: opts, log: opts.Logger, store: store, sink: store,
 		fleet:    newFleet(opts.InstanceID, opts.Lease, store, opts.Logger, opts.Registerer),
@@ -181,6 +186,7 @@ func New(opts Options) (*Monitor, error) {
 		perfDesc: perfDescs(),
 		labelRows: f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_labeling_rows_total",
 			Help: "Inferences the labeling queue handed out for labelling, by stratum (random: drawn uniformly; targeted: by uncertainty and drift)."}, []string{"stratum"}),
+		partials: partials,
 		refs: newRefCache(int64(opts.ReferenceCacheMB)<<20,
 			f.NewCounterVec(prometheus.CounterOpts{Name: "driftwatch_monitor_reference_cache_total", Help: "Evaluations whose reference-window aggregates came from the cache (hit) or were read again (miss)."}, []string{"result"})),
 	}, nil
@@ -276,7 +282,8 @@ func (m *Monitor) compute(ctx context.Context, model string, ref, cur window.Spa
 		m.windows.WithLabelValues("full").Inc()
 		return window.ComputeCached(ctx, m.opts.Conn, model, ref, cur, opts, cached)
 	}
-	snap, refAgg, prog, err := window.ComputeIncremental(ctx, m.opts.Conn, model, ref, cur, opts, cached, m.opts.bucket())
+	snap, refAgg, prog, err := window.ComputeIncremental(ctx, m.opts.Conn, model, ref, cur, opts, cached, m.opts.bucket(), m.partials.get(model))
+	m.partials.account(model)
 	if prog.Incremental {
 		m.windows.WithLabelValues("incremental").Inc()
 		m.buckets.WithLabelValues("aggregated").Add(float64(prog.Aggregated))

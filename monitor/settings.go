@@ -32,8 +32,11 @@ type Settings struct {
 	// Incremental keeps the current window's aggregates per bucket (the
 	// gcd of Window and Step) once a model's reference is pinned, and
 	// merges each window from them (docs "Incremental windows").
-	Incremental   bool `yaml:"incremental" env:"DRIFTWATCH_MONITOR_INCREMENTAL" flag:"incremental" help:"with a pinned reference, keep the current window's aggregates per step in ClickHouse and merge windows from them (same results, each row aggregated once)"`
-	MaxCategories int  `yaml:"max_categories" env:"DRIFTWATCH_MONITOR_MAX_CATEGORIES" flag:"max-categories" help:"most categories per categorical feature compared (most frequent first, the rest one __other bucket); a feature with more is reported high_cardinality"`
+	Incremental bool `yaml:"incremental" env:"DRIFTWATCH_MONITOR_INCREMENTAL" flag:"incremental" help:"with a pinned reference, keep the current window's aggregates per step in ClickHouse and merge windows from them (same results, each row aggregated once)"`
+	// WindowCacheMB bounds the incremental windows' partials kept in
+	// memory between steps (window.BucketCache).
+	WindowCacheMB int `yaml:"window_cache_mb" env:"DRIFTWATCH_MONITOR_WINDOW_CACHE_MB" flag:"window-cache-mb" help:"with incremental, MiB of the current windows' per-bucket partials kept in memory between steps, so a step reads only its new bucket (least recently used models dropped first, their windows then merged in ClickHouse; 0: none)"`
+	MaxCategories int `yaml:"max_categories" env:"DRIFTWATCH_MONITOR_MAX_CATEGORIES" flag:"max-categories" help:"most categories per categorical feature compared (most frequent first, the rest one __other bucket); a feature with more is reported high_cardinality"`
 	// EvaluationTimeout bounds one model's round of evaluations (its
 	// windows due, then its performance); 0 is half of Step.
 	EvaluationTimeout     time.Duration `yaml:"evaluation_timeout" env:"DRIFTWATCH_MONITOR_EVALUATION_TIMEOUT" flag:"evaluation-timeout" help:"deadline of one model's evaluation round; a model past it is cut off with an error and retried next round (0: half of step)"`
@@ -65,7 +68,7 @@ func DefaultSettings() Settings {
 	return Settings{
 		Window: time.Hour, Step: time.Minute, ReferenceMode: ReferenceFirst, Reference: 24 * time.Hour, Lookback: 7 * 24 * time.Hour,
 		Bins: window.DefaultBins, SampleCap: window.DefaultSampleCap, MaxFeatures: window.DefaultMaxFeatures,
-		ExportFeatures: 50, MaxSeries: 10_000, ReferenceCacheMB: 512, APIMaxRows: 10_000, APIQueryTimeout: 30 * time.Second,
+		ExportFeatures: 50, MaxSeries: 10_000, ReferenceCacheMB: 512, WindowCacheMB: 1024, APIMaxRows: 10_000, APIQueryTimeout: 30 * time.Second,
 		MaxCategories: window.DefaultMaxCategories, EvaluationConcurrency: 4, Lease: DefaultLease,
 		Policy: policy.Default(), Triggers: DefaultTriggerConfig(), Performance: DefaultPerformanceConfig(),
 		Segments: SegmentsConfig{MaxSegments: 10}, Labeling: labeling.DefaultConfig(),
@@ -105,6 +108,9 @@ func (s *Settings) Validate() error {
 	}
 	if s.ReferenceCacheMB < 0 {
 		bad("reference_cache_mb: must not be negative, got %d", s.ReferenceCacheMB)
+	}
+	if s.WindowCacheMB < 0 {
+		bad("window_cache_mb: must not be negative, got %d", s.WindowCacheMB)
 	}
 	if s.APIMaxRows < 1 || s.APIMaxRows > 1_000_000 {
 		bad("api_max_rows: must be from 1 to 1000000, got %d", s.APIMaxRows)

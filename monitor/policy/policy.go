@@ -649,6 +649,8 @@ func numericRows(n *window.Numeric, c Config) []Row {
 	counts := stat.Counts{Reference: n.RefBins, Current: n.CurBins}
 	ref := stat.Sample{Values: n.RefValues, Counts: n.RefCounts}
 	cur := stat.Sample{Values: n.CurValues, Counts: n.CurCounts}
+	// KS and Wasserstein read one walk of the pooled samples.
+	pair := stat.NewPair(ref, cur)
 	return methodRows(n.Feature, c.NumericMethods, n.RefN, n.CurN, c, func(m string) (stat.Result, error) {
 		switch m {
 		case stat.MethodPSI:
@@ -661,13 +663,13 @@ func numericRows(n *window.Numeric, c Config) []Row {
 			if n.SampledRef || n.SampledCur {
 				// A sample of a larger window (a slice's, whose share of
 				// sample_cap is a few thousand rows): see KSAsymptotic.
-				return stat.KSAsymptotic(ref, cur)
+				return pair.KS(false)
 			}
-			return stat.KS(ref, cur)
+			return pair.KS(true)
 		case stat.MethodWasserstein:
-			return stat.Wasserstein(ref, cur)
+			return pair.Wasserstein()
 		case stat.MethodWassersteinNorm:
-			return stat.WassersteinNorm(ref, cur)
+			return pair.WassersteinNorm()
 		case stat.MethodAndersonDarling:
 			return stat.AndersonDarling(ref, cur)
 		case stat.MethodCramerVonMises:

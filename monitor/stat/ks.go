@@ -39,15 +39,12 @@ func ks(ref, cur Sample, exact bool) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	var c1, c2 int64
-	var maxS, minD float64
-	merge(ref, cur, func(s step) {
-		c1 += s.a
-		c2 += s.b
-		diff := float64(c1)/float64(n1) - float64(c2)/float64(n2)
-		maxS = math.Max(maxS, diff)
-		minD = math.Min(minD, diff)
-	})
+	maxS, minD, _ := ecdfWalk(ref, cur, n1, n2)
+	return ksResult(n1, n2, maxS, minD, exact), nil
+}
+
+// ksResult is the KS result of a walk's largest and least F_ref − F_cur.
+func ksResult(n1, n2 int64, maxS, minD float64, exact bool) Result {
 	d := maxS
 	if minS := math.Min(-minD, 1); minS > maxS {
 		d = minS
@@ -57,7 +54,7 @@ func ks(ref, cur Sample, exact bool) (Result, error) {
 		ok, dd, p := ksExact(n1, n2, d)
 		if ok {
 			res.Value, res.PValue, res.PValueMethod = dd, clip01(p), PValueExact
-			return res, nil
+			return res
 		}
 		d = dd // scipy falls back to the asymptotic p-value with the rounded D
 	}
@@ -66,7 +63,7 @@ func ks(ref, cur Sample, exact bool) (Result, error) {
 	res.Value = d
 	res.PValue = clip01(kolmogorovSF(int64(math.RoundToEven(en)), d))
 	res.PValueMethod = PValueAsymptotic
-	return res, nil
+	return res
 }
 
 // ksExact is scipy's _attempt_exact_2kssamp for the two-sided alternative.

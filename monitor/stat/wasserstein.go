@@ -22,19 +22,7 @@ func Wasserstein(ref, cur Sample) (Result, error) {
 }
 
 func wasserstein(ref, cur Sample, n1, n2 int64) float64 {
-	var c1, c2 int64
-	var w, prev, gap float64
-	first := true
-	merge(ref, cur, func(s step) {
-		if !first {
-			w += gap * (s.v - prev)
-		}
-		first = false
-		c1 += s.a
-		c2 += s.b
-		gap = math.Abs(float64(c1)/float64(n1) - float64(c2)/float64(n2))
-		prev = s.v
-	})
+	_, _, w := ecdfWalk(ref, cur, n1, n2)
 	return w
 }
 

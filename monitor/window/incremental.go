@@ -52,7 +52,10 @@ const sampleSlack = 1.25
 // buckets that are new or changed. Otherwise (no pinned reference yet, a
 // window not on the bucket grid) it is ComputeCached, and Progress says
 // why. Either way the snapshot is the one ComputeCached returns.
-func ComputeIncremental(ctx context.Context, conn driver.Conn, model string, ref, cur Span, opts Options, cached *Reference, bucket time.Duration) (*Snapshot, *Reference, Progress, error) {
+//
+// bc, when not nil, keeps the model's partials in memory between calls
+// (see BucketCache); the snapshot is the same with or without it.
+func ComputeIncremental(ctx context.Context, conn driver.Conn, model string, ref, cur Span, opts Options, cached *Reference, bucket time.Duration, bc *BucketCache) (*Snapshot, *Reference, Progress, error) {
 	opts.defaults()
 	why := ""
 	n := int64(0)
@@ -91,6 +94,7 @@ func ComputeIncremental(ctx context.Context, conn driver.Conn, model string, ref
 		key:     cached.partialKey(),
 		bucket:  bucket,
 		buckets: n,
+		cache:   bc,
 	}
 	s, prog, err := p.compute(ctx)
 	if err != nil {
@@ -106,6 +110,7 @@ type partials struct {
 	key     uint64
 	bucket  time.Duration
 	buckets int64 // in a window
+	cache   *BucketCache
 }
 
 // bucketState is what a bucket held: its rows and their newest
@@ -151,7 +156,12 @@ func (p *partials) compute(ctx context.Context) (*Snapshot, Progress, error) {
 		return nil, prog, err
 	}
 	prog.Aggregated += len(stale)
-	num, err := p.numeric(ctx, now, &prog)
+	var num []Numeric
+	if p.cache != nil {
+		num, err = p.numericCached(ctx, p.cache, now, &prog)
+	} else {
+		num, err = p.numeric(ctx, now, &prog)
+	}
 	if err != nil {
 		return nil, prog, err
 	}

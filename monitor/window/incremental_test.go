@@ -66,7 +66,8 @@ func sameSnapshot(t *testing.T, what string, full, inc *Snapshot) {
 // against the same pinned reference (bins, out-of-range and row counts,
 // the hash-keyed samples, folded categories), that each step aggregates
 // only its new bucket, and that late events, a replayed event and a
-// re-pinned reference re-aggregate exactly the buckets they touch.
+// re-pinned reference re-aggregate exactly the buckets they touch. It does
+// so with and without the BucketCache that keeps partials in memory.
 func TestIncrementalMatchesFull(t *testing.T) {
 	conn := openDB(t)
 	ctx := context.Background()
@@ -92,23 +93,30 @@ func TestIncrementalMatchesFull(t *testing.T) {
 	}
 	pinned.Pin()
 
+	cache, turn := NewBucketCache(), 0
 	check := func(what string, cur Span, r *Reference, wantAggregated int) *Snapshot {
 		t.Helper()
 		full, _, err := ComputeCached(ctx, conn, "m", r.Span(), cur, opts, r)
 		if err != nil {
 			t.Fatalf("%s: full: %v", what, err)
 		}
-		inc, _, prog, err := ComputeIncremental(ctx, conn, "m", r.Span(), cur, opts, r, bucket)
-		if err != nil {
-			t.Fatalf("%s: incremental: %v", what, err)
+		// With and without the in-memory cache, taking turns at going
+		// first (the first one aggregates what is new).
+		for k, bc := range [][2]*BucketCache{{nil, cache}, {cache, nil}}[turn%2] {
+			inc, _, prog, err := ComputeIncremental(ctx, conn, "m", r.Span(), cur, opts, r, bucket, bc)
+			how := fmt.Sprintf("%s (cache %v)", what, bc != nil)
+			if err != nil {
+				t.Fatalf("%s: incremental: %v", how, err)
+			}
+			if !prog.Incremental {
+				t.Fatalf("%s: computed in full: %s", how, prog.Fallback)
+			}
+			if want := map[int]int{0: wantAggregated, 1: 0}[k]; prog.Aggregated != want {
+				t.Errorf("%s: aggregated %d of %d buckets, want %d", how, prog.Aggregated, prog.Buckets, want)
+			}
+			sameSnapshot(t, how, full, inc)
 		}
-		if !prog.Incremental {
-			t.Fatalf("%s: computed in full: %s", what, prog.Fallback)
-		}
-		if prog.Aggregated != wantAggregated {
-			t.Errorf("%s: aggregated %d of %d buckets, want %d", what, prog.Aggregated, prog.Buckets, wantAggregated)
-		}
-		sameSnapshot(t, what, full, inc)
+		turn++
 		return full
 	}
 	sampled := false
@@ -173,7 +181,7 @@ func TestIncrementalMatchesFull(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		inc, _, prog, err := ComputeIncremental(ctx, conn, "m", ref, c.cur, opts, c.r, bucket)
+		inc, _, prog, err := ComputeIncremental(ctx, conn, "m", ref, c.cur, opts, c.r, bucket, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +198,7 @@ func TestIncrementalMatchesFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inc, _, prog, err := ComputeIncremental(ctx, conn, "m", ref, cur, joint, pinned, bucket)
+	inc, _, prog, err := ComputeIncremental(ctx, conn, "m", ref, cur, joint, pinned, bucket, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

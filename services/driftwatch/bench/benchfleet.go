@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,7 +17,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/driftwatch/driftwatch/internal/chclient"
@@ -51,6 +51,8 @@ type benchFleetConfig struct {
 	Concurrency       int           `yaml:"concurrency" flag:"concurrency" help:"models evaluated at once (the monitor's evaluation_concurrency)"`
 	ServerPID         int           `yaml:"server_pid" flag:"server-pid" help:"process id of the ClickHouse server whose CPU time is counted; 0 looks for a local clickhouse-embedded serving the URL's port"`
 	Keep              bool          `yaml:"keep" flag:"keep" help:"keep the benchmark database"`
+	QueryStats        bool          `yaml:"query_stats" flag:"query-stats" help:"print the incremental monitor's statements by time spent, per timed cycle"`
+	CPUProfile        string        `yaml:"cpuprofile" flag:"cpuprofile" help:"write a CPU profile of this process over the whole run (loading, both monitors) to this file (go tool pprof)"`
 
 	models, rows []int64
 }
@@ -178,6 +180,18 @@ func runBenchFleet(ctx context.Context, cfg *benchFleetConfig, env command.Env) 
 	t0 := time.Now().UTC().Truncate(24 * time.Hour).Add(-48 * time.Hour)
 	curFor := cfg.Window + time.Duration(cfg.Steps)*cfg.Step
 	var figs []fleetFigures
+	stats := newQueryStats(conn)
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	for _, rows := range cfg.rows {
 		names := make([]string, maxModels)
 		start := time.Now()
@@ -193,7 +207,7 @@ func runBenchFleet(ctx context.Context, cfg *benchFleetConfig, env command.Env) 
 		}
 		logf("load: %d models × %d rows per window (+%d steps) in %.1fs", maxModels, rows, cfg.Steps, time.Since(start).Seconds())
 		for _, n := range cfg.models {
-			f, err := fleetRun(ctx, conn, cfg, names[:n], t0, rows, serverPID, logf)
+			f, err := fleetRun(ctx, stats, cfg, names[:n], t0, rows, serverPID, logf)
 			if err != nil {
 				return err
 			}
@@ -201,11 +215,14 @@ func runBenchFleet(ctx context.Context, cfg *benchFleetConfig, env command.Env) 
 		}
 	}
 	printBenchFleet(env.Stdout, cfg, figs)
+	if cfg.QueryStats {
+		stats.print(env.Stdout, cfg.Steps*len(cfg.rows)*len(cfg.models))
+	}
 	return nil
 }
 
 // fleetRun steps the two monitors over models and returns their medians.
-func fleetRun(ctx context.Context, conn driver.Conn, cfg *benchFleetConfig, models []string, t0 time.Time, rows int64, serverPID int, logf func(string, ...any)) ([]fleetFigures, error) {
+func fleetRun(ctx context.Context, conn *queryStats, cfg *benchFleetConfig, models []string, t0 time.Time, rows int64, serverPID int, logf func(string, ...any)) ([]fleetFigures, error) {
 	first := t0.Add(2 * cfg.Window)
 	mons := make([]*monitor.Monitor, 2)
 	for i := range mons {
@@ -232,7 +249,9 @@ func fleetRun(ctx context.Context, conn driver.Conn, cfg *benchFleetConfig, mode
 		for i, m := range mons {
 			cpu0 := cpuSeconds(serverPID)
 			start := time.Now()
+			conn.record(i == 1 && k > 0)
 			drifted, err := fleetCycle(ctx, m, models, end, cfg.Concurrency)
+			conn.record(false)
 			secs := time.Since(start).Seconds()
 			cpu := cpuSeconds(serverPID) - cpu0
 			if err != nil {
