@@ -125,8 +125,13 @@ func ecdfWalk(a, b Sample, n1, n2 int64) (maxS, minD, w float64) {
 		}
 		first = false
 		diff := float64(c1)/fn1 - float64(c2)/fn2
-		maxS = math.Max(maxS, diff)
-		minD = math.Min(minD, diff)
+		// Not math.Max and math.Min: not inlined, and diff is never NaN.
+		if diff > maxS {
+			maxS = diff
+		}
+		if diff < minD {
+			minD = diff
+		}
 		gap = math.Abs(diff)
 		prev = v
 	}

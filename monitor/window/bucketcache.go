@@ -96,7 +96,7 @@ func (c *BucketCache) sync(ctx context.Context, p *partials, kept map[int64]buck
 		}
 	}
 	if len(gone) > 0 {
-		drop := map[uint16]bool{}
+		var drop [1 << 16]bool
 		for _, b := range gone {
 			drop[uint16(b)] = true
 			delete(c.buckets, b)
@@ -209,20 +209,18 @@ func (c *BucketCache) read(ctx context.Context, p *partials, buckets []int64, ke
 			cv = &cachedValues{}
 			c.feats[f] = cv
 		}
-		n := len(cv.v) + len(es)
-		v, h, b := make([]float64, 0, n), make([]float64, 0, n), make([]uint16, 0, n)
-		i, j := 0, 0
-		for i < len(cv.v) || j < len(es) {
-			if j == len(es) || (i < len(cv.v) && cmp.Compare(cv.v[i], es[j].v) <= 0) {
-				v, h, b = append(v, cv.v[i]), append(h, cv.h[i]), append(b, cv.b[i])
-				i++
+		// Merged in place from the back: no new arrays per step.
+		old, n := len(cv.v), len(cv.v)+len(es)
+		cv.v, cv.h, cv.b = slices.Grow(cv.v, len(es))[:n], slices.Grow(cv.h, len(es))[:n], slices.Grow(cv.b, len(es))[:n]
+		for i, j, k := old-1, len(es)-1, n-1; j >= 0; k-- {
+			if i >= 0 && cmp.Compare(cv.v[i], es[j].v) > 0 {
+				cv.v[k], cv.h[k], cv.b[k] = cv.v[i], cv.h[i], cv.b[i]
+				i--
 				continue
 			}
-			e := es[j]
-			v, h, b = append(v, e.v), append(h, e.h), append(b, e.b)
-			j++
+			cv.v[k], cv.h[k], cv.b[k] = es[j].v, es[j].h, es[j].b
+			j--
 		}
-		cv.v, cv.h, cv.b = v, h, b
 	}
 	return nil
 }
@@ -308,17 +306,40 @@ func (p *partials) numericCached(ctx context.Context, c *BucketCache, now map[in
 		if !q.opts.Samples {
 			continue
 		}
-		var vals []float64
 		if cv := c.feats[x.Feature]; cv != nil {
-			vals = make([]float64, 0, len(cv.v))
-			for k, h := range cv.h {
-				if h < rates[i] {
-					vals = append(vals, cv.v[k])
-				}
-			}
+			x.CurValues, x.CurCounts = compressBelow(cv.v, cv.h, rates[i])
 		}
-		x.CurValues, x.CurCounts = compress(vals)
 		x.SampledCur = x.CurN > int64(q.opts.SampleCap)
 	}
 	return out, nil
+}
+
+// compressBelow is compress of the values (ascending) whose hash is below
+// rate.
+func compressBelow(vs, hs []float64, rate float64) ([]float64, []int64) {
+	n, prev := 0, 0.0
+	for k, h := range hs {
+		if h < rate {
+			if n == 0 || vs[k] != prev {
+				n++
+			}
+			prev = vs[k]
+		}
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	v, c := make([]float64, 0, n), make([]int64, 0, n)
+	for k, h := range hs {
+		if h < rate {
+			x := vs[k]
+			if m := len(v); m > 0 && v[m-1] == x {
+				c[m-1]++
+				continue
+			}
+			v = append(v, x)
+			c = append(c, 1)
+		}
+	}
+	return v, c
 }

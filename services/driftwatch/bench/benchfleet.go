@@ -51,6 +51,10 @@ type benchFleetConfig struct {
 	Concurrency       int           `yaml:"concurrency" flag:"concurrency" help:"models evaluated at once (the monitor's evaluation_concurrency)"`
 	ServerPID         int           `yaml:"server_pid" flag:"server-pid" help:"process id of the ClickHouse server whose CPU time is counted; 0 looks for a local clickhouse-embedded serving the URL's port"`
 	Keep              bool          `yaml:"keep" flag:"keep" help:"keep the benchmark database"`
+	ReferenceRows     int64         `yaml:"reference_rows" flag:"reference-rows" help:"rows in each model's reference window; 0 is the -rows size (the reference is pinned and cached, so its size costs only in the warm-up)"`
+	SampleCap         int           `yaml:"sample_cap" flag:"sample-cap" help:"the monitors' sample_cap; 0 keeps the monitor's default"`
+	ReferenceCacheMB  int           `yaml:"reference_cache_mb" flag:"reference-cache-mb" help:"the monitors' reference_cache_mb each; 0 keeps the monitor's default"`
+	WindowCacheMB     int           `yaml:"window_cache_mb" flag:"window-cache-mb" help:"the incremental monitor's window_cache_mb; 0 keeps the monitor's default, -1 turns the cache off"`
 	QueryStats        bool          `yaml:"query_stats" flag:"query-stats" help:"print the incremental monitor's statements by time spent, per timed cycle"`
 	CPUProfile        string        `yaml:"cpuprofile" flag:"cpuprofile" help:"write a CPU profile of this process over the whole run (loading, both monitors) to this file (go tool pprof)"`
 
@@ -89,6 +93,9 @@ func (c *benchFleetConfig) Validate() error {
 	inRange(&p, "concurrency", c.Concurrency, 1, 64)
 	if c.Window < time.Minute || c.Step < time.Second || c.Step > c.Window || c.Window%c.Step != 0 {
 		p.add("window, step: need window ≥ 1m, step ≥ 1s, step ≤ window and window a multiple of step, got %s and %s", c.Window, c.Step)
+	}
+	if c.ReferenceRows < 0 || c.SampleCap < 0 || c.ReferenceCacheMB < 0 || c.WindowCacheMB < -1 {
+		p.add("reference_rows, sample_cap, reference_cache_mb: must not be negative; window_cache_mb: at least -1")
 	}
 	p.serverPID(c.ServerPID)
 	return p.join(c.ClickHouse.Validate(), c.Logging.Validate())
@@ -198,8 +205,15 @@ func runBenchFleet(ctx context.Context, cfg *benchFleetConfig, env command.Env) 
 		for i := range names {
 			names[i] = fmt.Sprintf("fleet-%d-%03d", rows, i)
 			curRows := rows * int64(curFor) / int64(cfg.Window)
-			if err := conn.Exec(ctx, benchRowsSQL(names[i], rows, curRows, curFor, cfg.Numeric, cfg.Categorical, t0)); err != nil {
+			refRows := rows
+			if cfg.ReferenceRows > 0 {
+				refRows = cfg.ReferenceRows
+			}
+			if err := conn.Exec(ctx, benchRowsSQL(names[i], refRows, curRows, curFor, cfg.Numeric, cfg.Categorical, t0)); err != nil {
 				return fmt.Errorf("generate rows of %s: %w", names[i], err)
+			}
+			if (i+1)%10 == 0 && i+1 < len(names) {
+				logf("load: %d of %d models × %d rows per window, %.0fs", i+1, len(names), rows, time.Since(start).Seconds())
 			}
 		}
 		if _, err := waitMerges(ctx, conn, 2*time.Minute); err != nil {
@@ -231,6 +245,18 @@ func fleetRun(ctx context.Context, conn *queryStats, cfg *benchFleetConfig, mode
 		set.Performance.Enabled = false
 		set.EvaluationConcurrency = cfg.Concurrency
 		set.Incremental = i == 1
+		if cfg.SampleCap > 0 {
+			set.SampleCap = cfg.SampleCap
+		}
+		if cfg.ReferenceCacheMB > 0 {
+			set.ReferenceCacheMB = cfg.ReferenceCacheMB
+		}
+		switch {
+		case cfg.WindowCacheMB > 0:
+			set.WindowCacheMB = cfg.WindowCacheMB
+		case cfg.WindowCacheMB < 0:
+			set.WindowCacheMB = 0
+		}
 		m, err := monitor.New(monitor.Options{
 			Settings: set, Conn: conn, TriggerWriter: discardTriggers{}, Registerer: prometheus.NewRegistry(),
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -358,8 +384,12 @@ func procCPUSeconds(pid int) float64 {
 }
 
 func printBenchFleet(w io.Writer, cfg *benchFleetConfig, figs []fleetFigures) {
-	fmt.Fprintf(w, "bench fleet: %d numeric + %d categorical features, window %s, step %s, %d timed steps, concurrency %d (medians)\n",
-		cfg.Numeric, cfg.Categorical, cfg.Window, cfg.Step, cfg.Steps, cfg.Concurrency)
+	sampleCap := cfg.SampleCap
+	if sampleCap == 0 {
+		sampleCap = monitor.DefaultSettings().SampleCap
+	}
+	fmt.Fprintf(w, "bench fleet: %d numeric + %d categorical features, window %s, step %s, %d timed steps, concurrency %d, sample_cap %d (medians)\n",
+		cfg.Numeric, cfg.Categorical, cfg.Window, cfg.Step, cfg.Steps, cfg.Concurrency, sampleCap)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "rows/window\tmodels\tmode\twarm-up s\tcycle s\tunder step\tCPU s/model-step\tfull/incremental\t")
 	byKey := map[[2]int64]*fleetFigures{}
