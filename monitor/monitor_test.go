@@ -633,7 +633,7 @@ func TestEvaluateFailsWithoutModelVersion(t *testing.T) {
 	end := w.start.Add(2 * time.Hour)
 
 	tw := &recordingWriter{}
-	m := newMonitor(failingConn{Conn: w.conn, fail: "argMax(model_version"}, tw)
+	m := newMonitor(failingConn{Conn: w.conn, fail: "SELECT model_version FROM inferences"}, tw)
 	res, err := m.Evaluate(ctx, "model-0", end)
 	if !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "model version") {
 		t.Fatalf("evaluate with the version query failing: error %v, want the injected failure of the model version read", err)

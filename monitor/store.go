@@ -137,9 +137,22 @@ func (s *Store) InferenceCount(ctx context.Context, model string, span window.Sp
 // ServedVersion returns the model_version of a model's newest inference in
 // span: the version the window served.
 func (s *Store) ServedVersion(ctx context.Context, model string, span window.Span) (string, error) {
+	// Read in the table's order from the end (model_id, timestamp): the
+	// newest rows only, however many the window holds. Ties on the newest
+	// timestamp go to the greatest version.
+	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT model_version FROM inferences WHERE model_id = %s AND NOT shadow AND timestamp >= %s AND timestamp < %s ORDER BY timestamp DESC, model_version DESC LIMIT 1",
+		chsql.String(model), chsql.Time(span.Start), chsql.Time(span.End)))
+	if err != nil {
+		return "", fmt.Errorf("read the model version of %s in %s: %w", model, span, err)
+	}
+	defer rows.Close()
 	var version string
-	if err := s.conn.QueryRow(ctx, fmt.Sprintf("SELECT argMax(model_version, timestamp) FROM inferences WHERE model_id = %s AND NOT shadow AND timestamp >= %s AND timestamp < %s",
-		chsql.String(model), chsql.Time(span.Start), chsql.Time(span.End))).Scan(&version); err != nil {
+	if rows.Next() {
+		if err := rows.Scan(&version); err != nil {
+			return "", fmt.Errorf("read the model version of %s in %s: %w", model, span, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return "", fmt.Errorf("read the model version of %s in %s: %w", model, span, err)
 	}
 	return version, nil

@@ -204,7 +204,9 @@ func runBenchFleet(ctx context.Context, cfg *benchFleetConfig, env command.Env) 
 		start := time.Now()
 		for i := range names {
 			names[i] = fmt.Sprintf("fleet-%d-%03d", rows, i)
-			curRows := rows * int64(curFor) / int64(cfg.Window)
+			// In milliseconds: rows × nanoseconds overflows int64 from
+			// about 2.5M rows per window.
+			curRows := rows * curFor.Milliseconds() / cfg.Window.Milliseconds()
 			refRows := rows
 			if cfg.ReferenceRows > 0 {
 				refRows = cfg.ReferenceRows
@@ -218,6 +220,20 @@ func runBenchFleet(ctx context.Context, cfg *benchFleetConfig, env command.Env) 
 		}
 		if _, err := waitMerges(ctx, conn, 2*time.Minute); err != nil {
 			return err
+		}
+		// Every model holds the rows generated for it.
+		refRows := rows
+		if cfg.ReferenceRows > 0 {
+			refRows = cfg.ReferenceRows
+		}
+		want := uint64(refRows + rows*curFor.Milliseconds()/cfg.Window.Milliseconds())
+		var fewest uint64
+		if err := conn.QueryRow(ctx, fmt.Sprintf("SELECT min(c) FROM (SELECT model_id, count() AS c FROM inferences WHERE model_id LIKE %s GROUP BY model_id)",
+			chsql.String(fmt.Sprintf("fleet-%d-%%", rows)))).Scan(&fewest); err != nil {
+			return fmt.Errorf("count the loaded rows: %w", err)
+		}
+		if fewest != want {
+			return fmt.Errorf("load: a model holds %d rows, want %d", fewest, want)
 		}
 		logf("load: %d models × %d rows per window (+%d steps) in %.1fs", maxModels, rows, cfg.Steps, time.Since(start).Seconds())
 		for _, n := range cfg.models {
