@@ -138,9 +138,10 @@ func (s *Store) InferenceCount(ctx context.Context, model string, span window.Sp
 // span: the version the window served.
 func (s *Store) ServedVersion(ctx context.Context, model string, span window.Span) (string, error) {
 	// Read in the table's order from the end (model_id, timestamp): the
-	// newest rows only, however many the window holds. Ties on the newest
-	// timestamp go to the greatest version.
-	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT model_version FROM inferences WHERE model_id = %s AND NOT shadow AND timestamp >= %s AND timestamp < %s ORDER BY timestamp DESC, model_version DESC LIMIT 1",
+	// newest rows only, however many the window holds (a second sort key
+	// would sort the whole window: 0.6 s against 0.05 s at 10M rows). As
+	// with argMax, rows tied on the newest timestamp give any of theirs.
+	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT model_version FROM inferences WHERE model_id = %s AND NOT shadow AND timestamp >= %s AND timestamp < %s ORDER BY timestamp DESC LIMIT 1",
 		chsql.String(model), chsql.Time(span.Start), chsql.Time(span.End)))
 	if err != nil {
 		return "", fmt.Errorf("read the model version of %s in %s: %w", model, span, err)
