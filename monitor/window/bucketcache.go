@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/driftwatch/driftwatch/internal/chsql"
@@ -33,13 +35,24 @@ type BucketCache struct {
 	bucket  time.Duration
 	buckets map[int64]*cachedBucket
 	feats   map[string]*cachedValues
-	bytes   int64
+	// cats sums the cached buckets' category counts: feature → category
+	// → rows (no zero counts).
+	cats  map[string]map[string]int64
+	bytes int64
 }
 
 // cachedBucket is one bucket's partials at one version.
 type cachedBucket struct {
 	version uint64
+	rows    uint64 // the manifest's
 	feats   map[string]*bucketPart
+	cats    []catCount
+}
+
+// catCount is one category's rows in one bucket.
+type catCount struct {
+	feature, category string
+	n                 int64
 }
 
 // bucketPart is one feature's partials in one bucket.
@@ -74,6 +87,7 @@ func (c *BucketCache) reset(model string, key uint64, bucket time.Duration) {
 	c.model, c.key, c.bucket = model, key, bucket
 	c.buckets = map[int64]*cachedBucket{}
 	c.feats = map[string]*cachedValues{}
+	c.cats = map[string]map[string]int64{}
 	c.bytes = 0
 }
 
@@ -99,9 +113,15 @@ func (c *BucketCache) sync(ctx context.Context, p *partials, kept map[int64]buck
 		var drop [1 << 16]bool
 		for _, b := range gone {
 			drop[uint16(b)] = true
+			for _, cc := range c.buckets[b].cats {
+				m := c.cats[cc.feature]
+				if m[cc.category] -= cc.n; m[cc.category] == 0 {
+					delete(m, cc.category)
+				}
+			}
 			delete(c.buckets, b)
 		}
-		for _, f := range c.feats {
+		eachFeature(c.feats, func(f *cachedValues) {
 			w := 0
 			for i := range f.v {
 				if !drop[f.b[i]] {
@@ -110,7 +130,7 @@ func (c *BucketCache) sync(ctx context.Context, p *partials, kept map[int64]buck
 				}
 			}
 			f.v, f.h, f.b = f.v[:w], f.h[:w], f.b[:w]
-		}
+		})
 	}
 	if len(want) > 0 {
 		if err := c.read(ctx, p, want, kept); err != nil {
@@ -124,12 +144,64 @@ func (c *BucketCache) sync(ctx context.Context, p *partials, kept map[int64]buck
 		c.bytes += 18*int64(cap(f.v)) + 64
 	}
 	for _, cb := range c.buckets {
-		c.bytes += 64 + 64*int64(len(cb.feats))
+		c.bytes += 64 + 64*int64(len(cb.feats)) + 40*int64(len(cb.cats))
 		for _, bf := range cb.feats {
 			c.bytes += 24 * int64(len(bf.bins))
 		}
 	}
+	for _, m := range c.cats {
+		for k := range m {
+			c.bytes += 48 + int64(len(k)) // the key is shared with a bucket's
+		}
+	}
 	return nil
+}
+
+// eachFeature runs fn on every feature's values, on all CPUs.
+func eachFeature(feats map[string]*cachedValues, fn func(*cachedValues)) {
+	all := make([]*cachedValues, 0, len(feats))
+	for _, f := range feats {
+		all = append(all, f)
+	}
+	parallel(len(all), func(i int) { fn(all[i]) })
+}
+
+// parallel runs fn(0) … fn(n-1) on all CPUs.
+func parallel(n int, fn func(int)) {
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// shares is, per numeric feature, its values per row over the cached
+// buckets; nil when the cache holds no rows. aggregate estimates a new
+// bucket's values from it instead of counting them.
+func (c *BucketCache) shares() map[string]float64 {
+	var rows uint64
+	n := map[string]int64{}
+	for _, cb := range c.buckets {
+		rows += cb.rows
+		for f, bf := range cb.feats {
+			n[f] += bf.n
+		}
+	}
+	if rows == 0 {
+		return nil
+	}
+	out := make(map[string]float64, len(n))
+	for f, x := range n {
+		out[f] = float64(x) / float64(rows)
+	}
+	return out
 }
 
 // read loads the partials of buckets at their versions in kept and merges
@@ -141,12 +213,22 @@ func (c *BucketCache) read(ctx context.Context, p *partials, buckets []int64, ke
 	keys := make([]string, len(buckets))
 	for i, b := range buckets {
 		keys[i] = fmt.Sprintf("(%s, %d)", chsql.Time(time.UnixMilli(b*ms).UTC()), kept[b].version)
-		c.buckets[b] = &cachedBucket{version: kept[b].version, feats: map[string]*bucketPart{}}
+		c.buckets[b] = &cachedBucket{version: kept[b].version, rows: kept[b].rows, feats: map[string]*bucketPart{}}
 	}
-	sql := fmt.Sprintf("SELECT toUnixTimestamp64Milli(bucket_start), feature, bin, n, out_of_range, sample_bound, "+
-		"CAST(arrayReduce('groupArrayState', sample_h) AS String), CAST(arrayReduce('groupArrayState', sample_v) AS String) FROM window_partial_bins "+
-		"WHERE model_id = %s AND profile_key = %d AND bucket_seconds = %d AND bucket_start >= %s AND bucket_start <= %s AND (bucket_start, version) IN (%s)",
+	where := fmt.Sprintf("model_id = %s AND profile_key = %d AND bucket_seconds = %d AND bucket_start >= %s AND bucket_start <= %s AND (bucket_start, version) IN (%s)",
 		chsql.String(q.model), p.key, p.bucketSeconds(), chsql.Time(time.UnixMilli(buckets[0]*ms).UTC()), chsql.Time(time.UnixMilli(buckets[len(buckets)-1]*ms).UTC()), strings.Join(keys, ", "))
+	if err := c.readCategories(ctx, p, where); err != nil {
+		return err
+	}
+	if len(p.ref.numeric) == 0 {
+		return nil
+	}
+	// Each row's values sorted (their hashes with them), the rows in
+	// bucket and bin order: a bin holds values of its own range, so one
+	// bucket's rows of a feature come already sorted.
+	sql := "SELECT toUnixTimestamp64Milli(bucket_start), feature, bin, n, out_of_range, sample_bound, " +
+		"CAST(arrayReduce('groupArrayState', arraySort((h, v) -> v, sample_h, sample_v)) AS String), CAST(arrayReduce('groupArrayState', arraySort(sample_v)) AS String) FROM window_partial_bins " +
+		"WHERE " + where + " ORDER BY feature, bucket_start, bin"
 	rows, err := q.conn.Query(ctx, sql)
 	if err != nil {
 		return fmt.Errorf("read the partials of %d buckets of %s: %w", len(buckets), q.model, err)
@@ -202,12 +284,23 @@ func (c *BucketCache) read(ctx context.Context, p *partials, buckets []int64, ke
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read the partials of %d buckets of %s: %w", len(buckets), q.model, err)
 	}
+	type merge struct {
+		cv *cachedValues
+		es []entry
+	}
+	var merges []merge
 	for f, es := range added {
-		slices.SortFunc(es, func(a, b entry) int { return cmp.Compare(a.v, b.v) })
 		cv := c.feats[f]
 		if cv == nil {
 			cv = &cachedValues{}
 			c.feats[f] = cv
+		}
+		merges = append(merges, merge{cv, es})
+	}
+	parallel(len(merges), func(i int) {
+		cv, es := merges[i].cv, merges[i].es
+		if !slices.IsSortedFunc(es, func(a, b entry) int { return cmp.Compare(a.v, b.v) }) {
+			slices.SortFunc(es, func(a, b entry) int { return cmp.Compare(a.v, b.v) })
 		}
 		// Merged in place from the back: no new arrays per step.
 		old, n := len(cv.v), len(cv.v)+len(es)
@@ -221,14 +314,92 @@ func (c *BucketCache) read(ctx context.Context, p *partials, buckets []int64, ke
 			cv.v[k], cv.h[k], cv.b[k] = es[j].v, es[j].h, es[j].b
 			j--
 		}
+	})
+	return nil
+}
+
+// readCategories loads the category partials of the buckets where selects
+// (just added to c.buckets) and adds them to the totals.
+func (c *BucketCache) readCategories(ctx context.Context, p *partials, where string) error {
+	q := p.q
+	ms := p.bucket.Milliseconds()
+	rows, err := q.conn.Query(ctx, "SELECT toUnixTimestamp64Milli(bucket_start), feature, category, n FROM window_partial_categories WHERE "+where)
+	if err != nil {
+		return fmt.Errorf("read the category partials of %s: %w", q.model, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			bms  int64
+			f, v string
+			n    uint64
+		)
+		if err := rows.Scan(&bms, &f, &v, &n); err != nil {
+			return fmt.Errorf("read the category partials of %s: %w", q.model, err)
+		}
+		cb := c.buckets[bms/ms]
+		if cb == nil {
+			return fmt.Errorf("BUG: category partial of %s in bucket %d, which was not asked for", q.model, bms)
+		}
+		cb.cats = append(cb.cats, catCount{f, v, int64(n)})
+		m := c.cats[f]
+		if m == nil {
+			m = map[string]int64{}
+			c.cats[f] = m
+		}
+		m[v] += int64(n)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read the category partials of %s: %w", q.model, err)
 	}
 	return nil
 }
 
-// numericCached is partials.numeric from the cache: the same counts,
-// bins, out-of-range counts and samples, reading only the partials the
-// cache lacks.
-func (p *partials) numericCached(ctx context.Context, c *BucketCache, now map[int64]bucketState, prog *Progress) ([]Numeric, error) {
+// categoryRows is the current window's rows of rankCategories (r = 0)
+// from the cached totals: per feature (in order), its MaxCategories most
+// frequent categories (then by category), and the rest summed into one
+// folded row; with each feature's distinct categories.
+func (c *BucketCache) categoryRows(maxCategories int) ([]catRow, map[string]catStats) {
+	feats := make([]string, 0, len(c.cats))
+	for f, m := range c.cats {
+		if len(m) > 0 {
+			feats = append(feats, f)
+		}
+	}
+	slices.Sort(feats)
+	var out []catRow
+	stats := make(map[string]catStats, len(feats))
+	for _, f := range feats {
+		m := c.cats[f]
+		rows := make([]catRow, 0, len(m))
+		for v, n := range m {
+			rows = append(rows, catRow{feature: f, category: v, cur: n})
+		}
+		slices.SortFunc(rows, func(a, b catRow) int {
+			if a.cur != b.cur {
+				return cmp.Compare(b.cur, a.cur)
+			}
+			return strings.Compare(a.category, b.category)
+		})
+		if len(rows) > maxCategories {
+			folded := catRow{feature: f, folded: true}
+			for _, r := range rows[maxCategories:] {
+				folded.cur += r.cur
+			}
+			rows = append(rows[:maxCategories], folded)
+		}
+		out = append(out, rows...)
+		stats[f] = catStats{distinct: int64(len(m)), cur: int64(len(m))}
+	}
+	return out, stats
+}
+
+// fromCache is partials.numeric and the current window's category rows
+// (rankCategories) from the cache: the same counts, bins, out-of-range
+// counts, samples and categories, reading only the partials the cache
+// lacks. kept is the manifest of the current window (aggregate keeps it
+// current). The cache is locked.
+func (p *partials) fromCache(ctx context.Context, c *BucketCache, now, kept map[int64]bucketState, prog *Progress) ([]Numeric, []catRow, map[string]catStats, error) {
 	q := p.q
 	var out []Numeric // nil without features, as numericEdges
 	if len(p.ref.numeric) > 0 {
@@ -238,17 +409,8 @@ func (p *partials) numericCached(ctx context.Context, c *BucketCache, now map[in
 		n.CurBins = make([]int64, len(n.RefBins))
 		out[i] = n
 	}
-	if len(out) == 0 {
-		return out, nil
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	kept, err := p.manifest(ctx)
-	if err != nil {
-		return nil, err
-	}
 	if err := c.sync(ctx, p, kept); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	rates := make([]float64, len(out))
 	for i := range out {
@@ -259,7 +421,7 @@ func (p *partials) numericCached(ctx context.Context, c *BucketCache, now map[in
 		}
 		rates[i] = sampleRate(q.opts.SampleCap, out[i].CurN)
 	}
-	if q.opts.Samples {
+	if q.opts.Samples && len(out) > 0 {
 		// Buckets whose kept values fall short of a feature's rate, as in
 		// numeric.
 		short := map[int64]map[string]float64{}
@@ -276,19 +438,18 @@ func (p *partials) numericCached(ctx context.Context, c *BucketCache, now map[in
 		if len(short) > 0 {
 			for b, need := range short {
 				if err := p.aggregate(ctx, []int64{b}, now, kept, need); err != nil {
-					return nil, err
+					return nil, nil, nil, err
 				}
 				prog.Aggregated++
 			}
-			if kept, err = p.manifest(ctx); err != nil {
-				return nil, err
-			}
 			if err := c.sync(ctx, p, kept); err != nil {
-				return nil, err
+				return nil, nil, nil, err
 			}
 		}
 	}
-	for i := range out {
+	var bug error
+	var bugOnce sync.Once
+	parallel(len(out), func(i int) {
 		x := &out[i]
 		for _, cb := range c.buckets {
 			bf := cb.feats[x.Feature]
@@ -298,20 +459,25 @@ func (p *partials) numericCached(ctx context.Context, c *BucketCache, now map[in
 			x.CurOutOfRange += bf.outside
 			for bin, n := range bf.bins {
 				if int(bin) >= len(x.CurBins) {
-					return nil, fmt.Errorf("BUG: bin %d of %s beyond %d edges", bin, x.Feature, len(x.Edges))
+					bugOnce.Do(func() { bug = fmt.Errorf("BUG: bin %d of %s beyond %d edges", bin, x.Feature, len(x.Edges)) })
+					return
 				}
 				x.CurBins[bin] += n
 			}
 		}
 		if !q.opts.Samples {
-			continue
+			return
 		}
 		if cv := c.feats[x.Feature]; cv != nil {
 			x.CurValues, x.CurCounts = compressBelow(cv.v, cv.h, rates[i])
 		}
 		x.SampledCur = x.CurN > int64(q.opts.SampleCap)
+	})
+	if bug != nil {
+		return nil, nil, nil, bug
 	}
-	return out, nil
+	rows, stats := c.categoryRows(q.opts.MaxCategories)
+	return out, rows, stats, nil
 }
 
 // compressBelow is compress of the values (ascending) whose hash is below

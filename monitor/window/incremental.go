@@ -111,6 +111,10 @@ type partials struct {
 	bucket  time.Duration
 	buckets int64 // in a window
 	cache   *BucketCache
+	// shares, when known (from the cache), is each numeric feature's
+	// values per row: a bucket's values are estimated from its rows
+	// instead of counted (see aggregate).
+	shares map[string]float64
 }
 
 // bucketState is what a bucket held: its rows and their newest
@@ -152,24 +156,35 @@ func (p *partials) compute(ctx context.Context) (*Snapshot, Progress, error) {
 			stale = append(stale, b)
 		}
 	}
+	if p.cache != nil {
+		// One evaluation of the model at a time uses its cache; its
+		// values per row estimate the new buckets' (see aggregate).
+		p.cache.mu.Lock()
+		defer p.cache.mu.Unlock()
+		p.shares = p.cache.shares()
+	}
 	if err := p.aggregate(ctx, stale, now, kept, nil); err != nil {
 		return nil, prog, err
 	}
 	prog.Aggregated += len(stale)
-	var num []Numeric
+	var (
+		rows  []catRow
+		stats map[string]catStats
+	)
 	if p.cache != nil {
-		num, err = p.numericCached(ctx, p.cache, now, &prog)
+		s.Numeric, rows, stats, err = p.fromCache(ctx, p.cache, now, kept, &prog)
+		if err != nil {
+			return nil, prog, err
+		}
 	} else {
-		num, err = p.numeric(ctx, now, &prog)
-	}
-	if err != nil {
-		return nil, prog, err
-	}
-	s.Numeric = num
-	rows, stats, err := q.readCategoriesSQL(ctx, q.rankCategories(
-		"SELECT feature AS k, category AS v, toUInt64(0) AS r, sum(n) AS c FROM window_partial_categories WHERE "+p.current()+" GROUP BY k, v"))
-	if err != nil {
-		return nil, prog, err
+		if s.Numeric, err = p.numeric(ctx, now, &prog); err != nil {
+			return nil, prog, err
+		}
+		rows, stats, err = q.readCategoriesSQL(ctx, q.rankCategories(
+			"SELECT feature AS k, category AS v, toUInt64(0) AS r, sum(n) AS c FROM window_partial_categories WHERE "+p.current()+" GROUP BY k, v"))
+		if err != nil {
+			return nil, prog, err
+		}
 	}
 	// As categoryRows does for a pinned reference: merge the current
 	// window's categories with the reference's.
@@ -379,7 +394,8 @@ const maxBucketFeatures = 3000
 
 // aggregate computes the partials of buckets from their rows, each under
 // a version after its old one (in kept), then records them in the
-// manifest — last, so that a crash leaves rows no manifest points to.
+// manifest — last, so that a crash leaves rows no manifest points to —
+// and in kept.
 // A bucket's rows and newest ingested_at are in now (absent: none). need
 // raises the sample bound of some features (see numeric). The buckets are
 // aggregated together, a few statements for all of them.
@@ -423,9 +439,24 @@ func (p *partials) aggregate(ctx context.Context, buckets []int64, now, kept map
 			cur:   Span{Start: time.UnixMilli(withRows[0] * ms).UTC(), End: time.UnixMilli((withRows[len(withRows)-1] + 1) * ms).UTC()},
 			where: fmt.Sprintf(" AND %s IN (%s)", fmt.Sprintf("intDiv(toUnixTimestamp64Milli(timestamp), %d)", ms), strings.Join(rowIDs, ", "))}
 		if num := p.ref.numeric; len(num) > 0 {
-			counts, err := bq.bucketCounts(ctx)
-			if err != nil {
-				return err
+			// Each bucket's values of a feature set its sample bound.
+			// Counted, or (with the shares of the buckets cached)
+			// estimated from its rows: a bound too low for the window is
+			// found short and raised (numeric), so the estimate costs at
+			// most an aggregation again, never a wrong sample.
+			var counts map[bucketFeature]int64
+			if q.opts.Samples && p.shares != nil {
+				counts = map[bucketFeature]int64{}
+				for _, b := range withRows {
+					for _, n := range num {
+						counts[bucketFeature{b, n.Feature}] = int64(math.Round(float64(now[b].rows) * p.shares[n.Feature]))
+					}
+				}
+			} else if q.opts.Samples {
+				var err error
+				if counts, err = bq.bucketCounts(ctx); err != nil {
+					return err
+				}
 			}
 			// The bound of (bucket b, feature idx) is looked up by
 			// (b − first) · (features + 1) + idx.
@@ -469,6 +500,10 @@ func (p *partials) aggregate(ctx context.Context, buckets []int64, now, kept map
 	sql := "INSERT INTO window_partial_buckets (model_id, profile_key, bucket_start, bucket_seconds, version, rows, newest_ingested_at) VALUES " + strings.Join(vals, ", ")
 	if err := q.conn.Exec(ctx, sql); err != nil {
 		return fmt.Errorf("record the partials of %s, %s: %w", q.model, what, err)
+	}
+	// kept is now what the manifest says.
+	for i, b := range buckets {
+		kept[b] = bucketState{rows: now[b].rows, newest: now[b].newest, version: versions[i]}
 	}
 	return nil
 }
