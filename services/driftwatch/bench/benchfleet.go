@@ -211,7 +211,7 @@ func runBenchFleet(ctx context.Context, cfg *benchFleetConfig, env command.Env) 
 			if cfg.ReferenceRows > 0 {
 				refRows = cfg.ReferenceRows
 			}
-			if err := conn.Exec(ctx, benchRowsSQL(names[i], refRows, curRows, curFor, cfg.Numeric, cfg.Categorical, t0)); err != nil {
+			if err := conn.Exec(ctx, benchRowsSQL(names[i], refRows, curRows, cfg.Window, curFor, cfg.Numeric, cfg.Categorical, t0)); err != nil {
 				return fmt.Errorf("generate rows of %s: %w", names[i], err)
 			}
 			if (i+1)%10 == 0 && i+1 < len(names) {
@@ -234,6 +234,16 @@ func runBenchFleet(ctx context.Context, cfg *benchFleetConfig, env command.Env) 
 		}
 		if fewest != want {
 			return fmt.Errorf("load: a model holds %d rows, want %d", fewest, want)
+		}
+		// … placed where the monitors look: the reference's in the first
+		// window, -rows in the one after it.
+		var inRef, inCur, models uint64
+		if err := conn.QueryRow(ctx, fmt.Sprintf("SELECT uniqExact(model_id), countIf(timestamp < %[2]s), countIf(timestamp >= %[2]s AND timestamp < %[3]s) FROM inferences WHERE model_id LIKE %[1]s",
+			chsql.String(fmt.Sprintf("fleet-%d-%%", rows)), chsql.Time(t0.Add(cfg.Window)), chsql.Time(t0.Add(2*cfg.Window)))).Scan(&models, &inRef, &inCur); err != nil {
+			return fmt.Errorf("count the loaded rows by window: %w", err)
+		}
+		if models == 0 || inRef != models*uint64(refRows) || inCur != models*uint64(rows) {
+			return fmt.Errorf("load: %d models hold %d reference rows and %d in the first current window, want %d and %d each", models, inRef, inCur, refRows, rows)
 		}
 		logf("load: %d models × %d rows per window (+%d steps) in %.1fs", maxModels, rows, cfg.Steps, time.Since(start).Seconds())
 		for _, n := range cfg.models {

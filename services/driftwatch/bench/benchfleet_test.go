@@ -2,8 +2,10 @@ package bench
 
 import (
 	"os"
+	"strings"
 	"testing"
 
+	"github.com/driftwatch/driftwatch/internal/testenv"
 	"github.com/driftwatch/driftwatch/services/driftwatch/command/commandtest"
 )
 
@@ -34,5 +36,26 @@ func TestProcCPUSeconds(t *testing.T) {
 	after := procCPUSeconds(pid)
 	if x == 0 || !(after > before) {
 		t.Errorf("CPU seconds %v then %v after work", before, after)
+	}
+}
+
+// TestBenchFleetRuns runs a small fleet on the test stack's ClickHouse
+// with a 30-minute window (the rows must be laid out on the window, not on
+// an hour: the load checks where they are) and checks that both monitors
+// were measured and compared.
+func TestBenchFleetRuns(t *testing.T) {
+	url := testenv.ClickHouseURL(t)
+	code, stdout, stderr := run([]string{"bench", "fleet", "-clickhouse-url", url, "-models", "1", "-rows", "20000", "-reference-rows", "5000",
+		"-window", "30m", "-step", "5m", "-steps", "1", "-concurrency", "1", "-query-stats"}, nil)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"full", "incremental", "x cycle", "INSERT INTO window_partial_bins"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if !strings.Contains(stderr, "load: 1 models × 20000 rows per window") {
+		t.Errorf("stderr lacks the load line:\n%s", stderr)
 	}
 }

@@ -607,13 +607,13 @@ func benchCategoricalName(j int) string { return fmt.Sprintf("c%02d", j) }
 // (current). Every value is a function of the row number through
 // cityHash64, so two runs load identical data.
 func benchDataSQL(rows int64, numeric, categorical int, t0 time.Time) string {
-	return benchRowsSQL(benchModel, rows, rows, time.Hour, numeric, categorical, t0)
+	return benchRowsSQL(benchModel, rows, rows, time.Hour, time.Hour, numeric, categorical, t0)
 }
 
-// benchRowsSQL generates refRows rows of model over the hour from t0 and
-// then curRows over curFor from t0 + 1h (the "current" rows, with the
+// benchRowsSQL generates refRows rows of model over refFor from t0 and
+// then curRows over curFor from t0 + refFor (the "current" rows, with the
 // drift), evenly spaced; otherwise as benchDataSQL.
-func benchRowsSQL(model string, refRows, curRows int64, curFor time.Duration, numeric, categorical int, t0 time.Time) string {
+func benchRowsSQL(model string, refRows, curRows int64, refFor, curFor time.Duration, numeric, categorical int, t0 time.Time) string {
 	// u(i, s): a uniform in (0, 1) per row, feature i and stream s.
 	u := func(i, s int) string {
 		return fmt.Sprintf("((cityHash64(number, %d, %d) %% 1000000007) + 0.5) / 1000000007", i, s)
@@ -666,11 +666,11 @@ func benchRowsSQL(model string, refRows, curRows int64, curFor time.Duration, nu
     features_numeric, features_categorical, missing_features, prediction_label, prediction_score,
     kafka_topic, kafka_partition, kafka_offset, ingested_at)
 SELECT concat('e', toString(number)), %[1]s, 'v1', concat('p', toString(number)),
-    addMilliseconds(toDateTime64('%[2]s', 3, 'UTC'), if(cur, 3600000 + intDiv((number - %[3]d) * %[5]d, %[4]d), intDiv(number * 3600000, %[3]d))),
+    addMilliseconds(toDateTime64('%[2]s', 3, 'UTC'), if(cur, %[11]d + intDiv((number - %[3]d) * %[5]d, %[4]d), intDiv(number * %[11]d, %[3]d))),
     map(%[6]s), %[7]s, [], if(score > 0.5, 'yes', 'no'), score,
     'bench', 0, toInt64(number), now64(3)
 FROM (SELECT number, number >= %[3]d AS cur, 1 / (1 + exp(-4 * (%[8]s - 0.5))) AS score, %[9]s FROM numbers(%[10]d))`,
-		chsql.String(model), t0.Format("2006-01-02 15:04:05.000"), refRows, curRows, curFor.Milliseconds(), strings.Join(nmap, ", "), catMap, u(9999, 1), strings.Join(cols, ", "), refRows+curRows)
+		chsql.String(model), t0.Format("2006-01-02 15:04:05.000"), refRows, curRows, curFor.Milliseconds(), strings.Join(nmap, ", "), catMap, u(9999, 1), strings.Join(cols, ", "), refRows+curRows, refFor.Milliseconds())
 }
 
 // benchExportSQL writes the benchmark's rows, one column per feature and
