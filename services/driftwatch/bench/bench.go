@@ -1010,7 +1010,7 @@ func (r *benchRun) cleanup() error {
 		return errors.Join(append(errs, err)...)
 	}
 	defer conn.Close()
-	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+chsql.Ident(r.id)); err != nil {
+	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+chsql.Ident(r.id)+" SYNC"); err != nil {
 		errs = append(errs, fmt.Errorf("drop database %s: %w", r.id, err))
 	}
 	return errors.Join(errs...)

@@ -169,7 +169,7 @@ func runBenchFleet(ctx context.Context, cfg *benchFleetConfig, env command.Env) 
 		}
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if derr := conn.Exec(cctx, "DROP DATABASE IF EXISTS "+chsql.Ident(id)); derr != nil {
+		if derr := conn.Exec(cctx, "DROP DATABASE IF EXISTS "+chsql.Ident(id)+" SYNC"); derr != nil {
 			logf("drop database %s: %v", id, derr)
 		}
 	}()

@@ -213,7 +213,7 @@ func runBenchMonitor(ctx context.Context, cfg *benchMonitorConfig, env command.E
 		}
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if derr := conn.Exec(cctx, "DROP DATABASE IF EXISTS "+chsql.Ident(id)); derr != nil {
+		if derr := conn.Exec(cctx, "DROP DATABASE IF EXISTS "+chsql.Ident(id)+" SYNC"); derr != nil {
 			logf("drop database %s: %v", id, derr)
 		}
 	}()

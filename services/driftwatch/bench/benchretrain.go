@@ -161,7 +161,7 @@ func runBenchRetrain(ctx context.Context, cfg *benchRetrainConfig, env command.E
 		os.RemoveAll(workDir)
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if derr := conn.Exec(cctx, "DROP DATABASE IF EXISTS "+chsql.Ident(id)); derr != nil {
+		if derr := conn.Exec(cctx, "DROP DATABASE IF EXISTS "+chsql.Ident(id)+" SYNC"); derr != nil {
 			logf("drop database %s: %v", id, derr)
 		}
 	}()
