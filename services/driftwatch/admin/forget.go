@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
@@ -64,7 +66,9 @@ deletes the subject's rows from every table that holds events: outcomes (the
 labels of the subject's predictions), labeling_queue (its predictions handed
 out for labelling), inferences, business_metrics and dead_letters (matched
 in the rejected payload), with ClickHouse lightweight
-DELETE. It prints each table's rows before and after; inferences_labeled is a
+DELETE; and the incremental windows' partials (window_partial_buckets,
+_bins, _categories) of every bucket that held one of its inferences, which
+the monitor then aggregates again from the rows that remain. It prints each table's rows before and after; inferences_labeled is a
 view and empties with its tables. The per-minute rollups hold counts, not
 events, and are left alone. Kafka topics keep their copies until their own
 retention removes them. With -personal-hash-key-file (ingest's key) a segment
@@ -187,6 +191,18 @@ func forget(ctx context.Context, conn driver.Conn, s subject, dryRun bool) ([]fo
 			targets = append(targets, t)
 		}
 	}
+	// The incremental windows' partials of the buckets holding the
+	// subject's inferences (their sampled values and category counts):
+	// found now, while inferences still hold the subject, and deleted
+	// after it, the manifest first, so that the monitor aggregates those
+	// buckets again from the rows that remain.
+	parts, err := partialTargets(ctx, conn, s.inference, uint64(time.Now().UnixNano()))
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range parts {
+		targets = append(targets, target{t.table, t.where, false})
+	}
 	count := func(t target) (uint64, error) {
 		var n uint64
 		if err := conn.QueryRow(ctx, "SELECT count() FROM "+chsql.Ident(t.table)+" WHERE "+t.where).Scan(&n); err != nil {
@@ -257,4 +273,94 @@ func printForget(w io.Writer, s subject, rows []forgetRow, dryRun bool) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", r.table, r.before, r.after, removed)
 	}
 	return tw.Flush()
+}
+
+// partialTarget is a table of the incremental windows' partials and the
+// predicate of the subject's buckets in it.
+type partialTarget struct{ table, where string }
+
+// partialTables are the partials' tables, in the order forget deletes
+// from them: the manifest first.
+var partialTables = []string{"window_partial_buckets", "window_partial_bins", "window_partial_categories"}
+
+// partialTargets returns, for the partials' tables, the predicate
+// selecting the partials (of versions before before, UnixNano as the
+// monitor numbers them) of every bucket that holds one of the inferences
+// inference selects; none when no such bucket has partials.
+func partialTargets(ctx context.Context, conn driver.Conn, inference string, before uint64) ([]partialTarget, error) {
+	if inference == "" {
+		return nil, nil
+	}
+	rows, err := conn.Query(ctx, "SELECT model_id, groupUniqArray(toUnixTimestamp64Milli(timestamp)) FROM inferences WHERE "+inference+" GROUP BY model_id")
+	if err != nil {
+		return nil, fmt.Errorf("find the subject's inferences' times: %w", err)
+	}
+	times := map[string][]int64{}
+	var models []string
+	for rows.Next() {
+		var (
+			m  string
+			ts []int64
+		)
+		if err := rows.Scan(&m, &ts); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("find the subject's inferences' times: %w", err)
+		}
+		times[m] = ts
+		models = append(models, chsql.String(m))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find the subject's inferences' times: %w", err)
+	}
+	if len(models) == 0 {
+		return nil, nil
+	}
+	// The bucket widths each model's partials use.
+	rows, err = conn.Query(ctx, "SELECT DISTINCT model_id, bucket_seconds FROM window_partial_buckets WHERE model_id IN ("+strings.Join(models, ", ")+")")
+	if err != nil {
+		return nil, fmt.Errorf("find the partials' bucket widths: %w", err)
+	}
+	var ors []string
+	for rows.Next() {
+		var (
+			m string
+			w uint32
+		)
+		if err := rows.Scan(&m, &w); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("find the partials' bucket widths: %w", err)
+		}
+		// bucket_seconds is the width in seconds, or in milliseconds when
+		// that is not a whole number of seconds: both are tried (an extra
+		// bucket only makes the monitor aggregate it again).
+		widths := []int64{int64(w) * 1000}
+		if w%1000 != 0 {
+			widths = append(widths, int64(w))
+		}
+		starts := map[int64]bool{}
+		for _, width := range widths {
+			for _, t := range times[m] {
+				starts[t-((t%width)+width)%width] = true
+			}
+		}
+		list := make([]string, 0, len(starts))
+		for st := range starts {
+			list = append(list, strconv.FormatInt(st, 10))
+		}
+		ors = append(ors, fmt.Sprintf("(model_id = %s AND bucket_seconds = %d AND toUnixTimestamp64Milli(bucket_start) IN (%s))", chsql.String(m), w, strings.Join(list, ", ")))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find the partials' bucket widths: %w", err)
+	}
+	if len(ors) == 0 {
+		return nil, nil
+	}
+	where := fmt.Sprintf("(%s) AND version < %d", strings.Join(ors, " OR "), before)
+	out := make([]partialTarget, len(partialTables))
+	for i, t := range partialTables {
+		out[i] = partialTarget{t, where}
+	}
+	return out, nil
 }

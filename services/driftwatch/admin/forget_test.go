@@ -141,12 +141,33 @@ func TestForget(t *testing.T) {
 		}
 	}
 
+	// Incremental-window partials (version 1) of the bucket holding e0-0,
+	// which the first forget below must delete, and of a bucket a day
+	// before, which it must leave.
+	for _, ago := range []string{"", " - INTERVAL 1 DAY"} {
+		for _, sql := range []string{
+			"INSERT INTO window_partial_buckets (model_id, profile_key, bucket_start, bucket_seconds, version, rows, newest_ingested_at) SELECT model_id, 7, toStartOfMinute(timestamp)%[1]s, 60, 1, 1, now64(3) FROM inferences WHERE event_id = 'e0-0'",
+			"INSERT INTO window_partial_bins (model_id, profile_key, bucket_start, bucket_seconds, version, feature, bin, n, out_of_range, sample_bound, sample_h, sample_v) SELECT model_id, 7, toStartOfMinute(timestamp)%[1]s, 60, 1, 'age', 0, 1, 0, 1, [0.5], [30] FROM inferences WHERE event_id = 'e0-0'",
+			"INSERT INTO window_partial_categories (model_id, profile_key, bucket_start, bucket_seconds, version, feature, category, n) SELECT model_id, 7, toStartOfMinute(timestamp)%[1]s, 60, 1, '__label', 'yes', 1 FROM inferences WHERE event_id = 'e0-0'",
+		} {
+			if err := conn.Exec(ctx, fmt.Sprintf(sql, ago)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	partials := func() string {
+		return fmt.Sprint(count("SELECT count() FROM window_partial_buckets"), count("SELECT count() FROM window_partial_bins"), count("SELECT count() FROM window_partial_categories"))
+	}
+
 	// A dry run deletes nothing.
 	if code, out, errs := run("forget", "-prediction-id", "p0-0", "-dry-run"); code != 0 || !strings.Contains(out, "dry run") {
 		t.Fatalf("forget -dry-run: exit %d, %q, %q", code, out, errs)
 	}
 	if got := fmt.Sprint(rows(0)); got != full {
 		t.Errorf("after a dry run subject 0 has %s", got)
+	}
+	if got := partials(); got != "2 2 2" {
+		t.Errorf("after a dry run the partials' tables hold %s rows, want 2 each", got)
 	}
 
 	for _, c := range []struct {
@@ -159,11 +180,12 @@ func TestForget(t *testing.T) {
 		want     []string
 	}{
 		{0, []string{"-prediction-id", "p0-0"}, map[string]uint64{"inferences": 1, "business_metrics": 1},
-			[]string{"outcomes            1       0      1", "labeling_queue      1       0      1", "inferences          1       0      1", "inferences_labeled  1       0      1 (view)", "dead_letters        1       0      1"}},
+			[]string{"outcomes 1 0 1", "labeling_queue 1 0 1", "inferences 1 0 1", "inferences_labeled 1 0 1 (view)", "dead_letters 1 0 1",
+				"window_partial_buckets 1 0 1", "window_partial_bins 1 0 1", "window_partial_categories 1 0 1"}},
 		{1, []string{"-event-id", "e1-0"}, map[string]uint64{"inferences": 1, "business_metrics": 1, "dead_letters": 1},
-			[]string{"outcomes            1       0      1", "labeling_queue      1       0      1", "inferences          1       0      1", "business_metrics    0       0      0"}},
+			[]string{"outcomes 1 0 1", "labeling_queue 1 0 1", "inferences 1 0 1", "business_metrics 0 0 0"}},
 		{2, []string{"-segment", "user=u-2", "-personal-hash-key-file", keyFile}, map[string]uint64{},
-			[]string{"outcomes            1       0      1", "labeling_queue      1       0      1", "inferences          2       0      2", "business_metrics    1       0      1", "dead_letters        1       0      1"}},
+			[]string{"outcomes 1 0 1", "labeling_queue 1 0 1", "inferences 2 0 2", "business_metrics 1 0 1", "dead_letters 1 0 1"}},
 	} {
 		t.Run(strings.Join(c.args[:2], " "), func(t *testing.T) {
 			code, out, errs := run(append([]string{"forget"}, c.args...)...)
@@ -172,7 +194,7 @@ func TestForget(t *testing.T) {
 			}
 			t.Logf("driftwatch forget %s:\n%s", strings.Join(c.args, " "), out)
 			for _, w := range c.want {
-				if !strings.Contains(out, w) {
+				if !strings.Contains(columns(out), w) {
 					t.Errorf("output lacks %q:\n%s", w, out)
 				}
 			}
@@ -181,6 +203,10 @@ func TestForget(t *testing.T) {
 					t.Errorf("subject %d: %d rows left in %s, want %d", c.subject, n, table, c.leftover[table])
 				}
 			}
+			// The day-old bucket's partials stay.
+			if got := partials(); got != "1 1 1" {
+				t.Errorf("the partials' tables hold %s rows, want the other bucket's 1 each", got)
+			}
 			// Subject 3 is never forgotten.
 			if got := fmt.Sprint(rows(3)); got != full {
 				t.Errorf("untouched subject 3 has %s, want %s", got, full)
@@ -188,7 +214,7 @@ func TestForget(t *testing.T) {
 		})
 	}
 	// Without the key the hashed segment value matches nothing.
-	if code, out, _ := run("forget", "-segment", "user=u-3"); code != 0 || !strings.Contains(out, "inferences          0       0      0") {
+	if code, out, _ := run("forget", "-segment", "user=u-3"); code != 0 || !strings.Contains(columns(out), "inferences 0 0 0") {
 		t.Errorf("forget a hashed segment without the key: exit %d, %q", code, out)
 	}
 
@@ -204,4 +230,14 @@ func TestForget(t *testing.T) {
 			t.Errorf("forget %v: exit %d, stderr %q; want %q", c.args, code, errs, c.want)
 		}
 	}
+}
+
+// columns is out with every run of spaces one space: the table's column
+// widths depend on the longest table name printed.
+func columns(out string) string {
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		lines[i] = strings.Join(strings.Fields(l), " ")
+	}
+	return strings.Join(lines, "\n")
 }
