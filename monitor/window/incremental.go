@@ -123,6 +123,9 @@ type bucketState struct {
 	rows    uint64
 	newest  time.Time
 	version uint64
+	// written is the rows written into the bucket, as the
+	// inferences_per_minute rollup counts them (see changedBuckets).
+	written uint64
 }
 
 func (p *partials) compute(ctx context.Context) (*Snapshot, Progress, error) {
@@ -131,11 +134,11 @@ func (p *partials) compute(ctx context.Context) (*Snapshot, Progress, error) {
 	if s.RefRows == 0 {
 		return s, Progress{}, ErrNoReference
 	}
-	now, err := p.rawBuckets(ctx)
+	kept, err := p.manifest(ctx)
 	if err != nil {
 		return nil, Progress{}, err
 	}
-	kept, err := p.manifest(ctx)
+	now, err := p.currentBuckets(ctx, kept)
 	if err != nil {
 		return nil, Progress{}, err
 	}
@@ -144,7 +147,10 @@ func (p *partials) compute(ctx context.Context) (*Snapshot, Progress, error) {
 	for b, st := range now {
 		s.CurRows += int64(st.rows)
 		prog.Buckets++
-		if k, ok := kept[b]; !ok || k.rows != st.rows || !k.newest.Equal(st.newest) {
+		// (A bucket whose written rows moved but whose rows did not — an
+		// insert the table deduplicated — is aggregated once more, so that
+		// the manifest's written count catches up.)
+		if k, ok := kept[b]; !ok || k.rows != st.rows || !k.newest.Equal(st.newest) || k.written != st.written {
 			stale = append(stale, b)
 		}
 	}
@@ -334,12 +340,97 @@ func (p *partials) bucketSeconds() int64 {
 	return p.bucket.Milliseconds()
 }
 
+// ScanBuckets, when true, makes every step count the current window's
+// rows per bucket under FINAL instead of reading the rollup first (see
+// currentBuckets); for tests of both ways.
+var ScanBuckets = false
+
+// currentBuckets returns the current window's rows, newest ingested_at
+// and written rows per bucket, given the manifest kept. With buckets of
+// whole minutes, the rows written into each bucket are read from the
+// inferences_per_minute rollup, which every insert into inferences feeds:
+// a bucket whose written rows are the manifest's has had no insert since
+// it was aggregated and keeps its manifest state; only the others — the
+// new bucket, late events, a replay — are counted under FINAL. (An insert
+// seen by the count but not yet by the rollup leaves written short, so the
+// next step counts the bucket again.) Rows removed by a DELETE other than
+// driftwatch forget's, or by TTL, move no written count: those buckets keep
+// their partials until the rows of the window are counted (ScanBuckets).
+// Buckets of other widths are all counted.
+func (p *partials) currentBuckets(ctx context.Context, kept map[int64]bucketState) (map[int64]bucketState, error) {
+	if ScanBuckets || p.bucket%time.Minute != 0 {
+		return p.rawBuckets(ctx, nil)
+	}
+	q := p.q
+	secs := int64(p.bucket / time.Second)
+	rows, err := q.conn.Query(ctx, fmt.Sprintf("SELECT toInt64(intDiv(toUnixTimestamp(minute), %d)) AS b, sum(events) FROM inferences_per_minute WHERE model_id = %s AND minute >= %s AND minute < %s GROUP BY b",
+		secs, chsql.String(q.model), chsql.Time(q.cur.Start), chsql.Time(q.cur.End)))
+	if err != nil {
+		return nil, fmt.Errorf("read the rows written per bucket of %s: %w", q.model, err)
+	}
+	written := map[int64]uint64{}
+	for rows.Next() {
+		var (
+			b int64
+			n uint64
+		)
+		if err := rows.Scan(&b, &n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read the rows written per bucket of %s: %w", q.model, err)
+		}
+		written[b] = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the rows written per bucket of %s: %w", q.model, err)
+	}
+	now := map[int64]bucketState{}
+	var count []int64
+	for b, n := range written {
+		if k, ok := kept[b]; ok && k.written == n {
+			if k.rows > 0 {
+				now[b] = k
+			}
+			continue
+		}
+		count = append(count, b)
+	}
+	for b, k := range kept {
+		if _, ok := written[b]; !ok && k.rows > 0 {
+			count = append(count, b) // written rows gone: the rollup's TTL, or a deletion
+		}
+	}
+	if len(count) == 0 {
+		return now, nil
+	}
+	counted, err := p.rawBuckets(ctx, count)
+	if err != nil {
+		return nil, err
+	}
+	for b, st := range counted {
+		st.written = written[b]
+		now[b] = st
+	}
+	return now, nil
+}
+
 // rawBuckets reads the current window's rows and newest ingested_at per
-// bucket from inferences (narrow columns only).
-func (p *partials) rawBuckets(ctx context.Context) (map[int64]bucketState, error) {
+// bucket from inferences (narrow columns only): of the buckets only, when
+// given.
+func (p *partials) rawBuckets(ctx context.Context, only []int64) (map[int64]bucketState, error) {
 	q := p.q
 	ms := p.bucket.Milliseconds()
-	rows, err := q.conn.Query(ctx, fmt.Sprintf("SELECT intDiv(toUnixTimestamp64Milli(timestamp), %d) AS b, count(), max(ingested_at) %s GROUP BY b", ms, q.base()))
+	where := ""
+	if len(only) > 0 {
+		slices.Sort(only)
+		ids := make([]string, len(only))
+		for i, b := range only {
+			ids[i] = strconv.FormatInt(b, 10)
+		}
+		where = fmt.Sprintf(" AND timestamp >= %s AND timestamp < %s AND intDiv(toUnixTimestamp64Milli(timestamp), %d) IN (%s)",
+			chsql.Time(time.UnixMilli(only[0]*ms).UTC()), chsql.Time(time.UnixMilli((only[len(only)-1]+1)*ms).UTC()), ms, strings.Join(ids, ", "))
+	}
+	rows, err := q.conn.Query(ctx, fmt.Sprintf("SELECT intDiv(toUnixTimestamp64Milli(timestamp), %d) AS b, count(), max(ingested_at) %s%s GROUP BY b", ms, q.base(), where))
 	if err != nil {
 		return nil, fmt.Errorf("count bucket rows of %s: %w", q.model, err)
 	}
@@ -365,7 +456,7 @@ func (p *partials) rawBuckets(ctx context.Context) (map[int64]bucketState, error
 // manifest reads the current version of each bucket's partials.
 func (p *partials) manifest(ctx context.Context) (map[int64]bucketState, error) {
 	q := p.q
-	rows, err := q.conn.Query(ctx, "SELECT toUnixTimestamp64Milli(bucket_start), rows, newest_ingested_at, version FROM window_partial_buckets FINAL WHERE "+p.manifestWhere())
+	rows, err := q.conn.Query(ctx, "SELECT toUnixTimestamp64Milli(bucket_start), rows, newest_ingested_at, version, written FROM window_partial_buckets FINAL WHERE "+p.manifestWhere())
 	if err != nil {
 		return nil, fmt.Errorf("read the partials manifest of %s: %w", q.model, err)
 	}
@@ -376,7 +467,7 @@ func (p *partials) manifest(ctx context.Context) (map[int64]bucketState, error) 
 			ms int64
 			st bucketState
 		)
-		if err := rows.Scan(&ms, &st.rows, &st.newest, &st.version); err != nil {
+		if err := rows.Scan(&ms, &st.rows, &st.newest, &st.version, &st.written); err != nil {
 			return nil, fmt.Errorf("read the partials manifest of %s: %w", q.model, err)
 		}
 		out[ms/p.bucket.Milliseconds()] = st
@@ -495,15 +586,15 @@ func (p *partials) aggregate(ctx context.Context, buckets []int64, now, kept map
 	vals := make([]string, len(buckets))
 	for i, b := range buckets {
 		st := now[b]
-		vals[i] = fmt.Sprintf("(%s, %d, %s, %d, %d, %d, %s)", chsql.String(q.model), p.key, chsql.Time(time.UnixMilli(b*ms).UTC()), p.bucketSeconds(), versions[i], st.rows, chsql.Time(st.newest))
+		vals[i] = fmt.Sprintf("(%s, %d, %s, %d, %d, %d, %s, %d)", chsql.String(q.model), p.key, chsql.Time(time.UnixMilli(b*ms).UTC()), p.bucketSeconds(), versions[i], st.rows, chsql.Time(st.newest), st.written)
 	}
-	sql := "INSERT INTO window_partial_buckets (model_id, profile_key, bucket_start, bucket_seconds, version, rows, newest_ingested_at) VALUES " + strings.Join(vals, ", ")
+	sql := "INSERT INTO window_partial_buckets (model_id, profile_key, bucket_start, bucket_seconds, version, rows, newest_ingested_at, written) VALUES " + strings.Join(vals, ", ")
 	if err := q.conn.Exec(ctx, sql); err != nil {
 		return fmt.Errorf("record the partials of %s, %s: %w", q.model, what, err)
 	}
 	// kept is now what the manifest says.
 	for i, b := range buckets {
-		kept[b] = bucketState{rows: now[b].rows, newest: now[b].newest, version: versions[i]}
+		kept[b] = bucketState{rows: now[b].rows, newest: now[b].newest, version: versions[i], written: now[b].written}
 	}
 	return nil
 }

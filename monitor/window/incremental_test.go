@@ -67,8 +67,20 @@ func sameSnapshot(t *testing.T, what string, full, inc *Snapshot) {
 // the hash-keyed samples, folded categories), that each step aggregates
 // only its new bucket, and that late events, a replayed event and a
 // re-pinned reference re-aggregate exactly the buckets they touch. It does
-// so with and without the BucketCache that keeps partials in memory.
+// so with and without the BucketCache that keeps partials in memory, and
+// with the changed buckets found through the inferences_per_minute rollup
+// and by counting every bucket's rows (ScanBuckets).
 func TestIncrementalMatchesFull(t *testing.T) {
+	for _, scan := range []bool{false, true} {
+		t.Run(map[bool]string{false: "rollup", true: "scan"}[scan], func(t *testing.T) {
+			ScanBuckets = scan
+			defer func() { ScanBuckets = false }()
+			incrementalMatchesFull(t)
+		})
+	}
+}
+
+func incrementalMatchesFull(t *testing.T) {
 	conn := openDB(t)
 	ctx := context.Background()
 	t0 := time.Now().UTC().Truncate(time.Hour).Add(-6 * time.Hour)
