@@ -58,4 +58,13 @@ func TestBenchFleetRuns(t *testing.T) {
 	if !strings.Contains(stderr, "load: 1 models × 20000 rows per window") {
 		t.Errorf("stderr lacks the load line:\n%s", stderr)
 	}
+	// -incremental-only measures the incremental monitor alone.
+	code, stdout, stderr = run([]string{"bench", "fleet", "-clickhouse-url", url, "-models", "1", "-rows", "20000", "-reference-rows", "5000",
+		"-window", "30m", "-step", "5m", "-steps", "1", "-concurrency", "1", "-incremental-only"}, nil)
+	if code != 0 {
+		t.Fatalf("-incremental-only: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "incremental") || strings.Contains(stdout, " full ") || strings.Contains(stdout, "speed-up") {
+		t.Errorf("-incremental-only printed a full row or a speed-up:\n%s", stdout)
+	}
 }
