@@ -10,8 +10,9 @@ import (
 )
 
 // refCache keeps each model's reference-window aggregates between
-// evaluations, within a byte budget: the least recently used models are
-// dropped first. A model's reference is fixed (its first day, or a
+// evaluations, within a byte budget: over it, the references of models no
+// longer evaluated are dropped first, then the one just computed (see
+// residency). A model's reference is fixed (its first day, or a
 // configured period) while the current window slides every step, so
 // without the cache every evaluation would read the reference again —
 // 24 times the current window's rows with the defaults.
@@ -22,6 +23,7 @@ type refCache struct {
 	lru     *list.List // of *refEntry, most recent first
 	byModel map[string]*list.Element
 	lookups *prometheus.CounterVec
+	res     *residency
 }
 
 type refEntry struct {
@@ -30,7 +32,7 @@ type refEntry struct {
 }
 
 func newRefCache(budget int64, lookups *prometheus.CounterVec) *refCache {
-	return &refCache{budget: budget, lru: list.New(), byModel: map[string]*list.Element{}, lookups: lookups}
+	return &refCache{budget: budget, lru: list.New(), byModel: map[string]*list.Element{}, lookups: lookups, res: newResidency()}
 }
 
 // get returns model's cached reference, or nil. Whether it still holds is
@@ -38,6 +40,7 @@ func newRefCache(budget int64, lookups *prometheus.CounterVec) *refCache {
 func (c *refCache) get(model string) *window.Reference {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.res.touch(model)
 	if e, ok := c.byModel[model]; ok {
 		c.lru.MoveToFront(e)
 		return e.Value.(*refEntry).ref
@@ -66,13 +69,23 @@ func (c *refCache) put(model string, ref *window.Reference) {
 	if ref == nil || c.budget <= 0 || ref.Bytes() > c.budget {
 		return
 	}
-	c.byModel[model] = c.lru.PushFront(&refEntry{model: model, ref: ref})
+	e = c.lru.PushFront(&refEntry{model: model, ref: ref})
+	c.byModel[model] = e
 	c.used += ref.Bytes()
 	for c.used > c.budget {
-		last := c.lru.Back()
-		le := last.Value.(*refEntry)
-		c.used -= le.ref.Bytes()
-		c.lru.Remove(last)
-		delete(c.byModel, le.model)
+		victim := e
+		for o := c.lru.Back(); o != nil; o = o.Prev() {
+			if m := o.Value.(*refEntry).model; m != model && !c.res.active(m) {
+				victim = o
+				break
+			}
+		}
+		ve := victim.Value.(*refEntry)
+		c.used -= ve.ref.Bytes()
+		c.lru.Remove(victim)
+		delete(c.byModel, ve.model)
+		if victim == e {
+			return
+		}
 	}
 }

@@ -26,7 +26,7 @@ type Settings struct {
 	MaxFeatures      int           `yaml:"max_features" env:"DRIFTWATCH_MONITOR_MAX_FEATURES" flag:"max-features" help:"most numeric and categorical features examined per model (most frequent first)"`
 	ExportFeatures   int           `yaml:"export_features" env:"DRIFTWATCH_MONITOR_EXPORT_FEATURES" flag:"export-features" help:"most features per model exported to Prometheus (most drifted first)"`
 	MaxSeries        int           `yaml:"max_series" env:"DRIFTWATCH_MONITOR_MAX_SERIES" flag:"max-series" help:"most drift series this instance exports"`
-	ReferenceCacheMB int           `yaml:"reference_cache_mb" env:"DRIFTWATCH_MONITOR_REFERENCE_CACHE_MB" flag:"reference-cache-mb" help:"MiB of reference-window aggregates kept between evaluations (least recently used models dropped first; 0: none)"`
+	ReferenceCacheMB int           `yaml:"reference_cache_mb" env:"DRIFTWATCH_MONITOR_REFERENCE_CACHE_MB" flag:"reference-cache-mb" help:"MiB of reference-window aggregates kept between evaluations (over it, models no longer evaluated are dropped first, then the newest: part of a larger fleet stays cached; 0: none)"`
 	APIMaxRows       int           `yaml:"api_max_rows" env:"DRIFTWATCH_MONITOR_API_MAX_ROWS" flag:"api-max-rows" help:"most rows an API answer holds; an answer cut there says \"truncated\": true"`
 	APIQueryTimeout  time.Duration `yaml:"api_query_timeout" env:"DRIFTWATCH_MONITOR_API_QUERY_TIMEOUT" flag:"api-query-timeout" help:"longest an API request's queries may run (ClickHouse max_execution_time); shorter than http_write_timeout"`
 	// Incremental keeps the current window's aggregates per bucket (the
@@ -35,7 +35,7 @@ type Settings struct {
 	Incremental bool `yaml:"incremental" env:"DRIFTWATCH_MONITOR_INCREMENTAL" flag:"incremental" help:"with a pinned reference, keep the current window's aggregates per step in ClickHouse and merge windows from them (same results, each row aggregated once)"`
 	// WindowCacheMB bounds the incremental windows' partials kept in
 	// memory between steps (window.BucketCache).
-	WindowCacheMB int `yaml:"window_cache_mb" env:"DRIFTWATCH_MONITOR_WINDOW_CACHE_MB" flag:"window-cache-mb" help:"with incremental, MiB of the current windows' per-bucket partials kept in memory between steps, so a step reads only its new bucket (least recently used models dropped first, their windows then merged in ClickHouse; 0: none)"`
+	WindowCacheMB int `yaml:"window_cache_mb" env:"DRIFTWATCH_MONITOR_WINDOW_CACHE_MB" flag:"window-cache-mb" help:"with incremental, MiB of the current windows' per-bucket partials kept in memory between steps, so a step reads only its new bucket (over it, models no longer evaluated are dropped first, then the newest, whose windows are then merged in ClickHouse; 0: none)"`
 	MaxCategories int `yaml:"max_categories" env:"DRIFTWATCH_MONITOR_MAX_CATEGORIES" flag:"max-categories" help:"most categories per categorical feature compared (most frequent first, the rest one __other bucket); a feature with more is reported high_cardinality"`
 	// EvaluationTimeout bounds one model's round of evaluations (its
 	// windows due, then its performance); 0 is half of Step.
