@@ -280,7 +280,11 @@ func TestTrainer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(runs) == 1 && runs[0].Status != RunRunning && consumed() {
+			// Finished and registered: the run row is written first, then
+			// the models row, then the run row again with the events
+			// published; stopping the trainer before the last would cut
+			// the registration short (Recover completes it on a restart).
+			if len(runs) == 1 && runs[0].Status != RunRunning && eventsPublished(runs[0]) && consumed() {
 				break
 			}
 			if time.Now().After(deadline) {
