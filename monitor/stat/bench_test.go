@@ -138,3 +138,33 @@ func BenchmarkBenjaminiHochberg(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWalk compares the pooled-CDF walk of two compact samples (100k
+// distinct values with counts, the monitor's form) with the general walk
+// on the same samples: compactWalk against ecdfWalk.
+func BenchmarkWalk(b *testing.B) {
+	ref, cur := benchSamples(b)
+	compact := func(s Sample) Sample {
+		v, c := make([]float64, 100_000), make([]int64, 100_000)
+		for i := range c {
+			v[i], c[i] = s.Values[10*i], 1+int64(i%3)
+		}
+		return Sample{Values: v, Counts: c}
+	}
+	r, c := compact(ref), compact(cur)
+	n1, compact1, err1 := r.check("reference")
+	n2, compact2, err2 := c.check("current")
+	if err1 != nil || err2 != nil || !compact1 || !compact2 {
+		b.Fatalf("samples not compact: %v %v %v %v", compact1, compact2, err1, err2)
+	}
+	b.Run("general", func(b *testing.B) {
+		for b.Loop() {
+			ecdfWalk(r, c, n1, n2)
+		}
+	})
+	b.Run("compact", func(b *testing.B) {
+		for b.Loop() {
+			compactWalk(r, c, n1, n2)
+		}
+	})
+}

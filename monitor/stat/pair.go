@@ -15,6 +15,7 @@ type Pair struct {
 	n1, n2   int64
 	err      error
 	checked  bool
+	compact  bool // both samples (see Sample.check)
 	walked   bool
 	// The walk: the largest and least F_ref − F_cur, and W₁.
 	maxS, minD, w float64
@@ -26,7 +27,11 @@ func NewPair(ref, cur Sample) *Pair { return &Pair{ref: ref, cur: cur} }
 
 func (p *Pair) walk() {
 	if !p.walked {
-		p.maxS, p.minD, p.w = ecdfWalk(p.ref, p.cur, p.n1, p.n2)
+		if p.compact {
+			p.maxS, p.minD, p.w = compactWalk(p.ref, p.cur, p.n1, p.n2)
+		} else {
+			p.maxS, p.minD, p.w = ecdfWalk(p.ref, p.cur, p.n1, p.n2)
+		}
 		p.walked = true
 	}
 }
@@ -34,7 +39,7 @@ func (p *Pair) walk() {
 // check returns p's validation error, named for method.
 func (p *Pair) check(method string) error {
 	if !p.checked {
-		p.n1, p.n2, p.err = twoSamples(method, p.ref, p.cur, 1)
+		p.n1, p.n2, p.compact, p.err = twoChecked(method, p.ref, p.cur, 1)
 		p.checked = true
 	}
 	if p.err == nil {
@@ -126,6 +131,53 @@ func ecdfWalk(a, b Sample, n1, n2 int64) (maxS, minD, w float64) {
 		first = false
 		diff := float64(c1)/fn1 - float64(c2)/fn2
 		// Not math.Max and math.Min: not inlined, and diff is never NaN.
+		if diff > maxS {
+			maxS = diff
+		}
+		if diff < minD {
+			minD = diff
+		}
+		gap = math.Abs(diff)
+		prev = v
+	}
+}
+
+// compactWalk is ecdfWalk for compact samples (distinct ascending values,
+// positive counts: see Sample.check), the same steps and arithmetic in the
+// same order, without the general walk's loops over ties and zero counts.
+// A first step's W₁ term is 0·v, which adds nothing (v is finite).
+func compactWalk(a, b Sample, n1, n2 int64) (maxS, minD, w float64) {
+	av, ac, bv, bc := a.Values, a.Counts, b.Values, b.Counts
+	fn1, fn2 := float64(n1), float64(n2)
+	var (
+		i, j      int
+		c1, c2    int64
+		prev, gap float64
+	)
+	for {
+		var v float64
+		if i < len(av) {
+			x := av[i]
+			if j < len(bv) {
+				y := bv[j]
+				switch {
+				case x < y:
+					v, c1, i = x, c1+ac[i], i+1
+				case y < x:
+					v, c2, j = y, c2+bc[j], j+1
+				default:
+					v, c1, c2, i, j = x, c1+ac[i], c2+bc[j], i+1, j+1
+				}
+			} else {
+				v, c1, i = x, c1+ac[i], i+1
+			}
+		} else if j < len(bv) {
+			v, c2, j = bv[j], c2+bc[j], j+1
+		} else {
+			return maxS, minD, w
+		}
+		w += gap * (v - prev)
+		diff := float64(c1)/fn1 - float64(c2)/fn2
 		if diff > maxS {
 			maxS = diff
 		}

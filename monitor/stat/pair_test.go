@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -79,5 +80,80 @@ func TestPairMatchesMethods(t *testing.T) {
 	_, err2 := KSAsymptotic(Sample{Values: []float64{1, 2}}, Sample{})
 	if err.Error() != err2.Error() {
 		t.Errorf("KS of an empty window: %q, alone %q", err, err2)
+	}
+}
+
+// TestCompactWalkMatchesGeneral checks that the walk of compact samples
+// gives ecdfWalk's figures bit for bit, on samples with and without values
+// in common, of one value, and with one sample's values all below the
+// other's; and that Pair takes it only for compact samples.
+func TestCompactWalkMatchesGeneral(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	gen := func(n int, grid float64) Sample {
+		m := map[float64]int64{}
+		for range n {
+			x := r.NormFloat64()
+			if grid > 0 {
+				x = math.Round(x/grid) * grid
+			}
+			m[x] += 1 + int64(r.IntN(3))
+		}
+		s := Sample{}
+		for v := range m {
+			s.Values = append(s.Values, v)
+		}
+		slices.Sort(s.Values)
+		for _, v := range s.Values {
+			s.Counts = append(s.Counts, m[v])
+		}
+		return s
+	}
+	shift := func(s Sample, by float64) Sample {
+		out := Sample{Counts: s.Counts}
+		for _, v := range s.Values {
+			out.Values = append(out.Values, v+by)
+		}
+		return out
+	}
+	one := Sample{Values: []float64{0.5}, Counts: []int64{3}}
+	for _, c := range []struct {
+		name     string
+		ref, cur Sample
+	}{
+		{"continuous", gen(2000, 0), gen(1500, 0)},
+		{"ties across samples", gen(2000, 0.25), gen(1500, 0.25)},
+		{"disjoint", gen(500, 0), shift(gen(400, 0), 100)},
+		{"disjoint reversed", shift(gen(500, 0), 100), gen(400, 0)},
+		{"one value", one, gen(50, 0.5)},
+		{"both one value", one, one},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n1, k1, err1 := c.ref.check("reference")
+			n2, k2, err2 := c.cur.check("current")
+			if err1 != nil || err2 != nil || !k1 || !k2 {
+				t.Fatalf("samples not compact: %v %v %v %v", k1, k2, err1, err2)
+			}
+			s1, d1, w1 := ecdfWalk(c.ref, c.cur, n1, n2)
+			s2, d2, w2 := compactWalk(c.ref, c.cur, n1, n2)
+			for _, x := range [][3]float64{{s1, s2, 0}, {d1, d2, 1}, {w1, w2, 2}} {
+				if math.Float64bits(x[0]) != math.Float64bits(x[1]) {
+					t.Errorf("figure %v: general %v, compact %v", x[2], x[0], x[1])
+				}
+			}
+			if !(w1 >= 0) || !(s1 >= 0) || !(d1 <= 0) {
+				t.Errorf("walk out of its range: maxS %v minD %v W %v", s1, d1, w1)
+			}
+		})
+	}
+	// A sample with a tie inside it or a zero count is not compact, and
+	// Pair walks it the general way.
+	for _, s := range []Sample{
+		{Values: []float64{1, 1, 2}, Counts: []int64{1, 1, 1}},
+		{Values: []float64{1, 2, 3}, Counts: []int64{1, 0, 1}},
+		{Values: []float64{1, 2, 3}},
+	} {
+		if _, compact, err := s.check("s"); err != nil || compact {
+			t.Errorf("%+v: compact %v, err %v, want not compact", s, compact, err)
+		}
 	}
 }

@@ -133,23 +133,38 @@ func (s Sample) N() int64 {
 
 // validate checks the invariants and returns the row count.
 func (s Sample) validate(name string) (int64, error) {
+	n, _, err := s.check(name)
+	return n, err
+}
+
+// check is validate, and says whether s is compact: counted, its values
+// strictly ascending and its counts positive (compress's form), which
+// ecdfWalk walks faster.
+func (s Sample) check(name string) (int64, bool, error) {
 	if s.Counts != nil && len(s.Counts) != len(s.Values) {
-		return 0, fmt.Errorf("%s sample: %d values but %d counts: %w", name, len(s.Values), len(s.Counts), ErrInvalid)
+		return 0, false, fmt.Errorf("%s sample: %d values but %d counts: %w", name, len(s.Values), len(s.Counts), ErrInvalid)
 	}
 	var n int64
 	prev := math.Inf(-1)
+	compact := s.Counts != nil
 	for i, x := range s.Values {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return 0, fmt.Errorf("%s sample value %d is %v: %w", name, i, x, ErrInvalid)
+			return 0, false, fmt.Errorf("%s sample value %d is %v: %w", name, i, x, ErrInvalid)
 		}
 		if x < prev {
-			return 0, fmt.Errorf("%s sample values not ascending at %d: %w", name, i, ErrInvalid)
+			return 0, false, fmt.Errorf("%s sample values not ascending at %d: %w", name, i, ErrInvalid)
+		}
+		if x == prev {
+			compact = false
 		}
 		prev = x
 		if s.Counts != nil {
 			c := s.Counts[i]
 			if c < 0 {
-				return 0, fmt.Errorf("%s sample count %d is negative: %w", name, i, ErrInvalid)
+				return 0, false, fmt.Errorf("%s sample count %d is negative: %w", name, i, ErrInvalid)
+			}
+			if c == 0 {
+				compact = false
 			}
 			n += c
 		}
@@ -157,7 +172,7 @@ func (s Sample) validate(name string) (int64, error) {
 	if s.Counts == nil {
 		n = int64(len(s.Values))
 	}
-	return n, nil
+	return n, compact, nil
 }
 
 // cursor walks the distinct values of a Sample in ascending order, merging
@@ -222,17 +237,24 @@ func merge(a, b Sample, f func(step)) {
 // twoSamples validates a reference and a current sample and requires at
 // least minRows rows in each.
 func twoSamples(method string, ref, cur Sample, minRows int64) (int64, int64, error) {
-	n1, err := ref.validate("reference")
+	n1, n2, _, err := twoChecked(method, ref, cur, minRows)
+	return n1, n2, err
+}
+
+// twoChecked is twoSamples, and says whether both samples are compact
+// (see Sample.check).
+func twoChecked(method string, ref, cur Sample, minRows int64) (int64, int64, bool, error) {
+	n1, c1, err := ref.check("reference")
 	if err != nil {
-		return 0, 0, fmt.Errorf("%s: %w", method, err)
+		return 0, 0, false, fmt.Errorf("%s: %w", method, err)
 	}
-	n2, err := cur.validate("current")
+	n2, c2, err := cur.check("current")
 	if err != nil {
-		return 0, 0, fmt.Errorf("%s: %w", method, err)
+		return 0, 0, false, fmt.Errorf("%s: %w", method, err)
 	}
 	if n1 < minRows || n2 < minRows {
-		return n1, n2, fmt.Errorf("%s needs at least %d rows per window, have reference %d, current %d: %w",
+		return n1, n2, false, fmt.Errorf("%s needs at least %d rows per window, have reference %d, current %d: %w",
 			method, minRows, n1, n2, ErrInsufficient)
 	}
-	return n1, n2, nil
+	return n1, n2, c1 && c2, nil
 }
