@@ -56,6 +56,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/driftwatch/driftwatch/internal/future"
 	"github.com/driftwatch/driftwatch/internal/signing"
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/monitor/window"
@@ -327,6 +328,14 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		return Result{Reference: kind, Skipped: "the current window overlaps the reference " + ref.String()}, nil
 	}
 	pol := m.opts.policyFor(model)
+	var ends []time.Time
+	for k := pol.Consecutive - 1; k >= 1; k-- {
+		ends = append(ends, end.Add(-time.Duration(k)*m.opts.Step))
+	}
+	// Read beside the aggregation: neither depends on it. (A window
+	// skipped below drops them.)
+	histF := future.Go(func() (policy.History, error) { return m.sink.DriftHistory(ctx, model, ends) })
+	versionF := future.Go(func() (string, error) { return m.store.ServedVersion(ctx, model, cur) })
 	snap, refAgg, err := m.compute(ctx, model, ref, cur, cached)
 	if kind != ReferenceGrowing {
 		// A growing reference changes every step: caching it only evicts
@@ -369,11 +378,7 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		m.evals.WithLabelValues("waiting").Inc()
 		return Result{Snapshot: snap, Reference: kind, Skipped: fmt.Sprintf("the growing reference %s holds %d rows, fewer than min_samples (%d)", ref, snap.RefRows, pol.MinSamples)}, nil
 	}
-	var ends []time.Time
-	for k := pol.Consecutive - 1; k >= 1; k-- {
-		ends = append(ends, end.Add(-time.Duration(k)*m.opts.Step))
-	}
-	hist, err := m.sink.DriftHistory(ctx, model, ends)
+	hist, err := histF.Wait()
 	if err != nil {
 		m.failed(ctx)
 		return Result{}, err
@@ -411,7 +416,7 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	//
 	// The triggers carry the version the window served; a failed read
 	// must not publish a trigger with an empty model_version.
-	version, err := m.store.ServedVersion(ctx, model, cur)
+	version, err := versionF.Wait()
 	if err != nil {
 		m.failed(ctx)
 		return res, err

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/driftwatch/driftwatch/internal/chsql"
 )
 
@@ -91,12 +93,17 @@ func (c *BucketCache) reset(model string, key uint64, bucket time.Duration) {
 	c.bytes = 0
 }
 
-// sync makes the cache hold exactly the partials of kept (the manifest of
-// the current window: bucket → version), reading the missing ones.
-func (c *BucketCache) sync(ctx context.Context, p *partials, kept map[int64]bucketState) error {
+// prepare empties the cache when it holds other partials than p's.
+func (c *BucketCache) prepare(p *partials) {
 	if c.model != p.q.model || c.key != p.key || c.bucket != p.bucket || c.buckets == nil {
 		c.reset(p.q.model, p.key, p.bucket)
 	}
+}
+
+// sync makes the cache hold exactly the partials of kept (the manifest of
+// the current window: bucket → version), reading the missing ones.
+func (c *BucketCache) sync(ctx context.Context, p *partials, kept map[int64]bucketState) error {
+	c.prepare(p)
 	var gone []int64
 	for b, cb := range c.buckets {
 		if k, ok := kept[b]; !ok || k.version != cb.version {
@@ -109,29 +116,7 @@ func (c *BucketCache) sync(ctx context.Context, p *partials, kept map[int64]buck
 			want = append(want, b)
 		}
 	}
-	if len(gone) > 0 {
-		var drop [1 << 16]bool
-		for _, b := range gone {
-			drop[uint16(b)] = true
-			for _, cc := range c.buckets[b].cats {
-				m := c.cats[cc.feature]
-				if m[cc.category] -= cc.n; m[cc.category] == 0 {
-					delete(m, cc.category)
-				}
-			}
-			delete(c.buckets, b)
-		}
-		eachFeature(c.feats, func(f *cachedValues) {
-			w := 0
-			for i := range f.v {
-				if !drop[f.b[i]] {
-					f.v[w], f.h[w], f.b[w] = f.v[i], f.h[i], f.b[i]
-					w++
-				}
-			}
-			f.v, f.h, f.b = f.v[:w], f.h[:w], f.b[:w]
-		})
-	}
+	c.drop(gone)
 	if len(want) > 0 {
 		if err := c.read(ctx, p, want, kept); err != nil {
 			// What was read is incomplete: start again next time.
@@ -139,6 +124,41 @@ func (c *BucketCache) sync(ctx context.Context, p *partials, kept map[int64]buck
 			return err
 		}
 	}
+	c.account()
+	return nil
+}
+
+// drop removes buckets from the cache: their partials, their category
+// counts and their sampled values.
+func (c *BucketCache) drop(gone []int64) {
+	if len(gone) == 0 {
+		return
+	}
+	var drop [1 << 16]bool
+	for _, b := range gone {
+		drop[uint16(b)] = true
+		for _, cc := range c.buckets[b].cats {
+			m := c.cats[cc.feature]
+			if m[cc.category] -= cc.n; m[cc.category] == 0 {
+				delete(m, cc.category)
+			}
+		}
+		delete(c.buckets, b)
+	}
+	eachFeature(c.feats, func(f *cachedValues) {
+		w := 0
+		for i := range f.v {
+			if !drop[f.b[i]] {
+				f.v[w], f.h[w], f.b[w] = f.v[i], f.h[i], f.b[i]
+				w++
+			}
+		}
+		f.v, f.h, f.b = f.v[:w], f.h[:w], f.b[:w]
+	})
+}
+
+// account estimates the bytes the cache holds.
+func (c *BucketCache) account() {
 	c.bytes = 0
 	for _, f := range c.feats {
 		c.bytes += 18*int64(cap(f.v)) + 64
@@ -154,7 +174,6 @@ func (c *BucketCache) sync(ctx context.Context, p *partials, kept map[int64]buck
 			c.bytes += 48 + int64(len(k)) // the key is shared with a bucket's
 		}
 	}
-	return nil
 }
 
 // eachFeature runs fn on every feature's values, on all CPUs.
@@ -234,11 +253,7 @@ func (c *BucketCache) read(ctx context.Context, p *partials, buckets []int64, ke
 		return fmt.Errorf("read the partials of %d buckets of %s: %w", len(buckets), q.model, err)
 	}
 	defer rows.Close()
-	type entry struct {
-		v, h float64
-		b    uint16
-	}
-	added := map[string][]entry{}
+	added := map[string][]cacheEntry{}
 	for rows.Next() {
 		var (
 			bms        int64
@@ -251,42 +266,85 @@ func (c *BucketCache) read(ctx context.Context, p *partials, buckets []int64, ke
 		if err := rows.Scan(&bms, &f, &bin, &n, &outside, &bound, &hb, &vb); err != nil {
 			return fmt.Errorf("read the partials of %d buckets of %s: %w", len(buckets), q.model, err)
 		}
-		hs, err := decodeFloats(hb)
+		part, err := decodePart(bms/ms, f, bin, n, outside, bound, hb, vb)
 		if err != nil {
-			return fmt.Errorf("read the sampled hashes of %s: %w", q.model, err)
+			return fmt.Errorf("read the partials of %s: %w", q.model, err)
 		}
-		vs, err := decodeFloats(vb)
-		if err != nil {
-			return fmt.Errorf("read the sampled values of %s: %w", q.model, err)
+		if err := c.addPart(added, part); err != nil {
+			return err
 		}
-		if len(hs) != len(vs) {
-			return fmt.Errorf("BUG: partial of %s bucket %d feature %s holds %d hashes and %d values", q.model, bms, f, len(hs), len(vs))
-		}
-		cb := c.buckets[bms/ms]
-		if cb == nil {
-			return fmt.Errorf("BUG: partial of %s in bucket %d, which was not asked for", q.model, bms)
-		}
-		bf := cb.feats[f]
-		if bf == nil {
-			bf = &bucketPart{bins: map[uint32]int64{}, bound: bound}
-			cb.feats[f] = bf
-		}
-		bf.n += int64(n)
-		bf.outside += int64(outside)
-		bf.bins[bin] += int64(n)
-		bf.bound = min(bf.bound, bound)
-		es := added[f]
-		for i := range vs {
-			es = append(es, entry{vs[i], hs[i], uint16(bms / ms)})
-		}
-		added[f] = es
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read the partials of %d buckets of %s: %w", len(buckets), q.model, err)
 	}
+	c.merge(added)
+	return nil
+}
+
+// cacheEntry is one sampled value being merged into a feature's
+// cachedValues.
+type cacheEntry struct {
+	v, h float64
+	b    uint16
+}
+
+// partRow is one row of window_partial_bins: a bucket's values of a
+// feature in a bin, the sampled ones ascending with their hashes.
+type partRow struct {
+	bucket     int64 // index: bucket_start / the bucket width
+	feature    string
+	bin        uint32
+	n, outside uint64
+	bound      float64
+	hs, vs     []float64
+}
+
+// decodePart is the partRow of a row whose sampled hashes and values
+// (sorted by value) are serialised groupArray states.
+func decodePart(bucket int64, feature string, bin uint32, n, outside uint64, bound float64, hb, vb string) (partRow, error) {
+	hs, err := decodeFloats(hb)
+	if err != nil {
+		return partRow{}, fmt.Errorf("sampled hashes of %s: %w", feature, err)
+	}
+	vs, err := decodeFloats(vb)
+	if err != nil {
+		return partRow{}, fmt.Errorf("sampled values of %s: %w", feature, err)
+	}
+	if len(hs) != len(vs) {
+		return partRow{}, fmt.Errorf("BUG: partial of bucket %d feature %s holds %d hashes and %d values", bucket, feature, len(hs), len(vs))
+	}
+	return partRow{bucket, feature, bin, n, outside, bound, hs, vs}, nil
+}
+
+// addPart adds one row of a bucket just added to c.buckets; its sampled
+// values go to added until merge.
+func (c *BucketCache) addPart(added map[string][]cacheEntry, r partRow) error {
+	cb := c.buckets[r.bucket]
+	if cb == nil {
+		return fmt.Errorf("BUG: partial of %s in bucket %d, which was not asked for", c.model, r.bucket)
+	}
+	bf := cb.feats[r.feature]
+	if bf == nil {
+		bf = &bucketPart{bins: map[uint32]int64{}, bound: r.bound}
+		cb.feats[r.feature] = bf
+	}
+	bf.n += int64(r.n)
+	bf.outside += int64(r.outside)
+	bf.bins[r.bin] += int64(r.n)
+	bf.bound = min(bf.bound, r.bound)
+	es := added[r.feature]
+	for i := range r.vs {
+		es = append(es, cacheEntry{r.vs[i], r.hs[i], uint16(r.bucket)})
+	}
+	added[r.feature] = es
+	return nil
+}
+
+// merge merges the sampled values added into each feature's, on all CPUs.
+func (c *BucketCache) merge(added map[string][]cacheEntry) {
 	type merge struct {
 		cv *cachedValues
-		es []entry
+		es []cacheEntry
 	}
 	var merges []merge
 	for f, es := range added {
@@ -299,8 +357,10 @@ func (c *BucketCache) read(ctx context.Context, p *partials, buckets []int64, ke
 	}
 	parallel(len(merges), func(i int) {
 		cv, es := merges[i].cv, merges[i].es
-		if !slices.IsSortedFunc(es, func(a, b entry) int { return cmp.Compare(a.v, b.v) }) {
-			slices.SortFunc(es, func(a, b entry) int { return cmp.Compare(a.v, b.v) })
+		// One bucket's rows of a feature come sorted (bins are ascending
+		// ranges); several buckets' do not.
+		if !slices.IsSortedFunc(es, func(a, b cacheEntry) int { return cmp.Compare(a.v, b.v) }) {
+			slices.SortFunc(es, func(a, b cacheEntry) int { return cmp.Compare(a.v, b.v) })
 		}
 		// Merged in place from the back: no new arrays per step.
 		old, n := len(cv.v), len(cv.v)+len(es)
@@ -315,6 +375,22 @@ func (c *BucketCache) read(ctx context.Context, p *partials, buckets []int64, ke
 			j--
 		}
 	})
+}
+
+// addCategory adds one category count of a bucket just added to
+// c.buckets.
+func (c *BucketCache) addCategory(bucket int64, f, v string, n uint64) error {
+	cb := c.buckets[bucket]
+	if cb == nil {
+		return fmt.Errorf("BUG: category partial of %s in bucket %d, which was not asked for", c.model, bucket)
+	}
+	cb.cats = append(cb.cats, catCount{f, v, int64(n)})
+	m := c.cats[f]
+	if m == nil {
+		m = map[string]int64{}
+		c.cats[f] = m
+	}
+	m[v] += int64(n)
 	return nil
 }
 
@@ -337,17 +413,9 @@ func (c *BucketCache) readCategories(ctx context.Context, p *partials, where str
 		if err := rows.Scan(&bms, &f, &v, &n); err != nil {
 			return fmt.Errorf("read the category partials of %s: %w", q.model, err)
 		}
-		cb := c.buckets[bms/ms]
-		if cb == nil {
-			return fmt.Errorf("BUG: category partial of %s in bucket %d, which was not asked for", q.model, bms)
+		if err := c.addCategory(bms/ms, f, v, n); err != nil {
+			return err
 		}
-		cb.cats = append(cb.cats, catCount{f, v, int64(n)})
-		m := c.cats[f]
-		if m == nil {
-			m = map[string]int64{}
-			c.cats[f] = m
-		}
-		m[v] += int64(n)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read the category partials of %s: %w", q.model, err)
@@ -508,4 +576,176 @@ func compressBelow(vs, hs []float64, rate float64) ([]float64, []int64) {
 		}
 	}
 	return v, c
+}
+
+// throughCache computes the buckets' partials with one SELECT for the
+// bins and one for the categories, whose rows come back to the monitor:
+// they go into the cache (the buckets' older versions out) and are written
+// to window_partial_bins and window_partial_categories from there, while
+// the sampled values are merged in. They are the rows inServer's INSERT …
+// SELECT writes (the sampled values sorted), but the new bucket is not
+// read back: a step's aggregation is one round trip, and its writes
+// overlap the merge. The cache is locked.
+func (a *bucketAggregation) throughCache(ctx context.Context) (err error) {
+	p, q, c := a.p, a.p.q, a.p.cache
+	defer func() {
+		if err != nil {
+			// What it holds may be half added: start again next time.
+			c.reset(q.model, p.key, p.bucket)
+		}
+	}()
+	bq := a.rows()
+	r, bound, names, err := a.binnedSQL(ctx, bq)
+	if err != nil {
+		return err
+	}
+	var (
+		bins []partRow
+		cats []catPart
+		g    errgroup.Group
+	)
+	ms := p.bucket.Milliseconds()
+	if names != nil {
+		// Each row's sampled values sorted, their hashes with them, as
+		// read gets them.
+		sql := fmt.Sprintf("SELECT b, idx, bin, count(), countIf(%s), any(%s), "+
+			"CAST(arrayReduce('groupArrayState', arraySort((x, y) -> y, groupArrayIf(h, keep), groupArrayIf(v, keep))) AS String), "+
+			"CAST(arrayReduce('groupArrayState', arraySort(groupArrayIf(v, keep))) AS String) FROM %s GROUP BY b, idx, bin ORDER BY idx, b, bin",
+			r.outside, bound, r.from)
+		num := p.ref.numeric
+		g.Go(func() error {
+			rows, err := q.conn.Query(ctx, sql)
+			if err != nil {
+				return fmt.Errorf("aggregate bin partials of %s, %s: %w", q.model, a.what, err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var (
+					b          int64
+					idx, bin   uint32
+					n, outside uint64
+					u          float64
+					hb, vb     string
+				)
+				if err := rows.Scan(&b, &idx, &bin, &n, &outside, &u, &hb, &vb); err != nil {
+					return fmt.Errorf("aggregate bin partials of %s, %s: %w", q.model, a.what, err)
+				}
+				if idx < 1 || int(idx) > len(num) {
+					return fmt.Errorf("BUG: bin partial of %s for feature %d of %d", q.model, idx, len(num))
+				}
+				part, err := decodePart(b, num[idx-1].Feature, bin, n, outside, u, hb, vb)
+				if err != nil {
+					return fmt.Errorf("aggregate bin partials of %s: %w", q.model, err)
+				}
+				bins = append(bins, part)
+			}
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("aggregate bin partials of %s, %s: %w", q.model, a.what, err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		rows, err := q.conn.Query(ctx, categoriesSQL(bq, "b"))
+		if err != nil {
+			return fmt.Errorf("aggregate category partials of %s, %s: %w", q.model, a.what, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var cp catPart
+			if err := rows.Scan(&cp.bucket, &cp.feature, &cp.category, &cp.n); err != nil {
+				return fmt.Errorf("aggregate category partials of %s, %s: %w", q.model, a.what, err)
+			}
+			cats = append(cats, cp)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("aggregate category partials of %s, %s: %w", q.model, a.what, err)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	version := make(map[int64]uint64, len(a.buckets))
+	for i, b := range a.buckets {
+		version[b] = a.versions[i]
+	}
+	// Written while the values are merged.
+	var w errgroup.Group
+	w.Go(func() error {
+		if len(bins) == 0 {
+			return nil
+		}
+		batch, err := q.conn.PrepareBatch(ctx, "INSERT INTO window_partial_bins (model_id, profile_key, bucket_start, bucket_seconds, version, feature, bin, n, out_of_range, sample_bound, sample_h, sample_v)")
+		if err != nil {
+			return fmt.Errorf("write bin partials of %s, %s: %w", q.model, a.what, err)
+		}
+		defer batch.Abort() //nolint:errcheck // after Send, a no-op
+		for _, r := range bins {
+			if err := batch.Append(q.model, p.key, time.UnixMilli(r.bucket*ms).UTC(), uint32(p.bucketSeconds()), version[r.bucket], r.feature, r.bin, r.n, r.outside, r.bound, r.hs, r.vs); err != nil {
+				return fmt.Errorf("write bin partials of %s, %s: %w", q.model, a.what, err)
+			}
+		}
+		if err := batch.Send(); err != nil {
+			return fmt.Errorf("write bin partials of %s, %s: %w", q.model, a.what, err)
+		}
+		return nil
+	})
+	w.Go(func() error {
+		if len(cats) == 0 {
+			return nil
+		}
+		batch, err := q.conn.PrepareBatch(ctx, "INSERT INTO window_partial_categories (model_id, profile_key, bucket_start, bucket_seconds, version, feature, category, n)")
+		if err != nil {
+			return fmt.Errorf("write category partials of %s, %s: %w", q.model, a.what, err)
+		}
+		defer batch.Abort() //nolint:errcheck // after Send, a no-op
+		for _, r := range cats {
+			if err := batch.Append(q.model, p.key, time.UnixMilli(r.bucket*ms).UTC(), uint32(p.bucketSeconds()), version[r.bucket], r.feature, r.category, r.n); err != nil {
+				return fmt.Errorf("write category partials of %s, %s: %w", q.model, a.what, err)
+			}
+		}
+		if err := batch.Send(); err != nil {
+			return fmt.Errorf("write category partials of %s, %s: %w", q.model, a.what, err)
+		}
+		return nil
+	})
+	merr := func() error {
+		c.prepare(p)
+		var old []int64
+		for _, b := range a.buckets {
+			if _, ok := c.buckets[b]; ok {
+				old = append(old, b)
+			}
+		}
+		c.drop(old)
+		for i, b := range a.buckets {
+			c.buckets[b] = &cachedBucket{version: a.versions[i], rows: a.now[b].rows, feats: map[string]*bucketPart{}}
+		}
+		for _, cp := range cats {
+			if err := c.addCategory(cp.bucket, cp.feature, cp.category, cp.n); err != nil {
+				return err
+			}
+		}
+		added := map[string][]cacheEntry{}
+		for _, r := range bins {
+			if err := c.addPart(added, r); err != nil {
+				return err
+			}
+		}
+		c.merge(added)
+		c.account()
+		return nil
+	}()
+	if err := w.Wait(); err != nil {
+		return err
+	}
+	return merr
+}
+
+// catPart is one row of window_partial_categories.
+type catPart struct {
+	bucket            int64
+	feature, category string
+	n                 uint64
 }

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/driftwatch/driftwatch/internal/chsql"
+	"github.com/driftwatch/driftwatch/internal/future"
 )
 
 // Incremental windows (docs/monitor.md "Incremental windows"): with a
@@ -134,11 +136,19 @@ func (p *partials) compute(ctx context.Context) (*Snapshot, Progress, error) {
 	if s.RefRows == 0 {
 		return s, Progress{}, ErrNoReference
 	}
+	// The dead letters, the manifest and the rows written per bucket are
+	// independent reads: together.
+	deadF := future.Go(func() (map[string]int64, error) { return q.deadLetters(ctx) })
+	writtenF := future.Go(func() (map[int64]uint64, error) { return p.writtenPerBucket(ctx) })
 	kept, err := p.manifest(ctx)
+	written, werr := writtenF.Wait()
+	if err == nil {
+		err = werr
+	}
 	if err != nil {
 		return nil, Progress{}, err
 	}
-	now, err := p.currentBuckets(ctx, kept)
+	now, err := p.currentBuckets(ctx, kept, written)
 	if err != nil {
 		return nil, Progress{}, err
 	}
@@ -205,7 +215,7 @@ func (p *partials) compute(ctx context.Context) (*Snapshot, Progress, error) {
 		return nil, prog, err
 	}
 	s.Categorical = q.assembleCategorical(rows, stats)
-	if s.DeadLetters, err = q.deadLetters(ctx); err != nil {
+	if s.DeadLetters, err = deadF.Wait(); err != nil {
 		return nil, prog, err
 	}
 	return s, prog, nil
@@ -357,32 +367,11 @@ var ScanBuckets = false
 // driftwatch forget's, or by TTL, move no written count: those buckets keep
 // their partials until the rows of the window are counted (ScanBuckets).
 // Buckets of other widths are all counted.
-func (p *partials) currentBuckets(ctx context.Context, kept map[int64]bucketState) (map[int64]bucketState, error) {
-	if ScanBuckets || p.bucket%time.Minute != 0 {
+//
+// written is writtenPerBucket's.
+func (p *partials) currentBuckets(ctx context.Context, kept map[int64]bucketState, written map[int64]uint64) (map[int64]bucketState, error) {
+	if written == nil {
 		return p.rawBuckets(ctx, nil)
-	}
-	q := p.q
-	secs := int64(p.bucket / time.Second)
-	rows, err := q.conn.Query(ctx, fmt.Sprintf("SELECT toInt64(intDiv(toUnixTimestamp(minute), %d)) AS b, sum(events) FROM inferences_per_minute WHERE model_id = %s AND minute >= %s AND minute < %s GROUP BY b",
-		secs, chsql.String(q.model), chsql.Time(q.cur.Start), chsql.Time(q.cur.End)))
-	if err != nil {
-		return nil, fmt.Errorf("read the rows written per bucket of %s: %w", q.model, err)
-	}
-	written := map[int64]uint64{}
-	for rows.Next() {
-		var (
-			b int64
-			n uint64
-		)
-		if err := rows.Scan(&b, &n); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read the rows written per bucket of %s: %w", q.model, err)
-		}
-		written[b] = n
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read the rows written per bucket of %s: %w", q.model, err)
 	}
 	now := map[int64]bucketState{}
 	var count []int64
@@ -412,6 +401,38 @@ func (p *partials) currentBuckets(ctx context.Context, kept map[int64]bucketStat
 		now[b] = st
 	}
 	return now, nil
+}
+
+// writtenPerBucket reads the rows written into each bucket of the current
+// window from the inferences_per_minute rollup; nil when currentBuckets
+// counts every bucket instead (ScanBuckets, buckets of other widths).
+func (p *partials) writtenPerBucket(ctx context.Context) (map[int64]uint64, error) {
+	if ScanBuckets || p.bucket%time.Minute != 0 {
+		return nil, nil
+	}
+	q := p.q
+	secs := int64(p.bucket / time.Second)
+	rows, err := q.conn.Query(ctx, fmt.Sprintf("SELECT toInt64(intDiv(toUnixTimestamp(minute), %d)) AS b, sum(events) FROM inferences_per_minute WHERE model_id = %s AND minute >= %s AND minute < %s GROUP BY b",
+		secs, chsql.String(q.model), chsql.Time(q.cur.Start), chsql.Time(q.cur.End)))
+	if err != nil {
+		return nil, fmt.Errorf("read the rows written per bucket of %s: %w", q.model, err)
+	}
+	defer rows.Close()
+	written := map[int64]uint64{}
+	for rows.Next() {
+		var (
+			b int64
+			n uint64
+		)
+		if err := rows.Scan(&b, &n); err != nil {
+			return nil, fmt.Errorf("read the rows written per bucket of %s: %w", q.model, err)
+		}
+		written[b] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the rows written per bucket of %s: %w", q.model, err)
+	}
+	return written, nil
 }
 
 // rawBuckets reads the current window's rows and newest ingested_at per
@@ -517,70 +538,17 @@ func (p *partials) aggregate(ctx context.Context, buckets []int64, now, kept map
 			withRows = append(withRows, b)
 		}
 	}
-	bucketIDs := "CAST([" + strings.Join(ids, ", ") + "], 'Array(Int64)')"
-	versionOf := fmt.Sprintf("transform(b, %s, CAST([%s], 'Array(UInt64)'), toUInt64(0))", bucketIDs, joinUints(versions))
-	cols := fmt.Sprintf("%s, %d, fromUnixTimestamp64Milli(toInt64(b * %d), 'UTC'), %d, %s", chsql.String(q.model), p.key, ms, p.bucketSeconds(), versionOf)
 	what := fmt.Sprintf("%d buckets from %s", len(buckets), time.UnixMilli(buckets[0]*ms).UTC().Format(time.RFC3339))
 	if len(withRows) > 0 {
-		rowIDs := make([]string, len(withRows))
-		for i, b := range withRows {
-			rowIDs[i] = strconv.FormatInt(b, 10)
+		agg := &bucketAggregation{p: p, buckets: buckets, versions: versions, withRows: withRows, now: now, need: need, what: what}
+		var err error
+		if p.cache != nil {
+			err = agg.throughCache(ctx)
+		} else {
+			err = agg.inServer(ctx, ids)
 		}
-		bq := &querier{conn: q.conn, model: q.model, ref: q.ref, opts: q.opts, curOnly: true, bucketMs: ms,
-			cur:   Span{Start: time.UnixMilli(withRows[0] * ms).UTC(), End: time.UnixMilli((withRows[len(withRows)-1] + 1) * ms).UTC()},
-			where: fmt.Sprintf(" AND %s IN (%s)", fmt.Sprintf("intDiv(toUnixTimestamp64Milli(timestamp), %d)", ms), strings.Join(rowIDs, ", "))}
-		if num := p.ref.numeric; len(num) > 0 {
-			// Each bucket's values of a feature set its sample bound.
-			// Counted, or (with the shares of the buckets cached)
-			// estimated from its rows: a bound too low for the window is
-			// found short and raised (numeric), so the estimate costs at
-			// most an aggregation again, never a wrong sample.
-			var counts map[bucketFeature]int64
-			if q.opts.Samples && p.shares != nil {
-				counts = map[bucketFeature]int64{}
-				for _, b := range withRows {
-					for _, n := range num {
-						counts[bucketFeature{b, n.Feature}] = int64(math.Round(float64(now[b].rows) * p.shares[n.Feature]))
-					}
-				}
-			} else if q.opts.Samples {
-				var err error
-				if counts, err = bq.bucketCounts(ctx); err != nil {
-					return err
-				}
-			}
-			// The bound of (bucket b, feature idx) is looked up by
-			// (b − first) · (features + 1) + idx.
-			var keys, bounds []string
-			names := make([]string, len(num))
-			for i, n := range num {
-				names[i] = chsql.String(n.Feature)
-				for _, b := range withRows {
-					u := partialBound(q.opts, counts[bucketFeature{b, n.Feature}], p.buckets)
-					if need != nil {
-						u = max(u, need[n.Feature])
-					}
-					keys = append(keys, strconv.FormatInt((b-withRows[0])*int64(len(num)+1)+int64(i+1), 10))
-					bounds = append(bounds, strconv.FormatFloat(u, 'g', -1, 64))
-				}
-			}
-			bound := fmt.Sprintf("transform(toUInt64(b - %d) * %d + idx, CAST([%s], 'Array(UInt64)'), CAST([%s], 'Array(Float64)'), toFloat64(0))",
-				withRows[0], len(num)+1, strings.Join(keys, ", "), strings.Join(bounds, ", "))
-			r := bq.binned(num, nil, nil, true, "h < "+bound)
-			sql := fmt.Sprintf("INSERT INTO window_partial_bins (model_id, profile_key, bucket_start, bucket_seconds, version, feature, bin, n, out_of_range, sample_bound, sample_h, sample_v) "+
-				"SELECT %s, arrayElement([%s], idx), bin, count(), countIf(%s), any(%s), groupArrayIf(h, keep), groupArrayIf(v, keep) FROM %s GROUP BY b, idx, bin",
-				cols, strings.Join(names, ", "), r.outside, bound, r.from)
-			if err := q.conn.Exec(ctx, sql); err != nil {
-				return fmt.Errorf("aggregate bin partials of %s, %s: %w", q.model, what, err)
-			}
-		}
-		sql := fmt.Sprintf("INSERT INTO window_partial_categories (model_id, profile_key, bucket_start, bucket_seconds, version, feature, category, n) "+
-			"SELECT %[1]s, k, v, count() FROM (SELECT b, k, v FROM (SELECT %[4]s AS b, features_categorical %[2]s) "+
-			"ARRAY JOIN mapKeys(features_categorical) AS k, mapValues(features_categorical) AS v "+
-			"UNION ALL SELECT %[4]s AS b, %[3]s AS k, assumeNotNull(prediction_label) AS v %[2]s AND prediction_label IS NOT NULL) GROUP BY b, k, v",
-			cols, bq.base(), chsql.String(LabelFeature), bq.bucketOf())
-		if err := q.conn.Exec(ctx, sql); err != nil {
-			return fmt.Errorf("aggregate category partials of %s, %s: %w", q.model, what, err)
+		if err != nil {
+			return err
 		}
 	}
 	vals := make([]string, len(buckets))
@@ -597,6 +565,124 @@ func (p *partials) aggregate(ctx context.Context, buckets []int64, now, kept map
 		kept[b] = bucketState{rows: now[b].rows, newest: now[b].newest, version: versions[i], written: now[b].written}
 	}
 	return nil
+}
+
+// bucketAggregation is one aggregate statement's buckets: their partials
+// computed from the rows of withRows (the others have none) under
+// versions.
+type bucketAggregation struct {
+	p                 *partials
+	buckets, withRows []int64
+	versions          []uint64
+	now               map[int64]bucketState
+	need              map[string]float64
+	what              string
+}
+
+// rows is a querier over the rows of the buckets with rows, bucketed.
+func (a *bucketAggregation) rows() *querier {
+	q, ms := a.p.q, a.p.bucket.Milliseconds()
+	rowIDs := make([]string, len(a.withRows))
+	for i, b := range a.withRows {
+		rowIDs[i] = strconv.FormatInt(b, 10)
+	}
+	return &querier{conn: q.conn, model: q.model, ref: q.ref, opts: q.opts, curOnly: true, bucketMs: ms,
+		cur:   Span{Start: time.UnixMilli(a.withRows[0] * ms).UTC(), End: time.UnixMilli((a.withRows[len(a.withRows)-1] + 1) * ms).UTC()},
+		where: fmt.Sprintf(" AND %s IN (%s)", fmt.Sprintf("intDiv(toUnixTimestamp64Milli(timestamp), %d)", ms), strings.Join(rowIDs, ", "))}
+}
+
+// binnedSQL is the FROM clause of the numeric values of bq's rows binned
+// on the reference's edges, each with its bucket b, feature idx (1-based,
+// of names), bin, hash h and keep (below its bucket's sample bound,
+// bound); and the expressions of out-of-range and of the bound. Empty
+// without numeric features.
+func (a *bucketAggregation) binnedSQL(ctx context.Context, bq *querier) (r binnedRows, bound string, names []string, err error) {
+	p, q := a.p, a.p.q
+	num := p.ref.numeric
+	if len(num) == 0 {
+		return binnedRows{}, "", nil, nil
+	}
+	// Each bucket's values of a feature set its sample bound. Counted,
+	// or (with the shares of the buckets cached) estimated from its rows:
+	// a bound too low for the window is found short and raised
+	// (numeric), so the estimate costs at most an aggregation again,
+	// never a wrong sample.
+	var counts map[bucketFeature]int64
+	if q.opts.Samples && p.shares != nil {
+		counts = map[bucketFeature]int64{}
+		for _, b := range a.withRows {
+			for _, n := range num {
+				counts[bucketFeature{b, n.Feature}] = int64(math.Round(float64(a.now[b].rows) * p.shares[n.Feature]))
+			}
+		}
+	} else if q.opts.Samples {
+		if counts, err = bq.bucketCounts(ctx); err != nil {
+			return binnedRows{}, "", nil, err
+		}
+	}
+	// The bound of (bucket b, feature idx) is looked up by
+	// (b − first) · (features + 1) + idx.
+	var keys, bounds []string
+	names = make([]string, len(num))
+	for i, n := range num {
+		names[i] = chsql.String(n.Feature)
+		for _, b := range a.withRows {
+			u := partialBound(q.opts, counts[bucketFeature{b, n.Feature}], p.buckets)
+			if a.need != nil {
+				u = max(u, a.need[n.Feature])
+			}
+			keys = append(keys, strconv.FormatInt((b-a.withRows[0])*int64(len(num)+1)+int64(i+1), 10))
+			bounds = append(bounds, strconv.FormatFloat(u, 'g', -1, 64))
+		}
+	}
+	bound = fmt.Sprintf("transform(toUInt64(b - %d) * %d + idx, CAST([%s], 'Array(UInt64)'), CAST([%s], 'Array(Float64)'), toFloat64(0))",
+		a.withRows[0], len(num)+1, strings.Join(keys, ", "), strings.Join(bounds, ", "))
+	return bq.binned(num, nil, nil, true, "h < "+bound), bound, names, nil
+}
+
+// categoriesSQL selects b, k (the feature), v (the category) and the rows
+// of each category of bq's rows per bucket, the prediction label as
+// LabelFeature.
+func categoriesSQL(bq *querier, cols string) string {
+	return fmt.Sprintf("SELECT %[1]s, k, v, count() FROM (SELECT b, k, v FROM (SELECT %[4]s AS b, features_categorical %[2]s) "+
+		"ARRAY JOIN mapKeys(features_categorical) AS k, mapValues(features_categorical) AS v "+
+		"UNION ALL SELECT %[4]s AS b, %[3]s AS k, assumeNotNull(prediction_label) AS v %[2]s AND prediction_label IS NOT NULL) GROUP BY b, k, v",
+		cols, bq.base(), chsql.String(LabelFeature), bq.bucketOf())
+}
+
+// inServer computes the partials inside ClickHouse (INSERT … SELECT): the
+// way without a BucketCache, which would read them back.
+func (a *bucketAggregation) inServer(ctx context.Context, ids []string) error {
+	p, q := a.p, a.p.q
+	bq := a.rows()
+	bucketIDs := "CAST([" + strings.Join(ids, ", ") + "], 'Array(Int64)')"
+	versionOf := fmt.Sprintf("transform(b, %s, CAST([%s], 'Array(UInt64)'), toUInt64(0))", bucketIDs, joinUints(a.versions))
+	cols := fmt.Sprintf("%s, %d, fromUnixTimestamp64Milli(toInt64(b * %d), 'UTC'), %d, %s", chsql.String(q.model), p.key, p.bucket.Milliseconds(), p.bucketSeconds(), versionOf)
+	r, bound, names, err := a.binnedSQL(ctx, bq)
+	if err != nil {
+		return err
+	}
+	// The bins and the categories are aggregated side by side.
+	var g errgroup.Group
+	if names != nil {
+		sql := fmt.Sprintf("INSERT INTO window_partial_bins (model_id, profile_key, bucket_start, bucket_seconds, version, feature, bin, n, out_of_range, sample_bound, sample_h, sample_v) "+
+			"SELECT %s, arrayElement([%s], idx), bin, count(), countIf(%s), any(%s), groupArrayIf(h, keep), groupArrayIf(v, keep) FROM %s GROUP BY b, idx, bin",
+			cols, strings.Join(names, ", "), r.outside, bound, r.from)
+		g.Go(func() error {
+			if err := q.conn.Exec(ctx, sql); err != nil {
+				return fmt.Errorf("aggregate bin partials of %s, %s: %w", q.model, a.what, err)
+			}
+			return nil
+		})
+	}
+	sql := "INSERT INTO window_partial_categories (model_id, profile_key, bucket_start, bucket_seconds, version, feature, category, n) " + categoriesSQL(bq, cols)
+	g.Go(func() error {
+		if err := q.conn.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("aggregate category partials of %s, %s: %w", q.model, a.what, err)
+		}
+		return nil
+	})
+	return g.Wait()
 }
 
 // bucketFeature names one feature's values in one bucket.
