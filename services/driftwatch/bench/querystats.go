@@ -111,6 +111,36 @@ func (q *queryStats) Query(ctx context.Context, sql string, args ...any) (driver
 	return &timedRows{Rows: r, done: func() { q.add(sql, time.Since(start)) }}, nil
 }
 
+func (q *queryStats) PrepareBatch(ctx context.Context, sql string, opts ...driver.PrepareBatchOption) (driver.Batch, error) {
+	start := time.Now()
+	b, err := q.Conn.PrepareBatch(ctx, sql, opts...)
+	if err != nil {
+		q.add(sql, time.Since(start))
+		return b, err
+	}
+	return &timedBatch{Batch: b, done: func() { q.add(sql, time.Since(start)) }}, nil
+}
+
+// timedBatch counts a batch insert's time from its preparation until it is
+// sent (or aborted).
+type timedBatch struct {
+	driver.Batch
+	once sync.Once
+	done func()
+}
+
+func (b *timedBatch) Send() error {
+	err := b.Batch.Send()
+	b.once.Do(b.done)
+	return err
+}
+
+func (b *timedBatch) Abort() error {
+	err := b.Batch.Abort()
+	b.once.Do(b.done)
+	return err
+}
+
 // timedRows counts a query's time until its rows are closed.
 type timedRows struct {
 	driver.Rows
