@@ -2,6 +2,7 @@ package window
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -165,6 +166,16 @@ func incrementalMatchesFull(t *testing.T) {
 	check("replayed event", cur, pinned, 1)
 	check("nothing new", cur, pinned, 0)
 
+	// A step whose partials cannot be written (the SELECT answered, the
+	// batch insert refused) fails, records nothing, and leaves the cache
+	// to be read again: the next step aggregates the bucket again and
+	// gives the full snapshot.
+	insertRows(t, conn, "m", "late2", end.Add(-15*time.Minute+time.Second), time.Second, 20, -3)
+	if _, _, _, err := ComputeIncremental(ctx, noBatches{conn}, "m", pinned.Span(), cur, opts, pinned, bucket, cache); err == nil || !strings.Contains(err.Error(), "batch inserts refused") {
+		t.Fatalf("a step whose partials could not be written: err = %v, want the write's error", err)
+	}
+	check("after a failed write", cur, pinned, 1)
+
 	// Re-pinned to another period: other edges, other partials, built
 	// again from the rows; going back to the first profile finds its own.
 	ref2 := Span{Start: t0.Add(30 * time.Minute), End: t0.Add(90 * time.Minute)}
@@ -244,4 +255,11 @@ func TestPartialBound(t *testing.T) {
 			}
 		})
 	}
+}
+
+// noBatches is a connection whose batch inserts are refused.
+type noBatches struct{ driver.Conn }
+
+func (noBatches) PrepareBatch(context.Context, string, ...driver.PrepareBatchOption) (driver.Batch, error) {
+	return nil, errors.New("batch inserts refused")
 }
