@@ -66,9 +66,9 @@ var (
 	fromTable  = regexp.MustCompile(`\b(FROM|JOIN)\s+(\w+)\b`)
 )
 
-// validateCluster reports a cluster name that is not a plain identifier
-// (it is spliced into DDL).
-func validateCluster(name string) error {
+// ValidateCluster reports a cluster name that is not a plain identifier
+// (it is spliced into DDL and into forget's deletes).
+func ValidateCluster(name string) error {
 	if name != "" && !validCluster.MatchString(name) {
 		return fmt.Errorf("clickhouse_cluster: %q must be a plain identifier (letters, digits and '_', not starting with a digit)", name)
 	}

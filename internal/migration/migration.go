@@ -124,7 +124,7 @@ func (o Config) Validate() error {
 	if o.RollupRetentionDays < 1 || o.RollupRetentionDays > 36500 {
 		errs = append(errs, fmt.Errorf("rollup_retention_days: must be from 1 to 36500, got %d", o.RollupRetentionDays))
 	}
-	if err := validateCluster(o.Cluster); err != nil {
+	if err := ValidateCluster(o.Cluster); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -23,6 +23,17 @@ import (
 // the test (fails it under CI=true), as testenv does.
 func Open(t testing.TB, prefix string) (driver.Conn, string) {
 	t.Helper()
+	conn, db := openEmpty(t, prefix)
+	if err := migration.Apply(context.Background(), conn, migration.DefaultConfig()); err != nil {
+		t.Fatalf("migrate test database %s: %v", db, err)
+	}
+	return conn, db
+}
+
+// openEmpty creates the database <prefix>_<unique>, dropped when the test
+// ends, without tables.
+func openEmpty(t testing.TB, prefix string) (driver.Conn, string) {
+	t.Helper()
 	ctx := context.Background()
 	db := prefix + "_" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	conn, err := chclient.Open(ctx, chclient.Config{URL: URL(t, db)}, true)
@@ -33,9 +44,6 @@ func Open(t testing.TB, prefix string) (driver.Conn, string) {
 		conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+chsql.Ident(db))
 		conn.Close()
 	})
-	if err := migration.Apply(ctx, conn, migration.DefaultConfig()); err != nil {
-		t.Fatalf("migrate test database %s: %v", db, err)
-	}
 	return conn, db
 }
 

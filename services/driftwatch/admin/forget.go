@@ -18,6 +18,7 @@ import (
 	"github.com/driftwatch/driftwatch/internal/chclient"
 	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/internal/config"
+	"github.com/driftwatch/driftwatch/internal/migration"
 	"github.com/driftwatch/driftwatch/services/driftwatch/command"
 )
 
@@ -32,6 +33,9 @@ type forgetConfig struct {
 	// matched in its hashed form, as ingest stored it under a hash rule.
 	PersonalHashKeyFile string `yaml:"personal_hash_key_file" env:"DRIFTWATCH_INGEST_PERSONAL_HASH_KEY_FILE" flag:"personal-hash-key-file" help:"ingest's personal hash key file: -segment values are also matched hashed"`
 	DryRun              bool   `yaml:"dry_run" flag:"dry-run" help:"count the subject's rows per table without deleting them"`
+	// Cluster is migrate's clickhouse_cluster: the rows are in each
+	// shard's <table>_local, which the deletes go to ON CLUSTER.
+	Cluster string `yaml:"clickhouse_cluster" env:"DRIFTWATCH_CLICKHOUSE_CLUSTER" flag:"clickhouse-cluster" help:"the ClickHouse cluster driftwatch migrate created the tables on (clickhouse_cluster): the deletes go to each shard's <table>_local ON CLUSTER; empty for one server"`
 
 	segKey, segValue string
 }
@@ -54,7 +58,7 @@ func (c *forgetConfig) Validate() error {
 		}
 		c.segKey, c.segValue = k, v
 	}
-	return errors.Join(append(errs, c.ClickHouse.Validate(), c.Logging.Validate())...)
+	return errors.Join(append(errs, migration.ValidateCluster(c.Cluster), c.ClickHouse.Validate(), c.Logging.Validate())...)
 }
 
 func forgetCommand() command.Command {
@@ -72,7 +76,13 @@ the monitor then aggregates again from the rows that remain. It prints each tabl
 view and empties with its tables. The per-minute rollups hold counts, not
 events, and are left alone. Kafka topics keep their copies until their own
 retention removes them. With -personal-hash-key-file (ingest's key) a segment
-value is matched raw and hashed. -dry-run only counts.`,
+value is matched raw and hashed. -dry-run only counts.
+
+On a cluster (-clickhouse-cluster, migrate's clickhouse_cluster) the rows are
+counted through the Distributed tables and deleted from every shard's
+<table>_local with DELETE … ON CLUSTER, whose conditions name the subject's
+predictions literally: a replicated table refuses a delete whose condition
+reads another table.`,
 		Config: func() config.Validator {
 			return &forgetConfig{ClickHouse: config.DefaultClickHouse(), Logging: config.DefaultLogging()}
 		},
@@ -87,7 +97,7 @@ value is matched raw and hashed. -dry-run only counts.`,
 				return err
 			}
 			defer conn.Close()
-			res, err := forget(ctx, conn, subj, cfg.DryRun)
+			res, err := forget(ctx, conn, subj, cfg.DryRun, cfg.Cluster)
 			if err != nil {
 				return err
 			}
@@ -105,6 +115,11 @@ type subject struct {
 	// those of labeling_queue (the subject's predictions handed out for
 	// labelling, with their assignee).
 	inference, outcome, metric, deadLetter, queue string
+	// ofInferences, when outcome and queue hold it, is their subquery of
+	// the subject's predictions, (model_id, prediction_id) IN (SELECT …
+	// FROM inferences WHERE inference): on a cluster it is replaced by
+	// the pairs it selects (see literalPredictions).
+	ofInferences string
 }
 
 func (c *forgetConfig) subject() (subject, error) {
@@ -130,11 +145,12 @@ func (c *forgetConfig) subject() (subject, error) {
 		e := chsql.String(c.EventID)
 		inf := "event_id = " + e + model
 		return subject{desc: "event_id " + e,
-			inference:  inf,
-			outcome:    "(event_id = " + e + " OR " + ofInferences(inf) + ")" + model,
-			metric:     inf,
-			deadLetter: "JSONExtractString(payload, 'event_id') = " + e + model,
-			queue:      "(event_id = " + e + " OR " + ofInferences(inf) + ")" + model,
+			inference:    inf,
+			outcome:      "(event_id = " + e + " OR " + ofInferences(inf) + ")" + model,
+			metric:       inf,
+			deadLetter:   "JSONExtractString(payload, 'event_id') = " + e + model,
+			queue:        "(event_id = " + e + " OR " + ofInferences(inf) + ")" + model,
+			ofInferences: ofInferences(inf),
 		}, nil
 	default:
 		values := []string{chsql.String(c.segValue)}
@@ -153,11 +169,12 @@ func (c *forgetConfig) subject() (subject, error) {
 		k := chsql.String(c.segKey)
 		inf := "segment[" + k + "]" + in + model
 		return subject{desc: "segment " + c.segKey + "=" + chsql.String(c.segValue),
-			inference:  inf,
-			outcome:    ofInferences(inf) + model,
-			metric:     inf,
-			deadLetter: "JSONExtractString(payload, 'segment', " + k + ")" + in + model,
-			queue:      ofInferences(inf) + model,
+			inference:    inf,
+			outcome:      ofInferences(inf) + model,
+			metric:       inf,
+			deadLetter:   "JSONExtractString(payload, 'segment', " + k + ")" + in + model,
+			queue:        ofInferences(inf) + model,
+			ofInferences: ofInferences(inf),
 		}, nil
 	}
 }
@@ -173,7 +190,14 @@ type forgetRow struct {
 // table and counts again. Outcomes and labeling_queue go first: their
 // predicates read inferences, so they are counted after their delete while
 // inferences still hold the subject.
-func forget(ctx context.Context, conn driver.Conn, s subject, dryRun bool) ([]forgetRow, error) {
+//
+// With a cluster the rows are counted through the Distributed tables and
+// deleted from each shard's <table>_local ON CLUSTER; a replicated table
+// takes no delete whose condition reads another table ("statement with
+// subquery may be nondeterministic"), so the subject's predictions are
+// named literally there (literalPredictions), in deletes of at most
+// maxLiteralPredictions each.
+func forget(ctx context.Context, conn driver.Conn, s subject, dryRun bool, cluster string) ([]forgetRow, error) {
 	type target struct {
 		table, where string
 		view         bool
@@ -221,12 +245,20 @@ func forget(ctx context.Context, conn driver.Conn, s subject, dryRun bool) ([]fo
 	if dryRun {
 		return out, nil
 	}
+	var literal []string // the subject's predictions, on a cluster
+	if cluster != "" && s.ofInferences != "" {
+		if literal, err = literalPredictions(ctx, conn, s.inference); err != nil {
+			return nil, err
+		}
+	}
 	for i, t := range targets {
 		if t.view || out[i].before == 0 {
 			continue
 		}
-		if err := conn.Exec(ctx, "DELETE FROM "+chsql.Ident(t.table)+" WHERE "+t.where); err != nil {
-			return nil, fmt.Errorf("delete the subject's rows from %s: %w", t.table, err)
+		for _, sql := range deletes(t.table, t.where, cluster, s.ofInferences, literal) {
+			if err := conn.Exec(ctx, sql); err != nil {
+				return nil, fmt.Errorf("delete the subject's rows from %s: %w", t.table, err)
+			}
 		}
 		n, err := count(t)
 		if err != nil {
@@ -251,6 +283,58 @@ func forget(ctx context.Context, conn driver.Conn, s subject, dryRun bool) ([]fo
 		return out, fmt.Errorf("rows of %s remain after the delete (%s)", s.desc, strings.Join(left, ", "))
 	}
 	return out, nil
+}
+
+// maxLiteralPredictions bounds the predictions one delete names on a
+// cluster, so that its text stays well under ClickHouse's max_query_size
+// (256 KiB): a subject with more is deleted in several statements.
+var maxLiteralPredictions = 2000
+
+// literalPredictions returns the subject's predictions, each as the SQL
+// tuple (model_id, prediction_id), read from its inferences.
+func literalPredictions(ctx context.Context, conn driver.Conn, inference string) ([]string, error) {
+	rows, err := conn.Query(ctx, "SELECT DISTINCT model_id, prediction_id FROM inferences WHERE "+inference)
+	if err != nil {
+		return nil, fmt.Errorf("find the subject's predictions: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var m, p string
+		if err := rows.Scan(&m, &p); err != nil {
+			return nil, fmt.Errorf("find the subject's predictions: %w", err)
+		}
+		out = append(out, "("+chsql.String(m)+", "+chsql.String(p)+")")
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find the subject's predictions: %w", err)
+	}
+	return out, nil
+}
+
+// deletes are the statements that delete the rows where selects from
+// table: one lightweight DELETE on one server; on a cluster, DELETEs from
+// <table>_local ON CLUSTER with the subquery sub (when where holds it)
+// replaced by the predictions it selects, literal, a chunk at a time (none
+// selected: false).
+func deletes(table, where, cluster, sub string, literal []string) []string {
+	if cluster == "" {
+		return []string{"DELETE FROM " + chsql.Ident(table) + " WHERE " + where}
+	}
+	head := "DELETE FROM " + chsql.Ident(migration.LocalTable(table)) + " ON CLUSTER " + cluster + " WHERE "
+	if sub == "" || !strings.Contains(where, sub) {
+		return []string{head + where}
+	}
+	if len(literal) == 0 {
+		return []string{head + strings.ReplaceAll(where, sub, "false")}
+	}
+	var out []string
+	for len(literal) > 0 {
+		n := min(len(literal), maxLiteralPredictions)
+		out = append(out, head+strings.ReplaceAll(where, sub, "(model_id, prediction_id) IN ("+strings.Join(literal[:n], ", ")+")"))
+		literal = literal[n:]
+	}
+	return out
 }
 
 func printForget(w io.Writer, s subject, rows []forgetRow, dryRun bool) error {

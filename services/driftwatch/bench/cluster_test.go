@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -17,32 +16,14 @@ import (
 	"github.com/driftwatch/driftwatch/internal/chsql"
 	"github.com/driftwatch/driftwatch/internal/migration"
 	"github.com/driftwatch/driftwatch/internal/testcheck"
+	"github.com/driftwatch/driftwatch/internal/testdb"
 	"github.com/driftwatch/driftwatch/internal/testenv"
 	"github.com/driftwatch/driftwatch/monitor/policy"
 	"github.com/driftwatch/driftwatch/monitor/window"
 )
 
-// oneShard turns a statement of the cluster DDL into what a one-shard,
-// one-replica cluster amounts to on a server without Keeper or remote
-// shards (the embedded engine): no ON CLUSTER, each Replicated engine its
-// plain family with the same arguments, and each Distributed table a Merge
-// table over the same local table (a table that forwards reads to
-// <table>_local, as a Distributed one does with one shard).
-func oneShard(sql string) string {
-	sql = strings.ReplaceAll(sql, " ON CLUSTER dw", "")
-	sql = replicated.ReplaceAllString(sql, "${1}(")
-	sql = strings.ReplaceAll(sql, "(, ", "(")
-	sql = strings.ReplaceAll(sql, "replicated_deduplication_window", "non_replicated_deduplication_window")
-	return distributed.ReplaceAllString(sql, "ENGINE = Merge(currentDatabase(), '^${1}$$')")
-}
-
-var (
-	replicated  = regexp.MustCompile(`Replicated(\w*MergeTree)\('[^']*', '\{replica\}'`)
-	distributed = regexp.MustCompile(`ENGINE = Distributed\(dw, currentDatabase\(\), (\w+), cityHash64\(\w+\)\)`)
-)
-
 // TestClusterTablesServeTheMonitorsQueries applies the cluster DDL, made
-// one-shard (oneShard), to a database of the real engine: every statement
+// one-shard (testdb.OneShard), to a database of the real engine: every statement
 // runs, so the local tables, the proxies under the original names, the
 // materialized views between local tables and the views over the proxies
 // fit together. It then loads the same rows into a single-server database
@@ -82,7 +63,7 @@ func TestClusterTablesServeTheMonitorsQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range stmts {
-		sql := oneShard(s.SQL)
+		sql := testdb.OneShard(s.SQL)
 		if strings.Contains(sql, "Replicated") || strings.Contains(sql, "Distributed") || strings.Contains(sql, "ON CLUSTER") {
 			t.Fatalf("%s: not made one-shard: %s", s.File, sql)
 		}
