@@ -310,8 +310,9 @@ func errorLogger(l *slog.Logger) kafka.Logger {
 	if l == nil {
 		return nil
 	}
+	th := newThrottle(l, time.Now, throttleWindow)
 	return kafka.LoggerFunc(func(format string, args ...any) {
-		l.Warn(fmt.Sprintf(format, args...), "component", "kafka-go")
+		th.warn(fmt.Sprintf(format, args...))
 	})
 }
 
