@@ -133,7 +133,8 @@ port, clock ticks of 1/100 s) over the cycle, divided by the models. The two
 modes alternate within each step, on the same windows.
 
 Printed per rows, models and mode: the median cycle time, whether it is
-under the step, the median CPU seconds per model-step, and the full/
+under the step, the median CPU seconds per model-step and of them this
+process's (the monitor's Go side, "of which monitor"), and the full/
 incremental ratio; then how the incremental cost grows from the smallest
 to the largest -rows (target ≤ 1.5×) and the speed-up (target ≥ 10×).
 Figures are measurements on this machine, never assertions.`,
@@ -149,8 +150,11 @@ type fleetFigures struct {
 	rows, models           int64
 	incremental            bool
 	cycle, cpuPerModelStep float64
-	warmup                 float64
-	drifted                int
+	// monitorCPU is the part of cpuPerModelStep this process spent (the
+	// monitor's Go side); the rest is the server's.
+	monitorCPU float64
+	warmup     float64
+	drifted    int
 }
 
 func runBenchFleet(ctx context.Context, cfg *benchFleetConfig, env command.Env) error {
@@ -307,13 +311,14 @@ func fleetRun(ctx context.Context, conn *queryStats, cfg *benchFleetConfig, mode
 	out := []fleetFigures{{rows: rows, models: int64(len(models))}, {rows: rows, models: int64(len(models)), incremental: true}}
 	cycles := make([][]float64, 2)
 	cpus := make([][]float64, 2)
+	selfs := make([][]float64, 2)
 	for k := 0; k <= cfg.Steps; k++ {
 		end := first.Add(time.Duration(k) * cfg.Step)
 		for i, m := range mons {
 			if i == 0 && cfg.IncrementalOnly {
 				continue
 			}
-			cpu0 := cpuSeconds(serverPID)
+			cpu0, self0 := cpuSeconds(serverPID), selfCPUSeconds()
 			start := time.Now()
 			conn.record(i == 1 && k > 0)
 			drifted, err := fleetCycle(ctx, m, models, end, cfg.Concurrency)
@@ -326,7 +331,7 @@ func fleetRun(ctx context.Context, conn *queryStats, cfg *benchFleetConfig, mode
 			}
 			conn.record(false)
 			secs := time.Since(start).Seconds()
-			cpu := cpuSeconds(serverPID) - cpu0
+			cpu, self := cpuSeconds(serverPID)-cpu0, selfCPUSeconds()-self0
 			if err != nil {
 				return nil, fmt.Errorf("%s cycle to %s: %w", mode(i == 1), end.Format(time.RFC3339), err)
 			}
@@ -337,6 +342,7 @@ func fleetRun(ctx context.Context, conn *queryStats, cfg *benchFleetConfig, mode
 			}
 			cycles[i] = append(cycles[i], secs)
 			cpus[i] = append(cpus[i], cpu/float64(len(models)))
+			selfs[i] = append(selfs[i], self/float64(len(models)))
 		}
 		full := fmt.Sprintf("full %.2fs, ", last(cycles[0], out[0].warmup))
 		if cfg.IncrementalOnly {
@@ -345,7 +351,7 @@ func fleetRun(ctx context.Context, conn *queryStats, cfg *benchFleetConfig, mode
 		logf("%d rows × %d models, step %d of %d: %sincremental %.2fs", rows, len(models), k, cfg.Steps, full, last(cycles[1], out[1].warmup))
 	}
 	for i := range out {
-		out[i].cycle, out[i].cpuPerModelStep = median(cycles[i]), median(cpus[i])
+		out[i].cycle, out[i].cpuPerModelStep, out[i].monitorCPU = median(cycles[i]), median(cpus[i]), median(selfs[i])
 	}
 	if cfg.IncrementalOnly {
 		return out[1:], nil
@@ -403,12 +409,16 @@ func fleetCycle(ctx context.Context, m *monitor.Monitor, models []string, end ti
 
 // cpuSeconds is this process's CPU time plus the server's (when known).
 func cpuSeconds(serverPID int) float64 {
+	return selfCPUSeconds() + procCPUSeconds(serverPID)
+}
+
+// selfCPUSeconds is this process's user and system time (getrusage).
+func selfCPUSeconds() float64 {
 	var ru syscall.Rusage
-	var self float64
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		self = float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
 	}
-	return self + procCPUSeconds(serverPID)
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
 }
 
 // procCPUSeconds is pid's user and system time from /proc/PID/stat, in
@@ -444,7 +454,7 @@ func printBenchFleet(w io.Writer, cfg *benchFleetConfig, figs []fleetFigures) {
 	fmt.Fprintf(w, "bench fleet: %d numeric + %d categorical features, window %s, step %s, %d timed steps, concurrency %d, sample_cap %d (medians)\n",
 		cfg.Numeric, cfg.Categorical, cfg.Window, cfg.Step, cfg.Steps, cfg.Concurrency, sampleCap)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "rows/window\tmodels\tmode\twarm-up s\tcycle s\tunder step\tCPU s/model-step\tfull/incremental\t")
+	fmt.Fprintln(tw, "rows/window\tmodels\tmode\twarm-up s\tcycle s\tunder step\tCPU s/model-step\tof which monitor\tfull/incremental\t")
 	byKey := map[[2]int64]*fleetFigures{}
 	for i := range figs {
 		f := &figs[i]
@@ -454,8 +464,8 @@ func printBenchFleet(w io.Writer, cfg *benchFleetConfig, figs []fleetFigures) {
 		} else if full := byKey[[2]int64{f.rows, f.models}]; full != nil {
 			ratio = fmt.Sprintf("%.1fx cycle, %.1fx CPU", full.cycle/f.cycle, full.cpuPerModelStep/f.cpuPerModelStep)
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%.2f\t%.2f\t%s\t%.3f\t%s\t\n", f.rows, f.models, mode(f.incremental), f.warmup, f.cycle,
-			yesNo(f.cycle < cfg.Step.Seconds()), f.cpuPerModelStep, ratio)
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%.2f\t%.2f\t%s\t%.3f\t%.3f\t%s\t\n", f.rows, f.models, mode(f.incremental), f.warmup, f.cycle,
+			yesNo(f.cycle < cfg.Step.Seconds()), f.cpuPerModelStep, f.monitorCPU, ratio)
 	}
 	tw.Flush()
 	// Growth with rows per window and models, incremental and full.
