@@ -71,4 +71,37 @@ func TestIncrementalMonitorMatchesFull(t *testing.T) {
 	if n := testutil.ToFloat64(full.windows.WithLabelValues("full")); n != float64(steps) {
 		t.Errorf("the full monitor computed %v of %d windows in full", n, steps)
 	}
+
+	// A replay (driftwatch backtest) with the same settings, the model's
+	// reference now pinned, writes no partials: it computes its windows in
+	// full, with the same snapshots. (The partials are emptied first, so
+	// that an incremental window would have to write all of its buckets.)
+	for _, tbl := range []string{"window_partial_buckets", "window_partial_bins", "window_partial_categories"} {
+		if err := w.conn.Exec(ctx, "TRUNCATE TABLE "+tbl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs := set
+	rs.Incremental = true
+	r, err := NewReplay(ReplayOptions{Settings: rs, Conn: w.conn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := w.start.Add(4 * time.Hour)
+	got, err := r.Evaluate(ctx, "model-0", end)
+	if err != nil || got.Skipped != "" || got.Reference != ReferencePinned {
+		t.Fatalf("replay to %s: %v %q, reference %s (want pinned)", end, err, got.Skipped, got.Reference)
+	}
+	want, err := full.Evaluate(ctx, "model-0", end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(want.Snapshot, got.Snapshot) {
+		t.Error("the replay's snapshot differs from the full one")
+	}
+	for _, tbl := range []string{"window_partial_buckets", "window_partial_bins", "window_partial_categories"} {
+		if n := w.count(t, "SELECT count() FROM "+tbl); n != 0 {
+			t.Errorf("%s holds %d rows after a replay, want 0", tbl, n)
+		}
+	}
 }

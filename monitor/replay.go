@@ -77,6 +77,10 @@ func NewReplay(opts ReplayOptions) (*Replay, error) {
 	}
 	r := &Replay{mem: newMemorySink()}
 	opts.InstanceID = "replay"
+	// Incremental windows keep their partials in ClickHouse tables: a
+	// replay, which writes nothing, computes every window in full (the
+	// same snapshots).
+	opts.Incremental = false
 	m, err := New(Options{Settings: opts.Settings, Conn: opts.Conn, TriggerWriter: discardWriter{}, Registerer: prometheus.NewRegistry(),
 		Logger: opts.Logger, Now: func() time.Time { return r.now }})
 	if err != nil {

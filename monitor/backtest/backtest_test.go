@@ -128,6 +128,9 @@ func TestBacktestScoresPolicies(t *testing.T) {
 	s := monitor.DefaultSettings()
 	s.Window, s.Step, s.Reference = time.Hour, time.Hour, 6*time.Hour
 	s.Triggers.DailyMax = 10 // so that only the cooldown holds triggers back, whatever the UTC day
+	// A monitor configuration with incremental windows on: a replay
+	// computes its windows in full, so that it writes no partials.
+	s.Incremental = true
 	strict, err := ParsePolicy("strict", "strict.yaml", []byte("thresholds:\n  psi: 1.0\nconsecutive: 3\n"), s.Policy)
 	if err != nil {
 		t.Fatal(err)
@@ -213,8 +216,10 @@ func TestBacktestScoresPolicies(t *testing.T) {
 	if got := published(str); !slices.EqualFunc(got, []time.Time{at(13), at(33)}, time.Time.Equal) {
 		t.Fatalf("strict published triggers at %v", got)
 	}
-	// Nothing was written: no results, no triggers, no reference pinned.
-	for _, table := range []string{"drift_results", "drift_distributions", "retrain_triggers", "reference_profiles", "performance_results"} {
+	// Nothing was written: no results, no triggers, no reference pinned,
+	// no incremental windows' partials.
+	for _, table := range []string{"drift_results", "drift_distributions", "retrain_triggers", "reference_profiles", "performance_results",
+		"window_partial_buckets", "window_partial_bins", "window_partial_categories"} {
 		if n := count(t, conn, "SELECT count() FROM "+table); n != 0 {
 			t.Errorf("%s holds %d rows after a backtest, want 0", table, n)
 		}
