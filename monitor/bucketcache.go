@@ -10,8 +10,13 @@ import (
 // bucketCaches keeps each model's window.BucketCache (incremental
 // windows' partials in memory) within a byte budget, window_cache_mb:
 // over it, the caches of models no longer evaluated are dropped first,
-// then the one just evaluated (see residency); those models' windows are
-// then merged in ClickHouse (the same snapshot, slower). A cache's size is
+// then the one just evaluated (see residency). A model whose own cache
+// was dropped for not fitting is spilled: it gets no cache (get returns
+// nil, and its windows are merged in ClickHouse, the same snapshot) until
+// the budget has room for the size it needed. Without that, a spilled
+// model got an empty cache at every step and read its whole window's
+// partials into it, only to drop them again: a fleet a little over the
+// budget cost twice as much as with no cache at all. A cache's size is
 // known only after an evaluation, so the budget is enforced then
 // (account).
 type bucketCaches struct {
@@ -22,6 +27,9 @@ type bucketCaches struct {
 	byModel map[string]*list.Element
 	res     *residency
 	size    func(*window.BucketCache) int64 // (*window.BucketCache).Bytes; tests set it
+	// spilled is the bytes each spilled model's cache took when it was
+	// dropped.
+	spilled map[string]int64
 }
 
 type bucketEntry struct {
@@ -31,11 +39,16 @@ type bucketEntry struct {
 }
 
 func newBucketCaches(budget int64) *bucketCaches {
-	return &bucketCaches{budget: budget, lru: list.New(), byModel: map[string]*list.Element{}, res: newResidency(), size: (*window.BucketCache).Bytes}
+	return &bucketCaches{budget: budget, lru: list.New(), byModel: map[string]*list.Element{}, res: newResidency(), size: (*window.BucketCache).Bytes,
+		spilled: map[string]int64{}}
 }
 
+// maxSpilled is how many spilled models are remembered before those no
+// longer evaluated are forgotten.
+const maxSpilled = 4096
+
 // get returns model's cache, a new one when it has none; nil without a
-// budget.
+// budget, and for a spilled model while its cache would not fit.
 func (c *bucketCaches) get(model string) *window.BucketCache {
 	if c == nil || c.budget <= 0 {
 		return nil
@@ -46,6 +59,22 @@ func (c *bucketCaches) get(model string) *window.BucketCache {
 	if e, ok := c.byModel[model]; ok {
 		c.lru.MoveToFront(e)
 		return e.Value.(*bucketEntry).cache
+	}
+	if need, ok := c.spilled[model]; ok {
+		// Room the caches of models no longer evaluated held counts.
+		for o := c.lru.Back(); o != nil && c.used+need > c.budget; {
+			prev := o.Prev()
+			if ve := o.Value.(*bucketEntry); !c.res.active(ve.model) {
+				c.used -= ve.bytes
+				c.lru.Remove(o)
+				delete(c.byModel, ve.model)
+			}
+			o = prev
+		}
+		if c.used+need > c.budget {
+			return nil
+		}
+		delete(c.spilled, model)
 	}
 	bc := window.NewBucketCache()
 	c.byModel[model] = c.lru.PushFront(&bucketEntry{model: model, cache: bc})
@@ -82,6 +111,16 @@ func (c *bucketCaches) account(model string) {
 		c.lru.Remove(victim)
 		delete(c.byModel, ve.model)
 		if victim == e {
+			if len(c.spilled) >= maxSpilled {
+				// Forget the models no longer evaluated (a fleet that
+				// changes its models over time).
+				for m := range c.spilled {
+					if !c.res.active(m) {
+						delete(c.spilled, m)
+					}
+				}
+			}
+			c.spilled[model] = be.bytes
 			return
 		}
 	}

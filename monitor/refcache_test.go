@@ -52,6 +52,7 @@ func TestCachesKeepPartOfAFleetOverBudget(t *testing.T) {
 	refs := newRefCache(1000, lookups)
 	parts := newBucketCaches(1000)
 	parts.size = func(*window.BucketCache) int64 { return 300 }
+	var spilled int // evaluations that got no partials cache
 	pass := func(models []string) (refHits, partHits int) {
 		for _, m := range models {
 			if r := refs.get(m); r != nil {
@@ -61,7 +62,9 @@ func TestCachesKeepPartOfAFleetOverBudget(t *testing.T) {
 			}
 			before := len(parts.byModel)
 			_, had := parts.byModel[m]
-			parts.get(m)
+			if parts.get(m) == nil {
+				spilled++
+			}
 			parts.account(m)
 			if had {
 				partHits++
@@ -73,10 +76,31 @@ func TestCachesKeepPartOfAFleetOverBudget(t *testing.T) {
 	}
 	fleet := []string{"a", "b", "c", "d", "e"}
 	pass(fleet)
+	if spilled != 0 {
+		t.Errorf("the first pass: %d models got no cache, want 0 (their sizes are not known yet)", spilled)
+	}
 	for i := range 3 {
+		spilled = 0
 		if r, p := pass(fleet); r != 3 || p != 3 {
 			t.Errorf("pass %d over 5 models: %d reference and %d partials hits, want 3 each (3 of 300 fit in 1000)", i+2, r, p)
 		}
+		// The two that do not fit get no cache (their windows merged in
+		// ClickHouse), instead of an empty one filled and dropped again.
+		if spilled != 2 {
+			t.Errorf("pass %d over 5 models: %d got no partials cache, want 2", i+2, spilled)
+		}
+	}
+	// The fleet shrinks to the two spilled models and one cached: once
+	// the others are no longer evaluated (residency: two passes and a
+	// margin of 16 evaluations) their caches are not held against the
+	// spilled ones, and all three are cached.
+	shrunk := []string{"a", "d", "e"}
+	var p int
+	for range 15 {
+		_, p = pass(shrunk)
+	}
+	if p != 3 {
+		t.Errorf("after the fleet shrank to 3: %d partials hits per pass, want 3", p)
 	}
 	if refs.used > 1000 || parts.used > 1000 {
 		t.Errorf("over budget: references %d, partials %d bytes", refs.used, parts.used)
@@ -84,7 +108,7 @@ func TestCachesKeepPartOfAFleetOverBudget(t *testing.T) {
 	// The fleet moves to other models: within a few passes they are the
 	// ones cached.
 	moved := []string{"f", "g", "h"}
-	var r, p int
+	var r int
 	for range 30 {
 		r, p = pass(moved)
 	}
