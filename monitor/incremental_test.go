@@ -2,11 +2,15 @@ package monitor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -103,5 +107,76 @@ func TestIncrementalMonitorMatchesFull(t *testing.T) {
 		if n := w.count(t, "SELECT count() FROM "+tbl); n != 0 {
 			t.Errorf("%s holds %d rows after a replay, want 0", tbl, n)
 		}
+	}
+}
+
+// refusingBatches is a connection whose batch inserts into the partials'
+// tables are refused while refuse is set.
+type refusingBatches struct {
+	driver.Conn
+	refuse atomic.Bool
+}
+
+func (c *refusingBatches) PrepareBatch(ctx context.Context, sql string, opts ...driver.PrepareBatchOption) (driver.Batch, error) {
+	if c.refuse.Load() && strings.Contains(sql, "window_partial_") {
+		return nil, errors.New("batch inserts refused")
+	}
+	return c.Conn.PrepareBatch(ctx, sql, opts...)
+}
+
+// TestIncrementalWindowNotRecordedWithoutItsPartials: the partials of a
+// window's new bucket are written while its statistics are computed
+// (window.StartIncremental); when they cannot be written, the evaluation
+// fails and records nothing of the window, and the next attempt, writes
+// allowed again, gives the full computation's snapshot.
+func TestIncrementalWindowNotRecordedWithoutItsPartials(t *testing.T) {
+	w := newWorld(t)
+	w.numeric = 3
+	w.start = time.Now().UTC().Truncate(time.Hour).Add(-5 * time.Hour)
+	w.fill(t, 4, 2000)
+	ctx := context.Background()
+	set := testSettings(48*time.Hour, policy.Default(), nil)
+	set.Step = 10 * time.Minute
+	conn := &refusingBatches{Conn: w.conn}
+	newMonitor := func(c driver.Conn, incremental bool) *Monitor {
+		s := set
+		s.Incremental = incremental
+		m, err := New(Options{Settings: s, Conn: c, TriggerWriter: &recordingWriter{}, Registerer: prometheus.NewRegistry(),
+			Now: func() time.Time { return w.start.Add(5 * time.Hour) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	full, inc := newMonitor(w.conn, false), newMonitor(conn, true)
+	end := w.start.Add(2 * time.Hour)
+	for range 2 { // pins the reference, then builds the window's partials
+		if _, err := inc.Evaluate(ctx, "model-0", end); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end = end.Add(set.Step)
+	conn.refuse.Store(true)
+	if _, err := inc.Evaluate(ctx, "model-0", end); err == nil || !strings.Contains(err.Error(), "batch inserts refused") {
+		t.Fatalf("evaluation with its partials refused: %v, want the refusal", err)
+	}
+	recorded := fmt.Sprintf("SELECT count() FROM drift_results WHERE model_id = 'model-0' AND window_end = fromUnixTimestamp64Milli(%d)", end.UnixMilli())
+	if n := w.count(t, recorded); n != 0 {
+		t.Fatalf("%d rows of drift_results for the failed window, want none", n)
+	}
+	conn.refuse.Store(false)
+	got, err := inc.Evaluate(ctx, "model-0", end)
+	if err != nil || got.Skipped != "" {
+		t.Fatalf("evaluation again: %v %q", err, got.Skipped)
+	}
+	want, err := full.Evaluate(ctx, "model-0", end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(want.Snapshot, got.Snapshot) {
+		t.Error("the window evaluated again differs from the full computation")
+	}
+	if n := w.count(t, recorded); n == 0 {
+		t.Error("the window evaluated again is not in drift_results")
 	}
 }

@@ -277,13 +277,17 @@ func (m *Monitor) reference(ctx context.Context, model string, cur window.Span, 
 
 // compute aggregates model's windows: merged from per-bucket partials
 // when Incremental is set and the reference is pinned, else in full.
-func (m *Monitor) compute(ctx context.Context, model string, ref, cur window.Span, cached *window.Reference) (*window.Snapshot, *window.Reference, error) {
+// persisted waits for the writes of the window's partials still under way
+// (see window.StartIncremental): nothing of the window is recorded before
+// it returns nil.
+func (m *Monitor) compute(ctx context.Context, model string, ref, cur window.Span, cached *window.Reference) (_ *window.Snapshot, _ *window.Reference, persisted func() error, _ error) {
 	opts := m.opts.aggregationFor(model)
 	if !m.opts.Incremental {
 		m.windows.WithLabelValues("full").Inc()
-		return window.ComputeCached(ctx, m.opts.Conn, model, ref, cur, opts, cached)
+		snap, refAgg, err := window.ComputeCached(ctx, m.opts.Conn, model, ref, cur, opts, cached)
+		return snap, refAgg, func() error { return nil }, err
 	}
-	snap, refAgg, prog, err := window.ComputeIncremental(ctx, m.opts.Conn, model, ref, cur, opts, cached, m.opts.bucket(), m.partials.get(model))
+	snap, refAgg, prog, persisted, err := window.StartIncremental(ctx, m.opts.Conn, model, ref, cur, opts, cached, m.opts.bucket(), m.partials.get(model))
 	m.partials.account(model)
 	if prog.Incremental {
 		m.windows.WithLabelValues("incremental").Inc()
@@ -293,7 +297,7 @@ func (m *Monitor) compute(ctx context.Context, model string, ref, cur window.Spa
 		m.windows.WithLabelValues("full").Inc()
 		m.log.Debug("window computed in full", "model", model, "window", cur.String(), "why", prog.Fallback)
 	}
-	return snap, refAgg, err
+	return snap, refAgg, persisted, err
 }
 
 // Evaluate evaluates model's window ending at end: aggregates, verdict,
@@ -336,7 +340,9 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 	// skipped below drops them.)
 	histF := future.Go(func() (policy.History, error) { return m.sink.DriftHistory(ctx, model, ends) })
 	versionF := future.Go(func() (string, error) { return m.store.ServedVersion(ctx, model, cur) })
-	snap, refAgg, err := m.compute(ctx, model, ref, cur, cached)
+	snap, refAgg, persisted, err := m.compute(ctx, model, ref, cur, cached)
+	// Whichever way the evaluation ends, no write of its outlives it.
+	defer persisted() //nolint:errcheck // waited for below before anything is recorded
 	if kind != ReferenceGrowing {
 		// A growing reference changes every step: caching it only evicts
 		// the pinned references of other models.
@@ -401,6 +407,12 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		return Result{}, err
 	}
 	rcs := rootCauses(snap, v, segs)
+	// The window's partials are in ClickHouse before anything of it is
+	// recorded: a window whose partials could not be written fails.
+	if err := persisted(); err != nil {
+		m.failed(ctx)
+		return Result{}, err
+	}
 	if err := m.sink.WriteRootCauses(ctx, snap, rcs, now); err != nil {
 		m.failed(ctx)
 		return Result{}, err

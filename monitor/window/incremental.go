@@ -58,6 +58,26 @@ const sampleSlack = 1.25
 // bc, when not nil, keeps the model's partials in memory between calls
 // (see BucketCache); the snapshot is the same with or without it.
 func ComputeIncremental(ctx context.Context, conn driver.Conn, model string, ref, cur Span, opts Options, cached *Reference, bucket time.Duration, bc *BucketCache) (*Snapshot, *Reference, Progress, error) {
+	s, r, prog, persisted, err := StartIncremental(ctx, conn, model, ref, cur, opts, cached, bucket, bc)
+	if err == nil {
+		err = persisted()
+	}
+	if err != nil {
+		return nil, nil, prog, err
+	}
+	return s, r, prog, nil
+}
+
+// StartIncremental is ComputeIncremental that may return the snapshot
+// before the last of its writes are done: with a BucketCache, the new
+// buckets' partials (computed into the cache) and their manifest rows are
+// written while the caller goes on with the snapshot. persisted waits for
+// them and returns their error, which fails the window: the caller records
+// nothing of it until persisted returns nil. (Its statistics can be
+// computed meanwhile: the snapshot is complete.) persisted may be called
+// more than once, and must be called before the model's next window.
+func StartIncremental(ctx context.Context, conn driver.Conn, model string, ref, cur Span, opts Options, cached *Reference, bucket time.Duration, bc *BucketCache) (_ *Snapshot, _ *Reference, _ Progress, persisted func() error, _ error) {
+	persisted = func() error { return nil }
 	opts.defaults()
 	why := ""
 	n := int64(0)
@@ -88,7 +108,7 @@ func ComputeIncremental(ctx context.Context, conn driver.Conn, model string, ref
 	}
 	if why != "" {
 		s, r, err := ComputeCached(ctx, conn, model, ref, cur, opts, cached)
-		return s, r, Progress{Fallback: why}, err
+		return s, r, Progress{Fallback: why}, persisted, err
 	}
 	p := &partials{
 		q:       &querier{conn: conn, model: model, ref: ref, cur: cur, opts: opts, curOnly: true},
@@ -99,10 +119,19 @@ func ComputeIncremental(ctx context.Context, conn driver.Conn, model string, ref
 		cache:   bc,
 	}
 	s, prog, err := p.compute(ctx)
-	if err != nil {
-		return nil, nil, prog, err
+	if p.persist != nil {
+		f := p.persist
+		persisted = func() error {
+			_, err := f.Wait()
+			return err
+		}
 	}
-	return s, cached, prog, nil
+	if err != nil {
+		// Whatever is still being written, the window has failed.
+		_ = persisted()
+		return nil, nil, prog, persisted, err
+	}
+	return s, cached, prog, persisted, nil
 }
 
 // partials computes one model's current window from its buckets.
@@ -117,6 +146,10 @@ type partials struct {
 	// values per row: a bucket's values are estimated from its rows
 	// instead of counted (see aggregate).
 	shares map[string]float64
+	// persist, with a cache, is the writes of the partials aggregate
+	// computed into it and of their manifest rows, one after the other
+	// (see StartIncremental); nil when none.
+	persist *future.Future[struct{}]
 }
 
 // bucketState is what a bucket held: its rows and their newest
@@ -539,11 +572,12 @@ func (p *partials) aggregate(ctx context.Context, buckets []int64, now, kept map
 		}
 	}
 	what := fmt.Sprintf("%d buckets from %s", len(buckets), time.UnixMilli(buckets[0]*ms).UTC().Format(time.RFC3339))
+	written := func() error { return nil }
 	if len(withRows) > 0 {
 		agg := &bucketAggregation{p: p, buckets: buckets, versions: versions, withRows: withRows, now: now, need: need, what: what}
 		var err error
 		if p.cache != nil {
-			err = agg.throughCache(ctx)
+			written, err = agg.throughCache(ctx)
 		} else {
 			err = agg.inServer(ctx, ids)
 		}
@@ -557,10 +591,41 @@ func (p *partials) aggregate(ctx context.Context, buckets []int64, now, kept map
 		vals[i] = fmt.Sprintf("(%s, %d, %s, %d, %d, %d, %s, %d)", chsql.String(q.model), p.key, chsql.Time(time.UnixMilli(b*ms).UTC()), p.bucketSeconds(), versions[i], st.rows, chsql.Time(st.newest), st.written)
 	}
 	sql := "INSERT INTO window_partial_buckets (model_id, profile_key, bucket_start, bucket_seconds, version, rows, newest_ingested_at, written) VALUES " + strings.Join(vals, ", ")
-	if err := q.conn.Exec(ctx, sql); err != nil {
-		return fmt.Errorf("record the partials of %s, %s: %w", q.model, what, err)
+	record := func() error {
+		if err := written(); err != nil {
+			return err
+		}
+		if err := q.conn.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("record the partials of %s, %s: %w", q.model, what, err)
+		}
+		return nil
 	}
-	// kept is now what the manifest says.
+	if p.cache == nil {
+		if err := record(); err != nil {
+			return err
+		}
+	} else {
+		// The cache holds the partials already: they are written, and
+		// then recorded, while the window is assembled from it. A failed
+		// write empties the cache (after this evaluation lets go of it),
+		// so that the next one reads what ClickHouse holds.
+		prev, c := p.persist, p.cache
+		p.persist = future.Go(func() (struct{}, error) {
+			if prev != nil {
+				if _, err := prev.Wait(); err != nil {
+					return struct{}{}, err
+				}
+			}
+			err := record()
+			if err != nil {
+				c.mu.Lock()
+				c.reset(q.model, p.key, p.bucket)
+				c.mu.Unlock()
+			}
+			return struct{}{}, err
+		})
+	}
+	// kept is now what the manifest says (or will, once persisted).
 	for i, b := range buckets {
 		kept[b] = bucketState{rows: now[b].rows, newest: now[b].newest, version: versions[i], written: now[b].written}
 	}
@@ -577,6 +642,9 @@ type bucketAggregation struct {
 	now               map[int64]bucketState
 	need              map[string]float64
 	what              string
+	// bounds is each (bucket, numeric feature)'s sample bound, as
+	// binnedSQL puts it into the statement.
+	bounds map[bucketFeature]float64
 }
 
 // rows is a querier over the rows of the buckets with rows, bucketed.
@@ -624,6 +692,7 @@ func (a *bucketAggregation) binnedSQL(ctx context.Context, bq *querier) (r binne
 	// (b − first) · (features + 1) + idx.
 	var keys, bounds []string
 	names = make([]string, len(num))
+	a.bounds = make(map[bucketFeature]float64, len(num)*len(a.withRows))
 	for i, n := range num {
 		names[i] = chsql.String(n.Feature)
 		for _, b := range a.withRows {
@@ -631,6 +700,7 @@ func (a *bucketAggregation) binnedSQL(ctx context.Context, bq *querier) (r binne
 			if a.need != nil {
 				u = max(u, a.need[n.Feature])
 			}
+			a.bounds[bucketFeature{b, n.Feature}] = u
 			keys = append(keys, strconv.FormatInt((b-a.withRows[0])*int64(len(num)+1)+int64(i+1), 10))
 			bounds = append(bounds, strconv.FormatFloat(u, 'g', -1, 64))
 		}

@@ -1,0 +1,201 @@
+package window
+
+import (
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/driftwatch/driftwatch/internal/chsql"
+)
+
+// rowValuesSQL selects, per bucket b of bq's rows (bucketMs set), the
+// rows' numeric values as four serialised groupArray states: each row's
+// hash h, each row's count of values, and all rows' values in row order
+// with their features (1-based in num as UInt16, 0 for a feature num
+// lacks). The prediction score is the row's last value, under
+// ScoreFeature. binRows bins and samples them.
+//
+// The states of one bucket's row hold the rows in the same order: the
+// aggregate functions of a GROUP BY key add every row in turn and merge
+// their threads' states together.
+func rowValuesSQL(bq *querier, num []Numeric) string {
+	keys := make([]string, len(num))
+	ids := make([]string, len(num))
+	score := 0
+	for i, n := range num {
+		keys[i] = chsql.String(n.Feature)
+		ids[i] = strconv.Itoa(i + 1)
+		if n.Feature == ScoreFeature {
+			score = i + 1
+		}
+	}
+	idxOf := fmt.Sprintf("arrayMap(k -> transform(k, [%s], CAST([%s], 'Array(UInt16)'), toUInt16(0)), mapKeys(features_numeric))", strings.Join(keys, ", "), strings.Join(ids, ", "))
+	vals := "mapValues(features_numeric)"
+	if score > 0 {
+		// As numericPairs: a score is a value of ScoreFeature.
+		idxOf = fmt.Sprintf("arrayConcat(%s, if(prediction_score IS NULL, CAST([], 'Array(UInt16)'), [toUInt16(%d)]))", idxOf, score)
+		vals = fmt.Sprintf("arrayConcat(%s, if(prediction_score IS NULL, emptyArrayFloat64(), [assumeNotNull(prediction_score)]))", vals)
+	}
+	return fmt.Sprintf("SELECT b, CAST(groupArrayState(h) AS String), CAST(groupArrayState(toUInt32(length(vs))) AS String), "+
+		"CAST(groupArrayArrayState(ks) AS String), CAST(groupArrayArrayState(vs) AS String) "+
+		"FROM (SELECT %s AS b, cityHash64(event_id) / 18446744073709551616 AS h, %s AS ks, %s AS vs %s) GROUP BY b",
+		bq.bucketOf(), idxOf, vals, bq.base())
+}
+
+// sqlConstant is x as floatArray writes it into a statement: infinities
+// become NaN, which compares false.
+func sqlConstant(x float64) float64 {
+	if math.IsInf(x, 0) {
+		return math.NaN()
+	}
+	return x
+}
+
+// binRows bins and samples one bucket's rows of rowValuesSQL as
+// binnedSQL's GROUP BY b, idx, bin does: per feature and bin, its values,
+// those outside the reference's range, and (with their hashes) the values
+// whose hash is below the bucket's sample bound of the feature, ascending
+// (NaN last, as arraySort). nb is the number of edges compared (Bins − 1).
+func (a *bucketAggregation) binRows(b int64, hb, lb, ib, vb string, nb int) ([]partRow, error) {
+	num := a.p.ref.numeric
+	hs, err := decodeFloats(hb)
+	if err != nil {
+		return nil, fmt.Errorf("row hashes of bucket %d: %w", b, err)
+	}
+	lens, err := decodeUints[uint32](lb)
+	if err != nil {
+		return nil, fmt.Errorf("values per row of bucket %d: %w", b, err)
+	}
+	idx, err := decodeUints[uint16](ib)
+	if err != nil {
+		return nil, fmt.Errorf("features of bucket %d: %w", b, err)
+	}
+	vs, err := decodeFloats(vb)
+	if err != nil {
+		return nil, fmt.Errorf("values of bucket %d: %w", b, err)
+	}
+	if len(lens) != len(hs) || len(idx) != len(vs) {
+		return nil, fmt.Errorf("BUG: bucket %d holds %d rows and %d counts, %d features and %d values", b, len(hs), len(lens), len(idx), len(vs))
+	}
+	type cell struct {
+		n, outside uint64
+		vs, hs     []float64
+	}
+	type feature struct {
+		edges  []float64
+		lo, hi float64
+		bound  float64
+		bins   []cell
+	}
+	fs := make([]feature, len(num))
+	for i, n := range num {
+		k := min(nb, len(n.Edges))
+		edges := make([]float64, k)
+		for j := range k {
+			edges[j] = sqlConstant(n.Edges[j])
+		}
+		fs[i] = feature{edges: edges, lo: sqlConstant(n.RefMin), hi: sqlConstant(n.RefMax), bound: a.bounds[bucketFeature{b, n.Feature}], bins: make([]cell, k+1)}
+	}
+	at := 0
+	for r, n := range lens {
+		if uint64(at)+uint64(n) > uint64(len(vs)) {
+			return nil, fmt.Errorf("BUG: bucket %d's rows hold more values than its %d", b, len(vs))
+		}
+		h := hs[r]
+		for k := at; k < at+int(n); k++ {
+			i := int(idx[k])
+			if i == 0 {
+				continue
+			}
+			if i > len(fs) {
+				return nil, fmt.Errorf("BUG: value of feature %d of %d in bucket %d", i, len(fs), b)
+			}
+			f, v := &fs[i-1], vs[k]
+			bin := 0
+			for _, e := range f.edges {
+				if v >= e {
+					bin++
+				}
+			}
+			c := &f.bins[bin]
+			c.n++
+			if v < f.lo || v > f.hi {
+				c.outside++
+			}
+			if h < f.bound {
+				c.vs = append(c.vs, v)
+				c.hs = append(c.hs, h)
+			}
+		}
+		at += int(n)
+	}
+	if at != len(vs) {
+		return nil, fmt.Errorf("BUG: bucket %d's rows hold %d of its %d values", b, at, len(vs))
+	}
+	var out []partRow
+	for i := range fs {
+		f := &fs[i]
+		for bin := range f.bins {
+			c := &f.bins[bin]
+			if c.n == 0 {
+				continue
+			}
+			sortByValue(c.vs, c.hs)
+			out = append(out, partRow{bucket: b, feature: num[i].Feature, bin: uint32(bin), n: c.n, outside: c.outside, bound: f.bound, hs: c.hs, vs: c.vs, idx: i + 1})
+		}
+	}
+	return out, nil
+}
+
+// sortByValue sorts vs ascending, NaN last (arraySort's order), and hs
+// with them; equal values by hash.
+func sortByValue(vs, hs []float64) {
+	type pair struct{ v, h float64 }
+	ps := make([]pair, len(vs))
+	for i := range vs {
+		ps[i] = pair{vs[i], hs[i]}
+	}
+	slices.SortFunc(ps, func(x, y pair) int {
+		if xn, yn := math.IsNaN(x.v), math.IsNaN(y.v); xn || yn {
+			switch {
+			case xn && yn:
+				return cmp.Compare(x.h, y.h)
+			case xn:
+				return 1
+			default:
+				return -1
+			}
+		}
+		if c := cmp.Compare(x.v, y.v); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.h, y.h)
+	})
+	for i, p := range ps {
+		vs[i], hs[i] = p.v, p.h
+	}
+}
+
+// decodeUints decodes a serialised groupArray state of unsigned integers.
+func decodeUints[T uint16 | uint32](state string) ([]T, error) {
+	var zero T
+	size := binary.Size(zero)
+	n, k := binary.Uvarint([]byte(state[:min(len(state), binary.MaxVarintLen64)]))
+	if k <= 0 || uint64(len(state)-k) != uint64(size)*n {
+		return nil, fmt.Errorf("groupArray state of %d bytes does not hold %d %d-byte integers", len(state), n, size)
+	}
+	out := make([]T, n)
+	for i := range out {
+		at := k + size*i
+		if size == 2 {
+			out[i] = T(binary.LittleEndian.Uint16([]byte(state[at : at+2])))
+		} else {
+			out[i] = T(binary.LittleEndian.Uint32([]byte(state[at : at+4])))
+		}
+	}
+	return out, nil
+}
