@@ -597,8 +597,7 @@ func (a *bucketAggregation) throughCache(ctx context.Context) (written func() er
 		}
 	}()
 	bq := a.rows()
-	// (For the sample bounds: the statement is inServer's.)
-	_, _, names, err := a.binnedSQL(ctx, bq)
+	r, bound, names, err := a.binnedSQL(ctx, bq)
 	if err != nil {
 		return nil, err
 	}
@@ -608,7 +607,7 @@ func (a *bucketAggregation) throughCache(ctx context.Context) (written func() er
 		g    errgroup.Group
 	)
 	ms := p.bucket.Milliseconds()
-	if names != nil {
+	if names != nil && a.valuesAtMost(maxRowValues) {
 		// The rows' numeric values come back as they are, a few
 		// serialised arrays per bucket, and are binned and sampled here:
 		// the same counts, bins and samples as binnedSQL's GROUP BY
@@ -644,6 +643,45 @@ func (a *bucketAggregation) throughCache(ctx context.Context) (written func() er
 				}
 				return cmp.Compare(x.bucket, y.bucket)
 			})
+			return nil
+		})
+	} else if names != nil {
+		// Each row's sampled values sorted, their hashes with them, as
+		// read gets them.
+		sql := fmt.Sprintf("SELECT b, idx, bin, count(), countIf(%s), any(%s), "+
+			"CAST(arrayReduce('groupArrayState', arraySort((x, y) -> y, groupArrayIf(h, keep), groupArrayIf(v, keep))) AS String), "+
+			"CAST(arrayReduce('groupArrayState', arraySort(groupArrayIf(v, keep))) AS String) FROM %s GROUP BY b, idx, bin ORDER BY idx, b, bin",
+			r.outside, bound, r.from)
+		num := p.ref.numeric
+		g.Go(func() error {
+			rows, err := q.conn.Query(ctx, sql)
+			if err != nil {
+				return fmt.Errorf("aggregate bin partials of %s, %s: %w", q.model, a.what, err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var (
+					b          int64
+					idx, bin   uint32
+					n, outside uint64
+					u          float64
+					hb, vb     string
+				)
+				if err := rows.Scan(&b, &idx, &bin, &n, &outside, &u, &hb, &vb); err != nil {
+					return fmt.Errorf("aggregate bin partials of %s, %s: %w", q.model, a.what, err)
+				}
+				if idx < 1 || int(idx) > len(num) {
+					return fmt.Errorf("BUG: bin partial of %s for feature %d of %d", q.model, idx, len(num))
+				}
+				part, err := decodePart(b, num[idx-1].Feature, bin, n, outside, u, hb, vb)
+				if err != nil {
+					return fmt.Errorf("aggregate bin partials of %s: %w", q.model, err)
+				}
+				bins = append(bins, part)
+			}
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("aggregate bin partials of %s, %s: %w", q.model, a.what, err)
+			}
 			return nil
 		})
 	}

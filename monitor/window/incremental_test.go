@@ -70,12 +70,19 @@ func sameSnapshot(t *testing.T, what string, full, inc *Snapshot) {
 // re-pinned reference re-aggregate exactly the buckets they touch. It does
 // so with and without the BucketCache that keeps partials in memory, and
 // with the changed buckets found through the inferences_per_minute rollup
-// and by counting every bucket's rows (ScanBuckets).
+// and by counting every bucket's rows (ScanBuckets); and, with the cache,
+// with the new buckets' values binned in the monitor (rowValuesSQL) and in
+// ClickHouse (the buckets over maxRowValues).
 func TestIncrementalMatchesFull(t *testing.T) {
-	for _, scan := range []bool{false, true} {
-		t.Run(map[bool]string{false: "rollup", true: "scan"}[scan], func(t *testing.T) {
-			ScanBuckets = scan
-			defer func() { ScanBuckets = false }()
+	for _, c := range []struct {
+		name      string
+		scan      bool
+		rowValues int64
+	}{{"rollup", false, maxRowValues}, {"scan", true, maxRowValues}, {"server-side bins", false, 0}} {
+		t.Run(c.name, func(t *testing.T) {
+			was := maxRowValues
+			defer func() { ScanBuckets, maxRowValues = false, was }()
+			ScanBuckets, maxRowValues = c.scan, c.rowValues
 			incrementalMatchesFull(t)
 		})
 	}

@@ -199,3 +199,20 @@ func decodeUints[T uint16 | uint32](state string) ([]T, error) {
 	}
 	return out, nil
 }
+
+// maxRowValues bounds the numeric values one statement of rowValuesSQL
+// returns (32 MiB of them, as a bucket's groupArray state in the server
+// and decoded here): busier buckets are binned and sampled in ClickHouse
+// (binnedSQL's GROUP BY), which returns only the sampled values. It also
+// keeps a bucket's state under groupArray's element limit (16,777,215).
+var maxRowValues int64 = 1 << 22
+
+// valuesAtMost tells whether the buckets with rows hold at most n numeric
+// values, counting every row with every numeric feature of the reference.
+func (a *bucketAggregation) valuesAtMost(n int64) bool {
+	var rows int64
+	for _, b := range a.withRows {
+		rows += int64(a.now[b].rows)
+	}
+	return rows*int64(len(a.p.ref.numeric)) <= n
+}
