@@ -58,6 +58,7 @@ type benchFleetConfig struct {
 	IncrementalOnly   bool          `yaml:"incremental_only" flag:"incremental-only" help:"run only the incremental monitor (a fleet whose full recomputation would take too long to measure); no speed-up is printed"`
 	QueryStats        bool          `yaml:"query_stats" flag:"query-stats" help:"print the incremental monitor's statements by time spent, per timed cycle"`
 	CPUProfile        string        `yaml:"cpuprofile" flag:"cpuprofile" help:"write a CPU profile of this process over the whole run (loading, both monitors) to this file (go tool pprof)"`
+	CycleProfiles     string        `yaml:"cycle_profiles" flag:"cycle-profiles" help:"write a CPU profile of this process over each timed cycle of the incremental monitor alone, to PREFIX-<rows>x<models>-<step>.pprof; go tool pprof merges the files it is given (go tool pprof -top bin/driftwatch PREFIX-*)"`
 
 	models, rows []int64
 }
@@ -97,6 +98,9 @@ func (c *benchFleetConfig) Validate() error {
 	}
 	if c.ReferenceRows < 0 || c.SampleCap < 0 || c.ReferenceCacheMB < 0 || c.WindowCacheMB < -1 {
 		p.add("reference_rows, sample_cap, reference_cache_mb: must not be negative; window_cache_mb: at least -1")
+	}
+	if c.CPUProfile != "" && c.CycleProfiles != "" {
+		p.add("cpuprofile, cycle_profiles: one CPU profile at a time, got both")
 	}
 	p.serverPID(c.ServerPID)
 	return p.join(c.ClickHouse.Validate(), c.Logging.Validate())
@@ -321,7 +325,17 @@ func fleetRun(ctx context.Context, conn *queryStats, cfg *benchFleetConfig, mode
 			cpu0, self0 := cpuSeconds(serverPID), selfCPUSeconds()
 			start := time.Now()
 			conn.record(i == 1 && k > 0)
+			stop := func() error { return nil }
+			if i == 1 && k > 0 && cfg.CycleProfiles != "" {
+				var err error
+				if stop, err = cycleProfile(fmt.Sprintf("%s-%dx%d-%d.pprof", cfg.CycleProfiles, rows, len(models), k)); err != nil {
+					return nil, err
+				}
+			}
 			drifted, err := fleetCycle(ctx, m, models, end, cfg.Concurrency)
+			if perr := stop(); err == nil {
+				err = perr
+			}
 			if err == nil && k == 0 {
 				// The first evaluation pins the reference (the incremental
 				// monitor falls back to a full one without a pinned
@@ -357,6 +371,26 @@ func fleetRun(ctx context.Context, conn *queryStats, cfg *benchFleetConfig, mode
 		return out[1:], nil
 	}
 	return out, nil
+}
+
+// cycleProfile starts a CPU profile into path; stop ends it and closes
+// the file.
+func cycleProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cycle_profiles: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cycle_profiles: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("cycle_profiles: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 func last(xs []float64, otherwise float64) float64 {

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,6 +20,7 @@ func TestBenchFleetConfig(t *testing.T) {
 			WantErr: []string{"full", "incremental", "warm-up", "-models", "-rows", "-steps", "/proc/PID/stat"}},
 		{Name: "not a list", Args: []string{"-models", "ten"}, WantCode: 2, WantErr: []string{`models: "ten" is not a list of numbers from 1 to 1000`}},
 		{Name: "too few rows", Args: []string{"-rows", "100000,10"}, WantCode: 2, WantErr: []string{"rows:"}},
+		{Name: "two CPU profiles", Args: []string{"-cpuprofile", "a.pprof", "-cycle-profiles", "b"}, WantCode: 2, WantErr: []string{"cpuprofile, cycle_profiles: one CPU profile at a time"}},
 		{Name: "step not dividing the window", Args: []string{"-window", "1h", "-step", "7m"}, WantCode: 2, WantErr: []string{"window, step:"}},
 		{Name: "every problem at once", Args: []string{"-models", "0", "-rows", "x", "-numeric", "0", "-steps", "0", "-concurrency", "0", "-server-pid", "-1"},
 			WantCode: 2, WantErr: []string{"models:", "rows:", "numeric:", "steps:", "concurrency:", "server_pid:"}},
@@ -58,13 +61,25 @@ func TestBenchFleetRuns(t *testing.T) {
 	if !strings.Contains(stderr, "load: 1 models × 20000 rows per window") {
 		t.Errorf("stderr lacks the load line:\n%s", stderr)
 	}
-	// -incremental-only measures the incremental monitor alone.
+	// -incremental-only measures the incremental monitor alone; with
+	// -cycle-profiles, a CPU profile of each of its timed cycles.
+	prefix := filepath.Join(t.TempDir(), "cycle")
 	code, stdout, stderr = run([]string{"bench", "fleet", "-clickhouse-url", url, "-models", "1", "-rows", "20000", "-reference-rows", "5000",
-		"-window", "30m", "-step", "5m", "-steps", "1", "-concurrency", "1", "-incremental-only"}, nil)
+		"-window", "30m", "-step", "5m", "-steps", "2", "-concurrency", "1", "-incremental-only", "-cycle-profiles", prefix}, nil)
 	if code != 0 {
 		t.Fatalf("-incremental-only: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	if !strings.Contains(stdout, "incremental") || strings.Contains(stdout, " full ") || strings.Contains(stdout, "speed-up") {
 		t.Errorf("-incremental-only printed a full row or a speed-up:\n%s", stdout)
+	}
+	profiles, _ := filepath.Glob(prefix + "-*.pprof")
+	if want := []string{prefix + "-20000x1-1.pprof", prefix + "-20000x1-2.pprof"}; !slices.Equal(profiles, want) {
+		t.Fatalf("cycle profiles %v, want %v", profiles, want)
+	}
+	for _, f := range profiles {
+		// A CPU profile is gzipped protobuf.
+		if b, err := os.ReadFile(f); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("%s: not a gzipped profile (%d bytes, %v)", f, len(b), err)
+		}
 	}
 }
