@@ -650,7 +650,7 @@ func numericRows(n *window.Numeric, c Config) []Row {
 	ref := stat.Sample{Values: n.RefValues, Counts: n.RefCounts}
 	cur := stat.Sample{Values: n.CurValues, Counts: n.CurCounts}
 	// KS and Wasserstein read one walk of the pooled samples.
-	pair := stat.NewPair(ref, cur)
+	pair := stat.NewPairSummarized(ref, n.RefSummary, cur)
 	return methodRows(n.Feature, c.NumericMethods, n.RefN, n.CurN, c, func(m string) (stat.Result, error) {
 		switch m {
 		case stat.MethodPSI:

@@ -3,6 +3,7 @@ package stat
 import (
 	"fmt"
 	"math"
+	"sync"
 )
 
 // Pair is a reference and a current sample compared by several methods:
@@ -12,6 +13,7 @@ import (
 // one (the same arithmetic in the same order).
 type Pair struct {
 	ref, cur Sample
+	refSum   *Summary // nil: validate ref with cur
 	n1, n2   int64
 	err      error
 	checked  bool
@@ -25,6 +27,50 @@ type Pair struct {
 // first compared.
 func NewPair(ref, cur Sample) *Pair { return &Pair{ref: ref, cur: cur} }
 
+// NewPairSummarized is NewPair with the reference already validated:
+// rs is Summarize(ref), which a pinned reference compared at every step
+// keeps instead of validating its sample (and computing its standard
+// deviation) each time. rs is ignored unless it summarises ref itself (the
+// same arrays), so a stale summary cannot change a result. The results
+// and errors are NewPair's.
+func NewPairSummarized(ref Sample, rs *Summary, cur Sample) *Pair {
+	if rs == nil || !rs.of(ref) {
+		return NewPair(ref, cur)
+	}
+	return &Pair{ref: ref, refSum: rs, cur: cur}
+}
+
+// Summary is what validating a reference sample finds, and its standard
+// deviation once asked for. Safe for concurrent use.
+type Summary struct {
+	s       Sample // kept: its arrays cannot be reused while rs lives
+	n       int64
+	compact bool
+	err     error // of Sample.check, unwrapped
+	sdOnce  sync.Once
+	sd      float64
+}
+
+// Summarize validates s as a reference sample.
+func Summarize(s Sample) *Summary {
+	n, compact, err := s.check("reference")
+	return &Summary{s: s, n: n, compact: compact, err: err}
+}
+
+// of says whether rs summarises s: the same arrays, of the same lengths.
+func (rs *Summary) of(s Sample) bool {
+	same := func(a, b []float64) bool { return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0]) }
+	sameN := func(a, b []int64) bool {
+		return len(a) == len(b) && (a == nil) == (b == nil) && (len(a) == 0 || &a[0] == &b[0])
+	}
+	return same(rs.s.Values, s.Values) && sameN(rs.s.Counts, s.Counts)
+}
+
+// stddev is stddev(s, n) of the sample rs summarises.
+func (rs *Summary) stddev(s Sample) float64 {
+	rs.sdOnce.Do(func() { rs.sd = stddev(s, rs.n) })
+	return rs.sd
+}
 func (p *Pair) walk() {
 	if !p.walked {
 		if p.compact {
@@ -39,7 +85,11 @@ func (p *Pair) walk() {
 // check returns p's validation error, named for method.
 func (p *Pair) check(method string) error {
 	if !p.checked {
-		p.n1, p.n2, p.compact, p.err = twoChecked(method, p.ref, p.cur, 1)
+		if p.refSum == nil {
+			p.n1, p.n2, p.compact, p.err = twoChecked(method, p.ref, p.cur, 1)
+		} else {
+			p.n1, p.n2, p.compact, p.err = twoCheckedRef(method, p.refSum.n, p.refSum.compact, p.refSum.err, p.cur, 1)
+		}
 		p.checked = true
 	}
 	if p.err == nil {
@@ -72,7 +122,12 @@ func (p *Pair) WassersteinNorm() (Result, error) {
 	if err := p.check(MethodWassersteinNorm); err != nil {
 		return Result{}, err
 	}
-	sd := stddev(p.ref, p.n1)
+	var sd float64
+	if p.refSum != nil {
+		sd = p.refSum.stddev(p.ref)
+	} else {
+		sd = stddev(p.ref, p.n1)
+	}
 	if sd == 0 {
 		return Result{}, fmt.Errorf("%s: reference is constant: %w", MethodWassersteinNorm, ErrUndefined)
 	}

@@ -157,3 +157,82 @@ func TestCompactWalkMatchesGeneral(t *testing.T) {
 		}
 	}
 }
+
+// TestPairSummarized checks that a pair with the reference summarised
+// beforehand gives NewPair's results and errors, bit for bit, and that a
+// summary of other arrays (a stale one) is not used.
+func TestPairSummarized(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	sample := func(n int, shift float64) Sample {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = r.NormFloat64() + shift
+		}
+		slices.Sort(v)
+		return Sample{Values: v}
+	}
+	compactOf := func(s Sample) Sample {
+		out := Sample{}
+		for _, x := range s.Values {
+			out.Values = append(out.Values, x)
+			out.Counts = append(out.Counts, 1+int64(r.IntN(3)))
+		}
+		return out
+	}
+	ref, cur := compactOf(sample(3000, 0)), compactOf(sample(2000, 0.2))
+	constant := Sample{Values: []float64{2}, Counts: []int64{5}}
+	bad := Sample{Values: []float64{1, math.NaN()}, Counts: []int64{1, 1}}
+	ties := Sample{Values: []float64{1, 1, 2}}
+	type figures struct {
+		ks, ksa, w, wn Result
+		errs           [4]string
+	}
+	run := func(p *Pair) figures {
+		var f figures
+		var errs [4]error
+		f.ks, errs[0] = p.KS(true)
+		f.ksa, errs[1] = p.KS(false)
+		f.w, errs[2] = p.Wasserstein()
+		f.wn, errs[3] = p.WassersteinNorm()
+		for i, err := range errs {
+			if err != nil {
+				f.errs[i] = err.Error()
+			}
+		}
+		return f
+	}
+	same := func(a, b Result) bool {
+		return math.Float64bits(a.Value) == math.Float64bits(b.Value) && a.Reference == b.Reference && a.Current == b.Current && math.Float64bits(a.PValue) == math.Float64bits(b.PValue)
+	}
+	for _, c := range []struct {
+		name     string
+		ref, cur Sample
+	}{
+		{"compact", ref, cur},
+		{"ties", ties, cur},
+		{"constant reference", constant, cur},
+		{"invalid reference", bad, cur},
+		{"invalid current", ref, bad},
+		{"empty current", ref, Sample{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			want := run(NewPair(c.ref, c.cur))
+			rs := Summarize(c.ref)
+			for k := range 2 { // the second time from the summary's memo
+				got := run(NewPairSummarized(c.ref, rs, c.cur))
+				if !same(got.ks, want.ks) || !same(got.ksa, want.ksa) || !same(got.w, want.w) || !same(got.wn, want.wn) || got.errs != want.errs {
+					t.Errorf("pass %d: summarised %+v, NewPair %+v", k, got, want)
+				}
+			}
+		})
+	}
+	// A summary of another sample is ignored.
+	other := compactOf(sample(3000, 5))
+	want := run(NewPair(ref, cur))
+	if got := run(NewPairSummarized(ref, Summarize(other), cur)); !same(got.wn, want.wn) || !same(got.ks, want.ks) {
+		t.Errorf("with another sample's summary: %+v, want %+v", got, want)
+	}
+	if NewPairSummarized(ref, Summarize(other), cur).refSum != nil {
+		t.Error("a summary of other arrays was used")
+	}
+}

@@ -245,6 +245,12 @@ func twoSamples(method string, ref, cur Sample, minRows int64) (int64, int64, er
 // (see Sample.check).
 func twoChecked(method string, ref, cur Sample, minRows int64) (int64, int64, bool, error) {
 	n1, c1, err := ref.check("reference")
+	return twoCheckedRef(method, n1, c1, err, cur, minRows)
+}
+
+// twoCheckedRef is twoChecked with the reference's check already done:
+// its rows n1, whether it is compact and the error of Sample.check.
+func twoCheckedRef(method string, n1 int64, c1 bool, err error, cur Sample, minRows int64) (int64, int64, bool, error) {
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("%s: %w", method, err)
 	}

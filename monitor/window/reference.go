@@ -3,6 +3,8 @@ package window
 import (
 	"context"
 	"time"
+
+	"github.com/driftwatch/driftwatch/monitor/stat"
 )
 
 // Reference is what ComputeCached learned about one model's reference
@@ -49,7 +51,8 @@ func newReference(model string, span Span, opts Options, rows int64, newest time
 	r := &Reference{model: model, span: span, opts: opts, rows: rows, newest: newest, catStats: map[string]refCats{}}
 	for _, n := range num {
 		r.numeric = append(r.numeric, Numeric{Feature: n.Feature, Edges: n.Edges, RefBins: n.RefBins, RefN: n.RefN,
-			RefMin: n.RefMin, RefMax: n.RefMax, RefValues: n.RefValues, RefCounts: n.RefCounts, SampledRef: n.SampledRef})
+			RefMin: n.RefMin, RefMax: n.RefMax, RefValues: n.RefValues, RefCounts: n.RefCounts, SampledRef: n.SampledRef,
+			RefSummary: stat.Summarize(stat.Sample{Values: n.RefValues, Counts: n.RefCounts})})
 		r.bytes += int64(len(n.Feature)) + 8*int64(len(n.Edges)+len(n.RefBins)+2*len(n.RefValues)) + 200
 	}
 	for _, c := range cats {

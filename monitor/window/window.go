@@ -36,6 +36,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/driftwatch/driftwatch/internal/chsql"
+	"github.com/driftwatch/driftwatch/monitor/stat"
 )
 
 // Span is a half-open event-time interval [Start, End).
@@ -127,6 +128,10 @@ type Numeric struct {
 	RefValues, CurValues   []float64
 	RefCounts, CurCounts   []int64
 	SampledRef, SampledCur bool
+	// RefSummary is the reference sample validated once, for a reference
+	// kept between evaluations (nil: it is validated at each comparison;
+	// see stat.NewPairSummarized).
+	RefSummary *stat.Summary
 }
 
 // Categorical is one categorical feature's aggregates.

@@ -232,7 +232,7 @@ func TestComputeMatchesGo(t *testing.T) {
 			if again != refAgg {
 				t.Errorf("options %+v, current %v: the cached reference was not used", opts, c)
 			}
-			if !reflect.DeepEqual(got, want) {
+			if !reflect.DeepEqual(withoutSummaries(got), withoutSummaries(want)) {
 				t.Errorf("options %+v, current %v: cached snapshot\n%+v\nwant\n%+v", opts, c, got, want)
 			}
 		}
@@ -259,8 +259,8 @@ func TestComputeMatchesGo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fresh == refAgg || !reflect.DeepEqual(got, want) || got.RefRows != 1501 {
-		t.Errorf("after a late reference event: cache reused %v, snapshot equal %v, reference rows %d", fresh == refAgg, reflect.DeepEqual(got, want), got.RefRows)
+	if fresh == refAgg || !reflect.DeepEqual(withoutSummaries(got), withoutSummaries(want)) || got.RefRows != 1501 {
+		t.Errorf("after a late reference event: cache reused %v, snapshot equal %v, reference rows %d", fresh == refAgg, reflect.DeepEqual(withoutSummaries(got), withoutSummaries(want)), got.RefRows)
 	}
 }
 
@@ -423,8 +423,8 @@ func TestCategoriesFolded(t *testing.T) {
 	}
 	check("both windows read", full, true)
 	cached, again, err := ComputeCached(ctx, conn, "m", ref, cur, opts, refAgg)
-	if err != nil || again != refAgg || !reflect.DeepEqual(cached, full) {
-		t.Errorf("cached reference: snapshot equal %v, reference reused %v, %v", reflect.DeepEqual(cached, full), again == refAgg, err)
+	if err != nil || again != refAgg || !reflect.DeepEqual(withoutSummaries(cached), withoutSummaries(full)) {
+		t.Errorf("cached reference: snapshot equal %v, reference reused %v, %v", reflect.DeepEqual(withoutSummaries(cached), withoutSummaries(full)), again == refAgg, err)
 	}
 	blob, err := refAgg.Marshal()
 	if err != nil {
@@ -439,4 +439,19 @@ func TestCategoriesFolded(t *testing.T) {
 		t.Fatalf("pinned reference: used %v, %v", used == pinned, err)
 	}
 	check("pinned reference", got, false)
+}
+
+// withoutSummaries is a copy of s without its reference summaries
+// (Numeric.RefSummary): memos of the reference, which a cached reference
+// carries and a fresh one does not.
+func withoutSummaries(s *Snapshot) *Snapshot {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.Numeric = slices.Clone(s.Numeric)
+	for i := range c.Numeric {
+		c.Numeric[i].RefSummary = nil
+	}
+	return &c
 }
