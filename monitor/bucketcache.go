@@ -30,6 +30,8 @@ type bucketCaches struct {
 	// spilled is the bytes each spilled model's cache took when it was
 	// dropped.
 	spilled map[string]int64
+	// writeEvery is each cache's WriteEvery.
+	writeEvery int
 }
 
 type bucketEntry struct {
@@ -38,9 +40,9 @@ type bucketEntry struct {
 	bytes int64
 }
 
-func newBucketCaches(budget int64) *bucketCaches {
+func newBucketCaches(budget int64, writeEvery int) *bucketCaches {
 	return &bucketCaches{budget: budget, lru: list.New(), byModel: map[string]*list.Element{}, res: newResidency(), size: (*window.BucketCache).Bytes,
-		spilled: map[string]int64{}}
+		spilled: map[string]int64{}, writeEvery: writeEvery}
 }
 
 // maxSpilled is how many spilled models are remembered before those no
@@ -77,22 +79,27 @@ func (c *bucketCaches) get(model string) *window.BucketCache {
 		delete(c.spilled, model)
 	}
 	bc := window.NewBucketCache()
+	if c.writeEvery > 0 {
+		bc.WriteEvery(c.writeEvery)
+	}
 	c.byModel[model] = c.lru.PushFront(&bucketEntry{model: model, cache: bc})
 	return bc
 }
 
 // account records the size of model's cache after an evaluation and
 // drops caches down to the budget: those of models no longer evaluated,
-// least recently used first, then model's own (see residency).
-func (c *bucketCaches) account(model string) {
+// least recently used first, then model's own (see residency). It returns
+// the caches dropped, whose unwritten partials the caller writes
+// (window.BucketCache.Flush).
+func (c *bucketCaches) account(model string) (dropped []*window.BucketCache) {
 	if c == nil || c.budget <= 0 {
-		return
+		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.byModel[model]
 	if !ok {
-		return
+		return nil
 	}
 	be := e.Value.(*bucketEntry)
 	n := c.size(be.cache)
@@ -110,6 +117,7 @@ func (c *bucketCaches) account(model string) {
 		c.used -= ve.bytes
 		c.lru.Remove(victim)
 		delete(c.byModel, ve.model)
+		dropped = append(dropped, ve.cache)
 		if victim == e {
 			if len(c.spilled) >= maxSpilled {
 				// Forget the models no longer evaluated (a fleet that
@@ -121,9 +129,24 @@ func (c *bucketCaches) account(model string) {
 				}
 			}
 			c.spilled[model] = be.bytes
-			return
+			return dropped
 		}
 	}
+	return dropped
+}
+
+// all is every cache held.
+func (c *bucketCaches) all() []*window.BucketCache {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*window.BucketCache, 0, c.lru.Len())
+	for e := c.lru.Front(); e != nil; e = e.Next() {
+		out = append(out, e.Value.(*bucketEntry).cache)
+	}
+	return out
 }
 
 // bytes is the memory the caches hold.

@@ -127,8 +127,8 @@ func (c *refusingBatches) PrepareBatch(ctx context.Context, sql string, opts ...
 }
 
 // TestIncrementalWindowNotRecordedWithoutItsPartials: the partials of a
-// window's new bucket are written while its statistics are computed
-// (window.StartIncremental); when they cannot be written, the evaluation
+// window's new buckets, when due, are written while its statistics are
+// computed (window.StartIncremental); when they cannot be written, the evaluation
 // fails and records nothing of the window, and the next attempt, writes
 // allowed again, gives the full computation's snapshot.
 func TestIncrementalWindowNotRecordedWithoutItsPartials(t *testing.T) {
@@ -139,6 +139,9 @@ func TestIncrementalWindowNotRecordedWithoutItsPartials(t *testing.T) {
 	ctx := context.Background()
 	set := testSettings(48*time.Hour, policy.Default(), nil)
 	set.Step = 10 * time.Minute
+	// Each step's partials written with it (window_cache_write_buckets
+	// 1): the step that writes is the one that fails.
+	set.WindowCacheWriteBuckets = 1
 	conn := &refusingBatches{Conn: w.conn}
 	newMonitor := func(c driver.Conn, incremental bool) *Monitor {
 		s := set
@@ -196,4 +199,47 @@ func withoutSummaries(s *window.Snapshot) *window.Snapshot {
 		c.Numeric[i].RefSummary = nil
 	}
 	return &c
+}
+
+// TestMonitorWritesUnwrittenPartialsWhenItStops: a monitor whose window
+// cache holds a step's partials unwritten (window_cache_write_buckets 10)
+// writes them when it stops, so that the next monitor reads them.
+func TestMonitorWritesUnwrittenPartialsWhenItStops(t *testing.T) {
+	w := newWorld(t)
+	w.numeric = 3
+	w.start = time.Now().UTC().Truncate(time.Hour).Add(-5 * time.Hour)
+	w.fill(t, 4, 2000)
+	ctx := context.Background()
+	set := testSettings(48*time.Hour, policy.Default(), nil)
+	set.Step = 10 * time.Minute
+	set.Incremental = true
+	m, err := New(Options{Settings: set, Conn: w.conn, TriggerWriter: &recordingWriter{}, Registerer: prometheus.NewRegistry(),
+		Now: func() time.Time { return w.start.Add(5 * time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := func() uint64 {
+		return w.count(t, "SELECT count() FROM window_partial_buckets WHERE model_id = 'model-0'")
+	}
+	end := w.start.Add(2 * time.Hour)
+	for range 2 { // pins the reference, then builds the window's partials: written
+		if _, err := m.Evaluate(ctx, "model-0", end); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := manifest()
+	if before == 0 {
+		t.Fatal("the window's first partials were not written")
+	}
+	end = end.Add(set.Step)
+	if _, err := m.Evaluate(ctx, "model-0", end); err != nil {
+		t.Fatal(err)
+	}
+	if n := manifest(); n != before {
+		t.Fatalf("the step's partials were written at once: %d manifest rows, %d before", n, before)
+	}
+	m.flushPartials(ctx)
+	if n := manifest(); n != before+1 {
+		t.Fatalf("after the monitor stopped: %d manifest rows, want %d", n, before+1)
+	}
 }

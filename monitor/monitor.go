@@ -162,7 +162,7 @@ func New(opts Options) (*Monitor, error) {
 	}
 	f := promauto.With(opts.Registerer)
 	store := &Store{conn: opts.Conn, instance: opts.InstanceID}
-	partials := newBucketCaches(int64(opts.WindowCacheMB) << 20)
+	partials := newBucketCaches(int64(opts.WindowCacheMB)<<20, opts.WindowCacheWriteBuckets)
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "driftwatch_monitor_window_cache_bytes",
 		Help: "Memory the incremental windows' per-bucket partials hold between steps (window_cache_mb bounds it)."},
 		func() float64 { return float64(partials.bytes()) })
@@ -288,7 +288,20 @@ func (m *Monitor) compute(ctx context.Context, model string, ref, cur window.Spa
 		return snap, refAgg, func() error { return nil }, err
 	}
 	snap, refAgg, prog, persisted, err := window.StartIncremental(ctx, m.opts.Conn, model, ref, cur, opts, cached, m.opts.bucket(), m.partials.get(model))
-	m.partials.account(model)
+	if dropped := m.partials.account(model); len(dropped) > 0 {
+		// Their unwritten partials are written, not lost: after this
+		// window's own writes.
+		wait := persisted
+		persisted = func() error {
+			err := wait()
+			for _, bc := range dropped {
+				if ferr := bc.Flush(ctx); ferr != nil {
+					m.log.Warn("write the partials of a window cache dropped for the budget; they will be aggregated again", "err", ferr)
+				}
+			}
+			return err
+		}
+	}
 	if prog.Incremental {
 		m.windows.WithLabelValues("incremental").Inc()
 		m.buckets.WithLabelValues("aggregated").Add(float64(prog.Aggregated))
@@ -545,6 +558,30 @@ func (m *Monitor) Manual(ctx context.Context, model, version, key, note string) 
 	return d, err
 }
 
+// flushPartials writes the window caches' unwritten partials, for at
+// most flushTimeout.
+func (m *Monitor) flushPartials(ctx context.Context) {
+	caches := m.partials.all()
+	if len(caches) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, flushTimeout)
+	defer cancel()
+	n := 0
+	for _, bc := range caches {
+		n += bc.Unwritten()
+		if err := bc.Flush(ctx); err != nil {
+			m.log.Warn("write a window cache's unwritten partials at shutdown; they will be aggregated again", "err", err)
+		}
+	}
+	if n > 0 {
+		m.log.Info("wrote the window caches' unwritten partials", "buckets", n)
+	}
+}
+
+// flushTimeout bounds the writes of flushPartials at shutdown.
+const flushTimeout = 30 * time.Second
+
 // Run evaluates every model each Step until ctx ends. Each round's window
 // ends at the latest Step boundary. A model's windows missed since its last
 // evaluation (at start: the Consecutive−1 windows before the current one,
@@ -567,6 +604,10 @@ func (m *Monitor) Run(ctx context.Context) error {
 	var fleetDone sync.WaitGroup
 	fleetDone.Go(func() { m.fleet.run(fctx) })
 	defer func() { stopFleet(); fleetDone.Wait() }()
+	// Then (the last round drained, the models still held) the window
+	// caches' unwritten partials are written: the next monitor to evaluate
+	// the models reads them instead of aggregating them again.
+	defer m.flushPartials(context.WithoutCancel(ctx))
 	state := map[string]*modelState{}
 	for {
 		now := m.opts.Now()

@@ -50,7 +50,7 @@ func TestRefCacheLRUWithinBudget(t *testing.T) {
 func TestCachesKeepPartOfAFleetOverBudget(t *testing.T) {
 	lookups := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x"}, []string{"result"})
 	refs := newRefCache(1000, lookups)
-	parts := newBucketCaches(1000)
+	parts := newBucketCaches(1000, 0)
 	parts.size = func(*window.BucketCache) int64 { return 300 }
 	var spilled int // evaluations that got no partials cache
 	pass := func(models []string) (refHits, partHits int) {

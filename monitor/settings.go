@@ -36,7 +36,11 @@ type Settings struct {
 	// WindowCacheMB bounds the incremental windows' partials kept in
 	// memory between steps (window.BucketCache).
 	WindowCacheMB int `yaml:"window_cache_mb" env:"DRIFTWATCH_MONITOR_WINDOW_CACHE_MB" flag:"window-cache-mb" help:"with incremental, MiB of the current windows' per-bucket partials kept in memory between steps, so a step reads only its new bucket (over it, models no longer evaluated are dropped first, then the newest, whose windows are then merged in ClickHouse; 0: none)"`
-	MaxCategories int `yaml:"max_categories" env:"DRIFTWATCH_MONITOR_MAX_CATEGORIES" flag:"max-categories" help:"most categories per categorical feature compared (most frequent first, the rest one __other bucket); a feature with more is reported high_cardinality"`
+	// WindowCacheWriteBuckets is how many buckets' partials a model's
+	// cache holds unwritten before writing them to ClickHouse
+	// (window.BucketCache.WriteEvery).
+	WindowCacheWriteBuckets int `yaml:"window_cache_write_buckets" env:"DRIFTWATCH_MONITOR_WINDOW_CACHE_WRITE_BUCKETS" flag:"window-cache-write-buckets" help:"with the window cache, write a model's new partials to ClickHouse once this many buckets of them are unwritten (at most half a window's; 1: at every step); a monitor that dies loses at most these, which are aggregated again from the rows"`
+	MaxCategories           int `yaml:"max_categories" env:"DRIFTWATCH_MONITOR_MAX_CATEGORIES" flag:"max-categories" help:"most categories per categorical feature compared (most frequent first, the rest one __other bucket); a feature with more is reported high_cardinality"`
 	// EvaluationTimeout bounds one model's round of evaluations (its
 	// windows due, then its performance); 0 is half of Step.
 	EvaluationTimeout     time.Duration `yaml:"evaluation_timeout" env:"DRIFTWATCH_MONITOR_EVALUATION_TIMEOUT" flag:"evaluation-timeout" help:"deadline of one model's evaluation round; a model past it is cut off with an error and retried next round (0: half of step)"`
@@ -68,7 +72,7 @@ func DefaultSettings() Settings {
 	return Settings{
 		Window: time.Hour, Step: time.Minute, ReferenceMode: ReferenceFirst, Reference: 24 * time.Hour, Lookback: 7 * 24 * time.Hour,
 		Bins: window.DefaultBins, SampleCap: window.DefaultSampleCap, MaxFeatures: window.DefaultMaxFeatures,
-		ExportFeatures: 50, MaxSeries: 10_000, ReferenceCacheMB: 512, WindowCacheMB: 1024, APIMaxRows: 10_000, APIQueryTimeout: 30 * time.Second,
+		ExportFeatures: 50, MaxSeries: 10_000, ReferenceCacheMB: 512, WindowCacheMB: 1024, WindowCacheWriteBuckets: window.DefaultWriteBuckets, APIMaxRows: 10_000, APIQueryTimeout: 30 * time.Second,
 		MaxCategories: window.DefaultMaxCategories, EvaluationConcurrency: 4, Lease: DefaultLease,
 		Policy: policy.Default(), Triggers: DefaultTriggerConfig(), Performance: DefaultPerformanceConfig(),
 		Segments: SegmentsConfig{MaxSegments: 10}, Labeling: labeling.DefaultConfig(),
@@ -111,6 +115,9 @@ func (s *Settings) Validate() error {
 	}
 	if s.WindowCacheMB < 0 {
 		bad("window_cache_mb: must not be negative, got %d", s.WindowCacheMB)
+	}
+	if s.WindowCacheWriteBuckets < 1 {
+		bad("window_cache_write_buckets: must be at least 1, got %d", s.WindowCacheWriteBuckets)
 	}
 	if s.APIMaxRows < 1 || s.APIMaxRows > 1_000_000 {
 		bad("api_max_rows: must be from 1 to 1000000, got %d", s.APIMaxRows)

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/driftwatch/driftwatch/internal/chsql"
@@ -41,12 +42,19 @@ type BucketCache struct {
 	// → rows (no zero counts).
 	cats  map[string]map[string]int64
 	bytes int64
+	// unwritten are the buckets aggregated into the cache whose partials
+	// are not written yet (see WriteEvery), conn what they go through.
+	unwritten  map[int64]*unwrittenBucket
+	conn       driver.Conn
+	writeEvery int
 }
 
 // cachedBucket is one bucket's partials at one version.
 type cachedBucket struct {
 	version uint64
-	rows    uint64 // the manifest's
+	rows    uint64 // the manifest's, with newest and written
+	newest  time.Time
+	written uint64
 	feats   map[string]*bucketPart
 	cats    []catCount
 }
@@ -72,7 +80,7 @@ type cachedValues struct {
 }
 
 // NewBucketCache returns an empty cache.
-func NewBucketCache() *BucketCache { return &BucketCache{} }
+func NewBucketCache() *BucketCache { return &BucketCache{writeEvery: DefaultWriteBuckets} }
 
 // Bytes estimates the memory the cache holds.
 func (c *BucketCache) Bytes() int64 {
@@ -91,6 +99,7 @@ func (c *BucketCache) reset(model string, key uint64, bucket time.Duration) {
 	c.feats = map[string]*cachedValues{}
 	c.cats = map[string]map[string]int64{}
 	c.bytes = 0
+	c.unwritten = nil
 }
 
 // prepare empties the cache when it holds other partials than p's.
@@ -136,6 +145,7 @@ func (c *BucketCache) drop(gone []int64) {
 	}
 	var drop [1 << 16]bool
 	for _, b := range gone {
+		delete(c.unwritten, b)
 		drop[uint16(b)] = true
 		for _, cc := range c.buckets[b].cats {
 			m := c.cats[cc.feature]
@@ -232,7 +242,8 @@ func (c *BucketCache) read(ctx context.Context, p *partials, buckets []int64, ke
 	keys := make([]string, len(buckets))
 	for i, b := range buckets {
 		keys[i] = fmt.Sprintf("(%s, %d)", chsql.Time(time.UnixMilli(b*ms).UTC()), kept[b].version)
-		c.buckets[b] = &cachedBucket{version: kept[b].version, rows: kept[b].rows, feats: map[string]*bucketPart{}}
+		k := kept[b]
+		c.buckets[b] = &cachedBucket{version: k.version, rows: k.rows, newest: k.newest, written: k.written, feats: map[string]*bucketPart{}}
 	}
 	where := fmt.Sprintf("model_id = %s AND profile_key = %d AND bucket_seconds = %d AND bucket_start >= %s AND bucket_start <= %s AND (bucket_start, version) IN (%s)",
 		chsql.String(q.model), p.key, p.bucketSeconds(), chsql.Time(time.UnixMilli(buckets[0]*ms).UTC()), chsql.Time(time.UnixMilli(buckets[len(buckets)-1]*ms).UTC()), strings.Join(keys, ", "))
@@ -581,14 +592,12 @@ func compressBelow(vs, hs []float64, rate float64) ([]float64, []int64) {
 
 // throughCache computes the buckets' partials with one SELECT for the
 // bins and one for the categories, whose rows come back to the monitor:
-// they go into the cache (the buckets' older versions out) and are written
-// to window_partial_bins and window_partial_categories from there, while
-// the sampled values are merged in. They are the rows inServer's INSERT …
-// SELECT writes (the sampled values sorted), but the new bucket is not
-// read back: a step's aggregation is one round trip, and its writes
-// overlap the merge and whatever the caller does next, until it calls
-// written, which returns their error. The cache is locked.
-func (a *bucketAggregation) throughCache(ctx context.Context) (written func() error, err error) {
+// they go into the cache (the buckets' older versions out), which writes
+// them to window_partial_bins and window_partial_categories later (see
+// WriteEvery). They are the rows inServer's INSERT … SELECT writes (the
+// sampled values sorted), but a step's aggregation is one round trip. The
+// cache is locked.
+func (a *bucketAggregation) throughCache(ctx context.Context) (err error) {
 	p, q, c := a.p, a.p.q, a.p.cache
 	defer func() {
 		if err != nil {
@@ -599,14 +608,13 @@ func (a *bucketAggregation) throughCache(ctx context.Context) (written func() er
 	bq := a.rows()
 	r, bound, names, err := a.binnedSQL(ctx, bq)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var (
 		bins []partRow
 		cats []catPart
 		g    errgroup.Group
 	)
-	ms := p.bucket.Milliseconds()
 	if names != nil && a.valuesAtMost(maxRowValues) {
 		// The rows' numeric values come back as they are, a few
 		// serialised arrays per bucket, and are binned and sampled here:
@@ -704,84 +712,53 @@ func (a *bucketAggregation) throughCache(ctx context.Context) (written func() er
 		return nil
 	})
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return err
 	}
-	version := make(map[int64]uint64, len(a.buckets))
+	if err := a.install(bins, cats); err != nil {
+		return err
+	}
+	return nil
+}
+
+// install puts the buckets' partials just aggregated into the cache, in
+// place of their older versions, and keeps them as unwritten (see
+// WriteEvery). The cache is locked.
+func (a *bucketAggregation) install(bins []partRow, cats []catPart) error {
+	p, c := a.p, a.p.cache
+	c.prepare(p)
+	var old []int64
+	for _, b := range a.buckets {
+		if _, ok := c.buckets[b]; ok {
+			old = append(old, b)
+		}
+	}
+	c.drop(old)
+	un := make([]unwrittenBucket, len(a.buckets))
+	at := make(map[int64]*unwrittenBucket, len(a.buckets))
 	for i, b := range a.buckets {
-		version[b] = a.versions[i]
+		st := a.now[b]
+		st.version = a.versions[i]
+		c.buckets[b] = &cachedBucket{version: st.version, rows: st.rows, newest: st.newest, written: st.written, feats: map[string]*bucketPart{}}
+		un[i] = unwrittenBucket{bucket: b, state: st}
+		at[b] = &un[i]
 	}
-	// Written while the values are merged.
-	var w errgroup.Group
-	w.Go(func() error {
-		if len(bins) == 0 {
-			return nil
+	for _, cp := range cats {
+		if err := c.addCategory(cp.bucket, cp.feature, cp.category, cp.n); err != nil {
+			return err
 		}
-		batch, err := q.conn.PrepareBatch(ctx, "INSERT INTO window_partial_bins (model_id, profile_key, bucket_start, bucket_seconds, version, feature, bin, n, out_of_range, sample_bound, sample_h, sample_v)")
-		if err != nil {
-			return fmt.Errorf("write bin partials of %s, %s: %w", q.model, a.what, err)
-		}
-		defer batch.Abort() //nolint:errcheck // after Send, a no-op
-		for _, r := range bins {
-			if err := batch.Append(q.model, p.key, time.UnixMilli(r.bucket*ms).UTC(), uint32(p.bucketSeconds()), version[r.bucket], r.feature, r.bin, r.n, r.outside, r.bound, r.hs, r.vs); err != nil {
-				return fmt.Errorf("write bin partials of %s, %s: %w", q.model, a.what, err)
-			}
-		}
-		if err := batch.Send(); err != nil {
-			return fmt.Errorf("write bin partials of %s, %s: %w", q.model, a.what, err)
-		}
-		return nil
-	})
-	w.Go(func() error {
-		if len(cats) == 0 {
-			return nil
-		}
-		batch, err := q.conn.PrepareBatch(ctx, "INSERT INTO window_partial_categories (model_id, profile_key, bucket_start, bucket_seconds, version, feature, category, n)")
-		if err != nil {
-			return fmt.Errorf("write category partials of %s, %s: %w", q.model, a.what, err)
-		}
-		defer batch.Abort() //nolint:errcheck // after Send, a no-op
-		for _, r := range cats {
-			if err := batch.Append(q.model, p.key, time.UnixMilli(r.bucket*ms).UTC(), uint32(p.bucketSeconds()), version[r.bucket], r.feature, r.category, r.n); err != nil {
-				return fmt.Errorf("write category partials of %s, %s: %w", q.model, a.what, err)
-			}
-		}
-		if err := batch.Send(); err != nil {
-			return fmt.Errorf("write category partials of %s, %s: %w", q.model, a.what, err)
-		}
-		return nil
-	})
-	merr := func() error {
-		c.prepare(p)
-		var old []int64
-		for _, b := range a.buckets {
-			if _, ok := c.buckets[b]; ok {
-				old = append(old, b)
-			}
-		}
-		c.drop(old)
-		for i, b := range a.buckets {
-			c.buckets[b] = &cachedBucket{version: a.versions[i], rows: a.now[b].rows, feats: map[string]*bucketPart{}}
-		}
-		for _, cp := range cats {
-			if err := c.addCategory(cp.bucket, cp.feature, cp.category, cp.n); err != nil {
-				return err
-			}
-		}
-		added := map[string][]cacheEntry{}
-		for _, r := range bins {
-			if err := c.addPart(added, r); err != nil {
-				return err
-			}
-		}
-		c.merge(added)
-		c.account()
-		return nil
-	}()
-	if merr != nil {
-		_ = w.Wait()
-		return nil, merr
+		at[cp.bucket].cats = append(at[cp.bucket].cats, cp)
 	}
-	return w.Wait, nil
+	added := map[string][]cacheEntry{}
+	for _, r := range bins {
+		if err := c.addPart(added, r); err != nil {
+			return err
+		}
+		at[r.bucket].bins = append(at[r.bucket].bins, r)
+	}
+	c.merge(added)
+	c.keepUnwritten(a.p.q.conn, un)
+	c.account()
+	return nil
 }
 
 // catPart is one row of window_partial_categories.

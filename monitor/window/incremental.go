@@ -70,7 +70,8 @@ func ComputeIncremental(ctx context.Context, conn driver.Conn, model string, ref
 
 // StartIncremental is ComputeIncremental that may return the snapshot
 // before the last of its writes are done: with a BucketCache, the new
-// buckets' partials (computed into the cache) and their manifest rows are
+// buckets' partials go into the cache, and once it holds enough of them
+// unwritten (BucketCache.WriteEvery) they and their manifest rows are
 // written while the caller goes on with the snapshot. persisted waits for
 // them and returns their error, which fails the window: the caller records
 // nothing of it until persisted returns nil. (Its statistics can be
@@ -146,9 +147,9 @@ type partials struct {
 	// values per row: a bucket's values are estimated from its rows
 	// instead of counted (see aggregate).
 	shares map[string]float64
-	// persist, with a cache, is the writes of the partials aggregate
-	// computed into it and of their manifest rows, one after the other
-	// (see StartIncremental); nil when none.
+	// persist, with a cache, is the write of its unwritten partials and
+	// of their manifest rows, when due (see StartIncremental); nil when
+	// none.
 	persist *future.Future[struct{}]
 }
 
@@ -174,6 +175,15 @@ func (p *partials) compute(ctx context.Context) (*Snapshot, Progress, error) {
 	deadF := future.Go(func() (map[string]int64, error) { return q.deadLetters(ctx) })
 	writtenF := future.Go(func() (map[int64]uint64, error) { return p.writtenPerBucket(ctx) })
 	kept, err := p.manifest(ctx)
+	if p.cache != nil {
+		// One evaluation of the model at a time uses its cache, whose
+		// unwritten partials are current too.
+		p.cache.mu.Lock()
+		defer p.cache.mu.Unlock()
+		if err == nil {
+			p.cache.overlayUnwritten(p, kept)
+		}
+	}
 	written, werr := writtenF.Wait()
 	if err == nil {
 		err = werr
@@ -206,10 +216,7 @@ func (p *partials) compute(ctx context.Context) (*Snapshot, Progress, error) {
 		}
 	}
 	if p.cache != nil {
-		// One evaluation of the model at a time uses its cache; its
-		// values per row estimate the new buckets' (see aggregate).
-		p.cache.mu.Lock()
-		defer p.cache.mu.Unlock()
+		// Its values per row estimate the new buckets' (see aggregate).
 		p.shares = p.cache.shares()
 	}
 	if err := p.aggregate(ctx, stale, now, kept, nil); err != nil {
@@ -224,6 +231,11 @@ func (p *partials) compute(ctx context.Context) (*Snapshot, Progress, error) {
 		s.Numeric, rows, stats, err = p.fromCache(ctx, p.cache, now, kept, &prog)
 		if err != nil {
 			return nil, prog, err
+		}
+		if c := p.cache; c.dueWrite(p.buckets) {
+			// Written while the caller computes the window's statistics.
+			write := c.startWrite()
+			p.persist = future.Go(func() (struct{}, error) { return struct{}{}, write(ctx) })
 		}
 	} else {
 		if s.Numeric, err = p.numeric(ctx, now, &prog); err != nil {
@@ -572,16 +584,25 @@ func (p *partials) aggregate(ctx context.Context, buckets []int64, now, kept map
 		}
 	}
 	what := fmt.Sprintf("%d buckets from %s", len(buckets), time.UnixMilli(buckets[0]*ms).UTC().Format(time.RFC3339))
-	written := func() error { return nil }
-	if len(withRows) > 0 {
-		agg := &bucketAggregation{p: p, buckets: buckets, versions: versions, withRows: withRows, now: now, need: need, what: what}
+	agg := &bucketAggregation{p: p, buckets: buckets, versions: versions, withRows: withRows, now: now, need: need, what: what}
+	if p.cache != nil {
+		// Into the cache, written later (see WriteEvery and compute).
 		var err error
-		if p.cache != nil {
-			written, err = agg.throughCache(ctx)
+		if len(withRows) > 0 {
+			err = agg.throughCache(ctx)
 		} else {
-			err = agg.inServer(ctx, ids)
+			err = agg.install(nil, nil)
 		}
 		if err != nil {
+			return err
+		}
+		for i, b := range buckets {
+			kept[b] = bucketState{rows: now[b].rows, newest: now[b].newest, version: versions[i], written: now[b].written}
+		}
+		return nil
+	}
+	if len(withRows) > 0 {
+		if err := agg.inServer(ctx, ids); err != nil {
 			return err
 		}
 	}
@@ -591,41 +612,10 @@ func (p *partials) aggregate(ctx context.Context, buckets []int64, now, kept map
 		vals[i] = fmt.Sprintf("(%s, %d, %s, %d, %d, %d, %s, %d)", chsql.String(q.model), p.key, chsql.Time(time.UnixMilli(b*ms).UTC()), p.bucketSeconds(), versions[i], st.rows, chsql.Time(st.newest), st.written)
 	}
 	sql := "INSERT INTO window_partial_buckets (model_id, profile_key, bucket_start, bucket_seconds, version, rows, newest_ingested_at, written) VALUES " + strings.Join(vals, ", ")
-	record := func() error {
-		if err := written(); err != nil {
-			return err
-		}
-		if err := q.conn.Exec(ctx, sql); err != nil {
-			return fmt.Errorf("record the partials of %s, %s: %w", q.model, what, err)
-		}
-		return nil
+	if err := q.conn.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("record the partials of %s, %s: %w", q.model, what, err)
 	}
-	if p.cache == nil {
-		if err := record(); err != nil {
-			return err
-		}
-	} else {
-		// The cache holds the partials already: they are written, and
-		// then recorded, while the window is assembled from it. A failed
-		// write empties the cache (after this evaluation lets go of it),
-		// so that the next one reads what ClickHouse holds.
-		prev, c := p.persist, p.cache
-		p.persist = future.Go(func() (struct{}, error) {
-			if prev != nil {
-				if _, err := prev.Wait(); err != nil {
-					return struct{}{}, err
-				}
-			}
-			err := record()
-			if err != nil {
-				c.mu.Lock()
-				c.reset(q.model, p.key, p.bucket)
-				c.mu.Unlock()
-			}
-			return struct{}{}, err
-		})
-	}
-	// kept is now what the manifest says (or will, once persisted).
+	// kept is now what the manifest says.
 	for i, b := range buckets {
 		kept[b] = bucketState{rows: now[b].rows, newest: now[b].newest, version: versions[i], written: now[b].written}
 	}

@@ -114,7 +114,10 @@ func incrementalMatchesFull(t *testing.T) {
 	}
 	pinned.Pin()
 
+	// Written at every aggregation, so that the computations without it
+	// find what it aggregated (TestUnwrittenPartials has it write later).
 	cache, turn := NewBucketCache(), 0
+	cache.WriteEvery(1)
 	check := func(what string, cur Span, r *Reference, wantAggregated int) *Snapshot {
 		t.Helper()
 		full, _, err := ComputeCached(ctx, conn, "m", r.Span(), cur, opts, r)
@@ -270,4 +273,115 @@ type noBatches struct{ driver.Conn }
 
 func (noBatches) PrepareBatch(context.Context, string, ...driver.PrepareBatchOption) (driver.Batch, error) {
 	return nil, errors.New("batch inserts refused")
+}
+
+// TestUnwrittenPartials steps a model through its windows with a cache
+// that writes its partials every third bucket: ClickHouse's manifest
+// grows only then; a computation without the cache (another monitor, or
+// this one restarted) at any step gives the full snapshot, aggregating
+// the buckets still unwritten; Flush writes them; and a write that fails
+// fails its step and leaves the cache to read again.
+func TestUnwrittenPartials(t *testing.T) {
+	conn := openDB(t)
+	ctx := context.Background()
+	t0 := time.Now().UTC().Truncate(time.Hour).Add(-6 * time.Hour)
+	const (
+		window = time.Hour
+		bucket = 5 * time.Minute
+	)
+	insertRows(t, conn, "m", "r", t0, 3*time.Second, 1200, 0)
+	insertRows(t, conn, "m", "c", t0.Add(time.Hour), 3*time.Second, 3600, 0.3)
+	opts := Options{Samples: true, SampleCap: 300, MaxCategories: 8}
+	ref := Span{Start: t0, End: t0.Add(time.Hour)}
+	_, pinned, err := ComputeCached(ctx, conn, "m", ref, Span{Start: ref.End, End: ref.End}, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned.Pin()
+	manifestRows := func() int {
+		t.Helper()
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM window_partial_buckets WHERE model_id = 'm' AND profile_key = ?", pinned.partialKey()).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return int(n)
+	}
+	cache := NewBucketCache()
+	cache.WriteEvery(3)
+	step := func(what string, bc *BucketCache, cur Span, wantAggregated int) {
+		t.Helper()
+		full, _, err := ComputeCached(ctx, conn, "m", pinned.Span(), cur, opts, pinned)
+		if err != nil {
+			t.Fatalf("%s: full: %v", what, err)
+		}
+		inc, _, prog, err := ComputeIncremental(ctx, conn, "m", pinned.Span(), cur, opts, pinned, bucket, bc)
+		if err != nil || !prog.Incremental {
+			t.Fatalf("%s: incremental: %v %q", what, err, prog.Fallback)
+		}
+		if prog.Aggregated != wantAggregated {
+			t.Errorf("%s: aggregated %d buckets, want %d", what, prog.Aggregated, wantAggregated)
+		}
+		sameSnapshot(t, what, full, inc)
+	}
+	end := t0.Add(2 * time.Hour)
+	step("first window", cache, Span{Start: end.Add(-window), End: end}, 12)
+	// 12 buckets unwritten, more than 3: written at once.
+	if n, u := manifestRows(), cache.Unwritten(); n != 12 || u != 0 {
+		t.Fatalf("after the first window: %d manifest rows, %d unwritten; want 12 and 0", n, u)
+	}
+	for k := 1; k <= 7; k++ {
+		end = end.Add(bucket)
+		cur := Span{Start: end.Add(-window), End: end}
+		step(fmt.Sprintf("step %d", k), cache, cur, 1)
+		wantRows, wantUnwritten := 12+3*(k/3), k%3
+		if k > 5 {
+			// Step 5's buckets 4 and 5 were written by the step without
+			// the cache: 17 rows, and the cache counts again from 0.
+			wantRows, wantUnwritten = 17, k-5
+		}
+		if n, u := manifestRows(), cache.Unwritten(); n != wantRows || u != wantUnwritten {
+			t.Errorf("step %d: %d manifest rows, %d unwritten; want %d and %d", k, n, u, wantRows, wantUnwritten)
+		}
+		// Without the cache: what is unwritten is aggregated again (and
+		// written, since there is no cache), the same snapshot.
+		if k == 5 {
+			step("step 5 without the cache", nil, cur, 2)
+			// The cache's two unwritten buckets now have newer versions
+			// in ClickHouse: it drops its own and reads those.
+			step("step 5 with the cache again", cache, cur, 0)
+			if u := cache.Unwritten(); u != 0 {
+				t.Errorf("after another writer: %d unwritten, want 0", u)
+			}
+		}
+	}
+	// Steps 6 and 7 left two buckets unwritten; Flush writes them, and a
+	// fresh cache aggregates nothing.
+	cur := Span{Start: end.Add(-window), End: end}
+	if u := cache.Unwritten(); u != 2 {
+		t.Fatalf("before Flush: %d unwritten, want 2", u)
+	}
+	if err := cache.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, u := manifestRows(), cache.Unwritten(); n != 19 || u != 0 {
+		t.Errorf("after Flush: %d manifest rows, %d unwritten; want 19 and 0", n, u)
+	}
+	step("a fresh cache after Flush", NewBucketCache(), cur, 0)
+
+	// A write that fails fails the step that was due to write, and
+	// empties the cache: the next step reads what ClickHouse holds and
+	// aggregates the lost buckets again.
+	for range 2 {
+		end = end.Add(bucket)
+		step("before the failed write", cache, Span{Start: end.Add(-window), End: end}, 1)
+	}
+	end = end.Add(bucket)
+	cur = Span{Start: end.Add(-window), End: end}
+	if _, _, _, err := ComputeIncremental(ctx, noBatches{conn}, "m", pinned.Span(), cur, opts, pinned, bucket, cache); err == nil || !strings.Contains(err.Error(), "batch inserts refused") {
+		t.Fatalf("a step due to write, whose write fails: err = %v, want the write's error", err)
+	}
+	if u := cache.Unwritten(); u != 0 {
+		t.Errorf("after the failed write: %d unwritten, want 0 (the cache emptied)", u)
+	}
+	step("after the failed write", cache, cur, 3)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -157,8 +158,11 @@ type fleetFigures struct {
 	// monitorCPU is the part of cpuPerModelStep this process spent (the
 	// monitor's Go side); the rest is the server's.
 	monitorCPU float64
-	warmup     float64
-	drifted    int
+	// cycleMean and cpuMean are the means: they include the steps that
+	// write the window caches' partials (window_cache_write_buckets).
+	cycleMean, cpuMean float64
+	warmup             float64
+	drifted            int
 }
 
 func runBenchFleet(ctx context.Context, cfg *benchFleetConfig, env command.Env) error {
@@ -366,6 +370,7 @@ func fleetRun(ctx context.Context, conn *queryStats, cfg *benchFleetConfig, mode
 	}
 	for i := range out {
 		out[i].cycle, out[i].cpuPerModelStep, out[i].monitorCPU = median(cycles[i]), median(cpus[i]), median(selfs[i])
+		out[i].cycleMean, out[i].cpuMean = mean(cycles[i]), mean(cpus[i])
 	}
 	if cfg.IncrementalOnly {
 		return out[1:], nil
@@ -502,6 +507,13 @@ func printBenchFleet(w io.Writer, cfg *benchFleetConfig, figs []fleetFigures) {
 			yesNo(f.cycle < cfg.Step.Seconds()), f.cpuPerModelStep, f.monitorCPU, ratio)
 	}
 	tw.Flush()
+	for i := range figs {
+		f := &figs[i]
+		if full := byKey[[2]int64{f.rows, f.models}]; f.incremental && full != nil {
+			fmt.Fprintf(w, "means at %d rows/window, %d models (with the steps that write the partials): full %.2fs %.3f CPU-s, incremental %.2fs %.3f CPU-s: %.1fx cycle, %.1fx CPU\n",
+				f.rows, f.models, full.cycleMean, full.cpuMean, f.cycleMean, f.cpuMean, full.cycleMean/f.cycleMean, full.cpuMean/f.cpuMean)
+		}
+	}
 	// Growth with rows per window and models, incremental and full.
 	for _, inc := range []bool{false, true} {
 		var lo, hi *fleetFigures
@@ -560,4 +572,16 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// mean is the arithmetic mean of xs (NaN when empty).
+func mean(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	var t float64
+	for _, x := range xs {
+		t += x
+	}
+	return t / float64(len(xs))
 }
