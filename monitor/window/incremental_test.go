@@ -79,11 +79,16 @@ func TestIncrementalMatchesFull(t *testing.T) {
 		name      string
 		scan      bool
 		rowValues int64
-	}{{"rollup", false, maxRowValues}, {"scan", true, maxRowValues}, {"server-side bins", false, 0}} {
+		chunk     int // binChunkValues: 1 bins every bucket's rows in 3 chunks
+	}{{"rollup", false, maxRowValues, binChunkValues}, {"scan", true, maxRowValues, binChunkValues}, {"server-side bins", false, 0, binChunkValues},
+		{"rows binned in chunks", false, maxRowValues, 1}} {
 		t.Run(c.name, func(t *testing.T) {
-			was := maxRowValues
-			defer func() { ScanBuckets, maxRowValues = false, was }()
-			ScanBuckets, maxRowValues = c.scan, c.rowValues
+			was, wasChunk, wasWorkers := maxRowValues, binChunkValues, binWorkers
+			defer func() { ScanBuckets, maxRowValues, binChunkValues, binWorkers = false, was, wasChunk, wasWorkers }()
+			ScanBuckets, maxRowValues, binChunkValues = c.scan, c.rowValues, c.chunk
+			if c.chunk == 1 {
+				binWorkers = 3
+			}
 			incrementalMatchesFull(t)
 		})
 	}

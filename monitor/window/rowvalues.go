@@ -3,8 +3,10 @@ package window
 import (
 	"cmp"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,6 +83,15 @@ func (a *bucketAggregation) binRows(b int64, hb, lb, ib, vb string, nb int) ([]p
 	if len(lens) != len(hs) || len(idx) != len(vs) {
 		return nil, fmt.Errorf("BUG: bucket %d holds %d rows and %d counts, %d features and %d values", b, len(hs), len(lens), len(idx), len(vs))
 	}
+	// The rows' values start at their offsets; the chunks of rows are
+	// binned side by side, each into cells of its own, merged after.
+	starts := make([]int, len(lens)+1)
+	for r, n := range lens {
+		starts[r+1] = starts[r] + int(n)
+	}
+	if starts[len(lens)] != len(vs) {
+		return nil, fmt.Errorf("BUG: bucket %d's rows hold %d of its %d values", b, starts[len(lens)], len(vs))
+	}
 	type cell struct {
 		n, outside uint64
 		vs, hs     []float64
@@ -89,7 +100,6 @@ func (a *bucketAggregation) binRows(b int64, hb, lb, ib, vb string, nb int) ([]p
 		edges  []float64
 		lo, hi float64
 		bound  float64
-		bins   []cell
 	}
 	fs := make([]feature, len(num))
 	for i, n := range num {
@@ -98,58 +108,89 @@ func (a *bucketAggregation) binRows(b int64, hb, lb, ib, vb string, nb int) ([]p
 		for j := range k {
 			edges[j] = sqlConstant(n.Edges[j])
 		}
-		fs[i] = feature{edges: edges, lo: sqlConstant(n.RefMin), hi: sqlConstant(n.RefMax), bound: a.bounds[bucketFeature{b, n.Feature}], bins: make([]cell, k+1)}
+		fs[i] = feature{edges: edges, lo: sqlConstant(n.RefMin), hi: sqlConstant(n.RefMax), bound: a.bounds[bucketFeature{b, n.Feature}]}
 	}
-	at := 0
-	for r, n := range lens {
-		if uint64(at)+uint64(n) > uint64(len(vs)) {
-			return nil, fmt.Errorf("BUG: bucket %d's rows hold more values than its %d", b, len(vs))
+	workers := runtime.GOMAXPROCS(0)
+	if binWorkers > 0 {
+		workers = binWorkers
+	}
+	chunks := max(1, min(workers, len(vs)/binChunkValues))
+	cells := make([][][]cell, chunks) // chunk → feature → bin
+	bad := make([]error, chunks)
+	parallel(chunks, func(ci int) {
+		cs := make([][]cell, len(fs))
+		for i := range fs {
+			cs[i] = make([]cell, len(fs[i].edges)+1)
 		}
-		h := hs[r]
-		for k := at; k < at+int(n); k++ {
-			i := int(idx[k])
-			if i == 0 {
-				continue
-			}
-			if i > len(fs) {
-				return nil, fmt.Errorf("BUG: value of feature %d of %d in bucket %d", i, len(fs), b)
-			}
-			f, v := &fs[i-1], vs[k]
-			bin := 0
-			for _, e := range f.edges {
-				if v >= e {
-					bin++
+		cells[ci] = cs
+		from, to := len(lens)*ci/chunks, len(lens)*(ci+1)/chunks
+		for r := from; r < to; r++ {
+			h := hs[r]
+			for k := starts[r]; k < starts[r+1]; k++ {
+				i := int(idx[k])
+				if i == 0 {
+					continue
+				}
+				if i > len(fs) {
+					bad[ci] = fmt.Errorf("BUG: value of feature %d of %d in bucket %d", i, len(fs), b)
+					return
+				}
+				f, v := &fs[i-1], vs[k]
+				bin := 0
+				for _, e := range f.edges {
+					if v >= e {
+						bin++
+					}
+				}
+				c := &cs[i-1][bin]
+				c.n++
+				if v < f.lo || v > f.hi {
+					c.outside++
+				}
+				if h < f.bound {
+					c.vs = append(c.vs, v)
+					c.hs = append(c.hs, h)
 				}
 			}
-			c := &f.bins[bin]
-			c.n++
-			if v < f.lo || v > f.hi {
-				c.outside++
-			}
-			if h < f.bound {
-				c.vs = append(c.vs, v)
-				c.hs = append(c.hs, h)
-			}
 		}
-		at += int(n)
+	})
+	if err := errors.Join(bad...); err != nil {
+		return nil, err
 	}
-	if at != len(vs) {
-		return nil, fmt.Errorf("BUG: bucket %d's rows hold %d of its %d values", b, at, len(vs))
-	}
-	var out []partRow
-	for i := range fs {
+	perFeature := make([][]partRow, len(fs))
+	parallel(len(fs), func(i int) {
 		f := &fs[i]
-		for bin := range f.bins {
-			c := &f.bins[bin]
+		for bin := range len(f.edges) + 1 {
+			c := cells[0][i][bin]
+			for _, cs := range cells[1:] {
+				o := &cs[i][bin]
+				c.n += o.n
+				c.outside += o.outside
+				c.vs = append(c.vs, o.vs...)
+				c.hs = append(c.hs, o.hs...)
+			}
 			if c.n == 0 {
 				continue
 			}
+			// A total order (value, then hash): the chunks' order does not
+			// matter.
 			sortByValue(c.vs, c.hs)
-			out = append(out, partRow{bucket: b, feature: num[i].Feature, bin: uint32(bin), n: c.n, outside: c.outside, bound: f.bound, hs: c.hs, vs: c.vs, idx: i + 1})
+			perFeature[i] = append(perFeature[i], partRow{bucket: b, feature: num[i].Feature, bin: uint32(bin), n: c.n, outside: c.outside, bound: f.bound, hs: c.hs, vs: c.vs, idx: i + 1})
 		}
+	})
+	var out []partRow
+	for _, rs := range perFeature {
+		out = append(out, rs...)
 	}
 	return out, nil
 }
+
+// binChunkValues is the fewest values binRows gives a goroutine of its
+// own, binWorkers (0: GOMAXPROCS) the most goroutines; tests change them.
+var (
+	binChunkValues = 1 << 16
+	binWorkers     = 0
+)
 
 // sortByValue sorts vs ascending, NaN last (arraySort's order), and hs
 // with them; equal values by hash.
