@@ -446,6 +446,12 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		m.failed(ctx)
 		return res, err
 	}
+	// The counts the statistics were computed from, for the pictures
+	// (histograms, category bars), are written beside the triggers: both
+	// before the results, the mark of a window done (same window columns
+	// and computed_at). Whichever way this ends, the write ends first.
+	distF := future.Go(func() (struct{}, error) { return struct{}{}, m.sink.WriteDistributions(ctx, snap, kind, now) })
+	defer distF.Wait() //nolint:errcheck // waited for below before the results
 	rcEvidence := rootCauseEvidence(rcs, v.Sustained, segs)
 	for _, t := range candidates(m.opts.Triggers, snap, v, version, now) {
 		if t.Reason == schemas.TriggerFeatureDrift || t.Reason == schemas.TriggerPredictionDrift {
@@ -467,10 +473,7 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 			m.log.Info("retrain trigger published", "model", model, "reason", t.Reason, "features", len(t.Evidence), "window", cur.String(), "dedup_key", t.DedupKey)
 		}
 	}
-	// The counts the statistics were computed from, for the pictures
-	// (histograms, category bars), first: same window columns and
-	// computed_at, and the results last, the mark of a window done.
-	if err := m.sink.WriteDistributions(ctx, snap, kind, now); err != nil {
+	if _, err := distF.Wait(); err != nil {
 		m.failed(ctx)
 		return res, err
 	}
