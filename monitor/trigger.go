@@ -16,6 +16,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/driftwatch/driftwatch/internal/future"
 	"github.com/driftwatch/driftwatch/internal/signing"
 	"github.com/driftwatch/driftwatch/monitor/multivariate"
 	"github.com/driftwatch/driftwatch/monitor/policy"
@@ -300,17 +301,28 @@ func (g *gate) decide(ctx context.Context, t *schemas.RetrainTrigger, manual boo
 		return Decision{}, err
 	}
 	defer unlock()
+	// The two reads side by side; the history is not needed for a
+	// duplicate.
+	type history struct {
+		last  time.Time
+		today uint64
+	}
+	histF := future.Go(func() (history, error) {
+		last, today, err := g.store.TriggerHistory(ctx, t.ModelID, t.CreatedAt.UTC().Truncate(24*time.Hour))
+		return history{last, today}, err
+	})
 	dup, err := g.store.HasTrigger(ctx, t.ModelID, t.DedupKey)
+	h, herr := histF.Wait()
 	if err != nil {
 		return Decision{}, err
 	}
 	if dup {
 		return Decision{Trigger: t, Outcome: OutcomeDuplicate}, nil
 	}
-	last, today, err := g.store.TriggerHistory(ctx, t.ModelID, t.CreatedAt.UTC().Truncate(24*time.Hour))
-	if err != nil {
-		return Decision{}, err
+	if herr != nil {
+		return Decision{}, herr
 	}
+	last, today := h.last, h.today
 	if int(today) >= g.cfg.DailyMax {
 		return Decision{Trigger: t, Outcome: OutcomeDailyMax}, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -389,4 +390,93 @@ func TestUnwrittenPartials(t *testing.T) {
 		t.Errorf("after the failed write: %d unwritten, want 0 (the cache emptied)", u)
 	}
 	step("after the failed write", cache, cur, 3)
+}
+
+// dupBeforeUnmerged inserts a copy of one of the bucket's rows (the same
+// event, which FINAL collapses) just before the first read of a new
+// bucket's row values without FINAL: a duplicate arriving between the
+// count and the read.
+type dupBeforeUnmerged struct {
+	driver.Conn
+	dup      string
+	unmerged atomic.Int64
+}
+
+func (c *dupBeforeUnmerged) Query(ctx context.Context, sql string, args ...any) (driver.Rows, error) {
+	if strings.Contains(sql, "groupArrayState(h)") && strings.Contains(sql, "FROM inferences WHERE") {
+		if c.unmerged.Add(1) == 1 && c.dup != "" {
+			if err := c.Conn.Exec(ctx, c.dup); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return c.Conn.Query(ctx, sql, args...)
+}
+
+// TestUnmergedRowValues checks the new bucket's rows read without FINAL:
+// used when its rows counted are the rows written into it, and read again
+// under FINAL when a duplicate came in between (the snapshot is then the
+// full computation's, the duplicate collapsed).
+func TestUnmergedRowValues(t *testing.T) {
+	conn := openDB(t)
+	ctx := context.Background()
+	t0 := time.Now().UTC().Truncate(time.Hour).Add(-6 * time.Hour)
+	const (
+		window = 10 * time.Minute
+		bucket = time.Minute
+	)
+	insertRows(t, conn, "m", "r", t0, 3*time.Second, 1200, 0)
+	insertRows(t, conn, "m", "c", t0.Add(time.Hour), time.Second, 720, 0.3)
+	opts := Options{Samples: true, SampleCap: 300, MaxCategories: 8}
+	ref := Span{Start: t0, End: t0.Add(time.Hour)}
+	_, pinned, err := ComputeCached(ctx, conn, "m", ref, Span{Start: ref.End, End: ref.End}, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned.Pin()
+	cache := NewBucketCache()
+	cache.WriteEvery(1)
+	step := func(what string, c driver.Conn, end time.Time) {
+		t.Helper()
+		cur := Span{Start: end.Add(-window), End: end}
+		inc, _, prog, err := ComputeIncremental(ctx, c, "m", ref, cur, opts, pinned, bucket, cache)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if !prog.Incremental {
+			t.Fatalf("%s: computed in full: %s", what, prog.Fallback)
+		}
+		full, _, err := ComputeCached(ctx, conn, "m", ref, cur, opts, pinned)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameSnapshot(t, what, full, inc)
+	}
+	end := t0.Add(time.Hour + window)
+	step("first window", conn, end)
+
+	// The next bucket's rows hold no duplicate: read without FINAL once.
+	clean := &dupBeforeUnmerged{Conn: conn}
+	retries := unmergedRetries.Load()
+	step("next bucket", clean, end.Add(bucket))
+	if n := clean.unmerged.Load(); n != 1 {
+		t.Errorf("next bucket: %d reads without FINAL, want 1", n)
+	}
+	if n := unmergedRetries.Load() - retries; n != 0 {
+		t.Errorf("next bucket: read again under FINAL %d times, want 0", n)
+	}
+
+	// A duplicate of one of the following bucket's events arrives between
+	// the count and the read: read again under FINAL.
+	b2 := end.Add(bucket)
+	dup := &dupBeforeUnmerged{Conn: conn, dup: fmt.Sprintf("INSERT INTO inferences (event_id, model_id, model_version, prediction_id, timestamp, features_numeric, features_categorical, prediction_label, prediction_score, ingested_at) "+
+		"SELECT event_id, model_id, model_version, prediction_id, timestamp, features_numeric, features_categorical, prediction_label, prediction_score, ingested_at FROM inferences FINAL "+
+		"WHERE model_id = 'm' AND timestamp >= %s AND timestamp < %s ORDER BY timestamp LIMIT 1", chsql.Time(b2), chsql.Time(b2.Add(bucket)))}
+	step("duplicate in between", dup, end.Add(2*bucket))
+	if n := unmergedRetries.Load() - retries; n != 1 {
+		t.Errorf("duplicate in between: read again under FINAL %d times, want 1", n)
+	}
+	// The duplicate is in the rollup's written rows now: the bucket is
+	// counted and aggregated again, under FINAL, and still agrees.
+	step("after the duplicate", conn, end.Add(2*bucket))
 }

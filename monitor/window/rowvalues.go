@@ -61,27 +61,28 @@ func sqlConstant(x float64) float64 {
 // binnedSQL's GROUP BY b, idx, bin does: per feature and bin, its values,
 // those outside the reference's range, and (with their hashes) the values
 // whose hash is below the bucket's sample bound of the feature, ascending
-// (NaN last, as arraySort). nb is the number of edges compared (Bins − 1).
-func (a *bucketAggregation) binRows(b int64, hb, lb, ib, vb string, nb int) ([]partRow, error) {
+// (NaN last, as arraySort); and the bucket's rows. nb is the number of
+// edges compared (Bins − 1).
+func (a *bucketAggregation) binRows(b int64, hb, lb, ib, vb string, nb int) ([]partRow, int, error) {
 	num := a.p.ref.numeric
 	hs, err := decodeFloats(hb)
 	if err != nil {
-		return nil, fmt.Errorf("row hashes of bucket %d: %w", b, err)
+		return nil, 0, fmt.Errorf("row hashes of bucket %d: %w", b, err)
 	}
 	lens, err := decodeUints[uint32](lb)
 	if err != nil {
-		return nil, fmt.Errorf("values per row of bucket %d: %w", b, err)
+		return nil, 0, fmt.Errorf("values per row of bucket %d: %w", b, err)
 	}
 	idx, err := decodeUints[uint16](ib)
 	if err != nil {
-		return nil, fmt.Errorf("features of bucket %d: %w", b, err)
+		return nil, 0, fmt.Errorf("features of bucket %d: %w", b, err)
 	}
 	vs, err := decodeFloats(vb)
 	if err != nil {
-		return nil, fmt.Errorf("values of bucket %d: %w", b, err)
+		return nil, 0, fmt.Errorf("values of bucket %d: %w", b, err)
 	}
 	if len(lens) != len(hs) || len(idx) != len(vs) {
-		return nil, fmt.Errorf("BUG: bucket %d holds %d rows and %d counts, %d features and %d values", b, len(hs), len(lens), len(idx), len(vs))
+		return nil, 0, fmt.Errorf("BUG: bucket %d holds %d rows and %d counts, %d features and %d values", b, len(hs), len(lens), len(idx), len(vs))
 	}
 	// The rows' values start at their offsets; the chunks of rows are
 	// binned side by side, each into cells of its own, merged after.
@@ -90,7 +91,7 @@ func (a *bucketAggregation) binRows(b int64, hb, lb, ib, vb string, nb int) ([]p
 		starts[r+1] = starts[r] + int(n)
 	}
 	if starts[len(lens)] != len(vs) {
-		return nil, fmt.Errorf("BUG: bucket %d's rows hold %d of its %d values", b, starts[len(lens)], len(vs))
+		return nil, 0, fmt.Errorf("BUG: bucket %d's rows hold %d of its %d values", b, starts[len(lens)], len(vs))
 	}
 	type cell struct {
 		n, outside uint64
@@ -136,11 +137,12 @@ func (a *bucketAggregation) binRows(b int64, hb, lb, ib, vb string, nb int) ([]p
 					return
 				}
 				f, v := &fs[i-1], vs[k]
+				// The edges compared without a branch: a value falls
+				// between them at random, and a branch on each
+				// comparison mispredicts (2.2x slower measured).
 				bin := 0
 				for _, e := range f.edges {
-					if v >= e {
-						bin++
-					}
+					bin += b2i(v >= e)
 				}
 				c := &cs[i-1][bin]
 				c.n++
@@ -155,7 +157,7 @@ func (a *bucketAggregation) binRows(b int64, hb, lb, ib, vb string, nb int) ([]p
 		}
 	})
 	if err := errors.Join(bad...); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	perFeature := make([][]partRow, len(fs))
 	parallel(len(fs), func(i int) {
@@ -182,7 +184,15 @@ func (a *bucketAggregation) binRows(b int64, hb, lb, ib, vb string, nb int) ([]p
 	for _, rs := range perFeature {
 		out = append(out, rs...)
 	}
-	return out, nil
+	return out, len(hs), nil
+}
+
+// b2i is 1 for true; the compiler makes it a flag, not a branch.
+func b2i(x bool) int {
+	if x {
+		return 1
+	}
+	return 0
 }
 
 // binChunkValues is the fewest values binRows gives a goroutine of its

@@ -302,6 +302,10 @@ type querier struct {
 	// where is appended to base's condition (the incremental partials).
 	bucketMs int64
 	where    string
+	// unmerged reads the current window's rows without FINAL (curOnly):
+	// only where the caller checks that the rows it read are the rows
+	// counted under FINAL (see bucketAggregation.unmerged).
+	unmerged bool
 }
 
 // bucketOf is the bucket number of a row's event time.
@@ -324,7 +328,11 @@ func (q *querier) inCur() string {
 // request's features twice.
 func (q *querier) base() string {
 	if q.curOnly {
-		return fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND NOT shadow AND %s%s", chsql.String(q.model), q.inCur(), q.where)
+		final := " FINAL"
+		if q.unmerged {
+			final = ""
+		}
+		return fmt.Sprintf("FROM inferences%s WHERE model_id = %s AND NOT shadow AND %s%s", final, chsql.String(q.model), q.inCur(), q.where)
 	}
 	return fmt.Sprintf("FROM inferences FINAL WHERE model_id = %s AND NOT shadow AND (%s OR %s)", chsql.String(q.model), q.inRef(), q.inCur())
 }
