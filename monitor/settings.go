@@ -72,7 +72,7 @@ func DefaultSettings() Settings {
 	return Settings{
 		Window: time.Hour, Step: time.Minute, ReferenceMode: ReferenceFirst, Reference: 24 * time.Hour, Lookback: 7 * 24 * time.Hour,
 		Bins: window.DefaultBins, SampleCap: window.DefaultSampleCap, MaxFeatures: window.DefaultMaxFeatures,
-		ExportFeatures: 50, MaxSeries: 10_000, ReferenceCacheMB: 512, WindowCacheMB: 1024, WindowCacheWriteBuckets: window.DefaultWriteBuckets, APIMaxRows: 10_000, APIQueryTimeout: 30 * time.Second,
+		ExportFeatures: 50, MaxSeries: 10_000, ReferenceCacheMB: 512, Incremental: true, WindowCacheMB: 1024, WindowCacheWriteBuckets: window.DefaultWriteBuckets, APIMaxRows: 10_000, APIQueryTimeout: 30 * time.Second,
 		MaxCategories: window.DefaultMaxCategories, EvaluationConcurrency: 4, Lease: DefaultLease,
 		Policy: policy.Default(), Triggers: DefaultTriggerConfig(), Performance: DefaultPerformanceConfig(),
 		Segments: SegmentsConfig{MaxSegments: 10}, Labeling: labeling.DefaultConfig(),
