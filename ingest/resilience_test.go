@@ -429,6 +429,14 @@ func TestRidesOutClickHouseOutage(t *testing.T) {
 			return
 		}
 		stopped = true
+		// The outage must find ingest consuming: a new consumer group on
+		// a fresh broker can take a while to be served on a loaded machine
+		// (in a loaded CI run the reader's first fetches timed out and
+		// no insert was attempted, so none failed, for two minutes).
+		w.waitFor(t, "ingest consuming", 3*time.Minute, func() bool {
+			n, err := w.metric("driftwatch_ingest_events_consumed_total")
+			return err == nil && n > 0
+		})
 		before, err := w.metric("driftwatch_ingest_insert_errors_total")
 		if err != nil {
 			t.Fatal(err)
