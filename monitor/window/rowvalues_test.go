@@ -1,10 +1,16 @@
 package window
 
 import (
+	"context"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"testing"
+	"time"
+
+	"github.com/driftwatch/driftwatch/internal/chsql"
 )
 
 // state serialises xs as ClickHouse's groupArray state: a varint count,
@@ -70,4 +76,72 @@ func TestSortByValue(t *testing.T) {
 	if !reflect.DeepEqual(hs, wantH) {
 		t.Errorf("hashes %v, want %v", hs, wantH)
 	}
+}
+
+// TestCanonicalRows checks rowValuesSQL's canonical rows against the full
+// computation, on features whose order by frequency (the reference's:
+// z in every row, then a, then the score) is not their order by name (a,
+// z): rows with exactly the reference's features, in ingest's sorted order
+// (canonical), and rows that are not — a feature missing, one the
+// reference lacks, the keys unsorted, no score. A canonical row's values
+// read in the reference's order instead of the names' give other bins, so
+// the snapshots would differ.
+func TestCanonicalRows(t *testing.T) {
+	canon, score := canonicalFeatures([]Numeric{{Feature: "z"}, {Feature: "a"}, {Feature: ScoreFeature}, {Feature: "m"}})
+	if !slices.Equal(canon, []uint16{2, 4, 1}) || score != 3 {
+		t.Errorf("canonicalFeatures = %v, score %d; want [2 4 1] (a, m, z), score 3", canon, score)
+	}
+	if _, score := canonicalFeatures([]Numeric{{Feature: "a"}}); score != 0 {
+		t.Errorf("canonicalFeatures without a score: score %d, want 0", score)
+	}
+
+	conn := openDB(t)
+	ctx := context.Background()
+	t0 := time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour)
+	insert := func(prefix string, start time.Time, n int, numeric, score string) {
+		t.Helper()
+		sql := fmt.Sprintf("INSERT INTO inferences (event_id, model_id, model_version, prediction_id, timestamp, features_numeric, features_categorical, prediction_label, prediction_score, ingested_at) "+
+			"SELECT id, 'canon', 'v1', id, %s + toIntervalMillisecond(number * 500), %s, map('color', 'red'), 'yes', %s, now64(3) "+
+			"FROM (SELECT number, concat(%s, toString(number)) AS id, toFloat64(cityHash64(id, 'a') %% 1000) / 100 AS a, toFloat64(cityHash64(id, 'z') %% 1000) / 10 AS z FROM numbers(%d))",
+			chsql.Time(start), numeric, score, chsql.String(prefix), n)
+		if err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("insert %s rows: %v", prefix, err)
+		}
+	}
+	const s = "(cityHash64(id, 's') % 1000) / 1000"
+	// The reference: z always, a in two rows of three (a after z by
+	// frequency, before it by name).
+	insert("r", t0, 3000, "if(number % 3 = 0, map('z', z), map('a', a, 'z', z))", s)
+	cur := t0.Add(time.Hour)
+	insert("canonical", cur, 100, "map('a', a + 1, 'z', z)", s)
+	insert("missing", cur.Add(time.Minute), 40, "map('z', z * 2)", s)
+	insert("extra", cur.Add(2*time.Minute), 40, "map('a', a, 'q', 1., 'z', z)", s)
+	insert("unsorted", cur.Add(3*time.Minute), 40, "map('z', z + 50, 'a', a)", s)
+	insert("no score", cur.Add(4*time.Minute), 40, "map('a', a - 2, 'z', z)", "NULL")
+	insert("empty", cur.Add(5*time.Minute), 10, "map()", s)
+
+	opts := Options{Samples: true, SampleCap: 100, MaxCategories: 8}
+	ref := Span{Start: t0, End: t0.Add(time.Hour)}
+	_, pinned, err := ComputeCached(ctx, conn, "canon", ref, Span{Start: ref.End, End: ref.End}, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned.Pin()
+	if got := []string{pinned.numeric[0].Feature, pinned.numeric[1].Feature}; !slices.Equal(got, []string{"z", "a"}) {
+		t.Fatalf("the reference's features %v, want z then a (by frequency)", got)
+	}
+	window := Span{Start: cur, End: cur.Add(10 * time.Minute)}
+	full, _, err := ComputeCached(ctx, conn, "canon", ref, window, opts, pinned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := NewBucketCache()
+	inc, _, prog, err := ComputeIncremental(ctx, conn, "canon", ref, window, opts, pinned, time.Minute, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !prog.Incremental {
+		t.Fatalf("computed in full: %s", prog.Fallback)
+	}
+	sameSnapshot(t, "canonical and other rows", full, inc)
 }
