@@ -397,6 +397,14 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		m.evals.WithLabelValues("waiting").Inc()
 		return Result{Snapshot: snap, Reference: kind, Skipped: fmt.Sprintf("the growing reference %s holds %d rows, fewer than min_samples (%d)", ref, snap.RefRows, pol.MinSamples)}, nil
 	}
+	now := m.opts.Now()
+	// The counts the statistics are computed from, for the pictures
+	// (histograms, category bars), are written while they are computed:
+	// before the results, the mark of a window done (same window columns
+	// and computed_at), and whichever way this ends, the write ends first.
+	// A window evaluated again replaces them (ReplacingMergeTree).
+	distF := future.Go(func() (struct{}, error) { return struct{}{}, m.sink.WriteDistributions(ctx, snap, kind, now) })
+	defer distF.Wait() //nolint:errcheck // waited for below before the results
 	hist, err := histF.Wait()
 	if err != nil {
 		m.failed(ctx)
@@ -411,7 +419,6 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		}
 		policy.ApplyImportance(&v, imp.Shares, pol.MinImportance)
 	}
-	now := m.opts.Now()
 	// The slices first (their rows are not the window's mark of done):
 	// the triggers' evidence names their root causes.
 	segs, err := m.evaluateSegments(ctx, model, snap, kind, pol, imp, ends, now)
@@ -446,12 +453,6 @@ func (m *Monitor) Evaluate(ctx context.Context, model string, end time.Time) (Re
 		m.failed(ctx)
 		return res, err
 	}
-	// The counts the statistics were computed from, for the pictures
-	// (histograms, category bars), are written beside the triggers: both
-	// before the results, the mark of a window done (same window columns
-	// and computed_at). Whichever way this ends, the write ends first.
-	distF := future.Go(func() (struct{}, error) { return struct{}{}, m.sink.WriteDistributions(ctx, snap, kind, now) })
-	defer distF.Wait() //nolint:errcheck // waited for below before the results
 	rcEvidence := rootCauseEvidence(rcs, v.Sustained, segs)
 	for _, t := range candidates(m.opts.Triggers, snap, v, version, now) {
 		if t.Reason == schemas.TriggerFeatureDrift || t.Reason == schemas.TriggerPredictionDrift {

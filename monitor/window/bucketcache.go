@@ -167,6 +167,24 @@ func (c *BucketCache) drop(gone []int64) {
 	})
 }
 
+// dropOutside drops the buckets outside p's window, which sync would
+// drop: throughCache does so while the new buckets' statements run. The
+// cache is locked.
+func (c *BucketCache) dropOutside(p *partials) {
+	if c.model != p.q.model || c.key != p.key || c.bucket != p.bucket {
+		return // prepare resets it
+	}
+	ms := p.bucket.Milliseconds()
+	from, to := p.q.cur.Start.UnixMilli(), p.q.cur.End.UnixMilli()
+	var gone []int64
+	for b := range c.buckets {
+		if b*ms < from || b*ms >= to {
+			gone = append(gone, b)
+		}
+	}
+	c.drop(gone)
+}
+
 // account estimates the bytes the cache holds.
 func (c *BucketCache) account() {
 	c.bytes = 0
@@ -710,6 +728,8 @@ func (a *bucketAggregation) throughCache(ctx context.Context) (err error) {
 		}
 		return nil
 	})
+	// While the server aggregates: the buckets that left the window.
+	c.dropOutside(p)
 	if err := g.Wait(); err != nil {
 		return err
 	}
