@@ -47,6 +47,9 @@ type BucketCache struct {
 	unwritten  map[int64]*unwrittenBucket
 	conn       driver.Conn
 	writeEvery int
+	// dying marks the buckets dropped whose sampled values are still in
+	// feats (see dropLater); nil for none.
+	dying *[1 << 16]bool
 }
 
 // cachedBucket is one bucket's partials at one version.
@@ -77,6 +80,9 @@ type bucketPart struct {
 type cachedValues struct {
 	v, h []float64
 	b    []uint16 // bucket index mod 2^16: unique within MaxBuckets
+	// front is the values' offset in their arrays: merge moves their
+	// start as it drops the dying buckets' (account counts it).
+	front int
 }
 
 // NewBucketCache returns an empty cache.
@@ -100,6 +106,7 @@ func (c *BucketCache) reset(model string, key uint64, bucket time.Duration) {
 	c.cats = map[string]map[string]int64{}
 	c.bytes = 0
 	c.unwritten = nil
+	c.dying = nil
 }
 
 // prepare empties the cache when it holds other partials than p's.
@@ -113,6 +120,7 @@ func (c *BucketCache) prepare(p *partials) {
 // the current window: bucket → version), reading the missing ones.
 func (c *BucketCache) sync(ctx context.Context, p *partials, kept map[int64]bucketState) error {
 	c.prepare(p)
+	c.compact()
 	var gone []int64
 	for b, cb := range c.buckets {
 		if k, ok := kept[b]; !ok || k.version != cb.version {
@@ -140,14 +148,25 @@ func (c *BucketCache) sync(ctx context.Context, p *partials, kept map[int64]buck
 // drop removes buckets from the cache: their partials, their category
 // counts and their sampled values.
 func (c *BucketCache) drop(gone []int64) {
-	if len(gone) == 0 {
-		return
-	}
-	var drop [1 << 16]bool
+	c.dropLater(gone)
+	c.compact()
+}
+
+// dropLater removes buckets from the cache but for their sampled values,
+// which the next merge (in the pass it makes anyway) or compact removes;
+// until then nothing reads the values.
+func (c *BucketCache) dropLater(gone []int64) {
 	for _, b := range gone {
+		cb := c.buckets[b]
+		if cb == nil {
+			continue
+		}
 		delete(c.unwritten, b)
-		drop[uint16(b)] = true
-		for _, cc := range c.buckets[b].cats {
+		if c.dying == nil {
+			c.dying = new([1 << 16]bool)
+		}
+		c.dying[uint16(b)] = true
+		for _, cc := range cb.cats {
 			m := c.cats[cc.feature]
 			if m[cc.category] -= cc.n; m[cc.category] == 0 {
 				delete(m, cc.category)
@@ -155,21 +174,33 @@ func (c *BucketCache) drop(gone []int64) {
 		}
 		delete(c.buckets, b)
 	}
-	eachFeature(c.feats, func(f *cachedValues) {
-		w := 0
-		for i := range f.v {
-			if !drop[f.b[i]] {
-				f.v[w], f.h[w], f.b[w] = f.v[i], f.h[i], f.b[i]
-				w++
-			}
+}
+
+// compact removes the dying buckets' sampled values.
+func (c *BucketCache) compact() {
+	dying := c.dying
+	if dying == nil {
+		return
+	}
+	c.dying = nil
+	eachFeature(c.feats, func(f *cachedValues) { f.compact(dying) })
+}
+
+// compact removes the values of the dying buckets, in place.
+func (f *cachedValues) compact(dying *[1 << 16]bool) {
+	w := 0
+	for i := range f.v {
+		if !dying[f.b[i]] {
+			f.v[w], f.h[w], f.b[w] = f.v[i], f.h[i], f.b[i]
+			w++
 		}
-		f.v, f.h, f.b = f.v[:w], f.h[:w], f.b[:w]
-	})
+	}
+	f.v, f.h, f.b = f.v[:w], f.h[:w], f.b[:w]
 }
 
 // dropOutside drops the buckets outside p's window, which sync would
-// drop: throughCache does so while the new buckets' statements run. The
-// cache is locked.
+// drop: throughCache does so while the new buckets' statements run, and
+// their values go in the merge that follows. The cache is locked.
 func (c *BucketCache) dropOutside(p *partials) {
 	if c.model != p.q.model || c.key != p.key || c.bucket != p.bucket {
 		return // prepare resets it
@@ -182,14 +213,14 @@ func (c *BucketCache) dropOutside(p *partials) {
 			gone = append(gone, b)
 		}
 	}
-	c.drop(gone)
+	c.dropLater(gone)
 }
 
 // account estimates the bytes the cache holds.
 func (c *BucketCache) account() {
 	c.bytes = 0
 	for _, f := range c.feats {
-		c.bytes += 18*int64(cap(f.v)) + 64
+		c.bytes += 18*int64(cap(f.v)+f.front) + 64
 	}
 	for _, cb := range c.buckets {
 		c.bytes += 64 + 64*int64(len(cb.feats)) + 40*int64(len(cb.cats))
@@ -370,7 +401,8 @@ func (c *BucketCache) addPart(added map[string][]cacheEntry, r partRow) error {
 	return nil
 }
 
-// merge merges the sampled values added into each feature's, on all CPUs.
+// merge merges the sampled values added into each feature's, and drops
+// the dying buckets' values in the same pass, on all CPUs.
 func (c *BucketCache) merge(added map[string][]cacheEntry) {
 	type merge struct {
 		cv *cachedValues
@@ -385,26 +417,77 @@ func (c *BucketCache) merge(added map[string][]cacheEntry) {
 		}
 		merges = append(merges, merge{cv, es})
 	}
+	dying := c.dying
+	c.dying = nil
+	if dying != nil {
+		for f, cv := range c.feats {
+			if _, ok := added[f]; !ok {
+				merges = append(merges, merge{cv, nil})
+			}
+		}
+	}
 	parallel(len(merges), func(i int) {
 		cv, es := merges[i].cv, merges[i].es
-		// One bucket's rows of a feature come sorted (bins are ascending
-		// ranges); several buckets' do not.
-		if !slices.IsSortedFunc(es, func(a, b cacheEntry) int { return cmp.Compare(a.v, b.v) }) {
-			slices.SortFunc(es, func(a, b cacheEntry) int { return cmp.Compare(a.v, b.v) })
-		}
-		// Merged in place from the back: no new arrays per step.
-		old, n := len(cv.v), len(cv.v)+len(es)
-		cv.v, cv.h, cv.b = slices.Grow(cv.v, len(es))[:n], slices.Grow(cv.h, len(es))[:n], slices.Grow(cv.b, len(es))[:n]
-		for i, j, k := old-1, len(es)-1, n-1; j >= 0; k-- {
-			if i >= 0 && cmp.Compare(cv.v[i], es[j].v) > 0 {
-				cv.v[k], cv.h[k], cv.b[k] = cv.v[i], cv.h[i], cv.b[i]
-				i--
-				continue
+		switch {
+		case len(es) == 0 && dying != nil:
+			cv.compact(dying)
+		case len(es) > 0:
+			// One bucket's rows of a feature come sorted (bins are
+			// ascending ranges); several buckets' do not.
+			if !slices.IsSortedFunc(es, func(a, b cacheEntry) int { return cmp.Compare(a.v, b.v) }) {
+				slices.SortFunc(es, func(a, b cacheEntry) int { return cmp.Compare(a.v, b.v) })
 			}
-			cv.v[k], cv.h[k], cv.b[k] = es[j].v, es[j].h, es[j].b
-			j--
+			cv.merge(es, dying)
 		}
 	})
+}
+
+// merge merges es (ascending) into the values, dropping the dying
+// buckets' (dying may be nil). In place, from the back: the values end
+// where the merged arrays would, and start as far on as values were
+// dropped (front); no new arrays per step, and one pass over the values
+// for both the merge and the drop.
+func (cv *cachedValues) merge(es []cacheEntry, dying *[1 << 16]bool) {
+	old, n := len(cv.v), len(cv.v)+len(es)
+	if cap(cv.v) < n || cap(cv.h) < n || cap(cv.b) < n {
+		// New arrays, a quarter to spare (as append grows a large
+		// slice), the values at their start.
+		c := n + n/4
+		v, h, b := make([]float64, old, c), make([]float64, old, c), make([]uint16, old, c)
+		copy(v, cv.v)
+		copy(h, cv.h)
+		copy(b, cv.b)
+		cv.v, cv.h, cv.b, cv.front = v, h, b, 0
+	}
+	cv.v, cv.h, cv.b = cv.v[:n], cv.h[:n], cv.b[:n]
+	// k − i is the entries of es not yet written plus the values dropped
+	// so far: never negative, so a write never lands on a value not read.
+	k, i := n-1, old-1
+	for j := len(es) - 1; j >= 0; {
+		if i >= 0 && cmp.Compare(cv.v[i], es[j].v) > 0 {
+			if dying == nil || !dying[cv.b[i]] {
+				cv.v[k], cv.h[k], cv.b[k] = cv.v[i], cv.h[i], cv.b[i]
+				k--
+			}
+			i--
+			continue
+		}
+		cv.v[k], cv.h[k], cv.b[k] = es[j].v, es[j].h, es[j].b
+		k--
+		j--
+	}
+	if dying == nil {
+		return // the values below es's stay where they are (k == i)
+	}
+	for ; i >= 0; i-- {
+		if !dying[cv.b[i]] {
+			cv.v[k], cv.h[k], cv.b[k] = cv.v[i], cv.h[i], cv.b[i]
+			k--
+		}
+	}
+	start := k + 1
+	cv.v, cv.h, cv.b = cv.v[start:], cv.h[start:], cv.b[start:]
+	cv.front += start
 }
 
 // addCategory adds one category count of a bucket just added to

@@ -109,3 +109,139 @@ func compressBelowTwoPasses(vs, hs []float64, rate float64) ([]float64, []int64)
 	}
 	return v, c
 }
+
+// TestMergeDropsDying slides a window of buckets over a feature's cached
+// values as the cache does at every step (the oldest bucket marked dying,
+// the new bucket's values merged in the same pass) and checks them, and
+// the arrays' accounting, against a plain model: the surviving values and
+// the new ones, sorted by value (an old value before a new equal one).
+func TestMergeDropsDying(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	type entry struct {
+		v, h float64
+		b    uint16
+	}
+	var (
+		cv    cachedValues
+		model []entry
+	)
+	const window = 6
+	for step := range 40 {
+		var es []cacheEntry
+		for range 50 + r.IntN(100) {
+			es = append(es, cacheEntry{float64(r.IntN(200)) / 4, r.Float64(), uint16(step)})
+		}
+		slices.SortFunc(es, func(a, b cacheEntry) int { return cmpFloat(a.v, b.v) })
+		var dying *[1 << 16]bool
+		if step >= window && step%7 != 3 { // now and then a step without a drop
+			dying = new([1 << 16]bool)
+			dying[uint16(step-window)] = true
+			if step%5 == 0 {
+				dying[uint16(step-window+1)] = true // two at once
+			}
+		}
+		cv.merge(es, dying)
+		// The model.
+		var kept []entry
+		for _, e := range model {
+			if dying == nil || !dying[e.b] {
+				kept = append(kept, e)
+			}
+		}
+		for _, e := range es {
+			kept = append(kept, entry{e.v, e.h, e.b})
+		}
+		slices.SortStableFunc(kept, func(a, b entry) int { return cmpFloat(a.v, b.v) })
+		model = kept
+		if len(cv.v) != len(model) || len(cv.h) != len(model) || len(cv.b) != len(model) {
+			t.Fatalf("step %d: %d/%d/%d values, want %d", step, len(cv.v), len(cv.h), len(cv.b), len(model))
+		}
+		for i, e := range model {
+			if cv.v[i] != e.v || cv.h[i] != e.h || cv.b[i] != e.b {
+				t.Fatalf("step %d: value %d is (%v, %v, %d), want (%v, %v, %d)", step, i, cv.v[i], cv.h[i], cv.b[i], e.v, e.h, e.b)
+			}
+		}
+		if cv.front < 0 || cap(cv.v) < len(cv.v) {
+			t.Fatalf("step %d: front %d, cap %d, len %d", step, cv.front, cap(cv.v), len(cv.v))
+		}
+	}
+	// The same with compact for a step without new values.
+	dying := new([1 << 16]bool)
+	dying[uint16(39-window)] = true
+	cv.compact(dying)
+	var kept []entry
+	for _, e := range model {
+		if !dying[e.b] {
+			kept = append(kept, e)
+		}
+	}
+	if len(cv.v) != len(kept) {
+		t.Fatalf("compact: %d values, want %d", len(cv.v), len(kept))
+	}
+	for i, e := range kept {
+		if cv.v[i] != e.v || cv.b[i] != e.b {
+			t.Fatalf("compact: value %d is (%v, %d), want (%v, %d)", i, cv.v[i], cv.b[i], e.v, e.b)
+		}
+	}
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// BenchmarkMergeDropping is one step's merge of a bucket's values into a
+// feature's cached values with the departed bucket's dropped: in the
+// merge's pass (merge with dying), or in a pass of their own before it
+// (compact, then merge), as before.
+func BenchmarkMergeDropping(b *testing.B) {
+	r := rand.New(rand.NewPCG(7, 8))
+	const buckets, per = 60, 2000
+	base := cachedValues{}
+	var all []cacheEntry
+	for bk := range buckets {
+		for range per {
+			all = append(all, cacheEntry{r.NormFloat64(), r.Float64(), uint16(bk)})
+		}
+	}
+	slices.SortFunc(all, func(a, b cacheEntry) int { return cmpFloat(a.v, b.v) })
+	for _, e := range all {
+		base.v, base.h, base.b = append(base.v, e.v), append(base.h, e.h), append(base.b, e.b)
+	}
+	var es []cacheEntry
+	for range per {
+		es = append(es, cacheEntry{r.NormFloat64(), r.Float64(), buckets})
+	}
+	slices.SortFunc(es, func(a, b cacheEntry) int { return cmpFloat(a.v, b.v) })
+	dying := new([1 << 16]bool)
+	dying[0] = true
+	for _, c := range []struct {
+		name  string
+		fused bool
+	}{{"fused", true}, {"separate", false}} {
+		b.Run(c.name, func(b *testing.B) {
+			n := len(base.v)
+			v, h, bs := make([]float64, n, n+2*per), make([]float64, n, n+2*per), make([]uint16, n, n+2*per)
+			var cv cachedValues
+			for b.Loop() {
+				b.StopTimer()
+				cv.v, cv.h, cv.b, cv.front = v, h, bs, 0
+				copy(cv.v, base.v)
+				copy(cv.h, base.h)
+				copy(cv.b, base.b)
+				b.StartTimer()
+				if c.fused {
+					cv.merge(es, dying)
+				} else {
+					cv.compact(dying)
+					cv.merge(es, nil)
+				}
+			}
+		})
+	}
+}
