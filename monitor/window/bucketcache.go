@@ -148,6 +148,9 @@ func (c *BucketCache) sync(ctx context.Context, p *partials, kept map[int64]buck
 // drop removes buckets from the cache: their partials, their category
 // counts and their sampled values.
 func (c *BucketCache) drop(gone []int64) {
+	if len(gone) == 0 {
+		return // the dying buckets' values wait for the merge
+	}
 	c.dropLater(gone)
 	c.compact()
 }
@@ -183,8 +186,13 @@ func (c *BucketCache) compact() {
 		return
 	}
 	c.dying = nil
+	compactions.Add(1)
 	eachFeature(c.feats, func(f *cachedValues) { f.compact(dying) })
 }
+
+// compactions counts the passes of compact, which a step that merges a
+// new bucket makes none of (tests read it).
+var compactions atomic.Int64
 
 // compact removes the values of the dying buckets, in place.
 func (f *cachedValues) compact(dying *[1 << 16]bool) {
@@ -464,7 +472,7 @@ func (cv *cachedValues) merge(es []cacheEntry, dying *[1 << 16]bool) {
 	// so far: never negative, so a write never lands on a value not read.
 	k, i := n-1, old-1
 	for j := len(es) - 1; j >= 0; {
-		if i >= 0 && cmp.Compare(cv.v[i], es[j].v) > 0 {
+		if i >= 0 && above(cv.v[i], es[j].v) {
 			if dying == nil || !dying[cv.b[i]] {
 				cv.v[k], cv.h[k], cv.b[k] = cv.v[i], cv.h[i], cv.b[i]
 				k--
@@ -489,6 +497,10 @@ func (cv *cachedValues) merge(es []cacheEntry, dying *[1 << 16]bool) {
 	cv.v, cv.h, cv.b = cv.v[start:], cv.h[start:], cv.b[start:]
 	cv.front += start
 }
+
+// above is cmp.Compare(x, y) > 0 (NaN below every number) without its
+// call: x > y, or y NaN and x not.
+func above(x, y float64) bool { return x > y || y != y && x == x }
 
 // addCategory adds one category count of a bucket just added to
 // c.buckets.

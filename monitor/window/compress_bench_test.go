@@ -1,6 +1,7 @@
 package window
 
 import (
+	"cmp"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -181,6 +182,18 @@ func TestMergeDropsDying(t *testing.T) {
 	for i, e := range kept {
 		if cv.v[i] != e.v || cv.b[i] != e.b {
 			t.Fatalf("compact: value %d is (%v, %d), want (%v, %d)", i, cv.v[i], cv.b[i], e.v, e.b)
+		}
+	}
+}
+
+func TestAbove(t *testing.T) {
+	nan := math.NaN()
+	xs := []float64{math.Inf(-1), -1, 0, 1, 2, math.Inf(1), nan}
+	for _, x := range xs {
+		for _, y := range xs {
+			if got, want := above(x, y), cmp.Compare(x, y) > 0; got != want {
+				t.Errorf("above(%v, %v) = %v, want %v (cmp.Compare)", x, y, got, want)
+			}
 		}
 	}
 }

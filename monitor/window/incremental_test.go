@@ -457,8 +457,11 @@ func TestUnmergedRowValues(t *testing.T) {
 
 	// The next bucket's rows hold no duplicate: read without FINAL once.
 	clean := &dupBeforeUnmerged{Conn: conn}
-	retries := unmergedRetries.Load()
+	retries, compacted := unmergedRetries.Load(), compactions.Load()
 	step("next bucket", clean, end.Add(bucket))
+	if n := compactions.Load() - compacted; n != 0 {
+		t.Errorf("next bucket: %d passes to drop the departed bucket, want none (it goes in the merge's)", n)
+	}
 	if n := clean.unmerged.Load(); n != 1 {
 		t.Errorf("next bucket: %d reads without FINAL, want 1", n)
 	}
