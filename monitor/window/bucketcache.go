@@ -734,7 +734,13 @@ func (a *bucketAggregation) throughCache(ctx context.Context) (err error) {
 		cats []catPart
 		g    errgroup.Group
 	)
-	if names != nil && a.valuesAtMost(maxRowValues) {
+	if names != nil && a.codesApply() {
+		g.Go(func() error {
+			var err error
+			bins, err = a.codeBins(ctx, bq, bound)
+			return err
+		})
+	} else if names != nil && a.valuesAtMost(maxRowValues) {
 		// The rows' numeric values come back as they are, a few
 		// serialised arrays per bucket, and are binned and sampled here:
 		// the same counts, bins and samples as binnedSQL's GROUP BY
@@ -766,43 +772,10 @@ func (a *bucketAggregation) throughCache(ctx context.Context) (err error) {
 			return a.sortBins(bins)
 		})
 	} else if names != nil {
-		// Each row's sampled values sorted, their hashes with them, as
-		// read gets them.
-		sql := fmt.Sprintf("SELECT b, idx, bin, count(), countIf(%s), any(%s), "+
-			"CAST(arrayReduce('groupArrayState', arraySort((x, y) -> y, groupArrayIf(h, keep), groupArrayIf(v, keep))) AS String), "+
-			"CAST(arrayReduce('groupArrayState', arraySort(groupArrayIf(v, keep))) AS String) FROM %s GROUP BY b, idx, bin ORDER BY idx, b, bin",
-			r.outside, bound, r.from)
-		num := p.ref.numeric
 		g.Go(func() error {
-			rows, err := q.conn.Query(ctx, sql)
-			if err != nil {
-				return fmt.Errorf("aggregate bin partials of %s, %s: %w", q.model, a.what, err)
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var (
-					b          int64
-					idx, bin   uint32
-					n, outside uint64
-					u          float64
-					hb, vb     string
-				)
-				if err := rows.Scan(&b, &idx, &bin, &n, &outside, &u, &hb, &vb); err != nil {
-					return fmt.Errorf("aggregate bin partials of %s, %s: %w", q.model, a.what, err)
-				}
-				if idx < 1 || int(idx) > len(num) {
-					return fmt.Errorf("BUG: bin partial of %s for feature %d of %d", q.model, idx, len(num))
-				}
-				part, err := decodePart(b, num[idx-1].Feature, bin, n, outside, u, hb, vb)
-				if err != nil {
-					return fmt.Errorf("aggregate bin partials of %s: %w", q.model, err)
-				}
-				bins = append(bins, part)
-			}
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("aggregate bin partials of %s, %s: %w", q.model, a.what, err)
-			}
-			return nil
+			var err error
+			bins, err = a.serverBins(ctx, r, bound)
+			return err
 		})
 	}
 	g.Go(func() error {

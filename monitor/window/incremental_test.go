@@ -73,20 +73,26 @@ func sameSnapshot(t *testing.T, what string, full, inc *Snapshot) {
 // so with and without the BucketCache that keeps partials in memory, and
 // with the changed buckets found through the inferences_per_minute rollup
 // and by counting every bucket's rows (ScanBuckets); and, with the cache,
-// with the new buckets' values binned in the monitor (rowValuesSQL) and in
-// ClickHouse (the buckets over maxRowValues).
+// with the new buckets' values binned in the server and counted in the
+// monitor (codesSQL, the rows that are not canonical by the server's GROUP
+// BY), binned in the monitor (rowValuesSQL) and in ClickHouse (the buckets
+// over maxRowValues).
 func TestIncrementalMatchesFull(t *testing.T) {
 	for _, c := range []struct {
 		name      string
 		scan      bool
+		codes     bool // useCodes
 		rowValues int64
 		chunk     int // binChunkValues: 1 bins every bucket's rows in 3 chunks
-	}{{"rollup", false, maxRowValues, binChunkValues}, {"scan", true, maxRowValues, binChunkValues}, {"server-side bins", false, 0, binChunkValues},
-		{"rows binned in chunks", false, maxRowValues, 1}} {
+	}{{"rollup", false, true, maxRowValues, binChunkValues}, {"scan", true, true, maxRowValues, binChunkValues},
+		{"row values", false, false, maxRowValues, binChunkValues}, {"server-side bins", false, false, 0, binChunkValues},
+		{"codes counted in chunks", false, true, maxRowValues, 1}, {"rows binned in chunks", false, false, maxRowValues, 1}} {
 		t.Run(c.name, func(t *testing.T) {
-			was, wasChunk, wasWorkers := maxRowValues, binChunkValues, binWorkers
-			defer func() { ScanBuckets, maxRowValues, binChunkValues, binWorkers = false, was, wasChunk, wasWorkers }()
-			ScanBuckets, maxRowValues, binChunkValues = c.scan, c.rowValues, c.chunk
+			was, wasChunk, wasWorkers, wasCodes := maxRowValues, binChunkValues, binWorkers, useCodes
+			defer func() {
+				ScanBuckets, maxRowValues, binChunkValues, binWorkers, useCodes = false, was, wasChunk, wasWorkers, wasCodes
+			}()
+			ScanBuckets, maxRowValues, binChunkValues, useCodes = c.scan, c.rowValues, c.chunk, c.codes
 			if c.chunk == 1 {
 				binWorkers = 3
 			}
@@ -403,7 +409,7 @@ type dupBeforeUnmerged struct {
 }
 
 func (c *dupBeforeUnmerged) Query(ctx context.Context, sql string, args ...any) (driver.Rows, error) {
-	if strings.Contains(sql, "groupArrayState(h)") && strings.Contains(sql, "FROM inferences WHERE") {
+	if (strings.Contains(sql, "groupArrayState(h)") || strings.Contains(sql, "groupArrayArrayStateIf(codes")) && strings.Contains(sql, "FROM inferences WHERE") {
 		if c.unmerged.Add(1) == 1 && c.dup != "" {
 			if err := c.Conn.Exec(ctx, c.dup); err != nil {
 				return nil, err
@@ -418,6 +424,17 @@ func (c *dupBeforeUnmerged) Query(ctx context.Context, sql string, args ...any) 
 // under FINAL when a duplicate came in between (the snapshot is then the
 // full computation's, the duplicate collapsed).
 func TestUnmergedRowValues(t *testing.T) {
+	for _, codes := range []bool{true, false} {
+		t.Run(map[bool]string{true: "codes", false: "row values"}[codes], func(t *testing.T) {
+			was := useCodes
+			defer func() { useCodes = was }()
+			useCodes = codes
+			unmergedRowValues(t)
+		})
+	}
+}
+
+func unmergedRowValues(t *testing.T) {
 	conn := openDB(t)
 	ctx := context.Background()
 	t0 := time.Now().UTC().Truncate(time.Hour).Add(-6 * time.Hour)

@@ -142,36 +142,16 @@ func (a *bucketAggregation) binRows(b int64, hb, lb, ib, vb string, nb int) ([]p
 	if starts[len(lens)] != len(vs) || fstarts[len(lens)] != len(idx) {
 		return nil, 0, fmt.Errorf("BUG: bucket %d's rows hold %d of its %d values and %d of its %d features", b, starts[len(lens)], len(vs), fstarts[len(lens)], len(idx))
 	}
-	type cell struct {
-		n, outside uint64
-		vs, hs     []float64
-	}
-	type feature struct {
-		edges  []float64
-		lo, hi float64
-		bound  float64
-	}
-	fs := make([]feature, len(num))
-	for i, n := range num {
-		k := min(nb, len(n.Edges))
-		edges := make([]float64, k)
-		for j := range k {
-			edges[j] = sqlConstant(n.Edges[j])
-		}
-		fs[i] = feature{edges: edges, lo: sqlConstant(n.RefMin), hi: sqlConstant(n.RefMax), bound: a.bounds[bucketFeature{b, n.Feature}]}
-	}
+	fs := a.binFeatures(b, nb)
 	workers := runtime.GOMAXPROCS(0)
 	if binWorkers > 0 {
 		workers = binWorkers
 	}
 	chunks := max(1, min(workers, len(vs)/binChunkValues))
-	cells := make([][][]cell, chunks) // chunk → feature → bin
+	cells := make([][][]binCell, chunks) // chunk → feature → bin
 	bad := make([]error, chunks)
 	parallel(chunks, func(ci int) {
-		cs := make([][]cell, len(fs))
-		for i := range fs {
-			cs[i] = make([]cell, len(fs[i].edges)+1)
-		}
+		cs := newCells(fs)
 		cells[ci] = cs
 		from, to := len(lens)*ci/chunks, len(lens)*(ci+1)/chunks
 		for r := from; r < to; r++ {
@@ -190,14 +170,7 @@ func (a *bucketAggregation) binRows(b int64, hb, lb, ib, vb string, nb int) ([]p
 					return
 				}
 				f, v := &fs[i-1], vs[k]
-				// The edges compared without a branch: a value falls
-				// between them at random, and a branch on each
-				// comparison mispredicts (2.2x slower measured).
-				bin := 0
-				for _, e := range f.edges {
-					bin += b2i(v >= e)
-				}
-				c := &cs[i-1][bin]
+				c := &cs[i-1][f.bin(v)]
 				c.n++
 				if v < f.lo || v > f.hi {
 					c.outside++
@@ -212,6 +185,66 @@ func (a *bucketAggregation) binRows(b int64, hb, lb, ib, vb string, nb int) ([]p
 	if err := errors.Join(bad...); err != nil {
 		return nil, 0, err
 	}
+	return cellsToParts(b, num, fs, cells), len(hs), nil
+}
+
+// binFeature is what binning one feature's values of a bucket needs: the
+// reference's edges (Bins − 1 at most) and range as the statements carry
+// them (sqlConstant), and the bucket's sample bound.
+type binFeature struct {
+	edges  []float64
+	lo, hi float64
+	bound  float64
+}
+
+// binCell is one feature's values in one bin of a bucket: counted, those
+// outside the reference's range, and the sampled ones with their hashes.
+type binCell struct {
+	n, outside uint64
+	vs, hs     []float64
+}
+
+// bin is v's bin: the edges at or below it, compared without a branch (a
+// value falls between them at random, and a branch on each comparison
+// mispredicts: 2.2x slower measured).
+func (f *binFeature) bin(v float64) int {
+	bin := 0
+	for _, e := range f.edges {
+		bin += b2i(v >= e)
+	}
+	return bin
+}
+
+// binFeatures is the reference's numeric features as bucket b's values
+// are binned, nb edges at most.
+func (a *bucketAggregation) binFeatures(b int64, nb int) []binFeature {
+	num := a.p.ref.numeric
+	fs := make([]binFeature, len(num))
+	for i, n := range num {
+		k := min(nb, len(n.Edges))
+		edges := make([]float64, k)
+		for j := range k {
+			edges[j] = sqlConstant(n.Edges[j])
+		}
+		fs[i] = binFeature{edges: edges, lo: sqlConstant(n.RefMin), hi: sqlConstant(n.RefMax), bound: a.bounds[bucketFeature{b, n.Feature}]}
+	}
+	return fs
+}
+
+// newCells is one chunk's cells: feature → bin.
+func newCells(fs []binFeature) [][]binCell {
+	cs := make([][]binCell, len(fs))
+	for i := range fs {
+		cs[i] = make([]binCell, len(fs[i].edges)+1)
+	}
+	return cs
+}
+
+// cellsToParts merges the chunks' cells of bucket b (chunk → feature →
+// bin) into its partials, in binnedSQL's order within the bucket: by
+// feature, then bin, each bin's sampled values ascending (NaN last, as
+// arraySort) with their hashes.
+func cellsToParts(b int64, num []Numeric, fs []binFeature, cells [][][]binCell) []partRow {
 	perFeature := make([][]partRow, len(fs))
 	parallel(len(fs), func(i int) {
 		f := &fs[i]
@@ -237,7 +270,7 @@ func (a *bucketAggregation) binRows(b int64, hb, lb, ib, vb string, nb int) ([]p
 	for _, rs := range perFeature {
 		out = append(out, rs...)
 	}
-	return out, len(hs), nil
+	return out
 }
 
 // b2i is 1 for true; the compiler makes it a flag, not a branch.
@@ -285,7 +318,7 @@ func sortByValue(vs, hs []float64) {
 }
 
 // decodeUints decodes a serialised groupArray state of unsigned integers.
-func decodeUints[T uint16 | uint32](state string) ([]T, error) {
+func decodeUints[T uint8 | uint16 | uint32](state string) ([]T, error) {
 	var zero T
 	size := binary.Size(zero)
 	n, k := binary.Uvarint([]byte(state[:min(len(state), binary.MaxVarintLen64)]))
@@ -295,9 +328,12 @@ func decodeUints[T uint16 | uint32](state string) ([]T, error) {
 	out := make([]T, n)
 	for i := range out {
 		at := k + size*i
-		if size == 2 {
+		switch size {
+		case 1:
+			out[i] = T(state[at])
+		case 2:
 			out[i] = T(binary.LittleEndian.Uint16([]byte(state[at : at+2])))
-		} else {
+		default:
 			out[i] = T(binary.LittleEndian.Uint32([]byte(state[at : at+4])))
 		}
 	}

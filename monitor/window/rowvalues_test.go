@@ -15,7 +15,7 @@ import (
 
 // state serialises xs as ClickHouse's groupArray state: a varint count,
 // then the values little-endian.
-func state[T uint16 | uint32](xs ...T) string {
+func state[T uint8 | uint16 | uint32](xs ...T) string {
 	b := binary.AppendUvarint(nil, uint64(len(xs)))
 	for _, x := range xs {
 		b, _ = binary.Append(b, binary.LittleEndian, x)
@@ -24,6 +24,12 @@ func state[T uint16 | uint32](xs ...T) string {
 }
 
 func TestDecodeUints(t *testing.T) {
+	if got, err := decodeUints[uint8](state[uint8](0, 127, 128, 255)); err != nil || !reflect.DeepEqual(got, []uint8{0, 127, 128, 255}) {
+		t.Errorf("uint8: %v, %v", got, err)
+	}
+	if got, err := decodeUints[uint8](state[uint16](1, 2)); err == nil {
+		t.Errorf("uint16s as uint8: decoded %v, want an error", got)
+	}
 	if got, err := decodeUints[uint16](state[uint16](1, 2, 65535)); err != nil || !reflect.DeepEqual(got, []uint16{1, 2, 65535}) {
 		t.Errorf("uint16: %v, %v", got, err)
 	}
@@ -53,6 +59,9 @@ func FuzzDecodeUints(f *testing.F) {
 			t.Fatalf("%d values from %d bytes", len(xs), len(s))
 		}
 		_, _ = decodeUints[uint32](s)
+		if xs, err := decodeUints[uint8](s); err == nil && len(xs) >= len(s) {
+			t.Fatalf("%d bytes from a state of %d", len(xs), len(s))
+		}
 	})
 }
 
@@ -94,7 +103,20 @@ func TestCanonicalRows(t *testing.T) {
 	if _, score := canonicalFeatures([]Numeric{{Feature: "a"}}); score != 0 {
 		t.Errorf("canonicalFeatures without a score: score %d, want 0", score)
 	}
+	// Both ways that treat canonical rows apart: the codes, and the row
+	// values, each on a database of its own (the partials one way writes
+	// would be read by the other).
+	for _, codes := range []bool{true, false} {
+		t.Run(map[bool]string{true: "codes", false: "row values"}[codes], func(t *testing.T) {
+			was := useCodes
+			defer func() { useCodes = was }()
+			useCodes = codes
+			canonicalRows(t)
+		})
+	}
+}
 
+func canonicalRows(t *testing.T) {
 	conn := openDB(t)
 	ctx := context.Background()
 	t0 := time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour)
@@ -135,13 +157,12 @@ func TestCanonicalRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache := NewBucketCache()
-	inc, _, prog, err := ComputeIncremental(ctx, conn, "canon", ref, window, opts, pinned, time.Minute, cache)
+	inc, _, prog, err := ComputeIncremental(ctx, conn, "canon", ref, window, opts, pinned, time.Minute, NewBucketCache())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !prog.Incremental {
-		t.Fatalf("computed in full: %s", prog.Fallback)
+	if !prog.Incremental || prog.Aggregated < 6 {
+		t.Fatalf("incremental %v, %d buckets aggregated, want the 6 with rows at least (%s)", prog.Incremental, prog.Aggregated, prog.Fallback)
 	}
 	sameSnapshot(t, "canonical and other rows", full, inc)
 }
