@@ -29,9 +29,9 @@ import (
 // useCodes turns binCodes off (tests of the other ways set it false).
 var useCodes = true
 
-// maxCodes bounds one bucket's codes (its canonical rows times their
-// values) under groupArray's element limit (16,777,215): a busier bucket
-// is binned by the server's GROUP BY.
+// maxCodes bounds the codes of one statement (the buckets' canonical rows
+// times their values: one byte each), which also keeps every bucket's under
+// groupArray's element limit (16,777,215); more go another way.
 var maxCodes int64 = 16_000_000
 
 // codeLayout is where a canonical row's values go: its positions' features
@@ -59,19 +59,30 @@ func codesLayout(num []Numeric) (codeLayout, bool) {
 
 // codesApply says whether binCodes can bin a's buckets: canonical
 // features, bins that fit a code (a bin below 128, the out-of-range flag
-// 128), and buckets under maxCodes.
+// 128), at most maxCodes codes, and at most maxRowValues values of sampled
+// rows (all of them when the window keeps every value). After binnedSQL,
+// which sets the bounds.
 func (a *bucketAggregation) codesApply() bool {
 	num := a.p.ref.numeric
 	l, ok := codesLayout(num)
 	if !useCodes || !ok || a.p.q.opts.Bins-1 > 127 {
 		return false
 	}
+	var rows int64
 	for _, b := range a.withRows {
-		if int64(a.now[b].rows)*int64(len(l.feats)) > maxCodes {
-			return false
-		}
+		rows += int64(a.now[b].rows)
 	}
-	return true
+	codes := rows * int64(len(l.feats))
+	return codes <= maxCodes && float64(codes)*min(1, a.maxBound()) <= float64(maxRowValues)
+}
+
+// maxBound is the greatest sample bound of a's buckets and features.
+func (a *bucketAggregation) maxBound() float64 {
+	u := 0.0
+	for _, x := range a.bounds {
+		u = max(u, x)
+	}
+	return u
 }
 
 // codesSQL selects, per bucket b of bq's rows, its rows, its rows that are
@@ -155,10 +166,7 @@ func notCanonical(num []Numeric, l codeLayout) string {
 func (a *bucketAggregation) codeBins(ctx context.Context, bq *querier, bound string) ([]partRow, error) {
 	q, num := a.p.q, a.p.ref.numeric
 	l, _ := codesLayout(num)
-	maxBound := 0.0
-	for _, u := range a.bounds {
-		maxBound = max(maxBound, u)
-	}
+	maxBound := a.maxBound()
 	read := func(rq *querier) (map[int64][]partRow, map[int64][2]uint64, error) {
 		rows, err := q.conn.Query(ctx, codesSQL(rq, num, l, q.opts.Bins-1, maxBound))
 		if err != nil {
