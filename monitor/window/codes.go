@@ -167,6 +167,11 @@ func (a *bucketAggregation) codeBins(ctx context.Context, bq *querier, bound str
 	q, num := a.p.q, a.p.ref.numeric
 	l, _ := codesLayout(num)
 	maxBound := a.maxBound()
+	if len(codesSQL(bq, num, l, q.opts.Bins-1, maxBound)) > MaxQueryBytes {
+		// (The incremental path's guard on binsSQL keeps it shorter:
+		// TestCodesSQLFits.)
+		return a.serverBins(ctx, bq.binned(num, nil, nil, true, "h < "+bound), bound)
+	}
 	read := func(rq *querier) (map[int64][]partRow, map[int64][2]uint64, error) {
 		rows, err := q.conn.Query(ctx, codesSQL(rq, num, l, q.opts.Bins-1, maxBound))
 		if err != nil {

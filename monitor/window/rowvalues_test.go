@@ -166,3 +166,37 @@ func canonicalRows(t *testing.T) {
 	}
 	sameSnapshot(t, "canonical and other rows", full, inc)
 }
+
+// TestCodesSQLFits checks that the features the incremental path takes
+// (their binsSQL within MaxQueryBytes/2, the guard in StartIncremental)
+// give a codesSQL within MaxQueryBytes: many features with long names and
+// edges of 17 digits, grown until the guard refuses them.
+func TestCodesSQLFits(t *testing.T) {
+	for _, bins := range []int{DefaultBins, 128} {
+		opts := Options{Bins: bins, Samples: true}
+		opts.defaults()
+		q := &querier{model: "m", cur: Span{Start: time.Unix(0, 0), End: time.Unix(3600, 0)}, opts: opts, curOnly: true, bucketMs: 60000}
+		var num []Numeric
+		for i := 0; ; i++ {
+			n := Numeric{Feature: fmt.Sprintf("a_rather_long_feature_name_%04d", i), RefMin: -1.2345678901234567, RefMax: 9.876543210987654}
+			for j := range q.opts.Bins - 1 {
+				n.Edges = append(n.Edges, float64(j)+0.12345678901234567)
+			}
+			grown := append(append([]Numeric(nil), num...), n)
+			if len(q.binsSQL(grown)) > MaxQueryBytes/2 {
+				break
+			}
+			num = grown
+		}
+		num = append(num, Numeric{Feature: ScoreFeature, Edges: num[0].Edges})
+		l, ok := codesLayout(num)
+		if !ok {
+			t.Fatal("no canonical layout")
+		}
+		if n := len(codesSQL(q, num, l, q.opts.Bins-1, 0.5)); n > MaxQueryBytes {
+			t.Errorf("%d features the incremental path takes: codesSQL of %d bytes, over MaxQueryBytes (%d)", len(num), n, MaxQueryBytes)
+		} else {
+			t.Logf("%d features of %d edges: codesSQL %d bytes", len(num), q.opts.Bins-1, n)
+		}
+	}
+}
