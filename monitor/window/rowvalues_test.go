@@ -193,7 +193,7 @@ func TestCodesSQLFits(t *testing.T) {
 		if !ok {
 			t.Fatal("no canonical layout")
 		}
-		if n := len(codesSQL(q, num, l, q.opts.Bins-1, 0.5)); n > MaxQueryBytes {
+		if n := len(codesSQL(q, num, l, q.opts.Bins-1, 0.5)); !(n <= MaxQueryBytes) {
 			t.Errorf("%d features the incremental path takes: codesSQL of %d bytes, over MaxQueryBytes (%d)", len(num), n, MaxQueryBytes)
 		} else {
 			t.Logf("%d features of %d edges: codesSQL %d bytes", len(num), q.opts.Bins-1, n)
